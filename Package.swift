@@ -1,0 +1,96 @@
+// swift-tools-version: 6.2
+// shmwarden: a Linux host agent that captures executables dropped on tmpfs and answers Falco alerts.
+
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "shmwarden",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "shmwarden", targets: ["shmwarden"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // The only hand-written C: what Swift cannot call (variadic calls, macros, missing headers).
+        .target(name: "CWardenLinux"),
+        // libseccomp, Debian's libseccomp-dev; the sandbox issue builds on it.
+        .systemLibrary(
+            name: "CSeccomp",
+            pkgConfig: "libseccomp",
+            providers: [.apt(["libseccomp-dev"])]
+        ),
+        .target(
+            name: "WardenCore",
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "WardenLinux",
+            dependencies: [
+                "CWardenLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "WardenStore",
+            dependencies: [
+                "WardenCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "WardenSensors",
+            dependencies: [
+                "WardenCore", "WardenStore", "WardenLinux",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "WardenDaemon",
+            dependencies: [
+                "WardenCore", "WardenStore", "WardenSensors", "WardenLinux", "CSeccomp",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "shmwarden",
+            dependencies: [
+                "WardenDaemon", "WardenCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
+        .testTarget(name: "WardenLinuxTests", dependencies: ["WardenLinux", "CSeccomp"]),
+        .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenCore"]),
+        .testTarget(
+            name: "WardenSensorsTests",
+            dependencies: [
+                "WardenSensors", "WardenStore", "WardenCore", "WardenLinux", "WardenDaemon",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+    ]
+)

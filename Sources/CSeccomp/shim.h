@@ -1,0 +1,7 @@
+// CSeccomp: libseccomp (Debian's libseccomp-dev) as Swift sees it.
+#pragma once
+#include <seccomp.h>
+#include <linux/seccomp.h>
+
+// Function-like macros are not imported into Swift; these inline functions stand in for them.
+static inline uint32_t cseccomp_act_errno(uint16_t e) { return SCMP_ACT_ERRNO(e); }

@@ -1,0 +1,73 @@
+// CWardenLinux: see include/CWardenLinux.h for why each function is in C.
+#define _GNU_SOURCE
+#include "CWardenLinux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef RESOLVE_NO_MAGICLINKS
+#define RESOLVE_NO_MAGICLINKS 0x02
+#endif
+#ifndef RESOLVE_NO_SYMLINKS
+#define RESOLVE_NO_SYMLINKS 0x04
+#endif
+
+struct warden_open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+
+int warden_fstatfs_type(int fd, int64_t *type) {
+    struct statfs sfs;
+    if (fstatfs(fd, &sfs) != 0) return -1;
+    *type = (int64_t)sfs.f_type;
+    return 0;
+}
+
+int64_t warden_tmpfs_magic(void) { return (int64_t)TMPFS_MAGIC; }
+
+int warden_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+int warden_open_nosymlinks(int dirfd, const char *path, int flags) {
+    struct warden_open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)(flags | O_NOFOLLOW);
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    if (fd < 0 && errno == ENOSYS) {
+        return openat(dirfd, path, flags | O_NOFOLLOW);
+    }
+    return (int)fd;
+}
+
+long warden_raise_nofile_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    }
+    return (long)rl.rlim_cur;
+}
+
+long warden_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (!f) return -1;
+    long size = 0, resident = 0;
+    int n = fscanf(f, "%ld %ld", &size, &resident);
+    fclose(f);
+    if (n != 2) return -1;
+    return resident * sysconf(_SC_PAGESIZE);
+}

@@ -1,0 +1,149 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import GRDB
+import WardenCore
+
+extension EvidenceDatabase {
+    /// Applies `commands` in order, in one transaction.
+    ///
+    /// - Returns: the paths of the file records written, in order (the sensor's commit hook).
+    @discardableResult
+    public func apply(_ commands: [StoreCommand]) throws -> [PathBytes] {
+        try pool.write { db in
+            var written: [PathBytes] = []
+            for command in commands {
+                switch command {
+                case .record(let file, let blob):
+                    if let blob { try Self.upsert(blob, in: db) }
+                    try Self.upsert(file, in: db)
+                    written.append(file.path)
+                case .markDeleted(let path, let time):
+                    try db.cachedStatement(
+                        sql: "UPDATE file SET state = 'deleted', deletedAt = ? WHERE path = ? AND state = 'present'"
+                    ).execute(arguments: [time.nanosecondsSinceEpoch, Data(path.bytes)])
+                case .markSubtreeDeleted(let root, let time):
+                    let (low, high) = Self.subtreeRange(root)
+                    try db.cachedStatement(
+                        sql: """
+                            UPDATE file SET state = 'deleted', deletedAt = ?
+                            WHERE state = 'present' AND path > ? AND path < ?
+                            """
+                    ).execute(arguments: [time.nanosecondsSinceEpoch, Data(low), Data(high)])
+                case .reconcile(let root, let present, let time):
+                    try Self.reconcile(root: root, present: present, time: time, in: db)
+                case .sensorEvent(let event):
+                    try db.cachedStatement(
+                        sql: "INSERT INTO sensor_event (time, kind, mountPoint, detail) VALUES (?, ?, ?, ?)"
+                    ).execute(arguments: [
+                        event.time.nanosecondsSinceEpoch, event.kind.rawValue, event.mountPoint.map { Data($0.bytes) },
+                        event.detail,
+                    ])
+                }
+            }
+            return written
+        }
+    }
+
+    /// The byte range of paths strictly below `root`: `root/` up to (not including) `root0`
+    /// (`0` is the byte after `/`).
+    static func subtreeRange(_ root: PathBytes) -> ([UInt8], [UInt8]) {
+        var base = root.bytes
+        if base.last == UInt8(ascii: "/") { base.removeLast() }
+        return (base + [UInt8(ascii: "/")], base + [UInt8(ascii: "/") + 1])
+    }
+
+    static func upsert(_ blob: BlobRecord, in db: Database) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let elf = try blob.elf.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        let script = try blob.script.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO blob (sha256, size, kind, elf, script, evidencePath, firstSeen)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(sha256) DO UPDATE SET evidencePath = COALESCE(blob.evidencePath, excluded.evidencePath)
+                """
+        ).execute(arguments: [
+            blob.sha256, blob.size, blob.kind.rawValue, elf, script, blob.evidencePath,
+            blob.firstSeen.nanosecondsSinceEpoch,
+        ])
+    }
+
+    /// Records one observation. The same (path, device, inode, content) as a present row updates
+    /// that row; anything else at that path that was present is now gone from it (`deleted`) and
+    /// the new observation gets a row of its own.
+    static func upsert(_ file: FileRecord, in db: Database) throws {
+        let pathData = Data(file.path.bytes)
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql: "SELECT id, device, inode, sha256, hashStatus, size FROM file WHERE path = ? AND state = 'present'"),
+            arguments: [pathData])
+        var sameID: Int64?
+        for row in rows {
+            let id: Int64 = row["id"]
+            let device = UInt64(bitPattern: row["device"])
+            let inode = UInt64(bitPattern: row["inode"])
+            let sha: String? = row["sha256"]
+            let status: String = row["hashStatus"]
+            let size: Int64 = row["size"]
+            let same =
+                device == file.device && inode == file.inode && sha == file.sha256
+                && status == file.hashStatus.rawValue && (file.sha256 != nil || size == file.size)
+            if same && sameID == nil {
+                sameID = id
+            } else {
+                try db.cachedStatement(sql: "UPDATE file SET state = 'deleted', deletedAt = ? WHERE id = ?")
+                    .execute(arguments: [file.lastSeen.nanosecondsSinceEpoch, id])
+            }
+        }
+        if let sameID {
+            try db.cachedStatement(
+                sql: """
+                    UPDATE file SET size = ?, mode = ?, uid = ?, gid = ?, linkCount = ?, modified = ?, changed = ?,
+                        lastSeen = ?, kind = ?, reasons = ?
+                    WHERE id = ?
+                    """
+            ).execute(arguments: [
+                file.size, Int64(file.mode), Int64(file.uid), Int64(file.gid), Int64(bitPattern: file.linkCount),
+                file.modified.nanosecondsSinceEpoch, file.changed.nanosecondsSinceEpoch,
+                file.lastSeen.nanosecondsSinceEpoch, file.kind.rawValue, file.reasons.names.joined(separator: ","),
+                sameID,
+            ])
+            return
+        }
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO file (path, mountPoint, fileType, device, inode, size, mode, uid, gid, linkCount,
+                    modified, changed, firstSeen, lastSeen, deletedAt, state, kind, reasons, hashStatus, sha256,
+                    linkTarget)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            pathData, file.mountPoint.map { Data($0.bytes) }, file.fileType.rawValue,
+            Int64(bitPattern: file.device), Int64(bitPattern: file.inode), file.size, Int64(file.mode),
+            Int64(file.uid), Int64(file.gid), Int64(bitPattern: file.linkCount),
+            file.modified.nanosecondsSinceEpoch, file.changed.nanosecondsSinceEpoch,
+            file.firstSeen.nanosecondsSinceEpoch, file.lastSeen.nanosecondsSinceEpoch,
+            file.deletedAt?.nanosecondsSinceEpoch, file.state.rawValue, file.kind.rawValue,
+            file.reasons.names.joined(separator: ","), file.hashStatus.rawValue, file.sha256,
+            file.linkTarget.map { Data($0.bytes) },
+        ])
+    }
+
+    static func reconcile(root: PathBytes, present: Set<PathBytes>, time: Timestamp, in db: Database) throws {
+        let (low, high) = subtreeRange(root)
+        let rows = try Row.fetchAll(
+            db,
+            sql: "SELECT id, path FROM file WHERE state = 'present' AND ((path > ? AND path < ?) OR path = ?)",
+            arguments: [Data(low), Data(high), Data(root.bytes)])
+        for row in rows {
+            let path: Data = row["path"]
+            if !present.contains(PathBytes(Array(path))) {
+                try db.cachedStatement(sql: "UPDATE file SET state = 'deleted', deletedAt = ? WHERE id = ?")
+                    .execute(arguments: [time.nanosecondsSinceEpoch, row["id"] as Int64])
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import GRDB
+import WardenCore
+
+/// The SQLite database in the state directory: file observations, blobs and sensor events.
+///
+/// WAL mode (GRDB's `DatabasePool`), `synchronous=NORMAL` (a commit appends to the WAL without an
+/// fsync; the checkpoint syncs), migrations from version 1. The file and its WAL are mode 0600.
+public final class EvidenceDatabase: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        configuration.busyMode = .timeout(10)
+        let previousMask = umask(0o077)
+        defer { umask(previousMask) }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            chmod(path + suffix, 0o600)
+        }
+    }
+
+    /// Schema history. Never edit a shipped migration: add the next one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE blob (
+                        sha256 TEXT PRIMARY KEY NOT NULL,
+                        size INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        elf TEXT,
+                        script TEXT,
+                        evidencePath TEXT,
+                        firstSeen INTEGER NOT NULL
+                    );
+                    CREATE TABLE file (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        path BLOB NOT NULL,
+                        mountPoint BLOB,
+                        fileType TEXT NOT NULL,
+                        device INTEGER NOT NULL,
+                        inode INTEGER NOT NULL,
+                        size INTEGER NOT NULL,
+                        mode INTEGER NOT NULL,
+                        uid INTEGER NOT NULL,
+                        gid INTEGER NOT NULL,
+                        linkCount INTEGER NOT NULL,
+                        modified INTEGER NOT NULL,
+                        changed INTEGER NOT NULL,
+                        firstSeen INTEGER NOT NULL,
+                        lastSeen INTEGER NOT NULL,
+                        deletedAt INTEGER,
+                        state TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        reasons TEXT NOT NULL,
+                        hashStatus TEXT NOT NULL,
+                        sha256 TEXT REFERENCES blob(sha256),
+                        linkTarget BLOB
+                    );
+                    CREATE INDEX file_path ON file(path, state);
+                    CREATE INDEX file_sha256 ON file(sha256);
+                    CREATE INDEX file_inode ON file(device, inode);
+                    CREATE INDEX file_mount_state ON file(mountPoint, state);
+                    CREATE TABLE sensor_event (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        time INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        mountPoint BLOB,
+                        detail TEXT NOT NULL
+                    );
+                    """)
+        }
+        return migrator
+    }
+
+    /// The schema versions applied, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try pool.read { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    /// The journal mode in force (`wal` when all is well).
+    public func journalMode() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+}

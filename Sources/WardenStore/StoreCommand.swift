@@ -1,0 +1,64 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import WardenCore
+
+/// The content facts of one SHA-256: shared by every file observation with those bytes.
+public struct BlobRecord: Hashable, Sendable {
+    public var sha256: String
+    public var size: Int64
+    public var kind: FileKind
+    public var elf: ELFFacts?
+    public var script: ScriptFacts?
+    /// The content-addressed evidence copy, relative to nothing: an absolute path.
+    public var evidencePath: String?
+    public var firstSeen: Timestamp
+
+    public init(
+        sha256: String, size: Int64, kind: FileKind, elf: ELFFacts?, script: ScriptFacts?, evidencePath: String?,
+        firstSeen: Timestamp
+    ) {
+        self.sha256 = sha256
+        self.size = size
+        self.kind = kind
+        self.elf = elf
+        self.script = script
+        self.evidencePath = evidencePath
+        self.firstSeen = firstSeen
+    }
+}
+
+/// A sensor-level happening worth keeping: overflows, rescans, watch-limit fallbacks, mounts.
+public struct SensorEvent: Hashable, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case overflow, rescan, watchLimit, mountAdded, mountRemoved, pinEvicted
+    }
+
+    public var time: Timestamp
+    public var kind: Kind
+    public var mountPoint: PathBytes?
+    public var detail: String
+
+    public init(time: Timestamp, kind: Kind, mountPoint: PathBytes?, detail: String) {
+        self.time = time
+        self.kind = kind
+        self.mountPoint = mountPoint
+        self.detail = detail
+    }
+}
+
+/// One change to the store. The sensor sends them in the order it saw things happen, and the
+/// writer applies each batch in one transaction, in that order.
+public enum StoreCommand: Sendable {
+    /// An observed file (and its blob when it was hashed).
+    case record(FileRecord, BlobRecord?)
+    /// The name is gone (unlinked or moved away): its present observation becomes `deleted`.
+    case markDeleted(PathBytes, at: Timestamp)
+    /// A directory is gone: every present observation below it becomes `deleted`.
+    case markSubtreeDeleted(PathBytes, at: Timestamp)
+    /// A rescan of `root` found exactly `present` there: any other present observation below
+    /// `root` is `deleted`.
+    case reconcile(root: PathBytes, present: Set<PathBytes>, at: Timestamp)
+    /// A sensor event for the log table.
+    case sensorEvent(SensorEvent)
+}
