@@ -68,13 +68,14 @@ let package = Package(
                 "WardenCore", "WardenStore", "WardenSensors", "WardenLinux", "CSeccomp",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "shmwarden",
             dependencies: [
-                "WardenDaemon", "WardenCore",
+                "WardenDaemon", "WardenCore", "WardenSensors", "WardenStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -126,7 +126,7 @@ public enum MountTable {
 
     /// Parses the current `/proc/self/mountinfo`.
     public static func read() throws -> [MountInfoEntry] {
-        let fd = try sys_open(path, flags: O_RDONLY)
+        let fd = try sys_open(path, flags: O_RDONLY, followingSymlinks: true)
         defer { sys_close(fd) }
         return try MountInfoParser.parse(try readAll(fd))
     }

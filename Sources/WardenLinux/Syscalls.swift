@@ -47,13 +47,14 @@ func withCPath<T>(_ path: [UInt8], _ body: (UnsafePointer<CChar>) throws(SystemC
 // MARK: - Files
 
 /// Opens `path` refusing symlinks on every component (openat2 `RESOLVE_NO_SYMLINKS`), always
-/// `O_CLOEXEC`.
-public func sys_open(_ path: [UInt8], flags: Int32, relativeTo directory: FileDescriptor? = nil)
+/// `O_CLOEXEC`. Pass `followingSymlinks` only for trusted kernel paths such as `/proc/self/…`.
+public func sys_open(_ path: [UInt8], flags: Int32, followingSymlinks: Bool = false)
     throws(SystemCallError) -> FileDescriptor
 {
     try withCPath(path) { (cPath) throws(SystemCallError) -> FileDescriptor in
-        let fd = try retryingInterrupts("openat2", path: path) {
-            warden_open_nosymlinks(directory?.rawValue ?? AT_FDCWD, cPath, flags | O_CLOEXEC)
+        let fd = try retryingInterrupts(followingSymlinks ? "open" : "openat2", path: path) {
+            followingSymlinks
+                ? Glibc.open(cPath, flags | O_CLOEXEC) : warden_open_nosymlinks(AT_FDCWD, cPath, flags | O_CLOEXEC)
         }
         return FileDescriptor(rawValue: fd)
     }

@@ -93,7 +93,10 @@ extension EvidenceDatabase {
                 && status == file.hashStatus.rawValue && (file.sha256 != nil || size == file.size)
             if same && sameID == nil {
                 sameID = id
-            } else {
+            } else if file.state == .present {
+                // Only a file that is at this path now displaces what was recorded there; an
+                // observation of an already-unlinked inode (captured from a pinned descriptor)
+                // says nothing about the path's current content.
                 try db.cachedStatement(sql: "UPDATE file SET state = 'deleted', deletedAt = ? WHERE id = ?")
                     .execute(arguments: [file.lastSeen.nanosecondsSinceEpoch, id])
             }

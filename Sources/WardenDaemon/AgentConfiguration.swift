@@ -1,0 +1,54 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import WardenCore
+import WardenSensors
+
+/// Everything `run` and `scan` take from the command line, resolved.
+public struct AgentConfiguration: Sendable {
+    public var stateDirectory: StateDirectory
+    public var watchPaths: [String]
+    public var discovery: TmpfsDiscovery
+    public var hashSizeCap: Int64
+    public var maxPinnedFiles: Int
+    /// Benchmarks only: append `<monotonic ns>\t<path>` per committed file record to this file.
+    public var commitLogPath: String?
+
+    public init(
+        stateDirectory: StateDirectory, watchPaths: [String] = [], discovery: TmpfsDiscovery = .all,
+        hashSizeCap: Int64 = 256 * 1024 * 1024, maxPinnedFiles: Int = 4096, commitLogPath: String? = nil
+    ) {
+        self.stateDirectory = stateDirectory
+        self.watchPaths = watchPaths
+        self.discovery = discovery
+        self.hashSizeCap = hashSizeCap
+        self.maxPinnedFiles = maxPinnedFiles
+        self.commitLogPath = commitLogPath
+    }
+
+    /// The sensor's view of this configuration. The state directory is never watched, even if
+    /// it sits on a tmpfs: evidence copies must not be captured as new drops.
+    public var sensorConfiguration: SensorConfiguration {
+        SensorConfiguration(
+            evidenceDirectory: PathBytes(stateDirectory.evidencePath),
+            discovery: discovery,
+            watchPaths: watchPaths.map { PathBytes(Self.absolute($0)) },
+            excludedPaths: [PathBytes(stateDirectory.path)],
+            hashSizeCap: hashSizeCap,
+            maxPinnedFiles: maxPinnedFiles
+        )
+    }
+
+    static func absolute(_ path: String) -> String {
+        var text = path
+        while text.count > 1 && text.hasSuffix("/") { text.removeLast() }
+        if text.hasPrefix("/") { return text }
+        return (FileManagerCurrentDirectory.path + "/" + text)
+    }
+}
+
+import Foundation
+
+enum FileManagerCurrentDirectory {
+    static var path: String { FileManager.default.currentDirectoryPath }
+}

@@ -1,0 +1,100 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Crypto
+import SystemPackage
+import WardenCore
+import WardenLinux
+
+/// What hashing one descriptor gave.
+public struct HashResult: Sendable {
+    /// Lowercase hex; nil when the file was too large or unreadable.
+    public var sha256: String?
+    public var status: HashStatus
+    /// The file's status as of the end of the last attempt.
+    public var fileStatus: FileStatus
+    /// How many passes it took (more than one when the file changed under us).
+    public var attempts: Int
+}
+
+/// Streams SHA-256 (swift-crypto, SHA-NI where the CPU has it) from a descriptor, with one
+/// reused buffer, by `pread` so the descriptor's offset is never moved.
+///
+/// A file that changes while it is hashed (size, mtime or ctime differ before and after) is
+/// hashed again, up to `maxAttempts`; then it is `unstable`.
+///
+/// - Important: Not thread-safe (it owns its buffer); give each thread its own.
+public final class FileHasher {
+    private let buffer: UnsafeMutableRawBufferPointer
+    public let maxAttempts: Int
+
+    public init(bufferSize: Int = 1 << 20, maxAttempts: Int = 3) {
+        buffer = .allocate(byteCount: bufferSize, alignment: 4096)
+        self.maxAttempts = max(1, maxAttempts)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Hashes `fd` if it is at most `sizeCap` bytes.
+    public func hash(_ fd: FileDescriptor, sizeCap: Int64) throws(SystemCallError) -> HashResult {
+        var before = try sys_fstat(fd)
+        var digest = ""
+        for attempt in 1...maxAttempts {
+            if before.size > sizeCap {
+                return HashResult(sha256: nil, status: .tooLarge, fileStatus: before, attempts: attempt)
+            }
+            digest = try digestOf(fd)
+            let after = try sys_fstat(fd)
+            if after.contentVersion == before.contentVersion {
+                return HashResult(sha256: digest, status: .ok, fileStatus: after, attempts: attempt)
+            }
+            before = after
+        }
+        return HashResult(sha256: digest, status: .unstable, fileStatus: before, attempts: maxAttempts)
+    }
+
+    /// The SHA-256 of everything `fd` holds from offset 0 to end of file, as lowercase hex.
+    public func digestOf(_ fd: FileDescriptor) throws(SystemCallError) -> String {
+        var hasher = SHA256()
+        var offset: Int64 = 0
+        while true {
+            let count = try sys_pread(fd, into: buffer, at: offset)
+            if count == 0 { break }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            offset += Int64(count)
+        }
+        return Self.hex(hasher.finalize())
+    }
+
+    static func hex(_ digest: SHA256.Digest) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for byte in digest {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xf)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// `ByteSource` over a descriptor, by `pread`: what the content classifier reads through.
+struct DescriptorByteSource: ByteSource {
+    let fd: FileDescriptor
+
+    func bytes(at offset: UInt64, count: Int) -> [UInt8]? {
+        guard count > 0, offset <= UInt64(Int64.max) else { return [] }
+        var out = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let got = out.withUnsafeMutableBytes { raw -> Int? in
+                try? sys_pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]), at: Int64(offset) + Int64(filled))
+            }
+            guard let got else { return nil }
+            if got == 0 { break }
+            filled += got
+        }
+        out.removeLast(count - filled)
+        return out
+    }
+}

@@ -1,0 +1,46 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Logging
+import WardenCore
+import WardenLinux
+import WardenStore
+
+/// What one `scan` pass found.
+public struct ScanSummary: Encodable, Sendable {
+    /// The roots walked (tmpfs mount points and `--watch` paths).
+    public var roots: [String]
+    /// Entries examined (regular files and special files; directories not counted).
+    public var entriesExamined: Int
+    /// Executables and special files recorded in this pass.
+    public var files: [FileRecord]
+}
+
+/// One pass over what is on the watched roots now, through the same capture pipeline as `run`.
+public enum Scanner {
+    public static func scan(
+        configuration: SensorConfiguration, database: EvidenceDatabase, logger: Logger,
+        metrics: SensorMetrics = SensorMetrics()
+    ) throws -> ScanSummary {
+        let mounts = try MountTable.read()
+        let roots = WatchRoots.wanted(configuration: configuration, mounts: mounts, logger: logger)
+        var commands: [StoreCommand] = []
+        var recorded: [FileRecord] = []
+        let processor = CaptureProcessor(
+            configuration: configuration, vault: try EvidenceVault(root: configuration.evidenceDirectory),
+            metrics: metrics, logger: logger, now: SensorService.wallClock,
+            emit: { command in
+                if case .record(let file, _) = command { recorded.append(file) }
+                commands.append(command)
+            })
+        var examined = 0
+        for (root, facts) in roots.sorted(by: { $0.key < $1.key }) {
+            let files = DirectoryWalker.walk(root, device: facts.device, excluded: configuration.excludedPaths)
+            examined += files.count
+            processor.process(.rescan(root: root, files: files, reconcile: true))
+            try database.apply(commands)
+            commands.removeAll()
+        }
+        return ScanSummary(roots: roots.keys.sorted().map(\.displayString), entriesExamined: examined, files: recorded)
+    }
+}

@@ -1,0 +1,57 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import WardenCore
+
+/// Which tmpfs mounts the sensor finds on its own in `/proc/self/mountinfo`.
+public enum TmpfsDiscovery: Hashable, Sendable {
+    /// None: only the explicit `watchPaths` (`--no-discover`).
+    case none
+    /// Every visible tmpfs mount.
+    case all
+    /// Only tmpfs mounts at or below this path (tests use it to stay inside their own tree).
+    case under(PathBytes)
+}
+
+/// Everything the sensor and capture pipeline need to know; built by the daemon from flags.
+public struct SensorConfiguration: Sendable {
+    /// `<state>/evidence`: content-addressed copies live below it.
+    public var evidenceDirectory: PathBytes
+    public var discovery: TmpfsDiscovery
+    /// Extra roots to watch (`--watch`), tmpfs or not.
+    public var watchPaths: [PathBytes]
+    /// Never watched or scanned (the state directory, should it sit on a tmpfs).
+    public var excludedPaths: [PathBytes]
+    /// Files above this size are recorded as `tooLarge`, not hashed.
+    public var hashSizeCap: Int64
+    /// How many files may be pinned open between create and close-write.
+    public var maxPinnedFiles: Int
+    /// Capacity of the reader → capture queue; a full queue turns into a rescan.
+    public var captureQueueCapacity: Int
+    /// How often a mount that could not be fully watched (inotify watch limit) is rescanned.
+    public var fallbackRescanIntervalMilliseconds: Int
+    /// How many times a file that changes while being hashed is hashed again.
+    public var maxHashAttempts: Int
+
+    public init(
+        evidenceDirectory: PathBytes,
+        discovery: TmpfsDiscovery = .all,
+        watchPaths: [PathBytes] = [],
+        excludedPaths: [PathBytes] = [],
+        hashSizeCap: Int64 = 256 * 1024 * 1024,
+        maxPinnedFiles: Int = 4096,
+        captureQueueCapacity: Int = 65_536,
+        fallbackRescanIntervalMilliseconds: Int = 5000,
+        maxHashAttempts: Int = 3
+    ) {
+        self.evidenceDirectory = evidenceDirectory
+        self.discovery = discovery
+        self.watchPaths = watchPaths
+        self.excludedPaths = excludedPaths
+        self.hashSizeCap = hashSizeCap
+        self.maxPinnedFiles = maxPinnedFiles
+        self.captureQueueCapacity = captureQueueCapacity
+        self.fallbackRescanIntervalMilliseconds = fallbackRescanIntervalMilliseconds
+        self.maxHashAttempts = maxHashAttempts
+    }
+}

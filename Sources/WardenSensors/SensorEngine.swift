@@ -1,0 +1,333 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Logging
+@preconcurrency import Glibc
+import SystemPackage
+import WardenCore
+import WardenLinux
+import WardenStore
+
+/// The inotify reader: one dedicated thread that watches every directory of every root, pins
+/// files as they are created, follows mounts as they come and go, and hands capture jobs on.
+///
+/// It never blocks on the capture thread for ordinary events: when the capture queue is full
+/// the job is dropped, counted, and its root rescanned (as for a kernel `IN_Q_OVERFLOW`), so no
+/// executable is silently lost.
+///
+/// - Important: Everything but `requestStop()` runs on the reader thread.
+final class SensorEngine {
+    /// One watched root: a tmpfs mount point or a `--watch` path.
+    struct Root {
+        var path: PathBytes
+        var device: UInt64
+        var discovered: Bool
+        /// The inotify watch limit was hit: rescanned every interval instead.
+        var degraded = false
+        var nextFallbackRescan: Int64 = 0
+    }
+
+    private let configuration: SensorConfiguration
+    private let metrics: SensorMetrics
+    private let logger: Logger
+    private let jobs: BlockingQueue<CaptureJob>
+    private let now: () -> Timestamp
+    private let inotify: Inotify
+    private let wakeup: FileDescriptor
+    private let mountInfo: FileDescriptor
+
+    private var roots: [PathBytes: Root] = [:]
+    private var watches: [Int32: (directory: PathBytes, root: PathBytes)] = [:]
+    private var watchByDirectory: [PathBytes: Int32] = [:]
+    private let pins: PinTable
+    private var pendingDirectoryMoves: [UInt32: PathBytes] = [:]
+    private var rescanNeeded: Set<PathBytes> = []
+
+    init(
+        configuration: SensorConfiguration, metrics: SensorMetrics, logger: Logger, jobs: BlockingQueue<CaptureJob>,
+        now: @escaping () -> Timestamp
+    ) throws {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        self.jobs = jobs
+        self.now = now
+        self.inotify = try Inotify()
+        self.wakeup = try sys_eventfd()
+        self.mountInfo = try sys_open(MountTable.path, flags: O_RDONLY, followingSymlinks: true)
+        self.pins = PinTable(capacity: configuration.maxPinnedFiles)
+    }
+
+    deinit {
+        sys_close(wakeup)
+        sys_close(mountInfo)
+    }
+
+    /// Asks the reader thread to stop; safe from any thread.
+    func requestStop() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { Glibc.write(wakeup.rawValue, $0.baseAddress, 8) }
+    }
+
+    /// The roots being watched now (for logs and tests).
+    var watchedRoots: [PathBytes] { roots.keys.sorted() }
+
+    /// Sets up the initial roots; then `ready` is called, and the thread serves events until stopped.
+    func run(ready: () -> Void) {
+        refreshRoots(initial: true)
+        ready()
+        var fds = [
+            pollfd(fd: inotify.descriptor.rawValue, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeup.rawValue, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: mountInfo.rawValue, events: Int16(POLLPRI), revents: 0),
+        ]
+        while true {
+            for index in fds.indices { fds[index].revents = 0 }
+            do {
+                _ = try sys_poll(&fds, timeout: pollTimeout())
+            } catch {
+                logger.error("poll failed", metadata: ["error": "\(error)"])
+                break
+            }
+            if fds[1].revents != 0 { break }
+            if fds[0].revents != 0 { drainInotify() }
+            if fds[2].revents & Int16(POLLPRI | POLLERR) != 0 { refreshRoots(initial: false) }
+            runDueFallbackRescans()
+        }
+        // Whatever is still pinned may never see its close-write: capture it as it is now.
+        for (path, pinned) in pins.takeAll() {
+            push(.file(path, root: root(for: path) ?? path, pinned: pinned))
+        }
+    }
+
+    // MARK: - Events
+
+    private func drainInotify() {
+        while true {
+            let records: [InotifyRecord]
+            do {
+                records = try inotify.readRecords()
+            } catch {
+                logger.error("inotify read failed", metadata: ["error": "\(error)"])
+                return
+            }
+            if records.isEmpty { break }
+            metrics.add(.inotifyEvents, records.count)
+            for record in records { handle(record) }
+        }
+        // A directory moved out of our tree has no matching IN_MOVED_TO: stop watching it.
+        for (_, path) in pendingDirectoryMoves { removeWatches(under: path) }
+        pendingDirectoryMoves.removeAll()
+        for root in rescanNeeded { rescan(root, reason: "overflow") }
+        rescanNeeded.removeAll()
+    }
+
+    private func handle(_ record: InotifyRecord) {
+        let mask = record.mask
+        if mask.contains(.queueOverflow) {
+            metrics.add(.kernelOverflows)
+            logger.warning("inotify queue overflowed; rescanning every root")
+            push(.event(SensorEvent(time: now(), kind: .overflow, mountPoint: nil, detail: "IN_Q_OVERFLOW")))
+            rescanNeeded.formUnion(roots.keys)
+            return
+        }
+        guard let (directory, root) = watches[record.watch] else { return }
+        if mask.contains(.ignored) {
+            watches.removeValue(forKey: record.watch)
+            if watchByDirectory[directory] == record.watch { watchByDirectory.removeValue(forKey: directory) }
+            return
+        }
+        if record.name.isEmpty { return }  // IN_DELETE_SELF, IN_MOVE_SELF, IN_UNMOUNT: IN_IGNORED follows.
+        let path = directory.appending(record.name)
+        if configuration.excludedPaths.contains(where: { path.isWithin($0) }) { return }
+
+        if mask.contains(.isDirectory) {
+            if mask.contains(.create) || mask.contains(.movedTo) {
+                if mask.contains(.movedTo), let old = pendingDirectoryMoves.removeValue(forKey: record.cookie) {
+                    removeWatches(under: old)
+                }
+                let files = DirectoryWalker.walk(path, device: roots[root]?.device ?? 0, excluded: configuration.excludedPaths) {
+                    addWatch($0, root: root)
+                }
+                if !files.isEmpty { push(.rescan(root: root, files: files, reconcile: false), orRescan: root) }
+            } else if mask.contains(.delete) {
+                removeWatches(under: path)
+                push(.subtreeDeleted(path), orRescan: root)
+            } else if mask.contains(.movedFrom) {
+                pendingDirectoryMoves[record.cookie] = path
+                push(.subtreeDeleted(path), orRescan: root)
+            }
+            return
+        }
+
+        if mask.contains(.create) {
+            pinOnCreate(path, root: root)
+        } else if mask.contains(.closeWrite) {
+            if let pinned = pins.take(path) {
+                push(.file(path, root: root, pinned: pinned), orRescan: root)
+            } else {
+                pinAndPush(path, root: root)
+            }
+        } else if mask.contains(.movedTo) {
+            pinAndPush(path, root: root)
+        } else if mask.contains(.attrib) {
+            // Still being written: its close-write will capture it, with the new mode.
+            if !pins.contains(path) { pinAndPush(path, root: root) }
+        } else if mask.contains(.delete) {
+            // A pin stays: the writer may still hold the file open, and its close-write will come.
+            push(.deleted(path), orRescan: root)
+        } else if mask.contains(.movedFrom) {
+            if let pinned = pins.take(path) { sys_close(pinned.descriptor) }
+            push(.deleted(path), orRescan: root)
+        }
+    }
+
+    private func pinOnCreate(_ path: PathBytes, root: PathBytes) {
+        switch FilePinner.pin(path) {
+        case .regular(let pinned):
+            metrics.add(.filesPinned)
+            for released in pins.insert(pinned, for: path) {
+                sys_close(released.descriptor)
+                metrics.add(.pinsEvicted)
+            }
+            // A hard link (or an O_TMPFILE linked in) arrives complete, with no close-write to follow.
+            if pinned.status.linkCount > 1, let held = pins.take(path) {
+                push(.file(path, root: root, pinned: held), orRescan: root)
+            }
+        case .special(let status):
+            push(.special(path, root: root, status: status), orRescan: root)
+        case .vanished:
+            metrics.add(.vanishedBeforeOpen)
+        case .failed(let error):
+            metrics.add(.captureErrors)
+            logger.warning("cannot pin file", metadata: ["file.path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    private func pinAndPush(_ path: PathBytes, root: PathBytes) {
+        switch FilePinner.pin(path) {
+        case .regular(let pinned):
+            push(.file(path, root: root, pinned: pinned), orRescan: root)
+        case .special(let status):
+            push(.special(path, root: root, status: status), orRescan: root)
+        case .vanished:
+            metrics.add(.vanishedBeforeOpen)
+        case .failed(let error):
+            metrics.add(.captureErrors)
+            logger.warning("cannot open file", metadata: ["file.path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// Offers `job` to the capture thread; when the queue is full, drops it (closing any pinned
+    /// descriptor), counts it, and schedules a rescan of `root`.
+    private func push(_ job: CaptureJob, orRescan root: PathBytes) {
+        if jobs.offer(job) { return }
+        if case .file(_, _, let pinned?) = job { sys_close(pinned.descriptor) }
+        metrics.add(.queueOverflows)
+        rescanNeeded.insert(root)
+    }
+
+    /// Pushes a job that must not be dropped (rescans, events), waiting for room.
+    private func push(_ job: CaptureJob) { jobs.put(job) }
+
+    // MARK: - Watches
+
+    private func addWatch(_ directory: PathBytes, root: PathBytes) {
+        do {
+            let wd = try inotify.addWatch(directory.bytes, mask: .sensorDirectory)
+            if watches[wd] == nil { metrics.add(.watchesAdded) }
+            if let previous = watches[wd]?.directory, previous != directory {
+                watchByDirectory.removeValue(forKey: previous)
+            }
+            watches[wd] = (directory, root)
+            watchByDirectory[directory] = wd
+        } catch {
+            if error.errno == .noSpace {
+                metrics.add(.watchLimitHits)
+                if roots[root]?.degraded == false {
+                    roots[root]?.degraded = true
+                    roots[root]?.nextFallbackRescan = sys_monotonicNanoseconds() + fallbackInterval
+                    logger.error(
+                        "inotify watch limit reached (fs.inotify.max_user_watches); falling back to periodic rescans",
+                        metadata: ["mount.point": "\(root)", "interval.ms": "\(configuration.fallbackRescanIntervalMilliseconds)"])
+                    push(.event(SensorEvent(
+                        time: now(), kind: .watchLimit, mountPoint: root,
+                        detail: "ENOSPC from inotify_add_watch on \(directory); rescanning every \(configuration.fallbackRescanIntervalMilliseconds) ms")))
+                }
+            } else if error.errno != .noSuchFileOrDirectory && error.errno != .notDirectory {
+                logger.warning("cannot watch directory", metadata: ["file.path": "\(directory)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func removeWatches(under path: PathBytes) {
+        for (directory, wd) in watchByDirectory where directory.isWithin(path) {
+            inotify.removeWatch(wd)
+            watchByDirectory.removeValue(forKey: directory)
+            watches.removeValue(forKey: wd)
+        }
+    }
+
+    private var fallbackInterval: Int64 { Int64(configuration.fallbackRescanIntervalMilliseconds) * 1_000_000 }
+
+    private func pollTimeout() -> Int32 {
+        let due = roots.values.filter(\.degraded).map(\.nextFallbackRescan).min()
+        guard let due else { return -1 }
+        return Int32(clamping: max(0, (due - sys_monotonicNanoseconds()) / 1_000_000 + 1))
+    }
+
+    private func runDueFallbackRescans() {
+        let clock = sys_monotonicNanoseconds()
+        for (path, root) in roots where root.degraded && root.nextFallbackRescan <= clock {
+            roots[path]?.nextFallbackRescan = clock + fallbackInterval
+            rescan(path, reason: "watch-limit fallback")
+        }
+    }
+
+    /// Re-walks `root` (adding any missing watches first) and captures everything on it.
+    private func rescan(_ root: PathBytes, reason: String) {
+        guard let state = roots[root] else { return }
+        metrics.add(.rescans)
+        logger.info("rescanning", metadata: ["mount.point": "\(root)", "reason": "\(reason)"])
+        let files = DirectoryWalker.walk(root, device: state.device, excluded: configuration.excludedPaths) {
+            addWatch($0, root: root)
+        }
+        push(.event(SensorEvent(time: now(), kind: .rescan, mountPoint: root, detail: "\(reason): \(files.count) entries")))
+        push(.rescan(root: root, files: files, reconcile: true))
+    }
+
+    private func root(for path: PathBytes) -> PathBytes? {
+        roots.keys.filter { path.isWithin($0) }.max { $0.bytes.count < $1.bytes.count }
+    }
+
+    // MARK: - Mounts
+
+    /// Reads the mount table and brings the watched roots in line with it.
+    private func refreshRoots(initial: Bool) {
+        let wanted: [PathBytes: WatchRoots.Facts]
+        do {
+            // Reading the whole file also re-arms POLLPRI.
+            let entries = try MountInfoParser.parse(try MountTable.readAll(mountInfo))
+            wanted = WatchRoots.wanted(configuration: configuration, mounts: entries, logger: initial ? logger : nil)
+        } catch {
+            logger.error("cannot read /proc/self/mountinfo", metadata: ["error": "\(error)"])
+            return
+        }
+        for (path, root) in roots where wanted[path]?.device != root.device {
+            roots.removeValue(forKey: path)
+            removeWatches(under: path)
+            metrics.add(.mountsRemoved)
+            logger.notice("stopped watching", metadata: ["mount.point": "\(path)"])
+            push(.event(SensorEvent(time: now(), kind: .mountRemoved, mountPoint: path, detail: "unmounted")))
+            push(.subtreeDeleted(path))
+        }
+        for (path, facts) in wanted.sorted(by: { $0.key < $1.key }) where roots[path] == nil {
+            roots[path] = Root(path: path, device: facts.device, discovered: facts.discovered)
+            if !initial { metrics.add(.mountsAdded) }
+            logger.notice("watching", metadata: ["mount.point": "\(path)"])
+            push(.event(SensorEvent(
+                time: now(), kind: .mountAdded, mountPoint: path, detail: facts.discovered ? "tmpfs" : "--watch")))
+            rescan(path, reason: initial ? "start" : "new mount")
+        }
+    }
+}

@@ -1,0 +1,66 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Synchronization
+
+/// The sensor's counters: cheap locked integers the threads bump and `/metrics` (and tests) read.
+public final class SensorMetrics: Sendable {
+    public enum Counter: String, CaseIterable, Sendable {
+        /// inotify records decoded.
+        case inotifyEvents = "inotify_events"
+        /// Kernel `IN_Q_OVERFLOW` records.
+        case kernelOverflows = "kernel_overflows"
+        /// Our own capture queue refused a job (each becomes a rescan).
+        case queueOverflows = "queue_overflows"
+        /// Rescans of a whole root (overflow, new mount, watch-limit fallback).
+        case rescans
+        /// Directory watches added.
+        case watchesAdded = "watches_added"
+        /// `inotify_add_watch` failed with ENOSPC: the mount falls back to periodic rescans.
+        case watchLimitHits = "watch_limit_hits"
+        /// Files pinned open at create time.
+        case filesPinned = "files_pinned"
+        /// Pins released early because the pin table was full.
+        case pinsEvicted = "pins_evicted"
+        /// Files gone before we could open them.
+        case vanishedBeforeOpen = "vanished_before_open"
+        /// File observations sent to the store (executables and special files).
+        case filesRecorded = "files_recorded"
+        /// Executables among them.
+        case executablesRecorded = "executables_recorded"
+        /// Bytes hashed.
+        case bytesHashed = "bytes_hashed"
+        /// Files that changed while being hashed (each re-hashed).
+        case rehashes
+        /// New evidence copies written.
+        case evidenceCopies = "evidence_copies"
+        /// Evidence copy failures (the record is still kept, without an evidence path).
+        case evidenceFailures = "evidence_failures"
+        /// Capture failures other than a vanished file.
+        case captureErrors = "capture_errors"
+        /// Mounts that appeared / went away while running.
+        case mountsAdded = "mounts_added"
+        case mountsRemoved = "mounts_removed"
+    }
+
+    private let values: Mutex<[Int]>
+    private static let index: [Counter: Int] = Dictionary(
+        uniqueKeysWithValues: Counter.allCases.enumerated().map { ($1, $0) })
+
+    public init() {
+        values = Mutex([Int](repeating: 0, count: Counter.allCases.count))
+    }
+
+    public func add(_ counter: Counter, _ amount: Int = 1) {
+        let slot = Self.index[counter, default: 0]
+        values.withLock { $0[slot] += amount }
+    }
+
+    public subscript(_ counter: Counter) -> Int {
+        let slot = Self.index[counter, default: 0]
+        return values.withLock { $0[slot] }
+    }
+
+    /// Every counter with its value, in declaration order.
+    public var snapshot: [(Counter, Int)] { Counter.allCases.map { ($0, self[$0]) } }
+}

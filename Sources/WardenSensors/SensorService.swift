@@ -1,0 +1,108 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Logging
+import ServiceLifecycle
+import Synchronization
+import WardenCore
+import WardenLinux
+import WardenStore
+
+/// The tmpfs sensor as a service: the inotify reader thread and the capture thread.
+///
+/// On graceful shutdown the reader stops, hands over what it still had pinned, and the capture
+/// thread drains its queue into the store writer before `run()` returns.
+public final class SensorService: Service, Sendable {
+    public let metrics: SensorMetrics
+    private let configuration: SensorConfiguration
+    private let writer: StoreWriter
+    private let logger: Logger
+    private let jobs: BlockingQueue<CaptureJob>
+    private let readyHandlers = Mutex<(isReady: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let clock: @Sendable () -> Timestamp
+
+    public init(
+        configuration: SensorConfiguration, writer: StoreWriter, metrics: SensorMetrics = SensorMetrics(),
+        logger: Logger, clock: @escaping @Sendable () -> Timestamp = SensorService.wallClock
+    ) {
+        self.configuration = configuration
+        self.writer = writer
+        self.metrics = metrics
+        self.logger = logger
+        self.jobs = BlockingQueue(capacity: configuration.captureQueueCapacity)
+        self.clock = clock
+    }
+
+    /// The real-time clock as a `Timestamp`.
+    public static let wallClock: @Sendable () -> Timestamp = {
+        let now = sys_realtime()
+        return Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds)
+    }
+
+    /// Capture jobs waiting for the capture thread.
+    public var captureQueueDepth: Int { jobs.count }
+
+    /// Returns once every initial root is watched (tests and the daemon's log use it).
+    public func waitUntilReady() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = readyHandlers.withLock { state -> Bool in
+                if state.isReady { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    public func run() async throws {
+        let engine = try SensorEngine(
+            configuration: configuration, metrics: metrics, logger: logger, jobs: jobs, now: clock)
+        let processor = CaptureProcessor(
+            configuration: configuration,
+            vault: try EvidenceVault(root: configuration.evidenceDirectory),
+            metrics: metrics, logger: logger, now: clock, emit: { [writer] in writer.submit($0) })
+        let stopHandle = UncheckedBox(engine)
+        let processorHandle = UncheckedBox(processor)
+        let jobs = self.jobs
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await DedicatedThread.run(name: "shmwarden-capture") {
+                        while true {
+                            let batch = jobs.takeAll(limit: 256)
+                            if batch.isEmpty && jobs.isClosedAndEmpty { break }
+                            for job in batch { processorHandle.value.process(job) }
+                        }
+                    }
+                }
+                group.addTask { [self] in
+                    await DedicatedThread.run(name: "shmwarden-inotify") {
+                        stopHandle.value.run(ready: { self.markReady() })
+                        jobs.close()
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            stopHandle.value.requestStop()
+        }
+    }
+
+    private func markReady() {
+        let waiters = readyHandlers.withLock { state in
+            state.isReady = true
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// Hands a thread-confined object to the one thread that uses it.
+///
+/// - Important: `@unchecked Sendable` is sound here only because each box is used by exactly one
+///   thread after it is created (the engine's `requestStop` is the one cross-thread call, and it
+///   only writes to an eventfd).
+final class UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,81 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import WardenCore
+
+/// The one thread that writes to the database, with group commit.
+///
+/// It waits for the first command, then takes everything queued behind it (up to `batchLimit`)
+/// and applies it in one transaction. Under light load every file commits on its own within
+/// microseconds; under a burst, commands share transactions and the sensor never waits on a
+/// commit per file. Nothing handed to `submit` is dropped: `submit` waits for room when the
+/// queue is full, and `finish` commits what is queued before it returns.
+public final class StoreWriter: Sendable {
+    public typealias CommitObserver = @Sendable (_ written: [PathBytes], _ monotonicNanos: Int64) -> Void
+
+    private let database: EvidenceDatabase
+    private let queue: BlockingQueue<StoreCommand>
+    private let batchLimit: Int
+    private let observer: CommitObserver?
+    private let onError: @Sendable (any Error) -> Void
+    private let done = DispatchSemaphore(value: 0)
+    private let clock: @Sendable () -> Int64
+
+    public init(
+        database: EvidenceDatabase, capacity: Int = 65_536, batchLimit: Int = 4096,
+        clock: @escaping @Sendable () -> Int64, observer: CommitObserver? = nil,
+        onError: @escaping @Sendable (any Error) -> Void
+    ) {
+        self.database = database
+        self.queue = BlockingQueue(capacity: capacity)
+        self.batchLimit = batchLimit
+        self.observer = observer
+        self.onError = onError
+        self.clock = clock
+    }
+
+    /// Starts the writer thread.
+    public func start() {
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "shmwarden-store"
+        thread.start()
+    }
+
+    /// Queues `command` (waits for room when the queue is full; never drops).
+    public func submit(_ command: StoreCommand) { queue.put(command) }
+
+    /// Commands waiting to be committed.
+    public var depth: Int { queue.count }
+
+    /// Commits everything queued, then stops the thread.
+    public func finish() {
+        queue.close()
+        done.wait()
+    }
+
+    private func loop() {
+        while true {
+            let batch = queue.takeAll(limit: batchLimit)
+            if batch.isEmpty {
+                if queue.isClosedAndEmpty { break }
+                continue
+            }
+            var attempt = 0
+            while true {
+                do {
+                    let written = try database.apply(batch)
+                    observer?(written, clock())
+                    break
+                } catch {
+                    // A busy or failing disk: keep the batch and try again rather than lose it.
+                    onError(error)
+                    attempt += 1
+                    Thread.sleep(forTimeInterval: min(1.0, 0.01 * Double(attempt)))
+                    if attempt >= 50 { break }
+                }
+            }
+        }
+        done.signal()
+    }
+}
