@@ -66,7 +66,7 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
                 condition.wait()
             }
         }
-        let end = min(items.count, head + limit)
+        let end = limit >= items.count - head ? items.count : head + limit
         let taken = Array(items[head..<end])
         head = end
         if head == items.count {

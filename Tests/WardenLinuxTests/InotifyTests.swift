@@ -1,0 +1,57 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import CSeccomp
+import Foundation
+import Testing
+import WardenLinux
+
+@Suite struct InotifyRecordDecoderTests {
+    @Test func roundTripsRecordsWithPaddedNames() {
+        let records = [
+            InotifyRecord(watch: 1, mask: [.create], cookie: 0, name: Array("a".utf8)),
+            InotifyRecord(watch: 2, mask: [.movedFrom], cookie: 77, name: [0xff, 0x0a, 0x41, 0x42]),
+            InotifyRecord(watch: -1, mask: [.queueOverflow], cookie: 0, name: []),
+            InotifyRecord(watch: 3, mask: [.create, .isDirectory], cookie: 0, name: Array("dir".utf8)),
+        ]
+        let bytes = InotifyRecordDecoder.encode(records)
+        // 16-byte headers; names padded: "a" → 4, 4 bytes → 8, none → 0, "dir" → 4.
+        #expect(bytes.count == 16 * 4 + 4 + 8 + 0 + 4)
+        let decoded = bytes.withUnsafeBytes { InotifyRecordDecoder.decode($0) }
+        #expect(decoded == records)
+    }
+
+    @Test func stopsAtATruncatedRecord() {
+        var bytes = InotifyRecordDecoder.encode([
+            InotifyRecord(watch: 1, mask: [.closeWrite], cookie: 0, name: Array("complete".utf8)),
+            InotifyRecord(watch: 1, mask: [.closeWrite], cookie: 0, name: Array("cut-short".utf8)),
+        ])
+        bytes.removeLast(5)
+        let decoded = bytes.withUnsafeBytes { InotifyRecordDecoder.decode($0) }
+        #expect(decoded.map(\.name) == [Array("complete".utf8)])
+    }
+
+    @Test func readsRealKernelEvents() throws {
+        let directory = "/dev/shm/shmwarden-inotify-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let inotify = try Inotify()
+        let watch = try inotify.addWatch(Array(directory.utf8), mask: .sensorDirectory)
+        let name: [UInt8] = Array("drop".utf8) + [0xff, 0x0a]
+        let path = Array(directory.utf8) + [UInt8(ascii: "/")] + name
+        let fd = try sys_create(path, flags: O_WRONLY, permissions: 0o755)
+        try [UInt8](repeating: 1, count: 10).withUnsafeBytes { try sys_writeAll(fd, $0) }
+        sys_close(fd)
+        try sys_unlink(path)
+        let records = try inotify.readRecords()
+        #expect(records.allSatisfy { $0.watch == watch && $0.name == name })
+        #expect(records.map(\.mask) == [[.create], [.closeWrite], [.delete]])
+    }
+
+    @Test func libseccompIsLinked() throws {
+        let version = try #require(seccomp_version())
+        #expect(version.pointee.major == 2)
+        #expect(version.pointee.minor >= 5)
+        #expect(seccomp_syscall_resolve_name("ptrace") > 0)
+    }
+}
