@@ -234,7 +234,12 @@ public func sys_inotify_init1(flags: Int32) throws(SystemCallError) -> FileDescr
 public func sys_inotify_add_watch(_ fd: FileDescriptor, _ path: [UInt8], mask: UInt32)
     throws(SystemCallError) -> Int32
 {
-    try withCPath(path) { (cPath) throws(SystemCallError) -> Int32 in
+    #if DEBUG
+    if let injected = SyscallFaults.injectedError(for: "inotify_add_watch", path: path) {
+        throw SystemCallError(syscall: "inotify_add_watch", path: path, errno: injected)
+    }
+    #endif
+    return try withCPath(path) { (cPath) throws(SystemCallError) -> Int32 in
         try retryingInterrupts("inotify_add_watch", path: path) { inotify_add_watch(fd.rawValue, cPath, mask) }
     }
 }

@@ -16,7 +16,16 @@ extension EvidenceDatabase {
             for command in commands {
                 switch command {
                 case .record(let file, let blob):
-                    if let blob { try Self.upsert(blob, in: db) }
+                    if let blob {
+                        try Self.upsert(blob, in: db)
+                    } else if let sha = file.sha256 {
+                        // Keep the foreign key whole even when the caller had no blob facts.
+                        try Self.upsert(
+                            BlobRecord(
+                                sha256: sha, size: file.size, kind: file.kind, elf: file.elf, script: file.script,
+                                evidencePath: file.evidencePath, firstSeen: file.firstSeen),
+                            in: db)
+                    }
                     try Self.upsert(file, in: db)
                     written.append(file.path)
                 case .markDeleted(let path, let time):

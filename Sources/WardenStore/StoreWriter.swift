@@ -61,21 +61,39 @@ public final class StoreWriter: Sendable {
                 if queue.isClosedAndEmpty { break }
                 continue
             }
-            var attempt = 0
-            while true {
-                do {
-                    let written = try database.apply(batch)
-                    observer?(written, clock())
-                    break
-                } catch {
-                    // A busy or failing disk: keep the batch and try again rather than lose it.
-                    onError(error)
-                    attempt += 1
-                    Thread.sleep(forTimeInterval: min(1.0, 0.01 * Double(attempt)))
-                    if attempt >= 50 { break }
-                }
-            }
+            commit(batch)
         }
         done.signal()
     }
+
+    /// Commits `batch` in one transaction. If that fails, commits the commands one by one, so
+    /// one command the database refuses cannot take the others down with it; a command that
+    /// fails on its own is retried with back-off (a full or busy disk can recover) and reported.
+    private func commit(_ batch: [StoreCommand]) {
+        do {
+            let written = try database.apply(batch)
+            observer?(written, clock())
+            return
+        } catch {
+            onError(error)
+        }
+        for command in batch {
+            var attempt = 0
+            while true {
+                do {
+                    let written = try database.apply([command])
+                    observer?(written, clock())
+                    break
+                } catch {
+                    attempt += 1
+                    onError(error)
+                    if attempt >= Self.maxAttempts { break }
+                    Thread.sleep(forTimeInterval: min(1.0, 0.01 * Double(1 << min(attempt, 7))))
+                }
+            }
+        }
+    }
+
+    /// Attempts for one command before it is reported as lost (about 10 s of back-off).
+    static let maxAttempts = 16
 }

@@ -1,0 +1,179 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import Testing
+import WardenCore
+import WardenStore
+
+/// A fresh database file in its own directory, removed afterwards.
+struct TemporaryDatabase {
+    let directory: String
+    let database: EvidenceDatabase
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "shmwarden-store-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        database = try EvidenceDatabase(path: directory + "/shmwarden.sqlite")
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+func sampleRecord(
+    _ path: String, inode: UInt64 = 10, sha: String? = String(repeating: "ab", count: 32), at nanos: Int64 = 1_000,
+    state: FileState = .present
+) -> FileRecord {
+    FileRecord(
+        path: PathBytes(path), mountPoint: PathBytes("/dev/shm"), fileType: .regular, device: 42, inode: inode,
+        size: 100, mode: 0o100755, uid: 1000, gid: 1000, linkCount: state == .present ? 1 : 0,
+        modified: Timestamp(nanosecondsSinceEpoch: nanos), changed: Timestamp(nanosecondsSinceEpoch: nanos),
+        firstSeen: Timestamp(nanosecondsSinceEpoch: nanos), lastSeen: Timestamp(nanosecondsSinceEpoch: nanos),
+        deletedAt: state == .deleted ? Timestamp(nanosecondsSinceEpoch: nanos) : nil, state: state,
+        kind: .elf, reasons: [.execBit, .elf], hashStatus: sha == nil ? .tooLarge : .ok, sha256: sha)
+}
+
+func sampleBlob(_ sha: String) -> BlobRecord {
+    BlobRecord(
+        sha256: sha, size: 100, kind: .elf,
+        elf: ELFFacts(
+            bits: 64, endianness: "little", machine: "x86_64", type: "shared", interpreter: "/lib/ld.so",
+            isStatic: false, isStripped: true),
+        script: nil, evidencePath: "/state/evidence/sha256/\(sha.prefix(2))/\(sha)",
+        firstSeen: Timestamp(nanosecondsSinceEpoch: 1))
+}
+
+@Suite struct EvidenceDatabaseTests {
+    @Test func schemaIsMigratedInWALModeWithPrivateFiles() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        #expect(try temporary.database.appliedMigrations() == ["v1"])
+        #expect(try temporary.database.journalMode() == "wal")
+        try temporary.database.apply([.record(sampleRecord("/dev/shm/x"), nil)])
+        for suffix in ["", "-wal"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: temporary.database.path + suffix)
+            #expect((attributes[.posixPermissions] as? Int) == 0o600, "mode of shmwarden.sqlite\(suffix)")
+        }
+        // Reopening an existing database migrates nothing twice.
+        let again = try EvidenceDatabase(path: temporary.database.path)
+        #expect(try again.files().count == 1)
+    }
+
+    @Test func recordsRoundTripWithBlobFacts() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let sha = String(repeating: "cd", count: 32)
+        let odd = PathBytes(Array("/dev/shm/".utf8) + [0xff, 0x0a, 0x00 + 0x41])
+        var record = sampleRecord("/dev/shm/ignored", sha: sha)
+        record.path = odd
+        try temporary.database.apply([.record(record, sampleBlob(sha))])
+        let stored = try #require(try temporary.database.files().first)
+        #expect(stored.path == odd)
+        #expect(stored.sha256 == sha)
+        #expect(stored.elf?.interpreter == "/lib/ld.so")
+        #expect(stored.evidencePath == "/state/evidence/sha256/cd/\(sha)")
+        #expect(stored.reasons == [.execBit, .elf])
+        #expect(stored.mode == 0o100755 && stored.uid == 1000 && stored.device == 42)
+        #expect(try temporary.database.blob(sha256: sha)?.elf?.machine == "x86_64")
+    }
+
+    @Test func sameContentUpdatesNewContentReplaces() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let first = String(repeating: "11", count: 32)
+        let second = String(repeating: "22", count: 32)
+        try temporary.database.apply([.record(sampleRecord("/dev/shm/x", sha: first, at: 1), sampleBlob(first))])
+        var chmodded = sampleRecord("/dev/shm/x", sha: first, at: 2)
+        chmodded.mode = 0o100700
+        try temporary.database.apply([.record(chmodded, nil)])
+        var files = try temporary.database.files()
+        #expect(files.count == 1)
+        #expect(files[0].mode == 0o100700)
+        #expect(files[0].firstSeen.nanosecondsSinceEpoch == 1 && files[0].lastSeen.nanosecondsSinceEpoch == 2)
+
+        try temporary.database.apply([.record(sampleRecord("/dev/shm/x", sha: second, at: 3), sampleBlob(second))])
+        files = try temporary.database.files()
+        #expect(files.map(\.state) == [.deleted, .present])
+        #expect(files.map(\.sha256) == [first, second])
+        #expect(files[0].deletedAt?.nanosecondsSinceEpoch == 3)
+    }
+
+    @Test func anUnlinkedObservationDoesNotDisplaceThePresentFile() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let current = String(repeating: "33", count: 32)
+        let old = String(repeating: "44", count: 32)
+        try temporary.database.apply([
+            .record(sampleRecord("/dev/shm/x", inode: 2, sha: current), nil),
+            .record(sampleRecord("/dev/shm/x", inode: 1, sha: old, state: .deleted), nil),
+        ])
+        let files = try temporary.database.files()
+        #expect(files.map(\.state) == [.present, .deleted])
+    }
+
+    @Test func deletionsSubtreesAndReconcile() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let paths = ["/dev/shm/a", "/dev/shm/dir/b", "/dev/shm/dir/c", "/dev/shm/dirx/d", "/dev/shm/e", "/dev/shm/f"]
+        try temporary.database.apply(paths.enumerated().map { .record(sampleRecord($1, inode: UInt64($0)), nil) })
+        try temporary.database.apply([
+            .markDeleted(PathBytes("/dev/shm/a"), at: Timestamp(nanosecondsSinceEpoch: 5)),
+            .markSubtreeDeleted(PathBytes("/dev/shm/dir"), at: Timestamp(nanosecondsSinceEpoch: 6)),
+        ])
+        var state = Dictionary(uniqueKeysWithValues: try temporary.database.files().map { ($0.path.displayString, $0.state) })
+        #expect(state["/dev/shm/a"] == .deleted)
+        #expect(state["/dev/shm/dir/b"] == .deleted && state["/dev/shm/dir/c"] == .deleted)
+        #expect(state["/dev/shm/dirx/d"] == .present, "a sibling sharing the prefix is not below /dev/shm/dir")
+        try temporary.database.apply([
+            .reconcile(
+                root: PathBytes("/dev/shm"), present: [PathBytes("/dev/shm/e"), PathBytes("/dev/shm/dirx/d")],
+                at: Timestamp(nanosecondsSinceEpoch: 7))
+        ])
+        state = Dictionary(uniqueKeysWithValues: try temporary.database.files().map { ($0.path.displayString, $0.state) })
+        #expect(state["/dev/shm/e"] == .present && state["/dev/shm/dirx/d"] == .present)
+        #expect(state["/dev/shm/f"] == .deleted)
+    }
+
+    @Test func queriesBySHAPrefixPathAndGlob() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let shaA = "aaaa" + String(repeating: "0", count: 60)
+        let shaB = "bbbb" + String(repeating: "0", count: 60)
+        try temporary.database.apply([
+            .record(sampleRecord("/dev/shm/one", inode: 1, sha: shaA), nil),
+            .record(sampleRecord("/dev/shm/sub/two", inode: 2, sha: shaB), nil),
+            .record(sampleRecord("/run/user/0/three", inode: 3, sha: shaA), nil),
+        ])
+        let db = temporary.database
+        #expect(try db.files(FileQuery(sha256: shaA)).map(\.path.displayString) == ["/dev/shm/one", "/run/user/0/three"])
+        #expect(try db.files(FileQuery(sha256: "BBBB")).map(\.path.displayString) == ["/dev/shm/sub/two"])
+        #expect(try db.files(FileQuery(path: "/dev/shm/one")).count == 1)
+        #expect(try db.files(FileQuery(path: "/dev/shm/*")).map(\.path.displayString) == ["/dev/shm/one"])
+        #expect(try db.files(FileQuery(path: "/dev/shm/**")).count == 2)
+        #expect(try db.files(FileQuery(sha256: shaA, path: "/run/**")).count == 1)
+        #expect(try db.files(FileQuery(state: .deleted)).isEmpty)
+    }
+
+    @Test func sensorEventsAreKept() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        try temporary.database.apply([
+            .sensorEvent(SensorEvent(time: Timestamp(nanosecondsSinceEpoch: 9), kind: .overflow, mountPoint: nil, detail: "IN_Q_OVERFLOW")),
+            .sensorEvent(SensorEvent(time: Timestamp(nanosecondsSinceEpoch: 10), kind: .rescan, mountPoint: PathBytes("/dev/shm"), detail: "x")),
+        ])
+        #expect(try temporary.database.sensorEvents().map(\.kind) == [.overflow, .rescan])
+        #expect(try temporary.database.sensorEvents(kind: .rescan).first?.mountPoint == PathBytes("/dev/shm"))
+    }
+
+    @Test func writerCommitsEverythingSubmittedBeforeFinish() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let writer = StoreWriter(
+            database: temporary.database, capacity: 16, batchLimit: 64, clock: { 0 }, onError: { _ in })
+        writer.start()
+        for index in 0..<500 { writer.submit(.record(sampleRecord("/dev/shm/f\(index)", inode: UInt64(index)), nil)) }
+        writer.finish()
+        let count = try temporary.database.files().count
+        #expect(count == 500)
+    }
+}
