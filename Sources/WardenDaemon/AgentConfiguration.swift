@@ -1,6 +1,7 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+import Foundation
 import WardenCore
 import WardenSensors
 
@@ -11,13 +12,17 @@ public struct AgentConfiguration: Sendable {
     public var discovery: TmpfsDiscovery
     public var hashSizeCap: Int64
     public var maxPinnedFiles: Int
+    /// How often a mount the inotify watch limit left partly unwatched is rescanned.
+    public var fallbackRescanIntervalMilliseconds: Int
     /// Benchmarks only: append `<monotonic ns>\t<path>` per committed file record to this file.
     public var commitLogPath: String?
 
     public init(
         stateDirectory: StateDirectory, watchPaths: [String] = [], discovery: TmpfsDiscovery = .all,
-        hashSizeCap: Int64 = 256 * 1024 * 1024, maxPinnedFiles: Int = 4096, commitLogPath: String? = nil
+        hashSizeCap: Int64 = 256 * 1024 * 1024, maxPinnedFiles: Int = 4096,
+        fallbackRescanIntervalMilliseconds: Int = 5000, commitLogPath: String? = nil
     ) {
+        self.fallbackRescanIntervalMilliseconds = fallbackRescanIntervalMilliseconds
         self.stateDirectory = stateDirectory
         self.watchPaths = watchPaths
         self.discovery = discovery
@@ -35,7 +40,8 @@ public struct AgentConfiguration: Sendable {
             watchPaths: watchPaths.map { PathBytes(Self.absolute($0)) },
             excludedPaths: [PathBytes(stateDirectory.path)],
             hashSizeCap: hashSizeCap,
-            maxPinnedFiles: maxPinnedFiles
+            maxPinnedFiles: maxPinnedFiles,
+            fallbackRescanIntervalMilliseconds: fallbackRescanIntervalMilliseconds
         )
     }
 
@@ -43,12 +49,6 @@ public struct AgentConfiguration: Sendable {
         var text = path
         while text.count > 1 && text.hasSuffix("/") { text.removeLast() }
         if text.hasPrefix("/") { return text }
-        return (FileManagerCurrentDirectory.path + "/" + text)
+        return FileManager.default.currentDirectoryPath + "/" + text
     }
-}
-
-import Foundation
-
-enum FileManagerCurrentDirectory {
-    static var path: String { FileManager.default.currentDirectoryPath }
 }

@@ -11,6 +11,12 @@ import WardenStore
 /// The inotify reader: one dedicated thread that watches every directory of every root, pins
 /// files as they are created, follows mounts as they come and go, and hands capture jobs on.
 ///
+/// Next to each inotify watch it puts a fanotify mark (close-write and exec on the directory's
+/// children) when it runs with CAP_SYS_ADMIN. inotify only names a file, and a dropper that
+/// writes, closes and unlinks faster than we read the name leaves nothing to open; a fanotify
+/// event carries a descriptor the kernel opened at close or exec time, so those bytes are ours
+/// whatever the dropper does next.
+///
 /// It never blocks on the capture thread for ordinary events: when the capture queue is full
 /// the job is dropped, counted, and its root rescanned (as for a kernel `IN_Q_OVERFLOW`), so no
 /// executable is silently lost.
@@ -33,6 +39,14 @@ final class SensorEngine {
     private let jobs: BlockingQueue<CaptureJob>
     private let now: () -> Timestamp
     private let inotify: Inotify
+    /// nil without CAP_SYS_ADMIN: inotify alone then (create-time pins only).
+    private let fanotify: Fanotify?
+    private var fanotifyMarked: Set<PathBytes> = []
+    private var fanotifyMarkFailureLogged = false
+    /// Fanotify descriptors waiting in the capture queue are open files: past this many queued
+    /// jobs the reader leaves fanotify events in the kernel's queue until the capture thread
+    /// catches up (an overflow there becomes a rescan).
+    private let fanotifyBacklogLimit: Int
     private let wakeup: FileDescriptor
     private let mountInfo: FileDescriptor
 
@@ -53,6 +67,15 @@ final class SensorEngine {
         self.jobs = jobs
         self.now = now
         self.inotify = try Inotify()
+        do {
+            self.fanotify = try Fanotify()
+        } catch {
+            self.fanotify = nil
+            logger.notice(
+                "fanotify unavailable; files closed and unlinked faster than inotify is read can be missed",
+                metadata: ["error": "\(error)"])
+        }
+        self.fanotifyBacklogLimit = max(256, min(configuration.captureQueueCapacity / 2, 8192))
         self.wakeup = try sys_eventfd()
         self.mountInfo = try sys_open(MountTable.path, flags: O_RDONLY, followingSymlinks: true)
         self.pins = PinTable(capacity: configuration.maxPinnedFiles)
@@ -80,16 +103,27 @@ final class SensorEngine {
             pollfd(fd: inotify.descriptor.rawValue, events: Int16(POLLIN), revents: 0),
             pollfd(fd: wakeup.rawValue, events: Int16(POLLIN), revents: 0),
             pollfd(fd: mountInfo.rawValue, events: Int16(POLLPRI), revents: 0),
+            pollfd(fd: fanotify?.descriptor.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
         ]
         while true {
             for index in fds.indices { fds[index].revents = 0 }
+            let backlogged = jobs.count >= fanotifyBacklogLimit
+            // A negative fd is ignored by poll: that is how fanotify is paused while backlogged.
+            fds[3].fd = backlogged ? -1 : (fanotify?.descriptor.rawValue ?? -1)
             do {
-                _ = try sys_poll(&fds, timeout: pollTimeout())
+                _ = try sys_poll(&fds, timeout: backlogged ? 2 : pollTimeout())
             } catch {
                 logger.error("poll failed", metadata: ["error": "\(error)"])
                 break
             }
-            if fds[1].revents != 0 { break }
+            if fds[1].revents != 0 {
+                // Events already queued happened before the stop: take them in too.
+                drainFanotify()
+                drainInotify()
+                break
+            }
+            // fanotify first: its descriptors make the inotify pins for the same files redundant.
+            if fds[3].revents != 0 || (!backlogged && fanotify != nil && fds[0].revents != 0) { drainFanotify() }
             if fds[0].revents != 0 { drainInotify() }
             if fds[2].revents & Int16(POLLPRI | POLLERR) != 0 { refreshRoots(initial: false) }
             runDueFallbackRescans()
@@ -120,6 +154,53 @@ final class SensorEngine {
         pendingDirectoryMoves.removeAll()
         for root in rescanNeeded { rescan(root, reason: "overflow") }
         rescanNeeded.removeAll()
+    }
+
+    /// Turns fanotify events into capture jobs carrying the kernel's descriptors.
+    private func drainFanotify() {
+        guard let fanotify else { return }
+        while jobs.count < fanotifyBacklogLimit {
+            let events: [FanotifyEvent]
+            do {
+                events = try fanotify.readEvents()
+            } catch {
+                logger.error("fanotify read failed", metadata: ["error": "\(error)"])
+                return
+            }
+            if events.isEmpty { return }
+            metrics.add(.fanotifyEvents, events.count)
+            for event in events { handle(event) }
+        }
+    }
+
+    private func handle(_ event: FanotifyEvent) {
+        if event.mask.contains(.queueOverflow) {
+            metrics.add(.kernelOverflows)
+            logger.warning("fanotify queue overflowed; rescanning every root")
+            push(.event(SensorEvent(time: now(), kind: .overflow, mountPoint: nil, detail: "FAN_Q_OVERFLOW")))
+            rescanNeeded.formUnion(roots.keys)
+            return
+        }
+        guard let fd = event.descriptor else { return }
+        guard let status = try? sys_fstat(fd), status.isRegularFile,
+            let (bytes, _) = sys_descriptorPath(fd, linkCount: status.linkCount)
+        else {
+            sys_close(fd)
+            return
+        }
+        let path = PathBytes(bytes)
+        guard let root = root(for: path), !configuration.excludedPaths.contains(where: { path.isWithin($0) }) else {
+            sys_close(fd)
+            return
+        }
+        if let pinned = pins.take(path) {
+            if pinned.status.device == status.device && pinned.status.inode == status.inode {
+                sys_close(pinned.descriptor)
+            } else {
+                _ = pins.insert(pinned, for: path)
+            }
+        }
+        push(.file(path, root: root, pinned: PinnedFile(descriptor: fd, status: status)), orRescan: root)
     }
 
     private func handle(_ record: InotifyRecord) {
@@ -163,7 +244,10 @@ final class SensorEngine {
         if mask.contains(.create) {
             pinOnCreate(path, root: root)
         } else if mask.contains(.closeWrite) {
-            if let pinned = pins.take(path) {
+            if fanotifyMarked.contains(directory) {
+                // The fanotify event for this close carries its own descriptor.
+                if let pinned = pins.take(path) { sys_close(pinned.descriptor) }
+            } else if let pinned = pins.take(path) {
                 push(.file(path, root: root, pinned: pinned), orRescan: root)
             } else {
                 pinAndPush(path, root: root)
@@ -241,6 +325,7 @@ final class SensorEngine {
             }
             watches[wd] = (directory, root)
             watchByDirectory[directory] = wd
+            markForFanotify(directory)
         } catch {
             if error.errno == .noSpace {
                 metrics.add(.watchLimitHits)
@@ -260,7 +345,25 @@ final class SensorEngine {
         }
     }
 
+    private func markForFanotify(_ directory: PathBytes) {
+        guard let fanotify, !fanotifyMarked.contains(directory) else { return }
+        do {
+            try fanotify.markDirectory(directory.bytes, mask: [.closeWrite, .openExec])
+            fanotifyMarked.insert(directory)
+        } catch {
+            if !fanotifyMarkFailureLogged {
+                fanotifyMarkFailureLogged = true
+                logger.warning(
+                    "fanotify mark failed; this directory relies on inotify pins alone",
+                    metadata: ["file.path": "\(directory)", "error": "\(error)"])
+            }
+        }
+    }
+
     private func removeWatches(under path: PathBytes) {
+        // A directory's fanotify mark goes with its inode; events from a directory that left our
+        // tree are dropped by the root check in handle(_: FanotifyEvent).
+        fanotifyMarked = fanotifyMarked.filter { !$0.isWithin(path) }
         for (directory, wd) in watchByDirectory where directory.isWithin(path) {
             inotify.removeWatch(wd)
             watchByDirectory.removeValue(forKey: directory)

@@ -8,6 +8,8 @@ public final class SensorMetrics: Sendable {
     public enum Counter: String, CaseIterable, Sendable {
         /// inotify records decoded.
         case inotifyEvents = "inotify_events"
+        /// fanotify events (close-write and exec, each with a kernel-opened descriptor).
+        case fanotifyEvents = "fanotify_events"
         /// Kernel `IN_Q_OVERFLOW` records.
         case kernelOverflows = "kernel_overflows"
         /// Our own capture queue refused a job (each becomes a rescan).

@@ -1,0 +1,128 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import CWardenLinux
+@preconcurrency import Glibc
+import SystemPackage
+
+/// fanotify event bits. A struct, not an enum, so bits this code does not name survive.
+public struct FanotifyMask: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    private static let c = warden_fanotify_constants()
+    /// A file opened for writing was closed. The corresponding C constant is `FAN_CLOSE_WRITE`.
+    public static let closeWrite = FanotifyMask(rawValue: c.close_write)
+    /// A file was opened to be executed. The corresponding C constant is `FAN_OPEN_EXEC`.
+    public static let openExec = FanotifyMask(rawValue: c.open_exec)
+    /// Permission to execute is asked. The corresponding C constant is `FAN_OPEN_EXEC_PERM`.
+    public static let openExecPermission = FanotifyMask(rawValue: c.open_exec_perm)
+    /// Report events on a marked directory's children. The C constant is `FAN_EVENT_ON_CHILD`.
+    public static let eventOnChild = FanotifyMask(rawValue: c.event_on_child)
+    /// Events were lost. The corresponding C constant is `FAN_Q_OVERFLOW`.
+    public static let queueOverflow = FanotifyMask(rawValue: c.q_overflow)
+}
+
+/// One fanotify event in fd mode: the kernel opened the file for us when the event happened.
+public struct FanotifyEvent: Sendable {
+    public var mask: FanotifyMask
+    /// The file, opened by the kernel at event time; nil for queue-wide events (`FAN_NOFD`).
+    /// The receiver owns it and must close it.
+    public var descriptor: FileDescriptor?
+    /// The process that caused the event.
+    public var pid: Int32
+}
+
+/// Decodes the bytes of a fanotify `read(2)`: `struct fanotify_event_metadata` records
+/// (`event_len` u32, `vers` u8, reserved u8, `metadata_len` u16, `mask` u64, `fd` s32, `pid` s32),
+/// walked by `event_len`. Pure: tests feed it hand-built buffers.
+public enum FanotifyEventDecoder {
+    public static let metadataSize = 24
+    static let noDescriptor = warden_fanotify_constants().nofd
+    static let version = UInt8(truncatingIfNeeded: warden_fanotify_constants().metadata_version)
+
+    public struct Record: Hashable, Sendable {
+        public var mask: UInt64
+        public var fd: Int32
+        public var pid: Int32
+    }
+
+    /// Decodes every complete record; stops at a record whose version or length is wrong.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) -> [Record] {
+        var records: [Record] = []
+        var offset = 0
+        while offset + metadataSize <= bytes.count {
+            let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            let recordVersion = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt8.self)
+            guard length >= metadataSize, offset + length <= bytes.count, recordVersion == version else { break }
+            records.append(
+                Record(
+                    mask: bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self),
+                    fd: bytes.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self),
+                    pid: bytes.loadUnaligned(fromByteOffset: offset + 20, as: Int32.self)))
+            offset += length
+        }
+        return records
+    }
+}
+
+/// A notification-class fanotify group in fd mode: owns its descriptor, closes it on deinit.
+///
+/// Unlike inotify, each event carries a descriptor the kernel opened when the event happened, so
+/// a file that is closed and unlinked within microseconds is still readable by us.
+///
+/// - Important: Needs `CAP_SYS_ADMIN`. Not thread-safe: confine it to one reader thread.
+public final class Fanotify {
+    public let descriptor: FileDescriptor
+    private let buffer: UnsafeMutableRawBufferPointer
+    private static let c = warden_fanotify_constants()
+
+    /// `fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC)`.
+    public init() throws(SystemCallError) {
+        let fd = try retryingInterrupts("fanotify_init") {
+            warden_fanotify_init(Self.c.class_notif | Self.c.cloexec | Self.c.nonblock, Self.c.event_f_flags)
+        }
+        descriptor = FileDescriptor(rawValue: fd)
+        buffer = .allocate(byteCount: 64 * 1024, alignment: 8)
+    }
+
+    deinit {
+        sys_close(descriptor)
+        buffer.deallocate()
+    }
+
+    /// Marks the directory at `path` for `mask` on its children (`FAN_EVENT_ON_CHILD`).
+    public func markDirectory(_ path: [UInt8], mask: FanotifyMask) throws(SystemCallError) {
+        try withCPath(path) { (cPath) throws(SystemCallError) in
+            _ = try retryingInterrupts("fanotify_mark", path: path) {
+                warden_fanotify_mark(descriptor.rawValue, Self.c.mark_add, mask.union(.eventOnChild).rawValue, cPath)
+            }
+        }
+    }
+
+    /// Reads what is queued (never blocks); empty when nothing is.
+    public func readEvents() throws(SystemCallError) -> [FanotifyEvent] {
+        guard let count = try sys_read(descriptor, into: buffer), count > 0 else { return [] }
+        return FanotifyEventDecoder.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<count])).map { record in
+            FanotifyEvent(
+                mask: FanotifyMask(rawValue: record.mask),
+                descriptor: record.fd == FanotifyEventDecoder.noDescriptor || record.fd < 0
+                    ? nil : FileDescriptor(rawValue: record.fd),
+                pid: record.pid)
+        }
+    }
+}
+
+/// The path a descriptor refers to now (`/proc/self/fd/N`), and whether the file is unlinked.
+///
+/// The kernel appends ` (deleted)` to an unlinked file's path; that suffix is stripped only when
+/// `fstat` confirms the file has no links left, so a name that really ends in ` (deleted)` is kept.
+public func sys_descriptorPath(_ fd: FileDescriptor, linkCount: UInt64) -> (path: [UInt8], unlinked: Bool)? {
+    guard var target = try? sys_readlink(Array("/proc/self/fd/\(fd.rawValue)".utf8)) else { return nil }
+    let suffix = Array(" (deleted)".utf8)
+    if linkCount == 0, target.count > suffix.count, Array(target.suffix(suffix.count)) == suffix {
+        target.removeLast(suffix.count)
+        return (target, true)
+    }
+    return (target, linkCount == 0)
+}

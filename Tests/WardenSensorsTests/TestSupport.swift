@@ -1,0 +1,163 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Crypto
+import Foundation
+@preconcurrency import Glibc
+import Logging
+import ServiceLifecycle
+import Testing
+import WardenCore
+import WardenDaemon
+import WardenLinux
+import WardenSensors
+import WardenStore
+
+enum TestEnvironment {
+    /// Mounting tmpfs, sysctls and the overflow tests need root (CI runs as root).
+    static let isRoot = getuid() == 0
+}
+
+/// A private tmpfs for one test (root), or a plain directory under /dev/shm (not root), removed
+/// (and unmounted) by `remove()`.
+final class TestMount: Sendable {
+    let path: String
+    let isTmpfs: Bool
+
+    init(size: String = "64m") throws {
+        if TestEnvironment.isRoot {
+            path = "/tmp/shmwarden-test-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+            guard Glibc.mount("tmpfs", path, "tmpfs", 0, "size=\(size),mode=0755") == 0 else {
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EPERM)
+            }
+            isTmpfs = true
+        } else {
+            path = "/dev/shm/shmwarden-test-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+            isTmpfs = false
+        }
+    }
+
+    func remove() {
+        if isTmpfs { _ = umount2(path, Int32(MNT_DETACH)) }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    func child(_ name: String) -> String { path + "/" + name }
+}
+
+/// A state directory on disk (never on the watched tmpfs).
+func makeStateDirectory() -> String {
+    NSTemporaryDirectory() + "shmwarden-state-\(UUID().uuidString.prefix(8))"
+}
+
+let silentLogger = Logger(label: "shmwarden-tests", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// The agent's real services (store + sensor) in a real ServiceGroup, for one test.
+final class AgentHarness: Sendable {
+    let stateDirectory: String
+    let services: Agent.Services
+    private let group: ServiceGroup
+    private let runTask: Task<Void, any Error>
+
+    var database: EvidenceDatabase { services.database }
+    var metrics: SensorMetrics { services.sensor.metrics }
+
+    init(
+        watch: [String], discovery: TmpfsDiscovery = .none, hashSizeCap: Int64 = 256 << 20,
+        maxPinnedFiles: Int = 4096, fallbackRescanIntervalMilliseconds: Int = 5000
+    ) async throws {
+        stateDirectory = makeStateDirectory()
+        let configuration = AgentConfiguration(
+            stateDirectory: StateDirectory(flag: stateDirectory), watchPaths: watch, discovery: discovery,
+            hashSizeCap: hashSizeCap, maxPinnedFiles: maxPinnedFiles,
+            fallbackRescanIntervalMilliseconds: fallbackRescanIntervalMilliseconds)
+        services = try Agent.buildServices(configuration: configuration, logger: silentLogger)
+        group = ServiceGroup(
+            configuration: .init(
+                services: services.all.map { .init(service: $0) }, gracefulShutdownSignals: [],
+                logger: silentLogger))
+        let group = self.group
+        runTask = Task { try await group.run() }
+        await services.sensor.waitUntilReady()
+    }
+
+    /// Stops the group (graceful shutdown, store flushed) and removes the state directory.
+    func stop(keepState: Bool = false) async throws {
+        await group.triggerGracefulShutdown()
+        try await runTask.value
+        if !keepState { try? FileManager.default.removeItem(atPath: stateDirectory) }
+    }
+
+    /// Polls the database until `condition` holds for the records (10 s at most), and returns them.
+    @discardableResult
+    func waitForFiles(
+        timeout: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation,
+        _ condition: ([FileRecord]) -> Bool
+    ) async throws -> [FileRecord] {
+        let deadline = ContinuousClock.now + timeout
+        var records = try database.files()
+        while !condition(records) {
+            if ContinuousClock.now > deadline {
+                Issue.record("timed out; \(records.count) records: \(records.map(\.path.displayString).prefix(20))", sourceLocation: sourceLocation)
+                return records
+            }
+            try await Task.sleep(for: .milliseconds(20))
+            records = try database.files()
+        }
+        return records
+    }
+
+    /// Waits until `condition` holds for the sensor's metrics.
+    func waitForMetrics(timeout: Duration = .seconds(20), _ condition: (SensorMetrics) -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !condition(metrics) {
+            if ContinuousClock.now > deadline { return false }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+}
+
+/// Writes `bytes` to `path` the way a dropper does (open, write, close), returning its SHA-256.
+@discardableResult
+func drop(_ bytes: [UInt8], at path: [UInt8], mode: mode_t = 0o755) throws -> String {
+    let fd = try sys_create(path, flags: O_WRONLY, permissions: mode)
+    try bytes.withUnsafeBytes { try sys_writeAll(fd, $0) }
+    sys_close(fd)
+    return sha256Hex(bytes)
+}
+
+@discardableResult
+func drop(_ bytes: [UInt8], at path: String, mode: mode_t = 0o755) throws -> String {
+    try drop(bytes, at: Array(path.utf8), mode: mode)
+}
+
+func sha256Hex(_ bytes: [UInt8]) -> String {
+    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+}
+
+/// The bytes of a real ELF executable on this machine.
+let trueBinary: [UInt8] = Array(FileManager.default.contents(atPath: "/bin/true") ?? Data())
+
+/// Runs a program and returns (exit status, stdout).
+@discardableResult
+func runProcess(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+/// `sha256sum`'s answer for a file: an independent check of our hash.
+func sha256sum(_ path: String) throws -> String {
+    let (_, output) = try runProcess("/usr/bin/sha256sum", [path])
+    return String(output.prefix(64))
+}
