@@ -14,6 +14,8 @@ public struct AgentConfiguration: Sendable {
     public var maxPinnedFiles: Int
     /// How often a mount the inotify watch limit left partly unwatched is rescanned.
     public var fallbackRescanIntervalMilliseconds: Int
+    /// Pair inotify with fanotify marks (the default; tests turn it off to check inotify alone).
+    public var useFanotify = true
     /// Benchmarks only: append `<monotonic ns>\t<path>` per committed file record to this file.
     public var commitLogPath: String?
 
@@ -41,7 +43,8 @@ public struct AgentConfiguration: Sendable {
             excludedPaths: [PathBytes(stateDirectory.path)],
             hashSizeCap: hashSizeCap,
             maxPinnedFiles: maxPinnedFiles,
-            fallbackRescanIntervalMilliseconds: fallbackRescanIntervalMilliseconds
+            fallbackRescanIntervalMilliseconds: fallbackRescanIntervalMilliseconds,
+            useFanotify: useFanotify
         )
     }
 

@@ -32,6 +32,8 @@ public struct SensorConfiguration: Sendable {
     public var fallbackRescanIntervalMilliseconds: Int
     /// How many times a file that changes while being hashed is hashed again.
     public var maxHashAttempts: Int
+    /// Mark watched directories with fanotify too (needs CAP_SYS_ADMIN; falls back when refused).
+    public var useFanotify: Bool
 
     public init(
         evidenceDirectory: PathBytes,
@@ -42,8 +44,10 @@ public struct SensorConfiguration: Sendable {
         maxPinnedFiles: Int = 4096,
         captureQueueCapacity: Int = 65_536,
         fallbackRescanIntervalMilliseconds: Int = 5000,
-        maxHashAttempts: Int = 3
+        maxHashAttempts: Int = 3,
+        useFanotify: Bool = true
     ) {
+        self.useFanotify = useFanotify
         self.evidenceDirectory = evidenceDirectory
         self.discovery = discovery
         self.watchPaths = watchPaths

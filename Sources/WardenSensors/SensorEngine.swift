@@ -68,7 +68,7 @@ final class SensorEngine {
         self.now = now
         self.inotify = try Inotify()
         do {
-            self.fanotify = try Fanotify()
+            self.fanotify = configuration.useFanotify ? try Fanotify() : nil
         } catch {
             self.fanotify = nil
             logger.notice(

@@ -66,13 +66,14 @@ final class AgentHarness: Sendable {
 
     init(
         watch: [String], discovery: TmpfsDiscovery = .none, hashSizeCap: Int64 = 256 << 20,
-        maxPinnedFiles: Int = 4096, fallbackRescanIntervalMilliseconds: Int = 5000
+        maxPinnedFiles: Int = 4096, fallbackRescanIntervalMilliseconds: Int = 5000, useFanotify: Bool = true
     ) async throws {
         stateDirectory = makeStateDirectory()
-        let configuration = AgentConfiguration(
+        var configuration = AgentConfiguration(
             stateDirectory: StateDirectory(flag: stateDirectory), watchPaths: watch, discovery: discovery,
             hashSizeCap: hashSizeCap, maxPinnedFiles: maxPinnedFiles,
             fallbackRescanIntervalMilliseconds: fallbackRescanIntervalMilliseconds)
+        configuration.useFanotify = useFanotify
         services = try Agent.buildServices(configuration: configuration, logger: silentLogger)
         group = ServiceGroup(
             configuration: .init(
@@ -161,3 +162,7 @@ func sha256sum(_ path: String) throws -> String {
     let (_, output) = try runProcess("/usr/bin/sha256sum", [path])
     return String(output.prefix(64))
 }
+
+/// Every suite that starts an agent runs under this one, one test at a time: they share
+/// process-wide state (sysctls, fault rules, the mount table) and the machine's two cores.
+@Suite(.serialized) enum SensorIntegration {}

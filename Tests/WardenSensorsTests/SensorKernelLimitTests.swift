@@ -1,0 +1,149 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+@preconcurrency import Glibc
+import Testing
+import WardenCore
+import WardenDaemon
+import WardenLinux
+import WardenSensors
+import WardenStore
+
+/// Reads and writes a sysctl file, restoring the old value afterwards.
+struct SysctlOverride {
+    let path: String
+    let previous: String
+
+    init(_ path: String, _ value: String) throws {
+        self.path = path
+        previous = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try value.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    func restore() { try? previous.write(toFile: path, atomically: false, encoding: .utf8) }
+}
+
+extension SensorIntegration {
+
+    /// Overflow, mounts coming and going, the watch limit, and inotify on its own: the kernel edges.
+    @Suite(.serialized, .timeLimit(.minutes(3)))
+    struct SensorKernelLimitTests {
+        @Test(.enabled(if: TestEnvironment.isRoot, "needs root to lower fs.inotify.max_queued_events and mount tmpfs"))
+        func overflowRescansAndLosesNoExecutable() async throws {
+            let mount = try TestMount(size: "256m")
+            defer { mount.remove() }
+            // A queue limit applies to instances created after it is set: lower both, start, restore.
+            let inotifyLimit = try SysctlOverride("/proc/sys/fs/inotify/max_queued_events", "32")
+            let fanotifyLimit = try? SysctlOverride("/proc/sys/fs/fanotify/max_queued_events", "32")
+            let agent: AgentHarness
+            do {
+                agent = try await AgentHarness(watch: [mount.path])
+            } catch {
+                inotifyLimit.restore()
+                fanotifyLimit?.restore()
+                throw error
+            }
+            inotifyLimit.restore()
+            fanotifyLimit?.restore()
+
+            let count = 3000
+            var expected: [PathBytes: String] = [:]
+            for index in 0..<count {
+                let path = mount.child("burst-\(index).sh")
+                expected[PathBytes(path)] = try drop(Array("#!/bin/sh\n# burst \(index)\n".utf8), at: path)
+            }
+            let records = try await agent.waitForFiles(timeout: .seconds(60)) { records in
+                records.filter { $0.state == .present }.count >= count
+            }
+            let recorded = Dictionary(records.map { ($0.path, $0.sha256) }, uniquingKeysWith: { $1 })
+            let missing = expected.filter { recorded[$0.key] != $0.value }
+            #expect(missing.isEmpty, "\(missing.count) of \(count) executables missing or wrong")
+            #expect(agent.metrics[.kernelOverflows] + agent.metrics[.queueOverflows] >= 1, "the test did not overflow")
+            #expect(agent.metrics[.rescans] >= 2, "start plus at least one overflow rescan")
+            #expect(try !agent.database.sensorEvents(kind: .overflow).isEmpty)
+            try await agent.stop()
+        }
+
+        @Test(.enabled(if: TestEnvironment.isRoot, "needs root to mount tmpfs"))
+        func tmpfsMountedWhileRunningIsWatched() async throws {
+            let base = "/tmp/shmwarden-mounts-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: base + "/later", withIntermediateDirectories: true)
+            defer {
+                _ = umount2(base + "/later", Int32(MNT_DETACH))
+                try? FileManager.default.removeItem(atPath: base)
+            }
+            let agent = try await AgentHarness(watch: [], discovery: .under(PathBytes(base)))
+            #expect(Glibc.mount("tmpfs", base + "/later", "tmpfs", 0, "size=16m") == 0)
+            #expect(try await agent.waitForMetrics { $0[.mountsAdded] >= 1 }, "the new mount was not noticed")
+            let path = base + "/later/payload"
+            let sha = try drop(trueBinary, at: path)
+            let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+            let record = try #require(records.first { $0.path == PathBytes(path) })
+            #expect(record.sha256 == sha)
+            #expect(record.mountPoint == PathBytes(base + "/later"))
+            // Unmounting takes the file with it: the record says so.
+            #expect(umount2(base + "/later", Int32(MNT_DETACH)) == 0)
+            #expect(try await agent.waitForMetrics { $0[.mountsRemoved] >= 1 }, "the unmount was not noticed")
+            try await agent.waitForFiles { $0.first { $0.path == PathBytes(path) }?.state == .deleted }
+            #expect(try !agent.database.sensorEvents(kind: .mountAdded).isEmpty)
+            #expect(try !agent.database.sensorEvents(kind: .mountRemoved).isEmpty)
+            try await agent.stop()
+        }
+
+        @Test func watchLimitFallsBackToPeriodicRescans() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let limited = mount.child("limited")
+            try FileManager.default.createDirectory(atPath: limited, withIntermediateDirectories: false)
+            // The root's watch succeeds; every directory below it hits "ENOSPC" at the syscall seam.
+            SyscallFaults.fail("inotify_add_watch", under: Array((limited + "/").utf8), after: 0, with: .noSpace)
+            defer { SyscallFaults.clear(under: Array((limited + "/").utf8)) }
+            let agent = try await AgentHarness(
+                watch: [limited], fallbackRescanIntervalMilliseconds: 200, useFanotify: false)
+            try FileManager.default.createDirectory(atPath: limited + "/unwatched", withIntermediateDirectories: false)
+            #expect(try await agent.waitForMetrics { $0[.watchLimitHits] >= 1 })
+            let path = limited + "/unwatched/payload"
+            let sha = try drop(trueBinary, at: path)
+            let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+            #expect(records.first { $0.path == PathBytes(path) }?.sha256 == sha)
+            #expect(try !agent.database.sensorEvents(kind: .watchLimit).isEmpty)
+            try await agent.stop()
+        }
+
+        @Test func inotifyAloneStillPinsAtCreate() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(watch: [mount.path], useFanotify: false)
+            // Write, close, execute, delete: the pin taken at IN_CREATE keeps the bytes.
+            let path = mount.child("dropper")
+            let sha = try drop(trueBinary, at: path)
+            let (status, _) = try runProcess(path, [])
+            #expect(status == 0)
+            _ = unlink(path)
+            let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) && $0.state == .deleted } }
+            let record = try #require(records.first { $0.path == PathBytes(path) })
+            #expect(record.sha256 == sha)
+            #expect(agent.metrics[.fanotifyEvents] == 0)
+            #expect(agent.metrics[.filesPinned] >= 1)
+            try await agent.stop()
+        }
+
+        @Test(.enabled(if: TestEnvironment.isRoot, "fanotify needs CAP_SYS_ADMIN"))
+        func fanotifyCarriesTheDescriptorOfAnExecutedFile() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            // Placed before the agent starts: only the exec event can bring it in as a new event.
+            let path = mount.child("preexisting")
+            let sha = try drop(trueBinary + [5], at: path)
+            let agent = try await AgentHarness(watch: [mount.path])
+            try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+            let before = agent.metrics[.fanotifyEvents]
+            let (status, _) = try runProcess(path, [])
+            #expect(status == 0)
+            #expect(try await agent.waitForMetrics { $0[.fanotifyEvents] > before }, "no FAN_OPEN_EXEC event")
+            #expect(try agent.database.files(FileQuery(path: path)).first?.sha256 == sha)
+            try await agent.stop()
+        }
+    }
+}
