@@ -90,3 +90,12 @@ extension Agent {
         return try Scanner.scan(configuration: configuration.sensorConfiguration, database: database, logger: logger)
     }
 }
+
+extension Agent {
+    /// The SHA-256 of a file as the sensor computes it (no size cap), for benchmarks.
+    public static func sha256(ofFile path: String) throws -> String {
+        let fd = try sys_open(Array(path.utf8), flags: O_RDONLY)
+        defer { sys_close(fd) }
+        return try FileHasher().digestOf(fd)
+    }
+}

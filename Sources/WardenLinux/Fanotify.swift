@@ -38,6 +38,8 @@ public struct FanotifyEvent: Sendable {
 /// walked by `event_len`. Pure: tests feed it hand-built buffers.
 public enum FanotifyEventDecoder {
     public static let metadataSize = 24
+    /// FANOTIFY_METADATA_VERSION, as the headers we were built against say.
+    public static var metadataVersion: UInt8 { version }
     static let noDescriptor = warden_fanotify_constants().nofd
     static let version = UInt8(truncatingIfNeeded: warden_fanotify_constants().metadata_version)
 

@@ -47,10 +47,11 @@ final class CaptureProcessor {
         case .special(let path, let root, let status):
             recordSpecial(path, root: root, status: status)
         case .deleted(let path):
-            recorded.removeValue(forKey: path)
+            // The remembered version stays: a later event for the same unlinked inode (an exec
+            // or close seen after the unlink) must not record it a second time. A new file at
+            // this path has another inode or ctime, so it is still recorded.
             emit(.markDeleted(path, at: now()))
         case .subtreeDeleted(let path):
-            recorded = recorded.filter { !$0.key.isWithin(path) }
             emit(.markSubtreeDeleted(path, at: now()))
         case .rescan(let root, let files, let reconcile):
             var found = Set<PathBytes>()

@@ -55,3 +55,41 @@ import WardenLinux
         #expect(seccomp_syscall_resolve_name("ptrace") > 0)
     }
 }
+
+@Suite struct FanotifyEventDecoderTests {
+    static func metadata(length: UInt32 = 24, version: UInt8, mask: UInt64, fd: Int32, pid: Int32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: length) { bytes += $0 }
+        bytes += [version, 0]
+        withUnsafeBytes(of: UInt16(24)) { bytes += $0 }
+        withUnsafeBytes(of: mask) { bytes += $0 }
+        withUnsafeBytes(of: fd) { bytes += $0 }
+        withUnsafeBytes(of: pid) { bytes += $0 }
+        bytes += [UInt8](repeating: 0, count: Int(length) - 24)
+        return bytes
+    }
+
+    @Test func decodesRecordsWalkingByEventLength() throws {
+        let real = FanotifyEventDecoder.metadataVersion
+        let bytes =
+            Self.metadata(version: real, mask: FanotifyMask.closeWrite.rawValue, fd: 7, pid: 100)
+            + Self.metadata(length: 32, version: real, mask: FanotifyMask.openExec.rawValue, fd: 8, pid: 101)
+            + Self.metadata(version: real, mask: FanotifyMask.queueOverflow.rawValue, fd: -1, pid: 0)
+        let records = bytes.withUnsafeBytes { FanotifyEventDecoder.decode($0) }
+        #expect(records.map(\.fd) == [7, 8, -1])
+        #expect(records.map(\.pid) == [100, 101, 0])
+        #expect(records[1].mask == FanotifyMask.openExec.rawValue)
+    }
+
+    @Test func stopsAtAWrongVersionOrAShortRecord() throws {
+        let real = FanotifyEventDecoder.metadataVersion
+        let wrongVersion = Self.metadata(version: real &+ 1, mask: 1, fd: 3, pid: 1)
+        #expect(wrongVersion.withUnsafeBytes { FanotifyEventDecoder.decode($0) }.isEmpty)
+        let short = Array(Self.metadata(version: real, mask: 1, fd: 3, pid: 1).prefix(20))
+        #expect(short.withUnsafeBytes { FanotifyEventDecoder.decode($0) }.isEmpty)
+        let lyingLength = Self.metadata(length: 24, version: real, mask: 1, fd: 3, pid: 1)
+        var corrupted = lyingLength
+        corrupted[0] = 200  // event_len past the buffer
+        #expect(corrupted.withUnsafeBytes { FanotifyEventDecoder.decode($0) }.isEmpty)
+    }
+}

@@ -40,9 +40,14 @@ extension SensorIntegration {
             try earlyBytes.withUnsafeBytes { try sys_writeAll(fd, $0) }
             sys_close(fd)
 
+            let expectedPaths = [path, early] + Array(rapid.keys)
             let records = try await agent.waitForFiles { records in
-                records.filter { $0.state == .deleted && $0.sha256 != nil }.count >= 27
+                expectedPaths.allSatisfy { expected in
+                    records.contains { $0.path == PathBytes(expected) && $0.state == .deleted && $0.sha256 != nil }
+                }
             }
+            // One observation per file: events that arrive after the unlink do not record it again.
+            #expect(records.count == expectedPaths.count)
             let dropper = try #require(records.first { $0.path == PathBytes(path) })
             #expect(dropper.sha256 == expected)
             #expect(dropper.kind == .elf)
