@@ -115,16 +115,20 @@ public final class Fanotify {
     }
 }
 
-/// The path a descriptor refers to now (`/proc/self/fd/N`), and whether the file is unlinked.
+/// The path a descriptor refers to now (`/proc/self/fd/N`), and its status.
 ///
-/// The kernel appends ` (deleted)` to an unlinked file's path; that suffix is stripped only when
-/// `fstat` confirms the file has no links left, so a name that really ends in ` (deleted)` is kept.
-public func sys_descriptorPath(_ fd: FileDescriptor, linkCount: UInt64) -> (path: [UInt8], unlinked: Bool)? {
-    guard var target = try? sys_readlink(Array("/proc/self/fd/\(fd.rawValue)".utf8)) else { return nil }
+/// The kernel appends ` (deleted)` to an unlinked file's path. The link is read *before* the
+/// `fstat`, so if the file was unlinked in between, the name read has no suffix and is right as
+/// it is; the suffix is stripped only when it is there and `fstat` confirms no links are left.
+/// (A file really named `… (deleted)` and then unlinked loses that suffix: a known ambiguity of
+/// `/proc/self/fd`.)
+public func sys_descriptorPath(_ fd: FileDescriptor) -> (path: [UInt8], status: FileStatus)? {
+    guard var target = try? sys_readlink(Array("/proc/self/fd/\(fd.rawValue)".utf8)),
+        let status = try? sys_fstat(fd)
+    else { return nil }
     let suffix = Array(" (deleted)".utf8)
-    if linkCount == 0, target.count > suffix.count, Array(target.suffix(suffix.count)) == suffix {
+    if status.linkCount == 0, target.count > suffix.count, Array(target.suffix(suffix.count)) == suffix {
         target.removeLast(suffix.count)
-        return (target, true)
     }
-    return (target, linkCount == 0)
+    return (target, status)
 }

@@ -182,9 +182,7 @@ final class SensorEngine {
             return
         }
         guard let fd = event.descriptor else { return }
-        guard let status = try? sys_fstat(fd), status.isRegularFile,
-            let (bytes, _) = sys_descriptorPath(fd, linkCount: status.linkCount)
-        else {
+        guard let (bytes, status) = sys_descriptorPath(fd), status.isRegularFile else {
             sys_close(fd)
             return
         }
