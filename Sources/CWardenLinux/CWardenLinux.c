@@ -107,3 +107,5 @@ struct warden_fanotify_constants warden_fanotify_constants(void) {
     };
     return c;
 }
+
+int warden_syncfs(int fd) { return syncfs(fd); }

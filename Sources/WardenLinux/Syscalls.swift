@@ -131,6 +131,11 @@ public func sys_fsync(_ fd: FileDescriptor) throws(SystemCallError) {
     _ = try retryingInterrupts("fsync") { fsync(fd.rawValue) }
 }
 
+/// `syncfs(2)`: one journal commit for everything dirty on `fd`'s filesystem.
+public func sys_syncfs(_ fd: FileDescriptor) throws(SystemCallError) {
+    _ = try retryingInterrupts("syncfs") { warden_syncfs(fd.rawValue) }
+}
+
 public func sys_fchmod(_ fd: FileDescriptor, _ permissions: mode_t) throws(SystemCallError) {
     _ = try retryingInterrupts("fchmod") { fchmod(fd.rawValue, permissions) }
 }

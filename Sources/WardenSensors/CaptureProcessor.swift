@@ -13,7 +13,8 @@ import WardenStore
 ///   also keeps the commands in the order the events happened.
 final class CaptureProcessor {
     private let configuration: SensorConfiguration
-    private let vault: EvidenceVault
+    /// Takes ownership of descriptors whose bytes must be kept as evidence.
+    private let keepEvidence: (EvidenceJob) -> Void
     private let hasher: FileHasher
     private let metrics: SensorMetrics
     private let logger: Logger
@@ -24,11 +25,12 @@ final class CaptureProcessor {
     private static let recordedLimit = 1_000_000
 
     init(
-        configuration: SensorConfiguration, vault: EvidenceVault, metrics: SensorMetrics, logger: Logger,
-        now: @escaping () -> Timestamp, emit: @escaping (StoreCommand) -> Void
+        configuration: SensorConfiguration, metrics: SensorMetrics, logger: Logger,
+        now: @escaping () -> Timestamp, emit: @escaping (StoreCommand) -> Void,
+        keepEvidence: @escaping (EvidenceJob) -> Void
     ) {
         self.configuration = configuration
-        self.vault = vault
+        self.keepEvidence = keepEvidence
         self.hasher = FileHasher(maxAttempts: configuration.maxHashAttempts)
         self.metrics = metrics
         self.logger = logger
@@ -87,7 +89,8 @@ final class CaptureProcessor {
 
     private func capture(_ path: PathBytes, root: PathBytes, pinned: PinnedFile) {
         let fd = pinned.descriptor
-        defer { sys_close(fd) }
+        var handedOver = false
+        defer { if !handedOver { sys_close(fd) } }
         do {
             var status = try sys_fstat(fd)
             if recorded[path] == status.contentVersion { return }
@@ -98,29 +101,8 @@ final class CaptureProcessor {
                 if recorded.removeValue(forKey: path) != nil { emit(.markDeleted(path, at: now())) }
                 return
             }
-            var hash = try hasher.hash(fd, sizeCap: configuration.hashSizeCap)
-            var evidence: PathBytes?
-            var attempts = hash.attempts
+            let hash = try hasher.hash(fd, sizeCap: configuration.hashSizeCap)
             if hash.attempts > 1 { metrics.add(.rehashes, hash.attempts - 1) }
-            while let sha = hash.sha256, hash.status == .ok {
-                do {
-                    let (stored, isNew) = try vault.store(fd, sha256: sha)
-                    evidence = stored
-                    if isNew { metrics.add(.evidenceCopies) }
-                    break
-                } catch .copyMismatch where attempts < configuration.maxHashAttempts {
-                    // Changed between hashing and copying: hash again and copy again.
-                    metrics.add(.rehashes)
-                    hash = try hasher.hash(fd, sizeCap: configuration.hashSizeCap)
-                    attempts += hash.attempts
-                } catch {
-                    metrics.add(.evidenceFailures)
-                    logger.error(
-                        "evidence copy failed", metadata: ["file.path": "\(path)", "file.sha256": "\(sha)", "error": "\(error)"])
-                    if case .copyMismatch = error { hash.status = .unstable }
-                    break
-                }
-            }
             status = hash.fileStatus
             metrics.add(.bytesHashed, hash.sha256 == nil ? 0 : Int(status.size))
             let seen = now()
@@ -131,16 +113,21 @@ final class CaptureProcessor {
             record.sha256 = hash.sha256
             record.elf = classification.elf
             record.script = classification.script
-            record.evidencePath = evidence?.displayString
             let blob = hash.sha256.map {
                 BlobRecord(
                     sha256: $0, size: status.size, kind: classification.kind, elf: classification.elf,
-                    script: classification.script, evidencePath: evidence?.displayString, firstSeen: seen)
+                    script: classification.script, evidencePath: nil, firstSeen: seen)
             }
             remember(path, status)
             metrics.add(.filesRecorded)
             metrics.add(.executablesRecorded)
+            // The record commits now; the evidence copy follows from the same descriptor, which
+            // the evidence keeper holds until the copy is verified and in place.
             emit(.record(record, blob))
+            if let sha = hash.sha256, hash.status == .ok {
+                keepEvidence(EvidenceJob(descriptor: fd, sha256: sha, path: path))
+                handedOver = true
+            }
             logger.info(
                 "executable recorded",
                 metadata: [

@@ -8,11 +8,13 @@ import WardenLinux
 
 /// Content-addressed evidence copies: `evidence/sha256/<aa>/<hash>`, mode 0400, directories 0700.
 ///
-/// A copy is written to `evidence/tmp/`, fsynced, verified by hashing the copy, and only then
-/// renamed into place (and the directory fsynced), so a name under `sha256/` always holds exactly
-/// the bytes its name says. Copies are deduplicated: a hash already stored is not copied again.
+/// Copies are made in batches: each new hash is copied to `evidence/tmp/`, the batch is made
+/// durable with one `syncfs`, each copy is verified by hashing it and only then renamed into
+/// place, and a second `syncfs` makes the renames durable. So a name under `sha256/` always holds
+/// exactly the bytes its name says, and a burst of drops costs two journal commits, not two per
+/// file. A hash already stored is not copied again.
 ///
-/// - Important: Not thread-safe (its hasher owns a buffer); the capture thread owns it.
+/// - Important: Not thread-safe (its hasher owns a buffer); one thread owns it.
 public final class EvidenceVault {
     public enum Failure: Error, Sendable, CustomStringConvertible {
         /// The copy's hash differs from the source's: the source changed after it was hashed.
@@ -27,10 +29,24 @@ public final class EvidenceVault {
         }
     }
 
+    /// One file to keep: a descriptor whose bytes hash to `sha256`. The caller keeps ownership.
+    public struct Item {
+        public var source: FileDescriptor
+        public var sha256: String
+
+        public init(source: FileDescriptor, sha256: String) {
+            self.source = source
+            self.sha256 = sha256
+        }
+    }
+
     public let root: PathBytes
     private let hasher = FileHasher(bufferSize: 1 << 20, maxAttempts: 1)
     private var serial = 0
     private var preparedDirectories: Set<[UInt8]> = []
+    /// Hashes known to be stored, so a repeat costs no `lstat`.
+    private var stored: Set<String> = []
+    private static let storedLimit = 1_000_000
 
     public init(root: PathBytes) throws(SystemCallError) {
         self.root = root
@@ -41,47 +57,110 @@ public final class EvidenceVault {
 
     /// Where the copy of `sha256` lives (whether or not it exists yet).
     public func path(for sha256: String) -> PathBytes {
-        root.appending(Array("sha256".utf8)).appending(Array(sha256.utf8.prefix(2))).appending(Array(sha256.utf8))
+        directory(for: sha256).appending(Array(sha256.utf8))
     }
 
-    /// Copies `source` (whose bytes hash to `sha256`) into the vault unless it is already there.
-    ///
-    /// - Returns: the evidence path, and whether a new copy was written.
+    private func directory(for sha256: String) -> PathBytes {
+        root.appending(Array("sha256".utf8)).appending(Array(sha256.utf8.prefix(2)))
+    }
+
+    /// Stores one item (a batch of one).
     public func store(_ source: FileDescriptor, sha256: String) throws(Failure) -> (PathBytes, Bool) {
-        let final = path(for: sha256)
-        if let existing = try? sys_lstat(final.bytes), existing.isRegularFile { return (final, false) }
-        do {
-            let directory = root.appending(Array("sha256".utf8)).appending(Array(sha256.utf8.prefix(2)))
+        guard let outcome = store([Item(source: source, sha256: sha256)])[sha256] else {
+            throw .system(SystemCallError(syscall: "evidence copy", errno: .ioError))
+        }
+        switch outcome {
+        case .success(let result): return result
+        case .failure(let failure): throw failure
+        }
+    }
+
+    /// Stores every item not already stored.
+    ///
+    /// - Returns: per hash, the evidence path and whether a new copy was written, or the failure.
+    public func store(_ items: [Item]) -> [String: Result<(PathBytes, Bool), Failure>] {
+        var results: [String: Result<(PathBytes, Bool), Failure>] = [:]
+        var pending: [(item: Item, temporary: PathBytes, copy: FileDescriptor)] = []
+        for item in items where results[item.sha256] == nil {
+            let final = path(for: item.sha256)
+            if stored.contains(item.sha256) || (try? sys_lstat(final.bytes))?.isRegularFile == true {
+                remember(item.sha256)
+                results[item.sha256] = .success((final, false))
+                continue
+            }
+            do throws(SystemCallError) {
+                serial += 1
+                let temporary = root.appending(Array("tmp".utf8))
+                    .appending(Array("\(item.sha256).\(getpid()).\(serial)".utf8))
+                let copy = try sys_create(temporary.bytes, flags: O_RDWR, permissions: 0o600)
+                do throws(SystemCallError) {
+                    var offset: Int64 = 0
+                    while try sys_sendfile(to: copy, from: item.source, offset: &offset, count: 1 << 30) > 0 {}
+                } catch {
+                    sys_close(copy)
+                    try? sys_unlink(temporary.bytes)
+                    throw error
+                }
+                pending.append((item, temporary, copy))
+                results[item.sha256] = .success((final, true))
+            } catch {
+                results[item.sha256] = .failure(.system(error))
+            }
+        }
+        guard !pending.isEmpty else { return results }
+        do throws(SystemCallError) {
+            try sys_syncfs(pending[0].copy)
+        } catch {
+            for entry in pending {
+                sys_close(entry.copy)
+                try? sys_unlink(entry.temporary.bytes)
+                results[entry.item.sha256] = .failure(.system(error))
+            }
+            return results
+        }
+        var renamed: FileDescriptor?
+        for entry in pending {
+            defer { sys_close(entry.copy) }
+            do throws(Failure) {
+                try verifyAndPlace(entry.item.sha256, temporary: entry.temporary, copy: entry.copy)
+                renamed = renamed ?? entry.copy
+                remember(entry.item.sha256)
+            } catch {
+                try? sys_unlink(entry.temporary.bytes)
+                results[entry.item.sha256] = .failure(error)
+            }
+        }
+        // The renames (directory entries) are durable after a second commit.
+        if let directoryFD = try? sys_open(root.bytes, flags: O_RDONLY | O_DIRECTORY) {
+            _ = try? sys_syncfs(directoryFD)
+            sys_close(directoryFD)
+        }
+        return results
+    }
+
+    private func verifyAndPlace(_ sha256: String, temporary: PathBytes, copy: FileDescriptor) throws(Failure) {
+        let got: String
+        do throws(SystemCallError) {
+            got = try hasher.digestOf(copy)
+        } catch {
+            throw .system(error)
+        }
+        guard got == sha256 else { throw .copyMismatch(expected: sha256, got: got) }
+        do throws(SystemCallError) {
+            try sys_fchmod(copy, 0o400)
+            let directory = directory(for: sha256)
             if !preparedDirectories.contains(directory.bytes) {
                 try sys_mkdir(directory.bytes, permissions: 0o700)
                 preparedDirectories.insert(directory.bytes)
             }
-            serial += 1
-            let temporary = root.appending(Array("tmp".utf8)).appending(Array("\(sha256).\(getpid()).\(serial)".utf8))
-            let copy = try sys_create(temporary.bytes, flags: O_RDWR, permissions: 0o600)
-            var keep = false
-            defer {
-                sys_close(copy)
-                if !keep { try? sys_unlink(temporary.bytes) }
-            }
-            var offset: Int64 = 0
-            while try sys_sendfile(to: copy, from: source, offset: &offset, count: 1 << 30) > 0 {}
-            try sys_fsync(copy)
-            let got = try hasher.digestOf(copy)
-            guard got == sha256 else { throw Failure.copyMismatch(expected: sha256, got: got) }
-            try sys_fchmod(copy, 0o400)
-            try sys_rename(temporary.bytes, final.bytes)
-            keep = true
-            let directoryFD = try sys_open(directory.bytes, flags: O_RDONLY | O_DIRECTORY)
-            defer { sys_close(directoryFD) }
-            try sys_fsync(directoryFD)
-            return (final, true)
-        } catch let failure as Failure {
-            throw failure
-        } catch let error as SystemCallError {
-            throw .system(error)
+            try sys_rename(temporary.bytes, path(for: sha256).bytes)
         } catch {
-            throw .system(SystemCallError(syscall: "evidence copy", errno: .ioError))
+            throw .system(error)
         }
+    }
+
+    private func remember(_ sha256: String) {
+        if stored.count >= Self.storedLimit { stored.removeAll(keepingCapacity: true) }
+        stored.insert(sha256)
     }
 }

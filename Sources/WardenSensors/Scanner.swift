@@ -26,20 +26,42 @@ public enum Scanner {
         let roots = WatchRoots.wanted(configuration: configuration, mounts: mounts, logger: logger)
         var commands: [StoreCommand] = []
         var recorded: [FileRecord] = []
+        var evidencePaths: [String: String] = [:]
+        let emit: (StoreCommand) -> Void = { command in
+            switch command {
+            case .record(let file, _): recorded.append(file)
+            case .evidenceStored(let sha256, let path): evidencePaths[sha256] = path
+            default: break
+            }
+            commands.append(command)
+        }
+        let keeper = EvidenceKeeper(
+            vault: try EvidenceVault(root: configuration.evidenceDirectory), metrics: metrics, logger: logger,
+            emit: emit)
+        // Evidence is copied in batches, which also bounds the descriptors held open at once.
+        var evidence: [EvidenceJob] = []
         let processor = CaptureProcessor(
-            configuration: configuration, vault: try EvidenceVault(root: configuration.evidenceDirectory),
-            metrics: metrics, logger: logger, now: SensorService.wallClock,
-            emit: { command in
-                if case .record(let file, _) = command { recorded.append(file) }
-                commands.append(command)
+            configuration: configuration, metrics: metrics, logger: logger, now: SensorService.wallClock,
+            emit: emit,
+            keepEvidence: { job in
+                evidence.append(job)
+                if evidence.count >= EvidenceKeeper.batchLimit {
+                    keeper.process(evidence)
+                    evidence.removeAll()
+                }
             })
         var examined = 0
         for (root, facts) in roots.sorted(by: { $0.key < $1.key }) {
             let files = DirectoryWalker.walk(root, device: facts.device, excluded: configuration.excludedPaths)
             examined += files.count
             processor.process(.rescan(root: root, files: files, reconcile: true))
+            keeper.process(evidence)
+            evidence.removeAll()
             try database.apply(commands)
             commands.removeAll()
+        }
+        for index in recorded.indices {
+            recorded[index].evidencePath = recorded[index].sha256.flatMap { evidencePaths[$0] }
         }
         return ScanSummary(roots: roots.keys.sorted().map(\.displayString), entriesExamined: examined, files: recorded)
     }

@@ -28,6 +28,9 @@ public struct SensorConfiguration: Sendable {
     public var maxPinnedFiles: Int
     /// Capacity of the reader → capture queue; a full queue turns into a rescan.
     public var captureQueueCapacity: Int
+    /// Capacity of the capture → evidence queue. Each queued job holds an open descriptor, so
+    /// this bounds the descriptors in flight; a full queue makes the capture thread wait.
+    public var evidenceQueueCapacity: Int
     /// How often a mount that could not be fully watched (inotify watch limit) is rescanned.
     public var fallbackRescanIntervalMilliseconds: Int
     /// How many times a file that changes while being hashed is hashed again.
@@ -43,6 +46,7 @@ public struct SensorConfiguration: Sendable {
         hashSizeCap: Int64 = 256 * 1024 * 1024,
         maxPinnedFiles: Int = 4096,
         captureQueueCapacity: Int = 65_536,
+        evidenceQueueCapacity: Int = 2048,
         fallbackRescanIntervalMilliseconds: Int = 5000,
         maxHashAttempts: Int = 3,
         useFanotify: Bool = true
@@ -55,6 +59,7 @@ public struct SensorConfiguration: Sendable {
         self.hashSizeCap = hashSizeCap
         self.maxPinnedFiles = maxPinnedFiles
         self.captureQueueCapacity = captureQueueCapacity
+        self.evidenceQueueCapacity = evidenceQueueCapacity
         self.fallbackRescanIntervalMilliseconds = fallbackRescanIntervalMilliseconds
         self.maxHashAttempts = maxHashAttempts
     }

@@ -8,10 +8,11 @@ import WardenCore
 import WardenLinux
 import WardenStore
 
-/// The tmpfs sensor as a service: the inotify reader thread and the capture thread.
+/// The tmpfs sensor as a service: the inotify/fanotify reader thread, the capture thread and
+/// the evidence thread.
 ///
 /// On graceful shutdown the reader stops, hands over what it still had pinned, and the capture
-/// thread drains its queue into the store writer before `run()` returns.
+/// and evidence threads drain their queues into the store writer before `run()` returns.
 public final class SensorService: Service, Sendable {
     public let metrics: SensorMetrics
     private let configuration: SensorConfiguration
@@ -57,15 +58,28 @@ public final class SensorService: Service, Sendable {
     public func run() async throws {
         let engine = try SensorEngine(
             configuration: configuration, metrics: metrics, logger: logger, jobs: jobs, now: clock)
+        let evidenceJobs = BlockingQueue<EvidenceJob>(capacity: configuration.evidenceQueueCapacity)
+        let keeper = EvidenceKeeper(
+            vault: try EvidenceVault(root: configuration.evidenceDirectory), metrics: metrics, logger: logger,
+            emit: { [writer] in writer.submit($0) })
         let processor = CaptureProcessor(
-            configuration: configuration,
-            vault: try EvidenceVault(root: configuration.evidenceDirectory),
-            metrics: metrics, logger: logger, now: clock, emit: { [writer] in writer.submit($0) })
+            configuration: configuration, metrics: metrics, logger: logger, now: clock,
+            emit: { [writer] in writer.submit($0) }, keepEvidence: { evidenceJobs.put($0) })
         let stopHandle = UncheckedBox(engine)
         let processorHandle = UncheckedBox(processor)
+        let keeperHandle = UncheckedBox(keeper)
         let jobs = self.jobs
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await DedicatedThread.run(name: "shmwarden-evidence") {
+                        while true {
+                            let batch = evidenceJobs.takeAll(limit: EvidenceKeeper.batchLimit)
+                            if batch.isEmpty && evidenceJobs.isClosedAndEmpty { break }
+                            keeperHandle.value.process(batch)
+                        }
+                    }
+                }
                 group.addTask {
                     await DedicatedThread.run(name: "shmwarden-capture") {
                         while true {
@@ -73,6 +87,7 @@ public final class SensorService: Service, Sendable {
                             if batch.isEmpty && jobs.isClosedAndEmpty { break }
                             for job in batch { processorHandle.value.process(job) }
                         }
+                        evidenceJobs.close()
                     }
                 }
                 group.addTask { [self] in

@@ -42,6 +42,10 @@ extension EvidenceDatabase {
                     ).execute(arguments: [time.nanosecondsSinceEpoch, Data(low), Data(high)])
                 case .reconcile(let root, let present, let time):
                     try Self.reconcile(root: root, present: present, time: time, in: db)
+                case .evidenceStored(let sha256, let path):
+                    try db.cachedStatement(
+                        sql: "UPDATE blob SET evidencePath = ? WHERE sha256 = ? AND evidencePath IS NULL"
+                    ).execute(arguments: [path, sha256])
                 case .sensorEvent(let event):
                     try db.cachedStatement(
                         sql: "INSERT INTO sensor_event (time, kind, mountPoint, detail) VALUES (?, ?, ?, ?)"

@@ -59,6 +59,8 @@ public enum StoreCommand: Sendable {
     /// A rescan of `root` found exactly `present` there: any other present observation below
     /// `root` is `deleted`.
     case reconcile(root: PathBytes, present: Set<PathBytes>, at: Timestamp)
+    /// The evidence copy of `sha256` is in place at `path`.
+    case evidenceStored(sha256: String, path: String)
     /// A sensor event for the log table.
     case sensorEvent(SensorEvent)
 }

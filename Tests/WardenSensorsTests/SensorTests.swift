@@ -43,7 +43,9 @@ extension SensorIntegration {
             let expectedPaths = [path, early] + Array(rapid.keys)
             let records = try await agent.waitForFiles { records in
                 expectedPaths.allSatisfy { expected in
-                    records.contains { $0.path == PathBytes(expected) && $0.state == .deleted && $0.sha256 != nil }
+                    records.contains {
+                        $0.path == PathBytes(expected) && $0.state == .deleted && $0.sha256 != nil && $0.evidencePath != nil
+                    }
                 }
             }
             // One observation per file: events that arrive after the unlink do not record it again.
@@ -216,7 +218,9 @@ extension SensorIntegration {
             let copy = mount.child("copy")
             try drop(trueBinary + [3], at: copy)
             let records = try await agent.waitForFiles { records in
-                [linked, copy].allSatisfy { path in records.contains { $0.path == PathBytes(path) } }
+                [linked, copy].allSatisfy { path in
+                    records.contains { $0.path == PathBytes(path) && $0.evidencePath != nil }
+                }
             }
             #expect(Set(records.compactMap(\.sha256)) == [sha])
             #expect(Set(records.compactMap(\.evidencePath)).count == 1)
@@ -263,6 +267,7 @@ extension SensorIntegration {
             #expect(byPath[script]?.sha256 == scriptSHA)
             #expect(byPath[script]?.script?.interpreter == "/usr/bin/env")
             #expect(byPath[script]?.reasons == [.shebang])
+            #expect(try byPath[elf]?.evidencePath.map(sha256sum) == elfSHA)
             // A second scan after a deletion reconciles: the file is now deleted.
             try FileManager.default.removeItem(atPath: elf)
             _ = try Agent.scan(configuration: configuration, logger: silentLogger)

@@ -47,3 +47,6 @@ struct warden_fanotify_constants {
     unsigned int event_f_flags;
 };
 struct warden_fanotify_constants warden_fanotify_constants(void);
+
+/// syncfs(2): commits every dirty page and inode of the filesystem holding `fd` in one go.
+int warden_syncfs(int fd);
