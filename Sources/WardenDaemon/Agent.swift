@@ -32,7 +32,7 @@ public enum Agent {
         }
         let writer = StoreWriter(
             database: database, clock: { sys_monotonicNanoseconds() }, observer: observer,
-            onError: { error in logger.error("store write failed; retrying", metadata: ["error": "\(error)"]) })
+            onError: { error in logger.error("store error", metadata: ["error": "\(error)"]) })
         let sensor = SensorService(
             configuration: configuration.sensorConfiguration, writer: writer, logger: logger)
         return Services(store: StoreService(writer: writer), sensor: sensor, database: database)

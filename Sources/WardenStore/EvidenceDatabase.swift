@@ -19,6 +19,9 @@ public final class EvidenceDatabase: Sendable {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // Checkpoints fsync the database file. Left automatic, they run inside whichever
+            // commit crosses the threshold and stall it; `checkpoint()` runs them elsewhere.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         configuration.busyMode = .timeout(10)
         let previousMask = umask(0o077)
@@ -83,6 +86,12 @@ public final class EvidenceDatabase: Sendable {
                     """)
         }
         return migrator
+    }
+
+    /// Copies the WAL back into the database file (PASSIVE: never waits for, nor blocks, the
+    /// writer). Called from the store's checkpoint thread, and with `truncate` when closing.
+    public func checkpoint(truncate: Bool = false) throws {
+        try pool.unsafeRead { db in try db.checkpoint(truncate ? .truncate : .passive) }
     }
 
     /// The schema versions applied, oldest first.

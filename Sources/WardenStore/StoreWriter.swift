@@ -1,6 +1,7 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+import Dispatch
 import Foundation
 import WardenCore
 
@@ -20,6 +21,7 @@ public final class StoreWriter: Sendable {
     private let observer: CommitObserver?
     private let onError: @Sendable (any Error) -> Void
     private let done = DispatchSemaphore(value: 0)
+    private let stopped = DispatchSemaphore(value: 0)
     private let clock: @Sendable () -> Int64
 
     public init(
@@ -35,11 +37,21 @@ public final class StoreWriter: Sendable {
         self.clock = clock
     }
 
-    /// Starts the writer thread.
+    /// Starts the writer thread and the checkpoint thread.
     public func start() {
         let thread = Thread { [self] in self.loop() }
         thread.name = "shmwarden-store"
         thread.start()
+        let checkpointer = Thread { [self] in self.checkpointLoop() }
+        checkpointer.name = "shmwarden-checkpoint"
+        checkpointer.start()
+    }
+
+    /// Checkpoints the WAL every second until the writer stops, off the commit path.
+    private func checkpointLoop() {
+        while !stopped.wait(timeout: .now() + .seconds(1)).isSuccess {
+            do { try database.checkpoint() } catch { onError(error) }
+        }
     }
 
     /// Queues `command` (waits for room when the queue is full; never drops).
@@ -52,6 +64,8 @@ public final class StoreWriter: Sendable {
     public func finish() {
         queue.close()
         done.wait()
+        stopped.signal()
+        do { try database.checkpoint(truncate: true) } catch { onError(error) }
     }
 
     private func loop() {
@@ -96,4 +110,8 @@ public final class StoreWriter: Sendable {
 
     /// Attempts for one command before it is reported as lost (about 10 s of back-off).
     static let maxAttempts = 16
+}
+
+extension DispatchTimeoutResult {
+    fileprivate var isSuccess: Bool { self == .success }
 }
