@@ -125,6 +125,7 @@ final class SensorEngine {
             // fanotify first: its descriptors make the inotify pins for the same files redundant.
             if fds[3].revents != 0 || (!backlogged && fanotify != nil && fds[0].revents != 0) { drainFanotify() }
             if fds[0].revents != 0 { drainInotify() }
+            if !rescanNeeded.isEmpty { runPendingRescans() }
             if fds[2].revents & Int16(POLLPRI | POLLERR) != 0 { refreshRoots(initial: false) }
             runDueFallbackRescans()
         }
@@ -152,8 +153,13 @@ final class SensorEngine {
         // A directory moved out of our tree has no matching IN_MOVED_TO: stop watching it.
         for (_, path) in pendingDirectoryMoves { removeWatches(under: path) }
         pendingDirectoryMoves.removeAll()
-        for root in rescanNeeded { rescan(root, reason: "overflow") }
+    }
+
+    /// Rescans the roots an overflow (the kernel's or our own queue's) left incomplete.
+    private func runPendingRescans() {
+        let roots = rescanNeeded
         rescanNeeded.removeAll()
+        for root in roots.sorted() { rescan(root, reason: "overflow") }
     }
 
     /// Turns fanotify events into capture jobs carrying the kernel's descriptors.

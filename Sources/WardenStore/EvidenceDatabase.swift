@@ -12,6 +12,10 @@ import WardenCore
 public final class EvidenceDatabase: Sendable {
     public let path: String
     let pool: DatabasePool
+    /// A second read-write connection for checkpoints: a PASSIVE checkpoint takes no write lock,
+    /// so on its own connection it runs while the writer commits (a pool's readers are
+    /// read-only and cannot checkpoint).
+    private let checkpointConnection: DatabaseQueue
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String) throws {
@@ -28,6 +32,7 @@ public final class EvidenceDatabase: Sendable {
         defer { umask(previousMask) }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
+        checkpointConnection = try DatabaseQueue(path: path, configuration: configuration)
         for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
             chmod(path + suffix, 0o600)
         }
@@ -91,7 +96,7 @@ public final class EvidenceDatabase: Sendable {
     /// Copies the WAL back into the database file (PASSIVE: never waits for, nor blocks, the
     /// writer). Called from the store's checkpoint thread, and with `truncate` when closing.
     public func checkpoint(truncate: Bool = false) throws {
-        try pool.unsafeRead { db in try db.checkpoint(truncate ? .truncate : .passive) }
+        try checkpointConnection.writeWithoutTransaction { db in try db.checkpoint(truncate ? .truncate : .passive) }
     }
 
     /// The schema versions applied, oldest first.

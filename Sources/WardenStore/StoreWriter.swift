@@ -80,36 +80,55 @@ public final class StoreWriter: Sendable {
         done.signal()
     }
 
-    /// Commits `batch` in one transaction. If that fails, commits the commands one by one, so
-    /// one command the database refuses cannot take the others down with it; a command that
-    /// fails on its own is retried with back-off (a full or busy disk can recover) and reported.
+    /// Commits `batch` in one transaction, retrying with back-off (a busy or briefly failing disk
+    /// can recover). If it still fails, the batch is split and each half committed on its own,
+    /// down to single commands, so one command the database refuses cannot take the others down
+    /// with it; a single command that still fails is reported as lost.
     private func commit(_ batch: [StoreCommand]) {
-        do {
-            let written = try database.apply(batch)
-            observer?(written, clock())
-            return
-        } catch {
-            onError(error)
-        }
-        for command in batch {
-            var attempt = 0
-            while true {
-                do {
-                    let written = try database.apply([command])
-                    observer?(written, clock())
-                    break
-                } catch {
-                    attempt += 1
-                    onError(error)
-                    if attempt >= Self.maxAttempts { break }
-                    Thread.sleep(forTimeInterval: min(1.0, 0.01 * Double(1 << min(attempt, 7))))
+        for attempt in 0..<Self.maxAttempts {
+            do {
+                let written = try database.apply(batch)
+                observer?(written, clock())
+                return
+            } catch {
+                onError(error)
+                if attempt + 1 < Self.maxAttempts {
+                    Thread.sleep(forTimeInterval: 0.01 * Double(1 << attempt))
                 }
             }
         }
+        commitIsolating(batch[...])
     }
 
-    /// Attempts for one command before it is reported as lost (about 10 s of back-off).
-    static let maxAttempts = 16
+    private func commitIsolating(_ commands: ArraySlice<StoreCommand>) {
+        do {
+            let written = try database.apply(Array(commands))
+            observer?(written, clock())
+        } catch {
+            guard commands.count > 1 else {
+                onError(StoreWriterError.commandLost(String(describing: commands.first), underlying: error))
+                return
+            }
+            let middle = commands.startIndex + commands.count / 2
+            commitIsolating(commands[..<middle])
+            commitIsolating(commands[middle...])
+        }
+    }
+
+    /// Attempts for a whole batch before it is split (about 0.3 s of back-off in all).
+    static let maxAttempts = 5
+}
+
+/// What the writer reports beyond the database's own errors.
+public enum StoreWriterError: Error, CustomStringConvertible {
+    /// A command failed alone, after retries: it is not in the database.
+    case commandLost(String, underlying: any Error)
+
+    public var description: String {
+        switch self {
+        case .commandLost(let command, let underlying): "store command lost after retries: \(underlying); \(command)"
+        }
+    }
 }
 
 extension DispatchTimeoutResult {
