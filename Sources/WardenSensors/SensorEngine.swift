@@ -138,21 +138,37 @@ final class SensorEngine {
     // MARK: - Events
 
     private func drainInotify() {
-        while true {
-            let records: [InotifyRecord]
-            do {
-                records = try inotify.readRecords()
-            } catch {
-                logger.error("inotify read failed", metadata: ["error": "\(error)"])
-                return
-            }
-            if records.isEmpty { break }
-            metrics.add(.inotifyEvents, records.count)
-            for record in records { handle(record) }
-        }
+        drain("inotify", counter: .inotifyEvents, read: inotify.readRecords, handle: handle)
         // A directory moved out of our tree has no matching IN_MOVED_TO: stop watching it.
         for (_, path) in pendingDirectoryMoves { removeWatches(under: path) }
         pendingDirectoryMoves.removeAll()
+    }
+
+    /// Turns fanotify events into capture jobs carrying the kernel's descriptors.
+    private func drainFanotify() {
+        guard let fanotify else { return }
+        drain("fanotify", counter: .fanotifyEvents, while: { jobs.count < fanotifyBacklogLimit },
+              read: fanotify.readEvents, handle: handle)
+    }
+
+    /// Reads a non-blocking event queue until it is empty (or `condition` fails) and handles
+    /// each event.
+    private func drain<Event>(
+        _ name: String, counter: SensorMetrics.Counter, while condition: () -> Bool = { true },
+        read: () throws(SystemCallError) -> [Event], handle: (Event) -> Void
+    ) {
+        while condition() {
+            let events: [Event]
+            do {
+                events = try read()
+            } catch {
+                logger.error("\(name) read failed", metadata: ["error": "\(error)"])
+                return
+            }
+            if events.isEmpty { return }
+            metrics.add(counter, events.count)
+            for event in events { handle(event) }
+        }
     }
 
     /// Rescans the roots an overflow (the kernel's or our own queue's) left incomplete.
@@ -160,23 +176,6 @@ final class SensorEngine {
         let roots = rescanNeeded
         rescanNeeded.removeAll()
         for root in roots.sorted() { rescan(root, reason: "overflow") }
-    }
-
-    /// Turns fanotify events into capture jobs carrying the kernel's descriptors.
-    private func drainFanotify() {
-        guard let fanotify else { return }
-        while jobs.count < fanotifyBacklogLimit {
-            let events: [FanotifyEvent]
-            do {
-                events = try fanotify.readEvents()
-            } catch {
-                logger.error("fanotify read failed", metadata: ["error": "\(error)"])
-                return
-            }
-            if events.isEmpty { return }
-            metrics.add(.fanotifyEvents, events.count)
-            for event in events { handle(event) }
-        }
     }
 
     private func handle(_ event: FanotifyEvent) {
@@ -246,7 +245,7 @@ final class SensorEngine {
         }
 
         if mask.contains(.create) {
-            pinOnCreate(path, root: root)
+            pin(path, root: root, holdUntilCloseWrite: true)
         } else if mask.contains(.closeWrite) {
             if fanotifyMarked.contains(directory) {
                 // The fanotify event for this close carries its own descriptor.
@@ -254,13 +253,13 @@ final class SensorEngine {
             } else if let pinned = pins.take(path) {
                 push(.file(path, root: root, pinned: pinned), orRescan: root)
             } else {
-                pinAndPush(path, root: root)
+                pin(path, root: root, holdUntilCloseWrite: false)
             }
         } else if mask.contains(.movedTo) {
-            pinAndPush(path, root: root)
+            pin(path, root: root, holdUntilCloseWrite: false)
         } else if mask.contains(.attrib) {
             // Still being written: its close-write will capture it, with the new mode.
-            if !pins.contains(path) { pinAndPush(path, root: root) }
+            if !pins.contains(path) { pin(path, root: root, holdUntilCloseWrite: false) }
         } else if mask.contains(.delete) {
             // A pin stays: the writer may still hold the file open, and its close-write will come.
             push(.deleted(path), orRescan: root)
@@ -270,32 +269,21 @@ final class SensorEngine {
         }
     }
 
-    private func pinOnCreate(_ path: PathBytes, root: PathBytes) {
+    /// Opens `path` now. At create time (`holdUntilCloseWrite`) a regular file is held in the
+    /// pin table for its close-write; otherwise, or when it arrives complete (a hard link, an
+    /// O_TMPFILE linked in: no close-write follows), it goes straight to the capture thread.
+    private func pin(_ path: PathBytes, root: PathBytes, holdUntilCloseWrite: Bool) {
         switch FilePinner.pin(path) {
         case .regular(let pinned):
+            guard holdUntilCloseWrite, pinned.status.linkCount <= 1 else {
+                push(.file(path, root: root, pinned: pinned), orRescan: root)
+                return
+            }
             metrics.add(.filesPinned)
             for released in pins.insert(pinned, for: path) {
                 sys_close(released.descriptor)
                 metrics.add(.pinsEvicted)
             }
-            // A hard link (or an O_TMPFILE linked in) arrives complete, with no close-write to follow.
-            if pinned.status.linkCount > 1, let held = pins.take(path) {
-                push(.file(path, root: root, pinned: held), orRescan: root)
-            }
-        case .special(let status):
-            push(.special(path, root: root, status: status), orRescan: root)
-        case .vanished:
-            metrics.add(.vanishedBeforeOpen)
-        case .failed(let error):
-            metrics.add(.captureErrors)
-            logger.warning("cannot pin file", metadata: ["file.path": "\(path)", "error": "\(error)"])
-        }
-    }
-
-    private func pinAndPush(_ path: PathBytes, root: PathBytes) {
-        switch FilePinner.pin(path) {
-        case .regular(let pinned):
-            push(.file(path, root: root, pinned: pinned), orRescan: root)
         case .special(let status):
             push(.special(path, root: root, status: status), orRescan: root)
         case .vanished:
