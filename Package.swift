@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // The only hand-written C: what Swift cannot call (variadic calls, macros, missing headers).
@@ -63,9 +64,28 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "WardenIntake",
+            dependencies: [
+                "WardenCore", "WardenStore", "WardenLinux",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "WardenHTTP",
+            dependencies: [
+                "WardenCore", "WardenStore", "WardenIntake",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "WardenDaemon",
             dependencies: [
-                "WardenCore", "WardenStore", "WardenSensors", "WardenLinux", "CSeccomp",
+                "WardenCore", "WardenStore", "WardenSensors", "WardenLinux", "CSeccomp", "WardenIntake", "WardenHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -75,13 +95,23 @@ let package = Package(
         .executableTarget(
             name: "shmwarden",
             dependencies: [
-                "WardenDaemon", "WardenCore", "WardenSensors", "WardenStore",
+                "WardenDaemon", "WardenCore", "WardenSensors", "WardenStore", "WardenIntake", "WardenHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
+        .testTarget(
+            name: "WardenIntakeTests",
+            dependencies: [
+                "WardenIntake", "WardenHTTP", "WardenStore", "WardenCore", "WardenDaemon", "WardenSensors",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(name: "WardenLinuxTests", dependencies: ["WardenLinux", "CSeccomp"]),
         .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenCore"]),
         .testTarget(

@@ -5,7 +5,11 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import UnixSignals
+import Hummingbird
+import Synchronization
 import WardenCore
+import WardenHTTP
+import WardenIntake
 import WardenLinux
 import WardenSensors
 import WardenStore
@@ -17,8 +21,14 @@ public enum Agent {
         public var store: StoreService
         public var sensor: SensorService
         public var database: EvidenceDatabase
+        public var intake: AlertIntake
+        /// The HTTP listeners (TCP, and the unix socket when configured); started last, so they
+        /// stop taking alerts first.
+        public var http: [any Service]
+        /// The TCP port the intake listens on, once it does (useful with port 0).
+        public let listening: ListeningPort
 
-        public var all: [any Service] { [store, sensor] }
+        public var all: [any Service] { [store, sensor] + http }
     }
 
     /// Builds the database, the store writer and the sensor for `configuration`.
@@ -35,7 +45,40 @@ public enum Agent {
             onError: { error in logger.error("store error", metadata: ["error": "\(error)"]) })
         let sensor = SensorService(
             configuration: configuration.sensorConfiguration, writer: writer, logger: logger)
-        return Services(store: StoreService(writer: writer), sensor: sensor, database: database)
+        let intake = AlertIntake(
+            database: database, writer: writer,
+            mounts: TmpfsMountCache(extra: configuration.sensorConfiguration.watchPaths), logger: logger)
+        let listening = ListeningPort()
+        var http: [any Service] = []
+        if let server = configuration.http {
+            let router = IntakeRoutes.router(
+                intake: intake, configuration: server, extraMetrics: { sensor.metrics.prometheusText() })
+            http.append(
+                Application(
+                    router: router,
+                    configuration: .init(address: .hostname(server.host, port: server.port), serverName: "shmwarden"),
+                    onServerRunning: { channel in
+                        let port = channel.localAddress?.port ?? server.port
+                        listening.set(port)
+                        logger.notice("listening for Falco alerts", metadata: ["http.address": "\(server.host):\(port)"])
+                    },
+                    logger: logger))
+            if let socketPath = server.unixSocketPath {
+                unlink(socketPath)
+                http.append(
+                    Application(
+                        router: IntakeRoutes.router(intake: intake, configuration: server),
+                        configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "shmwarden"),
+                        onServerRunning: { _ in
+                            chmod(socketPath, 0o600)
+                            logger.notice("listening for Falco alerts", metadata: ["http.socket": "\(socketPath)"])
+                        },
+                        logger: logger))
+            }
+        }
+        return Services(
+            store: StoreService(writer: writer), sensor: sensor, database: database, intake: intake, http: http,
+            listening: listening)
     }
 
     /// `shmwarden run`: serves until SIGTERM or SIGINT, then shuts down in reverse order and
@@ -97,5 +140,33 @@ extension Agent {
         let fd = try sys_open(Array(path.utf8), flags: O_RDONLY)
         defer { sys_close(fd) }
         return try FileHasher().digestOf(fd)
+    }
+}
+
+/// The port the HTTP intake bound, published once the server runs.
+public final class ListeningPort: Sendable {
+    private let state = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
+
+    public init() {}
+
+    func set(_ port: Int) {
+        let waiters = state.withLock { state in
+            state.port = port
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: port) }
+    }
+
+    /// Waits until the server listens, and returns its port.
+    public func port() async -> Int {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> Int? in
+                if let port = state.port { return port }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let now { continuation.resume(returning: now) }
+        }
     }
 }

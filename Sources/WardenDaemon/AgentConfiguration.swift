@@ -3,6 +3,7 @@
 
 import Foundation
 import WardenCore
+import WardenHTTP
 import WardenSensors
 
 /// Everything `run` and `scan` take from the command line, resolved.
@@ -14,6 +15,8 @@ public struct AgentConfiguration: Sendable {
     public var maxPinnedFiles: Int
     /// How often a mount the inotify watch limit left partly unwatched is rescanned.
     public var fallbackRescanIntervalMilliseconds: Int
+    /// The Falco intake's HTTP listener; nil for none (`scan`, and tests of the sensor alone).
+    public var http: IntakeServerConfiguration?
     /// Pair inotify with fanotify marks (the default; tests turn it off to check inotify alone).
     public var useFanotify = true
     /// Benchmarks only: append `<monotonic ns>\t<path>` per committed file record to this file.

@@ -63,6 +63,13 @@ public final class SensorMetrics: Sendable {
         return values.withLock { $0[slot] }
     }
 
+    /// The Prometheus text exposition of these counters (`shmwarden_sensor_` prefix).
+    public func prometheusText() -> String {
+        snapshot.map { counter, value in
+            "# TYPE shmwarden_sensor_\(counter.rawValue) counter\nshmwarden_sensor_\(counter.rawValue) \(value)\n"
+        }.joined()
+    }
+
     /// Every counter with its value, in declaration order.
     public var snapshot: [(Counter, Int)] { Counter.allCases.map { ($0, self[$0]) } }
 }

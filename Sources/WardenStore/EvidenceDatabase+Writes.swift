@@ -11,51 +11,107 @@ extension EvidenceDatabase {
     /// - Returns: the paths of the file records written, in order (the sensor's commit hook).
     @discardableResult
     public func apply(_ commands: [StoreCommand]) throws -> [PathBytes] {
-        try pool.write { db in
+        // An accepted alert is answered 200 only after this commit: make that commit survive a
+        // power loss too (one WAL fsync per group commit). File records keep NORMAL, where a
+        // commit survives a crash of the process but not of the machine.
+        let durable = commands.contains { if case .alert = $0 { true } else { false } }
+        return try pool.writeWithoutTransaction { db in
+            if durable { try db.execute(sql: "PRAGMA synchronous = FULL") }
+            defer { if durable { try? db.execute(sql: "PRAGMA synchronous = NORMAL") } }
             var written: [PathBytes] = []
-            for command in commands {
-                switch command {
-                case .record(let file, let blob):
-                    if let blob {
-                        try Self.upsert(blob, in: db)
-                    } else if let sha = file.sha256 {
-                        // Keep the foreign key whole even when the caller had no blob facts.
-                        try Self.upsert(
-                            BlobRecord(
-                                sha256: sha, size: file.size, kind: file.kind, elf: file.elf, script: file.script,
-                                evidencePath: file.evidencePath, firstSeen: file.firstSeen),
-                            in: db)
-                    }
-                    try Self.upsert(file, in: db)
-                    written.append(file.path)
-                case .markDeleted(let path, let time):
-                    try db.cachedStatement(
-                        sql: "UPDATE file SET state = 'deleted', deletedAt = ? WHERE path = ? AND state = 'present'"
-                    ).execute(arguments: [time.nanosecondsSinceEpoch, Data(path.bytes)])
-                case .markSubtreeDeleted(let root, let time):
-                    let (low, high) = Self.subtreeRange(root)
-                    try db.cachedStatement(
-                        sql: """
-                            UPDATE file SET state = 'deleted', deletedAt = ?
-                            WHERE state = 'present' AND path > ? AND path < ?
-                            """
-                    ).execute(arguments: [time.nanosecondsSinceEpoch, Data(low), Data(high)])
-                case .reconcile(let root, let present, let time):
-                    try Self.reconcile(root: root, present: present, time: time, in: db)
-                case .evidenceStored(let sha256, let path):
-                    try db.cachedStatement(
-                        sql: "UPDATE blob SET evidencePath = ? WHERE sha256 = ? AND evidencePath IS NULL"
-                    ).execute(arguments: [path, sha256])
-                case .sensorEvent(let event):
-                    try db.cachedStatement(
-                        sql: "INSERT INTO sensor_event (time, kind, mountPoint, detail) VALUES (?, ?, ?, ?)"
-                    ).execute(arguments: [
-                        event.time.nanosecondsSinceEpoch, event.kind.rawValue, event.mountPoint.map { Data($0.bytes) },
-                        event.detail,
-                    ])
-                }
+            try db.inTransaction {
+                written = try Self.apply(commands, in: db)
+                return .commit
             }
             return written
+        }
+    }
+
+    static func apply(_ commands: [StoreCommand], in db: Database) throws -> [PathBytes] {
+        var written: [PathBytes] = []
+        for command in commands {
+            switch command {
+            case .record(let file, let blob):
+                if let blob {
+                    try Self.upsert(blob, in: db)
+                } else if let sha = file.sha256 {
+                    // Keep the foreign key whole even when the caller had no blob facts.
+                    try Self.upsert(
+                        BlobRecord(
+                            sha256: sha, size: file.size, kind: file.kind, elf: file.elf, script: file.script,
+                            evidencePath: file.evidencePath, firstSeen: file.firstSeen),
+                        in: db)
+                }
+                try Self.upsert(file, in: db)
+                written.append(file.path)
+            case .markDeleted(let path, let time):
+                try db.cachedStatement(
+                    sql: "UPDATE file SET state = 'deleted', deletedAt = ? WHERE path = ? AND state = 'present'"
+                ).execute(arguments: [time.nanosecondsSinceEpoch, Data(path.bytes)])
+            case .markSubtreeDeleted(let root, let time):
+                let (low, high) = Self.subtreeRange(root)
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE file SET state = 'deleted', deletedAt = ?
+                        WHERE state = 'present' AND path > ? AND path < ?
+                        """
+                ).execute(arguments: [time.nanosecondsSinceEpoch, Data(low), Data(high)])
+            case .reconcile(let root, let present, let time):
+                try Self.reconcile(root: root, present: present, time: time, in: db)
+            case .evidenceStored(let sha256, let path):
+                try db.cachedStatement(
+                    sql: "UPDATE blob SET evidencePath = ? WHERE sha256 = ? AND evidencePath IS NULL"
+                ).execute(arguments: [path, sha256])
+            case .alert(let record):
+                try insert(record, in: db)
+            case .correlations(let alertID, let result):
+                try replaceCorrelations(alertID: alertID, result, in: db)
+            case .sensorEvent(let event):
+                try db.cachedStatement(
+                    sql: "INSERT INTO sensor_event (time, kind, mountPoint, detail) VALUES (?, ?, ?, ?)"
+                ).execute(arguments: [
+                    event.time.nanosecondsSinceEpoch, event.kind.rawValue, event.mountPoint.map { Data($0.bytes) },
+                    event.detail,
+                ])
+            }
+        }
+        return written
+    }
+
+    static func insert(_ record: AlertRecord, in db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO alert (id, rule, priority, time, hostname, source, internal, raw, receivedAt, noEvidenceReason)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
+                """
+        ).execute(arguments: [
+            record.id, record.alert.rule, record.alert.priority.rawValue, record.alert.time.nanosecondsSinceEpoch,
+            record.alert.hostname, record.alert.source, record.alert.isInternal, record.alert.raw,
+            record.receivedAt.nanosecondsSinceEpoch, record.noEvidenceReason?.rawValue,
+        ])
+        guard db.changesCount > 0 else { return }
+        try insertCorrelations(alertID: record.id, record.correlations, in: db)
+    }
+
+    static func replaceCorrelations(alertID: String, _ result: CorrelationResult, in db: Database) throws {
+        try db.execute(sql: "DELETE FROM correlation WHERE alertId = ?", arguments: [alertID])
+        try db.execute(
+            sql: "UPDATE alert SET noEvidenceReason = ? WHERE id = ?",
+            arguments: [result.noEvidenceReason?.rawValue, alertID])
+        try insertCorrelations(alertID: alertID, result.correlations, in: db)
+    }
+
+    static func insertCorrelations(alertID: String, _ correlations: [Correlation], in db: Database) throws {
+        for correlation in correlations {
+            try db.cachedStatement(
+                sql: """
+                    INSERT OR REPLACE INTO correlation (alertId, fileId, sha256, path, matchedBy, confidence)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                alertID, correlation.fileID, correlation.sha256, Data(correlation.path.bytes), correlation.matchedBy,
+                correlation.confidence,
+            ])
         }
     }
 

@@ -90,6 +90,34 @@ public final class EvidenceDatabase: Sendable {
                     );
                     """)
         }
+        migrator.registerMigration("v2-alerts") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE alert (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        rule TEXT NOT NULL,
+                        priority INTEGER NOT NULL,
+                        time INTEGER NOT NULL,
+                        hostname TEXT,
+                        source TEXT,
+                        internal INTEGER NOT NULL,
+                        raw TEXT NOT NULL,
+                        receivedAt INTEGER NOT NULL,
+                        noEvidenceReason TEXT
+                    );
+                    CREATE INDEX alert_time ON alert(time);
+                    CREATE TABLE correlation (
+                        alertId TEXT NOT NULL REFERENCES alert(id),
+                        fileId INTEGER NOT NULL REFERENCES file(id),
+                        sha256 TEXT,
+                        path BLOB NOT NULL,
+                        matchedBy TEXT NOT NULL,
+                        confidence REAL NOT NULL,
+                        PRIMARY KEY (alertId, fileId)
+                    );
+                    CREATE INDEX correlation_file ON correlation(fileId);
+                    """)
+        }
         return migrator
     }
 

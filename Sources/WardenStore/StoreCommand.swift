@@ -61,6 +61,10 @@ public enum StoreCommand: Sendable {
     case reconcile(root: PathBytes, present: Set<PathBytes>, at: Timestamp)
     /// The evidence copy of `sha256` is in place at `path`.
     case evidenceStored(sha256: String, path: String)
+    /// A Falco alert and what was found for it. Stored once per id: a repeat delivery is ignored.
+    case alert(AlertRecord)
+    /// A later look found (other) evidence for a stored alert: replaces its correlations.
+    case correlations(alertID: String, CorrelationResult)
     /// A sensor event for the log table.
     case sensorEvent(SensorEvent)
 }

@@ -16,7 +16,13 @@ public final class StoreWriter: Sendable {
     public typealias CommitObserver = @Sendable (_ written: [PathBytes], _ monotonicNanos: Int64) -> Void
 
     private let database: EvidenceDatabase
-    private let queue: BlockingQueue<StoreCommand>
+    /// A command and who waits for its commit (the HTTP intake answers 200 only then).
+    struct Submission {
+        var command: StoreCommand
+        var committed: (@Sendable (Bool) -> Void)?
+    }
+
+    private let queue: BlockingQueue<Submission>
     private let batchLimit: Int
     private let observer: CommitObserver?
     private let onError: @Sendable (any Error) -> Void
@@ -55,7 +61,31 @@ public final class StoreWriter: Sendable {
     }
 
     /// Queues `command` (waits for room when the queue is full; never drops).
-    public func submit(_ command: StoreCommand) { queue.put(command) }
+    public func submit(_ command: StoreCommand) { queue.put(Submission(command: command, committed: nil)) }
+
+    /// Queues `command` if there is room, without waiting; `committed` is called with `true` once
+    /// it is committed (or `false` if it could not be). Returns `false` when the queue is full:
+    /// the caller answers "try again later" rather than block.
+    public func offer(_ command: StoreCommand, committed: @escaping @Sendable (Bool) -> Void) -> Bool {
+        queue.offer(Submission(command: command, committed: committed))
+    }
+
+    /// What `commit` got.
+    public enum CommitOutcome: Sendable {
+        case committed
+        /// The queue was full; nothing was queued.
+        case busy
+        /// Queued, but the database refused it (the error went to `onError`).
+        case failed
+    }
+
+    /// Queues `command` without waiting for room and waits (asynchronously) for its commit.
+    public func commit(_ command: StoreCommand) async -> CommitOutcome {
+        await withCheckedContinuation { continuation in
+            let queued = offer(command) { ok in continuation.resume(returning: ok ? .committed : .failed) }
+            if !queued { continuation.resume(returning: .busy) }
+        }
+    }
 
     /// Commands waiting to be committed.
     public var depth: Int { queue.count }
@@ -84,11 +114,12 @@ public final class StoreWriter: Sendable {
     /// can recover). If it still fails, the batch is split and each half committed on its own,
     /// down to single commands, so one command the database refuses cannot take the others down
     /// with it; a single command that still fails is reported as lost.
-    private func commit(_ batch: [StoreCommand]) {
+    private func commit(_ batch: [Submission]) {
         for attempt in 0..<Self.maxAttempts {
             do {
-                let written = try database.apply(batch)
+                let written = try database.apply(batch.map(\.command))
                 observer?(written, clock())
+                for submission in batch { submission.committed?(true) }
                 return
             } catch {
                 onError(error)
@@ -100,18 +131,22 @@ public final class StoreWriter: Sendable {
         commitIsolating(batch[...])
     }
 
-    private func commitIsolating(_ commands: ArraySlice<StoreCommand>) {
+    private func commitIsolating(_ submissions: ArraySlice<Submission>) {
         do {
-            let written = try database.apply(Array(commands))
+            let written = try database.apply(submissions.map(\.command))
             observer?(written, clock())
+            for submission in submissions { submission.committed?(true) }
         } catch {
-            guard commands.count > 1 else {
-                onError(StoreWriterError.commandLost(String(describing: commands.first), underlying: error))
+            guard submissions.count > 1 else {
+                if let lost = submissions.first {
+                    onError(StoreWriterError.commandLost(String(describing: lost.command), underlying: error))
+                    lost.committed?(false)
+                }
                 return
             }
-            let middle = commands.startIndex + commands.count / 2
-            commitIsolating(commands[..<middle])
-            commitIsolating(commands[middle...])
+            let middle = submissions.startIndex + submissions.count / 2
+            commitIsolating(submissions[..<middle])
+            commitIsolating(submissions[middle...])
         }
     }
 

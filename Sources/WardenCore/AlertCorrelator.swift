@@ -1,0 +1,219 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+/// One file observation an alert is about, and how we know.
+public struct Correlation: Hashable, Sendable {
+    /// The file observation's store id.
+    public var fileID: Int64
+    public var sha256: String?
+    public var path: PathBytes
+    /// The alert fields (and mapping) that led here, e.g. `proc.exepath` or
+    /// `proc.exepath+container-shm-mount`.
+    public var matchedBy: String
+    /// 0…1: how sure the match is (kernel-resolved path and inode together are surest;
+    /// argv-derived paths, which the process controls, least).
+    public var confidence: Double
+
+    public init(fileID: Int64, sha256: String?, path: PathBytes, matchedBy: String, confidence: Double) {
+        self.fileID = fileID
+        self.sha256 = sha256
+        self.path = path
+        self.matchedBy = matchedBy
+        self.confidence = confidence
+    }
+}
+
+/// Why an alert has no file evidence.
+public enum NoEvidenceReason: String, Sendable, Codable, CaseIterable {
+    /// Falco's own event (for example a syscall event drop), not about a file.
+    case internalEvent
+    /// The program ran from a memfd: there is no file on any mount to capture.
+    case memfdExecution
+    /// The alert names no path or inode to look for.
+    case noPathInAlert
+    /// Every path the alert names is outside the tmpfs mounts we watch.
+    case pathOutsideTmpfs
+    /// The path is on a watched tmpfs, but no file was recorded there at that time.
+    case neverSeen
+}
+
+/// The outcome of correlating one alert.
+public struct CorrelationResult: Hashable, Sendable {
+    public var correlations: [Correlation]
+    /// Set when `correlations` is empty.
+    public var noEvidenceReason: NoEvidenceReason?
+
+    public init(correlations: [Correlation], noEvidenceReason: NoEvidenceReason?) {
+        self.correlations = correlations
+        self.noEvidenceReason = noEvidenceReason
+    }
+}
+
+/// Where the correlator looks for file observations: a port the store implements.
+public protocol EvidenceLookup {
+    func files(atPath path: PathBytes) throws -> [FileRecord]
+    func files(inode: UInt64) throws -> [FileRecord]
+    func files(sha256: String) throws -> [FileRecord]
+}
+
+/// Finds the file evidence an alert is about. Pure: the store is behind `EvidenceLookup`, the
+/// mount table is passed in.
+public enum AlertCorrelator {
+    /// How far apart the alert time and our record may be: our record can trail the exec by
+    /// the sensor's latency, and Falco's clock and ours are not the same clock.
+    public static let timeSlack: Int64 = 5_000_000_000
+
+    /// A path the alert names, before mapping container paths to host paths.
+    struct Candidate: Hashable {
+        var path: PathBytes
+        var matchedBy: String
+        var confidence: Double
+    }
+
+    public static func correlate(
+        _ alert: FalcoAlert, tmpfsMounts: [PathBytes], lookup: some EvidenceLookup
+    ) throws -> CorrelationResult {
+        if alert.isInternal { return CorrelationResult(correlations: [], noEvidenceReason: .internalEvent) }
+        var found: [Int64: Correlation] = [:]
+        func add(_ record: FileRecord, _ matchedBy: String, _ confidence: Double) {
+            guard let id = record.id else { return }
+            if var existing = found[id] {
+                if !existing.matchedBy.split(separator: ",").contains(Substring(matchedBy)) {
+                    existing.matchedBy += "," + matchedBy
+                }
+                // Two independent fields pointing at the same file make it surer than either.
+                existing.confidence = min(1.0, max(existing.confidence, confidence) + 0.05)
+                found[id] = existing
+            } else {
+                found[id] = Correlation(
+                    fileID: id, sha256: record.sha256, path: record.path, matchedBy: matchedBy, confidence: confidence)
+            }
+        }
+
+        let candidates = candidatePaths(alert)
+        var hostPaths: [Candidate] = []
+        for candidate in candidates { hostPaths += hostCandidates(candidate, alert: alert, tmpfsMounts: tmpfsMounts) }
+        for candidate in hostPaths {
+            for record in try lookup.files(atPath: candidate.path) where existed(record, at: alert.time) {
+                add(record, candidate.matchedBy, candidate.confidence)
+            }
+        }
+        for (field, confidence) in [("proc.exe_ino", 0.8), ("fd.ino", 0.75)] {
+            guard let inode = alert.outputFields[field]?.unsignedValue, inode > 0 else { continue }
+            for record in try lookup.files(inode: inode) where existed(record, at: alert.time) {
+                // Inode numbers repeat across filesystems: only count files on our mounts.
+                guard tmpfsMounts.contains(where: { record.path.isWithin($0) }) else { continue }
+                add(record, field, confidence)
+            }
+        }
+        for (field, value) in alert.outputFields.sorted(by: { $0.key < $1.key }) {
+            guard let text = value.text?.lowercased(), isSHA256(text) else { continue }
+            for record in try lookup.files(sha256: text) { add(record, "\(field)=sha256", 0.99) }
+        }
+
+        let correlations = found.values.sorted { ($0.confidence, -$0.fileID) > ($1.confidence, -$1.fileID) }
+        if !correlations.isEmpty { return CorrelationResult(correlations: correlations, noEvidenceReason: nil) }
+        if isMemfdExecution(alert) { return CorrelationResult(correlations: [], noEvidenceReason: .memfdExecution) }
+        if candidates.isEmpty && alert.outputFields["proc.exe_ino"] == nil && alert.outputFields["fd.ino"] == nil {
+            return CorrelationResult(correlations: [], noEvidenceReason: .noPathInAlert)
+        }
+        let onTmpfs = hostPaths.contains { candidate in tmpfsMounts.contains { candidate.path.isWithin($0) } }
+        return CorrelationResult(correlations: [], noEvidenceReason: onTmpfs ? .neverSeen : .pathOutsideTmpfs)
+    }
+
+    /// The file existed (was recorded, and not yet deleted) around the alert's time.
+    static func existed(_ record: FileRecord, at time: Timestamp) -> Bool {
+        let t = time.nanosecondsSinceEpoch
+        guard record.firstSeen.nanosecondsSinceEpoch <= t + timeSlack else { return false }
+        if let deleted = record.deletedAt { return deleted.nanosecondsSinceEpoch >= t - timeSlack }
+        return true
+    }
+
+    /// The paths an alert names, most trustworthy first.
+    static func candidatePaths(_ alert: FalcoAlert) -> [Candidate] {
+        var out: [Candidate] = []
+        func add(_ text: String?, _ field: String, _ confidence: Double) {
+            guard let text, !text.isEmpty, text != "<NA>" else { return }
+            if text.hasPrefix("/") {
+                out.append(Candidate(path: PathBytes(text), matchedBy: field, confidence: confidence))
+            } else if text.hasPrefix("./") || text.hasPrefix("../"), let cwd = alert.field("proc.cwd"), cwd.hasPrefix("/") {
+                let joined = normalize(cwd + (cwd.hasSuffix("/") ? "" : "/") + text)
+                out.append(Candidate(path: PathBytes(joined), matchedBy: field + "+proc.cwd", confidence: confidence - 0.1))
+            }
+        }
+        // proc.exepath is resolved by the kernel; proc.exe is argv[0] and fd.name the file the
+        // event names; the command line is whatever the process says it is.
+        add(alert.field("proc.exepath"), "proc.exepath", 0.95)
+        add(alert.field("fd.name"), "fd.name", 0.9)
+        add(alert.field("proc.exe"), "proc.exe", 0.7)
+        for field in ["proc.cmdline", "proc.args"] {
+            guard let line = alert.field(field) else { continue }
+            let tokens = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            for token in tokens.dropFirst(field == "proc.cmdline" ? 1 : 0) { add(token, field, 0.6) }
+        }
+        var seen: Set<PathBytes> = []
+        return out.filter { seen.insert($0.path).inserted }
+    }
+
+    /// Host paths for a candidate: a container's `/dev/shm` is its own tmpfs, mounted on the host
+    /// by the runtime (Docker: `/var/lib/docker/containers/<id>/mounts/shm`; containerd CRI:
+    /// `…/sandboxes/<pod sandbox id>/shm`).
+    static func hostCandidates(_ candidate: Candidate, alert: FalcoAlert, tmpfsMounts: [PathBytes]) -> [Candidate] {
+        guard let containerID = alert.field("container.id"), !containerID.isEmpty, containerID != "host" else {
+            return [candidate]
+        }
+        let shmPrefix = Array("/dev/shm/".utf8)
+        guard candidate.path.bytes.starts(with: shmPrefix) else {
+            // Outside the container's /dev/shm we cannot see its filesystem from the host.
+            return [Candidate(path: candidate.path, matchedBy: candidate.matchedBy, confidence: candidate.confidence * 0.5)]
+        }
+        let rest = Array(candidate.path.bytes.dropFirst(shmPrefix.count))
+        var out: [Candidate] = []
+        let containerShmMounts = tmpfsMounts.filter { $0.bytes.count > 4 && $0.bytes.suffix(4) == Array("/shm".utf8)[...] }
+        for mount in containerShmMounts {
+            let components = mount.bytes.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
+            if components.contains(where: { $0.hasPrefix(containerID) && containerID.count >= 12 }) {
+                out.append(Candidate(
+                    path: mount.appending(rest), matchedBy: candidate.matchedBy + "+container-shm-mount",
+                    confidence: candidate.confidence))
+            } else if components.contains("sandboxes") || components.contains("containers") || components.contains("pods") {
+                // A pod's shm is keyed by its sandbox id, which the alert does not carry: any
+                // container shm mount may be the one, so these matches count for less.
+                out.append(Candidate(
+                    path: mount.appending(rest), matchedBy: candidate.matchedBy + "+any-container-shm-mount",
+                    confidence: candidate.confidence * 0.5))
+            }
+        }
+        // A container started with --ipc=host shares the host's /dev/shm.
+        out.append(Candidate(
+            path: candidate.path, matchedBy: candidate.matchedBy + "+host-ipc", confidence: candidate.confidence * 0.6))
+        return out
+    }
+
+    static func isMemfdExecution(_ alert: FalcoAlert) -> Bool {
+        if alert.outputFields["proc.is_exe_from_memfd"] == .bool(true) || alert.field("proc.is_exe_from_memfd") == "true" {
+            return true
+        }
+        if let flags = alert.field("evt.arg.flags"), flags.contains("EXE_FROM_MEMFD") { return true }
+        for field in ["proc.exepath", "proc.exe"] {
+            if let path = alert.field(field), path.hasPrefix("memfd:") || path.hasPrefix("/memfd:") { return true }
+        }
+        return false
+    }
+
+    static func isSHA256(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+    }
+
+    /// Removes `.` and resolves `..` lexically (argv paths are joined to proc.cwd, never resolved
+    /// on this host's filesystem).
+    static func normalize(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") {
+            if part == "." || part.isEmpty { continue }
+            if part == ".." { _ = parts.popLast(); continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+}

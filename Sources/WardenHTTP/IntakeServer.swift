@@ -1,0 +1,98 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import Hummingbird
+import Logging
+import WardenCore
+import WardenIntake
+import WardenStore
+
+/// How the HTTP intake listens and what it accepts.
+public struct IntakeServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Also listen on this unix socket (mode 0600) when set.
+    public var unixSocketPath: String?
+    /// When set, every request needs `Authorization: Bearer <token>`; anything else gets 401.
+    public var bearerToken: String?
+    /// Larger bodies get 413.
+    public var bodyLimit: Int
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 2804, unixSocketPath: String? = nil, bearerToken: String? = nil,
+        bodyLimit: Int = 1 << 20
+    ) {
+        self.host = host
+        self.port = port
+        self.unixSocketPath = unixSocketPath
+        self.bearerToken = bearerToken
+        self.bodyLimit = bodyLimit
+    }
+}
+
+/// The Hummingbird routes: Falco intake (`POST /`, `POST /falco`), `GET /healthz`, `GET /metrics`.
+public enum IntakeRoutes {
+    public static func router(
+        intake: AlertIntake, configuration: IntakeServerConfiguration,
+        extraMetrics: @escaping @Sendable () -> String = { "" }
+    ) -> Router<BasicRequestContext> {
+        let router = Router()
+        let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+            await receive(request, intake: intake, configuration: configuration)
+        }
+        router.post("/", use: handler)
+        router.post("/falco", use: handler)
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
+        router.get("/metrics") { request, _ in
+            if let denied = authorize(request, configuration: configuration, metrics: intake.metrics) { return denied }
+            let text = intake.metrics.prometheusText() + extraMetrics()
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        return router
+    }
+
+    static func receive(_ request: Request, intake: AlertIntake, configuration: IntakeServerConfiguration) async -> Response {
+        if let denied = authorize(request, configuration: configuration, metrics: intake.metrics) { return denied }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.bodyLimit)
+        } catch {
+            intake.metrics.add(.tooLarge)
+            return json(.contentTooLarge, ["error": "body larger than \(configuration.bodyLimit) bytes"])
+        }
+        switch await intake.submit(Data(body.readableBytesView)) {
+        case .accepted(let id, let duplicate, let correlations):
+            return json(.ok, ["id": id, "duplicate": duplicate, "correlations": correlations])
+        case .rejected(let reason):
+            return json(.badRequest, ["error": reason])
+        case .busy:
+            var response = json(.serviceUnavailable, ["error": "intake queue full; retry"])
+            response.headers[.retryAfter] = "1"
+            return response
+        case .failed:
+            return json(.internalServerError, ["error": "the alert could not be stored; see the agent's log"])
+        }
+    }
+
+    static func authorize(_ request: Request, configuration: IntakeServerConfiguration, metrics: IntakeMetrics) -> Response? {
+        guard let token = configuration.bearerToken else { return nil }
+        if request.headers[.authorization] == "Bearer \(token)" { return nil }
+        metrics.add(.unauthorized)
+        var response = json(.unauthorized, ["error": "missing or wrong bearer token"])
+        response.headers[.wwwAuthenticate] = "Bearer"
+        return response
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: [String: any Sendable]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

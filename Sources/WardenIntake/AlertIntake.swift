@@ -1,0 +1,126 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Crypto
+import Foundation
+import Logging
+import WardenCore
+import WardenLinux
+import WardenStore
+
+/// Takes Falco alerts in (from HTTP or NDJSON), correlates them with file evidence, and stores
+/// them. An alert is accepted only once it is committed.
+public final class AlertIntake: Sendable {
+    /// What became of one submitted alert.
+    public enum Outcome: Sendable, Equatable {
+        /// Committed (or already stored under the same id: `duplicate`).
+        case accepted(id: String, duplicate: Bool, correlations: Int)
+        /// Not a valid alert: the reason, for a 400.
+        case rejected(String)
+        /// The store's queue is full: try again later (503).
+        case busy
+        /// The commit failed (500); the error is logged.
+        case failed
+    }
+
+    public let metrics: IntakeMetrics
+    private let database: EvidenceDatabase
+    private let writer: StoreWriter
+    private let mounts: TmpfsMountCache
+    private let logger: Logger
+    /// Delays after which an alert whose file was not (yet) recorded is correlated again: the
+    /// alert can outrun the sensor by a few milliseconds.
+    private let retryDelays: [Duration]
+
+    public init(
+        database: EvidenceDatabase, writer: StoreWriter, mounts: TmpfsMountCache, metrics: IntakeMetrics = IntakeMetrics(),
+        logger: Logger, retryDelays: [Duration] = [.milliseconds(250), .seconds(1), .seconds(3)]
+    ) {
+        self.database = database
+        self.writer = writer
+        self.mounts = mounts
+        self.metrics = metrics
+        self.logger = logger
+        self.retryDelays = retryDelays
+    }
+
+    /// Decodes, correlates and durably stores one alert.
+    public func submit(_ body: Data) async -> Outcome {
+        let started = sys_monotonicNanoseconds()
+        metrics.add(.received)
+        let record: AlertRecord
+        do {
+            record = try Self.prepare(body, database: database, mounts: mounts.mounts)
+        } catch let error as AlertDecodingError {
+            metrics.add(.rejected)
+            return .rejected(error.reason)
+        } catch {
+            metrics.add(.failed)
+            logger.error("alert correlation failed", metadata: ["error": "\(error)"])
+            return .failed
+        }
+        if (try? database.alert(id: record.id)) != nil {
+            metrics.add(.duplicates)
+            return .accepted(id: record.id, duplicate: true, correlations: record.correlations.count)
+        }
+        switch await writer.commit(.alert(record)) {
+        case .busy:
+            metrics.add(.busy)
+            return .busy
+        case .failed:
+            metrics.add(.failed)
+            return .failed
+        case .committed:
+            break
+        }
+        metrics.observeLatency(seconds: Double(sys_monotonicNanoseconds() - started) / 1e9)
+        if record.correlations.isEmpty {
+            metrics.add(.withoutEvidence)
+            if record.noEvidenceReason == .neverSeen && !retryDelays.isEmpty { correlateLater(record) }
+        } else {
+            metrics.add(.correlated)
+        }
+        return .accepted(id: record.id, duplicate: false, correlations: record.correlations.count)
+    }
+
+    /// The file may be recorded moments after the alert arrives: look again a few times.
+    private func correlateLater(_ record: AlertRecord) {
+        let (database, writer, mounts, metrics, delays) = (database, writer, mounts, metrics, retryDelays)
+        Task.detached {
+            for delay in delays {
+                try? await Task.sleep(for: delay)
+                guard let result = try? AlertCorrelator.correlate(record.alert, tmpfsMounts: mounts.mounts, lookup: database),
+                    !result.correlations.isEmpty
+                else { continue }
+                writer.submit(.correlations(alertID: record.id, result))
+                metrics.add(.lateCorrelations)
+                return
+            }
+        }
+    }
+
+    /// Decodes `body` and correlates it against the store: everything but the write.
+    ///
+    /// - Throws: `AlertDecodingError` for a body that is not a valid alert.
+    public static func prepare(_ body: Data, database: EvidenceDatabase, mounts: [PathBytes]) throws -> AlertRecord {
+        let alert = try FalcoAlert.decode(body)
+        let result = try AlertCorrelator.correlate(alert, tmpfsMounts: mounts, lookup: database)
+        let now = sys_realtime()
+        return AlertRecord(
+            id: identifier(for: alert), alert: alert, receivedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds),
+            correlations: result.correlations, noEvidenceReason: result.noEvidenceReason)
+    }
+
+    /// Falcosidekick's `uuid` when present; otherwise the first 128 bits of the SHA-256 of what
+    /// makes a Falco event itself (rule, time, hostname, source, output), so a repeated delivery
+    /// of the same event gets the same id and is stored once.
+    public static func identifier(for alert: FalcoAlert) -> String {
+        if let uuid = alert.uuid { return uuid }
+        var hasher = SHA256()
+        for part in [alert.rule, alert.timeText, alert.hostname ?? "", alert.source ?? "", alert.output ?? ""] {
+            hasher.update(data: Data(part.utf8))
+            hasher.update(data: Data([0]))
+        }
+        return hasher.finalize().prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+}

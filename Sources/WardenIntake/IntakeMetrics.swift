@@ -1,0 +1,74 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Synchronization
+
+/// Counters and a latency histogram for the Falco intake, rendered for `/metrics`.
+public final class IntakeMetrics: Sendable {
+    public enum Counter: String, CaseIterable, Sendable {
+        case received = "alerts_received_total"
+        case rejected = "alerts_rejected_total"
+        case duplicates = "alerts_duplicate_total"
+        case correlated = "alerts_correlated_total"
+        case withoutEvidence = "alerts_without_evidence_total"
+        case busy = "alerts_busy_total"
+        case unauthorized = "alerts_unauthorized_total"
+        case tooLarge = "alerts_too_large_total"
+        case failed = "alerts_failed_total"
+        case lateCorrelations = "alerts_late_correlated_total"
+    }
+
+    /// Upper bounds of the latency buckets, in seconds (Prometheus `le`).
+    public static let latencyBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
+
+    private struct State {
+        var counters = [Int](repeating: 0, count: Counter.allCases.count)
+        var bucketCounts = [Int](repeating: 0, count: IntakeMetrics.latencyBuckets.count)
+        var latencyCount = 0
+        var latencySum = 0.0
+    }
+
+    private let state = Mutex(State())
+    private static let index: [Counter: Int] = Dictionary(
+        uniqueKeysWithValues: Counter.allCases.enumerated().map { ($1, $0) })
+
+    public init() {}
+
+    public func add(_ counter: Counter, _ amount: Int = 1) {
+        let slot = Self.index[counter, default: 0]
+        state.withLock { $0.counters[slot] += amount }
+    }
+
+    public subscript(_ counter: Counter) -> Int {
+        let slot = Self.index[counter, default: 0]
+        return state.withLock { $0.counters[slot] }
+    }
+
+    /// Records how long one accepted alert took from request to durable commit.
+    public func observeLatency(seconds: Double) {
+        state.withLock { state in
+            for (index, bound) in Self.latencyBuckets.enumerated() where seconds <= bound {
+                state.bucketCounts[index] += 1
+            }
+            state.latencyCount += 1
+            state.latencySum += seconds
+        }
+    }
+
+    /// The Prometheus text exposition of these metrics (`shmwarden_` prefix).
+    public func prometheusText() -> String {
+        let snapshot = state.withLock { $0 }
+        var out = ""
+        for (index, counter) in Counter.allCases.enumerated() {
+            out += "# TYPE shmwarden_\(counter.rawValue) counter\nshmwarden_\(counter.rawValue) \(snapshot.counters[index])\n"
+        }
+        let name = "shmwarden_alert_intake_seconds"
+        out += "# TYPE \(name) histogram\n"
+        for (index, bound) in Self.latencyBuckets.enumerated() {
+            out += "\(name)_bucket{le=\"\(bound)\"} \(snapshot.bucketCounts[index])\n"
+        }
+        out += "\(name)_bucket{le=\"+Inf\"} \(snapshot.latencyCount)\n"
+        out += "\(name)_sum \(snapshot.latencySum)\n\(name)_count \(snapshot.latencyCount)\n"
+        return out
+    }
+}

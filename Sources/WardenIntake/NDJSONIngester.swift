@@ -1,0 +1,153 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+@preconcurrency import Glibc
+import Logging
+import SystemPackage
+import WardenCore
+import WardenLinux
+import WardenStore
+
+/// What one `ingest` run took in.
+public struct IngestReport: Sendable {
+    public var accepted = 0
+    public var duplicates = 0
+    public var badLines = 0
+
+    public init() {}
+}
+
+/// Reads newline-delimited Falco JSON (what `program_output` pipes and `file_output` writes),
+/// one alert per line, and stores each through the same decode-and-correlate path as HTTP.
+///
+/// Lines are committed in batches (durably: the batch's commit is fsynced); a bad line is
+/// reported with its number and skipped, and the rest still go in.
+public final class NDJSONIngester {
+    private let database: EvidenceDatabase
+    private let mounts: TmpfsMountCache
+    private let onBadLine: (Int, String) -> Void
+    private var lineNumber = 0
+    private var pending: [StoreCommand] = []
+    private var pendingIDs: Set<String> = []
+    public private(set) var report = IngestReport()
+    static let batchSize = 1000
+
+    public init(database: EvidenceDatabase, mounts: TmpfsMountCache, onBadLine: @escaping (Int, String) -> Void) {
+        self.database = database
+        self.mounts = mounts
+        self.onBadLine = onBadLine
+    }
+
+    /// Reads `fd` to its end.
+    public func ingest(_ fd: FileDescriptor) throws {
+        var reader = LineReader(fd: fd)
+        while let chunk = try reader.readLines() {
+            for line in chunk { try take(line) }
+            try flush()
+        }
+        if let last = reader.remainder() { try take(last) }
+        try flush()
+    }
+
+    /// Tails the file at `path` like `tail -F`: follows appends, starts over when the file is
+    /// truncated, and reopens it when it is replaced (rotation), until `shouldStop` says so.
+    public func follow(path: String, shouldStop: () -> Bool) throws {
+        var fd = try Self.open(path)
+        var identity = try sys_fstat(fd)
+        var reader = LineReader(fd: fd)
+        var offset: Int64 = 0
+        while !shouldStop() {
+            if let lines = try reader.readLines() {
+                offset = reader.offset
+                for line in lines { try take(line) }
+                try flush()
+                continue
+            }
+            usleep(200_000)
+            let current = try? sys_lstat(Array(path.utf8))
+            if let current, current.inode != identity.inode || current.device != identity.device {
+                // Rotated: finish the old file, then start the new one from its beginning.
+                while let lines = try reader.readLines() { for line in lines { try take(line) } }
+                if let last = reader.remainder() { try take(last) }
+                try flush()
+                sys_close(fd)
+                fd = try Self.open(path)
+                identity = try sys_fstat(fd)
+                reader = LineReader(fd: fd)
+                offset = 0
+            } else if let size = try? sys_fstat(fd).size, size < offset {
+                // Truncated in place (copytruncate): read again from the start.
+                try sys_lseek(fd, to: 0)
+                reader = LineReader(fd: fd)
+                offset = 0
+            }
+        }
+        if let last = reader.remainder() { try take(last) }
+        try flush()
+        sys_close(fd)
+    }
+
+    private static func open(_ path: String) throws -> FileDescriptor {
+        try sys_open(Array(path.utf8), flags: O_RDONLY, followingSymlinks: true)
+    }
+
+    private func take(_ line: [UInt8]) throws {
+        lineNumber += 1
+        guard line.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0d }) else { return }
+        do {
+            let record = try AlertIntake.prepare(Data(line), database: database, mounts: mounts.mounts)
+            let stored = try database.alert(id: record.id) != nil
+            if pendingIDs.contains(record.id) || stored {
+                report.duplicates += 1
+                return
+            }
+            pending.append(.alert(record))
+            pendingIDs.insert(record.id)
+            report.accepted += 1
+            if pending.count >= Self.batchSize { try flush() }
+        } catch let error as AlertDecodingError {
+            report.badLines += 1
+            onBadLine(lineNumber, error.reason)
+        }
+    }
+
+    private func flush() throws {
+        guard !pending.isEmpty else { return }
+        try database.apply(pending)
+        pending.removeAll(keepingCapacity: true)
+        pendingIDs.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Splits what a descriptor yields into lines, keeping a partial last line for the next read.
+struct LineReader {
+    let fd: FileDescriptor
+    private var buffer: [UInt8] = []
+    private(set) var offset: Int64 = 0
+    private var chunk = [UInt8](repeating: 0, count: 256 * 1024)
+
+    init(fd: FileDescriptor) { self.fd = fd }
+
+    /// The complete lines from the next read; nil at end of file (for now).
+    mutating func readLines() throws -> [[UInt8]]? {
+        let count = try chunk.withUnsafeMutableBytes { raw throws -> Int in try sys_read(fd, into: raw) ?? 0 }
+        guard count > 0 else { return nil }
+        offset += Int64(count)
+        buffer.append(contentsOf: chunk[0..<count])
+        var lines: [[UInt8]] = []
+        var start = 0
+        while let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            lines.append(Array(buffer[start..<newline]))
+            start = newline + 1
+        }
+        buffer.removeFirst(start)
+        return lines
+    }
+
+    /// A last line with no newline after it.
+    mutating func remainder() -> [UInt8]? {
+        defer { buffer.removeAll() }
+        return buffer.isEmpty ? nil : buffer
+    }
+}

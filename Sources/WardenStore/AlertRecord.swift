@@ -1,0 +1,68 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import WardenCore
+
+/// A stored alert with what was found for it: the `alert` of DESIGN.md's JSON contract.
+public struct AlertRecord: Sendable {
+    /// Falcosidekick's `uuid` when present, else a stable id derived from the alert's content.
+    public var id: String
+    public var alert: FalcoAlert
+    public var receivedAt: Timestamp
+    public var correlations: [Correlation]
+    public var noEvidenceReason: NoEvidenceReason?
+
+    public init(
+        id: String, alert: FalcoAlert, receivedAt: Timestamp, correlations: [Correlation] = [],
+        noEvidenceReason: NoEvidenceReason? = nil
+    ) {
+        self.id = id
+        self.alert = alert
+        self.receivedAt = receivedAt
+        self.correlations = correlations
+        self.noEvidenceReason = noEvidenceReason
+    }
+}
+
+extension AlertRecord: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case id, rule, priority, time, hostname, source, tags, output, outputFields, uuid, `internal`, receivedAt
+        case correlations, actions, noEvidenceReason
+    }
+
+    struct CorrelationJSON: Encodable {
+        var fileId: Int64
+        var sha256: String?
+        var path: String
+        var pathBase64: String?
+        var matchedBy: String
+        var confidence: Double
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(alert.rule, forKey: .rule)
+        try container.encode(alert.priority.name, forKey: .priority)
+        try container.encode(alert.timeText, forKey: .time)
+        try container.encode(alert.hostname, forKey: .hostname)
+        try container.encode(alert.source, forKey: .source)
+        try container.encode(alert.tags, forKey: .tags)
+        try container.encodeIfPresent(alert.output, forKey: .output)
+        try container.encode(alert.outputFields, forKey: .outputFields)
+        try container.encodeIfPresent(alert.uuid, forKey: .uuid)
+        try container.encode(alert.isInternal, forKey: .`internal`)
+        try container.encode(receivedAt.rfc3339, forKey: .receivedAt)
+        try container.encode(
+            correlations.map {
+                CorrelationJSON(
+                    fileId: $0.fileID, sha256: $0.sha256, path: $0.path.displayString,
+                    pathBase64: $0.path.isValidUTF8 ? nil : $0.path.base64, matchedBy: $0.matchedBy,
+                    confidence: ($0.confidence * 100).rounded() / 100)
+            }, forKey: .correlations)
+        // Responses arrive with the policies issue; the key is part of the contract already.
+        try container.encode([String](), forKey: .actions)
+        try container.encode(noEvidenceReason, forKey: .noEvidenceReason)
+    }
+}

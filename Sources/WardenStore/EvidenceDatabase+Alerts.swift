@@ -1,0 +1,77 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import GRDB
+import WardenCore
+
+extension EvidenceDatabase {
+    /// Stored alerts, oldest first (the newest `limit` when set), with their correlations.
+    public func alerts(limit: Int? = nil) throws -> [AlertRecord] {
+        try pool.read { db in
+            let rows: [Row]
+            if let limit {
+                rows = try Row.fetchAll(
+                    db, sql: "SELECT * FROM (SELECT rowid AS r, * FROM alert ORDER BY rowid DESC LIMIT ?) ORDER BY r",
+                    arguments: [limit])
+            } else {
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM alert ORDER BY rowid")
+            }
+            return try rows.compactMap { try Self.alertRecord($0, in: db) }
+        }
+    }
+
+    /// One stored alert by id.
+    public func alert(id: String) throws -> AlertRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM alert WHERE id = ?", arguments: [id]).flatMap {
+                try Self.alertRecord($0, in: db)
+            }
+        }
+    }
+
+    /// How many alerts are stored.
+    public func alertCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM alert") ?? 0 }
+    }
+
+    static func alertRecord(_ row: Row, in db: Database) throws -> AlertRecord? {
+        let raw: String = row["raw"]
+        guard let alert = try? FalcoAlert.decode(Data(raw.utf8)) else { return nil }
+        let id: String = row["id"]
+        let correlations = try Row.fetchAll(
+            db, sql: "SELECT * FROM correlation WHERE alertId = ? ORDER BY confidence DESC, fileId", arguments: [id]
+        ).map { row in
+            Correlation(
+                fileID: row["fileId"], sha256: row["sha256"], path: PathBytes(Array(row["path"] as Data)),
+                matchedBy: row["matchedBy"], confidence: row["confidence"])
+        }
+        return AlertRecord(
+            id: id, alert: alert, receivedAt: Timestamp(nanosecondsSinceEpoch: row["receivedAt"]),
+            correlations: correlations,
+            noEvidenceReason: (row["noEvidenceReason"] as String?).flatMap(NoEvidenceReason.init(rawValue:)))
+    }
+}
+
+extension EvidenceDatabase: EvidenceLookup {
+    public func files(atPath path: PathBytes) throws -> [FileRecord] {
+        try fileRecords(where: "file.path = ?", [Data(path.bytes)])
+    }
+
+    public func files(inode: UInt64) throws -> [FileRecord] {
+        try fileRecords(where: "file.inode = ?", [Int64(bitPattern: inode)])
+    }
+
+    public func files(sha256: String) throws -> [FileRecord] {
+        try fileRecords(where: "file.sha256 = ?", [sha256])
+    }
+
+    func fileRecords(where condition: String, _ arguments: StatementArguments) throws -> [FileRecord] {
+        let sql = """
+            SELECT file.*, blob.elf AS blobElf, blob.script AS blobScript, blob.evidencePath AS blobEvidence
+            FROM file LEFT JOIN blob ON blob.sha256 = file.sha256
+            WHERE \(condition) ORDER BY file.id
+            """
+        return try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.fileRecord) }
+    }
+}
