@@ -106,10 +106,8 @@ let package = Package(
         .testTarget(
             name: "WardenIntakeTests",
             dependencies: [
-                "WardenIntake", "WardenHTTP", "WardenStore", "WardenCore", "WardenDaemon", "WardenSensors",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "WardenIntake", "WardenStore", "WardenCore",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "WardenLinuxTests", dependencies: ["WardenLinux", "CSeccomp"]),
@@ -117,7 +115,7 @@ let package = Package(
         .testTarget(
             name: "WardenSensorsTests",
             dependencies: [
-                "WardenSensors", "WardenStore", "WardenCore", "WardenLinux", "WardenDaemon",
+                "WardenSensors", "WardenStore", "WardenCore", "WardenLinux", "WardenDaemon", "WardenHTTP", "WardenIntake",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

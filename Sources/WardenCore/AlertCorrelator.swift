@@ -151,8 +151,17 @@ public enum AlertCorrelator {
             let tokens = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             for token in tokens.dropFirst(field == "proc.cmdline" ? 1 : 0) { add(token, field, 0.6) }
         }
-        var seen: Set<PathBytes> = []
-        return out.filter { seen.insert($0.path).inserted }
+        // Fields that name the same path agree: one candidate, named by all of them.
+        var merged: [Candidate] = []
+        for candidate in out {
+            if let index = merged.firstIndex(where: { $0.path == candidate.path }) {
+                merged[index].matchedBy += "," + candidate.matchedBy
+                merged[index].confidence = min(1.0, merged[index].confidence + 0.02)
+            } else {
+                merged.append(candidate)
+            }
+        }
+        return merged
     }
 
     /// Host paths for a candidate: a container's `/dev/shm` is its own tmpfs, mounted on the host

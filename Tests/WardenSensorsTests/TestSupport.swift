@@ -9,6 +9,7 @@ import ServiceLifecycle
 import Testing
 import WardenCore
 import WardenDaemon
+import WardenHTTP
 import WardenLinux
 import WardenSensors
 import WardenStore
@@ -66,7 +67,8 @@ final class AgentHarness: Sendable {
 
     init(
         watch: [String], discovery: TmpfsDiscovery = .none, hashSizeCap: Int64 = 256 << 20,
-        maxPinnedFiles: Int = 4096, fallbackRescanIntervalMilliseconds: Int = 5000, useFanotify: Bool = true
+        maxPinnedFiles: Int = 4096, fallbackRescanIntervalMilliseconds: Int = 5000, useFanotify: Bool = true,
+        http: IntakeServerConfiguration? = nil
     ) async throws {
         stateDirectory = makeStateDirectory()
         var configuration = AgentConfiguration(
@@ -74,6 +76,7 @@ final class AgentHarness: Sendable {
             hashSizeCap: hashSizeCap, maxPinnedFiles: maxPinnedFiles,
             fallbackRescanIntervalMilliseconds: fallbackRescanIntervalMilliseconds)
         configuration.useFanotify = useFanotify
+        configuration.http = http
         services = try Agent.buildServices(configuration: configuration, logger: silentLogger)
         group = ServiceGroup(
             configuration: .init(
@@ -155,6 +158,16 @@ func runProcess(_ executable: String, _ arguments: [String]) throws -> (Int32, S
     let output = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+/// Runs a program on a thread of its own, so waiting for it never holds a cooperative thread
+/// that the agent's HTTP handlers (which run on that pool) may need to answer it.
+func runProcessOffPool(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result { try runProcess(executable, arguments) })
+        }.start()
+    }
 }
 
 /// `sha256sum`'s answer for a file: an independent check of our hash.

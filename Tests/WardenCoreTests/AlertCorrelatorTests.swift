@@ -1,0 +1,136 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import Testing
+import WardenCore
+
+/// An in-memory store for the correlator's port.
+struct InMemoryEvidence: EvidenceLookup {
+    var records: [FileRecord]
+    func files(atPath path: PathBytes) -> [FileRecord] { records.filter { $0.path == path } }
+    func files(inode: UInt64) -> [FileRecord] { records.filter { $0.inode == inode } }
+    func files(sha256: String) -> [FileRecord] { records.filter { $0.sha256 == sha256 } }
+}
+
+func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, deleted: String? = nil) -> FileRecord {
+    let first = Timestamp(rfc3339: seen) ?? Timestamp(nanosecondsSinceEpoch: 0)
+    return FileRecord(
+        id: id, path: PathBytes(path), mountPoint: nil, fileType: .regular, device: 1, inode: inode, size: 10,
+        mode: 0o100755, uid: 0, gid: 0, linkCount: 1, modified: first, changed: first, firstSeen: first, lastSeen: first,
+        deletedAt: deleted.flatMap { Timestamp(rfc3339: $0) }, state: deleted == nil ? .present : .deleted, kind: .elf,
+        reasons: [.elf], hashStatus: .ok, sha256: String(repeating: String(id % 10), count: 64))
+}
+
+@Suite struct AlertCorrelatorTests {
+    let mounts = [PathBytes("/dev/shm"), PathBytes("/var/lib/docker/containers/0123456789abcdef/mounts/shm")]
+
+    func alert(_ json: String) throws -> FalcoAlert { try FalcoAlert.decode(Data(json.utf8)) }
+
+    @Test func hostPathByExepath() throws {
+        let evidence = InMemoryEvidence(records: [fileRecord(id: 1, "/dev/shm/x", seen: "2026-11-29T12:00:00Z")])
+        let result = try AlertCorrelator.correlate(
+            alert(AlertFixtures.executionFromDevShm), tmpfsMounts: mounts, lookup: evidence)
+        let match = try #require(result.correlations.first)
+        #expect(match.fileID == 1)
+        #expect(match.matchedBy.contains("proc.exepath"))
+        #expect(match.matchedBy.contains("fd.name"))
+        #expect(match.confidence > 0.95)
+        #expect(result.noEvidenceReason == nil)
+    }
+
+    @Test func deletedFilesStillMatchTheirEvidence() throws {
+        let evidence = InMemoryEvidence(records: [
+            fileRecord(id: 1, "/dev/shm/x", seen: "2026-11-29T12:00:00Z", deleted: "2026-11-29T12:00:01.5Z")
+        ])
+        let result = try AlertCorrelator.correlate(
+            alert(AlertFixtures.executionFromDevShm), tmpfsMounts: mounts, lookup: evidence)
+        #expect(result.correlations.map(\.fileID) == [1])
+    }
+
+    @Test func aFileThatDidNotExistThenDoesNotMatch() throws {
+        let evidence = InMemoryEvidence(records: [
+            fileRecord(id: 1, "/dev/shm/x", seen: "2026-11-29T11:00:00Z", deleted: "2026-11-29T11:00:01Z"),
+            fileRecord(id: 2, "/dev/shm/x", seen: "2026-11-29T13:00:00Z"),
+        ])
+        let result = try AlertCorrelator.correlate(
+            alert(AlertFixtures.executionFromDevShm), tmpfsMounts: mounts, lookup: evidence)
+        #expect(result.correlations.isEmpty)
+        #expect(result.noEvidenceReason == .neverSeen)
+    }
+
+    @Test func containerPathMapsToTheRuntimesShmMount() throws {
+        let hostPath = "/var/lib/docker/containers/0123456789abcdef/mounts/shm/payload"
+        let evidence = InMemoryEvidence(records: [
+            fileRecord(id: 7, hostPath, inode: 555, seen: "2026-11-29T11:00:01Z"),
+            fileRecord(id: 8, "/dev/shm/payload", inode: 556, seen: "2026-11-29T09:00:00Z", deleted: "2026-11-29T09:00:01Z"),
+        ])
+        let result = try AlertCorrelator.correlate(alert(AlertFixtures.dropAndExecute), tmpfsMounts: mounts, lookup: evidence)
+        let match = try #require(result.correlations.first)
+        #expect(match.fileID == 7)
+        #expect(match.path == PathBytes(hostPath))
+        #expect(match.matchedBy.contains("container-shm-mount"))
+        #expect(result.correlations.count == 1)
+    }
+
+    @Test func argvOnlyPathsMatchWithLowerConfidence() throws {
+        let json = """
+            {"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"proc.exepath":"/usr/bin/bash","proc.cmdline":"sh /dev/shm/run.sh --now","proc.cwd":"/"}}
+            """
+        let evidence = InMemoryEvidence(records: [fileRecord(id: 3, "/dev/shm/run.sh", seen: "2026-11-29T11:59:00Z")])
+        let result = try AlertCorrelator.correlate(alert(json), tmpfsMounts: mounts, lookup: evidence)
+        let match = try #require(result.correlations.first)
+        #expect(match.matchedBy == "proc.cmdline")
+        #expect(match.confidence < 0.7)
+    }
+
+    @Test func relativeExeJoinsTheWorkingDirectory() throws {
+        let json = """
+            {"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"proc.exe":"./tool","proc.cwd":"/dev/shm/work/"}}
+            """
+        let evidence = InMemoryEvidence(records: [fileRecord(id: 4, "/dev/shm/work/tool", seen: "2026-11-29T11:59:00Z")])
+        let result = try AlertCorrelator.correlate(alert(json), tmpfsMounts: mounts, lookup: evidence)
+        #expect(result.correlations.first?.matchedBy == "proc.exe+proc.cwd")
+    }
+
+    @Test func inodeAloneMatchesOnlyOnOurMounts() throws {
+        let json = """
+            {"rule":"r","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"proc.exe_ino":777}}
+            """
+        let evidence = InMemoryEvidence(records: [
+            fileRecord(id: 5, "/dev/shm/a", inode: 777, seen: "2026-11-29T11:00:00Z"),
+            fileRecord(id: 6, "/home/user/a", inode: 777, seen: "2026-11-29T11:00:00Z"),
+        ])
+        let result = try AlertCorrelator.correlate(alert(json), tmpfsMounts: mounts, lookup: evidence)
+        #expect(result.correlations.map(\.fileID) == [5])
+        #expect(result.correlations.first?.matchedBy == "proc.exe_ino")
+    }
+
+    @Test func reasonsWhenThereIsNoEvidence() throws {
+        let empty = InMemoryEvidence(records: [])
+        #expect(try AlertCorrelator.correlate(alert(AlertFixtures.memfd), tmpfsMounts: mounts, lookup: empty).noEvidenceReason
+            == .memfdExecution)
+        #expect(try AlertCorrelator.correlate(alert(AlertFixtures.eventDrop), tmpfsMounts: mounts, lookup: empty).noEvidenceReason
+            == .internalEvent)
+        #expect(try AlertCorrelator.correlate(alert(AlertFixtures.sidekick), tmpfsMounts: mounts, lookup: empty).noEvidenceReason
+            == .noPathInAlert)
+        let outside = """
+            {"rule":"r","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"proc.exepath":"/usr/local/bin/tool"}}
+            """
+        #expect(try AlertCorrelator.correlate(alert(outside), tmpfsMounts: mounts, lookup: empty).noEvidenceReason
+            == .pathOutsideTmpfs)
+        #expect(try AlertCorrelator.correlate(alert(AlertFixtures.executionFromDevShm), tmpfsMounts: mounts, lookup: empty)
+            .noEvidenceReason == .neverSeen)
+    }
+
+    @Test func aHashInTheAlertMatchesDirectly() throws {
+        let record = fileRecord(id: 9, "/dev/shm/h", seen: "2026-11-29T11:00:00Z")
+        let sha = try #require(record.sha256)
+        let json = """
+            {"rule":"r","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"custom.sha256":"\(sha.uppercased())"}}
+            """
+        let result = try AlertCorrelator.correlate(alert(json), tmpfsMounts: mounts, lookup: InMemoryEvidence(records: [record]))
+        #expect(result.correlations.first?.fileID == 9)
+        #expect(result.correlations.first?.confidence == 0.99)
+    }
+}

@@ -1,0 +1,179 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+@preconcurrency import Glibc
+import Testing
+import WardenCore
+import WardenDaemon
+import WardenHTTP
+import WardenStore
+
+/// One HTTP exchange over a real socket.
+func post(
+    _ url: String, _ body: Data, headers: [String: String] = ["Content-Type": "application/json"]
+) async throws -> (Int, [String: Any], [AnyHashable: Any]) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = "POST"
+    request.httpBody = body
+    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    let http = response as! HTTPURLResponse
+    let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    return (http.statusCode, object, http.allHeaderFields)
+}
+
+func get(_ url: String, headers: [String: String] = [:]) async throws -> (Int, String) {
+    var request = URLRequest(url: URL(string: url)!)
+    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
+}
+
+/// An alert for `path` as the "Execution from /dev/shm" rule reports it, at the current time.
+func devShmAlert(exepath: String, uuid: String? = nil, time: Date = Date()) -> Data {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    var object: [String: Any] = [
+        "rule": "Execution from /dev/shm", "priority": "Warning", "source": "syscall", "hostname": "test-node",
+        "time": formatter.string(from: time), "output": "File execution detected from /dev/shm file=\(exepath)",
+        "tags": ["T1059.004", "mitre_execution"],
+        "output_fields": ["proc.exepath": exepath, "fd.name": exepath, "evt.arg.flags": "EXE_WRITABLE", "proc.pid": 4242],
+    ]
+    if let uuid { object["uuid"] = uuid }
+    return try! JSONSerialization.data(withJSONObject: object)
+}
+
+extension SensorIntegration {
+    @Suite(.serialized, .timeLimit(.minutes(2)))
+    struct IntakeTests {
+        @Test func alertsAreStoredAndCorrelatedWithTheDroppedFile() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0))
+            let port = await agent.services.listening.port()
+            let path = mount.child("dropper")
+            let sha = try drop(trueBinary, at: path)
+            try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+            _ = unlink(path)
+
+            let alertBody = devShmAlert(exepath: path)
+            let (status, body, _) = try await post("http://127.0.0.1:\(port)/falco", alertBody)
+            #expect(status == 200)
+            let id = try #require(body["id"] as? String)
+            #expect(body["correlations"] as? Int == 1)
+            #expect(body["duplicate"] as? Bool == false)
+            let stored = try #require(try agent.database.alert(id: id))
+            #expect(stored.correlations.first?.sha256 == sha)
+            #expect(stored.correlations.first?.matchedBy.contains("proc.exepath") == true)
+
+            // The same delivery again (Falco retries, or two outputs): stored once.
+            let (again, againBody, _) = try await post("http://127.0.0.1:\(port)/", alertBody)
+            #expect(again == 200)
+            #expect(againBody["duplicate"] as? Bool == true)
+            #expect(try agent.database.alertCount() == 1)
+
+            let (health, healthText) = try await get("http://127.0.0.1:\(port)/healthz")
+            #expect(health == 200 && healthText == "ok\n")
+            let (metricsStatus, metrics) = try await get("http://127.0.0.1:\(port)/metrics")
+            #expect(metricsStatus == 200)
+            #expect(metrics.contains("shmwarden_alerts_received_total 2"))
+            #expect(metrics.contains("shmwarden_alerts_duplicate_total 1"))
+            #expect(metrics.contains("shmwarden_sensor_executables_recorded"))
+            try await agent.stop()
+        }
+
+        @Test func badRequestsGetClearErrors() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, bodyLimit: 4096))
+            let port = await agent.services.listening.port()
+            let url = "http://127.0.0.1:\(port)/falco"
+            let (malformed, malformedBody, _) = try await post(url, Data("{not json".utf8))
+            #expect(malformed == 400)
+            #expect((malformedBody["error"] as? String)?.contains("malformed") == true)
+            let (missing, missingBody, _) = try await post(url, Data(#"{"rule":"r","time":"2026-11-29T12:00:00Z"}"#.utf8))
+            #expect(missing == 400)
+            #expect(missingBody["error"] as? String == "missing \"priority\"")
+            let (large, _, _) = try await post(url, Data(repeating: UInt8(ascii: "a"), count: 8192))
+            #expect(large == 413)
+            #expect(try agent.database.alertCount() == 0)
+            try await agent.stop()
+        }
+
+        @Test func aTokenIsRequiredWhenConfigured() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "s3cret"))
+            let port = await agent.services.listening.port()
+            let url = "http://127.0.0.1:\(port)/falco"
+            let (none, _, _) = try await post(url, devShmAlert(exepath: "/dev/shm/x"))
+            #expect(none == 401)
+            let (wrong, _, _) = try await post(
+                url, devShmAlert(exepath: "/dev/shm/x"), headers: ["Authorization": "Bearer nope"])
+            #expect(wrong == 401)
+            let (metrics, _) = try await get("http://127.0.0.1:\(port)/metrics")
+            #expect(metrics == 401)
+            let (right, _, _) = try await post(
+                url, devShmAlert(exepath: "/dev/shm/x"), headers: ["Authorization": "Bearer s3cret"])
+            #expect(right == 200)
+            #expect(try agent.database.alertCount() == 1)
+            try await agent.stop()
+        }
+
+        @Test func aLateFileIsCorrelatedWhenItArrives() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0))
+            let port = await agent.services.listening.port()
+            let path = mount.child("late")
+            // The alert first (Falco was faster than our sensor), then the file.
+            let (status, body, _) = try await post("http://127.0.0.1:\(port)/falco", devShmAlert(exepath: path))
+            #expect(status == 200)
+            #expect(body["correlations"] as? Int == 0)
+            let id = try #require(body["id"] as? String)
+            #expect(try agent.database.alert(id: id)?.noEvidenceReason == .neverSeen)
+            let sha = try drop(trueBinary + [8], at: path)
+            let deadline = ContinuousClock.now + .seconds(10)
+            var correlated: AlertRecord?
+            while ContinuousClock.now < deadline {
+                correlated = try agent.database.alert(id: id)
+                if correlated?.correlations.isEmpty == false { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(correlated?.correlations.first?.sha256 == sha)
+            #expect(correlated?.noEvidenceReason == nil)
+            try await agent.stop()
+        }
+
+        @Test func unixSocketListenerIsPrivate() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let socketPath = NSTemporaryDirectory() + "shmwarden-\(UUID().uuidString.prefix(8)).sock"
+            defer { unlink(socketPath) }
+            let agent = try await AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, unixSocketPath: socketPath))
+            _ = await agent.services.listening.port()
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            let mode = try FileManager.default.attributesOfItem(atPath: socketPath)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+            let body = String(decoding: devShmAlert(exepath: "/dev/shm/via-socket"), as: UTF8.self)
+            let (status, output) = try await runProcessOffPool(
+                "/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", socketPath,
+                                  "-H", "Content-Type: application/json", "--data", body, "http://localhost/falco"])
+            #expect(status == 0)
+            #expect(output == "200")
+            #expect(try agent.database.alertCount() == 1)
+            try await agent.stop()
+        }
+    }
+}
