@@ -123,3 +123,69 @@ extension SensorIntegration {
         }
     }
 }
+
+extension SensorIntegration.CommandLineTests {
+    @Test func ingestStoresGoodLinesAndExitsTwoOnABadOne() throws {
+        try #require(Binary.exists, "build first: swift build")
+        let state = makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let file = state + ".ndjson"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let lines = [
+            #"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:00.1Z","output_fields":{"proc.exepath":"/dev/shm/a"}}"#,
+            "this is not json",
+            #"{"rule":"Fileless execution via memfd_create","priority":"Critical","time":"2026-11-29T12:00:00.2Z","output_fields":{"proc.is_exe_from_memfd":true}}"#,
+        ]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let (status, _, stderr) = try Binary.run(["ingest", "--state-dir", state, file])
+        #expect(status == 2)
+        #expect(stderr.contains("line 2: malformed JSON"))
+        #expect(stderr.contains("2 stored"))
+        let (listed, out, _) = try Binary.run(["alerts", "--state-dir", state, "--json"])
+        #expect(listed == 0)
+        let alerts = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [[String: Any]])
+        #expect(alerts.count == 2)
+        #expect(alerts.map { $0["noEvidenceReason"] as? String } == ["neverSeen", "memfdExecution"])
+        for key in ["id", "rule", "priority", "time", "hostname", "source", "correlations", "actions"] {
+            #expect(alerts[0].keys.contains(key), "missing \(key)")
+        }
+    }
+
+    @Test func anAcceptedAlertSurvivesKillNine() async throws {
+        try #require(Binary.exists, "build first: swift build")
+        let mount = try TestMount()
+        defer { mount.remove() }
+        let state = makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        func start() throws -> (Process, Pipe) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Binary.path)
+            process.arguments = [
+                "run", "--state-dir", state, "--no-discover", "--watch", mount.path, "--listen", "127.0.0.1:0",
+            ]
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            return (process, err)
+        }
+        let (process, err) = try start()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        var log = ""
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !log.contains("http.address=") && ContinuousClock.now < deadline {
+            log += String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        let address = try #require(log.split(separator: " ").first { $0.hasPrefix("http.address=") })
+        let port = try #require(address.split(separator: ":").last.map(String.init))
+        let (status, body, _) = try await post("http://127.0.0.1:\(port)/falco", devShmAlert(exepath: "/dev/shm/k9"))
+        #expect(status == 200)
+        let id = try #require(body["id"] as? String)
+        // No graceful shutdown: the 200 must already mean "on disk".
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let (listed, out, _) = try Binary.run(["alerts", "--state-dir", state, "--json"])
+        #expect(listed == 0)
+        #expect(out.contains(id))
+    }
+}
