@@ -49,8 +49,9 @@ public final class AlertIntake: Sendable {
         let started = sys_monotonicNanoseconds()
         metrics.add(.received)
         let record: AlertRecord
+        let duplicate: Bool
         do {
-            record = try Self.prepare(body, database: database, mounts: mounts.mounts)
+            (record, duplicate) = try Self.prepare(body, database: database, mounts: mounts.mounts)
         } catch let error as AlertDecodingError {
             metrics.add(.rejected)
             return .rejected(error.reason)
@@ -59,7 +60,7 @@ public final class AlertIntake: Sendable {
             logger.error("alert correlation failed", metadata: ["error": "\(error)"])
             return .failed
         }
-        if (try? database.alert(id: record.id)) != nil {
+        if duplicate {
             metrics.add(.duplicates)
             return .accepted(id: record.id, duplicate: true, correlations: record.correlations.count)
         }
@@ -102,13 +103,21 @@ public final class AlertIntake: Sendable {
     /// Decodes `body` and correlates it against the store: everything but the write.
     ///
     /// - Throws: `AlertDecodingError` for a body that is not a valid alert.
-    public static func prepare(_ body: Data, database: EvidenceDatabase, mounts: [PathBytes]) throws -> AlertRecord {
+    ///
+    /// - Returns: the record to store, and whether one with its id is stored already.
+    public static func prepare(_ body: Data, database: EvidenceDatabase, mounts: [PathBytes]) throws
+        -> (AlertRecord, duplicate: Bool)
+    {
         let alert = try FalcoAlert.decode(body)
-        let result = try AlertCorrelator.correlate(alert, tmpfsMounts: mounts, lookup: database)
+        let id = identifier(for: alert)
+        let (result, duplicate) = try database.withSnapshot { lookup in
+            (try AlertCorrelator.correlate(alert, tmpfsMounts: mounts, lookup: lookup), try lookup.hasAlert(id: id))
+        }
         let now = sys_realtime()
-        return AlertRecord(
-            id: identifier(for: alert), alert: alert, receivedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds),
+        let record = AlertRecord(
+            id: id, alert: alert, receivedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds),
             correlations: result.correlations, noEvidenceReason: result.noEvidenceReason)
+        return (record, duplicate)
     }
 
     /// Falcosidekick's `uuid` when present; otherwise the first 128 bits of the SHA-256 of what

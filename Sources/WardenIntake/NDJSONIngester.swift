@@ -96,8 +96,7 @@ public final class NDJSONIngester {
         lineNumber += 1
         guard line.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0d }) else { return }
         do {
-            let record = try AlertIntake.prepare(Data(line), database: database, mounts: mounts.mounts)
-            let stored = try database.alert(id: record.id) != nil
+            let (record, stored) = try AlertIntake.prepare(Data(line), database: database, mounts: mounts.mounts)
             if pendingIDs.contains(record.id) || stored {
                 report.duplicates += 1
                 return

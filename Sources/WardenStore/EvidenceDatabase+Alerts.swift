@@ -53,6 +53,41 @@ extension EvidenceDatabase {
     }
 }
 
+extension EvidenceDatabase {
+    /// Runs `body` in one read transaction, with a lookup that uses it: one snapshot (and one
+    /// transaction) for all of an alert's lookups instead of one each.
+    public func withSnapshot<T>(_ body: (SnapshotLookup) throws -> T) throws -> T {
+        try pool.read { db in try body(SnapshotLookup(db: db)) }
+    }
+}
+
+/// `EvidenceLookup` inside one read transaction (see `EvidenceDatabase.withSnapshot`).
+public struct SnapshotLookup: EvidenceLookup {
+    let db: Database
+
+    public func files(atPath path: PathBytes) throws -> [FileRecord] {
+        try fileRecords(where: "file.path = ?", [Data(path.bytes)])
+    }
+
+    public func files(inode: UInt64) throws -> [FileRecord] {
+        try fileRecords(where: "file.inode = ?", [Int64(bitPattern: inode)])
+    }
+
+    public func files(sha256: String) throws -> [FileRecord] {
+        try fileRecords(where: "file.sha256 = ?", [sha256])
+    }
+
+    /// Whether an alert with this id is stored.
+    public func hasAlert(id: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM alert WHERE id = ?)", arguments: [id]) ?? false
+    }
+
+    func fileRecords(where condition: String, _ arguments: StatementArguments) throws -> [FileRecord] {
+        try Row.fetchAll(db.cachedStatement(sql: EvidenceDatabase.fileSelect(condition)), arguments: arguments)
+            .map(EvidenceDatabase.fileRecord)
+    }
+}
+
 extension EvidenceDatabase: EvidenceLookup {
     public func files(atPath path: PathBytes) throws -> [FileRecord] {
         try fileRecords(where: "file.path = ?", [Data(path.bytes)])
@@ -67,11 +102,14 @@ extension EvidenceDatabase: EvidenceLookup {
     }
 
     func fileRecords(where condition: String, _ arguments: StatementArguments) throws -> [FileRecord] {
-        let sql = """
-            SELECT file.*, blob.elf AS blobElf, blob.script AS blobScript, blob.evidencePath AS blobEvidence
-            FROM file LEFT JOIN blob ON blob.sha256 = file.sha256
-            WHERE \(condition) ORDER BY file.id
-            """
-        return try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.fileRecord) }
+        try withSnapshot { try $0.fileRecords(where: condition, arguments) }
+    }
+
+    static func fileSelect(_ condition: String) -> String {
+        """
+        SELECT file.*, blob.elf AS blobElf, blob.script AS blobScript, blob.evidencePath AS blobEvidence
+        FROM file LEFT JOIN blob ON blob.sha256 = file.sha256
+        WHERE \(condition) ORDER BY file.id
+        """
     }
 }

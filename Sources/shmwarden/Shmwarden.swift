@@ -15,7 +15,10 @@ struct Shmwarden: AsyncParsableCommand {
             created, and records every executable (exec bit, ELF or #!) with its SHA-256 and a \
             content-addressed evidence copy that outlives a dropper's unlink.
             """,
-        subcommands: [RunCommand.self, ScanCommand.self, FilesCommand.self, IngestCommand.self, AlertsCommand.self, BenchHashCommand.self]
+        subcommands: [
+            RunCommand.self, ScanCommand.self, FilesCommand.self, IngestCommand.self, AlertsCommand.self,
+            BenchHashCommand.self, BenchBareServerCommand.self,
+        ]
     )
 
     /// Runs the command; usage errors exit 2 with a one-line reason (DESIGN.md's contract),

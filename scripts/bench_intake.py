@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""The intake benchmarks behind scripts/bench-intake."""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ALERT = {
+    "hostname": "bench-node",
+    "output": ("12:00:00.000000000: Warning File execution detected from /dev/shm | evt_res=SUCCESS "
+               "file=/dev/shm/payload proc_cwd=/root/ proc_pcmdline=bash user_loginname=root group_gid=0 "
+               "group_name=root evt_type=execve user=root user_uid=0 user_loginuid=0 process=payload "
+               "proc_exepath=/dev/shm/payload parent=bash command=payload --connect 203.0.113.7 terminal=34816 "
+               "exe_flags=EXE_WRITABLE"),
+    "priority": "Warning",
+    "rule": "Execution from /dev/shm",
+    "source": "syscall",
+    "tags": ["T1059.004", "container", "host", "maturity_stable", "mitre_execution"],
+    "time": "2026-11-29T12:00:00.000000000Z",
+    "output_fields": {
+        "container.id": "host", "evt.arg.flags": "EXE_WRITABLE", "evt.res": "SUCCESS", "evt.type": "execve",
+        "fd.name": "/dev/shm/payload", "group.gid": 0, "group.name": "root", "proc.cmdline": "payload --connect 203.0.113.7",
+        "proc.cwd": "/root/", "proc.exepath": "/dev/shm/payload", "proc.name": "payload", "proc.pcmdline": "bash",
+        "proc.pname": "bash", "proc.tty": 34816, "user.loginname": "root", "user.loginuid": 0, "user.name": "root",
+        "user.uid": 0,
+    },
+}
+
+LUA = r"""
+counter = 0
+prefix = [[%s]]
+suffix = [[%s]]
+request = function()
+  counter = counter + 1
+  local body = prefix .. string.format("%%09d", counter %% 1000000000) .. suffix
+  return wrk.format("POST", "/falco", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/falco", "-X", "POST",
+                           "--data", "{}"], check=False).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def run_wrk(port, seconds, script):
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", "-s", script,
+                          f"http://127.0.0.1:{port}/falco"], check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    def latency(label):
+        match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    binary = os.path.abspath(args.binary)
+    seconds = 5 if args.quick else 15
+    work = tempfile.mkdtemp(prefix="shmwarden-bench-intake-")
+    try:
+        body = json.dumps(ALERT, separators=(",", ":"))
+        marker = '"time":"2026-11-29T12:00:00.'
+        prefix, suffix = body.split(marker)[0] + marker, body.split(marker)[1][9:]
+        script = os.path.join(work, "post.lua")
+        with open(script, "w") as handle:
+            handle.write(LUA % (prefix, suffix))
+        print(f"alert body: {len(body)} bytes, each request unique (time varies)")
+
+        bare = subprocess.Popen([binary, "bench-bare-server", "--port", "28051"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_port(28051)
+            ceiling = run_wrk(28051, seconds, script)
+        finally:
+            bare.send_signal(signal.SIGINT)
+            bare.wait(timeout=30)
+
+        state = os.path.join(work, "state")
+        watch = os.path.join(work, "watch")
+        os.mkdir(watch)
+        agent = subprocess.Popen([binary, "run", "--state-dir", state, "--no-discover", "--watch", watch,
+                                  "--listen", "127.0.0.1:28050", "--log-level", "error"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(28050)
+            ours = run_wrk(28050, seconds, script)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(timeout=60)
+        stored = json.loads(subprocess.run([binary, "alerts", "--state-dir", state, "--json"], check=True,
+                                           capture_output=True, text=True).stdout)
+        print(f"HTTP intake, wrk -t1 -c16 -d{seconds}s (server and wrk share the 2 cores):")
+        print(f"  bare decode-only Hummingbird  {ceiling['rps']:8.0f} req/s  p50 {ceiling['p50']:.2f} ms  p99 {ceiling['p99']:.2f} ms")
+        print(f"  shmwarden (durable, correlated) {ours['rps']:6.0f} req/s  p50 {ours['p50']:.2f} ms  p99 {ours['p99']:.2f} ms  "
+              f"non-2xx {ours['non2xx']}")
+        print(f"  ratio shmwarden/ceiling {ours['rps'] / ceiling['rps']:.2f}x; alerts stored after shutdown: {len(stored)}")
+
+        count = 20000 if args.quick else 100000
+        ndjson = os.path.join(work, "alerts.ndjson")
+        with open(ndjson, "w") as handle:
+            for index in range(count):
+                handle.write(prefix + f"{index:09d}" + suffix + "\n")
+        ingest_state = os.path.join(work, "ingest-state")
+        start = time.monotonic()
+        subprocess.run([binary, "ingest", "--state-dir", ingest_state, ndjson], check=True,
+                       stderr=subprocess.DEVNULL)
+        elapsed = time.monotonic() - start
+        print(f"ingest: {count} NDJSON alerts in {elapsed:.2f} s = {count / elapsed:.0f} alerts/s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
