@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Synchronization
+import WardenCore
 
 /// Counters and a latency histogram for the Falco intake, rendered for `/metrics`.
 public final class IntakeMetrics: Sendable {
@@ -21,32 +22,24 @@ public final class IntakeMetrics: Sendable {
     /// Upper bounds of the latency buckets, in seconds (Prometheus `le`).
     public static let latencyBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
 
-    private struct State {
-        var counters = [Int](repeating: 0, count: Counter.allCases.count)
+    private struct Histogram {
         var bucketCounts = [Int](repeating: 0, count: IntakeMetrics.latencyBuckets.count)
         var latencyCount = 0
         var latencySum = 0.0
     }
 
-    private let state = Mutex(State())
-    private static let index: [Counter: Int] = Dictionary(
-        uniqueKeysWithValues: Counter.allCases.enumerated().map { ($1, $0) })
+    private let counters = CounterSet<Counter>()
+    private let latency = Mutex(Histogram())
 
     public init() {}
 
-    public func add(_ counter: Counter, _ amount: Int = 1) {
-        let slot = Self.index[counter, default: 0]
-        state.withLock { $0.counters[slot] += amount }
-    }
+    public func add(_ counter: Counter, _ amount: Int = 1) { counters.add(counter, amount) }
 
-    public subscript(_ counter: Counter) -> Int {
-        let slot = Self.index[counter, default: 0]
-        return state.withLock { $0.counters[slot] }
-    }
+    public subscript(_ counter: Counter) -> Int { counters[counter] }
 
     /// Records how long one accepted alert took from request to durable commit.
     public func observeLatency(seconds: Double) {
-        state.withLock { state in
+        latency.withLock { state in
             for (index, bound) in Self.latencyBuckets.enumerated() where seconds <= bound {
                 state.bucketCounts[index] += 1
             }
@@ -57,10 +50,10 @@ public final class IntakeMetrics: Sendable {
 
     /// The Prometheus text exposition of these metrics (`shmwarden_` prefix).
     public func prometheusText() -> String {
-        let snapshot = state.withLock { $0 }
+        let snapshot = latency.withLock { $0 }
         var out = ""
-        for (index, counter) in Counter.allCases.enumerated() {
-            out += "# TYPE shmwarden_\(counter.rawValue) counter\nshmwarden_\(counter.rawValue) \(snapshot.counters[index])\n"
+        for (counter, value) in counters.snapshot {
+            out += "# TYPE shmwarden_\(counter.rawValue) counter\nshmwarden_\(counter.rawValue) \(value)\n"
         }
         let name = "shmwarden_alert_intake_seconds"
         out += "# TYPE \(name) histogram\n"

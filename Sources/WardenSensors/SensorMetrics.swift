@@ -1,9 +1,9 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import Synchronization
+import WardenCore
 
-/// The sensor's counters: cheap locked integers the threads bump and `/metrics` (and tests) read.
+/// The sensor's counters, which the threads bump and `/metrics` (and tests) read.
 public final class SensorMetrics: Sendable {
     public enum Counter: String, CaseIterable, Sendable {
         /// inotify records decoded.
@@ -45,23 +45,13 @@ public final class SensorMetrics: Sendable {
         case mountsRemoved = "mounts_removed"
     }
 
-    private let values: Mutex<[Int]>
-    private static let index: [Counter: Int] = Dictionary(
-        uniqueKeysWithValues: Counter.allCases.enumerated().map { ($1, $0) })
+    private let counters = CounterSet<Counter>()
 
-    public init() {
-        values = Mutex([Int](repeating: 0, count: Counter.allCases.count))
-    }
+    public init() {}
 
-    public func add(_ counter: Counter, _ amount: Int = 1) {
-        let slot = Self.index[counter, default: 0]
-        values.withLock { $0[slot] += amount }
-    }
+    public func add(_ counter: Counter, _ amount: Int = 1) { counters.add(counter, amount) }
 
-    public subscript(_ counter: Counter) -> Int {
-        let slot = Self.index[counter, default: 0]
-        return values.withLock { $0[slot] }
-    }
+    public subscript(_ counter: Counter) -> Int { counters[counter] }
 
     /// The Prometheus text exposition of these counters (`shmwarden_sensor_` prefix).
     public func prometheusText() -> String {
@@ -71,5 +61,5 @@ public final class SensorMetrics: Sendable {
     }
 
     /// Every counter with its value, in declaration order.
-    public var snapshot: [(Counter, Int)] { Counter.allCases.map { ($0, self[$0]) } }
+    public var snapshot: [(Counter, Int)] { counters.snapshot }
 }

@@ -88,22 +88,11 @@ public struct SnapshotLookup: EvidenceLookup {
     }
 }
 
+/// Each lookup in a snapshot of its own (use `withSnapshot` to share one across lookups).
 extension EvidenceDatabase: EvidenceLookup {
-    public func files(atPath path: PathBytes) throws -> [FileRecord] {
-        try fileRecords(where: "file.path = ?", [Data(path.bytes)])
-    }
-
-    public func files(inode: UInt64) throws -> [FileRecord] {
-        try fileRecords(where: "file.inode = ?", [Int64(bitPattern: inode)])
-    }
-
-    public func files(sha256: String) throws -> [FileRecord] {
-        try fileRecords(where: "file.sha256 = ?", [sha256])
-    }
-
-    func fileRecords(where condition: String, _ arguments: StatementArguments) throws -> [FileRecord] {
-        try withSnapshot { try $0.fileRecords(where: condition, arguments) }
-    }
+    public func files(atPath path: PathBytes) throws -> [FileRecord] { try withSnapshot { try $0.files(atPath: path) } }
+    public func files(inode: UInt64) throws -> [FileRecord] { try withSnapshot { try $0.files(inode: inode) } }
+    public func files(sha256: String) throws -> [FileRecord] { try withSnapshot { try $0.files(sha256: sha256) } }
 
     static func fileSelect(_ condition: String) -> String {
         """

@@ -4,6 +4,7 @@
 import Foundation
 @preconcurrency import Glibc
 import SystemPackage
+import Logging
 import Testing
 import WardenCore
 import WardenIntake
@@ -114,4 +115,33 @@ final class StopSwitch: @unchecked Sendable {
     private var value = false
     var isOn: Bool { value }
     func turnOn() { value = true }
+}
+
+@Suite struct AlertIntakeBackPressureTests {
+    @Test func aFullStoreQueueAnswersBusyAndLosesNothingAccepted() async throws {
+        let fixture = try IngestFixture()
+        defer { fixture.remove() }
+        // A writer whose one-slot queue is full and not yet draining.
+        let writer = StoreWriter(database: fixture.database, capacity: 1, clock: { 0 }, onError: { _ in })
+        writer.submit(.sensorEvent(SensorEvent(
+            time: Timestamp(nanosecondsSinceEpoch: 0), kind: .rescan, mountPoint: nil, detail: "filler")))
+        let intake = AlertIntake(
+            database: fixture.database, writer: writer, mounts: TmpfsMountCache(),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), retryDelays: [])
+        let body = Data(fixture.line(second: 7).utf8)
+        #expect(await intake.submit(body) == .busy)
+        #expect(intake.metrics[.busy] == 1)
+        #expect(try fixture.database.alertCount() == 0)
+        // Once the writer drains, the same alert is accepted and durable.
+        writer.start()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while writer.depth > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        guard case .accepted(_, let duplicate, _) = await intake.submit(body) else {
+            Issue.record("not accepted after the queue drained")
+            return
+        }
+        #expect(!duplicate)
+        writer.finish()
+        #expect(try fixture.database.alertCount() == 1)
+    }
 }
