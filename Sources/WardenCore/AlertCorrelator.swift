@@ -107,7 +107,9 @@ public enum AlertCorrelator {
             }
         }
         for (field, value) in alert.outputFields.sorted(by: { $0.key < $1.key }) {
-            guard let text = value.text?.lowercased(), isSHA256(text) else { continue }
+            guard case .string(let raw) = value, raw.utf8.count == 64 else { continue }
+            let text = raw.lowercased()
+            guard isSHA256(text) else { continue }
             for record in try lookup.files(sha256: text) { add(record, "\(field)=sha256", 0.99) }
         }
 

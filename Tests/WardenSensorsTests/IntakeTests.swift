@@ -86,6 +86,20 @@ extension SensorIntegration {
             try await agent.stop()
         }
 
+        @Test func aSenderChosenIdComesBackAsValidJSON() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0))
+            let port = await agent.services.listening.port()
+            let hostile = "id \"with\" \\ quotes\nand a newline \u{1}"
+            let (status, body, _) = try await post(
+                "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: "/dev/shm/q", uuid: hostile))
+            #expect(status == 200)
+            #expect(body["id"] as? String == hostile)
+            #expect(try agent.database.alert(id: hostile) != nil)
+            try await agent.stop()
+        }
+
         @Test func badRequestsGetClearErrors() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
