@@ -245,7 +245,16 @@ final class SensorEngine {
         }
 
         if mask.contains(.create) {
-            pin(path, root: root, holdUntilCloseWrite: true)
+            if fanotifyMarked.contains(directory) {
+                // The kernel hands us this file at close-write: a pin would be released unused.
+                // Only what has no close-write to come is taken now: special files, hard links.
+                guard let status = try? sys_lstat(path.bytes), !status.isRegularFile || status.linkCount > 1 else {
+                    return
+                }
+                pin(path, root: root, holdUntilCloseWrite: false)
+            } else {
+                pin(path, root: root, holdUntilCloseWrite: true)
+            }
         } else if mask.contains(.closeWrite) {
             if fanotifyMarked.contains(directory) {
                 // The fanotify event for this close carries its own descriptor.
