@@ -100,10 +100,15 @@ public final class StoreWriter: Sendable {
 
     private func loop() {
         while true {
-            let batch = queue.takeAll(limit: batchLimit)
+            var batch = queue.takeAll(limit: batchLimit)
             if batch.isEmpty {
                 if queue.isClosedAndEmpty { break }
                 continue
+            }
+            // An alert's commit is fsynced: when alerts arrive concurrently, wait a moment for
+            // the next ones to share that fsync rather than paying one each.
+            if batch.count < 16, batch.contains(where: { if case .alert = $0.command { true } else { false } }) {
+                batch += queue.takeAll(limit: batchLimit - batch.count, timeout: 0.0003)
             }
             commit(batch)
         }
