@@ -4,6 +4,7 @@
 import Crypto
 import Foundation
 import Logging
+import Synchronization
 import WardenCore
 import WardenLinux
 import WardenStore
@@ -31,10 +32,18 @@ public final class AlertIntake: Sendable {
     /// Delays after which an alert whose file was not (yet) recorded is correlated again: the
     /// alert can outrun the sensor by a few milliseconds.
     private let retryDelays: [Duration]
+    private let late = Mutex<(pending: [LateAlert], running: Bool)>(([], false))
+
+    /// An alert waiting for its file to be recorded: delays are counted from the previous look.
+    struct LateAlert: Sendable {
+        var record: AlertRecord
+        var attempt: Int
+        var due: ContinuousClock.Instant
+    }
 
     public init(
         database: EvidenceDatabase, writer: StoreWriter, mounts: TmpfsMountCache, metrics: IntakeMetrics = IntakeMetrics(),
-        logger: Logger, retryDelays: [Duration] = [.milliseconds(250), .seconds(1), .seconds(3)]
+        logger: Logger, retryDelays: [Duration] = [.milliseconds(250), .seconds(2)]
     ) {
         self.database = database
         self.writer = writer
@@ -84,18 +93,47 @@ public final class AlertIntake: Sendable {
         return .accepted(id: record.id, duplicate: false, correlations: record.correlations.count)
     }
 
-    /// The file may be recorded moments after the alert arrives: look again a few times.
+    /// The file may be recorded moments after the alert arrives: look again a few times. One
+    /// scheduler loop serves every waiting alert (a task and a timer per alert cost more than
+    /// the lookups themselves under a burst of alerts about files we never see).
     private func correlateLater(_ record: AlertRecord) {
-        let (database, writer, mounts, metrics, delays) = (database, writer, mounts, metrics, retryDelays)
-        Task.detached {
-            for delay in delays {
-                try? await Task.sleep(for: delay)
-                guard let result = try? AlertCorrelator.correlate(record.alert, tmpfsMounts: mounts.mounts, lookup: database),
-                    !result.correlations.isEmpty
-                else { continue }
-                writer.submit(.correlations(alertID: record.id, result))
-                metrics.add(.lateCorrelations)
-                return
+        let start = late.withLock { state -> Bool in
+            state.pending.append(LateAlert(record: record, attempt: 0, due: .now + retryDelays[0]))
+            defer { state.running = true }
+            return !state.running
+        }
+        guard start else { return }
+        Task.detached(priority: .background) { [self] in await runLateCorrelations() }
+    }
+
+    private func runLateCorrelations() async {
+        while true {
+            // Small, frequent passes keep the work smooth instead of a burst every so often.
+            try? await Task.sleep(for: .milliseconds(20))
+            let now = ContinuousClock.now
+            let due = late.withLock { state -> [LateAlert]? in
+                if state.pending.isEmpty {
+                    state.running = false
+                    return nil
+                }
+                let due = state.pending.filter { $0.due <= now }
+                state.pending.removeAll { $0.due <= now }
+                return due
+            }
+            guard let due else { return }
+            let mounts = mounts.mounts
+            for (index, item) in due.enumerated() {
+                // A backlog of late alerts must not hold a cooperative thread against new ones.
+                if index % 8 == 7 { await Task.yield() }
+                let result = try? AlertCorrelator.correlate(item.record.alert, tmpfsMounts: mounts, lookup: database)
+                if let result, !result.correlations.isEmpty {
+                    writer.submit(.correlations(alertID: item.record.id, result))
+                    metrics.add(.lateCorrelations)
+                } else if item.attempt + 1 < retryDelays.count {
+                    let next = LateAlert(
+                        record: item.record, attempt: item.attempt + 1, due: now + retryDelays[item.attempt + 1])
+                    late.withLock { $0.pending.append(next) }
+                }
             }
         }
     }
@@ -126,10 +164,17 @@ public final class AlertIntake: Sendable {
     public static func identifier(for alert: FalcoAlert) -> String {
         if let uuid = alert.uuid { return uuid }
         var hasher = SHA256()
-        for part in [alert.rule, alert.timeText, alert.hostname ?? "", alert.source ?? "", alert.output ?? ""] {
-            hasher.update(data: Data(part.utf8))
-            hasher.update(data: Data([0]))
+        let separator: [UInt8] = [0]
+        for var part in [alert.rule, alert.timeText, alert.hostname ?? "", alert.source ?? "", alert.output ?? ""] {
+            part.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+            separator.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         }
-        return hasher.finalize().prefix(16).map { String(format: "%02x", $0) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        for byte in hasher.finalize().prefix(16) {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0xf)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
 }
