@@ -125,7 +125,9 @@ public final class AlertIntake: Sendable {
             for (index, item) in due.enumerated() {
                 // A backlog of late alerts must not hold a cooperative thread against new ones.
                 if index % 8 == 7 { await Task.yield() }
-                let result = try? AlertCorrelator.correlate(item.record.alert, tmpfsMounts: mounts, lookup: database)
+                let result = try? database.withSnapshot { lookup in
+                    try AlertCorrelator.correlate(item.record.alert, tmpfsMounts: mounts, lookup: lookup)
+                }
                 if let result, !result.correlations.isEmpty {
                     writer.submit(.correlations(alertID: item.record.id, result))
                     metrics.add(.lateCorrelations)
