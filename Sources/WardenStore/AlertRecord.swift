@@ -12,6 +12,12 @@ public struct AlertRecord: Sendable {
     public var receivedAt: Timestamp
     public var correlations: [Correlation]
     public var noEvidenceReason: NoEvidenceReason?
+    /// Falco reported dropped syscall events near this alert's time (same host): what Falco and
+    /// we saw around it may be incomplete. Filled in when read from the store.
+    public var eventDropNearby = false
+
+    /// How close (either side) a drop report must be to count, in nanoseconds.
+    public static let eventDropWindow: Int64 = 10_000_000_000
 
     public init(
         id: String, alert: FalcoAlert, receivedAt: Timestamp, correlations: [Correlation] = [],
@@ -28,7 +34,7 @@ public struct AlertRecord: Sendable {
 extension AlertRecord: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, rule, priority, time, hostname, source, tags, output, outputFields, uuid, `internal`, receivedAt
-        case correlations, actions, noEvidenceReason
+        case correlations, actions, noEvidenceReason, caveats
     }
 
     struct CorrelationJSON: Encodable {
@@ -64,5 +70,15 @@ extension AlertRecord: Encodable {
         // Responses arrive with the policies issue; the key is part of the contract already.
         try container.encode([String](), forKey: .actions)
         try container.encode(noEvidenceReason, forKey: .noEvidenceReason)
+        try container.encode(caveats, forKey: .caveats)
+    }
+
+    /// Facts that limit what this alert's record can say.
+    public var caveats: [String] {
+        guard eventDropNearby, !alert.isInternal else { return [] }
+        return [
+            "Falco reported dropped syscall events within \(Self.eventDropWindow / 1_000_000_000) s of this alert "
+                + "on this host: the events around it, and so this correlation, may be incomplete."
+        ]
     }
 }

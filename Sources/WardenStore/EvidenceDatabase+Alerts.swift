@@ -46,10 +46,23 @@ extension EvidenceDatabase {
                 fileID: row["fileId"], sha256: row["sha256"], path: PathBytes(Array(row["path"] as Data)),
                 matchedBy: row["matchedBy"], confidence: row["confidence"])
         }
-        return AlertRecord(
+        var record = AlertRecord(
             id: id, alert: alert, receivedAt: Timestamp(nanosecondsSinceEpoch: row["receivedAt"]),
             correlations: correlations,
             noEvidenceReason: (row["noEvidenceReason"] as String?).flatMap(NoEvidenceReason.init(rawValue:)))
+        if !alert.isInternal {
+            let time = alert.time.nanosecondsSinceEpoch
+            record.eventDropNearby =
+                try Bool.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT EXISTS (SELECT 1 FROM alert WHERE internal = 1 AND rule LIKE '%event drop%'
+                                AND time BETWEEN ? AND ? AND hostname IS ?)
+                            """),
+                    arguments: [time - AlertRecord.eventDropWindow, time + AlertRecord.eventDropWindow, alert.hostname])
+                ?? false
+        }
+        return record
     }
 }
 

@@ -177,3 +177,43 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         #expect(count == 500)
     }
 }
+
+@Suite struct AlertStoreTests {
+    func alert(_ json: String) throws -> FalcoAlert { try FalcoAlert.decode(Data(json.utf8)) }
+
+    @Test func alertsAreStoredOnceWithCorrelationsAndDropCaveats() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        try temporary.database.apply([.record(sampleRecord("/dev/shm/x"), nil)])
+        let file = try #require(try temporary.database.files().first)
+        let near = try alert(#"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:05Z","hostname":"h1"}"#)
+        let far = try alert(#"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:05:00Z","hostname":"h1"}"#)
+        let otherHost = try alert(#"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:06Z","hostname":"h2"}"#)
+        let drop = try alert(
+            #"{"rule":"Falco internal: syscall event drop","priority":"Debug","time":"2026-11-29T12:00:00Z","hostname":"h1","output_fields":{"n_drops":"9"}}"#)
+        let correlation = Correlation(
+            fileID: try #require(file.id), sha256: file.sha256, path: file.path, matchedBy: "proc.exepath", confidence: 0.95)
+        let now = Timestamp(nanosecondsSinceEpoch: 1)
+        try temporary.database.apply([
+            .alert(AlertRecord(id: "near", alert: near, receivedAt: now, correlations: [correlation])),
+            .alert(AlertRecord(id: "near", alert: near, receivedAt: now, correlations: [])),
+            .alert(AlertRecord(id: "far", alert: far, receivedAt: now, noEvidenceReason: .neverSeen)),
+            .alert(AlertRecord(id: "other", alert: otherHost, receivedAt: now, noEvidenceReason: .neverSeen)),
+            .alert(AlertRecord(id: "drop", alert: drop, receivedAt: now, noEvidenceReason: .internalEvent)),
+        ])
+        let stored = Dictionary(uniqueKeysWithValues: try temporary.database.alerts().map { ($0.id, $0) })
+        #expect(stored.count == 4, "the repeated id is stored once")
+        #expect(stored["near"]?.correlations.map(\.fileID) == file.id.map { [$0] })
+        #expect(stored["near"]?.caveats.count == 1)
+        #expect(stored["far"]?.caveats.isEmpty == true)
+        #expect(stored["other"]?.caveats.isEmpty == true, "another host's drops say nothing about this one")
+        #expect(stored["drop"]?.alert.isEventDrop == true)
+        // A later look replaces the correlations and clears the reason.
+        try temporary.database.apply([
+            .correlations(alertID: "far", CorrelationResult(correlations: [correlation], noEvidenceReason: nil))
+        ])
+        let far2 = try #require(try temporary.database.alert(id: "far"))
+        #expect(far2.correlations.count == 1 && far2.noEvidenceReason == nil)
+        #expect(try temporary.database.alerts(limit: 2).map(\.id) == ["other", "drop"])
+    }
+}
