@@ -118,6 +118,11 @@ public final class EvidenceDatabase: Sendable {
                     CREATE INDEX correlation_file ON correlation(fileId);
                     """)
         }
+        migrator.registerMigration("v3-internal-alert-time") { db in
+            // The event-drop caveat looks for internal alerts near each alert's time; without this
+            // index that is a scan of every alert in the window (quadratic over a burst).
+            try db.execute(sql: "CREATE INDEX alert_internal_time ON alert(internal, time)")
+        }
         return migrator
     }
 
