@@ -30,3 +30,12 @@ where Counter.AllCases: Sendable {
         return Counter.allCases.map { ($0, current[index[$0, default: 0]]) }
     }
 }
+
+extension CounterSet where Counter: RawRepresentable, Counter.RawValue == String {
+    /// The counters in Prometheus text exposition, each named `<prefix><raw value>`.
+    public func prometheusText(prefix: String) -> String {
+        snapshot.map { counter, value in
+            "# TYPE \(prefix)\(counter.rawValue) counter\n\(prefix)\(counter.rawValue) \(value)\n"
+        }.joined()
+    }
+}

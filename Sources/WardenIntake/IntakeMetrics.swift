@@ -51,10 +51,7 @@ public final class IntakeMetrics: Sendable {
     /// The Prometheus text exposition of these metrics (`shmwarden_` prefix).
     public func prometheusText() -> String {
         let snapshot = latency.withLock { $0 }
-        var out = ""
-        for (counter, value) in counters.snapshot {
-            out += "# TYPE shmwarden_\(counter.rawValue) counter\nshmwarden_\(counter.rawValue) \(value)\n"
-        }
+        var out = counters.prometheusText(prefix: "shmwarden_")
         let name = "shmwarden_alert_intake_seconds"
         out += "# TYPE \(name) histogram\n"
         for (index, bound) in Self.latencyBuckets.enumerated() {

@@ -64,17 +64,6 @@ public final class EvidenceVault {
         root.appending(Array("sha256".utf8)).appending(Array(sha256.utf8.prefix(2)))
     }
 
-    /// Stores one item (a batch of one).
-    public func store(_ source: FileDescriptor, sha256: String) throws(Failure) -> (PathBytes, Bool) {
-        guard let outcome = store([Item(source: source, sha256: sha256)])[sha256] else {
-            throw .system(SystemCallError(syscall: "evidence copy", errno: .ioError))
-        }
-        switch outcome {
-        case .success(let result): return result
-        case .failure(let failure): throw failure
-        }
-    }
-
     /// Stores every item not already stored.
     ///
     /// - Returns: per hash, the evidence path and whether a new copy was written, or the failure.
@@ -118,12 +107,12 @@ public final class EvidenceVault {
             }
             return results
         }
-        var renamed: FileDescriptor?
+        var placed = false
         for entry in pending {
             defer { sys_close(entry.copy) }
             do throws(Failure) {
                 try verifyAndPlace(entry.item.sha256, temporary: entry.temporary, copy: entry.copy)
-                renamed = renamed ?? entry.copy
+                placed = true
                 remember(entry.item.sha256)
             } catch {
                 try? sys_unlink(entry.temporary.bytes)
@@ -131,7 +120,7 @@ public final class EvidenceVault {
             }
         }
         // The renames (directory entries) are durable after a second commit.
-        if let directoryFD = try? sys_open(root.bytes, flags: O_RDONLY | O_DIRECTORY) {
+        if placed, let directoryFD = try? sys_open(root.bytes, flags: O_RDONLY | O_DIRECTORY) {
             _ = try? sys_syncfs(directoryFD)
             sys_close(directoryFD)
         }

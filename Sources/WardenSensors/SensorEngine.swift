@@ -23,11 +23,9 @@ import WardenStore
 ///
 /// - Important: Everything but `requestStop()` runs on the reader thread.
 final class SensorEngine {
-    /// One watched root: a tmpfs mount point or a `--watch` path.
+    /// One watched root (a tmpfs mount point or a `--watch` path), keyed by its path.
     struct Root {
-        var path: PathBytes
         var device: UInt64
-        var discovered: Bool
         /// The inotify watch limit was hit: rescanned every interval instead.
         var degraded = false
         var nextFallbackRescan: Int64 = 0
@@ -91,9 +89,6 @@ final class SensorEngine {
         var one: UInt64 = 1
         _ = withUnsafeBytes(of: &one) { Glibc.write(wakeup.rawValue, $0.baseAddress, 8) }
     }
-
-    /// The roots being watched now (for logs and tests).
-    var watchedRoots: [PathBytes] { roots.keys.sorted() }
 
     /// Sets up the initial roots; then `ready` is called, and the thread serves events until stopped.
     func run(ready: () -> Void) {
@@ -426,7 +421,7 @@ final class SensorEngine {
             push(.subtreeDeleted(path))
         }
         for (path, facts) in wanted.sorted(by: { $0.key < $1.key }) where roots[path] == nil {
-            roots[path] = Root(path: path, device: facts.device, discovered: facts.discovered)
+            roots[path] = Root(device: facts.device)
             if !initial { metrics.add(.mountsAdded) }
             logger.notice("watching", metadata: ["mount.point": "\(path)"])
             push(.event(SensorEvent(

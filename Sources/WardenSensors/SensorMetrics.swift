@@ -55,9 +55,7 @@ public final class SensorMetrics: Sendable {
 
     /// The Prometheus text exposition of these counters (`shmwarden_sensor_` prefix).
     public func prometheusText() -> String {
-        snapshot.map { counter, value in
-            "# TYPE shmwarden_sensor_\(counter.rawValue) counter\nshmwarden_sensor_\(counter.rawValue) \(value)\n"
-        }.joined()
+        counters.prometheusText(prefix: "shmwarden_sensor_")
     }
 
     /// Every counter with its value, in declaration order.

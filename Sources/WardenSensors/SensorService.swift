@@ -40,9 +40,6 @@ public final class SensorService: Service, Sendable {
         return Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds)
     }
 
-    /// Capture jobs waiting for the capture thread.
-    public var captureQueueDepth: Int { jobs.count }
-
     /// Returns once every initial root is watched (tests and the daemon's log use it).
     public func waitUntilReady() async {
         await withCheckedContinuation { continuation in

@@ -59,17 +59,6 @@ extension EvidenceDatabase {
         return records
     }
 
-    /// How many file observations there are, by state.
-    public func fileCounts() throws -> [FileState: Int] {
-        try pool.read { db in
-            var counts: [FileState: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM file GROUP BY state") {
-                if let state = FileState(rawValue: row["state"]) { counts[state] = row["n"] }
-            }
-            return counts
-        }
-    }
-
     /// The blob for `sha256`, if one was recorded.
     public func blob(sha256: String) throws -> BlobRecord? {
         try pool.read { db in
