@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // The only hand-written C: what Swift cannot call (variadic calls, macros, missing headers).
@@ -34,12 +35,14 @@ let package = Package(
         ),
         .target(
             name: "WardenCore",
+            dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: strictSettings
         ),
         .target(
             name: "WardenLinux",
             dependencies: [
                 "CWardenLinux",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strictSettings
@@ -73,6 +76,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "WardenResponse",
+            dependencies: [
+                "WardenCore", "WardenStore", "WardenLinux",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "WardenHTTP",
             dependencies: [
                 "WardenCore", "WardenStore", "WardenIntake",
@@ -85,6 +98,7 @@ let package = Package(
             name: "WardenDaemon",
             dependencies: [
                 "WardenCore", "WardenStore", "WardenSensors", "WardenLinux", "CSeccomp", "WardenIntake", "WardenHTTP",
+                "WardenResponse",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -96,6 +110,7 @@ let package = Package(
             name: "shmwarden",
             dependencies: [
                 "WardenDaemon", "WardenCore", "WardenSensors", "WardenStore", "WardenIntake", "WardenHTTP",
+                "WardenResponse", "WardenLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
@@ -112,6 +127,13 @@ let package = Package(
         ),
         .testTarget(name: "WardenLinuxTests", dependencies: ["WardenLinux", "CSeccomp"]),
         .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenCore"]),
+        .testTarget(
+            name: "WardenResponseTests",
+            dependencies: [
+                "WardenResponse", "WardenStore", "WardenCore", "WardenLinux",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(
             name: "WardenSensorsTests",
             dependencies: [

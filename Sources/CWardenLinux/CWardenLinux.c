@@ -109,3 +109,24 @@ struct warden_fanotify_constants warden_fanotify_constants(void) {
 }
 
 int warden_syncfs(int fd) { return syncfs(fd); }
+
+// Older headers lack these; the numbers are the same on every architecture (the generic table).
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+int warden_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int warden_pidfd_send_signal(int pidfd, int signal) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0);
+}
+
+int warden_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
+}

@@ -17,6 +17,8 @@ public struct FileStatus: Hashable, Sendable {
     public var modifiedNanoseconds: Int64
     public var changedSeconds: Int64
     public var changedNanoseconds: Int64
+    public var accessedSeconds: Int64 = 0
+    public var accessedNanoseconds: Int64 = 0
 
     init(_ raw: stat) {
         device = UInt64(raw.st_dev)
@@ -30,6 +32,8 @@ public struct FileStatus: Hashable, Sendable {
         modifiedNanoseconds = Int64(raw.st_mtim.tv_nsec)
         changedSeconds = Int64(raw.st_ctim.tv_sec)
         changedNanoseconds = Int64(raw.st_ctim.tv_nsec)
+        accessedSeconds = Int64(raw.st_atim.tv_sec)
+        accessedNanoseconds = Int64(raw.st_atim.tv_nsec)
     }
 
     public init(

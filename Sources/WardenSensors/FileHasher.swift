@@ -1,7 +1,6 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import Crypto
 import SystemPackage
 import WardenCore
 import WardenLinux
@@ -17,23 +16,21 @@ public struct HashResult: Sendable {
     public var attempts: Int
 }
 
-/// Streams SHA-256 (swift-crypto, SHA-NI where the CPU has it) from a descriptor, with one
-/// reused buffer, by `pread` so the descriptor's offset is never moved.
+/// Hashes a descriptor (swift-crypto, SHA-NI where the CPU has it, through `DescriptorDigest`)
+/// and decides what the result means: too large, stable, or changing under us.
 ///
 /// A file that changes while it is hashed (size, mtime or ctime differ before and after) is
 /// hashed again, up to `maxAttempts`; then it is `unstable`.
 ///
 /// - Important: Not thread-safe (it owns its buffer); give each thread its own.
 public final class FileHasher {
-    private let buffer: UnsafeMutableRawBufferPointer
+    private let reader: DescriptorDigest
     public let maxAttempts: Int
 
     public init(bufferSize: Int = 1 << 20, maxAttempts: Int = 3) {
-        buffer = .allocate(byteCount: bufferSize, alignment: 4096)
+        reader = DescriptorDigest(bufferSize: bufferSize)
         self.maxAttempts = max(1, maxAttempts)
     }
-
-    deinit { buffer.deallocate() }
 
     /// Hashes `fd` if it is at most `sizeCap` bytes.
     public func hash(_ fd: FileDescriptor, sizeCap: Int64) throws(SystemCallError) -> HashResult {
@@ -55,25 +52,6 @@ public final class FileHasher {
 
     /// The SHA-256 of everything `fd` holds from offset 0 to end of file, as lowercase hex.
     public func digestOf(_ fd: FileDescriptor) throws(SystemCallError) -> String {
-        var hasher = SHA256()
-        var offset: Int64 = 0
-        while true {
-            let count = try sys_pread(fd, into: buffer, at: offset)
-            if count == 0 { break }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-            offset += Int64(count)
-        }
-        return Self.hex(hasher.finalize())
-    }
-
-    static func hex(_ digest: SHA256.Digest) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in digest {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xf)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        try reader.sha256(of: fd)
     }
 }

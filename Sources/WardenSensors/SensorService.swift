@@ -21,11 +21,16 @@ public final class SensorService: Service, Sendable {
     private let jobs: BlockingQueue<CaptureJob>
     private let readyHandlers = Mutex<(isReady: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
     private let clock: @Sendable () -> Timestamp
+    /// Told of each executable recorded present with a hash, after its record was handed to the
+    /// writer (the responder's `dropped-executable` trigger). Must not block.
+    private let onExecutableRecorded: (@Sendable (FileRecord) -> Void)?
 
     public init(
         configuration: SensorConfiguration, writer: StoreWriter, metrics: SensorMetrics = SensorMetrics(),
-        logger: Logger, clock: @escaping @Sendable () -> Timestamp = SensorService.wallClock
+        logger: Logger, clock: @escaping @Sendable () -> Timestamp = SensorService.wallClock,
+        onExecutableRecorded: (@Sendable (FileRecord) -> Void)? = nil
     ) {
+        self.onExecutableRecorded = onExecutableRecorded
         self.configuration = configuration
         self.writer = writer
         self.metrics = metrics
@@ -61,7 +66,14 @@ public final class SensorService: Service, Sendable {
             emit: { [writer] in writer.submit($0) })
         let processor = CaptureProcessor(
             configuration: configuration, metrics: metrics, logger: logger, now: clock,
-            emit: { [writer] in writer.submit($0) }, keepEvidence: { evidenceJobs.put($0) })
+            emit: { [writer, onExecutableRecorded] command in
+                writer.submit(command)
+                if let onExecutableRecorded, case .record(let file, _) = command, file.isExecutable,
+                    file.state == .present, file.sha256 != nil
+                {
+                    onExecutableRecorded(file)
+                }
+            }, keepEvidence: { evidenceJobs.put($0) })
         let stopHandle = UncheckedBox(engine)
         let processorHandle = UncheckedBox(processor)
         let keeperHandle = UncheckedBox(keeper)

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import ServiceLifecycle
+import WardenCore
 import WardenStore
 
 /// The store writer as a service: started first, stopped last, so every command the sensor

@@ -15,6 +15,8 @@ public struct AlertRecord: Sendable {
     /// Falco reported dropped syscall events near this alert's time (same host): what Falco and
     /// we saw around it may be incomplete. Filled in when read from the store.
     public var eventDropNearby = false
+    /// The audit rows of the responses to this alert, oldest first. Filled in when read from the store.
+    public var actions: [ActionRecord] = []
 
     /// How close (either side) a drop report must be to count, in nanoseconds.
     public static let eventDropWindow: Int64 = 10_000_000_000
@@ -67,8 +69,7 @@ extension AlertRecord: Encodable {
                     pathBase64: $0.path.isValidUTF8 ? nil : $0.path.base64, matchedBy: $0.matchedBy,
                     confidence: ($0.confidence * 100).rounded() / 100)
             }, forKey: .correlations)
-        // Responses arrive with the policies issue; the key is part of the contract already.
-        try container.encode([String](), forKey: .actions)
+        try container.encode(actions, forKey: .actions)
         try container.encode(noEvidenceReason, forKey: .noEvidenceReason)
         try container.encode(caveats, forKey: .caveats)
     }

@@ -50,6 +50,7 @@ extension EvidenceDatabase {
             id: id, alert: alert, receivedAt: Timestamp(nanosecondsSinceEpoch: row["receivedAt"]),
             correlations: correlations,
             noEvidenceReason: (row["noEvidenceReason"] as String?).flatMap(NoEvidenceReason.init(rawValue:)))
+        record.actions = try Self.actions(alertID: id, in: db)
         if !alert.isInternal {
             let time = alert.time.nanosecondsSinceEpoch
             record.eventDropNearby =
@@ -63,6 +64,48 @@ extension EvidenceDatabase {
                 ?? false
         }
         return record
+    }
+}
+
+extension EvidenceDatabase {
+    /// Audit rows, oldest first: for one alert, or the newest `limit` of all.
+    public func actions(alertID: String? = nil, limit: Int? = nil) throws -> [ActionRecord] {
+        try pool.read { db in
+            if let alertID { return try Self.actions(alertID: alertID, in: db) }
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM (SELECT * FROM action ORDER BY id DESC LIMIT ?) ORDER BY id",
+                arguments: [limit ?? Int.max])
+            return rows.map(Self.actionRecord)
+        }
+    }
+
+    static func actions(alertID: String, in db: Database) throws -> [ActionRecord] {
+        try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM action WHERE alertId = ? ORDER BY id"), arguments: [alertID]
+        ).map(Self.actionRecord)
+    }
+
+    static func actionRecord(_ row: Row) -> ActionRecord {
+        ActionRecord(
+            id: row["id"], time: Timestamp(nanosecondsSinceEpoch: row["time"]), alertId: row["alertId"],
+            fileId: row["fileId"], rule: row["rule"], action: row["action"],
+            mode: PolicyMode(rawValue: row["mode"]) ?? .monitor,
+            outcome: ActionRecord.Outcome(rawValue: row["outcome"]) ?? .failed, target: row["target"],
+            detail: row["detail"], errno: row["errno"])
+    }
+
+    /// The file observations with these row ids (those that exist), in id order.
+    public func files(ids: [Int64]) throws -> [FileRecord] {
+        guard !ids.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
+        return try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT file.*, blob.elf AS blobElf, blob.script AS blobScript, blob.evidencePath AS blobEvidence
+                    FROM file LEFT JOIN blob ON blob.sha256 = file.sha256 WHERE file.id IN (\(marks)) ORDER BY file.id
+                    """, arguments: StatementArguments(ids))
+        }.map(Self.fileRecord)
     }
 }
 

@@ -14,7 +14,12 @@ extension EvidenceDatabase {
         // An accepted alert is answered 200 only after this commit: make that commit survive a
         // power loss too (one WAL fsync per group commit). File records keep NORMAL, where a
         // commit survives a crash of the process but not of the machine.
-        let durable = commands.contains { if case .alert = $0 { true } else { false } }
+        let durable = commands.contains {
+            switch $0 {
+            case .alert, .action, .quarantined: true
+            default: false
+            }
+        }
         return try pool.writeWithoutTransaction { db in
             if durable { try db.execute(sql: "PRAGMA synchronous = FULL") }
             defer { if durable { try? db.execute(sql: "PRAGMA synchronous = NORMAL") } }
@@ -73,6 +78,20 @@ extension EvidenceDatabase {
                     event.time.nanosecondsSinceEpoch, event.kind.rawValue, event.mountPoint.map { Data($0.bytes) },
                     event.detail,
                 ])
+            case .action(let action):
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO action (time, alertId, fileId, rule, action, mode, outcome, target, detail, errno)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """
+                ).execute(arguments: [
+                    action.time.nanosecondsSinceEpoch, action.alertId, action.fileId, action.rule, action.action,
+                    action.mode.rawValue, action.outcome.rawValue, action.target, action.detail, action.errno,
+                ])
+            case .quarantined(let path, let device, let inode):
+                try db.cachedStatement(
+                    sql: "UPDATE file SET state = 'quarantined' WHERE path = ? AND device = ? AND inode = ?"
+                ).execute(arguments: [Data(path.bytes), Int64(bitPattern: device), Int64(bitPattern: inode)])
             }
         }
         return written

@@ -123,6 +123,25 @@ public final class EvidenceDatabase: Sendable {
             // index that is a scan of every alert in the window (quadratic over a burst).
             try db.execute(sql: "CREATE INDEX alert_internal_time ON alert(internal, time)")
         }
+        migrator.registerMigration("v4-actions") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE action (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        time INTEGER NOT NULL,
+                        alertId TEXT,
+                        fileId INTEGER,
+                        rule TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        mode TEXT NOT NULL,
+                        outcome TEXT NOT NULL,
+                        target TEXT,
+                        detail TEXT NOT NULL,
+                        errno INTEGER
+                    );
+                    CREATE INDEX action_alert ON action(alertId);
+                    """)
+        }
         return migrator
     }
 

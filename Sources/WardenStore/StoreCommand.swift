@@ -67,4 +67,8 @@ public enum StoreCommand: Sendable {
     case correlations(alertID: String, CorrelationResult)
     /// A sensor event for the log table.
     case sensorEvent(SensorEvent)
+    /// An audit row for a policy action.
+    case action(ActionRecord)
+    /// The file (this device and inode at this path) was moved into the quarantine.
+    case quarantined(path: PathBytes, device: UInt64, inode: UInt64)
 }

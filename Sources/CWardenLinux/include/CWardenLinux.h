@@ -50,3 +50,14 @@ struct warden_fanotify_constants warden_fanotify_constants(void);
 
 /// syncfs(2): commits every dirty page and inode of the filesystem holding `fd` in one go.
 int warden_syncfs(int fd);
+
+/// pidfd_open(2): a descriptor that names one process for as long as it is held, immune to pid
+/// reuse. Not wrapped by Debian 12's glibc.
+int warden_pidfd_open(int pid);
+
+/// pidfd_send_signal(2) with no siginfo: fails with ESRCH once the process is gone, so it never
+/// signals a process that merely reuses the pid.
+int warden_pidfd_send_signal(int pidfd, int signal);
+
+/// renameat2(2) with RENAME_NOREPLACE: fails with EEXIST instead of replacing `newpath`.
+int warden_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);

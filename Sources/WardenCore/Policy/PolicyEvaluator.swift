@@ -1,0 +1,129 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+/// The facts about one file of evidence that policies can look at.
+public struct PolicyFile: Hashable, Sendable {
+    public var fileID: Int64?
+    public var path: PathBytes
+    public var mountPoint: PathBytes?
+    public var kind: FileKind
+    public var size: Int64
+    public var sha256: String?
+    public var state: FileState
+    public var device: UInt64
+    public var inode: UInt64
+
+    public init(
+        fileID: Int64?, path: PathBytes, mountPoint: PathBytes?, kind: FileKind, size: Int64, sha256: String?,
+        state: FileState, device: UInt64, inode: UInt64
+    ) {
+        self.fileID = fileID
+        self.path = path
+        self.mountPoint = mountPoint
+        self.kind = kind
+        self.size = size
+        self.sha256 = sha256
+        self.state = state
+        self.device = device
+        self.inode = inode
+    }
+
+    public init(_ record: FileRecord) {
+        self.init(
+            fileID: record.id, path: record.path, mountPoint: record.mountPoint, kind: record.kind, size: record.size,
+            sha256: record.sha256, state: record.state, device: record.device, inode: record.inode)
+    }
+}
+
+/// What a policy is evaluated against: an alert with its evidence, or a dropped file alone.
+public struct PolicySubject: Hashable, Sendable {
+    public var trigger: PolicyTrigger
+    public var alertID: String?
+    public var alert: FalcoAlert?
+    /// The correlated files (for an alert) or the dropped file.
+    public var files: [PolicyFile]
+
+    public static func alert(id: String, _ alert: FalcoAlert, files: [PolicyFile]) -> PolicySubject {
+        PolicySubject(trigger: .alert, alertID: id, alert: alert, files: files)
+    }
+
+    public static func droppedExecutable(_ file: PolicyFile) -> PolicySubject {
+        PolicySubject(trigger: .droppedExecutable, alertID: nil, alert: nil, files: [file])
+    }
+}
+
+/// One action the policy asks for, on its targets, with whether it may run.
+public struct PlannedAction: Hashable, Sendable {
+    public enum Disposition: Hashable, Sendable {
+        /// Enforce mode: do it.
+        case perform
+        /// Monitor mode: record what would be done, touch nothing.
+        case plan
+        /// Not done, for this reason (allowlisted, nothing to act on, not available, …).
+        case skip(String)
+    }
+
+    public var rule: String
+    public var action: PolicyAction
+    /// The files the action is about (not allowlisted, matching the rule's file condition).
+    public var files: [PolicyFile]
+    public var disposition: Disposition
+}
+
+/// Decides, without touching anything, what a policy asks for a subject.
+public enum PolicyEvaluator {
+    public static func evaluate(_ policy: Policy, for subject: PolicySubject) -> [PlannedAction] {
+        var planned: [PlannedAction] = []
+        for rule in policy.rules where rule.trigger == subject.trigger {
+            guard rule.match.matchesAlert(subject.alert) else { continue }
+            let candidates = rule.match.file.map { condition in subject.files.filter(condition.matches) }
+                ?? subject.files
+            // A file condition needs a file that satisfies it.
+            if rule.match.file != nil && candidates.isEmpty { continue }
+            let allowed = candidates.compactMap { file in policy.allowlist.reason(for: file).map { (file, $0) } }
+            let targets = candidates.filter { policy.allowlist.reason(for: $0) == nil }
+            for action in rule.actions {
+                planned.append(
+                    PlannedAction(
+                        rule: rule.name, action: action, files: targets,
+                        disposition: disposition(
+                            of: action, mode: policy.mode, subject: subject, targets: targets,
+                            allowlisted: allowed.map(\.1))))
+            }
+            if !rule.continues { break }
+        }
+        return planned
+    }
+
+    private static func disposition(
+        of action: PolicyAction, mode: PolicyMode, subject: PolicySubject, targets: [PolicyFile],
+        allowlisted: [String]
+    ) -> PlannedAction.Disposition {
+        let go: PlannedAction.Disposition = mode == .enforce ? .perform : .plan
+        let nothingLeft = allowlisted.isEmpty ? nil : "every matched file is allowlisted: " + allowlisted.joined(separator: "; ")
+        switch action {
+        case .record:
+            // Recording touches nothing, so monitor mode does it too.
+            return .perform
+        case .quarantine:
+            if targets.isEmpty { return .skip(nothingLeft ?? "no file evidence to quarantine") }
+            if targets.allSatisfy({ $0.state != .present }) {
+                return .skip("the file is no longer in place (\(targets.map(\.state.rawValue).joined(separator: ", ")))")
+            }
+            return go
+        case .killProcess:
+            if let nothingLeft, targets.isEmpty { return .skip(nothingLeft) }
+            guard let alert = subject.alert else { return .skip("no alert names a process") }
+            guard alert.field("proc.pid").flatMap({ Int32($0) }) != nil else { return .skip("the alert has no proc.pid") }
+            return go
+        case .adviseNoexec:
+            if targets.contains(where: { $0.mountPoint != nil }) { return .perform }
+            return .skip(nothingLeft ?? "no file on a watched mount")
+        case .remountNoexec:
+            if !targets.contains(where: { $0.mountPoint != nil }) { return .skip(nothingLeft ?? "no file on a watched mount") }
+            return go
+        case .sandbox:
+            return .skip("sandbox runs are not available in this build yet")
+        }
+    }
+}

@@ -1,0 +1,174 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+// The system calls the responses make: directory-relative file operations for the quarantine
+// (no path is resolved twice), pidfds for signalling, and mount(2) for remounts. Same rules as
+// Syscalls.swift.
+
+import CWardenLinux
+@preconcurrency import Glibc
+import SystemPackage
+
+// MARK: - Directory-relative files
+
+/// Opens `name` in `directory` without following a symlink there (`O_NOFOLLOW`), `O_CLOEXEC`.
+public func sys_openAt(_ directory: FileDescriptor, _ name: [UInt8], flags: Int32) throws(SystemCallError)
+    -> FileDescriptor
+{
+    try withCPath(name) { (cName) throws(SystemCallError) -> FileDescriptor in
+        let fd = try retryingInterrupts("openat", path: name) {
+            openat(directory.rawValue, cName, flags | O_NOFOLLOW | O_CLOEXEC)
+        }
+        return FileDescriptor(rawValue: fd)
+    }
+}
+
+/// Creates `name` in `directory` (`O_CREAT|O_EXCL|O_NOFOLLOW`): never opens what is already there.
+public func sys_createAt(_ directory: FileDescriptor, _ name: [UInt8], flags: Int32, permissions: mode_t)
+    throws(SystemCallError) -> FileDescriptor
+{
+    try withCPath(name) { (cName) throws(SystemCallError) -> FileDescriptor in
+        let fd = try retryingInterrupts("openat", path: name) {
+            openat(directory.rawValue, cName, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, permissions)
+        }
+        return FileDescriptor(rawValue: fd)
+    }
+}
+
+/// The status of `name` in `directory` itself (`AT_SYMLINK_NOFOLLOW`).
+public func sys_statAt(_ directory: FileDescriptor, _ name: [UInt8]) throws(SystemCallError) -> FileStatus {
+    var raw = stat()
+    try withCPath(name) { (cName) throws(SystemCallError) in
+        _ = try retryingInterrupts("fstatat", path: name) {
+            fstatat(directory.rawValue, cName, &raw, AT_SYMLINK_NOFOLLOW)
+        }
+    }
+    return FileStatus(raw)
+}
+
+/// The status of what `path` finally names, following links: only for kernel paths such as
+/// `/proc/PID/exe`, whose link is the executable itself.
+public func sys_statFollowing(_ path: [UInt8]) throws(SystemCallError) -> FileStatus {
+    var raw = stat()
+    try withCPath(path) { (cPath) throws(SystemCallError) in
+        _ = try retryingInterrupts("stat", path: path) { stat(cPath, &raw) }
+    }
+    return FileStatus(raw)
+}
+
+/// `renameat2(RENAME_NOREPLACE)` within or across directories of one filesystem.
+public func sys_renameNoReplace(
+    _ fromDirectory: FileDescriptor, _ from: [UInt8], _ toDirectory: FileDescriptor, _ to: [UInt8]
+) throws(SystemCallError) {
+    try withCPath(from) { (cFrom) throws(SystemCallError) in
+        try withCPath(to) { (cTo) throws(SystemCallError) in
+            _ = try retryingInterrupts("renameat2", path: to) {
+                warden_rename_noreplace(fromDirectory.rawValue, cFrom, toDirectory.rawValue, cTo)
+            }
+        }
+    }
+}
+
+/// Removes the name `name` from `directory` (a file, not a directory).
+public func sys_unlinkAt(_ directory: FileDescriptor, _ name: [UInt8]) throws(SystemCallError) {
+    try withCPath(name) { (cName) throws(SystemCallError) in
+        _ = try retryingInterrupts("unlinkat", path: name) { unlinkat(directory.rawValue, cName, 0) }
+    }
+}
+
+public func sys_fchown(_ fd: FileDescriptor, uid: UInt32, gid: UInt32) throws(SystemCallError) {
+    _ = try retryingInterrupts("fchown") { fchown(fd.rawValue, uid, gid) }
+}
+
+/// Sets access and modification times on an open file.
+public func sys_futimens(
+    _ fd: FileDescriptor, accessed: (seconds: Int64, nanoseconds: Int64), modified: (seconds: Int64, nanoseconds: Int64)
+) throws(SystemCallError) {
+    var times = [
+        timespec(tv_sec: Int(accessed.seconds), tv_nsec: Int(accessed.nanoseconds)),
+        timespec(tv_sec: Int(modified.seconds), tv_nsec: Int(modified.nanoseconds)),
+    ]
+    _ = try retryingInterrupts("futimens") { futimens(fd.rawValue, &times) }
+}
+
+// MARK: - Processes
+
+/// A pidfd for `pid`: it names that process and no other for as long as it is open.
+public func sys_pidfdOpen(_ pid: Int32) throws(SystemCallError) -> FileDescriptor {
+    let fd = try retryingInterrupts("pidfd_open") { warden_pidfd_open(pid) }
+    return FileDescriptor(rawValue: fd)
+}
+
+/// Sends `signal` to the process behind `pidfd` (ESRCH once it has exited, even if its pid was reused).
+public func sys_pidfdSendSignal(_ pidfd: FileDescriptor, _ signal: Int32) throws(SystemCallError) {
+    _ = try retryingInterrupts("pidfd_send_signal") { warden_pidfd_send_signal(pidfd.rawValue, signal) }
+}
+
+/// This process's id.
+public func sys_getpid() -> Int32 { getpid() }
+
+// MARK: - Mounts
+
+/// The per-mount flags of mount(2), by their mountinfo names.
+public enum MountFlag {
+    public static let byOption: [String: UInt] = [
+        "ro": UInt(MS_RDONLY), "nosuid": UInt(MS_NOSUID), "nodev": UInt(MS_NODEV), "noexec": UInt(MS_NOEXEC),
+        "noatime": UInt(MS_NOATIME), "nodiratime": UInt(MS_NODIRATIME), "relatime": UInt(MS_RELATIME),
+        "strictatime": UInt(MS_STRICTATIME), "nosymfollow": UInt(256),
+    ]
+}
+
+/// Changes only the per-mount flags of the mount at `target` (`MS_REMOUNT|MS_BIND`): the
+/// filesystem's own options (size, mode, …) are not touched. `flags` is the complete new set.
+public func sys_remountFlags(_ target: [UInt8], flags: UInt) throws(SystemCallError) {
+    try withCPath(target) { (cTarget) throws(SystemCallError) in
+        _ = try retryingInterrupts("mount", path: target) {
+            mount(nil, cTarget, nil, UInt(MS_REMOUNT) | UInt(MS_BIND) | flags, nil)
+        }
+    }
+}
+
+// MARK: - Small files
+
+/// The whole content of the regular file at `path` (no symlink followed anywhere on the way).
+public func sys_readFile(_ path: [UInt8]) throws(SystemCallError) -> [UInt8] {
+    let fd = try sys_open(path, flags: O_RDONLY)
+    defer { sys_close(fd) }
+    do {
+        return try MountTable.readAll(fd)
+    } catch let error as SystemCallError {
+        throw error
+    } catch {
+        throw SystemCallError(syscall: "read", path: path, errno: .ioError)
+    }
+}
+
+/// Writes `bytes` to `path` so that after a crash the file is either the old one or all of the
+/// new one: a temporary file, fsync, rename over, fsync of the directory.
+public func sys_writeFileDurably(_ path: [UInt8], _ bytes: [UInt8], permissions: mode_t) throws(SystemCallError) {
+    let temporary = path + Array(".tmp".utf8)
+    if (try? sys_lstat(temporary)) != nil { try sys_unlink(temporary) }
+    let fd = try sys_create(temporary, flags: O_WRONLY, permissions: permissions)
+    defer { sys_close(fd) }
+    try bytes.withUnsafeBufferPointer { (buffer) throws(SystemCallError) in
+        try sys_writeAll(fd, UnsafeRawBufferPointer(buffer))
+    }
+    try sys_fsync(fd)
+    try sys_rename(temporary, path)
+    try sys_fsyncDirectory(containing: path)
+}
+
+/// fsyncs the directory that holds `path`, so a create, rename or unlink in it is durable.
+public func sys_fsyncDirectory(containing path: [UInt8]) throws(SystemCallError) {
+    let parent = path.lastIndex(of: UInt8(ascii: "/")).map { $0 == 0 ? [UInt8(ascii: "/")] : Array(path[..<$0]) }
+        ?? [UInt8(ascii: ".")]
+    let fd = try sys_open(parent, flags: O_RDONLY | O_DIRECTORY)
+    defer { sys_close(fd) }
+    try sys_fsync(fd)
+}
+
+/// Ends this process at once with SIGKILL: the crash tests' way to stop at a chosen step.
+public func sys_killSelf() -> Never {
+    kill(getpid(), SIGKILL)
+    _exit(137)
+}

@@ -1,0 +1,64 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+@preconcurrency import Glibc
+import SystemPackage
+import WardenCore
+import WardenLinux
+
+/// Reads the mount table and the memfd sysctl, and remounts with `noexec`.
+public enum MountAdvisor {
+    /// Advice for every visible tmpfs mount, in mount-table order.
+    public static func advice(for entries: [MountInfoEntry]) -> [NoexecAdvice] {
+        MountInfoParser.visible(entries).filter(\.isTmpfs).map { NoexecAdvice(facts($0)) }
+    }
+
+    public static func facts(_ entry: MountInfoEntry) -> MountFacts {
+        MountFacts(
+            mountPoint: PathBytes(entry.mountPoint), options: entry.mountOptions, superOptions: entry.superOptions,
+            fsType: entry.fsType, source: String(decoding: entry.source, as: UTF8.self))
+    }
+
+    /// `vm.memfd_noexec` now, or nil when the kernel has no such sysctl.
+    public static func memfdAdvice() -> MemfdAdvice {
+        let text = (try? sys_readFile(Array("/proc/sys/vm/memfd_noexec".utf8))).map { String(decoding: $0, as: UTF8.self) }
+        return MemfdAdvice(current: text.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+    }
+
+    /// The visible mount at exactly `mountPoint`.
+    public static func mount(at mountPoint: PathBytes, in entries: [MountInfoEntry]) -> MountInfoEntry? {
+        MountInfoParser.visible(entries).last { $0.mountPoint == mountPoint.bytes }
+    }
+
+    /// What a remount did.
+    public struct RemountResult: Sendable, Equatable {
+        public var mountPoint: PathBytes
+        public var before: [String]
+        public var after: [String]
+        /// Nothing to do: every flag was already set.
+        public var alreadySet: Bool
+    }
+
+    /// Adds `restrictions` to the per-mount flags of the mount at `mountPoint`, keeping the rest
+    /// (`MS_REMOUNT|MS_BIND`: the filesystem's own options are untouched), then checks mountinfo.
+    public static func remount(_ mountPoint: PathBytes, adding restrictions: Set<MountRestriction>) throws
+        -> RemountResult
+    {
+        guard let entry = mount(at: mountPoint, in: try MountTable.read()) else {
+            throw SystemCallError(syscall: "mountinfo", path: mountPoint.bytes, errno: .noSuchFileOrDirectory)
+        }
+        let wanted = restrictions.map(\.rawValue)
+        if wanted.allSatisfy(entry.mountOptions.contains) {
+            return RemountResult(mountPoint: mountPoint, before: entry.mountOptions, after: entry.mountOptions, alreadySet: true)
+        }
+        var flags: UInt = 0
+        for option in entry.mountOptions + wanted { flags |= MountFlag.byOption[option] ?? 0 }
+        try sys_remountFlags(mountPoint.bytes, flags: flags)
+        guard let after = mount(at: mountPoint, in: try MountTable.read()), wanted.allSatisfy(after.mountOptions.contains)
+        else {
+            throw SystemCallError(syscall: "mount (verify)", path: mountPoint.bytes, errno: .ioError)
+        }
+        return RemountResult(mountPoint: mountPoint, before: entry.mountOptions, after: after.mountOptions, alreadySet: false)
+    }
+}

@@ -1,0 +1,241 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Logging
+import Synchronization
+import SystemPackage
+import WardenCore
+import WardenLinux
+import WardenStore
+
+/// Carries out what the policy decides for each alert or dropped executable, and writes an
+/// audit row (and a log line) for every action: performed, planned, skipped or failed.
+///
+/// Responses run on a thread of their own: they copy files and signal processes, which must
+/// not hold up intake. `respond(to:)` is the same work, synchronously (for `ingest` and tests).
+public final class Responder: Sendable {
+    private let policy: Mutex<Policy>
+    private let database: EvidenceDatabase
+    private let vault: QuarantineVault
+    private let record: @Sendable ([StoreCommand]) -> Void
+    private let logger: Logger
+    private let queue = BlockingQueue<PolicySubject>(capacity: 16_384)
+    private let clock: @Sendable () -> Timestamp
+
+    /// - Parameter record: where audit rows and state changes go (the store writer, or a direct apply).
+    public init(
+        policy: Policy, database: EvidenceDatabase, vault: QuarantineVault, logger: Logger,
+        clock: @escaping @Sendable () -> Timestamp, record: @escaping @Sendable ([StoreCommand]) -> Void
+    ) {
+        self.policy = Mutex(policy)
+        self.database = database
+        self.vault = vault
+        self.logger = logger
+        self.clock = clock
+        self.record = record
+    }
+
+    public var currentPolicy: Policy { policy.withLock { $0 } }
+
+    /// Swaps in a new (already validated) policy.
+    public func replacePolicy(_ new: Policy) { policy.withLock { $0 = new } }
+
+    /// Queues a subject for the response thread; never blocks. A full queue is itself audited.
+    public func submit(_ subject: PolicySubject) {
+        guard queue.offer(subject) else {
+            logger.error("response queue full; a response was skipped", metadata: ["alert": "\(subject.alertID ?? "-")"])
+            record([
+                .action(
+                    ActionRecord(
+                        time: clock(), alertId: subject.alertID, fileId: subject.files.first?.fileID, rule: "-",
+                        action: "respond", mode: currentPolicy.mode, outcome: .skipped, target: nil,
+                        detail: "the response queue was full (\(queue.capacity) waiting); no policy was evaluated"))
+            ])
+            return
+        }
+    }
+
+    /// The alert's subject: the alert with its correlated files as the store has them now.
+    public func subject(for alert: AlertRecord) -> PolicySubject {
+        let files = (try? database.files(ids: alert.correlations.map(\.fileID))) ?? []
+        // Highest-confidence correlation first, as the alert lists them.
+        let order = Dictionary(uniqueKeysWithValues: alert.correlations.enumerated().map { ($1.fileID, $0) })
+        let sorted = files.sorted { (order[$0.id ?? -1] ?? .max) < (order[$1.id ?? -1] ?? .max) }
+        return .alert(id: alert.id, alert.alert, files: sorted.map(PolicyFile.init))
+    }
+
+    /// Runs the response thread until `finish()`.
+    public func run() async {
+        await DedicatedThread.run(name: "shmwarden-respond") { [self] in
+            while true {
+                let batch = queue.takeAll(limit: 64)
+                if batch.isEmpty && queue.isClosedAndEmpty { return }
+                for subject in batch { _ = respond(to: subject) }
+            }
+        }
+    }
+
+    /// Lets the response thread finish what is queued and stop.
+    public func finish() { queue.close() }
+
+    /// Evaluates the policy for `subject` and carries out each planned action; returns the audit rows.
+    @discardableResult
+    public func respond(to subject: PolicySubject) -> [ActionRecord] {
+        let policy = currentPolicy
+        var rows: [ActionRecord] = []
+        var commands: [StoreCommand] = []
+        for planned in PolicyEvaluator.evaluate(policy, for: subject) {
+            for (row, extra) in carryOut(planned, subject: subject, mode: policy.mode) {
+                rows.append(row)
+                commands.append(.action(row))
+                commands += extra
+                log(row)
+            }
+        }
+        if !commands.isEmpty { record(commands) }
+        return rows
+    }
+
+    // MARK: Actions
+
+    private func carryOut(_ planned: PlannedAction, subject: PolicySubject, mode: PolicyMode)
+        -> [(ActionRecord, [StoreCommand])]
+    {
+        let row = { (outcome: ActionRecord.Outcome, file: PolicyFile?, target: String?, detail: String, errno: Int32?) in
+            ActionRecord(
+                time: self.clock(), alertId: subject.alertID, fileId: file?.fileID ?? subject.files.first?.fileID,
+                rule: planned.rule, action: planned.action.name, mode: mode, outcome: outcome, target: target,
+                detail: detail, errno: errno)
+        }
+        if case .skip(let reason) = planned.disposition {
+            return [(row(.skipped, planned.files.first, planned.files.first?.path.displayString, reason, nil), [])]
+        }
+        let perform = planned.disposition == .perform
+        switch planned.action {
+        case .record:
+            let what = subject.alert.map { "alert '\($0.rule)' (\($0.priority.name))" }
+                ?? "dropped executable \(subject.files.first?.path.displayString ?? "?")"
+            let evidence = subject.files.isEmpty
+                ? "no file evidence" : subject.files.map { "\($0.path) sha256 \($0.sha256 ?? "unhashed")" }.joined(separator: ", ")
+            return [(row(.performed, nil, nil, "rule '\(planned.rule)' matched \(what); \(evidence)", nil), [])]
+
+        case .quarantine:
+            return planned.files.map { file in
+                guard perform else {
+                    return (row(.planned, file, file.path.displayString, "would quarantine \(file.path) (sha256 \(file.sha256 ?? "?"))", nil), [])
+                }
+                do {
+                    let entry = try vault.quarantine(
+                        file.path, alertIDs: subject.alertID.map { [$0] } ?? [], fileID: file.fileID,
+                        expecting: (file.device, file.inode))
+                    return (
+                        row(.performed, file, file.path.displayString,
+                            "quarantined as \(entry.id) (sha256 \(entry.sha256), copy verified) at \(entry.samplePath)", nil),
+                        [.quarantined(path: file.path, device: file.device, inode: file.inode)]
+                    )
+                } catch let error as QuarantineError {
+                    let outcome: ActionRecord.Outcome = error.kind == .notFound || error.kind == .replaced ? .skipped : .failed
+                    return (row(outcome, file, file.path.displayString, error.detail, error.errno), [])
+                } catch {
+                    return (row(.failed, file, file.path.displayString, "\(error)", nil), [])
+                }
+            }
+
+        case .killProcess(let signal):
+            guard let alert = subject.alert, let pid = alert.field("proc.pid").flatMap({ Int32($0) }) else {
+                return [(row(.skipped, nil, nil, "the alert has no proc.pid", nil), [])]
+            }
+            let expectation = Self.expectation(alert, files: planned.files)
+            guard perform else {
+                return [(row(.planned, nil, "pid \(pid)", "would send SIG\(signal.rawValue) to pid \(pid) if it still runs \(Self.describe(expectation))", nil), [])]
+            }
+            switch ProcessKiller.kill(pid: pid, expecting: expectation, signal: signal) {
+            case .signalled(let detail): return [(row(.performed, nil, "pid \(pid)", detail, nil), [])]
+            case .refused(let detail): return [(row(.skipped, nil, "pid \(pid)", detail, nil), [])]
+            case .failed(let detail, let errno): return [(row(.failed, nil, "pid \(pid)", detail, errno), [])]
+            }
+
+        case .adviseNoexec:
+            let entries = (try? MountTable.read()) ?? []
+            return mounts(of: planned.files).map { mountPoint, file in
+                guard let entry = MountAdvisor.mount(at: mountPoint, in: entries) else {
+                    return (row(.skipped, file, mountPoint.displayString, "\(mountPoint) is no longer mounted", nil), [])
+                }
+                let advice = NoexecAdvice(MountAdvisor.facts(entry))
+                let detail = advice.noexec
+                    ? "\(mountPoint) is already mounted noexec (\(advice.options.joined(separator: ",")))"
+                    : "\(mountPoint) allows exec (\(advice.options.joined(separator: ","))): run '\(advice.remountCommand)'"
+                        + (advice.fstabLine.map { "; persistent: \($0)" } ?? "; \(advice.persistence)")
+                return (row(.performed, file, mountPoint.displayString, detail, nil), [])
+            }
+
+        case .remountNoexec(let flags):
+            let options = flags.sorted().map(\.rawValue).joined(separator: ",")
+            return mounts(of: planned.files).map { mountPoint, file in
+                guard perform else {
+                    return (row(.planned, file, mountPoint.displayString,
+                                "would remount \(mountPoint) with \(options): mount -o remount,\(options) \(ShellQuote.quote(mountPoint))", nil), [])
+                }
+                do {
+                    let result = try MountAdvisor.remount(mountPoint, adding: flags)
+                    let detail = result.alreadySet
+                        ? "\(mountPoint) already had \(options)"
+                        : "remounted \(mountPoint): \(result.before.joined(separator: ",")) -> \(result.after.joined(separator: ","))"
+                    return (row(.performed, file, mountPoint.displayString, detail, nil), [])
+                } catch let error as SystemCallError {
+                    return (row(.failed, file, mountPoint.displayString, "remount \(mountPoint): \(error)", error.errno.rawValue), [])
+                } catch {
+                    return (row(.failed, file, mountPoint.displayString, "remount \(mountPoint): \(error)", nil), [])
+                }
+            }
+
+        case .sandbox:
+            return [(row(.skipped, planned.files.first, nil, "sandbox runs are not available in this build yet", nil), [])]
+        }
+    }
+
+    /// Each distinct mount among `files`, with the first file on it.
+    private func mounts(of files: [PolicyFile]) -> [(PathBytes, PolicyFile)] {
+        var seen = Set<PathBytes>()
+        return files.compactMap { file in
+            guard let mount = file.mountPoint, seen.insert(mount).inserted else { return nil }
+            return (mount, file)
+        }
+    }
+
+    /// What the process must still be running: the correlated ELF (by inode), else the alert's
+    /// `proc.exe_ino`, else its `proc.exepath` (host processes only: a container's paths differ).
+    static func expectation(_ alert: FalcoAlert, files: [PolicyFile]) -> ProcessKiller.Expectation {
+        if let elf = files.first(where: { $0.kind == .elf }) {
+            return ProcessKiller.Expectation(file: (elf.device, elf.inode))
+        }
+        if let inode = alert.outputFields["proc.exe_ino"]?.unsignedValue {
+            return ProcessKiller.Expectation(inode: inode)
+        }
+        let container = alert.field("container.id")
+        if let path = alert.field("proc.exepath"), container == nil || container == "host" {
+            return ProcessKiller.Expectation(path: PathBytes(path))
+        }
+        return ProcessKiller.Expectation()
+    }
+
+    static func describe(_ expectation: ProcessKiller.Expectation) -> String {
+        if let file = expectation.file { return "the evidence file (device \(file.device), inode \(file.inode))" }
+        if let inode = expectation.inode { return "inode \(inode) (proc.exe_ino)" }
+        if let path = expectation.path { return "\(path) (proc.exepath)" }
+        return "nothing verifiable (it would be refused)"
+    }
+
+    private func log(_ row: ActionRecord) {
+        let metadata: Logger.Metadata = [
+            "rule": "\(row.rule)", "action": "\(row.action)", "outcome": "\(row.outcome.rawValue)",
+            "alert": "\(row.alertId ?? "-")", "target": "\(row.target ?? "-")", "mode": "\(row.mode.rawValue)",
+        ]
+        switch row.outcome {
+        case .failed: logger.error("\(row.detail)", metadata: metadata)
+        case .performed where row.action != "record" && row.action != "advise-noexec":
+            logger.warning("\(row.detail)", metadata: metadata)
+        default: logger.info("\(row.detail)", metadata: metadata)
+        }
+    }
+}
