@@ -117,6 +117,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Real tmpfs mounts and state directories for the test targets; never linked into shmwarden.
+        .target(name: "WardenTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
         .testTarget(
             name: "WardenIntakeTests",
@@ -130,14 +132,16 @@ let package = Package(
         .testTarget(
             name: "WardenResponseTests",
             dependencies: [
-                "WardenResponse", "WardenStore", "WardenCore", "WardenLinux",
+                "WardenResponse", "WardenStore", "WardenCore", "WardenLinux", "WardenTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "WardenSensorsTests",
             dependencies: [
                 "WardenSensors", "WardenStore", "WardenCore", "WardenLinux", "WardenDaemon", "WardenHTTP", "WardenIntake",
+                "WardenTestSupport", "WardenResponse",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -60,7 +60,7 @@ public struct NoexecAdvice: Hashable, Sendable, Encodable {
             persistence = "This mount belongs to \(owner); it is recreated with the runtime's options, so a "
                 + "remount lasts only until then. Set the options where the runtime creates it (for Docker, "
                 + "shm mounts are noexec,nosuid,nodev by default; for Kubernetes emptyDir medium: Memory, no "
-                + "mount option exists: prefer the exec guard)."
+                + "mount option exists: rely on quarantine and kill-process responses)."
         } else {
             // fstab wants spaces, tabs, newlines and backslashes in paths as octal escapes.
             let fstabPath = Self.fstabEscape(path)
@@ -118,8 +118,8 @@ public struct NoexecAdvice: Hashable, Sendable, Encodable {
         "dosemu2 fails with 'shared memory map failed' on a noexec /dev/shm (github.com/dosemu2/dosemu2/issues/936).",
         "JIT engines that double-map code through shm_open fail or fall back (e.g. Xenia's code cache: "
             + "github.com/has207/xenia-edge/issues/137); test your workloads in monitor mode first.",
-        "noexec does not stop 'sh /dev/shm/x' (a read by an interpreter), nor fileless execution from a memfd: "
-            + "see vm.memfd_noexec and the exec guard.",
+        "noexec does not stop 'sh /dev/shm/x' (a read by an interpreter), nor fileless execution from a memfd "
+            + "(see vm.memfd_noexec below).",
     ]
 }
 

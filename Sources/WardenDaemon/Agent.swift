@@ -11,6 +11,7 @@ import WardenCore
 import WardenHTTP
 import WardenIntake
 import WardenLinux
+import WardenResponse
 import WardenSensors
 import WardenStore
 
@@ -22,13 +23,16 @@ public enum Agent {
         public var sensor: SensorService
         public var database: EvidenceDatabase
         public var intake: AlertIntake
+        /// Carries out the policy for alerts and dropped executables.
+        public var responder: ResponderService
         /// The HTTP listeners (TCP, and the unix socket when configured); started last, so they
         /// stop taking alerts first.
         public var http: [any Service]
         /// The TCP port the intake listens on, once it does (useful with port 0).
         public let listening: ListeningPort
 
-        public var all: [any Service] { [store, sensor] + http }
+        /// Start order; they stop in reverse, so intake stops first and the store last.
+        public var all: [any Service] { [store, responder, sensor] + http }
     }
 
     /// Builds the database, the store writer and the sensor for `configuration`.
@@ -43,11 +47,24 @@ public enum Agent {
         let writer = StoreWriter(
             database: database, clock: { sys_monotonicNanoseconds() }, observer: observer,
             onError: { error in logger.error("store error", metadata: ["error": "\(error)"]) })
+        let vault = try QuarantineVault(directory: configuration.stateDirectory.quarantinePath)
+        for line in vault.recover() { logger.warning("quarantine journal: \(line)") }
+        let responder = Responder(
+            policy: configuration.policy, database: database, vault: vault, logger: logger,
+            clock: SensorService.wallClock, record: { commands in for command in commands { writer.submit(command) } })
+        logger.notice(
+            "policy loaded",
+            metadata: [
+                "policy.mode": "\(configuration.policy.mode.rawValue)", "policy.rules": "\(configuration.policy.rules.count)",
+                "policy.files": "\(configuration.policy.sources.joined(separator: ","))",
+            ])
         let sensor = SensorService(
-            configuration: configuration.sensorConfiguration, writer: writer, logger: logger)
+            configuration: configuration.sensorConfiguration, writer: writer, logger: logger,
+            onExecutableRecorded: { responder.submit(droppedExecutable: $0) })
         let intake = AlertIntake(
             database: database, writer: writer,
-            mounts: TmpfsMountCache(extra: configuration.sensorConfiguration.watchPaths), logger: logger)
+            mounts: TmpfsMountCache(extra: configuration.sensorConfiguration.watchPaths), logger: logger,
+            onStored: { responder.submit($0) })
         let listening = ListeningPort()
         var http: [any Service] = []
         if let server = configuration.http {
@@ -77,8 +94,9 @@ public enum Agent {
             }
         }
         return Services(
-            store: StoreService(writer: writer), sensor: sensor, database: database, intake: intake, http: http,
-            listening: listening)
+            store: StoreService(writer: writer), sensor: sensor, database: database, intake: intake,
+            responder: ResponderService(responder: responder, policyPath: configuration.policyPath, logger: logger),
+            http: http, listening: listening)
     }
 
     /// `shmwarden run`: serves until SIGTERM or SIGINT, then shuts down in reverse order and

@@ -4,6 +4,7 @@
 import Foundation
 import WardenCore
 import WardenHTTP
+import WardenResponse
 import WardenSensors
 
 /// Everything `run` and `scan` take from the command line, resolved.
@@ -21,6 +22,13 @@ public struct AgentConfiguration: Sendable {
     public var useFanotify = true
     /// Benchmarks only: append `<monotonic ns>\t<path>` per committed file record to this file.
     public var commitLogPath: String?
+    /// The validated policy the responder starts with.
+    public var policy: Policy = .none
+    /// Where it came from, for SIGHUP reloads (nil: the built-in empty policy, nothing to reload).
+    public var policyPath: String?
+
+    /// Where `run` looks for policies when `--policy` is not given.
+    public static let installedPolicyPath = "/etc/shmwarden/policies"
 
     public init(
         stateDirectory: StateDirectory, watchPaths: [String] = [], discovery: TmpfsDiscovery = .all,
@@ -51,7 +59,17 @@ public struct AgentConfiguration: Sendable {
         )
     }
 
-    static func absolute(_ path: String) -> String {
+    /// Loads the policy at `path`, or at the installed location when `path` is nil and it exists.
+    ///
+    /// - Returns: the policy and the path it came from (nil for the built-in empty policy).
+    /// - Throws: every error of an invalid policy.
+    public static func loadPolicy(_ path: String?) throws(PolicyErrors) -> (Policy, String?) {
+        let chosen = path ?? (FileManager.default.fileExists(atPath: installedPolicyPath) ? installedPolicyPath : nil)
+        guard let chosen else { return (.none, nil) }
+        return (try PolicyLoader.load(chosen).get(), chosen)
+    }
+
+    public static func absolute(_ path: String) -> String {
         var text = path
         while text.count > 1 && text.hasSuffix("/") { text.removeLast() }
         if text.hasPrefix("/") { return text }

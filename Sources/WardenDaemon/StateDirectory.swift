@@ -5,7 +5,7 @@ import Foundation
 import WardenCore
 import WardenLinux
 
-/// The agent's state directory: `shmwarden.sqlite`, `evidence/` and (later) `quarantine/`, mode 0700.
+/// The agent's state directory: `shmwarden.sqlite`, `evidence/` and `quarantine/`, mode 0700.
 public struct StateDirectory: Sendable {
     /// `/var/lib/shmwarden` unless `SHMWARDEN_STATE_DIR` or `--state-dir` says otherwise.
     public static let defaultPath = "/var/lib/shmwarden"
@@ -20,6 +20,7 @@ public struct StateDirectory: Sendable {
 
     public var databasePath: String { path + "/shmwarden.sqlite" }
     public var evidencePath: String { path + "/evidence" }
+    public var quarantinePath: String { path + "/quarantine" }
 
     /// Creates the directory (and parents) if needed and sets it to 0700.
     public func prepare() throws {

@@ -33,6 +33,9 @@ public final class AlertIntake: Sendable {
     /// alert can outrun the sensor by a few milliseconds.
     private let retryDelays: [Duration]
     private let late = Mutex<(pending: [LateAlert], running: Bool)>(([], false))
+    /// Told of each stored alert once committed, and again when a late look finds its evidence
+    /// (the responder's trigger). Must not block.
+    private let onStored: (@Sendable (AlertRecord) -> Void)?
 
     /// An alert waiting for its file to be recorded: delays are counted from the previous look.
     struct LateAlert: Sendable {
@@ -43,8 +46,10 @@ public final class AlertIntake: Sendable {
 
     public init(
         database: EvidenceDatabase, writer: StoreWriter, mounts: TmpfsMountCache, metrics: IntakeMetrics = IntakeMetrics(),
-        logger: Logger, retryDelays: [Duration] = [.milliseconds(250), .seconds(2)]
+        logger: Logger, retryDelays: [Duration] = [.milliseconds(250), .seconds(2)],
+        onStored: (@Sendable (AlertRecord) -> Void)? = nil
     ) {
+        self.onStored = onStored
         self.database = database
         self.writer = writer
         self.mounts = mounts
@@ -84,6 +89,10 @@ public final class AlertIntake: Sendable {
             break
         }
         metrics.observeLatency(seconds: Double(sys_monotonicNanoseconds() - started) / 1e9)
+        // An alert still waiting for its file is answered by the policy once it is found (or
+        // after the last look), so a rule with a file condition sees the evidence.
+        let waitsForEvidence = record.noEvidenceReason == .neverSeen && !retryDelays.isEmpty
+        if !waitsForEvidence { onStored?(record) }
         if record.correlations.isEmpty {
             metrics.add(.withoutEvidence)
             if record.noEvidenceReason == .neverSeen && !retryDelays.isEmpty { correlateLater(record) }
@@ -131,10 +140,16 @@ public final class AlertIntake: Sendable {
                 if let result, !result.correlations.isEmpty {
                     writer.submit(.correlations(alertID: item.record.id, result))
                     metrics.add(.lateCorrelations)
+                    var found = item.record
+                    found.correlations = result.correlations
+                    found.noEvidenceReason = result.noEvidenceReason
+                    onStored?(found)
                 } else if item.attempt + 1 < retryDelays.count {
                     let next = LateAlert(
                         record: item.record, attempt: item.attempt + 1, due: now + retryDelays[item.attempt + 1])
                     late.withLock { $0.pending.append(next) }
+                } else {
+                    onStored?(item.record)
                 }
             }
         }

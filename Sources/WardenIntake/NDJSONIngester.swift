@@ -31,12 +31,18 @@ public final class NDJSONIngester {
     private var pending: [StoreCommand] = []
     private var pendingIDs: Set<String> = []
     public private(set) var report = IngestReport()
+    /// Told of each batch of alerts once it is committed (the responder's trigger).
+    private let onCommitted: (([AlertRecord]) -> Void)?
     static let batchSize = 1000
 
-    public init(database: EvidenceDatabase, mounts: TmpfsMountCache, onBadLine: @escaping (Int, String) -> Void) {
+    public init(
+        database: EvidenceDatabase, mounts: TmpfsMountCache, onBadLine: @escaping (Int, String) -> Void,
+        onCommitted: (([AlertRecord]) -> Void)? = nil
+    ) {
         self.database = database
         self.mounts = mounts
         self.onBadLine = onBadLine
+        self.onCommitted = onCommitted
     }
 
     /// Reads `fd` to its end.
@@ -114,6 +120,9 @@ public final class NDJSONIngester {
     private func flush() throws {
         guard !pending.isEmpty else { return }
         try database.apply(pending)
+        if let onCommitted {
+            onCommitted(pending.compactMap { if case .alert(let record) = $0 { record } else { nil } })
+        }
         pending.removeAll(keepingCapacity: true)
         pendingIDs.removeAll(keepingCapacity: true)
     }

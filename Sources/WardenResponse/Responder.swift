@@ -19,7 +19,7 @@ public final class Responder: Sendable {
     private let vault: QuarantineVault
     private let record: @Sendable ([StoreCommand]) -> Void
     private let logger: Logger
-    private let queue = BlockingQueue<PolicySubject>(capacity: 16_384)
+    private let queue = BlockingQueue<Work>(capacity: 16_384)
     private let clock: @Sendable () -> Timestamp
 
     /// - Parameter record: where audit rows and state changes go (the store writer, or a direct apply).
@@ -40,15 +40,34 @@ public final class Responder: Sendable {
     /// Swaps in a new (already validated) policy.
     public func replacePolicy(_ new: Policy) { policy.withLock { $0 = new } }
 
-    /// Queues a subject for the response thread; never blocks. A full queue is itself audited.
-    public func submit(_ subject: PolicySubject) {
-        guard queue.offer(subject) else {
-            logger.error("response queue full; a response was skipped", metadata: ["alert": "\(subject.alertID ?? "-")"])
+    /// What the response thread works through.
+    enum Work: Sendable {
+        /// A stored alert: its evidence is read from the store on the response thread.
+        case alert(AlertRecord)
+        case subject(PolicySubject)
+    }
+
+    /// Queues a stored alert for the response thread; never blocks.
+    public func submit(_ alert: AlertRecord) {
+        guard currentPolicy.hasRules(for: .alert) else { return }
+        enqueue(.alert(alert), alertID: alert.id)
+    }
+
+    /// Queues a newly recorded executable for the response thread; never blocks.
+    public func submit(droppedExecutable file: FileRecord) {
+        guard currentPolicy.hasRules(for: .droppedExecutable) else { return }
+        enqueue(.subject(.droppedExecutable(PolicyFile(file))), alertID: nil)
+    }
+
+    /// A full queue is itself audited: a response is never silently lost.
+    private func enqueue(_ work: Work, alertID: String?) {
+        guard queue.offer(work) else {
+            logger.error("response queue full; a response was skipped", metadata: ["alert": "\(alertID ?? "-")"])
             record([
                 .action(
                     ActionRecord(
-                        time: clock(), alertId: subject.alertID, fileId: subject.files.first?.fileID, rule: "-",
-                        action: "respond", mode: currentPolicy.mode, outcome: .skipped, target: nil,
+                        time: clock(), alertId: alertID, fileId: nil, rule: "-", action: "respond",
+                        mode: currentPolicy.mode, outcome: .skipped, target: nil,
                         detail: "the response queue was full (\(queue.capacity) waiting); no policy was evaluated"))
             ])
             return
@@ -70,7 +89,12 @@ public final class Responder: Sendable {
             while true {
                 let batch = queue.takeAll(limit: 64)
                 if batch.isEmpty && queue.isClosedAndEmpty { return }
-                for subject in batch { _ = respond(to: subject) }
+                for work in batch {
+                    switch work {
+                    case .alert(let alert): respond(to: subject(for: alert))
+                    case .subject(let subject): respond(to: subject)
+                    }
+                }
             }
         }
     }

@@ -46,6 +46,9 @@ struct AlertsCommand: AsyncParsableCommand {
                 let sha = correlation.sha256.map { String($0.prefix(12)) } ?? "-"
                 print("    \(sha)  \(correlation.path.displayString)  by \(correlation.matchedBy) (\(correlation.confidence))")
             }
+            for action in record.actions {
+                print("    \(action.outcome.rawValue) \(action.action) [\(action.rule)]: \(action.detail)")
+            }
         }
     }
 }

@@ -7,7 +7,10 @@ import Foundation
 import SystemPackage
 import WardenCore
 import WardenDaemon
+import Logging
 import WardenIntake
+import WardenLinux
+import WardenResponse
 import WardenStore
 
 struct IngestCommand: AsyncParsableCommand {
@@ -27,6 +30,9 @@ struct IngestCommand: AsyncParsableCommand {
     @Argument(help: "The NDJSON file, or - for standard input.")
     var file: String = "-"
 
+    @Option(help: "Response policy file or directory (default: /etc/shmwarden/policies when it exists).")
+    var policy: String?
+
     @Flag(help: "Keep reading as the file grows, across truncation and rotation (like tail -F), until SIGINT/SIGTERM.")
     var follow = false
 
@@ -38,13 +44,35 @@ struct IngestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        _ = state.makeLogger()
+        let logger = state.makeLogger()
+        let loaded: Policy
+        do {
+            (loaded, _) = try AgentConfiguration.loadPolicy(policy)
+        } catch {
+            throw UsageError(message: "invalid policy, nothing ingested:\n\(error.description)")
+        }
         let directory = state.state
         try directory.prepare()
         let database = try EvidenceDatabase(path: directory.databasePath)
-        let ingester = NDJSONIngester(database: database, mounts: TmpfsMountCache()) { line, reason in
-            FileHandle.standardError.write(Data("shmwarden ingest: line \(line): \(reason)\n".utf8))
+        var responder: Responder?
+        if loaded.hasRules(for: .alert) {
+            let vault = try QuarantineVault(directory: directory.quarantinePath)
+            for line in vault.recover() { logger.warning("quarantine journal: \(line)") }
+            responder = Responder(
+                policy: loaded, database: database, vault: vault, logger: logger,
+                clock: {
+                    let now = sys_realtime()
+                    return Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds)
+                }, record: { commands in try? database.apply(commands) })
         }
+        let ingester = NDJSONIngester(
+            database: database, mounts: TmpfsMountCache(),
+            onBadLine: { line, reason in
+                FileHandle.standardError.write(Data("shmwarden ingest: line \(line): \(reason)\n".utf8))
+            },
+            onCommitted: responder.map { responder in
+                { records in for record in records { responder.respond(to: responder.subject(for: record)) } }
+            })
         if follow {
             let stop = StopFlag()
             try ingester.follow(path: file, shouldStop: { stop.isSet })

@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import WardenDaemon
+import WardenCore
 import WardenHTTP
 
 struct RunCommand: AsyncParsableCommand {
@@ -13,7 +14,7 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             Watches every tmpfs mount (and --watch paths), follows mounts that appear or go away, \
             and records executables in <state-dir>/shmwarden.sqlite with evidence copies in \
-            <state-dir>/evidence. SIGTERM or SIGINT stop it cleanly after flushing the store.
+            <state-dir>/evidence. Falco alerts posted to --listen are correlated with those files             and answered per the --policy. SIGTERM or SIGINT stop it cleanly after flushing the store.
             """)
 
     @OptionGroup var state: StateOptions
@@ -34,6 +35,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Largest alert body accepted (bytes; K, M suffixes); larger gets 413.")
     var bodyLimit: String = "1M"
 
+    @Option(
+        help: """
+            Response policy: a YAML file or a directory of them (default: /etc/shmwarden/policies when             it exists, else no responses). SIGHUP reloads it; an invalid reload keeps the last good policy.
+            """)
+    var policy: String?
+
     @Option(help: .hidden) var commitLog: String?
 
     func validate() throws {
@@ -51,6 +58,11 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = state.makeLogger()
         var configuration = watch.configuration(state: state.state, commitLog: commitLog)
+        do {
+            (configuration.policy, configuration.policyPath) = try AgentConfiguration.loadPolicy(policy)
+        } catch {
+            throw UsageError(message: "invalid policy, not started:\n\(error.description)")
+        }
         if !noListen, let (host, port) = HostPort.parse(listen) {
             configuration.http = IntakeServerConfiguration(
                 host: host, port: port, unixSocketPath: unixSocket, bearerToken: try tokenFile.map(readToken),

@@ -17,10 +17,18 @@ enum Binary {
     static var exists: Bool { FileManager.default.isExecutableFile(atPath: path) }
 
     /// Runs the binary to completion: (exit status, stdout, stderr).
-    static func run(_ arguments: [String]) throws -> (Int32, String, String) {
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
+        try runProcess(arguments, environment: environment).result
+    }
+
+    /// Runs the binary to completion, with how it ended.
+    static func runProcess(_ arguments: [String], environment: [String: String] = [:]) throws
+        -> (result: (Int32, String, String), reason: Process.TerminationReason)
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -29,7 +37,10 @@ enum Binary {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        return (
+            (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)),
+            process.terminationReason
+        )
     }
 }
 

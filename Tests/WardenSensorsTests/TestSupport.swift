@@ -13,45 +13,7 @@ import WardenHTTP
 import WardenLinux
 import WardenSensors
 import WardenStore
-
-enum TestEnvironment {
-    /// Mounting tmpfs, sysctls and the overflow tests need root (CI runs as root).
-    static let isRoot = getuid() == 0
-}
-
-/// A private tmpfs for one test (root), or a plain directory under /dev/shm (not root), removed
-/// (and unmounted) by `remove()`.
-final class TestMount: Sendable {
-    let path: String
-    let isTmpfs: Bool
-
-    init(size: String = "64m") throws {
-        if TestEnvironment.isRoot {
-            path = "/tmp/shmwarden-test-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-            guard Glibc.mount("tmpfs", path, "tmpfs", 0, "size=\(size),mode=0755") == 0 else {
-                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EPERM)
-            }
-            isTmpfs = true
-        } else {
-            path = "/dev/shm/shmwarden-test-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-            isTmpfs = false
-        }
-    }
-
-    func remove() {
-        if isTmpfs { _ = umount2(path, Int32(MNT_DETACH)) }
-        try? FileManager.default.removeItem(atPath: path)
-    }
-
-    func child(_ name: String) -> String { path + "/" + name }
-}
-
-/// A state directory on disk (never on the watched tmpfs).
-func makeStateDirectory() -> String {
-    NSTemporaryDirectory() + "shmwarden-state-\(UUID().uuidString.prefix(8))"
-}
+@_exported import WardenTestSupport
 
 let silentLogger = Logger(label: "shmwarden-tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
@@ -68,7 +30,7 @@ final class AgentHarness: Sendable {
     init(
         watch: [String], discovery: TmpfsDiscovery = .none, hashSizeCap: Int64 = 256 << 20,
         maxPinnedFiles: Int = 4096, fallbackRescanIntervalMilliseconds: Int = 5000, useFanotify: Bool = true,
-        http: IntakeServerConfiguration? = nil
+        http: IntakeServerConfiguration? = nil, policy: Policy = .none
     ) async throws {
         stateDirectory = makeStateDirectory()
         var configuration = AgentConfiguration(
@@ -77,6 +39,7 @@ final class AgentHarness: Sendable {
             fallbackRescanIntervalMilliseconds: fallbackRescanIntervalMilliseconds)
         configuration.useFanotify = useFanotify
         configuration.http = http
+        configuration.policy = policy
         services = try Agent.buildServices(configuration: configuration, logger: silentLogger)
         group = ServiceGroup(
             configuration: .init(

@@ -47,7 +47,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
     @Test func schemaIsMigratedInWALModeWithPrivateFiles() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
-        #expect(try temporary.database.appliedMigrations() == ["v1", "v2-alerts", "v3-internal-alert-time"])
+        #expect(try temporary.database.appliedMigrations() == ["v1", "v2-alerts", "v3-internal-alert-time", "v4-actions"])
         #expect(try temporary.database.journalMode() == "wal")
         try temporary.database.apply([.record(sampleRecord("/dev/shm/x"), nil)])
         for suffix in ["", "-wal"] {
@@ -152,6 +152,28 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         #expect(try db.files(FileQuery(path: "/dev/shm/**")).count == 2)
         #expect(try db.files(FileQuery(sha256: shaA, path: "/run/**")).count == 1)
         #expect(try db.files(FileQuery(state: .deleted)).isEmpty)
+    }
+
+    @Test func auditRowsAndQuarantineStateAreKept() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let database = temporary.database
+        try database.apply([.record(sampleRecord("/dev/shm/x"), nil), .record(sampleRecord("/dev/shm/y", inode: 11), nil)])
+        let row = ActionRecord(
+            time: Timestamp(nanosecondsSinceEpoch: 5), alertId: "a1", fileId: 1, rule: "r", action: "quarantine",
+            mode: .enforce, outcome: .failed, target: "/dev/shm/x", detail: "copy failed", errno: 28)
+        try database.apply([
+            .action(row), .quarantined(path: PathBytes("/dev/shm/x"), device: 42, inode: 10),
+            // Another inode at that path is not the quarantined file.
+            .quarantined(path: PathBytes("/dev/shm/y"), device: 42, inode: 99),
+        ])
+        let stored = try database.actions(alertID: "a1")
+        #expect(stored.count == 1)
+        #expect(stored.first?.errno == 28 && stored.first?.outcome == .failed && stored.first?.mode == .enforce)
+        #expect(stored.first?.id != nil)
+        #expect(try database.actions(alertID: "other").isEmpty)
+        #expect(try database.files().map(\.state) == [.quarantined, .present])
+        #expect(try database.files(ids: [2, 1, 77]).map(\.path) == [PathBytes("/dev/shm/x"), PathBytes("/dev/shm/y")])
     }
 
     @Test func sensorEventsAreKept() throws {

@@ -20,11 +20,12 @@ public struct Policy: Hashable, Sendable {
         self.sources = sources
     }
 
-    /// The policy in force when none is configured: monitor mode, record every alert.
-    public static let recordOnly = Policy(
-        mode: .monitor,
-        rules: [PolicyRule(name: "record-everything", match: PolicyMatch(), actions: [.record], continues: false)],
-        sources: ["built-in"])
+    /// The policy in force when none is configured: monitor mode and no rules, so nothing is
+    /// done and nothing is audited.
+    public static let none = Policy(mode: .monitor, rules: [], sources: ["built-in (no policy file)"])
+
+    /// Whether any rule fires on `trigger` (the responder skips work no rule can want).
+    public func hasRules(for trigger: PolicyTrigger) -> Bool { rules.contains { $0.trigger == trigger } }
 }
 
 public enum PolicyMode: String, Hashable, Sendable, CaseIterable, Codable {

@@ -234,7 +234,8 @@ private struct Reader {
     mutating func allowlist(_ node: Node) -> Allowlist {
         var allowlist = Allowlist()
         guard let pairs = mapping(node, "allowlist", allowed: ["sha256", "paths"]) else { return allowlist }
-        for (key, _, value) in pairs {
+        // A key left empty (every item commented out) is an empty list.
+        for (key, _, value) in pairs where value.null == nil {
             switch key {
             case "sha256":
                 for item in value.sequence.map(Array.init) ?? [value] {

@@ -1,0 +1,47 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import WardenCore
+import WardenResponse
+
+/// The response thread as a service; SIGHUP reloads the policy, keeping the last good one when
+/// the new one is invalid.
+public struct ResponderService: Service {
+    public let responder: Responder
+    let policyPath: String?
+    let logger: Logger
+
+    public func run() async throws {
+        async let reloads: Void = reloadOnHangup()
+        async let work: Void = responder.run()
+        try? await gracefulShutdown()
+        responder.finish()
+        await work
+        _ = await reloads
+    }
+
+    private func reloadOnHangup() async {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            guard let policyPath else {
+                logger.notice("SIGHUP: no --policy was given, nothing to reload")
+                continue
+            }
+            switch PolicyLoader.load(policyPath) {
+            case .success(let policy):
+                responder.replacePolicy(policy)
+                logger.notice(
+                    "policy reloaded",
+                    metadata: ["policy.mode": "\(policy.mode.rawValue)", "policy.rules": "\(policy.rules.count)",
+                               "policy.files": "\(policy.sources.joined(separator: ","))"])
+            case .failure(let errors):
+                logger.error(
+                    "policy reload rejected; keeping the last good policy",
+                    metadata: ["errors": "\(errors.description)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+@preconcurrency import Glibc
+import Testing
+import WardenCore
+import WardenDaemon
+import WardenHTTP
+import WardenResponse
+import WardenStore
+
+private func policy(_ text: String) throws -> Policy {
+    try PolicyParser.merge([try PolicyParser.parse(text, file: "test.yaml").get()]).get()
+}
+
+extension SensorIntegration {
+    /// Responses through the running agent and through the command line.
+    @Suite(.serialized, .timeLimit(.minutes(3)))
+    struct ResponseTests {
+        @Test(.enabled(if: TestEnvironment.isRoot))
+        func aDroppedELFIsQuarantinedWithoutAnyAlert() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(
+                watch: [mount.path],
+                policy: try policy(
+                    """
+                    mode: enforce
+                    rules:
+                      - {name: drops, on: dropped-executable, match: {file: {kind: elf}}, actions: [quarantine]}
+                    """))
+            let path = mount.child("implant")
+            let sha = try drop(trueBinary, at: path)
+            let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) && $0.state == .quarantined } }
+            #expect(records.first { $0.path == PathBytes(path) }?.sha256 == sha)
+            #expect(access(path, F_OK) != 0, "the original is gone")
+            let actions = try agent.database.actions()
+            #expect(actions.map(\.action) == ["quarantine"] && actions.first?.outcome == .performed)
+            let entries = try QuarantineVault(directory: agent.stateDirectory + "/quarantine").entries()
+            #expect(entries.map(\.sha256) == [sha])
+            try await agent.stop()
+        }
+
+        @Test func monitorModePlansForAPostedAlertAndTouchesNothing() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0),
+                policy: try policy(
+                    """
+                    mode: monitor
+                    rules:
+                      - name: shm
+                        match: {rule: Execution from /dev/shm, priority: ">=Warning"}
+                        actions: [record, quarantine, kill-process, advise-noexec]
+                    """))
+            let port = await agent.services.listening.port()
+            let path = mount.child("dropper")
+            _ = try drop(trueBinary, at: path)
+            try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+            let (status, body, _) = try await post("http://127.0.0.1:\(port)/falco", devShmAlert(exepath: path))
+            #expect(status == 200)
+            let id = try #require(body["id"] as? String)
+            var actions: [ActionRecord] = []
+            let deadline = ContinuousClock.now + .seconds(10)
+            while actions.count < 4 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+                actions = try agent.database.alert(id: id)?.actions ?? []
+            }
+            #expect(actions.map(\.action) == ["record", "quarantine", "kill-process", "advise-noexec"])
+            #expect(actions.map(\.outcome) == [.performed, .planned, .planned, .performed])
+            #expect(access(path, F_OK) == 0, "monitor mode touched the file")
+            try await agent.stop()
+        }
+
+        /// kill -9 of `shmwarden quarantine` at every step: afterwards the sample is in place or
+        /// in the quarantine (verified by hash), never neither, and nothing is left half-done.
+        @Test(.enabled(if: TestEnvironment.isRoot), arguments: QuarantineStep.allCases)
+        func aCrashAtAnyStepLosesNothing(step: QuarantineStep) throws {
+            try #require(Binary.exists, "build first: swift build")
+            let mount = try TestMount()
+            let state = makeStateDirectory()
+            defer {
+                mount.remove()
+                try? FileManager.default.removeItem(atPath: state)
+            }
+            let path = mount.child("sample")
+            let sha = try drop(trueBinary, at: path)
+            let (_, reason) = try Binary.runProcess(
+                ["quarantine", path, "--state-dir", state], environment: ["SHMWARDEN_TEST_CRASH_AT": step.rawValue])
+            #expect(reason == .uncaughtSignal, "the helper must have died at \(step)")
+
+            let (status, stdout, stderr) = try Binary.run(["quarantine", "list", "--json", "--state-dir", state])
+            #expect(status == 0, "\(stderr)")
+            let entries = try JSONDecoder().decode([QuarantineEntry].self, from: Data(stdout.utf8))
+            let inPlace = FileManager.default.contents(atPath: path).map { sha256Hex(Array($0)) } == sha
+            let quarantined = entries.contains { entry in
+                entry.state == .quarantined
+                    && FileManager.default.contents(atPath: entry.samplePath).map { sha256Hex(Array($0)) } == sha
+            }
+            #expect(inPlace != quarantined, "at \(step): in place \(inPlace), quarantined \(quarantined)")
+            // Recovery left no journal, no partial copy and no claimed name behind.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/quarantine/journal").isEmpty)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/quarantine").allSatisfy {
+                $0 == "journal" || $0.hasSuffix(".sample") || $0.hasSuffix(".json")
+            })
+            #expect(try FileManager.default.contentsOfDirectory(atPath: mount.path).allSatisfy { !$0.hasPrefix(".shmwarden") })
+        }
+
+        @Test(.enabled(if: TestEnvironment.isRoot))
+        func quarantineCommandsRoundTrip() throws {
+            try #require(Binary.exists, "build first: swift build")
+            let mount = try TestMount()
+            let state = makeStateDirectory()
+            defer {
+                mount.remove()
+                try? FileManager.default.removeItem(atPath: state)
+            }
+            let path = mount.child("tool")
+            let sha = try drop(trueBinary, at: path)
+            let (status, stdout, stderr) = try Binary.run(["quarantine", path, "--json", "--state-dir", state])
+            #expect(status == 0, "\(stderr)")
+            let entry = try JSONDecoder().decode(QuarantineEntry.self, from: Data(stdout.utf8))
+            #expect(entry.sha256 == sha && access(path, F_OK) != 0)
+            #expect(try Binary.run(["quarantine", path, "--state-dir", state]).0 == 2, "a missing file is bad input")
+            _ = try drop(Array("occupied".utf8), at: path)
+            let refused = try Binary.run(["quarantine", "restore", entry.id, "--state-dir", state])
+            #expect(refused.0 == 2 && refused.2.contains("never overwrites"))
+            _ = unlink(path)
+            #expect(try Binary.run(["quarantine", "restore", entry.id, "--state-dir", state]).0 == 0)
+            #expect(FileManager.default.contents(atPath: path).map { sha256Hex(Array($0)) } == sha)
+            #expect(try Binary.run(["quarantine", "restore", "no-such-id", "--state-dir", state]).0 == 2)
+        }
+
+        @Test func policyCheckAndRunRejectInvalidPolicies() throws {
+            try #require(Binary.exists, "build first: swift build")
+            let file = NSTemporaryDirectory() + "shmwarden-policy-\(UUID().uuidString.prefix(8)).yaml"
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            try "mode: enforce\nrules:\n  - name: r\n    actions: [explode]\n".write(toFile: file, atomically: true, encoding: .utf8)
+            let (status, _, stderr) = try Binary.run(["policy", "check", file])
+            #expect(status == 2)
+            #expect(stderr.contains("\(file):4:15: unknown action 'explode'"))
+            let run = try Binary.run(["run", "--policy", file, "--state-dir", NSTemporaryDirectory() + "unused-state"])
+            #expect(run.0 == 2 && run.2.contains("invalid policy"))
+            let shipped = URL(fileURLWithPath: Binary.path).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("Policies").path
+            for policy in [shipped, shipped + "/default.yaml", shipped + "/enforce-example.yaml"] {
+                let (ok, out, err) = try Binary.run(["policy", "check", policy])
+                #expect(ok == 0 && out.contains("valid"), "\(policy): \(err)")
+            }
+        }
+
+        @Test(.enabled(if: TestEnvironment.isRoot))
+        func adviseListsTmpfsMountsAsJSON() throws {
+            try #require(Binary.exists, "build first: swift build")
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let (status, stdout, _) = try Binary.run(["advise", "--json"])
+            #expect(status == 0)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
+            let mounts = try #require(object["mounts"] as? [[String: Any]])
+            let ours = try #require(mounts.first { $0["mountPoint"] as? String == mount.path })
+            #expect(ours["noexec"] as? Bool == false)
+            #expect(ours["remountCommand"] as? String == "mount -o remount,noexec,nosuid,nodev \(mount.path)")
+            #expect(ours["fstabLine"] is String && ours["risks"] is [String])
+            #expect(object["memfd"] is [String: Any])
+        }
+    }
+}
