@@ -21,6 +21,14 @@ public final class Responder: Sendable {
     private let logger: Logger
     private let queue = BlockingQueue<Work>(capacity: 16_384)
     private let clock: @Sendable () -> Timestamp
+    /// Inodes this responder quarantined lately: the sensor sees the vault's own rename of each
+    /// (to its private claim name) as a new file, which must not trigger a second response.
+    private let recentlyQuarantined = Mutex<[FileIdentity]>([])
+
+    struct FileIdentity: Hashable {
+        var device: UInt64
+        var inode: UInt64
+    }
 
     /// - Parameter record: where audit rows and state changes go (the store writer, or a direct apply).
     public init(
@@ -56,6 +64,8 @@ public final class Responder: Sendable {
     /// Queues a newly recorded executable for the response thread; never blocks.
     public func submit(droppedExecutable file: FileRecord) {
         guard currentPolicy.hasRules(for: .droppedExecutable) else { return }
+        let identity = FileIdentity(device: file.device, inode: file.inode)
+        guard !recentlyQuarantined.withLock({ $0.contains(identity) }) else { return }
         enqueue(.subject(.droppedExecutable(PolicyFile(file))), alertID: nil)
     }
 
@@ -149,6 +159,11 @@ public final class Responder: Sendable {
                     return (row(.planned, file, file.path.displayString, "would quarantine \(file.path) (sha256 \(file.sha256 ?? "?"))", nil), [])
                 }
                 do {
+                    let identity = FileIdentity(device: file.device, inode: file.inode)
+                    recentlyQuarantined.withLock { recent in
+                        recent.append(identity)
+                        if recent.count > 1024 { recent.removeFirst(recent.count - 1024) }
+                    }
                     let entry = try vault.quarantine(
                         file.path, alertIDs: subject.alertID.map { [$0] } ?? [], fileID: file.fileID,
                         expecting: (file.device, file.inode))

@@ -138,6 +138,9 @@ struct QuarantineCommand: ParsableCommand {
                 print(try JSONOutput.encode(entry))
             } else {
                 print("restored \(entry.id) to \(entry.restoredTo ?? entry.originalPath)")
+                print(
+                    "note: a running agent whose policy quarantines dropped executables will quarantine it again "
+                        + "unless sha256 \(entry.sha256) is in the policy's allowlist")
             }
         }
     }
