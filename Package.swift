@@ -119,7 +119,11 @@ let package = Package(
         ),
         // Real tmpfs mounts and state directories for the test targets; never linked into shmwarden.
         .target(name: "WardenTestSupport", swiftSettings: strictSettings),
-        .testTarget(name: "WardenCoreTests", dependencies: ["WardenCore"]),
+        .testTarget(
+            name: "WardenCoreTests",
+            dependencies: ["WardenCore", .product(name: "Yams", package: "Yams")],
+            exclude: ["Golden"]
+        ),
         .testTarget(
             name: "WardenIntakeTests",
             dependencies: [

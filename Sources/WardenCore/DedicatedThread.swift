@@ -17,4 +17,14 @@ public enum DedicatedThread {
             thread.start()
         }
     }
+
+    /// Runs `body` on a thread of its own and returns (or throws) what it did.
+    public static func result<T: Sendable>(name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.name = name
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
 }

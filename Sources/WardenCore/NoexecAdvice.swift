@@ -119,7 +119,7 @@ public struct NoexecAdvice: Hashable, Sendable, Encodable {
         "JIT engines that double-map code through shm_open fail or fall back (e.g. Xenia's code cache: "
             + "github.com/has207/xenia-edge/issues/137); test your workloads in monitor mode first.",
         "noexec does not stop 'sh /dev/shm/x' (a read by an interpreter), nor fileless execution from a memfd "
-            + "(see vm.memfd_noexec below).",
+            + "(vm.memfd_noexec is the control for that).",
     ]
 }
 

@@ -41,11 +41,3 @@ public enum ShellQuote {
         }
     }
 }
-
-extension String {
-    fileprivate func replacingAll(_ target: Character, with replacement: String) -> String {
-        var out = ""
-        for character in self { if character == target { out += replacement } else { out.append(character) } }
-        return out
-    }
-}

@@ -68,8 +68,16 @@ public enum Agent {
         let listening = ListeningPort()
         var http: [any Service] = []
         if let server = configuration.http {
+            let reports = ReportAssembler(
+                database: database, quarantineDirectory: configuration.stateDirectory.quarantinePath)
             let router = IntakeRoutes.router(
-                intake: intake, configuration: server, extraMetrics: { sensor.metrics.prometheusText() })
+                intake: intake, configuration: server, extraMetrics: { sensor.metrics.prometheusText() },
+                report: { id, json in
+                    // SQLite reads and /proc reads block: keep them off the cooperative pool.
+                    try await DedicatedThread.result(name: "shmwarden-report") {
+                        try reports.rendered(alertID: id, format: json ? .json : .markdown)
+                    }
+                })
             http.append(
                 Application(
                     router: router,

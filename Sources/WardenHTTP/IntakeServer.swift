@@ -31,11 +31,15 @@ public struct IntakeServerConfiguration: Sendable {
     }
 }
 
-/// The Hummingbird routes: Falco intake (`POST /`, `POST /falco`), `GET /healthz`, `GET /metrics`.
+/// The Hummingbird routes: Falco intake (`POST /`, `POST /falco`), `GET /healthz`, `GET /metrics`,
+/// and `GET /alerts/{id}/report[?format=json]` when a report renderer is given.
 public enum IntakeRoutes {
+    /// Renders alert `id`'s report as `json` (or Markdown when false); nil for an unknown id.
+    public typealias ReportRenderer = @Sendable (_ id: String, _ json: Bool) async throws -> String?
+
     public static func router(
         intake: AlertIntake, configuration: IntakeServerConfiguration,
-        extraMetrics: @escaping @Sendable () -> String = { "" }
+        extraMetrics: @escaping @Sendable () -> String = { "" }, report: ReportRenderer? = nil
     ) -> Router<BasicRequestContext> {
         let router = Router()
         let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
@@ -52,6 +56,27 @@ public enum IntakeRoutes {
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        if let report {
+            router.get("/alerts/:id/report") { request, context in
+                if let denied = authorize(request, configuration: configuration, metrics: intake.metrics) { return denied }
+                let id = context.parameters.get("id") ?? ""
+                let format = request.uri.queryParameters.get("format") ?? "markdown"
+                guard format == "markdown" || format == "json" else {
+                    return json(.badRequest, ["error": "format must be markdown or json, not '\(format)'"])
+                }
+                do {
+                    guard let text = try await report(id, format == "json") else {
+                        return json(.notFound, ["error": "no alert with id '\(id)'"])
+                    }
+                    return Response(
+                        status: .ok,
+                        headers: [.contentType: format == "json" ? "application/json" : "text/markdown; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: text)))
+                } catch {
+                    return json(.internalServerError, ["error": "the report could not be built: \(error)"])
+                }
+            }
         }
         return router
     }

@@ -26,6 +26,14 @@ public enum MountAdvisor {
         return MemfdAdvice(current: text.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
     }
 
+    /// The visible mount that holds `path`: the one with the longest mount point above it (a
+    /// file's recorded root can be a `--watch` directory below the mount itself).
+    public static func mount(containing path: PathBytes, in entries: [MountInfoEntry]) -> MountInfoEntry? {
+        MountInfoParser.visible(entries)
+            .filter { path.isWithin(PathBytes($0.mountPoint)) || path.bytes == $0.mountPoint }
+            .max { $0.mountPoint.count < $1.mountPoint.count }
+    }
+
     /// The visible mount at exactly `mountPoint`.
     public static func mount(at mountPoint: PathBytes, in entries: [MountInfoEntry]) -> MountInfoEntry? {
         MountInfoParser.visible(entries).last { $0.mountPoint == mountPoint.bytes }

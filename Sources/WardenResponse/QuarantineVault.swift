@@ -242,21 +242,27 @@ public final class QuarantineVault: Sendable {
     // MARK: Listing and restore
 
     /// Every sidecar, oldest first.
-    public func entries() throws(SystemCallError) -> [QuarantineEntry] {
+    public func entries() throws(SystemCallError) -> [QuarantineEntry] { try Self.entries(in: directory) }
+
+    /// Every sidecar in a quarantine directory, read only (no directory is created, nothing recovered).
+    public static func entries(in directory: String) throws(SystemCallError) -> [QuarantineEntry] {
         let fd = try sys_open(Array(directory.utf8), flags: O_RDONLY | O_DIRECTORY)
         defer { sys_close(fd) }
         let names = try sys_readDirectory(fd)
         return names.compactMap { name, _ -> QuarantineEntry? in
             guard name.count > 5, name.suffix(5).elementsEqual(".json".utf8) else { return nil }
-            return try? entry(String(decoding: name.dropLast(5), as: UTF8.self))
+            return try? entry(String(decoding: name.dropLast(5), as: UTF8.self), in: directory)
         }.sorted { ($0.quarantinedAt, $0.id) < ($1.quarantinedAt, $1.id) }
     }
 
-    public func entry(_ id: String) throws(SystemCallError) -> QuarantineEntry {
-        guard Self.isValidID(id) else { throw SystemCallError(syscall: "open", errno: .noSuchFileOrDirectory) }
-        let bytes = try sys_readFile(Array("\(directory)/\(id).json".utf8))
+    public func entry(_ id: String) throws(SystemCallError) -> QuarantineEntry { try Self.entry(id, in: directory) }
+
+    static func entry(_ id: String, in directory: String) throws(SystemCallError) -> QuarantineEntry {
+        guard isValidID(id) else { throw SystemCallError(syscall: "open", errno: .noSuchFileOrDirectory) }
+        let path = Array("\(directory)/\(id).json".utf8)
+        let bytes = try sys_readFile(path)
         guard let entry = try? JSONDecoder().decode(QuarantineEntry.self, from: Data(bytes)) else {
-            throw SystemCallError(syscall: "read", path: Array("\(directory)/\(id).json".utf8), errno: .ioError)
+            throw SystemCallError(syscall: "read", path: path, errno: .ioError)
         }
         return entry
     }

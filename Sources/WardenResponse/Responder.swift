@@ -233,11 +233,16 @@ public final class Responder: Sendable {
         }
     }
 
-    /// Each distinct mount among `files`, with the first file on it.
+    /// Each distinct mount holding one of `files` (the real mount, not a `--watch` root below
+    /// it), with the first file on it.
     private func mounts(of files: [PolicyFile]) -> [(PathBytes, PolicyFile)] {
+        let entries = (try? MountTable.read()) ?? []
         var seen = Set<PathBytes>()
         return files.compactMap { file in
-            guard let mount = file.mountPoint, seen.insert(mount).inserted else { return nil }
+            guard file.mountPoint != nil else { return nil }
+            let mount = MountAdvisor.mount(containing: file.path, in: entries).map { PathBytes($0.mountPoint) }
+                ?? file.mountPoint!
+            guard seen.insert(mount).inserted else { return nil }
             return (mount, file)
         }
     }

@@ -19,7 +19,7 @@ public struct AlertRecord: Sendable {
     public var actions: [ActionRecord] = []
 
     /// How close (either side) a drop report must be to count, in nanoseconds.
-    public static let eventDropWindow: Int64 = 10_000_000_000
+    public static let eventDropWindow: Int64 = EventDropWindow.nanoseconds
 
     public init(
         id: String, alert: FalcoAlert, receivedAt: Timestamp, correlations: [Correlation] = [],

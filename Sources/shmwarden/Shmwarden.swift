@@ -17,7 +17,7 @@ struct Shmwarden: AsyncParsableCommand {
             """,
         subcommands: [
             RunCommand.self, ScanCommand.self, FilesCommand.self, IngestCommand.self, AlertsCommand.self,
-            QuarantineCommand.self, AdviseCommand.self, PolicyCommand.self,
+            ReportCommand.self, QuarantineCommand.self, AdviseCommand.self, PolicyCommand.self,
             BenchHashCommand.self, BenchBareServerCommand.self,
         ]
     )

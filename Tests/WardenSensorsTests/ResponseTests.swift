@@ -71,7 +71,27 @@ extension SensorIntegration {
             #expect(actions.map(\.action) == ["record", "quarantine", "kill-process", "advise-noexec"])
             #expect(actions.map(\.outcome) == [.performed, .planned, .planned, .performed])
             #expect(access(path, F_OK) == 0, "monitor mode touched the file")
-            try await agent.stop()
+
+            // The report of that alert, over HTTP, in both forms.
+            let (jsonStatus, jsonText) = try await get("http://127.0.0.1:\(port)/alerts/\(id)/report?format=json")
+            #expect(jsonStatus == 200)
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any])
+            #expect((report["summary"] as? [String: Any])?["rule"] as? String == "Execution from /dev/shm")
+            #expect((report["evidence"] as? [[String: Any]])?.first?["path"] as? String == path)
+            #expect((report["actions"] as? [[String: Any]])?.count == 4)
+            let (markdownStatus, markdown) = try await get("http://127.0.0.1:\(port)/alerts/\(id)/report")
+            #expect(markdownStatus == 200 && markdown.hasPrefix("# Execution from /dev/shm — Warning"))
+            #expect(markdown.contains("shmwarden quarantine \(path)"))
+            #expect(try await get("http://127.0.0.1:\(port)/alerts/nope/report").0 == 404)
+            #expect(try await get("http://127.0.0.1:\(port)/alerts/\(id)/report?format=pdf").0 == 400)
+            try await agent.stop(keepState: true)
+
+            // And from the command line, on the same state.
+            let (status2, stdout, _) = try Binary.run(["report", id, "--state-dir", agent.stateDirectory])
+            #expect(status2 == 0 && stdout.contains("## Evidence"))
+            #expect(try Binary.run(["report", "nope", "--state-dir", agent.stateDirectory]).0 == 2)
+            #expect(try Binary.run(["report", id, "--format", "pdf", "--state-dir", agent.stateDirectory]).0 == 2)
+            try? FileManager.default.removeItem(atPath: agent.stateDirectory)
         }
 
         /// kill -9 of `shmwarden quarantine` at every step: afterwards the sample is in place or

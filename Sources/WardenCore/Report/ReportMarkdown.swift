@@ -1,0 +1,143 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+/// Renders an `AlertReport` as Markdown: the same content as the JSON form, for people.
+public enum ReportMarkdown {
+    public static func render(_ report: AlertReport) -> String {
+        var out: [String] = []
+        let summary = report.summary
+        out.append("# \(summary.rule) — \(summary.priority)")
+        out.append("")
+        out.append(summary.sentence)
+        out.append("")
+        out.append("| | |")
+        out.append("|---|---|")
+        out.append("| alert id | `\(cell(report.alertId))` |")
+        out.append("| host | \(cell(summary.hostname ?? "not in the alert")) |")
+        out.append("| time (Falco) | \(summary.time) |")
+        out.append("| received | \(summary.receivedAt) |")
+        out.append("| source | \(cell(summary.source ?? "not in the alert")) |")
+        out.append("| report generated | \(report.generatedAt) |")
+
+        out.append("")
+        out.append("## Alert details")
+        out.append("")
+        if report.details.isEmpty {
+            out.append("The alert has no output fields.")
+        } else {
+            out.append("| Falco field | value |")
+            out.append("|---|---|")
+            for field in report.details { out.append("| `\(field.name)` | \(code(field.value)) |") }
+        }
+
+        out.append("")
+        out.append("## Who, what, where")
+        out.append("")
+        let identity = report.identity
+        out.append("- Where: \(identity.location)"
+            + (identity.containerName.map { ", container name \($0)" } ?? "")
+            + (identity.containerImage.map { ", image \($0)" } ?? "") + ".")
+        out.append("- User: \(identity.user ?? "not in the alert") (uid \(identity.uid ?? "not in the alert")).")
+        if let loginuid = identity.loginuid {
+            out.append("- user.loginuid \(loginuid): \(identity.loginuidMeaning ?? "").")
+        } else {
+            out.append("- user.loginuid: not in the alert.")
+        }
+        out.append("- \(identity.exeNote)")
+        if !report.flags.isEmpty {
+            out.append("")
+            out.append("Execve flags (`evt.arg.flags`):")
+            out.append("")
+            for flag in report.flags { out.append("- `\(flag.flag)`: \(flag.meaning).") }
+        }
+
+        out.append("")
+        out.append("## Evidence")
+        out.append("")
+        if let none = report.noEvidence {
+            out.append("No file evidence: \(none)")
+            out.append("")
+        }
+        for item in report.evidence {
+            out.append("### \(code(item.path))")
+            out.append("")
+            if let base64 = item.pathBase64 { out.append("- exact path bytes (base64): `\(base64)`") }
+            out.append("- sha256: \(item.sha256.map { "`\($0)`" } ?? "not hashed")")
+            out.append("- \(item.size) bytes, \(item.description)")
+            out.append("- mount: \(item.mountPoint ?? "unknown")")
+            out.append("- first seen \(item.firstSeen); state **\(item.state)**" + (item.deletedAt.map { " (since \($0))" } ?? ""))
+            out.append("- evidence copy: \(item.evidencePath.map { "`\($0)`" } ?? "none kept")")
+            if let id = item.quarantineId { out.append("- quarantine id: `\(id)`") }
+            out.append("- matched by \(item.matchedBy), confidence \(item.confidence)")
+            out.append("")
+        }
+
+        out.append("## Actions")
+        out.append("")
+        if report.actions.isEmpty {
+            out.append("No policy action was recorded for this alert.")
+        } else {
+            out.append("| time | rule | action | mode | outcome | detail |")
+            out.append("|---|---|---|---|---|---|")
+            for action in report.actions {
+                out.append(
+                    "| \(action.time) | \(cell(action.rule)) | \(action.action) | \(action.mode) | \(action.outcome) | "
+                        + "\(cell(action.detail)) |")
+            }
+        }
+        out.append("")
+        out.append("Sandbox: \(report.sandbox)")
+
+        out.append("")
+        out.append("## Recommendations")
+        out.append("")
+        if report.recommendations.isEmpty { out.append("None from the facts at hand.") }
+        for recommendation in report.recommendations {
+            out.append("### \(recommendation.title)")
+            out.append("")
+            out.append(recommendation.text)
+            if !recommendation.commands.isEmpty {
+                out.append("")
+                out.append("```sh")
+                out += recommendation.commands
+                out.append("```")
+            }
+            if let yaml = recommendation.yaml {
+                out.append("")
+                out.append("```yaml")
+                out.append(yaml.hasSuffix("\n") ? String(yaml.dropLast()) : yaml)
+                out.append("```")
+            }
+            out.append("")
+        }
+
+        out.append("## MITRE ATT&CK (from the rule's tags)")
+        out.append("")
+        if report.attack.isEmpty { out.append("The rule carries no ATT&CK tags.") }
+        for entry in report.attack {
+            out.append("- [\(entry.id)](\(entry.url))" + (entry.name.map { " \($0)" } ?? "") + " (tag \(entry.tags.map { "`\($0)`" }.joined(separator: ", ")))")
+        }
+
+        out.append("")
+        out.append("## Caveats")
+        out.append("")
+        if report.caveats.isEmpty && report.unknowns.isEmpty { out.append("None.") }
+        for caveat in report.caveats { out.append("- \(caveat)") }
+        for unknown in report.unknowns { out.append("- \(unknown)") }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// Text for a table cell: pipes escaped, newlines shown as `\n`.
+    static func cell(_ text: String) -> String {
+        text.replacingAll("|", with: "\\|").replacingAll("\n", with: "\\n").replacingAll("\r", with: "\\r")
+    }
+
+    /// An inline code span that holds any text (backticks in it get a longer fence).
+    static func code(_ text: String) -> String {
+        let escaped = cell(text)
+        var fence = "`"
+        while escaped.contains(fence) { fence += "`" }
+        let pad = escaped.hasPrefix("`") || escaped.hasSuffix("`") ? " " : ""
+        return fence + pad + escaped + pad + fence
+    }
+}

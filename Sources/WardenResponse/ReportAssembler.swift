@@ -1,0 +1,70 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import WardenCore
+import WardenLinux
+import WardenStore
+
+/// Gathers what a report may state about an alert (the store, the quarantine and the host's
+/// mounts now) and has WardenCore build it.
+public struct ReportAssembler: Sendable {
+    let database: EvidenceDatabase
+    let quarantineDirectory: String
+
+    public init(database: EvidenceDatabase, quarantineDirectory: String) {
+        self.database = database
+        self.quarantineDirectory = quarantineDirectory
+    }
+
+    public enum Format: String, Sendable, CaseIterable {
+        case markdown, json
+    }
+
+    /// The report of `alertID`, or nil when no such alert is stored.
+    public func report(alertID: String) throws -> AlertReport? {
+        guard let record = try database.alert(id: alertID) else { return nil }
+        let files = try database.files(ids: record.correlations.map(\.fileID))
+        let byID = Dictionary(uniqueKeysWithValues: files.compactMap { file in file.id.map { ($0, file) } })
+        let mounts = (try? MountTable.read()) ?? []
+        // Reading the sidecars does not change the quarantine: no recovery is run from here.
+        let quarantine = (try? QuarantineVault.entries(in: quarantineDirectory)) ?? []
+        let evidence = record.correlations.compactMap { correlation -> ReportEvidence? in
+            guard let file = byID[correlation.fileID] else { return nil }
+            let mount = MountAdvisor.mount(containing: file.path, in: mounts).map(MountAdvisor.facts)
+            let entry = quarantine.last { entry in
+                entry.state == .quarantined
+                    && (entry.fileId == file.id
+                        || (entry.originalPathBytes == file.path && entry.device == file.device && entry.inode == file.inode))
+            }
+            return ReportEvidence(
+                file: file, matchedBy: correlation.matchedBy, confidence: correlation.confidence, mount: mount,
+                quarantineID: entry?.id)
+        }
+        let now = sys_realtime()
+        let input = ReportInput(
+            alertID: record.id, alert: record.alert, receivedAt: record.receivedAt, evidence: evidence,
+            noEvidenceReason: record.noEvidenceReason,
+            actions: record.actions.map {
+                ReportAction(
+                    time: $0.time.rfc3339, rule: $0.rule, action: $0.action, mode: $0.mode.rawValue,
+                    outcome: $0.outcome.rawValue, target: $0.target, detail: $0.detail)
+            },
+            eventDropNearby: record.eventDropNearby, memfdNoexec: MountAdvisor.memfdAdvice().current,
+            generatedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds))
+        return ReportBuilder.build(input)
+    }
+
+    /// The report rendered: Markdown, or JSON with sorted keys.
+    public func rendered(alertID: String, format: Format) throws -> String? {
+        guard let report = try report(alertID: alertID) else { return nil }
+        switch format {
+        case .markdown:
+            return ReportMarkdown.render(report)
+        case .json:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            return String(decoding: try encoder.encode(report), as: UTF8.self)
+        }
+    }
+}
