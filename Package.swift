@@ -111,6 +111,7 @@ let package = Package(
             dependencies: [
                 "WardenDaemon", "WardenCore", "WardenSensors", "WardenStore", "WardenIntake", "WardenHTTP",
                 "WardenResponse", "WardenLinux",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),

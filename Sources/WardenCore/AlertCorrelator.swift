@@ -54,6 +54,28 @@ public protocol EvidenceLookup {
     func files(atPath path: PathBytes) throws -> [FileRecord]
     func files(inode: UInt64) throws -> [FileRecord]
     func files(sha256: String) throws -> [FileRecord]
+    /// The execs the exec guard recorded for `pid` between the two times.
+    func execs(pid: Int32, from: Timestamp, to: Timestamp) throws -> [ExecFact]
+}
+
+extension EvidenceLookup {
+    /// No exec records (a lookup without the guard's table).
+    public func execs(pid: Int32, from: Timestamp, to: Timestamp) throws -> [ExecFact] { [] }
+}
+
+/// What the exec guard recorded about one exec: which file a pid ran.
+public struct ExecFact: Hashable, Sendable {
+    public var path: PathBytes
+    public var device: UInt64
+    public var inode: UInt64
+    public var sha256: String?
+
+    public init(path: PathBytes, device: UInt64, inode: UInt64, sha256: String?) {
+        self.path = path
+        self.device = device
+        self.inode = inode
+        self.sha256 = sha256
+    }
 }
 
 /// Finds the file evidence an alert is about. Pure: the store is behind `EvidenceLookup`, the
@@ -96,6 +118,21 @@ public enum AlertCorrelator {
         for candidate in hostPaths {
             for record in try lookup.files(atPath: candidate.path) where existed(record, at: alert.time) {
                 add(record, candidate.matchedBy, candidate.confidence)
+            }
+        }
+        // The exec guard saw this pid exec a file: the surest link there is (the kernel's own).
+        if let pid = alert.field("proc.pid").flatMap({ Int32($0) }) {
+            let t = alert.time.nanosecondsSinceEpoch
+            let execs = try lookup.execs(
+                pid: pid, from: Timestamp(nanosecondsSinceEpoch: t - timeSlack),
+                to: Timestamp(nanosecondsSinceEpoch: t + timeSlack))
+            for exec in execs {
+                let byPath = try lookup.files(atPath: exec.path)
+                let candidates = byPath.isEmpty ? try lookup.files(inode: exec.inode) : byPath
+                for record in candidates where record.device == exec.device && record.inode == exec.inode {
+                    guard exec.sha256 == nil || record.sha256 == nil || record.sha256 == exec.sha256 else { continue }
+                    add(record, "exec-record:proc.pid", 0.97)
+                }
             }
         }
         for (field, confidence) in [("proc.exe_ino", 0.8), ("fd.ino", 0.75)] {

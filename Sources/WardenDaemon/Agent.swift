@@ -49,8 +49,9 @@ public enum Agent {
             onError: { error in logger.error("store error", metadata: ["error": "\(error)"]) })
         let vault = try QuarantineVault(directory: configuration.stateDirectory.quarantinePath)
         for line in vault.recover() { logger.warning("quarantine journal: \(line)") }
+        let policy = SharedPolicy(configuration.policy)
         let responder = Responder(
-            policy: configuration.policy, database: database, vault: vault, logger: logger,
+            policy: policy, database: database, vault: vault, logger: logger,
             clock: SensorService.wallClock, record: { commands in for command in commands { writer.submit(command) } })
         logger.notice(
             "policy loaded",
@@ -60,7 +61,7 @@ public enum Agent {
             ])
         let sensor = SensorService(
             configuration: configuration.sensorConfiguration, writer: writer, logger: logger,
-            onExecutableRecorded: { responder.submit(droppedExecutable: $0) })
+            onExecutableRecorded: { responder.submit(droppedExecutable: $0) }, policy: policy)
         let intake = AlertIntake(
             database: database, writer: writer,
             mounts: TmpfsMountCache(extra: configuration.sensorConfiguration.watchPaths), logger: logger,
@@ -103,7 +104,8 @@ public enum Agent {
         }
         return Services(
             store: StoreService(writer: writer), sensor: sensor, database: database, intake: intake,
-            responder: ResponderService(responder: responder, policyPath: configuration.policyPath, logger: logger),
+            responder: ResponderService(
+                responder: responder, policy: policy, policyPath: configuration.policyPath, logger: logger),
             http: http, listening: listening)
     }
 
@@ -124,6 +126,9 @@ public enum Agent {
         logger.notice(
             "shmwarden running",
             metadata: ["state.dir": "\(configuration.stateDirectory.path)", "pid": "\(getpid())"])
+        let pidFile = configuration.stateDirectory.pidFilePath
+        try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: pidFile) }
         try await group.run()
         logger.notice("shmwarden stopped", metadata: ["files.recorded": "\(services.sensor.metrics[.filesRecorded])"])
     }

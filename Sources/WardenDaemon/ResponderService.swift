@@ -11,6 +11,7 @@ import WardenResponse
 /// the new one is invalid.
 public struct ResponderService: Service {
     public let responder: Responder
+    let policy: SharedPolicy
     let policyPath: String?
     let logger: Logger
 
@@ -32,7 +33,7 @@ public struct ResponderService: Service {
             }
             switch PolicyLoader.load(policyPath) {
             case .success(let policy):
-                responder.replacePolicy(policy)
+                self.policy.replace(policy)
                 logger.notice(
                     "policy reloaded",
                     metadata: ["policy.mode": "\(policy.mode.rawValue)", "policy.rules": "\(policy.rules.count)",

@@ -21,6 +21,8 @@ public struct StateDirectory: Sendable {
     public var databasePath: String { path + "/shmwarden.sqlite" }
     public var evidencePath: String { path + "/evidence" }
     public var quarantinePath: String { path + "/quarantine" }
+    /// Holds the running agent's pid (for `guard allow` to signal a reload).
+    public var pidFilePath: String { path + "/shmwarden.pid" }
 
     /// Creates the directory (and parents) if needed and sets it to 0700.
     public func prepare() throws {

@@ -79,10 +79,12 @@ public final class Fanotify {
     private let buffer: UnsafeMutableRawBufferPointer
     private static let c = warden_fanotify_constants()
 
-    /// `fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC)`.
-    public init() throws(SystemCallError) {
+    /// `fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC)`;
+    /// with `permissionEvents`, `FAN_CLASS_CONTENT`: the group may answer permission events.
+    public init(permissionEvents: Bool = false) throws(SystemCallError) {
+        let groupClass = permissionEvents ? Self.c.class_content : Self.c.class_notif
         let fd = try retryingInterrupts("fanotify_init") {
-            warden_fanotify_init(Self.c.class_notif | Self.c.cloexec | Self.c.nonblock, Self.c.event_f_flags)
+            warden_fanotify_init(groupClass | Self.c.cloexec | Self.c.nonblock, Self.c.event_f_flags)
         }
         descriptor = FileDescriptor(rawValue: fd)
         buffer = .allocate(byteCount: 64 * 1024, alignment: 8)
@@ -99,6 +101,35 @@ public final class Fanotify {
             _ = try retryingInterrupts("fanotify_mark", path: path) {
                 warden_fanotify_mark(descriptor.rawValue, Self.c.mark_add, mask.union(.eventOnChild).rawValue, cPath)
             }
+        }
+    }
+
+    /// Marks the whole mount at `path` (`FAN_MARK_MOUNT`) for `mask`.
+    public func markMount(_ path: [UInt8], mask: FanotifyMask) throws(SystemCallError) {
+        try mark(path, flags: Self.c.mark_add | Self.c.mark_mount, mask: mask)
+    }
+
+    /// Removes a mark made by `markMount` or `markDirectory` (`onChildren` for the latter).
+    public func unmark(_ path: [UInt8], mount: Bool, mask: FanotifyMask) throws(SystemCallError) {
+        try mark(
+            path, flags: Self.c.mark_remove | (mount ? Self.c.mark_mount : 0),
+            mask: mount ? mask : mask.union(.eventOnChild))
+    }
+
+    private func mark(_ path: [UInt8], flags: UInt32, mask: FanotifyMask) throws(SystemCallError) {
+        try withCPath(path) { (cPath) throws(SystemCallError) in
+            _ = try retryingInterrupts("fanotify_mark", path: path) {
+                warden_fanotify_mark(descriptor.rawValue, flags, mask.rawValue, cPath)
+            }
+        }
+    }
+
+    /// Answers a permission event (`struct fanotify_response`): allow or deny the access that
+    /// `event` (the event's descriptor) stands for. The caller still owns and closes `event`.
+    public func respond(to event: FileDescriptor, allow: Bool) throws(SystemCallError) {
+        var response: (Int32, UInt32) = (event.rawValue, allow ? Self.c.allow : Self.c.deny)
+        try withUnsafeBytes(of: &response) { (bytes) throws(SystemCallError) in
+            try sys_writeAll(descriptor, UnsafeRawBufferPointer(rebasing: bytes[0..<8]))
         }
     }
 

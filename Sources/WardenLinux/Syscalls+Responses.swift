@@ -130,9 +130,10 @@ public func sys_remountFlags(_ target: [UInt8], flags: UInt) throws(SystemCallEr
 
 // MARK: - Small files
 
-/// The whole content of the regular file at `path` (no symlink followed anywhere on the way).
-public func sys_readFile(_ path: [UInt8]) throws(SystemCallError) -> [UInt8] {
-    let fd = try sys_open(path, flags: O_RDONLY)
+/// The whole content of the regular file at `path` (no symlink followed anywhere on the way,
+/// unless `followingSymlinks` for trusted kernel paths such as `/proc/PID/status`).
+public func sys_readFile(_ path: [UInt8], followingSymlinks: Bool = false) throws(SystemCallError) -> [UInt8] {
+    let fd = try sys_open(path, flags: O_RDONLY, followingSymlinks: followingSymlinks)
     defer { sys_close(fd) }
     do {
         return try MountTable.readAll(fd)

@@ -14,7 +14,7 @@ import WardenStore
 /// Responses run on a thread of their own: they copy files and signal processes, which must
 /// not hold up intake. `respond(to:)` is the same work, synchronously (for `ingest` and tests).
 public final class Responder: Sendable {
-    private let policy: Mutex<Policy>
+    private let policy: SharedPolicy
     private let database: EvidenceDatabase
     private let vault: QuarantineVault
     private let record: @Sendable ([StoreCommand]) -> Void
@@ -32,10 +32,10 @@ public final class Responder: Sendable {
 
     /// - Parameter record: where audit rows and state changes go (the store writer, or a direct apply).
     public init(
-        policy: Policy, database: EvidenceDatabase, vault: QuarantineVault, logger: Logger,
+        policy: SharedPolicy, database: EvidenceDatabase, vault: QuarantineVault, logger: Logger,
         clock: @escaping @Sendable () -> Timestamp, record: @escaping @Sendable ([StoreCommand]) -> Void
     ) {
-        self.policy = Mutex(policy)
+        self.policy = policy
         self.database = database
         self.vault = vault
         self.logger = logger
@@ -43,10 +43,7 @@ public final class Responder: Sendable {
         self.record = record
     }
 
-    public var currentPolicy: Policy { policy.withLock { $0 } }
-
-    /// Swaps in a new (already validated) policy.
-    public func replacePolicy(_ new: Policy) { policy.withLock { $0 = new } }
+    public var currentPolicy: Policy { policy.current }
 
     /// What the response thread works through.
     enum Work: Sendable {

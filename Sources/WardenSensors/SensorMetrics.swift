@@ -43,6 +43,14 @@ public final class SensorMetrics: Sendable {
         /// Mounts that appeared / went away while running.
         case mountsAdded = "mounts_added"
         case mountsRemoved = "mounts_removed"
+        /// Exec guard answers: allowed, denied (enforce), and answered from a cached hash.
+        case guardAllowed = "guard_allowed"
+        case guardDenied = "guard_denied"
+        case guardCacheHits = "guard_cache_hits"
+        /// The guard could not decide (error, too large to hash) and answered per `guard.failure`.
+        case guardFailures = "guard_failures"
+        /// Exec records the store's full queue refused (the answer itself was given).
+        case execRecordsDropped = "exec_records_dropped"
     }
 
     private let counters = CounterSet<Counter>()

@@ -24,13 +24,16 @@ public final class SensorService: Service, Sendable {
     /// Told of each executable recorded present with a hash, after its record was handed to the
     /// writer (the responder's `dropped-executable` trigger). Must not block.
     private let onExecutableRecorded: (@Sendable (FileRecord) -> Void)?
+    /// The policy whose `guard` section drives the exec guard (nil: no guard thread at all).
+    private let policy: SharedPolicy?
 
     public init(
         configuration: SensorConfiguration, writer: StoreWriter, metrics: SensorMetrics = SensorMetrics(),
         logger: Logger, clock: @escaping @Sendable () -> Timestamp = SensorService.wallClock,
-        onExecutableRecorded: (@Sendable (FileRecord) -> Void)? = nil
+        onExecutableRecorded: (@Sendable (FileRecord) -> Void)? = nil, policy: SharedPolicy? = nil
     ) {
         self.onExecutableRecorded = onExecutableRecorded
+        self.policy = policy
         self.configuration = configuration
         self.writer = writer
         self.metrics = metrics
@@ -74,6 +77,13 @@ public final class SensorService: Service, Sendable {
                     onExecutableRecorded(file)
                 }
             }, keepEvidence: { evidenceJobs.put($0) })
+        let execGuard = try policy.map { policy in
+            try ExecGuard(
+                configuration: configuration, policy: policy, metrics: metrics, logger: logger, now: clock,
+                record: { [writer] command in writer.offer(command, committed: { _ in }) },
+                capture: { [jobs = self.jobs] job in jobs.offer(job) })
+        }
+        let guardHandle = execGuard.map(UncheckedBox.init)
         let stopHandle = UncheckedBox(engine)
         let processorHandle = UncheckedBox(processor)
         let keeperHandle = UncheckedBox(keeper)
@@ -99,6 +109,11 @@ public final class SensorService: Service, Sendable {
                         evidenceJobs.close()
                     }
                 }
+                if let guardHandle {
+                    group.addTask {
+                        await DedicatedThread.run(name: "shmwarden-guard") { guardHandle.value.run() }
+                    }
+                }
                 group.addTask { [self] in
                     await DedicatedThread.run(name: "shmwarden-inotify") {
                         stopHandle.value.run(ready: { self.markReady() })
@@ -107,6 +122,7 @@ public final class SensorService: Service, Sendable {
                 }
             }
         } onGracefulShutdown: {
+            guardHandle?.value.requestStop()
             stopHandle.value.requestStop()
         }
     }

@@ -94,6 +94,27 @@ extension EvidenceDatabase {
             detail: row["detail"], errno: row["errno"])
     }
 
+    /// Exec records from the guard, oldest first (the newest `limit`).
+    public func execs(limit: Int? = nil) throws -> [ExecRecord] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM (SELECT * FROM exec ORDER BY id DESC LIMIT ?) ORDER BY id",
+                arguments: [limit ?? Int.max]
+            ).map(Self.execRecord)
+        }
+    }
+
+    static func execRecord(_ row: Row) -> ExecRecord {
+        ExecRecord(
+            id: row["id"], time: Timestamp(nanosecondsSinceEpoch: row["time"]), pid: row["pid"], ppid: row["ppid"],
+            uid: (row["uid"] as Int64?).map { UInt32(truncatingIfNeeded: $0) }, path: PathBytes(Array(row["path"] as Data)),
+            sha256: row["sha256"], device: UInt64(bitPattern: row["device"]), inode: UInt64(bitPattern: row["inode"]),
+            verdict: GuardDecision.Verdict(rawValue: row["verdict"]) ?? .allow,
+            wouldBe: GuardDecision.Verdict(rawValue: row["wouldBe"]) ?? .allow,
+            mode: GuardPolicy.Mode(rawValue: row["mode"]) ?? .monitor, rule: row["rule"], reason: row["reason"],
+            cached: row["cached"], decisionNanoseconds: row["decisionNanoseconds"])
+    }
+
     /// The file observations with these row ids (those that exist), in id order.
     public func files(ids: [Int64]) throws -> [FileRecord] {
         guard !ids.isEmpty else { return [] }
@@ -135,6 +156,17 @@ public struct SnapshotLookup: EvidenceLookup {
         try fileRecords(where: "file.sha256 = ?", [sha256])
     }
 
+    public func execs(pid: Int32, from: Timestamp, to: Timestamp) throws -> [ExecFact] {
+        try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT path, device, inode, sha256 FROM exec WHERE pid = ? AND time BETWEEN ? AND ?"),
+            arguments: [pid, from.nanosecondsSinceEpoch, to.nanosecondsSinceEpoch]
+        ).map { row in
+            ExecFact(
+                path: PathBytes(Array(row["path"] as Data)), device: UInt64(bitPattern: row["device"]),
+                inode: UInt64(bitPattern: row["inode"]), sha256: row["sha256"])
+        }
+    }
+
     /// Whether an alert with this id is stored.
     public func hasAlert(id: String) throws -> Bool {
         try Bool.fetchOne(
@@ -152,6 +184,9 @@ extension EvidenceDatabase: EvidenceLookup {
     public func files(atPath path: PathBytes) throws -> [FileRecord] { try withSnapshot { try $0.files(atPath: path) } }
     public func files(inode: UInt64) throws -> [FileRecord] { try withSnapshot { try $0.files(inode: inode) } }
     public func files(sha256: String) throws -> [FileRecord] { try withSnapshot { try $0.files(sha256: sha256) } }
+    public func execs(pid: Int32, from: Timestamp, to: Timestamp) throws -> [ExecFact] {
+        try withSnapshot { try $0.execs(pid: pid, from: from, to: to) }
+    }
 
     static func fileSelect(_ condition: String) -> String {
         """

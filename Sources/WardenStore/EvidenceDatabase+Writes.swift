@@ -88,6 +88,19 @@ extension EvidenceDatabase {
                     action.time.nanosecondsSinceEpoch, action.alertId, action.fileId, action.rule, action.action,
                     action.mode.rawValue, action.outcome.rawValue, action.target, action.detail, action.errno,
                 ])
+            case .exec(let exec):
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO exec (time, pid, ppid, uid, path, sha256, device, inode, verdict, wouldBe, mode, rule,
+                            reason, cached, decisionNanoseconds)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """
+                ).execute(arguments: [
+                    exec.time.nanosecondsSinceEpoch, exec.pid, exec.ppid, exec.uid.map { Int64($0) }, Data(exec.path.bytes),
+                    exec.sha256, Int64(bitPattern: exec.device), Int64(bitPattern: exec.inode), exec.verdict.rawValue,
+                    exec.wouldBe.rawValue, exec.mode.rawValue, exec.rule, exec.reason, exec.cached,
+                    exec.decisionNanoseconds,
+                ])
             case .quarantined(let path, let device, let inode):
                 try db.cachedStatement(
                     sql: "UPDATE file SET state = 'quarantined' WHERE path = ? AND device = ? AND inode = ?"

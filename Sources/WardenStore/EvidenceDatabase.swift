@@ -142,6 +142,30 @@ public final class EvidenceDatabase: Sendable {
                     CREATE INDEX action_alert ON action(alertId);
                     """)
         }
+        migrator.registerMigration("v5-execs") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE exec (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        time INTEGER NOT NULL,
+                        pid INTEGER NOT NULL,
+                        ppid INTEGER,
+                        uid INTEGER,
+                        path BLOB NOT NULL,
+                        sha256 TEXT,
+                        device INTEGER NOT NULL,
+                        inode INTEGER NOT NULL,
+                        verdict TEXT NOT NULL,
+                        wouldBe TEXT NOT NULL,
+                        mode TEXT NOT NULL,
+                        rule TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        cached INTEGER NOT NULL,
+                        decisionNanoseconds INTEGER NOT NULL
+                    );
+                    CREATE INDEX exec_pid_time ON exec(pid, time);
+                    """)
+        }
         return migrator
     }
 

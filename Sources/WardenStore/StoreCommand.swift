@@ -69,6 +69,8 @@ public enum StoreCommand: Sendable {
     case sensorEvent(SensorEvent)
     /// An audit row for a policy action.
     case action(ActionRecord)
+    /// An exec the guard answered.
+    case exec(ExecRecord)
     /// The file (this device and inode at this path) was moved into the quarantine.
     case quarantined(path: PathBytes, device: UInt64, inode: UInt64)
 }

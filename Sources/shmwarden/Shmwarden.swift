@@ -17,7 +17,8 @@ struct Shmwarden: AsyncParsableCommand {
             """,
         subcommands: [
             RunCommand.self, ScanCommand.self, FilesCommand.self, IngestCommand.self, AlertsCommand.self,
-            ReportCommand.self, QuarantineCommand.self, AdviseCommand.self, PolicyCommand.self,
+            ReportCommand.self, QuarantineCommand.self, AdviseCommand.self, PolicyCommand.self, ExecsCommand.self,
+            GuardCommand.self,
             BenchHashCommand.self, BenchBareServerCommand.self,
         ]
     )

@@ -130,7 +130,7 @@ private func shmFile(
         let found = errors(text)
         let expected = [
             "p.yaml:1:7: mode must be 'monitor' or 'enforce', not 'enforced'",
-            "p.yaml:2:1: the policy: unknown key 'colour' (expected one of: version, mode, allowlist, rules)",
+            "p.yaml:2:1: the policy: unknown key 'colour' (expected one of: version, mode, allowlist, rules, guard)",
             "p.yaml:4:12: allowlist sha256 'abc' is not a SHA-256 (64 hexadecimal digits)",
             "p.yaml:5:11: allowlist path 'relative/*' must be an absolute path or glob (starting with /)",
             "p.yaml:14:9: unknown action 'explode' (expected one of: record, quarantine, kill-process, advise-noexec, remount-noexec, sandbox)",

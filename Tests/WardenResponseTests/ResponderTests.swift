@@ -74,7 +74,7 @@ struct ResponderTests {
         ]).get()
         let database = self.database
         return Responder(
-            policy: policy, database: database, vault: try QuarantineVault(directory: state + "/quarantine"),
+            policy: SharedPolicy(policy), database: database, vault: try QuarantineVault(directory: state + "/quarantine"),
             logger: quietLogger, clock: { Timestamp(nanosecondsSinceEpoch: 1) },
             record: { commands in try? database.apply(commands) })
     }

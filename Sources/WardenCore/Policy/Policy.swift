@@ -12,12 +12,18 @@ public struct Policy: Hashable, Sendable {
     public var rules: [PolicyRule]
     /// Where it was loaded from (for logs and audit rows).
     public var sources: [String]
+    /// The fanotify exec guard's settings; it allows what `allowlist` allows.
+    public var execGuard: GuardPolicy
 
-    public init(mode: PolicyMode, allowlist: Allowlist = Allowlist(), rules: [PolicyRule], sources: [String] = []) {
+    public init(
+        mode: PolicyMode, allowlist: Allowlist = Allowlist(), rules: [PolicyRule], sources: [String] = [],
+        execGuard guardPolicy: GuardPolicy = GuardPolicy()
+    ) {
         self.mode = mode
         self.allowlist = allowlist
         self.rules = rules
         self.sources = sources
+        self.execGuard = guardPolicy
     }
 
     /// The policy in force when none is configured: monitor mode and no rules, so nothing is
@@ -30,6 +36,34 @@ public struct Policy: Hashable, Sendable {
 
 public enum PolicyMode: String, Hashable, Sendable, CaseIterable, Codable {
     case monitor, enforce
+}
+
+/// The exec guard: whether it runs, and what it answers when it cannot decide.
+public struct GuardPolicy: Hashable, Sendable {
+    public enum Mode: String, Hashable, Sendable, CaseIterable, Codable {
+        /// No fanotify permission marks at all.
+        case off
+        /// Every exec on a guarded tmpfs is allowed and recorded with the decision enforce would make.
+        case monitor
+        /// Unknown executables are refused (execve fails with EPERM).
+        case enforce
+    }
+
+    public enum Failure: String, Hashable, Sendable, CaseIterable, Codable {
+        case allow, deny
+    }
+
+    public var mode: Mode
+    /// The answer when the guard cannot decide (an error, or a file too large to hash in time).
+    public var failure: Failure
+    /// Files above this size are not hashed on the exec path: they get the `failure` answer.
+    public var hashSizeCap: Int64
+
+    public init(mode: Mode = .off, failure: Failure = .allow, hashSizeCap: Int64 = 64 << 20) {
+        self.mode = mode
+        self.failure = failure
+        self.hashSizeCap = hashSizeCap
+    }
 }
 
 /// Hashes and path globs that are trusted: no response acts on a file that matches either.

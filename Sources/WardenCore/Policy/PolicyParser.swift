@@ -11,6 +11,9 @@ public struct PolicyDocument: Hashable, Sendable {
     public var modeLine: Int
     public var allowlist: Allowlist
     public var rules: [PolicyRule]
+    /// The `guard:` section, when the file has one, and its line.
+    public var execGuard: GuardPolicy? = nil
+    public var guardLine: Int = 0
 }
 
 /// Reads policy YAML strictly: unknown keys, wrong types and bad values are errors with their
@@ -41,7 +44,18 @@ public enum PolicyParser {
         var allowlist = Allowlist()
         var rules: [PolicyRule] = []
         var ruleFiles: [String: String] = [:]
+        var execGuard: (GuardPolicy, PolicyDocument)?
         for document in documents {
+            if let documentGuard = document.execGuard {
+                if let (_, first) = execGuard {
+                    errors.append(
+                        PolicyError(
+                            file: document.file, line: document.guardLine,
+                            reason: "'guard' is already set in \(first.file); one policy has one guard section"))
+                } else {
+                    execGuard = (documentGuard, document)
+                }
+            }
             if let documentMode = document.mode {
                 if let (first, firstDocument) = mode, first != documentMode {
                     errors.append(
@@ -73,7 +87,10 @@ public enum PolicyParser {
                     reason: "no 'mode' set: add 'mode: monitor' or 'mode: enforce'"))
         }
         guard errors.isEmpty, let (policyMode, _) = mode else { return .failure(PolicyErrors(errors)) }
-        return .success(Policy(mode: policyMode, allowlist: allowlist, rules: rules, sources: documents.map(\.file)))
+        return .success(
+            Policy(
+                mode: policyMode, allowlist: allowlist, rules: rules, sources: documents.map(\.file),
+                execGuard: execGuard?.0 ?? GuardPolicy()))
     }
 
     static func yamlError(_ error: YamlError, file: String) -> PolicyError {
@@ -188,7 +205,7 @@ private struct Reader {
 
     mutating func document(_ root: Node) -> PolicyDocument {
         var document = PolicyDocument(file: file, mode: nil, modeLine: 0, allowlist: Allowlist(), rules: [])
-        guard let pairs = mapping(root, "the policy", allowed: ["version", "mode", "allowlist", "rules"]) else {
+        guard let pairs = mapping(root, "the policy", allowed: ["version", "mode", "allowlist", "rules", "guard"]) else {
             return document
         }
         var sawRules = false
@@ -206,6 +223,9 @@ private struct Reader {
                 document.modeLine = keyNode.mark?.line ?? 0
             case "allowlist":
                 document.allowlist = allowlist(value)
+            case "guard":
+                document.execGuard = execGuard(value)
+                document.guardLine = keyNode.mark?.line ?? 0
             case "rules":
                 sawRules = true
                 guard case .sequence(let sequence) = value else {
@@ -225,8 +245,8 @@ private struct Reader {
                 break
             }
         }
-        if !sawRules && document.allowlist == Allowlist() && document.mode == nil {
-            fail(root, "the policy has none of 'mode', 'allowlist', 'rules'")
+        if !sawRules && document.allowlist == Allowlist() && document.mode == nil && document.execGuard == nil {
+            fail(root, "the policy has none of 'mode', 'allowlist', 'rules', 'guard'")
         }
         return document
     }
@@ -252,6 +272,35 @@ private struct Reader {
             }
         }
         return allowlist
+    }
+
+    mutating func execGuard(_ node: Node) -> GuardPolicy {
+        var policy = GuardPolicy()
+        guard let pairs = mapping(node, "guard", allowed: ["mode", "failure", "hash-size-cap"]) else { return policy }
+        for (key, _, value) in pairs {
+            guard let text = string(value, key) else { continue }
+            switch key {
+            case "mode":
+                guard let mode = GuardPolicy.Mode(rawValue: text) else {
+                    fail(value, "guard mode must be 'off', 'monitor' or 'enforce', not '\(text)'")
+                    continue
+                }
+                policy.mode = mode
+            case "failure":
+                guard let failure = GuardPolicy.Failure(rawValue: text) else {
+                    fail(value, "guard failure must be 'allow' or 'deny', not '\(text)'")
+                    continue
+                }
+                policy.failure = failure
+            default:
+                guard let size = SizeCondition(parsing: text), size.comparison == .equal, size.bytes > 0 else {
+                    fail(value, "hash-size-cap '\(text)' is not a size like 64MiB")
+                    continue
+                }
+                policy.hashSizeCap = size.bytes
+            }
+        }
+        return policy
     }
 
     // MARK: Rules

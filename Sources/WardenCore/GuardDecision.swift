@@ -1,0 +1,42 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+/// What the exec guard answers for one exec, and why.
+public struct GuardDecision: Hashable, Sendable {
+    public enum Verdict: String, Hashable, Sendable, Codable {
+        case allow, deny
+    }
+
+    /// What the kernel is told.
+    public var verdict: Verdict
+    /// What enforce mode would have said (differs from `verdict` in monitor mode).
+    public var wouldBe: Verdict
+    /// `allowlist-sha256`, `allowlist-path`, `unknown`, `self`, `failure`.
+    public var rule: String
+    public var reason: String
+
+    /// Decides for a file with this path and hash under `policy` (pure; the guard adds caching).
+    ///
+    /// - Parameter sha256: nil when the file could not be hashed (then `failure` applies).
+    public static func decide(path: PathBytes, sha256: String?, policy: Policy, failureReason: String? = nil)
+        -> GuardDecision
+    {
+        let execGuard = policy.execGuard
+        let wouldBe: Verdict
+        let rule: String
+        let reason: String
+        if let failureReason {
+            wouldBe = execGuard.failure == .allow ? .allow : .deny
+            rule = "failure"
+            reason = "\(failureReason); guard.failure is \(execGuard.failure.rawValue)"
+        } else if let sha256, policy.allowlist.sha256.contains(sha256) {
+            (wouldBe, rule, reason) = (.allow, "allowlist-sha256", "sha256 \(sha256) is allowlisted")
+        } else if let glob = policy.allowlist.paths.first(where: { $0.matches(path) }) {
+            (wouldBe, rule, reason) = (.allow, "allowlist-path", "path matches allowlisted glob \(glob)")
+        } else {
+            (wouldBe, rule, reason) = (.deny, "unknown", "neither its sha256 nor its path is allowlisted")
+        }
+        let verdict = execGuard.mode == .enforce ? wouldBe : .allow
+        return GuardDecision(verdict: verdict, wouldBe: wouldBe, rule: rule, reason: reason)
+    }
+}

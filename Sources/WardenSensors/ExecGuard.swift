@@ -1,0 +1,284 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import Logging
+@preconcurrency import Glibc
+import SystemPackage
+import WardenCore
+import WardenLinux
+import WardenStore
+
+/// The exec guard: a `FAN_CLASS_CONTENT` fanotify group with `FAN_OPEN_EXEC_PERM` marks on the
+/// watched tmpfs mounts, answered by one dedicated thread.
+///
+/// Every exec there waits in the kernel until this thread answers, so the thread never waits on
+/// anything but the file itself: the hash is read from the descriptor the kernel handed over
+/// (never by path), cached by (device, inode, size, mtime, ctime), and capped in size; SQLite
+/// and the capture pipeline are told afterwards through non-blocking queues. Any internal error
+/// is answered per `guard.failure` (loudly). Closing the group (a stop, or the process dying)
+/// makes the kernel let every pending exec through.
+///
+/// - Important: Everything but `requestStop()` runs on the guard thread.
+final class ExecGuard {
+    private let configuration: SensorConfiguration
+    private let policy: SharedPolicy
+    private let metrics: SensorMetrics
+    private let logger: Logger
+    /// Hands an exec record to the store without waiting; false when its queue is full.
+    private let record: (StoreCommand) -> Bool
+    /// Hands a denied file's descriptor to the capture thread; false when it cannot take it.
+    private let capture: (CaptureJob) -> Bool
+    private let now: () -> Timestamp
+    private let wakeup: FileDescriptor
+    private let mountInfo: FileDescriptor
+    private let digest = DescriptorDigest()
+    private let ownPID = sys_getpid()
+
+    private var fanotify: Fanotify?
+    /// Marked roots: whether each is a whole mount (`FAN_MARK_MOUNT`) or a directory's children.
+    private var marked: [PathBytes: Bool] = [:]
+    private var generation = -1
+    private var mode = GuardPolicy.Mode.off
+    /// SHA-256 (nil: not hashable) by (device, inode, size, mtime, ctime); cleared on a policy change.
+    private var hashes: [ContentVersion: String?] = [:]
+    private static let cacheLimit = 65_536
+
+    init(
+        configuration: SensorConfiguration, policy: SharedPolicy, metrics: SensorMetrics, logger: Logger,
+        now: @escaping () -> Timestamp, record: @escaping (StoreCommand) -> Bool,
+        capture: @escaping (CaptureJob) -> Bool
+    ) throws {
+        self.configuration = configuration
+        self.policy = policy
+        self.metrics = metrics
+        self.logger = logger
+        self.now = now
+        self.record = record
+        self.capture = capture
+        self.wakeup = try sys_eventfd()
+        self.mountInfo = try sys_open(MountTable.path, flags: O_RDONLY, followingSymlinks: true)
+    }
+
+    deinit {
+        sys_close(wakeup)
+        sys_close(mountInfo)
+    }
+
+    /// Asks the guard thread to stop; safe from any thread.
+    func requestStop() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { Glibc.write(wakeup.rawValue, $0.baseAddress, 8) }
+    }
+
+    func run() {
+        applyPolicyIfChanged()
+        var fds = [
+            pollfd(fd: -1, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeup.rawValue, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: mountInfo.rawValue, events: Int16(POLLPRI), revents: 0),
+        ]
+        while true {
+            fds[0].fd = fanotify?.descriptor.rawValue ?? -1
+            for index in fds.indices { fds[index].revents = 0 }
+            do {
+                // The timeout is how soon a reloaded policy (guard on/off) takes effect.
+                _ = try sys_poll(&fds, timeout: 250)
+            } catch {
+                logger.error("exec guard: poll failed", metadata: ["error": "\(error)"])
+                break
+            }
+            if fds[0].revents != 0 { answerQueued() }
+            if fds[1].revents != 0 { break }
+            if fds[2].revents & Int16(POLLPRI | POLLERR) != 0 { refreshMarks() }
+            applyPolicyIfChanged()
+        }
+        // Answer what is still queued, then close the group: the kernel lets later execs through.
+        answerQueued()
+        fanotify = nil
+        marked.removeAll()
+    }
+
+    // MARK: - Policy and marks
+
+    private func applyPolicyIfChanged() {
+        let current = policy.generation
+        guard current != generation else { return }
+        generation = current
+        hashes.removeAll(keepingCapacity: true)
+        let newMode = policy.current.execGuard.mode
+        guard newMode != mode else { return }
+        mode = newMode
+        if mode == .off {
+            fanotify = nil
+            marked.removeAll()
+            logger.notice("exec guard off")
+            return
+        }
+        if fanotify == nil {
+            do {
+                fanotify = try Fanotify(permissionEvents: true)
+            } catch {
+                logger.critical(
+                    "exec guard cannot start: fanotify permission events are unavailable (needs CAP_SYS_ADMIN and a kernel with FAN_OPEN_EXEC_PERM); execs are NOT being guarded",
+                    metadata: ["error": "\(error)"])
+                metrics.add(.guardFailures)
+                return
+            }
+        }
+        refreshMarks()
+        logger.notice("exec guard \(mode.rawValue)", metadata: ["guard.roots": "\(marked.keys.sorted())"])
+    }
+
+    /// Marks every watched root (whole mounts where the root is a mount point, else the
+    /// directory's children) and unmarks roots that went away.
+    private func refreshMarks() {
+        let entries: [MountInfoEntry]
+        do {
+            entries = try MountInfoParser.parse(try MountTable.readAll(mountInfo))
+        } catch {
+            logger.error("exec guard: cannot read /proc/self/mountinfo", metadata: ["error": "\(error)"])
+            return
+        }
+        guard let fanotify, mode != .off else { return }
+        let wanted = WatchRoots.wanted(configuration: configuration, mounts: entries, logger: nil)
+        let mountPoints = Set(MountInfoParser.visible(entries).map { PathBytes($0.mountPoint) })
+        for (path, isMount) in marked where wanted[path] == nil {
+            try? fanotify.unmark(path.bytes, mount: isMount, mask: .openExecPermission)
+            marked.removeValue(forKey: path)
+        }
+        for path in wanted.keys.sorted() where marked[path] == nil {
+            let isMount = mountPoints.contains(path)
+            do {
+                if isMount {
+                    try fanotify.markMount(path.bytes, mask: .openExecPermission)
+                } else {
+                    try fanotify.markDirectory(path.bytes, mask: .openExecPermission)
+                }
+                marked[path] = isMount
+            } catch {
+                logger.error(
+                    "exec guard: cannot mark; execs there are not guarded",
+                    metadata: ["mount.point": "\(path)", "error": "\(error)"])
+                metrics.add(.guardFailures)
+            }
+        }
+    }
+
+    // MARK: - Answers
+
+    private func answerQueued() {
+        guard let fanotify else { return }
+        while true {
+            let events: [FanotifyEvent]
+            do {
+                events = try fanotify.readEvents()
+            } catch {
+                logger.error("exec guard: read failed", metadata: ["error": "\(error)"])
+                return
+            }
+            if events.isEmpty { return }
+            for event in events { answer(event, on: fanotify) }
+        }
+    }
+
+    private func answer(_ event: FanotifyEvent, on fanotify: Fanotify) {
+        guard let fd = event.descriptor else { return }
+        guard event.mask.contains(.openExecPermission) else {
+            sys_close(fd)
+            return
+        }
+        let started = sys_monotonicNanoseconds()
+        if event.pid == ownPID {
+            // Never stand in our own way (the sandbox runs samples from our own copies).
+            try? fanotify.respond(to: fd, allow: true)
+            sys_close(fd)
+            return
+        }
+        let current = policy.current
+        var cached = false
+        var path = PathBytes([])
+        var status: FileStatus?
+        var sha: String?
+        var failure: String?
+        if let (target, fileStatus) = sys_descriptorPath(fd) {
+            path = PathBytes(target)
+            status = fileStatus
+            let key = fileStatus.contentVersion
+            if let known = hashes[key] {
+                sha = known
+                cached = true
+                metrics.add(.guardCacheHits)
+                if known == nil { failure = "larger than guard.hash-size-cap" }
+            } else if fileStatus.size > current.execGuard.hashSizeCap {
+                failure = "larger than guard.hash-size-cap (\(fileStatus.size) bytes)"
+                remember(key, nil)
+            } else {
+                do {
+                    let digest = try digest.sha256(of: fd)
+                    sha = digest
+                    remember(key, digest)
+                } catch {
+                    failure = "cannot hash: \(error)"
+                }
+            }
+        } else {
+            failure = "cannot read the executable's descriptor"
+        }
+        let decision = GuardDecision.decide(path: path, sha256: sha, policy: current, failureReason: failure)
+        do {
+            try fanotify.respond(to: fd, allow: decision.verdict == .allow)
+        } catch {
+            logger.critical("exec guard: cannot answer the kernel", metadata: ["error": "\(error)"])
+        }
+        let elapsed = sys_monotonicNanoseconds() - started
+        metrics.add(decision.verdict == .allow ? .guardAllowed : .guardDenied)
+        if failure != nil {
+            metrics.add(.guardFailures)
+            logger.error(
+                "exec guard could not decide; answered \(decision.verdict.rawValue) per guard.failure",
+                metadata: ["file.path": "\(path)", "pid": "\(event.pid)", "reason": "\(failure ?? "")"])
+        }
+        // Everything below happens after the answer: the exec is no longer waiting.
+        let (ppid, uid) = Self.parentAndUID(event.pid)
+        let exec = ExecRecord(
+            time: now(), pid: event.pid, ppid: ppid, uid: uid, path: path, sha256: sha, device: status?.device ?? 0,
+            inode: status?.inode ?? 0, verdict: decision.verdict, wouldBe: decision.wouldBe, mode: current.execGuard.mode,
+            rule: decision.rule, reason: decision.reason, cached: cached, decisionNanoseconds: elapsed)
+        if !record(.exec(exec)) { metrics.add(.execRecordsDropped) }
+        if decision.wouldBe == .deny, let status, !path.bytes.isEmpty,
+            capture(.file(path, root: root(for: path) ?? path, pinned: PinnedFile(descriptor: fd, status: status)))
+        {
+            return  // the capture thread owns the descriptor now
+        }
+        sys_close(fd)
+    }
+
+    private func remember(_ key: ContentVersion, _ sha: String?) {
+        if hashes.count >= Self.cacheLimit { hashes.removeAll(keepingCapacity: true) }
+        hashes[key] = .some(sha)
+    }
+
+    private func root(for path: PathBytes) -> PathBytes? {
+        marked.keys.filter { path.isWithin($0) }.max { $0.bytes.count < $1.bytes.count }
+    }
+
+    /// `PPid` and the real `Uid` from /proc/PID/status (nil when the process is gone).
+    static func parentAndUID(_ pid: Int32) -> (Int32?, UInt32?) {
+        guard let bytes = try? sys_readFile(Array("/proc/\(pid)/status".utf8), followingSymlinks: true) else {
+            return (nil, nil)
+        }
+        var ppid: Int32?
+        var uid: UInt32?
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            let text = String(decoding: line, as: UTF8.self)
+            if text.hasPrefix("PPid:") {
+                ppid = Int32(text.dropFirst(5).trimmingCharacters(in: .whitespaces))
+            } else if text.hasPrefix("Uid:") {
+                uid = text.dropFirst(4).split(whereSeparator: { $0 == "\t" || $0 == " " }).first.flatMap { UInt32($0) }
+            }
+            if ppid != nil && uid != nil { break }
+        }
+        return (ppid, uid)
+    }
+}

@@ -1,0 +1,216 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+@preconcurrency import Glibc
+import Testing
+import WardenCore
+import WardenDaemon
+import WardenHTTP
+import WardenStore
+
+private func guardPolicy(_ mode: String, allow sha: String? = nil, extra: String = "") throws -> Policy {
+    let allowlist = sha.map { "allowlist: {sha256: [\($0)]}\n" } ?? ""
+    let text = "mode: monitor\nguard: {mode: \(mode)}\n" + allowlist + extra
+    return try PolicyParser.merge([try PolicyParser.parse(text, file: "guard.yaml").get()]).get()
+}
+
+/// Runs `path` through a shell: 0 when it ran, 126 when the kernel refused the exec.
+private func execStatus(_ path: String) async throws -> Int32 {
+    try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", path]).0
+}
+
+/// Polls the exec records until one for `path` is there.
+private func waitForExec(_ database: EvidenceDatabase, path: String) async throws -> ExecRecord? {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while ContinuousClock.now < deadline {
+        if let record = try database.execs().last(where: { $0.path == PathBytes(path) }) { return record }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return nil
+}
+
+extension SensorIntegration {
+    /// The fanotify exec guard on real private tmpfs mounts (root: fanotify permission events).
+    @Suite(.serialized, .timeLimit(.minutes(3)), .enabled(if: TestEnvironment.isRoot))
+    struct ExecGuardTests {
+        @Test func enforceDeniesUnknownAndAllowsTheAllowlistedHashUntilItChanges() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let allowed = sha256Hex(trueBinary)
+            let agent = try await AgentHarness(watch: [mount.path], policy: try guardPolicy("enforce", allow: allowed))
+            try await Task.sleep(for: .milliseconds(300))  // the guard marks its roots on its own thread
+
+            let known = mount.child("known")
+            _ = try drop(trueBinary, at: known)
+            #expect(try await execStatus(known) == 0, "an allowlisted hash runs")
+
+            let unknown = mount.child("unknown")
+            _ = try drop(trueBinary + [0], at: unknown)
+            #expect(try await execStatus(unknown) == 126, "an unknown ELF is refused")
+            let denied = try #require(try await waitForExec(agent.database, path: unknown))
+            #expect(denied.verdict == .deny && denied.wouldBe == .deny && denied.rule == "unknown")
+            #expect(denied.sha256 == sha256Hex(trueBinary + [0]))
+            #expect(denied.ppid != nil && denied.uid == 0)
+
+            // The allowlisted file, changed: a new hash, so refused again.
+            let fd = open(known, O_WRONLY | O_APPEND)
+            _ = write(fd, "x", 1)
+            close(fd)
+            #expect(try await execStatus(known) == 126)
+
+            // A script run by path: the kernel execs the script itself, so the guard sees it.
+            let script = mount.child("script.sh")
+            _ = try drop(Array("#!/bin/sh\nexit 0\n".utf8), at: script)
+            #expect(try await execStatus(script) == 126)
+
+            // Stopped guard: the kernel lets execs through again.
+            try await agent.stop()
+            #expect(try await execStatus(unknown) == 0)
+        }
+
+        @Test func monitorAllowsAndRecordsWhatEnforceWouldDo() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(watch: [mount.path], policy: try guardPolicy("monitor"))
+            try await Task.sleep(for: .milliseconds(300))
+            let path = mount.child("dropped")
+            _ = try drop(trueBinary + [1], at: path)
+            #expect(try await execStatus(path) == 0)
+            #expect(try await execStatus(path) == 0)
+            let records = try agent.database.execs().filter { $0.path == PathBytes(path) }
+            #expect(records.count == 2)
+            #expect(records.allSatisfy { $0.verdict == .allow && $0.wouldBe == .deny && $0.mode == .monitor })
+            #expect(records.map(\.cached) == [false, true], "the second exec is answered from the cache")
+            try await agent.stop()
+        }
+
+        /// An alert naming the pid of a guarded exec is correlated through the exec record, even
+        /// when it names no path.
+        @Test func execRecordsJoinTheCorrelation() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0), policy: try guardPolicy("monitor"))
+            let port = await agent.services.listening.port()
+            try await Task.sleep(for: .milliseconds(300))
+            let path = mount.child("attributed")
+            let sha = try drop(trueBinary + [2], at: path)
+            #expect(try await execStatus(path) == 0)
+            let exec = try #require(try await waitForExec(agent.database, path: path))
+            try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) && $0.sha256 == sha } }
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            let alert = try JSONSerialization.data(withJSONObject: [
+                "rule": "Some process rule", "priority": "Notice", "time": formatter.string(from: Date()),
+                "output": "x", "output_fields": ["proc.pid": Int(exec.pid), "proc.name": "attributed"],
+            ])
+            let (status, body, _) = try await post("http://127.0.0.1:\(port)/falco", alert)
+            #expect(status == 200)
+            let id = try #require(body["id"] as? String)
+            let stored = try #require(try agent.database.alert(id: id))
+            #expect(stored.correlations.first?.sha256 == sha)
+            #expect(stored.correlations.first?.matchedBy == "exec-record:proc.pid")
+            try await agent.stop()
+        }
+
+        /// kill -9 of the agent: the kernel lets execs through at once (no host hang).
+        @Test func aKilledAgentLeavesExecsWorking() async throws {
+            try #require(Binary.exists, "build first: swift build")
+            let mount = try TestMount()
+            let state = makeStateDirectory()
+            let policyFile = state + "-guard.yaml"
+            let logFile = state + "-log.txt"
+            defer {
+                mount.remove()
+                for path in [state, policyFile, logFile] { try? FileManager.default.removeItem(atPath: path) }
+            }
+            try "mode: monitor\nguard: {mode: enforce}\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
+            let path = mount.child("refused")
+            _ = try drop(trueBinary + [3], at: path)
+            FileManager.default.createFile(atPath: logFile, contents: nil)
+            let agent = Process()
+            agent.executableURL = URL(fileURLWithPath: Binary.path)
+            agent.arguments = [
+                "run", "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyFile, "--state-dir", state,
+            ]
+            agent.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
+            try agent.run()
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline,
+                (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains("exec guard enforce") != true
+            {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await execStatus(path) == 126, "guarded while the agent runs")
+            kill(agent.processIdentifier, SIGKILL)
+            agent.waitUntilExit()
+            #expect(try await execStatus(path) == 0, "released when the agent is gone")
+        }
+
+        /// `guard allow` writes the policy directory and the running agent reloads it (SIGHUP).
+        @Test func guardAllowReachesARunningAgent() async throws {
+            try #require(Binary.exists, "build first: swift build")
+            let mount = try TestMount()
+            let state = makeStateDirectory()
+            let policyDirectory = state + "-policies"
+            let logFile = state + "-log.txt"
+            defer {
+                mount.remove()
+                for path in [state, policyDirectory, logFile] { try? FileManager.default.removeItem(atPath: path) }
+            }
+            try FileManager.default.createDirectory(atPath: policyDirectory, withIntermediateDirectories: true)
+            try "mode: monitor\nguard: {mode: enforce}\n".write(
+                toFile: policyDirectory + "/main.yaml", atomically: true, encoding: .utf8)
+            let path = mount.child("tool")
+            let sha = try drop(trueBinary + [4], at: path)
+            FileManager.default.createFile(atPath: logFile, contents: nil)
+            let agent = Process()
+            agent.executableURL = URL(fileURLWithPath: Binary.path)
+            agent.arguments = [
+                "run", "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyDirectory,
+                "--state-dir", state,
+            ]
+            agent.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
+            try agent.run()
+            defer {
+                kill(agent.processIdentifier, SIGKILL)
+                agent.waitUntilExit()
+            }
+            func waitForLog(_ text: String) async throws -> Bool {
+                let deadline = ContinuousClock.now + .seconds(20)
+                while ContinuousClock.now < deadline {
+                    if (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains(text) == true { return true }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return false
+            }
+            #expect(try await waitForLog("exec guard enforce"))
+            #expect(try await execStatus(path) == 126)
+            let (status, stdout, stderr) = try Binary.run(
+                ["guard", "allow", sha, "--policy", policyDirectory, "--state-dir", state])
+            #expect(status == 0, "\(stderr)")
+            #expect(stdout.contains("told the agent (pid \(agent.processIdentifier)) to reload"))
+            #expect(try await waitForLog("policy reloaded"))
+            #expect(try await execStatus(path) == 0, "allowed after the reload")
+            let (listStatus, listed, _) = try Binary.run(["guard", "list", "--policy", policyDirectory])
+            #expect(listStatus == 0 && listed.contains(sha) && listed.contains("guard: enforce"))
+            let (execsStatus, execsJSON, _) = try Binary.run(["execs", "--json", "--state-dir", state])
+            #expect(execsStatus == 0)
+            let execs = try #require(try JSONSerialization.jsonObject(with: Data(execsJSON.utf8)) as? [[String: Any]])
+            #expect(execs.compactMap { $0["verdict"] as? String }.suffix(2) == ["deny", "allow"])
+        }
+
+        @Test func guardPoliciesAreValidated() {
+            #expect(throws: (any Error).self) { try guardPolicy("block") }
+            let bad = PolicyParser.parse("guard: {mode: enforce, failure: maybe, hash-size-cap: huge}\n", file: "g.yaml")
+            guard case .failure(let errors) = bad else {
+                Issue.record("accepted")
+                return
+            }
+            #expect(errors.errors.map(\.reason) == [
+                "guard failure must be 'allow' or 'deny', not 'maybe'", "hash-size-cap 'huge' is not a size like 64MiB",
+            ])
+        }
+    }
+}
