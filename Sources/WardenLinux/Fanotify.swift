@@ -154,12 +154,23 @@ public final class Fanotify {
 /// (A file really named `… (deleted)` and then unlinked loses that suffix: a known ambiguity of
 /// `/proc/self/fd`.)
 public func sys_descriptorPath(_ fd: FileDescriptor) -> (path: [UInt8], status: FileStatus)? {
-    guard var target = try? sys_readlink(Array("/proc/self/fd/\(fd.rawValue)".utf8)),
+    guard let target = try? sys_readlink(Array("/proc/self/fd/\(fd.rawValue)".utf8)),
         let status = try? sys_fstat(fd)
     else { return nil }
+    return (strippingDeletedSuffix(target, status: status), status)
+}
+
+/// The path `fd` refers to, given its `status` from an earlier `fstat` (the exec guard has one):
+/// as `sys_descriptorPath`, except that a file unlinked between the two calls keeps the suffix.
+public func sys_descriptorTarget(_ fd: FileDescriptor, status: FileStatus) -> [UInt8]? {
+    guard let target = try? sys_readlink(Array("/proc/self/fd/\(fd.rawValue)".utf8)) else { return nil }
+    return strippingDeletedSuffix(target, status: status)
+}
+
+private func strippingDeletedSuffix(_ target: [UInt8], status: FileStatus) -> [UInt8] {
     let suffix = Array(" (deleted)".utf8)
-    if status.linkCount == 0, target.count > suffix.count, Array(target.suffix(suffix.count)) == suffix {
-        target.removeLast(suffix.count)
+    guard status.linkCount == 0, target.count > suffix.count, Array(target.suffix(suffix.count)) == suffix else {
+        return target
     }
-    return (target, status)
+    return Array(target.dropLast(suffix.count))
 }

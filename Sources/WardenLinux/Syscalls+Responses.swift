@@ -107,6 +107,33 @@ public func sys_pidfdSendSignal(_ pidfd: FileDescriptor, _ signal: Int32) throws
 /// This process's id.
 public func sys_getpid() -> Int32 { getpid() }
 
+/// Sets the calling thread's nice value (lower runs sooner); root may go below 0.
+public func sys_setThreadNice(_ nice: Int32) throws(SystemCallError) {
+    _ = try retryingInterrupts("setpriority") { warden_set_thread_nice(nice) }
+}
+
+/// The parent pid of `pid`, from `/proc/PID/stat` (one small read; nil when it is gone).
+public func sys_parentPID(of pid: Int32) -> Int32? {
+    guard let fd = try? sys_open(Array("/proc/\(pid)/stat".utf8), flags: O_RDONLY, followingSymlinks: true) else {
+        return nil
+    }
+    defer { sys_close(fd) }
+    return withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 8) { buffer -> Int32? in
+        guard let count = try? sys_pread(fd, into: buffer, at: 0), count > 0 else { return nil }
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+        // "pid (comm) state ppid …": comm may hold anything, so parse after its last ')'.
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "), maxSplits: 3)
+        guard fields.count >= 2 else { return nil }
+        return Int32(String(decoding: fields[1], as: UTF8.self))
+    }
+}
+
+/// The effective uid of `pid`: the owner of `/proc/PID` (nil when it is gone).
+public func sys_processUID(of pid: Int32) -> UInt32? {
+    (try? sys_statFollowing(Array("/proc/\(pid)".utf8)))?.uid
+}
+
 // MARK: - Mounts
 
 /// The per-mount flags of mount(2), by their mountinfo names.

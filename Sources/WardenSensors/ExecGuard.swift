@@ -1,7 +1,6 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import Foundation
 import Logging
 @preconcurrency import Glibc
 import SystemPackage
@@ -43,6 +42,11 @@ final class ExecGuard {
     /// SHA-256 (nil: not hashable) by (device, inode, size, mtime, ctime); cleared on a policy change.
     private var hashes: [ContentVersion: String?] = [:]
     private static let cacheLimit = 65_536
+    /// Exec records not yet handed to the store: a burst of execs becomes one transaction.
+    private var pendingRecords: [ExecRecord] = []
+    private static let recordBatch = 256
+    /// Content versions already handed to the capture thread.
+    private var handedToCapture: Set<ContentVersion> = []
 
     init(
         configuration: SensorConfiguration, policy: SharedPolicy, metrics: SensorMetrics, logger: Logger,
@@ -72,6 +76,8 @@ final class ExecGuard {
     }
 
     func run() {
+        // Every exec on a guarded mount waits for this thread: let it run before ordinary work.
+        try? sys_setThreadNice(-10)
         applyPolicyIfChanged()
         var fds = [
             pollfd(fd: -1, events: Int16(POLLIN), revents: 0),
@@ -82,13 +88,14 @@ final class ExecGuard {
             fds[0].fd = fanotify?.descriptor.rawValue ?? -1
             for index in fds.indices { fds[index].revents = 0 }
             do {
-                // The timeout is how soon a reloaded policy (guard on/off) takes effect.
-                _ = try sys_poll(&fds, timeout: 250)
+                // The timeout is how soon a reloaded policy (guard on/off) takes effect, and how
+                // long exec records wait to be batched.
+                _ = try sys_poll(&fds, timeout: pendingRecords.isEmpty ? 250 : 20)
             } catch {
                 logger.error("exec guard: poll failed", metadata: ["error": "\(error)"])
                 break
             }
-            if fds[0].revents != 0 { answerQueued() }
+            if fds[0].revents != 0 { answerQueued() } else { flushRecords() }
             if fds[1].revents != 0 { break }
             if fds[2].revents & Int16(POLLPRI | POLLERR) != 0 { refreshMarks() }
             applyPolicyIfChanged()
@@ -97,6 +104,12 @@ final class ExecGuard {
         answerQueued()
         fanotify = nil
         marked.removeAll()
+        flushRecords()
+    }
+
+    private func flushRecords() {
+        for exec in pendingRecords where !record(.exec(exec)) { metrics.add(.execRecordsDropped) }
+        pendingRecords.removeAll(keepingCapacity: true)
     }
 
     // MARK: - Policy and marks
@@ -197,12 +210,11 @@ final class ExecGuard {
         }
         let current = policy.current
         var cached = false
-        var path = PathBytes([])
+        var path: PathBytes?
         var status: FileStatus?
         var sha: String?
         var failure: String?
-        if let (target, fileStatus) = sys_descriptorPath(fd) {
-            path = PathBytes(target)
+        if let fileStatus = try? sys_fstat(fd) {
             status = fileStatus
             let key = fileStatus.contentVersion
             if let known = hashes[key] {
@@ -222,33 +234,49 @@ final class ExecGuard {
                     failure = "cannot hash: \(error)"
                 }
             }
+            // The path decides only through path globs: without any, it is read after the answer.
+            if !current.allowlist.paths.isEmpty { path = sys_descriptorTarget(fd, status: fileStatus).map(PathBytes.init) }
         } else {
-            failure = "cannot read the executable's descriptor"
+            failure = "cannot fstat the executable's descriptor"
         }
-        let decision = GuardDecision.decide(path: path, sha256: sha, policy: current, failureReason: failure)
+        let decision = GuardDecision.decide(
+            path: path ?? PathBytes([]), sha256: sha, policy: current, failureReason: failure)
+        // A refused process is read before the answer (it may exit right after); an allowed one
+        // after it, off the exec's path (a process that exits at once may then be gone).
+        var process: (ppid: Int32?, uid: UInt32?)?
+        if decision.verdict == .deny { process = (sys_parentPID(of: event.pid), sys_processUID(of: event.pid)) }
+        // The decision is made: what follows (the write, and any preemption by the process it
+        // wakes) is not decision time.
+        let elapsed = sys_monotonicNanoseconds() - started
         do {
             try fanotify.respond(to: fd, allow: decision.verdict == .allow)
         } catch {
             logger.critical("exec guard: cannot answer the kernel", metadata: ["error": "\(error)"])
         }
-        let elapsed = sys_monotonicNanoseconds() - started
+        // Everything below happens after the answer: the exec is no longer waiting.
+        if path == nil, let status { path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) }
+        let filePath = path ?? PathBytes([])
+        let (ppid, uid) = process ?? (sys_parentPID(of: event.pid), sys_processUID(of: event.pid))
         metrics.add(decision.verdict == .allow ? .guardAllowed : .guardDenied)
         if failure != nil {
             metrics.add(.guardFailures)
             logger.error(
                 "exec guard could not decide; answered \(decision.verdict.rawValue) per guard.failure",
-                metadata: ["file.path": "\(path)", "pid": "\(event.pid)", "reason": "\(failure ?? "")"])
+                metadata: ["file.path": "\(filePath)", "pid": "\(event.pid)", "reason": "\(failure ?? "")"])
         }
-        // Everything below happens after the answer: the exec is no longer waiting.
-        let (ppid, uid) = Self.parentAndUID(event.pid)
         let exec = ExecRecord(
-            time: now(), pid: event.pid, ppid: ppid, uid: uid, path: path, sha256: sha, device: status?.device ?? 0,
+            time: now(), pid: event.pid, ppid: ppid, uid: uid, path: filePath, sha256: sha, device: status?.device ?? 0,
             inode: status?.inode ?? 0, verdict: decision.verdict, wouldBe: decision.wouldBe, mode: current.execGuard.mode,
             rule: decision.rule, reason: decision.reason, cached: cached, decisionNanoseconds: elapsed)
-        if !record(.exec(exec)) { metrics.add(.execRecordsDropped) }
-        if decision.wouldBe == .deny, let status, !path.bytes.isEmpty,
-            capture(.file(path, root: root(for: path) ?? path, pinned: PinnedFile(descriptor: fd, status: status)))
+        pendingRecords.append(exec)
+        if pendingRecords.count >= Self.recordBatch { flushRecords() }
+        // A refused (or, in monitor mode, would-be refused) file is evidence: capture it, once per
+        // content version (the sensor records it too when it saw it written; this covers the rest).
+        if decision.wouldBe == .deny, let status, !filePath.bytes.isEmpty,
+            handedToCapture.insert(status.contentVersion).inserted,
+            capture(.file(filePath, root: root(for: filePath) ?? filePath, pinned: PinnedFile(descriptor: fd, status: status)))
         {
+            if handedToCapture.count > Self.cacheLimit { handedToCapture.removeAll(keepingCapacity: true) }
             return  // the capture thread owns the descriptor now
         }
         sys_close(fd)
@@ -261,24 +289,5 @@ final class ExecGuard {
 
     private func root(for path: PathBytes) -> PathBytes? {
         marked.keys.filter { path.isWithin($0) }.max { $0.bytes.count < $1.bytes.count }
-    }
-
-    /// `PPid` and the real `Uid` from /proc/PID/status (nil when the process is gone).
-    static func parentAndUID(_ pid: Int32) -> (Int32?, UInt32?) {
-        guard let bytes = try? sys_readFile(Array("/proc/\(pid)/status".utf8), followingSymlinks: true) else {
-            return (nil, nil)
-        }
-        var ppid: Int32?
-        var uid: UInt32?
-        for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            let text = String(decoding: line, as: UTF8.self)
-            if text.hasPrefix("PPid:") {
-                ppid = Int32(text.dropFirst(5).trimmingCharacters(in: .whitespaces))
-            } else if text.hasPrefix("Uid:") {
-                uid = text.dropFirst(4).split(whereSeparator: { $0 == "\t" || $0 == " " }).first.flatMap { UInt32($0) }
-            }
-            if ppid != nil && uid != nil { break }
-        }
-        return (ppid, uid)
     }
 }

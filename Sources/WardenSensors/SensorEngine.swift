@@ -54,6 +54,8 @@ final class SensorEngine {
     private let pins: PinTable
     private var pendingDirectoryMoves: [UInt32: PathBytes] = [:]
     private var rescanNeeded: Set<PathBytes> = []
+    /// Content versions already handed on for an exec event.
+    private var execsSeen: Set<ContentVersion> = []
 
     init(
         configuration: SensorConfiguration, metrics: SensorMetrics, logger: Logger, jobs: BlockingQueue<CaptureJob>,
@@ -190,6 +192,15 @@ final class SensorEngine {
         guard let root = root(for: path), !configuration.excludedPaths.contains(where: { path.isWithin($0) }) else {
             sys_close(fd)
             return
+        }
+        // Executing the same bytes again says nothing new: do not wake the capture thread for it
+        // (a loop exec'ing one binary would otherwise cost a capture pass per exec).
+        if event.mask == .openExec {
+            guard execsSeen.insert(status.contentVersion).inserted else {
+                sys_close(fd)
+                return
+            }
+            if execsSeen.count > 65_536 { execsSeen = [status.contentVersion] }
         }
         if let pinned = pins.take(path) {
             if pinned.status.device == status.device && pinned.status.inode == status.inode {

@@ -61,3 +61,6 @@ int warden_pidfd_send_signal(int pidfd, int signal);
 
 /// renameat2(2) with RENAME_NOREPLACE: fails with EEXIST instead of replacing `newpath`.
 int warden_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+
+/// setpriority(2) on the calling thread (its tid): Linux nice values are per thread.
+int warden_set_thread_nice(int nice);

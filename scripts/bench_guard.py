@@ -1,0 +1,168 @@
+"""Exec guard benchmark: exec overhead and decision latency. See scripts/bench-guard."""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def mount_tmpfs(prefix):
+    path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", path], check=True)
+    return path
+
+
+def unmount(path):
+    subprocess.run(["umount", "-l", path], check=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def spawn_many(binary, count):
+    """Seconds to posix_spawn and reap `binary` `count` times, one after another."""
+    env = {}
+    start = time.perf_counter()
+    for _ in range(count):
+        pid = os.posix_spawn(binary, [binary], env)
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise SystemExit(f"{binary} failed to run (status {status}): is it allowed?")
+    return time.perf_counter() - start
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, int(round(p / 100 * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def start_agent(binary, mount, policy_text, state):
+    policy = os.path.join(state, "policy.yaml")
+    os.makedirs(state, exist_ok=True)
+    with open(policy, "w") as f:
+        f.write(policy_text)
+    log = open(os.path.join(state, "agent.log"), "w")
+    agent = subprocess.Popen(
+        [binary, "run", "--no-discover", "--watch", mount, "--no-listen", "--policy", policy,
+         "--state-dir", os.path.join(state, "db")],
+        stderr=log, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with open(os.path.join(state, "agent.log")) as f:
+            if "exec guard" in f.read():
+                return agent
+        time.sleep(0.05)
+    agent.kill()
+    raise SystemExit("the agent did not start its guard; see " + os.path.join(state, "agent.log"))
+
+
+def stop_agent(agent):
+    agent.terminate()
+    try:
+        agent.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        agent.kill()
+
+
+def exec_records(binary, state):
+    out = subprocess.run([binary, "execs", "--json", "--state-dir", os.path.join(state, "db")],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    binary = os.path.abspath(args.binary)
+    rounds, per_round = (5, 200) if args.quick else (10, 500)
+    first_sight = 100 if args.quick else 300
+
+    with open("/bin/true", "rb") as f:
+        true_bytes = f.read()
+    sha = hashlib.sha256(true_bytes).hexdigest()
+    guarded = mount_tmpfs("shmwarden-bench-guarded-")
+    plain = mount_tmpfs("shmwarden-bench-plain-")
+    state = tempfile.mkdtemp(prefix="shmwarden-bench-guard-state-", dir="/var/tmp")
+    results = {}
+    try:
+        for directory in (guarded, plain):
+            with open(os.path.join(directory, "true"), "wb") as f:
+                f.write(true_bytes)
+            os.chmod(os.path.join(directory, "true"), 0o755)
+
+        # 1. Exec overhead: enforce mode, allowlisted hash (cached after the first exec).
+        agent = start_agent(binary, guarded,
+                            f"mode: monitor\nguard: {{mode: enforce}}\nallowlist: {{sha256: [{sha}]}}\n", state)
+        try:
+            spawn_many(os.path.join(guarded, "true"), 20)  # warm both paths and the cache
+            spawn_many(os.path.join(plain, "true"), 20)
+            guarded_times, plain_times = [], []
+            for _ in range(rounds):  # interleaved, so drift hits both alike
+                guarded_times.append(spawn_many(os.path.join(guarded, "true"), per_round) / per_round)
+                plain_times.append(spawn_many(os.path.join(plain, "true"), per_round) / per_round)
+            time.sleep(0.5)
+            records = exec_records(binary, state)
+        finally:
+            stop_agent(agent)
+        cached = [r["decisionMicroseconds"] for r in records if r["cached"]]
+        g, p = percentile(guarded_times, 50), percentile(plain_times, 50)
+        results["exec"] = {"guarded_us": g * 1e6, "unguarded_us": p * 1e6, "ratio": g / p,
+                           "execs": rounds * per_round}
+        results["cached_decision_us"] = {"p50": percentile(cached, 50), "p99": percentile(cached, 99),
+                                         "max": max(cached), "count": len(cached)}
+
+        # 2. First sight: monitor mode, a new binary (new hash) per exec.
+        shutil.rmtree(state, ignore_errors=True)
+        agent = start_agent(binary, guarded, "mode: monitor\nguard: {mode: monitor}\n", state)
+        try:
+            paths = []
+            for i in range(first_sight):
+                path = os.path.join(guarded, f"new-{i}")
+                with open(path, "wb") as f:
+                    f.write(true_bytes + i.to_bytes(4, "little"))
+                os.chmod(path, 0o755)
+                paths.append(path)
+            time.sleep(1.0)  # let the sensor record the drops first
+            for path in paths:
+                spawn_many(path, 1)
+            time.sleep(0.5)
+            records = exec_records(binary, state)
+        finally:
+            stop_agent(agent)
+        first = [r["decisionMicroseconds"] for r in records if not r["cached"] and "/new-" in r["path"]]
+        hash_times = []
+        for _ in range(200):
+            start = time.perf_counter()
+            hashlib.sha256(true_bytes).hexdigest()
+            hash_times.append((time.perf_counter() - start) * 1e6)
+        results["first_sight_decision_us"] = {"p50": percentile(first, 50), "p99": percentile(first, 99),
+                                              "count": len(first)}
+        results["hash_same_bytes_us"] = {"p50": percentile(hash_times, 50), "bytes": len(true_bytes),
+                                         "tool": "python hashlib (OpenSSL)"}
+    finally:
+        unmount(guarded)
+        unmount(plain)
+        shutil.rmtree(state, ignore_errors=True)
+
+    e = results["exec"]
+    c = results["cached_decision_us"]
+    f = results["first_sight_decision_us"]
+    h = results["hash_same_bytes_us"]
+    print(f"exec of /bin/true copy: guarded {e['guarded_us']:.0f} us, unguarded {e['unguarded_us']:.0f} us "
+          f"-> {e['ratio']:.3f}x ({e['execs']} execs each, median of rounds)")
+    print(f"cached decision: p50 {c['p50']:.1f} us, p99 {c['p99']:.1f} us, max {c['max']:.1f} us ({c['count']} execs)")
+    print(f"first-sight decision (hash from the descriptor): p50 {f['p50']:.1f} us, p99 {f['p99']:.1f} us "
+          f"({f['count']} execs); hashing the same {h['bytes']} bytes in {h['tool']}: p50 {h['p50']:.1f} us")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
