@@ -78,7 +78,12 @@ extension SensorIntegration {
             _ = try drop(trueBinary + [1], at: path)
             #expect(try await execStatus(path) == 0)
             #expect(try await execStatus(path) == 0)
-            let records = try agent.database.execs().filter { $0.path == PathBytes(path) }
+            var records: [ExecRecord] = []
+            let deadline = ContinuousClock.now + .seconds(10)
+            while records.count < 2 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+                records = try agent.database.execs().filter { $0.path == PathBytes(path) }
+            }
             #expect(records.count == 2)
             #expect(records.allSatisfy { $0.verdict == .allow && $0.wouldBe == .deny && $0.mode == .monitor })
             #expect(records.map(\.cached) == [false, true], "the second exec is answered from the cache")
