@@ -31,8 +31,11 @@ public enum Agent {
         /// The TCP port the intake listens on, once it does (useful with port 0).
         public let listening: ListeningPort
 
+        /// Prunes per the retention settings, when there are any.
+        public var retention: (any Service)?
+
         /// Start order; they stop in reverse, so intake stops first and the store last.
-        public var all: [any Service] { [store, responder, sensor] + http }
+        public var all: [any Service] { [store, responder, sensor] + (retention.map { [$0] } ?? []) + http }
     }
 
     /// Builds the database, the store writer and the sensor for `configuration`.
@@ -102,11 +105,17 @@ public enum Agent {
                         logger: logger))
             }
         }
-        return Services(
+        var services = Services(
             store: StoreService(writer: writer), sensor: sensor, database: database, intake: intake,
             responder: ResponderService(
                 responder: responder, policy: policy, policyPath: configuration.policyPath, logger: logger),
             http: http, listening: listening)
+        if let retention = configuration.retention {
+            services.retention = RetentionService(
+                database: database, quarantineDirectory: configuration.stateDirectory.quarantinePath,
+                settings: retention, logger: logger, clock: SensorService.wallClock)
+        }
+        return services
     }
 
     /// `shmwarden run`: serves until SIGTERM or SIGINT, then shuts down in reverse order and

@@ -24,6 +24,8 @@ public struct AgentConfiguration: Sendable {
     public var commitLogPath: String?
     /// The validated policy the responder starts with.
     public var policy: Policy = .none
+    /// How long records and evidence are kept (nil: forever).
+    public var retention: RetentionSettings?
     /// Where it came from, for SIGHUP reloads (nil: the built-in empty policy, nothing to reload).
     public var policyPath: String?
 

@@ -4,31 +4,66 @@
 import ArgumentParser
 import Foundation
 import Logging
+import WardenCore
 import WardenDaemon
+import WardenLinux
 import WardenSensors
 
-/// Options every state-touching command takes.
+/// Options every state-touching command takes, and the configuration file they fall back to.
 struct StateOptions: ParsableArguments {
     @Option(
         name: .customLong("state-dir"),
-        help: "State directory (database, evidence). Default: $SHMWARDEN_STATE_DIR or /var/lib/shmwarden.")
+        help: """
+            State directory (database, evidence, quarantine). Default: $SHMWARDEN_STATE_DIR, else \
+            state-dir in the configuration file, else /var/lib/shmwarden.
+            """)
     var stateDirectory: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "notice"
+    @Option(
+        help: "Configuration file (default: /etc/shmwarden/shmwarden.yaml when it exists). Flags win over it.")
+    var config: String?
 
-    var state: StateDirectory { StateDirectory(flag: stateDirectory) }
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default: notice).")
+    var logLevel: String?
 
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        _ = try configFile()
+    }
+
+    /// The configuration file's settings: `--config` (which must exist), else the default path
+    /// when it exists, else none. An invalid file is bad input (exit 2), reported with its lines.
+    func configFile() throws -> ConfigFile {
+        let path = config ?? (FileManager.default.fileExists(atPath: ConfigFile.defaultPath) ? ConfigFile.defaultPath : nil)
+        guard let path else { return ConfigFile() }
+        guard let bytes = try? sys_readFile(Array(path.utf8), followingSymlinks: true) else {
+            throw ValidationError("--config: cannot read '\(path)'")
+        }
+        switch ConfigFile.parse(String(decoding: bytes, as: UTF8.self), file: path) {
+        case .success(let file): return file
+        case .failure(let errors): throw ValidationError("invalid configuration:\n\(errors)")
         }
     }
 
-    /// A stderr logger at the chosen level (the daemon's only logging bootstrap).
+    var state: StateDirectory {
+        let environment = ProcessInfo.processInfo.environment
+        let fromConfig = environment["SHMWARDEN_STATE_DIR"] == nil ? (try? configFile())?.stateDirectory : nil
+        return StateDirectory(flag: stateDirectory ?? fromConfig, environment: environment)
+    }
+
+    /// A logger at the chosen level: journald's native protocol (structured fields) when
+    /// systemd started us or `log-format: journal`, else text on stderr.
     func makeLogger() -> Logger {
-        let level = Logger.Level(rawValue: logLevel) ?? .notice
+        let file = (try? configFile()) ?? ConfigFile()
+        let level = Logger.Level(rawValue: logLevel ?? file.logLevel ?? "notice") ?? .notice
+        let journal = file.logFormat.map { $0 == "journal" } ?? JournalLogHandler.startedBySystemd
         LoggingSystem.bootstrap { label in
+            if journal, var handler = JournalLogHandler(label: label) {
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -47,40 +82,29 @@ struct WatchOptions: ParsableArguments {
     @Flag(name: .customLong("no-discover"), help: "Do not watch tmpfs mounts found in /proc/self/mountinfo.")
     var noDiscover = false
 
-    @Option(help: "Record larger files as tooLarge instead of hashing them (bytes; K, M, G suffixes).")
-    var hashSizeCap: String = "256M"
+    @Option(help: "Record larger files as tooLarge instead of hashing them (bytes; K, M, G suffixes; default 256M).")
+    var hashSizeCap: String?
 
-    @Option(help: "How many files may be held open between create and close-write.")
-    var maxPinnedFiles: Int = 4096
+    @Option(help: "How many files may be held open between create and close-write (default 4096).")
+    var maxPinnedFiles: Int?
 
     func validate() throws {
-        if noDiscover && watchPaths.isEmpty {
-            throw ValidationError("--no-discover needs at least one --watch PATH: there would be nothing to watch")
-        }
-        guard ByteSize.parse(hashSizeCap) != nil else {
+        if let hashSizeCap, ByteSizeText.parse(hashSizeCap) == nil {
             throw ValidationError("--hash-size-cap: '\(hashSizeCap)' is not a size (e.g. 268435456, 512K, 256M, 1G)")
         }
-        guard maxPinnedFiles > 0 else { throw ValidationError("--max-pinned-files must be at least 1") }
+        if let maxPinnedFiles, maxPinnedFiles < 1 { throw ValidationError("--max-pinned-files must be at least 1") }
     }
 
-    func configuration(state: StateDirectory, commitLog: String? = nil) -> AgentConfiguration {
-        AgentConfiguration(
-            stateDirectory: state, watchPaths: watchPaths, discovery: noDiscover ? .none : .all,
-            hashSizeCap: ByteSize.parse(hashSizeCap) ?? 256 << 20, maxPinnedFiles: maxPinnedFiles,
-            commitLogPath: commitLog)
-    }
-}
-
-/// Sizes such as `4096`, `512K`, `256M`, `1G` (powers of 1024).
-enum ByteSize {
-    static func parse(_ text: String) -> Int64? {
-        let upper = text.uppercased()
-        let multipliers: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
-        if let last = upper.last, let multiplier = multipliers[last] {
-            guard let value = Int64(upper.dropLast()), value >= 0 else { return nil }
-            return value.multipliedReportingOverflow(by: multiplier).overflow ? nil : value * multiplier
+    /// The sensor's settings: flags, else the configuration file, else the defaults.
+    func configuration(state: StateDirectory, file: ConfigFile, commitLog: String? = nil) throws -> AgentConfiguration {
+        let watch = watchPaths.isEmpty ? (file.watch ?? []) : watchPaths
+        let discover = noDiscover ? false : (file.discover ?? true)
+        if !discover && watch.isEmpty {
+            throw ValidationError("--no-discover needs at least one --watch PATH: there would be nothing to watch")
         }
-        guard let value = Int64(upper), value >= 0 else { return nil }
-        return value
+        return AgentConfiguration(
+            stateDirectory: state, watchPaths: watch, discovery: discover ? .all : .none,
+            hashSizeCap: ByteSizeText.parse(hashSizeCap ?? file.hashSizeCap ?? "256M") ?? 256 << 20,
+            maxPinnedFiles: maxPinnedFiles ?? file.maxPinnedFiles ?? 4096, commitLogPath: commitLog)
     }
 }

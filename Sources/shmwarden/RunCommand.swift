@@ -3,25 +3,29 @@
 
 import ArgumentParser
 import Foundation
-import WardenDaemon
 import WardenCore
+import WardenDaemon
 import WardenHTTP
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run the agent: watch tmpfs mounts and record every executable dropped there.",
+        abstract: "Run the agent: watch tmpfs mounts, take Falco alerts, respond per policy.",
         discussion: """
             Watches every tmpfs mount (and --watch paths), follows mounts that appear or go away, \
             and records executables in <state-dir>/shmwarden.sqlite with evidence copies in \
-            <state-dir>/evidence. Falco alerts posted to --listen are correlated with those files             and answered per the --policy. SIGTERM or SIGINT stop it cleanly after flushing the store.
+            <state-dir>/evidence. Falco alerts posted to --listen are correlated with those files \
+            and answered per the --policy; the policy's guard section runs the exec guard. Every \
+            flag can also be set in /etc/shmwarden/shmwarden.yaml (see `shmwarden config check`); \
+            flags win. SIGHUP reloads the policy; SIGTERM or SIGINT stop it cleanly after \
+            flushing the store.
             """)
 
     @OptionGroup var state: StateOptions
     @OptionGroup var watch: WatchOptions
 
-    @Option(help: "Where Falco posts alerts (http_output.url: http://HOST:PORT/falco).")
-    var listen: String = "127.0.0.1:2804"
+    @Option(help: "Where Falco posts alerts (http_output.url: http://HOST:PORT/falco; default 127.0.0.1:2804).")
+    var listen: String?
 
     @Flag(help: "Do not listen for Falco alerts over HTTP.")
     var noListen = false
@@ -32,61 +36,66 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "A file holding a bearer token; when set, every request must carry it.")
     var tokenFile: String?
 
-    @Option(help: "Largest alert body accepted (bytes; K, M suffixes); larger gets 413.")
-    var bodyLimit: String = "1M"
+    @Option(help: "Largest alert body accepted (bytes; K, M suffixes; default 1M); larger gets 413.")
+    var bodyLimit: String?
 
     @Option(
         help: """
-            Response policy: a YAML file or a directory of them (default: /etc/shmwarden/policies when             it exists, else no responses). SIGHUP reloads it; an invalid reload keeps the last good policy.
+            Response policy: a YAML file or a directory of them (default: /etc/shmwarden/policies when \
+            it exists, else no responses). SIGHUP reloads it; an invalid reload keeps the last good policy.
             """)
     var policy: String?
 
     @Option(help: .hidden) var commitLog: String?
 
     func validate() throws {
-        guard HostPort.parse(listen) != nil else {
+        if let listen, listen != "off", !HostPortText.isValid(listen) {
             throw ValidationError("--listen must be HOST:PORT (e.g. 127.0.0.1:2804), got '\(listen)'")
         }
-        guard let limit = ByteSize.parse(bodyLimit), limit > 0, limit <= Int64(Int32.max) else {
+        if let bodyLimit, !Self.isValidBodyLimit(bodyLimit) {
             throw ValidationError("--body-limit: '\(bodyLimit)' is not a size between 1 byte and 2G")
         }
-        if let tokenFile, (try? readToken(tokenFile)) == nil {
+        if let tokenFile, (try? Self.readToken(tokenFile)) == nil {
             throw ValidationError("--token-file: cannot read a non-empty token from '\(tokenFile)'")
         }
     }
 
+    static func isValidBodyLimit(_ text: String) -> Bool {
+        guard let limit = ByteSizeText.parse(text) else { return false }
+        return limit > 0 && limit <= Int64(Int32.max)
+    }
+
     func run() async throws {
-        let logger = state.makeLogger()
-        var configuration = watch.configuration(state: state.state, commitLog: commitLog)
+        let file = try state.configFile()
+        var configuration = try watch.configuration(state: state.state, file: file, commitLog: commitLog)
         do {
-            (configuration.policy, configuration.policyPath) = try AgentConfiguration.loadPolicy(policy)
+            (configuration.policy, configuration.policyPath) = try AgentConfiguration.loadPolicy(policy ?? file.policy)
         } catch {
             throw UsageError(message: "invalid policy, not started:\n\(error.description)")
         }
-        if !noListen, let (host, port) = HostPort.parse(listen) {
+        configuration.retention = file.retention
+        let listenAddress = noListen ? "off" : (listen ?? file.listen ?? "127.0.0.1:2804")
+        if listenAddress != "off", let (host, port) = HostPortText.parse(listenAddress) {
+            let tokenPath = tokenFile ?? file.tokenFile
+            let limit = bodyLimit ?? file.bodyLimit ?? "1M"
+            guard Self.isValidBodyLimit(limit) else { throw UsageError(message: "body-limit '\(limit)' is out of range") }
+            let token: String?
+            do {
+                token = try tokenPath.map(Self.readToken)
+            } catch {
+                throw UsageError(message: "token-file: cannot read a non-empty token from '\(tokenPath ?? "")'")
+            }
             configuration.http = IntakeServerConfiguration(
-                host: host, port: port, unixSocketPath: unixSocket, bearerToken: try tokenFile.map(readToken),
-                bodyLimit: Int(ByteSize.parse(bodyLimit) ?? 1 << 20))
+                host: host, port: port, unixSocketPath: unixSocket ?? file.unixSocket, bearerToken: token,
+                bodyLimit: Int(ByteSizeText.parse(limit) ?? 1 << 20))
         }
+        let logger = state.makeLogger()
         try await Agent.run(configuration: configuration, logger: logger)
     }
 
-    private func readToken(_ path: String) throws -> String {
+    static func readToken(_ path: String) throws -> String {
         let token = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw ValidationError("empty token file") }
         return token
-    }
-}
-
-/// `HOST:PORT`, with `[v6]:PORT` for IPv6 literals.
-enum HostPort {
-    static func parse(_ text: String) -> (String, Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        return (host, port)
     }
 }

@@ -20,7 +20,8 @@ struct ScanCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = state.makeLogger()
-        let summary = try Agent.scan(configuration: watch.configuration(state: state.state), logger: logger)
+        let summary = try Agent.scan(
+            configuration: watch.configuration(state: state.state, file: try state.configFile()), logger: logger)
         if json {
             print(try JSONOutput.encode(summary))
         } else {

@@ -219,6 +219,32 @@ extension SensorIntegration {
             #expect(process.isRunning)
         }
 
+        @Test func configurationFileIsCheckedAndUsed() throws {
+            try #require(Binary.exists, "build first: swift build")
+            let directory = makeStateDirectory()
+            let good = directory + "-good.yaml"
+            let bad = directory + "-bad.yaml"
+            defer { for path in [directory, good, bad] { try? FileManager.default.removeItem(atPath: path) } }
+            try "state-dir: \(directory)\nlisten: off\nretention: {max-age: 7d}\n".write(
+                toFile: good, atomically: true, encoding: .utf8)
+            try "listen: nowhere\nwatch: relative\n".write(toFile: bad, atomically: true, encoding: .utf8)
+            let (status, stdout, _) = try Binary.run(["config", "check", good])
+            #expect(status == 0 && stdout.contains("state-dir: \(directory)") && stdout.contains("604800 s"))
+            let (badStatus, _, stderr) = try Binary.run(["config", "check", bad])
+            #expect(badStatus == 2 && stderr.contains("\(bad):1:9: listen must be HOST:PORT"))
+            #expect(stderr.contains("\(bad):2:8: each watch path must be an absolute path"))
+            #expect(try Binary.run(["run", "--config", bad]).0 == 2)
+            // Commands take the state directory from the file (the flag would win).
+            let scanned = directory + "-scanned"
+            try FileManager.default.createDirectory(atPath: scanned, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: scanned) }
+            let (scanStatus, _, _) = try Binary.run(["scan", "--config", good, "--no-discover", "--watch", scanned])
+            #expect(scanStatus == 0)
+            #expect(FileManager.default.fileExists(atPath: directory + "/shmwarden.sqlite"))
+            let (pruneStatus, pruneOut, _) = try Binary.run(["prune", "--config", good, "--dry-run"])
+            #expect(pruneStatus == 0 && pruneOut.hasPrefix("would remove: 0 alert(s)"))
+        }
+
         @Test(.enabled(if: TestEnvironment.isRoot))
         func adviseListsTmpfsMountsAsJSON() throws {
             try #require(Binary.exists, "build first: swift build")

@@ -176,6 +176,55 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         #expect(try database.files(ids: [2, 1, 77]).map(\.path) == [PathBytes("/dev/shm/x"), PathBytes("/dev/shm/y")])
     }
 
+    @Test func pruneKeepsWhatAlertsAndQuarantineStillNeed() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let database = temporary.database
+        let old: Int64 = 1_000
+        let recent: Int64 = 10_000_000_000_000
+        let sha = { (n: Int) in String(repeating: String(n), count: 64) }
+        var blobs: [StoreCommand] = []
+        for n in 1...5 {
+            var blob = sampleBlob(sha(n))
+            blob.evidencePath = "/evidence/\(n)"
+            blob.firstSeen = Timestamp(nanosecondsSinceEpoch: Int64(n))
+            blobs.append(.record(sampleRecord("/dev/shm/f\(n)", inode: UInt64(n), sha: sha(n), at: old, state: .deleted), blob))
+        }
+        // 1: deleted, old, unreferenced → goes. 2: referenced by a recent alert → stays.
+        // 3: quarantined hash → row goes, blob and copy stay. 4: present → stays. 5: old alert only → goes.
+        blobs[3] = .record(sampleRecord("/dev/shm/f4", inode: 4, sha: sha(4), at: old, state: .present), {
+            var blob = sampleBlob(sha(4))
+            blob.evidencePath = "/evidence/4"
+            return blob
+        }())
+        try database.apply(blobs)
+        func alert(_ id: String, at nanos: Int64, file: Int64) throws -> StoreCommand {
+            let json = #"{"rule":"r","priority":"Warning","time":"\#(Timestamp(nanosecondsSinceEpoch: nanos).rfc3339)","output_fields":{}}"#
+            return .alert(
+                AlertRecord(
+                    id: id, alert: try FalcoAlert.decode(Data(json.utf8)), receivedAt: Timestamp(nanosecondsSinceEpoch: nanos),
+                    correlations: [Correlation(fileID: file, sha256: nil, path: PathBytes("/x"), matchedBy: "t", confidence: 1)]))
+        }
+        try database.apply([try alert("recent", at: recent, file: 2), try alert("old", at: old, file: 5)])
+        let cutoff = Timestamp(nanosecondsSinceEpoch: recent - 1)
+        let preview = try database.prunePreview(olderThan: cutoff, evidenceBudget: nil, protected: [sha(3)])
+        #expect(try database.files().count == 5, "a dry run changes nothing")
+        let report = try database.prune(olderThan: cutoff, evidenceBudget: nil, protected: [sha(3)], dryRun: false)
+        #expect(report == preview)
+        #expect(report.alerts == 1 && report.files == 3 && report.blobs == 2)
+        #expect(Set(report.evidencePaths) == ["/evidence/1", "/evidence/5"])
+        #expect(try database.files().map(\.path.displayString).sorted() == ["/dev/shm/f2", "/dev/shm/f4"])
+        #expect(try database.alert(id: "recent") != nil && database.alert(id: "old") == nil)
+        #expect(try database.blob(sha256: sha(3))?.evidencePath == "/evidence/3")
+
+        // A budget of one blob's size: only copies nothing needs go (3 is protected, 2 is
+        // referenced by an alert, 4 is present): nothing left to drop.
+        let budget = try database.prune(olderThan: nil, evidenceBudget: 1, protected: [sha(3)], dryRun: false)
+        #expect(budget.evidencePaths.isEmpty)
+        let unprotected = try database.prune(olderThan: nil, evidenceBudget: 1, protected: [], dryRun: false)
+        #expect(unprotected.evidencePaths == ["/evidence/3"])
+    }
+
     @Test func sensorEventsAreKept() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }

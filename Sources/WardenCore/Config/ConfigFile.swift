@@ -1,0 +1,218 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Yams
+
+/// `/etc/shmwarden/shmwarden.yaml`: every setting a flag of `shmwarden run` sets. Flags win over
+/// the file; the file wins over the built-in defaults. Unknown keys and bad values are errors
+/// with their line.
+public struct ConfigFile: Hashable, Sendable {
+    public var stateDirectory: String?
+    public var watch: [String]?
+    public var discover: Bool?
+    public var hashSizeCap: String?
+    public var maxPinnedFiles: Int?
+    /// `HOST:PORT`, or `off` for no TCP listener.
+    public var listen: String?
+    public var unixSocket: String?
+    public var tokenFile: String?
+    public var bodyLimit: String?
+    public var policy: String?
+    public var logLevel: String?
+    /// `journal` or `text`; unset: journal when started by systemd, text otherwise.
+    public var logFormat: String?
+    public var retention: RetentionSettings?
+
+    public init() {}
+
+    /// The default location.
+    public static let defaultPath = "/etc/shmwarden/shmwarden.yaml"
+
+    static let keys = [
+        "state-dir", "watch", "discover", "hash-size-cap", "max-pinned-files", "listen", "unix-socket", "token-file",
+        "body-limit", "policy", "log-level", "log-format", "retention",
+    ]
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// Parses the file's text; `file` names it in errors.
+    public static func parse(_ text: String, file: String) -> Result<ConfigFile, PolicyErrors> {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            return .failure(PolicyErrors([PolicyParser.yamlError(error, file: file)]))
+        } catch {
+            return .failure(PolicyErrors([PolicyError(file: file, line: 0, reason: "\(error)")]))
+        }
+        var config = ConfigFile()
+        guard let root else { return .success(config) }  // an empty file sets nothing
+        var errors: [PolicyError] = []
+        func fail(_ node: Node, _ reason: String) {
+            errors.append(PolicyError(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, reason: reason))
+        }
+        func scalarText(_ node: Node, _ key: String) -> String? {
+            guard case .scalar(let scalar) = node, node.null == nil, !scalar.string.isEmpty else {
+                fail(node, "\(key) must be a single value")
+                return nil
+            }
+            return scalar.string
+        }
+        func size(_ node: Node, _ key: String) -> String? {
+            guard let value = scalarText(node, key) else { return nil }
+            guard ByteSizeText.parse(value) != nil else {
+                fail(node, "\(key) '\(value)' is not a size (e.g. 4096, 512K, 256M, 1G)")
+                return nil
+            }
+            return value
+        }
+        func absolute(_ node: Node, _ key: String) -> String? {
+            guard let value = scalarText(node, key) else { return nil }
+            guard value.hasPrefix("/") else {
+                fail(node, "\(key) must be an absolute path, not '\(value)'")
+                return nil
+            }
+            return value
+        }
+        guard case .mapping(let mapping) = root else {
+            return .failure(PolicyErrors([PolicyError(file: file, line: 1, column: 1, reason: "the configuration must be a mapping (key: value lines)")]))
+        }
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.string, keys.contains(key) else {
+                fail(keyNode, "unknown key '\(keyNode.string ?? "?")' (expected one of: \(keys.joined(separator: ", ")))")
+                continue
+            }
+            switch key {
+            case "state-dir": config.stateDirectory = absolute(value, key)
+            case "watch":
+                let items = value.sequence.map(Array.init) ?? [value]
+                config.watch = items.compactMap { absolute($0, "each watch path") }
+            case "discover":
+                guard let flag = value.bool, value.scalar != nil else {
+                    fail(value, "discover must be true or false")
+                    continue
+                }
+                config.discover = flag
+            case "hash-size-cap": config.hashSizeCap = size(value, key)
+            case "body-limit": config.bodyLimit = size(value, key)
+            case "max-pinned-files":
+                guard let count = value.int, count > 0 else {
+                    fail(value, "max-pinned-files must be a whole number of at least 1")
+                    continue
+                }
+                config.maxPinnedFiles = count
+            case "listen":
+                guard let listen = scalarText(value, key) else { continue }
+                guard listen == "off" || HostPortText.isValid(listen) else {
+                    fail(value, "listen must be HOST:PORT (e.g. 127.0.0.1:2804) or off, not '\(listen)'")
+                    continue
+                }
+                config.listen = listen
+            case "unix-socket": config.unixSocket = absolute(value, key)
+            case "token-file": config.tokenFile = absolute(value, key)
+            case "policy": config.policy = absolute(value, key)
+            case "log-level":
+                guard let level = scalarText(value, key) else { continue }
+                guard logLevels.contains(level) else {
+                    fail(value, "log-level must be one of \(logLevels.joined(separator: ", ")), not '\(level)'")
+                    continue
+                }
+                config.logLevel = level
+            case "log-format":
+                guard let format = scalarText(value, key) else { continue }
+                guard format == "journal" || format == "text" else {
+                    fail(value, "log-format must be journal or text, not '\(format)'")
+                    continue
+                }
+                config.logFormat = format
+            default:
+                config.retention = RetentionSettings.parse(value, fail: fail)
+            }
+        }
+        return errors.isEmpty ? .success(config) : .failure(PolicyErrors(errors))
+    }
+}
+
+/// How long evidence and rows are kept, and how much evidence may take.
+public struct RetentionSettings: Hashable, Sendable {
+    /// Seconds; rows and evidence older than this are pruned (nil: kept forever).
+    public var maxAgeSeconds: Int64?
+    /// Bytes the evidence directory may take; the oldest unreferenced copies go first.
+    public var evidenceBudgetBytes: Int64?
+
+    public init(maxAgeSeconds: Int64? = nil, evidenceBudgetBytes: Int64? = nil) {
+        self.maxAgeSeconds = maxAgeSeconds
+        self.evidenceBudgetBytes = evidenceBudgetBytes
+    }
+
+    /// `30d`, `12h`, `90m`, `3600s` or seconds.
+    public static func parseAge(_ text: String) -> Int64? {
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
+        var body = Substring(text)
+        var unit: Int64 = 1
+        if let last = body.last, let factor = units[last] {
+            unit = factor
+            body = body.dropLast()
+        }
+        guard let value = Int64(body), value > 0 else { return nil }
+        let (product, overflow) = value.multipliedReportingOverflow(by: unit)
+        return overflow ? nil : product
+    }
+
+    static func parse(_ node: Node, fail: (Node, String) -> Void) -> RetentionSettings? {
+        guard case .mapping(let mapping) = node else {
+            fail(node, "retention must be a mapping with max-age and/or evidence-budget")
+            return nil
+        }
+        var settings = RetentionSettings()
+        for (keyNode, value) in mapping {
+            let text = value.string ?? ""
+            switch keyNode.string {
+            case "max-age":
+                guard let age = parseAge(text) else {
+                    fail(value, "max-age '\(text)' is not an age like 30d, 12h or 3600s")
+                    continue
+                }
+                settings.maxAgeSeconds = age
+            case "evidence-budget":
+                guard let bytes = ByteSizeText.parse(text), bytes > 0 else {
+                    fail(value, "evidence-budget '\(text)' is not a size like 10G")
+                    continue
+                }
+                settings.evidenceBudgetBytes = bytes
+            default:
+                fail(keyNode, "unknown key '\(keyNode.string ?? "?")' in retention (expected max-age, evidence-budget)")
+            }
+        }
+        return settings
+    }
+}
+
+/// Sizes such as `4096`, `512K`, `256M`, `1G` (powers of 1024).
+public enum ByteSizeText {
+    public static func parse(_ text: String) -> Int64? {
+        let upper = text.uppercased()
+        let multipliers: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        if let last = upper.last, let multiplier = multipliers[last] {
+            guard let value = Int64(upper.dropLast()), value >= 0 else { return nil }
+            let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
+            return overflow ? nil : product
+        }
+        guard let value = Int64(upper), value >= 0 else { return nil }
+        return value
+    }
+}
+
+/// `HOST:PORT`, with `[v6]:PORT` for IPv6 literals.
+public enum HostPortText {
+    public static func parse(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        return (host, port)
+    }
+
+    public static func isValid(_ text: String) -> Bool { parse(text) != nil }
+}

@@ -1,0 +1,43 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Logging
+import ServiceLifecycle
+import WardenCore
+import WardenResponse
+import WardenStore
+
+/// Prunes per the retention settings a minute after start and then every hour.
+struct RetentionService: Service {
+    let database: EvidenceDatabase
+    let quarantineDirectory: String
+    let settings: RetentionSettings
+    let logger: Logger
+    let clock: @Sendable () -> Timestamp
+
+    func run() async throws {
+        var delay = Duration.seconds(60)
+        while true {
+            // Ends the wait early on a graceful shutdown, and then the service.
+            let wait = delay
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+            delay = .seconds(3600)
+            let (database, directory, settings, clock) = (database, quarantineDirectory, settings, clock)
+            do {
+                let report = try await DedicatedThread.result(name: "shmwarden-prune") {
+                    try Retention.prune(
+                        database: database, quarantineDirectory: directory, settings: settings, now: clock(), dryRun: false)
+                }
+                logger.notice(
+                    "pruned",
+                    metadata: [
+                        "prune.alerts": "\(report.alerts)", "prune.files": "\(report.files)",
+                        "prune.evidence": "\(report.evidencePaths.count)", "prune.bytes": "\(report.evidenceBytes)",
+                    ])
+            } catch {
+                logger.error("prune failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import WardenCore
+import WardenLinux
+import WardenStore
+
+/// Prunes the store and the evidence directory per the retention settings; never a quarantined
+/// sample (its hash is protected), nor anything a stored alert references.
+public enum Retention {
+    public static func prune(
+        database: EvidenceDatabase, quarantineDirectory: String, settings: RetentionSettings, now: Timestamp,
+        dryRun: Bool
+    ) throws -> PruneReport {
+        let quarantined = ((try? QuarantineVault.entries(in: quarantineDirectory)) ?? [])
+            .filter { $0.state != .restored }.map(\.sha256)
+        let cutoff = settings.maxAgeSeconds.map {
+            Timestamp(nanosecondsSinceEpoch: now.nanosecondsSinceEpoch - $0 * 1_000_000_000)
+        }
+        if dryRun {
+            return try database.prunePreview(
+                olderThan: cutoff, evidenceBudget: settings.evidenceBudgetBytes, protected: Set(quarantined))
+        }
+        let report = try database.prune(
+            olderThan: cutoff, evidenceBudget: settings.evidenceBudgetBytes, protected: Set(quarantined), dryRun: false)
+        // The rows are gone first: a crash here leaves at worst an unreferenced file, never a row
+        // pointing at a missing copy.
+        for path in report.evidencePaths { try? sys_unlink(Array(path.utf8)) }
+        return report
+    }
+}

@@ -1,0 +1,58 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import ArgumentParser
+import Foundation
+import WardenCore
+import WardenLinux
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Validate the configuration file.", subcommands: [Check.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check",
+            abstract: "Check /etc/shmwarden/shmwarden.yaml (or PATH) and print the settings it gives `run`.",
+            discussion: """
+                Keys: state-dir, watch, discover, hash-size-cap, max-pinned-files, listen (HOST:PORT or \
+                off), unix-socket, token-file, body-limit, policy, log-level, log-format (journal or \
+                text), retention {max-age, evidence-budget}. Every error is printed as \
+                FILE:LINE:COLUMN: reason, with exit code 2. Flags given to `run` win over the file.
+                """)
+
+        @Argument(help: "The configuration file (default: /etc/shmwarden/shmwarden.yaml).")
+        var path: String = ConfigFile.defaultPath
+
+        func run() throws {
+            guard let bytes = try? sys_readFile(Array(path.utf8), followingSymlinks: true) else {
+                throw UsageError(message: "cannot read '\(path)'")
+            }
+            let file: ConfigFile
+            switch ConfigFile.parse(String(decoding: bytes, as: UTF8.self), file: path) {
+            case .success(let parsed): file = parsed
+            case .failure(let errors):
+                FileHandle.standardError.write(Data((errors.description + "\n").utf8))
+                throw ExitCode(2)
+            }
+            func show(_ key: String, _ value: String?, _ fallback: String) {
+                print("\(key): \(value ?? fallback)\(value == nil ? "  (default)" : "")")
+            }
+            print("\(path): valid")
+            show("state-dir", file.stateDirectory, "/var/lib/shmwarden")
+            show("watch", file.watch.map { $0.joined(separator: ", ") }, "(none)")
+            show("discover", file.discover.map(String.init), "true")
+            show("hash-size-cap", file.hashSizeCap, "256M")
+            show("max-pinned-files", file.maxPinnedFiles.map(String.init), "4096")
+            show("listen", file.listen, "127.0.0.1:2804")
+            show("unix-socket", file.unixSocket, "(none)")
+            show("token-file", file.tokenFile, "(none)")
+            show("body-limit", file.bodyLimit, "1M")
+            show("policy", file.policy, "/etc/shmwarden/policies when it exists, else no responses")
+            show("log-level", file.logLevel, "notice")
+            show("log-format", file.logFormat, "journal under systemd, else text")
+            show("retention.max-age", file.retention?.maxAgeSeconds.map { "\($0) s" }, "(keep forever)")
+            show("retention.evidence-budget", file.retention?.evidenceBudgetBytes.map { "\($0) bytes" }, "(no budget)")
+        }
+    }
+}
