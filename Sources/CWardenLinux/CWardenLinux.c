@@ -7,7 +7,10 @@
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -133,4 +136,21 @@ int warden_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, con
 
 int warden_set_thread_nice(int nice) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
+}
+
+int warden_remount_in_namespace(int nsfd, const char *path, unsigned long flags) {
+    pid_t child = fork();
+    if (child < 0) return -1;
+    if (child == 0) {
+        if (nsfd >= 0 && setns(nsfd, CLONE_NEWNS) != 0) _exit(errno & 0xff);
+        if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags, NULL) != 0) _exit(errno & 0xff);
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    errno = WIFEXITED(status) ? WEXITSTATUS(status) : ECHILD;
+    return -1;
 }

@@ -104,16 +104,19 @@ public final class Fanotify {
         }
     }
 
-    /// Marks the whole mount at `path` (`FAN_MARK_MOUNT`) for `mask`.
-    public func markMount(_ path: [UInt8], mask: FanotifyMask) throws(SystemCallError) {
-        try mark(path, flags: Self.c.mark_add | Self.c.mark_mount, mask: mask)
+    /// Marks the whole filesystem holding `path` (`FAN_MARK_FILESYSTEM`) for `mask`: every mount
+    /// of it in every mount namespace, so an agent in its own namespace (systemd sandboxing, a
+    /// container) still sees what the host does there. A `FAN_MARK_MOUNT` would only see its
+    /// own copy of the mount.
+    public func markFilesystem(_ path: [UInt8], mask: FanotifyMask) throws(SystemCallError) {
+        try mark(path, flags: Self.c.mark_add | Self.c.mark_filesystem, mask: mask)
     }
 
-    /// Removes a mark made by `markMount` or `markDirectory` (`onChildren` for the latter).
-    public func unmark(_ path: [UInt8], mount: Bool, mask: FanotifyMask) throws(SystemCallError) {
+    /// Removes a mark made by `markFilesystem` or `markDirectory`.
+    public func unmark(_ path: [UInt8], filesystem: Bool, mask: FanotifyMask) throws(SystemCallError) {
         try mark(
-            path, flags: Self.c.mark_remove | (mount ? Self.c.mark_mount : 0),
-            mask: mount ? mask : mask.union(.eventOnChild))
+            path, flags: Self.c.mark_remove | (filesystem ? Self.c.mark_filesystem : 0),
+            mask: filesystem ? mask : mask.union(.eventOnChild))
     }
 
     private func mark(_ path: [UInt8], flags: UInt32, mask: FanotifyMask) throws(SystemCallError) {

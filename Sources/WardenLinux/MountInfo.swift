@@ -131,6 +131,16 @@ public enum MountTable {
         return try MountInfoParser.parse(try readAll(fd))
     }
 
+    /// The host's mount table (`/proc/1/mountinfo`): what a remount or an advice is about, even
+    /// when this process runs in a mount namespace of its own. Falls back to ours.
+    public static func readHost() throws -> [MountInfoEntry] {
+        guard let fd = try? sys_open(Array("/proc/1/mountinfo".utf8), flags: O_RDONLY, followingSymlinks: true) else {
+            return try read()
+        }
+        defer { sys_close(fd) }
+        return try MountInfoParser.parse(try readAll(fd))
+    }
+
     /// Reads `fd` from its start to end of file.
     public static func readAll(_ fd: FileDescriptor) throws -> [UInt8] {
         try sys_lseek(fd, to: 0)

@@ -147,12 +147,37 @@ public enum MountFlag {
 
 /// Changes only the per-mount flags of the mount at `target` (`MS_REMOUNT|MS_BIND`): the
 /// filesystem's own options (size, mode, …) are not touched. `flags` is the complete new set.
-public func sys_remountFlags(_ target: [UInt8], flags: UInt) throws(SystemCallError) {
+/// With `namespace` (an open `/proc/1/ns/mnt`), the mount changed is that namespace's.
+public func sys_remountFlags(_ target: [UInt8], flags: UInt, namespace: FileDescriptor? = nil)
+    throws(SystemCallError)
+{
     try withCPath(target) { (cTarget) throws(SystemCallError) in
         _ = try retryingInterrupts("mount", path: target) {
-            mount(nil, cTarget, nil, UInt(MS_REMOUNT) | UInt(MS_BIND) | flags, nil)
+            warden_remount_in_namespace(namespace?.rawValue ?? -1, cTarget, flags)
         }
     }
+}
+
+/// Where this process stands against the host's (pid 1's) mount namespace.
+public enum HostMountNamespace {
+    /// Ours is the host's.
+    case same
+    /// Ours is another one (systemd sandboxing, a container sharing the host's pids): an open
+    /// `/proc/1/ns/mnt`, which the caller closes.
+    case other(FileDescriptor)
+    /// pid 1's namespace cannot be read (a container without the host's pids).
+    case unknown
+}
+
+public func sys_hostMountNamespace() -> HostMountNamespace {
+    guard let ours = try? sys_statFollowing(Array("/proc/self/ns/mnt".utf8)),
+        let host = try? sys_statFollowing(Array("/proc/1/ns/mnt".utf8))
+    else { return .unknown }
+    if ours.inode == host.inode && ours.device == host.device { return .same }
+    guard let fd = try? sys_open(Array("/proc/1/ns/mnt".utf8), flags: O_RDONLY, followingSymlinks: true) else {
+        return .unknown
+    }
+    return .other(fd)
 }
 
 // MARK: - Small files

@@ -46,6 +46,9 @@ public enum MountAdvisor {
         public var after: [String]
         /// Nothing to do: every flag was already set.
         public var alreadySet: Bool
+        /// The host's mount namespace could not be read: the remount was made in ours, which may
+        /// not be the host's.
+        public var namespaceUnverified: Bool = false
     }
 
     /// Adds `restrictions` to the per-mount flags of the mount at `mountPoint`, keeping the rest
@@ -53,7 +56,15 @@ public enum MountAdvisor {
     public static func remount(_ mountPoint: PathBytes, adding restrictions: Set<MountRestriction>) throws
         -> RemountResult
     {
-        guard let entry = mount(at: mountPoint, in: try MountTable.read()) else {
+        // In a mount namespace of our own (systemd sandboxing), the mount to change is the host's.
+        let namespace = sys_hostMountNamespace()
+        var hostNamespace: FileDescriptor?
+        if case .other(let fd) = namespace { hostNamespace = fd }
+        defer { if let hostNamespace { sys_close(hostNamespace) } }
+        let table = { () throws -> [MountInfoEntry] in
+            hostNamespace == nil ? try MountTable.read() : try MountTable.readHost()
+        }
+        guard let entry = mount(at: mountPoint, in: try table()) else {
             throw SystemCallError(syscall: "mountinfo", path: mountPoint.bytes, errno: .noSuchFileOrDirectory)
         }
         let wanted = restrictions.map(\.rawValue)
@@ -62,11 +73,14 @@ public enum MountAdvisor {
         }
         var flags: UInt = 0
         for option in entry.mountOptions + wanted { flags |= MountFlag.byOption[option] ?? 0 }
-        try sys_remountFlags(mountPoint.bytes, flags: flags)
-        guard let after = mount(at: mountPoint, in: try MountTable.read()), wanted.allSatisfy(after.mountOptions.contains)
+        try sys_remountFlags(mountPoint.bytes, flags: flags, namespace: hostNamespace)
+        guard let after = mount(at: mountPoint, in: try table()), wanted.allSatisfy(after.mountOptions.contains)
         else {
             throw SystemCallError(syscall: "mount (verify)", path: mountPoint.bytes, errno: .ioError)
         }
-        return RemountResult(mountPoint: mountPoint, before: entry.mountOptions, after: after.mountOptions, alreadySet: false)
+        var result = RemountResult(
+            mountPoint: mountPoint, before: entry.mountOptions, after: after.mountOptions, alreadySet: false)
+        if case .unknown = namespace { result.namespaceUnverified = true }
+        return result
     }
 }

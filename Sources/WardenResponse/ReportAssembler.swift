@@ -26,7 +26,7 @@ public struct ReportAssembler: Sendable {
         guard let record = try database.alert(id: alertID) else { return nil }
         let files = try database.files(ids: record.correlations.map(\.fileID))
         let byID = Dictionary(uniqueKeysWithValues: files.compactMap { file in file.id.map { ($0, file) } })
-        let mounts = (try? MountTable.read()) ?? []
+        let mounts = (try? MountTable.readHost()) ?? []
         // Reading the sidecars does not change the quarantine: no recovery is run from here.
         let quarantine = (try? QuarantineVault.entries(in: quarantineDirectory)) ?? []
         let evidence = record.correlations.compactMap { correlation -> ReportEvidence? in

@@ -192,7 +192,7 @@ public final class Responder: Sendable {
             }
 
         case .adviseNoexec:
-            let entries = (try? MountTable.read()) ?? []
+            let entries = (try? MountTable.readHost()) ?? []
             return mounts(of: planned.files).map { mountPoint, file in
                 guard let entry = MountAdvisor.mount(at: mountPoint, in: entries) else {
                     return (row(.skipped, file, mountPoint.displayString, "\(mountPoint) is no longer mounted", nil), [])
@@ -217,6 +217,9 @@ public final class Responder: Sendable {
                     let detail = result.alreadySet
                         ? "\(mountPoint) already had \(options)"
                         : "remounted \(mountPoint): \(result.before.joined(separator: ",")) -> \(result.after.joined(separator: ","))"
+                            + (result.namespaceUnverified
+                                ? " (in shmwarden's mount namespace; the host's, /proc/1/ns/mnt, could not be read to confirm it is the same)"
+                                : "")
                     return (row(.performed, file, mountPoint.displayString, detail, nil), [])
                 } catch let error as SystemCallError {
                     return (row(.failed, file, mountPoint.displayString, "remount \(mountPoint): \(error)", error.errno.rawValue), [])
@@ -233,7 +236,7 @@ public final class Responder: Sendable {
     /// Each distinct mount holding one of `files` (the real mount, not a `--watch` root below
     /// it), with the first file on it.
     private func mounts(of files: [PolicyFile]) -> [(PathBytes, PolicyFile)] {
-        let entries = (try? MountTable.read()) ?? []
+        let entries = (try? MountTable.readHost()) ?? []
         var seen = Set<PathBytes>()
         return files.compactMap { file in
             guard file.mountPoint != nil else { return nil }

@@ -9,7 +9,7 @@ import WardenLinux
 import WardenStore
 
 /// The exec guard: a `FAN_CLASS_CONTENT` fanotify group with `FAN_OPEN_EXEC_PERM` marks on the
-/// watched tmpfs mounts, answered by one dedicated thread.
+/// watched tmpfs filesystems, answered by one dedicated thread.
 ///
 /// Every exec there waits in the kernel until this thread answers, so the thread never waits on
 /// anything but the file itself: the hash is read from the descriptor the kernel handed over
@@ -35,7 +35,8 @@ final class ExecGuard {
     private let ownPID = sys_getpid()
 
     private var fanotify: Fanotify?
-    /// Marked roots: whether each is a whole mount (`FAN_MARK_MOUNT`) or a directory's children.
+    /// Marked roots: whether each is a whole filesystem (`FAN_MARK_FILESYSTEM`, for mount points)
+    /// or a directory's children.
     private var marked: [PathBytes: Bool] = [:]
     private var generation = -1
     private var mode = GuardPolicy.Mode.off
@@ -157,14 +158,14 @@ final class ExecGuard {
         let wanted = WatchRoots.wanted(configuration: configuration, mounts: entries, logger: nil)
         let mountPoints = Set(MountInfoParser.visible(entries).map { PathBytes($0.mountPoint) })
         for (path, isMount) in marked where wanted[path] == nil {
-            try? fanotify.unmark(path.bytes, mount: isMount, mask: .openExecPermission)
+            try? fanotify.unmark(path.bytes, filesystem: isMount, mask: .openExecPermission)
             marked.removeValue(forKey: path)
         }
         for path in wanted.keys.sorted() where marked[path] == nil {
             let isMount = mountPoints.contains(path)
             do {
                 if isMount {
-                    try fanotify.markMount(path.bytes, mask: .openExecPermission)
+                    try fanotify.markFilesystem(path.bytes, mask: .openExecPermission)
                 } else {
                     try fanotify.markDirectory(path.bytes, mask: .openExecPermission)
                 }

@@ -64,3 +64,10 @@ int warden_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, con
 
 /// setpriority(2) on the calling thread (its tid): Linux nice values are per thread.
 int warden_set_thread_nice(int nice);
+
+/// Changes the per-mount flags of the mount at `path` (mount(2) with MS_REMOUNT | MS_BIND |
+/// `flags`) inside the mount namespace `nsfd` (an open /proc/PID/ns/mnt), or in ours when
+/// `nsfd` is -1. A multithreaded process cannot setns(2) into a mount namespace, so a child is
+/// forked that runs only setns, mount and _exit (all async-signal-safe) and reports errno as its
+/// exit status.
+int warden_remount_in_namespace(int nsfd, const char *path, unsigned long flags);
