@@ -166,11 +166,14 @@ final class CommitLog: Sendable {
 
 extension Agent {
     /// `shmwarden scan`: one pass over the watched roots, recorded through the same pipeline.
-    public static func scan(configuration: AgentConfiguration, logger: Logger) throws -> ScanSummary {
+    public static func scan(
+        configuration: AgentConfiguration, logger: Logger, progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws -> ScanSummary {
         umask(0o077)
         try configuration.stateDirectory.prepare()
         let database = try EvidenceDatabase(path: configuration.stateDirectory.databasePath)
-        return try Scanner.scan(configuration: configuration.sensorConfiguration, database: database, logger: logger)
+        return try Scanner.scan(
+            configuration: configuration.sensorConfiguration, database: database, logger: logger, progress: progress)
     }
 }
 

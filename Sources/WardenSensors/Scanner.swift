@@ -18,9 +18,11 @@ public struct ScanSummary: Encodable, Sendable {
 
 /// One pass over what is on the watched roots now, through the same capture pipeline as `run`.
 public enum Scanner {
+    static let chunkSize = 5000
+
     public static func scan(
         configuration: SensorConfiguration, database: EvidenceDatabase, logger: Logger,
-        metrics: SensorMetrics = SensorMetrics()
+        metrics: SensorMetrics = SensorMetrics(), progress: ((_ done: Int, _ total: Int) -> Void)? = nil
     ) throws -> ScanSummary {
         let mounts = try MountTable.read()
         let roots = WatchRoots.wanted(configuration: configuration, mounts: mounts, logger: logger)
@@ -51,14 +53,26 @@ public enum Scanner {
                 }
             })
         var examined = 0
-        for (root, facts) in roots.sorted(by: { $0.key < $1.key }) {
-            let files = DirectoryWalker.walk(root, device: facts.device, excluded: configuration.excludedPaths)
-            examined += files.count
-            processor.process(.rescan(root: root, files: files, reconcile: true))
-            keeper.process(evidence)
-            evidence.removeAll()
-            try database.apply(commands)
-            commands.removeAll()
+        let walked = roots.sorted(by: { $0.key < $1.key }).map { root, facts in
+            (root, DirectoryWalker.walk(root, device: facts.device, excluded: configuration.excludedPaths))
+        }
+        let total = walked.reduce(0) { $0 + $1.1.count }
+        for (root, files) in walked {
+            // In chunks, committed as they go, so a large tmpfs shows progress and bounded memory.
+            var start = 0
+            repeat {
+                let chunk = Array(files[start..<min(files.count, start + Self.chunkSize)])
+                processor.process(.rescan(root: root, files: chunk, reconcile: false))
+                keeper.process(evidence)
+                evidence.removeAll()
+                try database.apply(commands)
+                commands.removeAll()
+                start += chunk.count
+                examined += chunk.count
+                progress?(examined, total)
+            } while start < files.count
+            // Anything recorded below this root that the walk did not find is gone.
+            try database.apply([.reconcile(root: root, present: Set(files), at: SensorService.wallClock())])
         }
         for index in recorded.indices {
             recorded[index].evidencePath = recorded[index].sha256.flatMap { evidencePaths[$0] }

@@ -10,7 +10,12 @@ import WardenSensors
 struct ScanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan",
-        abstract: "One pass over what is on the watched tmpfs mounts now, recorded like `run` would.")
+        abstract: "One pass over what is on the watched tmpfs mounts now, recorded like `run` would.",
+        discussion: """
+            Walks every tmpfs mount (and --watch paths), classifies and hashes every executable, \
+            keeps evidence copies, and marks as deleted what the store had there but is gone. Runs \
+            beside a running agent safely. Progress goes to stderr on large mounts.
+            """)
 
     @OptionGroup var state: StateOptions
     @OptionGroup var watch: WatchOptions
@@ -21,7 +26,12 @@ struct ScanCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = state.makeLogger()
         let summary = try Agent.scan(
-            configuration: watch.configuration(state: state.state, file: try state.configFile()), logger: logger)
+            configuration: watch.configuration(state: state.state, file: try state.configFile()), logger: logger,
+            progress: { done, total in
+                // Progress goes to stderr, so --json output on stdout stays clean.
+                guard total > 5000 else { return }
+                FileHandle.standardError.write(Data("scan: \(done)/\(total) entries\n".utf8))
+            })
         if json {
             print(try JSONOutput.encode(summary))
         } else {
