@@ -29,7 +29,7 @@ final class ExecGuard {
     /// Hands a denied file's descriptor to the capture thread; false when it cannot take it.
     private let capture: (CaptureJob) -> Bool
     private let now: () -> Timestamp
-    private let wakeup: FileDescriptor
+    private let stop: StopSignal
     private let mountInfo: FileDescriptor
     private let digest = DescriptorDigest()
     private let ownPID = sys_getpid()
@@ -61,19 +61,17 @@ final class ExecGuard {
         self.now = now
         self.record = record
         self.capture = capture
-        self.wakeup = try sys_eventfd()
+        self.stop = try StopSignal()
         self.mountInfo = try sys_open(MountTable.path, flags: O_RDONLY, followingSymlinks: true)
     }
 
     deinit {
-        sys_close(wakeup)
         sys_close(mountInfo)
     }
 
     /// Asks the guard thread to stop; safe from any thread.
     func requestStop() {
-        var one: UInt64 = 1
-        _ = withUnsafeBytes(of: &one) { Glibc.write(wakeup.rawValue, $0.baseAddress, 8) }
+        stop.fire()
     }
 
     func run() {
@@ -82,7 +80,7 @@ final class ExecGuard {
         applyPolicyIfChanged()
         var fds = [
             pollfd(fd: -1, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakeup.rawValue, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: stop.descriptor.rawValue, events: Int16(POLLIN), revents: 0),
             pollfd(fd: mountInfo.rawValue, events: Int16(POLLPRI), revents: 0),
         ]
         while true {

@@ -45,7 +45,7 @@ final class SensorEngine {
     /// jobs the reader leaves fanotify events in the kernel's queue until the capture thread
     /// catches up (an overflow there becomes a rescan).
     private let fanotifyBacklogLimit: Int
-    private let wakeup: FileDescriptor
+    private let stop: StopSignal
     private let mountInfo: FileDescriptor
 
     private var roots: [PathBytes: Root] = [:]
@@ -76,20 +76,18 @@ final class SensorEngine {
                 metadata: ["error": "\(error)"])
         }
         self.fanotifyBacklogLimit = max(256, min(configuration.captureQueueCapacity / 2, 8192))
-        self.wakeup = try sys_eventfd()
+        self.stop = try StopSignal()
         self.mountInfo = try sys_open(MountTable.path, flags: O_RDONLY, followingSymlinks: true)
         self.pins = PinTable(capacity: configuration.maxPinnedFiles)
     }
 
     deinit {
-        sys_close(wakeup)
         sys_close(mountInfo)
     }
 
     /// Asks the reader thread to stop; safe from any thread.
     func requestStop() {
-        var one: UInt64 = 1
-        _ = withUnsafeBytes(of: &one) { Glibc.write(wakeup.rawValue, $0.baseAddress, 8) }
+        stop.fire()
     }
 
     /// Sets up the initial roots; then `ready` is called, and the thread serves events until stopped.
@@ -98,7 +96,7 @@ final class SensorEngine {
         ready()
         var fds = [
             pollfd(fd: inotify.descriptor.rawValue, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakeup.rawValue, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: stop.descriptor.rawValue, events: Int16(POLLIN), revents: 0),
             pollfd(fd: mountInfo.rawValue, events: Int16(POLLPRI), revents: 0),
             pollfd(fd: fanotify?.descriptor.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
         ]

@@ -200,3 +200,38 @@ extension SensorIntegration.CommandLineTests {
         #expect(out.contains(id))
     }
 }
+
+/// `shmwarden run` as a separate process, its log in a file the test can wait on.
+final class AgentProcess {
+    let process = Process()
+    let logFile: String
+
+    /// Starts `shmwarden run` with `arguments` (after `run`).
+    init(_ arguments: [String], logFile: String) throws {
+        self.logFile = logFile
+        FileManager.default.createFile(atPath: logFile, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = ["run"] + arguments
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Waits (20 s at most) until the log contains `text`.
+    func waitForLog(_ text: String) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains(text) == true { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    /// kill -9 and reap.
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}

@@ -133,23 +133,12 @@ extension SensorIntegration {
             try "mode: monitor\nguard: {mode: enforce}\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
             let path = mount.child("refused")
             _ = try drop(trueBinary + [3], at: path)
-            FileManager.default.createFile(atPath: logFile, contents: nil)
-            let agent = Process()
-            agent.executableURL = URL(fileURLWithPath: Binary.path)
-            agent.arguments = [
-                "run", "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyFile, "--state-dir", state,
-            ]
-            agent.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
-            try agent.run()
-            let deadline = ContinuousClock.now + .seconds(20)
-            while ContinuousClock.now < deadline,
-                (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains("exec guard enforce") != true
-            {
-                try await Task.sleep(for: .milliseconds(50))
-            }
+            let agent = try AgentProcess(
+                ["--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyFile, "--state-dir", state],
+                logFile: logFile)
+            #expect(try await agent.waitForLog("exec guard enforce"))
             #expect(try await execStatus(path) == 126, "guarded while the agent runs")
-            kill(agent.processIdentifier, SIGKILL)
-            agent.waitUntilExit()
+            agent.kill9()
             #expect(try await execStatus(path) == 0, "released when the agent is gone")
         }
 
@@ -169,34 +158,19 @@ extension SensorIntegration {
                 toFile: policyDirectory + "/main.yaml", atomically: true, encoding: .utf8)
             let path = mount.child("tool")
             let sha = try drop(trueBinary + [4], at: path)
-            FileManager.default.createFile(atPath: logFile, contents: nil)
-            let agent = Process()
-            agent.executableURL = URL(fileURLWithPath: Binary.path)
-            agent.arguments = [
-                "run", "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyDirectory,
-                "--state-dir", state,
-            ]
-            agent.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
-            try agent.run()
-            defer {
-                kill(agent.processIdentifier, SIGKILL)
-                agent.waitUntilExit()
-            }
-            func waitForLog(_ text: String) async throws -> Bool {
-                let deadline = ContinuousClock.now + .seconds(20)
-                while ContinuousClock.now < deadline {
-                    if (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains(text) == true { return true }
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-                return false
-            }
-            #expect(try await waitForLog("exec guard enforce"))
+            let agent = try AgentProcess(
+                [
+                    "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyDirectory,
+                    "--state-dir", state,
+                ], logFile: logFile)
+            defer { agent.kill9() }
+            #expect(try await agent.waitForLog("exec guard enforce"))
             #expect(try await execStatus(path) == 126)
             let (status, stdout, stderr) = try Binary.run(
                 ["guard", "allow", sha, "--policy", policyDirectory, "--state-dir", state])
             #expect(status == 0, "\(stderr)")
-            #expect(stdout.contains("told the agent (pid \(agent.processIdentifier)) to reload"))
-            #expect(try await waitForLog("policy reloaded"))
+            #expect(stdout.contains("told the agent (pid \(agent.pid)) to reload"))
+            #expect(try await agent.waitForLog("policy reloaded"))
             #expect(try await execStatus(path) == 0, "allowed after the reload")
             let (listStatus, listed, _) = try Binary.run(["guard", "list", "--policy", policyDirectory])
             #expect(listStatus == 0 && listed.contains(sha) && listed.contains("guard: enforce"))

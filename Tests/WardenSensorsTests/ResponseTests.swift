@@ -183,40 +183,24 @@ extension SensorIntegration {
                 for path in [state, policyFile, logFile] { try? FileManager.default.removeItem(atPath: path) }
             }
             try "mode: monitor\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
-            FileManager.default.createFile(atPath: logFile, contents: nil)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Binary.path)
-            process.arguments = [
-                "run", "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyFile, "--state-dir", state,
-                "--log-level", "info",
-            ]
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            defer {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-            }
-            func waitForLog(_ text: String) async throws -> Bool {
-                let deadline = ContinuousClock.now + .seconds(20)
-                while ContinuousClock.now < deadline {
-                    if (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains(text) == true { return true }
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-                return false
-            }
-            #expect(try await waitForLog("shmwarden running"))
+            let agent = try AgentProcess(
+                [
+                    "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyFile, "--state-dir", state,
+                    "--log-level", "info",
+                ], logFile: logFile)
+            defer { agent.kill9() }
+            #expect(try await agent.waitForLog("shmwarden running"))
             try "mode: enforce\nrules: [{name: x, actions: [explode]}]\n".write(
                 toFile: policyFile, atomically: true, encoding: .utf8)
-            kill(process.processIdentifier, SIGHUP)
-            #expect(try await waitForLog("policy reload rejected; keeping the last good policy"))
-            #expect(try await waitForLog("unknown action 'explode'"))
+            kill(agent.pid, SIGHUP)
+            #expect(try await agent.waitForLog("policy reload rejected; keeping the last good policy"))
+            #expect(try await agent.waitForLog("unknown action 'explode'"))
             try "mode: enforce\nrules: [{name: x, actions: [record]}]\n".write(
                 toFile: policyFile, atomically: true, encoding: .utf8)
-            kill(process.processIdentifier, SIGHUP)
-            #expect(try await waitForLog("policy reloaded"))
-            #expect(try await waitForLog("policy.mode=enforce"))
-            #expect(process.isRunning)
+            kill(agent.pid, SIGHUP)
+            #expect(try await agent.waitForLog("policy reloaded"))
+            #expect(try await agent.waitForLog("policy.mode=enforce"))
+            #expect(agent.process.isRunning)
         }
 
         @Test func configurationFileIsCheckedAndUsed() throws {

@@ -41,12 +41,33 @@ public struct PolicyMatch: Hashable, Sendable {
     }
 }
 
-/// `>=Warning`, `<Error`, `Critical` (exactly), …: compares by severity, Emergency highest.
-public struct PriorityCondition: Hashable, Sendable, CustomStringConvertible {
-    public enum Comparison: String, Hashable, Sendable, CaseIterable {
-        case atLeast = ">=", above = ">", atMost = "<=", below = "<", equal = "=="
+/// The operator of a policy comparison (`>=Warning`, `<=64MiB`).
+public enum Comparison: String, Hashable, Sendable, CaseIterable {
+    case atLeast = ">=", above = ">", atMost = "<=", below = "<", equal = "=="
+
+    /// Splits a leading operator off `text` (none means `==`); longest operators are tried first,
+    /// so `>=` is not read as `>`.
+    static func split(_ text: Substring) -> (Comparison, Substring) {
+        for candidate in [Comparison.atLeast, .atMost, .equal, .above, .below] where text.hasPrefix(candidate.rawValue) {
+            return (candidate, text.dropFirst(candidate.rawValue.count))
+        }
+        return (.equal, text)
     }
 
+    /// `value <op> reference`.
+    public func holds<T: Comparable>(_ value: T, _ reference: T) -> Bool {
+        switch self {
+        case .atLeast: value >= reference
+        case .above: value > reference
+        case .atMost: value <= reference
+        case .below: value < reference
+        case .equal: value == reference
+        }
+    }
+}
+
+/// `>=Warning`, `<Error`, `Critical` (exactly), …: compares by severity, Emergency highest.
+public struct PriorityCondition: Hashable, Sendable, CustomStringConvertible {
     public var comparison: Comparison
     public var priority: FalcoPriority
 
@@ -57,27 +78,14 @@ public struct PriorityCondition: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `>=Warning` (spaces allowed, names in any case; no operator means `==`).
     public init?(parsing text: String) {
-        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
-        var comparison = Comparison.equal
-        // Longest operators first, so `>=` is not read as `>`.
-        for candidate in [Comparison.atLeast, .atMost, .equal, .above, .below] where rest.hasPrefix(candidate.rawValue) {
-            comparison = candidate
-            rest = rest.dropFirst(candidate.rawValue.count)
-            break
-        }
+        let (comparison, rest) = Comparison.split(Substring(text.trimmingCharacters(in: .whitespaces)))
         guard let priority = FalcoPriority(name: rest.trimmingCharacters(in: .whitespaces)) else { return nil }
         self.init(comparison, priority)
     }
 
     public func matches(_ value: FalcoPriority) -> Bool {
         // FalcoPriority orders by severity: Debug < … < Emergency.
-        switch comparison {
-        case .atLeast: value >= priority
-        case .above: value > priority
-        case .atMost: value <= priority
-        case .below: value < priority
-        case .equal: value == priority
-        }
+        comparison.holds(value, priority)
     }
 
     public var description: String { comparison.rawValue + priority.name }
@@ -154,23 +162,17 @@ public struct FileCondition: Hashable, Sendable {
 
 /// `<=64MiB`, `>0`, `4096`: a size comparison in bytes (units B, KiB, MiB, GiB).
 public struct SizeCondition: Hashable, Sendable, CustomStringConvertible {
-    public var comparison: PriorityCondition.Comparison
+    public var comparison: Comparison
     public var bytes: Int64
 
-    public init(_ comparison: PriorityCondition.Comparison, _ bytes: Int64) {
+    public init(_ comparison: Comparison, _ bytes: Int64) {
         self.comparison = comparison
         self.bytes = bytes
     }
 
     public init?(parsing text: String) {
-        var rest = Substring(text.replacingOccurrences(of: " ", with: ""))
-        var comparison = PriorityCondition.Comparison.equal
-        for candidate in [PriorityCondition.Comparison.atLeast, .atMost, .equal, .above, .below]
-        where rest.hasPrefix(candidate.rawValue) {
-            comparison = candidate
-            rest = rest.dropFirst(candidate.rawValue.count)
-            break
-        }
+        let (comparison, operand) = Comparison.split(Substring(text.replacingOccurrences(of: " ", with: "")))
+        var rest = operand
         let units: [(String, Int64)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
         var multiplier: Int64 = 1
         for (suffix, factor) in units where rest.hasSuffix(suffix) {
@@ -184,15 +186,7 @@ public struct SizeCondition: Hashable, Sendable, CustomStringConvertible {
         self.init(comparison, bytes)
     }
 
-    public func matches(_ size: Int64) -> Bool {
-        switch comparison {
-        case .atLeast: size >= bytes
-        case .above: size > bytes
-        case .atMost: size <= bytes
-        case .below: size < bytes
-        case .equal: size == bytes
-        }
-    }
+    public func matches(_ size: Int64) -> Bool { comparison.holds(size, bytes) }
 
     public var description: String { comparison.rawValue + String(bytes) }
 }
