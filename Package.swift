@@ -78,7 +78,7 @@ let package = Package(
         .target(
             name: "WardenResponse",
             dependencies: [
-                "WardenCore", "WardenStore", "WardenLinux",
+                "WardenCore", "WardenStore", "WardenLinux", "CSeccomp",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -118,6 +118,9 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The containment tests' helper: tries one forbidden thing inside the sandbox.
+        // Linked with the Swift runtime statically: it must run inside a jail that has only /usr.
+        .executableTarget(name: "sandbox-probe", linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Real tmpfs mounts and state directories for the test targets; never linked into shmwarden.
         .target(name: "WardenTestSupport", swiftSettings: strictSettings),
         .testTarget(

@@ -154,3 +154,191 @@ int warden_remount_in_namespace(int nsfd, const char *path, unsigned long flags)
     errno = WIFEXITED(status) ? WEXITSTATUS(status) : ECHILD;
     return -1;
 }
+
+// MARK: - Sandbox launcher (async-signal-safe system calls only below clone)
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <grp.h>
+#include <signal.h>
+
+enum {
+    SBX_PRIVATE = 1, SBX_ROOT_BIND, SBX_BINDS, SBX_TMP, SBX_PIVOT, SBX_OLDROOT, SBX_PROC, SBX_HOSTNAME,
+    SBX_SETSID, SBX_FORK, SBX_STDIO, SBX_RLIMIT, SBX_GROUPS, SBX_GID, SBX_UID, SBX_NNP, SBX_PDEATHSIG,
+    SBX_SECCOMP, SBX_NOTIFY, SBX_EXEC, SBX_ROOT_RO
+};
+
+static void sbx_report(int fd, int stage, int error, int kind, int value) {
+    struct warden_sandbox_status status = { stage, error, kind, value };
+    ssize_t ignored = write(fd, &status, sizeof status);
+    (void)ignored;
+}
+
+static void sbx_fail(const struct warden_sandbox_spec *spec, int stage) {
+    sbx_report(spec->status_fd, stage, errno, 0, 0);
+    _exit(127);
+}
+
+/// Joins `root` and `path` into `out` (both NUL-terminated, no allocation).
+static int sbx_join(char *out, size_t size, const char *root, const char *path) {
+    size_t n = 0;
+    for (const char *p = root; *p; p++) { if (n + 1 >= size) return -1; out[n++] = *p; }
+    for (const char *p = path; *p; p++) { if (n + 1 >= size) return -1; out[n++] = *p; }
+    out[n] = 0;
+    return 0;
+}
+
+static void sbx_sample(const struct warden_sandbox_spec *spec) {
+    if (dup2(spec->stdout_fd, 1) < 0 || dup2(spec->stderr_fd, 2) < 0) sbx_fail(spec, SBX_STDIO);
+    int null = open("/dev/null", O_RDONLY);
+    if (null >= 0) { dup2(null, 0); close(null); }
+    const int resources[5] = { RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC };
+    for (int i = 0; i < 5; i++) {
+        if (setrlimit(resources[i], &spec->limits[i]) != 0) sbx_fail(spec, SBX_RLIMIT);
+    }
+    if (setgroups(0, NULL) != 0) sbx_fail(spec, SBX_GROUPS);
+    if (setresgid(spec->gid, spec->gid, spec->gid) != 0) sbx_fail(spec, SBX_GID);
+    if (setresuid(spec->uid, spec->uid, spec->uid) != 0) sbx_fail(spec, SBX_UID);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) sbx_fail(spec, SBX_NNP);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) sbx_fail(spec, SBX_PDEATHSIG);
+    // Keep the sample's memory readable to the supervisor (process_vm_readv) after the uid change.
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    // The sample descriptor must survive execveat for scripts (their interpreter opens /dev/fd/N).
+    int flags = fcntl(spec->sample_fd, F_GETFD);
+    if (flags >= 0) fcntl(spec->sample_fd, F_SETFD, flags & ~FD_CLOEXEC);
+    struct sock_fprog program = { spec->filter_length, (struct sock_filter *)spec->filter };
+    // FLAG_LOG: refused and killed calls reach the audit log, where the supervisor counts them.
+    unsigned int filter_flags = SECCOMP_FILTER_FLAG_LOG | (spec->notify_socket >= 0 ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0);
+    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, filter_flags, &program);
+    if (listener < 0) sbx_fail(spec, SBX_SECCOMP);
+    if (spec->notify_socket >= 0) {
+        char data = 'L';
+        struct iovec iov = { &data, 1 };
+        union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+        memset(&control, 0, sizeof control);
+        struct msghdr message = { 0 };
+        message.msg_iov = &iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.buffer;
+        message.msg_controllen = sizeof control.buffer;
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int));
+        int fd = (int)listener;
+        memcpy(CMSG_DATA(header), &fd, sizeof fd);
+        if (sendmsg(spec->notify_socket, &message, MSG_NOSIGNAL) != 1) sbx_fail(spec, SBX_NOTIFY);
+        close(fd);
+        close(spec->notify_socket);
+    }
+    syscall(SYS_execveat, spec->sample_fd, "", spec->argv, spec->envp, AT_EMPTY_PATH);
+    sbx_fail(spec, SBX_EXEC);
+}
+
+static void sbx_init(const struct warden_sandbox_spec *spec) {
+    char path[4096];
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) sbx_fail(spec, SBX_PRIVATE);
+    if (mount(spec->root, spec->root, NULL, MS_BIND | MS_REC, NULL) != 0) sbx_fail(spec, SBX_ROOT_BIND);
+    for (int i = 0; i < spec->bind_count; i++) {
+        if (sbx_join(path, sizeof path, spec->root, spec->bind_sources[i]) != 0) { errno = ENAMETOOLONG; sbx_fail(spec, SBX_BINDS); }
+        if (mount(spec->bind_sources[i], path, NULL, MS_BIND | MS_REC, NULL) != 0) sbx_fail(spec, SBX_BINDS);
+        unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | (spec->bind_device[i] ? 0 : MS_NODEV);
+        if (mount(NULL, path, NULL, flags, NULL) != 0) sbx_fail(spec, SBX_BINDS);
+    }
+    if (sbx_join(path, sizeof path, spec->root, "/tmp") != 0 ||
+        mount(spec->tmp, path, NULL, MS_BIND, NULL) != 0) sbx_fail(spec, SBX_TMP);
+    if (chdir(spec->root) != 0 || syscall(SYS_pivot_root, ".", ".oldroot") != 0) sbx_fail(spec, SBX_PIVOT);
+    if (chdir("/") != 0 || umount2("/.oldroot", MNT_DETACH) != 0) sbx_fail(spec, SBX_OLDROOT);
+    rmdir("/.oldroot");
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) sbx_fail(spec, SBX_PROC);
+    // Nothing outside /tmp is writable; the sample copy stays executable.
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0) sbx_fail(spec, SBX_ROOT_RO);
+    size_t length = 0;
+    while (spec->hostname[length]) length++;
+    if (sethostname(spec->hostname, length) != 0) sbx_fail(spec, SBX_HOSTNAME);
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0) {
+        struct ifreq request;
+        memset(&request, 0, sizeof request);
+        memcpy(request.ifr_name, "lo", 3);
+        if (ioctl(s, SIOCGIFFLAGS, &request) == 0) {
+            request.ifr_flags |= IFF_UP | IFF_RUNNING;
+            ioctl(s, SIOCSIFFLAGS, &request);
+        }
+        close(s);
+    }
+    if (setsid() < 0) sbx_fail(spec, SBX_SETSID);
+    // A raw clone, not fork(3): glibc's fork takes malloc's locks, which another thread of the
+    // supervisor may have held when we were cloned.
+    pid_t sample = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+    if (sample < 0) sbx_fail(spec, SBX_FORK);
+    if (sample == 0) sbx_sample(spec);
+    // The namespace's init: reap everything; the namespace ends when the last process does (or
+    // when the supervisor kills this process, which kills every process in it).
+    close(spec->sample_fd);
+    if (spec->notify_socket >= 0) close(spec->notify_socket);
+    int kind = 0, value = 0, status = 0;
+    for (;;) {
+        pid_t ended = waitpid(-1, &status, 0);
+        if (ended < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (ended == sample) {
+            kind = WIFEXITED(status) ? 1 : 2;
+            value = WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status);
+        }
+    }
+    sbx_report(spec->status_fd, 0, 0, kind, value);
+    _exit(0);
+}
+
+int warden_sandbox_spawn(const struct warden_sandbox_spec *spec) {
+    long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | SIGCHLD;
+    long child = syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+    if (child < 0) return -1;
+    if (child == 0) {
+        // If the supervisor dies, the namespace dies with it.
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        sbx_init(spec);
+    }
+    return (int)child;
+}
+
+void warden_namespace_flags(uint64_t out[7]) {
+    const uint64_t flags[7] = { CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP };
+    for (int i = 0; i < 7; i++) out[i] = flags[i];
+}
+
+int warden_memfd(const char *name) { return (int)syscall(SYS_memfd_create, name, 1u /* MFD_CLOEXEC */); }
+
+#include <sys/uio.h>
+long warden_read_process_memory(int pid, uint64_t address, void *buffer, size_t length) {
+    struct iovec local = { buffer, length };
+    struct iovec remote = { (void *)(uintptr_t)address, length };
+    return (long)process_vm_readv(pid, &local, 1, &remote, 1, 0);
+}
+
+int warden_receive_fd(int socket) {
+    char data;
+    struct iovec iov = { &data, 1 };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr message = { 0 };
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof control.buffer;
+    ssize_t received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    if (received <= 0) { if (received == 0) errno = ECONNRESET; return -1; }
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    if (!header || header->cmsg_type != SCM_RIGHTS) { errno = EPROTO; return -1; }
+    int fd;
+    memcpy(&fd, CMSG_DATA(header), sizeof fd);
+    return fd;
+}
+
+int warden_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -225,3 +225,113 @@ public func sys_killSelf() -> Never {
     kill(getpid(), SIGKILL)
     _exit(137)
 }
+
+// MARK: - Sandbox
+
+/// The CLONE_NEW* flags: mnt, user, pid, net, ipc, uts, cgroup.
+public func sys_namespaceFlags() -> [UInt64] {
+    var flags: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
+    withUnsafeMutablePointer(to: &flags) {
+        $0.withMemoryRebound(to: UInt64.self, capacity: 7) { warden_namespace_flags($0) }
+    }
+    return [flags.0, flags.1, flags.2, flags.3, flags.4, flags.5, flags.6]
+}
+
+/// An anonymous memory file (`memfd_create(MFD_CLOEXEC)`).
+public func sys_memfd(_ name: String) throws(SystemCallError) -> FileDescriptor {
+    let fd = try retryingInterrupts("memfd_create") { name.withCString { warden_memfd($0) } }
+    return FileDescriptor(rawValue: fd)
+}
+
+/// Up to `length` bytes of `pid`'s memory at `address` (`process_vm_readv`); nil when unreadable.
+public func sys_readProcessMemory(_ pid: Int32, address: UInt64, length: Int) -> [UInt8]? {
+    guard address != 0, length > 0 else { return nil }
+    var buffer = [UInt8](repeating: 0, count: length)
+    let count = buffer.withUnsafeMutableBytes { warden_read_process_memory(pid, address, $0.baseAddress, length) }
+    guard count > 0 else { return nil }
+    return Array(buffer[0..<count])
+}
+
+/// A NUL-terminated string in `pid`'s memory (at most `limit` bytes), read page by page so a
+/// string near the end of a mapping is still read.
+public func sys_readProcessString(_ pid: Int32, address: UInt64, limit: Int = 4096) -> [UInt8]? {
+    var out: [UInt8] = []
+    var cursor = address
+    while out.count < limit {
+        let toPageEnd = 4096 - Int(cursor % 4096)
+        guard let chunk = sys_readProcessMemory(pid, address: cursor, length: min(toPageEnd, limit - out.count)) else {
+            return out.isEmpty ? nil : out
+        }
+        if let end = chunk.firstIndex(of: 0) { return out + chunk[..<end] }
+        out += chunk
+        cursor += UInt64(chunk.count)
+    }
+    return out
+}
+
+/// Mounts a fresh tmpfs at `path` with `options` (`size=64m,mode=0755`) and `flags` (MS_*).
+public func sys_mountTmpfs(_ path: [UInt8], options: String, flags: UInt) throws(SystemCallError) {
+    try withCPath(path) { (cPath) throws(SystemCallError) in
+        _ = try retryingInterrupts("mount", path: path) { mount("tmpfs", cPath, "tmpfs", flags, options) }
+    }
+}
+
+/// Detaches the mount at `path` (`MNT_DETACH`).
+public func sys_unmount(_ path: [UInt8]) {
+    _ = try? withCPath(path) { (cPath) throws(SystemCallError) in _ = umount2(cPath, Int32(MNT_DETACH)) }
+}
+
+public func sys_symlink(_ target: [UInt8], at path: [UInt8]) throws(SystemCallError) {
+    try withCPath(target) { (cTarget) throws(SystemCallError) in
+        try withCPath(path) { (cPath) throws(SystemCallError) in
+            _ = try retryingInterrupts("symlink", path: path) { symlink(cTarget, cPath) }
+        }
+    }
+}
+
+/// A pipe, both ends `O_CLOEXEC`: (read, write).
+public func sys_pipe() throws(SystemCallError) -> (FileDescriptor, FileDescriptor) {
+    var fds: [Int32] = [-1, -1]
+    _ = try retryingInterrupts("pipe2") { warden_pipe_cloexec(&fds) }
+    return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
+}
+
+/// A connected pair of unix datagram-ordered sockets (`SOCK_SEQPACKET|SOCK_CLOEXEC`).
+public func sys_socketPair() throws(SystemCallError) -> (FileDescriptor, FileDescriptor) {
+    var fds: [Int32] = [-1, -1]
+    _ = try retryingInterrupts("socketpair") {
+        socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
+    }
+    return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
+}
+
+/// One descriptor received with SCM_RIGHTS.
+public func sys_receiveDescriptor(_ socket: FileDescriptor) throws(SystemCallError) -> FileDescriptor {
+    let fd = try retryingInterrupts("recvmsg") { warden_receive_fd(socket.rawValue) }
+    return FileDescriptor(rawValue: fd)
+}
+
+/// Waits for the child `pid` and returns its raw wait status.
+@discardableResult
+public func sys_waitpid(_ pid: Int32) throws(SystemCallError) -> Int32 {
+    var status: Int32 = 0
+    _ = try retryingInterrupts("waitpid") { waitpid(pid, &status, 0) }
+    return status
+}
+
+/// Reads `fd` (a pipe or a file, from its current offset) until end of file.
+public func sys_readToEnd(_ fd: FileDescriptor) throws(SystemCallError) -> [UInt8] {
+    var out: [UInt8] = []
+    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+    defer { chunk.deallocate() }
+    while true {
+        let count = try sys_read(fd, into: chunk) ?? 0
+        if count == 0 { return out }
+        out += chunk[0..<count]
+    }
+}
+
+/// Removes the empty directory at `path` (errors ignored: best effort clean-up).
+public func sys_rmdir(_ path: [UInt8]) {
+    _ = try? withCPath(path) { (cPath) throws(SystemCallError) in _ = rmdir(cPath) }
+}

@@ -71,3 +71,71 @@ int warden_set_thread_nice(int nice);
 /// forked that runs only setns, mount and _exit (all async-signal-safe) and reports errno as its
 /// exit status.
 int warden_remount_in_namespace(int nsfd, const char *path, unsigned long flags);
+
+// MARK: - Sandbox launcher
+
+#include <sys/resource.h>
+
+/// What `warden_sandbox_spawn` sets up. Every pointer must stay valid until it returns.
+struct warden_sandbox_spec {
+    /// The jail's root: a tmpfs the supervisor prepared (directories, the sample copy).
+    const char *root;
+    /// A writable tmpfs bound at /tmp in the jail.
+    const char *tmp;
+    /// Host paths bound read-only at the same paths below `root` (`bind_device[i]`: a device
+    /// node, bound without nodev).
+    const char *const *bind_sources;
+    const int *bind_device;
+    int bind_count;
+    /// The sample, opened read-only: executed with execveat(AT_EMPTY_PATH).
+    int sample_fd;
+    const char *const *argv;
+    const char *const *envp;
+    uid_t uid;
+    gid_t gid;
+    /// RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC, in that order.
+    struct rlimit limits[5];
+    /// The exported seccomp BPF (struct sock_filter array) and its length in instructions.
+    const void *filter;
+    unsigned short filter_length;
+    /// A unix socket to send the seccomp listener descriptor over (SCM_RIGHTS), or -1 for no
+    /// user notification.
+    int notify_socket;
+    int stdout_fd, stderr_fd;
+    /// Receives `struct warden_sandbox_status` records: a setup failure, or the sample's end.
+    int status_fd;
+    const char *hostname;
+};
+
+/// One record on the status pipe.
+struct warden_sandbox_status {
+    /// 0: the sample ended (kind/value say how); else the setup stage that failed.
+    int32_t stage;
+    int32_t error;
+    /// 1: exited with `value`; 2: killed by signal `value`.
+    int32_t kind;
+    int32_t value;
+};
+
+/// Clones a child into new pid, mount, net, ipc, uts and cgroup namespaces that builds the jail
+/// (binds, pivot_root, /proc, hostname, lo up, setsid) and, as the namespace's init, forks the
+/// sample: rlimits, uid/gid with no capabilities, no_new_privs, pdeathsig, the seccomp filter,
+/// execveat. Only async-signal-safe system calls run in the children. Returns the init's pid
+/// (killing it kills the whole namespace), or -1 with errno.
+int warden_sandbox_spawn(const struct warden_sandbox_spec *spec);
+
+/// The CLONE_NEW* flags (mnt, user, pid, net, ipc, uts, cgroup), which Swift's Glibc lacks.
+/// Fills `out` (7 entries).
+void warden_namespace_flags(uint64_t out[7]);
+
+/// memfd_create(2) with MFD_CLOEXEC.
+int warden_memfd(const char *name);
+
+/// process_vm_readv(2) of one range of `pid`'s memory.
+long warden_read_process_memory(int pid, uint64_t address, void *buffer, size_t length);
+
+/// Receives one descriptor sent with SCM_RIGHTS on `socket`; -1 with errno on failure.
+int warden_receive_fd(int socket);
+
+/// pipe2(2) with O_CLOEXEC (Swift's Glibc lacks pipe2).
+int warden_pipe_cloexec(int fds[2]);

@@ -1,0 +1,68 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+/// What a sample did in the sandbox: the `sandbox run` of DESIGN.md's JSON contract.
+public struct SandboxReport: Encodable, Sendable {
+    public struct Exit: Encodable, Sendable, Equatable {
+        public var code: Int32?
+        public var signal: Int32?
+
+        public init(code: Int32?, signal: Int32?) {
+            self.code = code
+            self.signal = signal
+        }
+    }
+
+    public struct NetworkAttempt: Encodable, Sendable, Equatable {
+        public var syscall: String
+        public var family: String
+        public var address: String?
+        public var port: Int?
+    }
+
+    public struct FileAccess: Encodable, Sendable, Equatable {
+        public var syscall: String
+        public var path: String
+        /// open flags (`O_WRONLY|O_CREAT`), chmod modes, rename targets.
+        public var detail: String?
+        public var created: Bool
+    }
+
+    public struct Process: Encodable, Sendable, Equatable {
+        public var syscall: String
+        /// The program, for execve/execveat.
+        public var path: String?
+        public var pid: Int32
+    }
+
+    public struct WrittenFile: Encodable, Sendable, Equatable {
+        public var path: String
+        public var size: Int64
+        public var sha256: String
+        public var evidencePath: String
+    }
+
+    public var id: String
+    public var sha256: String
+    public var argv: [String]
+    public var exit: Exit
+    public var timedOut: Bool
+    public var durationMs: Double
+    /// Observed syscalls (user notification) by name.
+    public var syscalls: [String: Int]
+    /// Refused or killed calls by name, from the kernel's seccomp audit records.
+    public var denied: [String: Int]
+    public var network: [NetworkAttempt]
+    public var files: [FileAccess]
+    public var processes: [Process]
+    public var signals: [String]
+    public var written: [WrittenFile]
+    public var stdout: String
+    public var stderr: String
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+    /// Set when the jail could not be built (the sample never ran).
+    public var setupError: String?
+    /// Sentences built only from the fields above.
+    public var verdict: [String]
+}

@@ -1,0 +1,322 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import CWardenLinux
+import Foundation
+@preconcurrency import Glibc
+import SystemPackage
+import WardenCore
+import WardenLinux
+
+/// Runs a copy of a sample in the jail and reports what it did.
+///
+/// The supervisor (this type) prepares two tmpfs mounts under `<state>/sandbox/<id>`: the
+/// jail's root (exec allowed; the sample copied in and its hash verified) and its /tmp; builds
+/// the seccomp filter; and hands everything to the C launcher, which clones the namespaces and
+/// runs only system calls until the execveat. Then it answers the notifications, bounds the
+/// output, kills the whole pid namespace at the deadline, counts the refused calls from the
+/// kernel's audit records, and keeps what the sample wrote in /tmp as evidence.
+public struct SandboxRunner: Sendable {
+    public struct Options: Sendable {
+        public var timeoutSeconds: Int = 10
+        public var arguments: [String] = []
+        /// Observe with seccomp user notification (off: the filter only, for measuring its cost).
+        public var observe = true
+        public var outputLimit = 64 * 1024
+        public var memoryLimit: UInt64 = 1 << 30
+        public var fileSizeLimit: UInt64 = 64 << 20
+        public var openFilesLimit: UInt64 = 256
+        public var processLimit: UInt64 = 64
+        public init() {}
+    }
+
+    /// The unprivileged identity samples run as (no such user on a normal host).
+    public static let uid: UInt32 = 2_147_483_646
+    public static let gid: UInt32 = 2_147_483_646
+
+    let directory: String
+
+    /// - Parameter directory: `<state>/sandbox`.
+    public init(directory: String) { self.directory = directory }
+
+    public struct RunError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Runs the regular file at `path` (read through one descriptor, never by path again).
+    public func run(path: PathBytes, options: Options = Options()) throws -> SandboxReport {
+        let source: FileDescriptor
+        do {
+            source = try sys_open(path.bytes, flags: O_RDONLY)
+        } catch {
+            throw RunError(description: "cannot open \(path): \(error)")
+        }
+        defer { sys_close(source) }
+        guard let status = try? sys_fstat(source), status.isRegularFile else {
+            throw RunError(description: "\(path) is not a regular file")
+        }
+        return try run(source: source, name: path.bytes.split(separator: UInt8(ascii: "/")).last.map(Array.init) ?? Array("sample".utf8), options: options)
+    }
+
+    func run(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport {
+        let id = "s" + String(UInt64(sys_monotonicNanoseconds()), radix: 36)
+        let runDirectory = directory + "/" + id
+        let root = runDirectory + "/root"
+        let tmp = runDirectory + "/tmp"
+        for path in [directory, runDirectory, root, tmp, runDirectory + "/written"] {
+            try? sys_mkdir(Array(path.utf8), permissions: 0o700)
+        }
+        // Declared first, so it runs last: after both mounts are gone, their empty mount points.
+        defer { for path in [root, tmp] { sys_rmdir(Array(path.utf8)) } }
+        // Both mounts are private to this run and removed after it.
+        let noSuidNoDev = UInt(MS_NOSUID) | UInt(MS_NODEV)
+        try wrap { () throws(SystemCallError) in try sys_mountTmpfs(Array(root.utf8), options: "size=256m,mode=0755", flags: noSuidNoDev) }
+        defer { sys_unmount(Array(root.utf8)) }
+        try wrap { () throws(SystemCallError) in try sys_mountTmpfs(Array(tmp.utf8), options: "size=64m,mode=1777", flags: noSuidNoDev) }
+        defer { sys_unmount(Array(tmp.utf8)) }
+
+        let binds = try prepareRoot(root)
+        let (sha256, sampleFD) = try copySample(source, into: root, name: name)
+        defer { sys_close(sampleFD) }
+        let filter = try SandboxFilter(observe: options.observe)
+        let (stdoutRead, stdoutWrite) = try wrap { () throws(SystemCallError) in try sys_pipe() }
+        let (stderrRead, stderrWrite) = try wrap { () throws(SystemCallError) in try sys_pipe() }
+        let (statusRead, statusWrite) = try wrap { () throws(SystemCallError) in try sys_pipe() }
+        let (notifyReceive, notifySend) = try wrap { () throws(SystemCallError) in try sys_socketPair() }
+        defer { [stdoutRead, stderrRead, statusRead, notifyReceive].forEach(sys_close) }
+        let audit = KernelAuditReader()
+
+        let argv = ["/sample/" + String(decoding: name, as: UTF8.self)] + options.arguments
+        let environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "LANG=C"]
+        let limits: [(UInt64, UInt64)] = [
+            (UInt64(options.timeoutSeconds + 1), UInt64(options.timeoutSeconds + 2)),
+            (options.memoryLimit, options.memoryLimit), (options.fileSizeLimit, options.fileSizeLimit),
+            (options.openFilesLimit, options.openFilesLimit), (options.processLimit, options.processLimit),
+        ]
+        let started = sys_monotonicNanoseconds()
+        let initPID = try CStrings.with(binds.map(\.path) + argv + environment + [root, tmp, "sandbox"]) { strings in
+            let bindSources = Array(strings[0..<binds.count]) + [nil]
+            let argvPointers = Array(strings[binds.count..<(binds.count + argv.count)]) + [nil]
+            let envPointers = Array(strings[(binds.count + argv.count)..<(binds.count + argv.count + environment.count)]) + [nil]
+            let (rootPointer, tmpPointer, hostname) = (strings[strings.count - 3], strings[strings.count - 2], strings[strings.count - 1])
+            let devices = binds.map { Int32($0.device ? 1 : 0) }
+            return filter.program.withUnsafeBytes { program in
+                bindSources.withUnsafeBufferPointer { sources in
+                    argvPointers.withUnsafeBufferPointer { argvBuffer in
+                        envPointers.withUnsafeBufferPointer { envBuffer in
+                            devices.withUnsafeBufferPointer { deviceBuffer in
+                                var spec = warden_sandbox_spec()
+                                spec.root = UnsafePointer(rootPointer)
+                                spec.tmp = UnsafePointer(tmpPointer)
+                                spec.bind_sources = UnsafeRawPointer(sources.baseAddress!).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+                                spec.bind_device = deviceBuffer.baseAddress
+                                spec.bind_count = Int32(binds.count)
+                                spec.sample_fd = sampleFD.rawValue
+                                spec.argv = UnsafeRawPointer(argvBuffer.baseAddress!).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+                                spec.envp = UnsafeRawPointer(envBuffer.baseAddress!).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+                                spec.uid = Self.uid
+                                spec.gid = Self.gid
+                                withUnsafeMutableBytes(of: &spec.limits) { raw in
+                                    let limitBuffer = raw.bindMemory(to: rlimit.self)
+                                    for (index, limit) in limits.enumerated() {
+                                        limitBuffer[index] = rlimit(rlim_cur: rlim_t(limit.0), rlim_max: rlim_t(limit.1))
+                                    }
+                                }
+                                spec.filter = program.baseAddress
+                                spec.filter_length = UInt16(filter.instructionCount)
+                                spec.notify_socket = options.observe ? notifySend.rawValue : -1
+                                spec.stdout_fd = stdoutWrite.rawValue
+                                spec.stderr_fd = stderrWrite.rawValue
+                                spec.status_fd = statusWrite.rawValue
+                                spec.hostname = UnsafePointer(hostname)
+                                return warden_sandbox_spawn(&spec)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Our copies of the children's ends: EOF comes when the children are gone.
+        [stdoutWrite, stderrWrite, statusWrite, notifySend].forEach(sys_close)
+        guard initPID > 0 else { throw RunError(description: "clone of the sandbox failed: errno \(errno)") }
+
+        let observer = SandboxObserver()
+        let observing = options.observe
+            ? ThreadJoin.start {
+                var fds = [pollfd(fd: notifyReceive.rawValue, events: Int16(POLLIN), revents: 0)]
+                // The listener arrives before the sample runs; nothing comes if setup failed.
+                guard (try? sys_poll(&fds, timeout: 10_000)) ?? 0 > 0, fds[0].revents & Int16(POLLIN) != 0,
+                    let listener = try? sys_receiveDescriptor(notifyReceive)
+                else { return }
+                defer { sys_close(listener) }
+                observer.serve(listener)
+            } : nil
+        let stdoutCapture = OutputCapture(stdoutRead, limit: options.outputLimit)
+        let stderrCapture = OutputCapture(stderrRead, limit: options.outputLimit)
+
+        // Wait for the namespace's init, or kill it (and with it every process in the namespace).
+        let timedOut = Self.wait(for: initPID, seconds: options.timeoutSeconds)
+        _ = try? sys_waitpid(initPID)
+        let duration = Double(sys_monotonicNanoseconds() - started) / 1e6
+        observing?.join()
+        let (stdout, stdoutTruncated) = stdoutCapture.finish()
+        let (stderr, stderrTruncated) = stderrCapture.finish()
+        let statuses = Self.readStatuses(statusRead)
+
+        var exit = SandboxReport.Exit(code: nil, signal: nil)
+        var setupError: String?
+        if let failure = statuses.first(where: { $0.stage != 0 }) {
+            setupError = "sandbox setup failed at stage \(Self.stageName(failure.stage)): \(Errno(rawValue: failure.error))"
+        } else if let end = statuses.last(where: { $0.stage == 0 }) {
+            if end.kind == 1 { exit.code = end.value } else if end.kind == 2 { exit.signal = end.value }
+        }
+        if timedOut && exit.code == nil && exit.signal == nil { exit.signal = SIGKILL }
+        let written = collectWritten(tmp: tmp, into: runDirectory + "/written")
+        var report = SandboxReport(
+            id: id, sha256: sha256, argv: argv, exit: exit, timedOut: timedOut, durationMs: (duration * 10).rounded() / 10,
+            syscalls: observer.syscalls, denied: audit.deniedCalls(uid: Self.uid), network: observer.network,
+            files: observer.files, processes: observer.processes, signals: observer.signals, written: written,
+            stdout: stdout, stderr: stderr, stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated,
+            setupError: setupError, verdict: [])
+        report.verdict = SandboxVerdict.sentences(report)
+        return report
+    }
+
+    // MARK: - Preparation
+
+    struct Bind {
+        var path: String
+        var device: Bool
+    }
+
+    /// Directories, symlinks and bind targets of a minimal root: what a dynamic ELF needs, read-only.
+    private func prepareRoot(_ root: String) throws -> [Bind] {
+        var binds: [Bind] = []
+        for name in ["usr", "etc", "dev", "proc", "tmp", "sample", ".oldroot"] {
+            try wrap { () throws(SystemCallError) in try sys_mkdir(Array((root + "/" + name).utf8), permissions: 0o755) }
+        }
+        binds.append(Bind(path: "/usr", device: false))
+        // Merged-/usr systems have /bin → usr/bin: the same symlinks inside; else bind the directory.
+        for name in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
+            let hostPath = Array("/\(name)".utf8)
+            guard let status = try? sys_lstat(hostPath) else { continue }
+            let target = Array((root + "/" + name).utf8)
+            if status.isSymlink, let link = try? sys_readlink(hostPath) {
+                try wrap { () throws(SystemCallError) in try sys_symlink(link, at: target) }
+            } else if status.isDirectory {
+                try wrap { () throws(SystemCallError) in try sys_mkdir(target, permissions: 0o755) }
+                binds.append(Bind(path: "/\(name)", device: false))
+            }
+        }
+        // Only the loader's files from /etc: nothing else of the host's configuration (no shadow).
+        for file in ["/etc/ld.so.cache", "/etc/ld.so.conf"] where (try? sys_lstat(Array(file.utf8)))?.isRegularFile == true {
+            try createEmpty(root + file)
+            binds.append(Bind(path: file, device: false))
+        }
+        for device in ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"] {
+            try createEmpty(root + device)
+            binds.append(Bind(path: device, device: true))
+        }
+        try wrap { () throws(SystemCallError) in try sys_symlink(Array("/proc/self/fd".utf8), at: Array((root + "/dev/fd").utf8)) }
+        return binds
+    }
+
+    private func createEmpty(_ path: String) throws {
+        let fd = try wrap { () throws(SystemCallError) in try sys_create(Array(path.utf8), flags: O_WRONLY, permissions: 0o644) }
+        sys_close(fd)
+    }
+
+    /// Copies the sample into the jail, checks the copy hashes like the source, and opens it for
+    /// the execveat: the bytes hashed are the bytes that run.
+    private func copySample(_ source: FileDescriptor, into root: String, name: [UInt8]) throws -> (String, FileDescriptor) {
+        let path = Array((root + "/sample/").utf8) + name
+        let digest = DescriptorDigest()
+        let copied = try wrap { () throws(SystemCallError) in
+            let out = try sys_create(path, flags: O_WRONLY, permissions: 0o755)
+            defer { sys_close(out) }
+            return try digest.copy(from: source, to: out)
+        }
+        let fd = try wrap { () throws(SystemCallError) in try sys_open(path, flags: O_RDONLY) }
+        let verified = try wrap { () throws(SystemCallError) in try digest.sha256(of: fd) }
+        guard verified == copied.sha256 else {
+            sys_close(fd)
+            throw RunError(description: "the sample's copy does not hash like the source")
+        }
+        return (copied.sha256, fd)
+    }
+
+    // MARK: - After the run
+
+    /// Returns whether the deadline passed (and the namespace was killed).
+    private static func wait(for pid: Int32, seconds: Int) -> Bool {
+        guard let pidfd = try? sys_pidfdOpen(pid) else { return false }
+        defer { sys_close(pidfd) }
+        var fds = [pollfd(fd: pidfd.rawValue, events: Int16(POLLIN), revents: 0)]
+        let deadline = sys_monotonicNanoseconds() + Int64(seconds) * 1_000_000_000
+        while true {
+            let left = Int32(max(0, (deadline - sys_monotonicNanoseconds()) / 1_000_000))
+            if ((try? sys_poll(&fds, timeout: left)) ?? 0) > 0 { return false }
+            if sys_monotonicNanoseconds() >= deadline {
+                // The init dies, and the kernel kills every process of its pid namespace.
+                try? sys_pidfdSendSignal(pidfd, SIGKILL)
+                return true
+            }
+        }
+    }
+
+    private static func readStatuses(_ fd: FileDescriptor) -> [warden_sandbox_status] {
+        let bytes = (try? sys_readToEnd(fd)) ?? []
+        let size = MemoryLayout<warden_sandbox_status>.size
+        return stride(from: 0, to: bytes.count - size + 1, by: size).map { offset in
+            bytes[offset..<(offset + size)].withUnsafeBytes { $0.loadUnaligned(as: warden_sandbox_status.self) }
+        }
+    }
+
+    private static func stageName(_ stage: Int32) -> String {
+        let names = [
+            "", "private mounts", "root bind", "read-only binds", "/tmp", "pivot_root", "old root", "/proc", "hostname",
+            "setsid", "fork", "stdio", "rlimits", "setgroups", "setresgid", "setresuid", "no_new_privs", "pdeathsig",
+            "seccomp", "notify listener", "execveat", "read-only root",
+        ]
+        return Int(stage) < names.count ? names[Int(stage)] : "stage \(stage)"
+    }
+
+    /// Regular files the sample left in its /tmp: hashed, and kept under `written/<sha256>`.
+    private func collectWritten(tmp: String, into keep: String) -> [SandboxReport.WrittenFile] {
+        var out: [SandboxReport.WrittenFile] = []
+        let digest = DescriptorDigest()
+        func walk(_ directory: String, depth: Int) {
+            guard depth < 16, out.count < 100, let fd = try? sys_open(Array(directory.utf8), flags: O_RDONLY | O_DIRECTORY),
+                let entries = try? sys_readDirectory(fd)
+            else { return }
+            sys_close(fd)
+            for (entryName, _) in entries {
+                let path = directory + "/" + String(decoding: entryName, as: UTF8.self)
+                guard let status = try? sys_lstat(Array(path.utf8)) else { continue }
+                if status.isDirectory {
+                    walk(path, depth: depth + 1)
+                } else if status.isRegularFile, let file = try? sys_open(Array(path.utf8), flags: O_RDONLY) {
+                    defer { sys_close(file) }
+                    guard let sha = try? digest.sha256(of: file) else { continue }
+                    let kept = keep + "/" + sha
+                    if let out = try? sys_create(Array(kept.utf8), flags: O_WRONLY, permissions: 0o400) {
+                        _ = try? digest.copy(from: file, to: out)
+                        sys_close(out)
+                    }
+                    out.append(
+                        .init(path: "/tmp" + path.dropFirst(tmp.count), size: status.size, sha256: sha, evidencePath: kept))
+                }
+            }
+        }
+        walk(tmp, depth: 0)
+        return out
+    }
+
+    private func wrap<T>(_ body: () throws(SystemCallError) -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw RunError(description: "sandbox preparation: \(error)")
+        }
+    }
+}

@@ -1,0 +1,38 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+/// The short verdict of a sandbox report: each sentence restates fields of the report, nothing else.
+enum SandboxVerdict {
+    static func sentences(_ report: SandboxReport) -> [String] {
+        if let setupError = report.setupError { return ["The sample did not run: \(setupError)."] }
+        var out: [String] = []
+        if report.timedOut {
+            out.append("It was still running after the time limit; every process in its pid namespace was killed.")
+        } else if let code = report.exit.code {
+            out.append("It exited with code \(code) after \(report.durationMs) ms.")
+        } else if let signal = report.exit.signal {
+            out.append(signal == 31
+                ? "It was killed by SIGSYS: it made a call the filter kills for."
+                : "It was killed by signal \(signal) after \(report.durationMs) ms.")
+        }
+        if !report.denied.isEmpty {
+            let list = report.denied.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            out.append("The filter refused or killed: \(list).")
+        }
+        if !report.network.isEmpty {
+            let targets = report.network.map { [$0.family, $0.address, $0.port.map(String.init)].compactMap { $0 }.joined(separator: " ") }
+            out.append("It tried to connect or send: \(Array(Set(targets)).sorted().joined(separator: "; ")).")
+        }
+        let spawned = report.processes.filter { $0.syscall != "execveat" || $0.path?.hasPrefix("(the sample") != true }
+        if !spawned.isEmpty {
+            out.append("It started \(spawned.count) process or program call(s) (\(Array(Set(spawned.map(\.syscall))).sorted().joined(separator: ", "))).")
+        }
+        let created = report.files.filter(\.created)
+        if !created.isEmpty { out.append("It created or truncated \(created.count) file(s).") }
+        if !report.written.isEmpty { out.append("It left \(report.written.count) file(s) in /tmp, kept as evidence.") }
+        if out.count == 1 && report.denied.isEmpty && report.network.isEmpty && spawned.isEmpty && created.isEmpty {
+            out.append("Nothing else was observed.")
+        }
+        return out
+    }
+}

@@ -1,0 +1,123 @@
+// sandbox-probe: tries one forbidden thing inside shmwarden's sandbox, for the containment tests.
+// Usage: sandbox-probe MODE [ARG]. Prints what happened; the exit code says how far it got
+// (0: the forbidden thing worked, which a test treats as a containment failure).
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+static int refused(const char *what) {
+    printf("%s refused: %s\n", what, strerror(errno));
+    return 3;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (!strcmp(mode, "connect-host")) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s < 0) return refused("socket(AF_INET)");
+        struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+        if (connect(s, (struct sockaddr *)&address, sizeof address) != 0) return refused("connect");
+        printf("connected\n");
+        return 0;
+    }
+    if (!strcmp(mode, "ptrace-parent")) {
+        if (ptrace(PTRACE_ATTACH, getppid(), 0, 0) != 0) return refused("ptrace");
+        return 0;
+    }
+    if (!strcmp(mode, "mount")) {
+        if (mount("tmpfs", "/tmp", "tmpfs", 0, NULL) != 0) return refused("mount");
+        return 0;
+    }
+    if (!strcmp(mode, "unshare-user")) {
+        if (unshare(CLONE_NEWUSER) != 0) return refused("unshare(CLONE_NEWUSER)");
+        return 0;
+    }
+    if (!strcmp(mode, "tiocsti")) {
+        char c = 'x';
+        if (ioctl(0, TIOCSTI, &c) != 0) return refused("ioctl(TIOCSTI)");
+        return 0;
+    }
+    if (!strcmp(mode, "fork-bomb")) {
+        int made = 0;
+        for (int i = 0; i < 100000; i++) {
+            pid_t pid = fork();
+            if (pid == 0) { pause(); _exit(0); }
+            if (pid < 0) break;
+            made++;
+        }
+        printf("forked %d before the limit\n", made);
+        return made >= 100000 ? 0 : 3;
+    }
+    if (!strcmp(mode, "write-big")) {
+        signal(SIGXFSZ, SIG_IGN);
+        int fd = open("/tmp/big", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        static char block[1 << 20];
+        long long written = 0;
+        for (int i = 0; i < 10 * 1024; i++) {
+            ssize_t n = write(fd, block, sizeof block);
+            if (n <= 0) break;
+            written += n;
+        }
+        printf("wrote %lld bytes\n", written);
+        return written >= 10LL << 30 ? 0 : 3;
+    }
+    if (!strcmp(mode, "alloc-big")) {
+        size_t size = 10ULL << 30;
+        char *p = malloc(size);
+        if (!p) return refused("malloc(10 GiB)");
+        for (size_t i = 0; i < size; i += 4096) p[i] = 1;
+        return 0;
+    }
+    if (!strcmp(mode, "sleep-escape")) {
+        // A child that double-forks and leaves its session, to outlive the kill.
+        if (fork() == 0) {
+            if (fork() == 0) { setsid(); sleep(600); _exit(0); }
+            _exit(0);
+        }
+        sleep(600);
+        return 0;
+    }
+    if (!strcmp(mode, "kill-pid1")) {
+        if (kill(1, SIGKILL) != 0) return refused("kill(1, SIGKILL)");
+        return 0;
+    }
+    if (!strcmp(mode, "read-shadow")) {
+        int fd = open("/etc/shadow", O_RDONLY);
+        if (fd < 0) return refused("open(/etc/shadow)");
+        return 0;
+    }
+    if (!strcmp(mode, "setuid")) {
+        // su is set-uid root on the host; here /usr is nosuid and no_new_privs is set.
+        execl("/usr/bin/su", "su", "root", "-c", "id -u", (char *)NULL);
+        return refused("execl(/usr/bin/su)");
+    }
+    if (!strcmp(mode, "drop")) {
+        int fd = open("/tmp/stage2", O_WRONLY | O_CREAT | O_TRUNC, 0755);
+        if (fd < 0) return refused("open(/tmp/stage2)");
+        ssize_t ignored = write(fd, "#!/bin/sh\necho stage2\n", 22);
+        (void)ignored;
+        close(fd);
+        unlink("/tmp/nothing");
+        printf("dropped\n");
+        return 0;
+    }
+    fprintf(stderr, "unknown mode '%s'\n", mode);
+    return 2;
+}

@@ -1,0 +1,82 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import ArgumentParser
+import Foundation
+import WardenCore
+import WardenDaemon
+import WardenResponse
+import WardenStore
+
+struct SandboxCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sandbox",
+        abstract: "Run a copy of a sample in a jail and report what it tried to do.",
+        discussion: """
+            The copy runs from a private tmpfs (verified by SHA-256, executed through its \
+            descriptor) in new pid, mount, net, ipc, uts and cgroup namespaces with a minimal \
+            read-only root, its own /tmp, no network but its own loopback, an unprivileged uid with \
+            no capabilities, no_new_privs, rlimits and a seccomp filter that kills or refuses \
+            ptrace, mount, namespaces, bpf, kexec, module loading, TIOCSTI and non-unix sockets. \
+            execve, open, connect, clone, unlink, rename, chmod and kill are observed through \
+            seccomp user notification. At the time limit the whole pid namespace is killed. Needs root.
+            """)
+
+    @OptionGroup var state: StateOptions
+
+    @Argument(help: "The sample to run (it is copied; the original is never executed).")
+    var file: String
+
+    @Option(help: "Wall-clock limit in seconds (1-3600).")
+    var timeout: Int = 10
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    @Flag(help: "Do not observe with seccomp user notification (the filter still enforces).")
+    var noObserve = false
+
+    @Argument(parsing: .postTerminator, help: "Arguments for the sample, after --.")
+    var arguments: [String] = []
+
+    func validate() throws {
+        guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be 1 to 3600 seconds") }
+        guard FileManager.default.fileExists(atPath: file) else { throw ValidationError("'\(file)' does not exist") }
+    }
+
+    func run() throws {
+        guard getuid() == 0 else { throw UsageError(message: "the sandbox needs root (namespaces, mounts, seccomp)") }
+        let directory = state.state
+        try directory.prepare()
+        var options = SandboxRunner.Options()
+        options.timeoutSeconds = timeout
+        options.arguments = arguments
+        options.observe = !noObserve
+        let report: SandboxReport
+        do {
+            report = try SandboxRunner(directory: directory.path + "/sandbox")
+                .run(path: PathBytes(URL(fileURLWithPath: AgentConfiguration.absolute(file)).resolvingSymlinksInPath().path), options: options)
+        } catch let error as SandboxRunner.RunError {
+            throw UsageError(message: error.description)
+        }
+        if json {
+            print(try JSONOutput.encode(report))
+            return
+        }
+        print("sandbox run \(report.id) of sha256 \(report.sha256)")
+        for sentence in report.verdict { print("  \(sentence)") }
+        if !report.syscalls.isEmpty {
+            print("  observed: " + report.syscalls.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+        }
+        for process in report.processes { print("  process: \(process.syscall) \(process.path ?? "") (pid \(process.pid))") }
+        for access in report.files.prefix(40) {
+            print("  file: \(access.syscall) \(access.path)" + (access.detail.map { " \($0)" } ?? ""))
+        }
+        for attempt in report.network {
+            print("  network: \(attempt.syscall) \(attempt.family) \(attempt.address ?? "?")" + (attempt.port.map { ":\($0)" } ?? ""))
+        }
+        for file in report.written { print("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }
+        if !report.stdout.isEmpty { print("  stdout:\n" + report.stdout) }
+        if !report.stderr.isEmpty { print("  stderr:\n" + report.stderr) }
+    }
+}

@@ -1,0 +1,137 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+@preconcurrency import Glibc
+import Testing
+import WardenCore
+import WardenResponse
+import WardenTestSupport
+
+/// `.build/debug/sandbox-probe`, built by the README's test command.
+private let probe: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.appendingPathComponent(".build/debug/sandbox-probe").resolvingSymlinksInPath().path
+}()
+
+/// Processes on the host running as the sandbox uid (there must be none after a run).
+private func sandboxProcesses() -> [String] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.filter { Int($0) != nil }.compactMap { pid in
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let uid = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
+            uid.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first == Substring(String(SandboxRunner.uid))
+        else { return nil }
+        return pid
+    }
+}
+
+/// The containment suite: each forbidden thing must fail inside, be reported, and leave no
+/// process behind.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, "the sandbox needs root"))
+struct SandboxTests {
+    let state: String
+
+    init() throws {
+        state = makeStateDirectory()
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+    }
+
+    func run(_ mode: String, _ extra: [String] = [], timeout: Int = 10) throws -> SandboxReport {
+        try #require(FileManager.default.isExecutableFile(atPath: probe), "build first: swift build --product sandbox-probe")
+        var options = SandboxRunner.Options()
+        options.arguments = [mode] + extra
+        options.timeoutSeconds = timeout
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
+        #expect(report.setupError == nil, "\(report.setupError ?? "")")
+        #expect(sandboxProcesses().isEmpty, "a process of the sample survived \(mode)")
+        return report
+    }
+
+    @Test func aPlainRunIsObservedAndReported() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try run("drop")
+        #expect(report.exit == SandboxReport.Exit(code: 0, signal: nil))
+        #expect(report.stdout == "dropped\n")
+        #expect(report.sha256 == sha256Hex(try Data(contentsOf: URL(fileURLWithPath: probe))))
+        #expect(report.processes.first?.syscall == "execveat", "the sample is executed through its descriptor")
+        #expect(report.files.contains { $0.path == "/tmp/stage2" && $0.created && $0.detail == "O_WRONLY|O_CREAT|O_TRUNC" })
+        #expect(report.files.contains { $0.syscall == "unlink" && $0.path == "/tmp/nothing" })
+        let written = try #require(report.written.first)
+        #expect(written.path == "/tmp/stage2" && written.size == 22)
+        #expect(FileManager.default.contents(atPath: written.evidencePath).map { sha256Hex($0) } == written.sha256)
+        #expect(report.verdict.first == "It exited with code 0 after \(report.durationMs) ms.")
+    }
+
+    @Test func theHostLoopbackIsUnreachable() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(listener, 8)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let report = try run("connect-host", [String(port)])
+        #expect(report.exit.code == 3, "\(report.stdout)")
+        #expect(report.stdout.hasPrefix("socket(AF_INET) refused: Operation not permitted"))
+        #expect(report.denied["socket"] == 1)
+        // Nothing reached the listener.
+        _ = fcntl(listener, F_SETFL, O_NONBLOCK)
+        #expect(accept(listener, nil, nil) < 0)
+    }
+
+    @Test(arguments: [
+        ("mount", "mount refused: Operation not permitted", "mount"),
+        ("unshare-user", "unshare(CLONE_NEWUSER) refused: Operation not permitted", "unshare"),
+        ("tiocsti", "ioctl(TIOCSTI) refused: Operation not permitted", "ioctl"),
+        // The kernel refuses these by itself: pid 1 here is the jail's init, and /etc has no shadow.
+        ("kill-pid1", "kill(1, SIGKILL) refused: Operation not permitted", ""),
+        ("read-shadow", "open(/etc/shadow) refused: No such file or directory", ""),
+    ])
+    func forbiddenCallsFail(mode: String, expected: String, deniedBy syscall: String) throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try run(mode)
+        #expect(report.exit.code == 3)
+        #expect(report.stdout.hasPrefix(expected), "\(report.stdout)")
+        if !syscall.isEmpty { #expect(report.denied[syscall] == 1, "\(report.denied)") }
+    }
+
+    @Test func ptraceKillsTheSample() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try run("ptrace-parent")
+        #expect(report.exit.signal == SIGSYS)
+        #expect(report.denied["ptrace"] == 1)
+        #expect(report.verdict.contains("It was killed by SIGSYS: it made a call the filter kills for."))
+    }
+
+    @Test func resourceLimitsHold() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let fork = try run("fork-bomb", timeout: 5)
+        #expect(fork.stdout.hasPrefix("forked "), "\(fork.stdout)")
+        #expect(fork.exit.code == 3 || fork.timedOut)
+        let write = try run("write-big")
+        #expect(write.exit.code == 3 && write.stdout.hasPrefix("wrote 67108864 bytes"), "\(write.stdout)")
+        let alloc = try run("alloc-big")
+        #expect(alloc.exit.code == 3 && alloc.stdout.hasPrefix("malloc(10 GiB) refused"), "\(alloc.stdout)")
+    }
+
+    @Test func theTimeoutKillsEveryProcessEvenOneThatEscapedItsSession() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try run("sleep-escape", timeout: 2)
+        #expect(report.timedOut)
+        #expect(report.exit.signal == SIGKILL)
+        #expect(report.durationMs < 5000)
+    }
+
+    @Test func aSetuidBinaryGivesNoPrivilege() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try run("setuid")
+        #expect(report.exit.code != 0)
+        #expect(!report.stdout.contains("\n0\n") && report.stdout != "0\n")
+    }
+}
