@@ -192,10 +192,42 @@ static int sbx_join(char *out, size_t size, const char *root, const char *path) 
     return 0;
 }
 
-static void sbx_sample(const struct warden_sandbox_spec *spec) {
-    if (dup2(spec->stdout_fd, 1) < 0 || dup2(spec->stderr_fd, 2) < 0) sbx_fail(spec, SBX_STDIO);
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+/// Keeps only stdio and the descriptors in `keep` (renumbered from 3 up, in order): nothing of
+/// the supervisor's (its database, fanotify groups, sockets) reaches the jail, and the rlimit on
+/// open files cannot be exhausted by inherited ones.
+static int sbx_keep_only(int *keep, int count) {
+    for (int i = 0; i < count; i++) {
+        if (keep[i] < 0) continue;
+        if (dup2(keep[i], 1000 + i) < 0) return -1;
+    }
+    if (syscall(SYS_close_range, 3, 999, 0) != 0) return -1;
+    if (syscall(SYS_close_range, 1000 + count, ~0U, 0) != 0) return -1;
+    for (int i = 0; i < count; i++) {
+        if (keep[i] < 0) continue;
+        if (dup2(1000 + i, 3 + i) < 0) return -1;
+        close(1000 + i);
+        keep[i] = 3 + i;
+    }
+    return 0;
+}
+
+static void sbx_sample(const struct warden_sandbox_spec *original) {
+    struct warden_sandbox_spec copy = *original;
+    const struct warden_sandbox_spec *spec = &copy;
+    if (dup2(copy.stdout_fd, 1) < 0 || dup2(copy.stderr_fd, 2) < 0) sbx_fail(spec, SBX_STDIO);
     int null = open("/dev/null", O_RDONLY);
     if (null >= 0) { dup2(null, 0); close(null); }
+    int keep[3] = { copy.status_fd, copy.sample_fd, copy.notify_socket };
+    if (sbx_keep_only(keep, 3) != 0) sbx_fail(spec, SBX_STDIO);
+    copy.status_fd = keep[0];
+    copy.sample_fd = keep[1];
+    copy.notify_socket = keep[2];
+    // The status pipe must not survive the exec: EOF on it then means the sample is running.
+    fcntl(copy.status_fd, F_SETFD, FD_CLOEXEC);
     const int resources[5] = { RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC };
     for (int i = 0; i < 5; i++) {
         if (setrlimit(resources[i], &spec->limits[i]) != 0) sbx_fail(spec, SBX_RLIMIT);
@@ -278,9 +310,12 @@ static void sbx_init(const struct warden_sandbox_spec *spec) {
     if (sample < 0) sbx_fail(spec, SBX_FORK);
     if (sample == 0) sbx_sample(spec);
     // The namespace's init: reap everything; the namespace ends when the last process does (or
-    // when the supervisor kills this process, which kills every process in it).
-    close(spec->sample_fd);
-    if (spec->notify_socket >= 0) close(spec->notify_socket);
+    // when the supervisor kills this process, which kills every process in it). It keeps only
+    // the status pipe.
+    int keep[1] = { spec->status_fd };
+    struct warden_sandbox_spec copy = *spec;
+    if (sbx_keep_only(keep, 1) == 0) copy.status_fd = keep[0];
+    spec = &copy;
     int kind = 0, value = 0, status = 0;
     for (;;) {
         pid_t ended = waitpid(-1, &status, 0);

@@ -54,7 +54,8 @@ public enum Agent {
         for line in vault.recover() { logger.warning("quarantine journal: \(line)") }
         let policy = SharedPolicy(configuration.policy)
         let responder = Responder(
-            policy: policy, database: database, vault: vault, logger: logger,
+            policy: policy, database: database, vault: vault,
+            sandbox: SandboxRunner(directory: configuration.stateDirectory.sandboxPath), logger: logger,
             clock: SensorService.wallClock, record: { commands in for command in commands { writer.submit(command) } })
         logger.notice(
             "policy loaded",

@@ -21,6 +21,7 @@ public struct StateDirectory: Sendable {
     public var databasePath: String { path + "/shmwarden.sqlite" }
     public var evidencePath: String { path + "/evidence" }
     public var quarantinePath: String { path + "/quarantine" }
+    public var sandboxPath: String { path + "/sandbox" }
     /// Holds the running agent's pid (for `guard allow` to signal a reload).
     public var pidFilePath: String { path + "/shmwarden.pid" }
 

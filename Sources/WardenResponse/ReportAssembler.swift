@@ -42,7 +42,7 @@ public struct ReportAssembler: Sendable {
                 quarantineID: entry?.id)
         }
         let now = sys_realtime()
-        let input = ReportInput(
+        var input = ReportInput(
             alertID: record.id, alert: record.alert, receivedAt: record.receivedAt, evidence: evidence,
             noEvidenceReason: record.noEvidenceReason,
             actions: record.actions.map {
@@ -52,6 +52,8 @@ public struct ReportAssembler: Sendable {
             },
             eventDropNearby: record.eventDropNearby, memfdNoexec: MountAdvisor.memfdAdvice().current,
             generatedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds))
+        let hashes = Array(Set(evidence.compactMap(\.file.sha256))).sorted()
+        input.sandboxRuns = ((try? database.sandboxRuns(sha256: hashes)) ?? []).map { ($0.id, $0.sha256, $0.verdict) }
         return ReportBuilder.build(input)
     }
 

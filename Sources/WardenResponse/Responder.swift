@@ -17,6 +17,8 @@ public final class Responder: Sendable {
     private let policy: SharedPolicy
     private let database: EvidenceDatabase
     private let vault: QuarantineVault
+    /// Runs samples for the `sandbox` action (nil: the action is skipped as not configured).
+    private let sandbox: SandboxRunner?
     private let record: @Sendable ([StoreCommand]) -> Void
     private let logger: Logger
     private let queue = BlockingQueue<Work>(capacity: 16_384)
@@ -32,9 +34,11 @@ public final class Responder: Sendable {
 
     /// - Parameter record: where audit rows and state changes go (the store writer, or a direct apply).
     public init(
-        policy: SharedPolicy, database: EvidenceDatabase, vault: QuarantineVault, logger: Logger,
-        clock: @escaping @Sendable () -> Timestamp, record: @escaping @Sendable ([StoreCommand]) -> Void
+        policy: SharedPolicy, database: EvidenceDatabase, vault: QuarantineVault, sandbox: SandboxRunner? = nil,
+        logger: Logger, clock: @escaping @Sendable () -> Timestamp,
+        record: @escaping @Sendable ([StoreCommand]) -> Void
     ) {
+        self.sandbox = sandbox
         self.policy = policy
         self.database = database
         self.vault = vault
@@ -228,8 +232,32 @@ public final class Responder: Sendable {
                 }
             }
 
-        case .sandbox:
-            return [(row(.skipped, planned.files.first, nil, "sandbox runs are not available in this build yet", nil), [])]
+        case .sandbox(let timeout):
+            return planned.files.map { file in
+                guard perform else {
+                    return (row(.planned, file, file.path.displayString, "would run a copy of \(file.path) in the sandbox (\(timeout) s)", nil), [])
+                }
+                guard let sandbox else {
+                    return (row(.skipped, file, file.path.displayString, "no sandbox directory is configured", nil), [])
+                }
+                // The evidence copy: the original may be gone, or changed since it was recorded.
+                let stored = file.fileID.flatMap { try? database.files(ids: [$0]).first }
+                guard let source = stored?.evidencePath.map(PathBytes.init) ?? (file.state == .present ? file.path : nil) else {
+                    return (row(.skipped, file, file.path.displayString, "no copy of its bytes to run", nil), [])
+                }
+                var options = SandboxRunner.Options()
+                options.timeoutSeconds = timeout
+                do {
+                    let report = try sandbox.run(path: source, options: options)
+                    let detail = "sandbox run \(report.id): " + report.verdict.joined(separator: " ")
+                    return (
+                        row(report.setupError == nil ? .performed : .failed, file, file.path.displayString, detail, nil),
+                        [.sandboxRun(report.record(at: clock(), fileID: file.fileID, alertID: subject.alertID))]
+                    )
+                } catch {
+                    return (row(.failed, file, file.path.displayString, "sandbox: \(error)", nil), [])
+                }
+            }
         }
     }
 

@@ -115,6 +115,24 @@ extension EvidenceDatabase {
             cached: row["cached"], decisionNanoseconds: row["decisionNanoseconds"])
     }
 
+    /// Sandbox runs of these hashes, oldest first.
+    public func sandboxRuns(sha256: [String]) throws -> [SandboxRunRecord] {
+        guard !sha256.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: sha256.count).joined(separator: ",")
+        return try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM sandbox_run WHERE sha256 IN (\(marks)) ORDER BY time",
+                arguments: StatementArguments(sha256)
+            ).map { row in
+                SandboxRunRecord(
+                    id: row["id"], time: Timestamp(nanosecondsSinceEpoch: row["time"]), sha256: row["sha256"],
+                    fileId: row["fileId"], alertId: row["alertId"],
+                    verdict: (row["verdict"] as String).split(separator: "\n").map(String.init),
+                    reportJSON: row["report"])
+            }
+        }
+    }
+
     /// The file observations with these row ids (those that exist), in id order.
     public func files(ids: [Int64]) throws -> [FileRecord] {
         guard !ids.isEmpty else { return [] }

@@ -16,7 +16,7 @@ extension EvidenceDatabase {
         // commit survives a crash of the process but not of the machine.
         let durable = commands.contains {
             switch $0 {
-            case .alert, .action, .quarantined: true
+            case .alert, .action, .quarantined, .sandboxRun: true
             default: false
             }
         }
@@ -101,6 +101,16 @@ extension EvidenceDatabase {
                     exec.wouldBe.rawValue, exec.mode.rawValue, exec.rule, exec.reason, exec.cached,
                     exec.decisionNanoseconds,
                 ])
+            case .sandboxRun(let run):
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO sandbox_run (id, time, sha256, fileId, alertId, verdict, report)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        run.id, run.time.nanosecondsSinceEpoch, run.sha256, run.fileId, run.alertId,
+                        run.verdict.joined(separator: "\n"), run.reportJSON,
+                    ])
             case .quarantined(let path, let device, let inode):
                 try db.cachedStatement(
                     sql: "UPDATE file SET state = 'quarantined' WHERE path = ? AND device = ? AND inode = ?"

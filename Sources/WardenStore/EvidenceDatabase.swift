@@ -166,6 +166,21 @@ public final class EvidenceDatabase: Sendable {
                     CREATE INDEX exec_pid_time ON exec(pid, time);
                     """)
         }
+        migrator.registerMigration("v6-sandbox") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE sandbox_run (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        time INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        fileId INTEGER,
+                        alertId TEXT,
+                        verdict TEXT NOT NULL,
+                        report TEXT NOT NULL
+                    );
+                    CREATE INDEX sandbox_run_sha256 ON sandbox_run(sha256);
+                    """)
+        }
         return migrator
     }
 

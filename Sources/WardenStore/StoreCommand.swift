@@ -71,6 +71,8 @@ public enum StoreCommand: Sendable {
     case action(ActionRecord)
     /// An exec the guard answered.
     case exec(ExecRecord)
+    /// A finished sandbox run.
+    case sandboxRun(SandboxRunRecord)
     /// The file (this device and inode at this path) was moved into the quarantine.
     case quarantined(path: PathBytes, device: UInt64, inode: UInt64)
 }

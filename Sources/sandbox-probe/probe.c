@@ -118,6 +118,14 @@ int main(int argc, char **argv) {
         printf("dropped\n");
         return 0;
     }
+    if (!strcmp(mode, "fds")) {
+        // Which descriptors the jail handed over (the listing's own descriptor excluded).
+        for (int fd = 0; fd < 4096; fd++) {
+            if (fcntl(fd, F_GETFD) >= 0) printf("%d ", fd);
+        }
+        printf("\n");
+        return 0;
+    }
     fprintf(stderr, "unknown mode '%s'\n", mode);
     return 2;
 }

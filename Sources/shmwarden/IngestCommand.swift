@@ -59,7 +59,8 @@ struct IngestCommand: AsyncParsableCommand {
             let vault = try QuarantineVault(directory: directory.quarantinePath)
             for line in vault.recover() { logger.warning("quarantine journal: \(line)") }
             responder = Responder(
-                policy: SharedPolicy(loaded), database: database, vault: vault, logger: logger,
+                policy: SharedPolicy(loaded), database: database, vault: vault,
+                sandbox: SandboxRunner(directory: directory.sandboxPath), logger: logger,
                 clock: {
                     let now = sys_realtime()
                     return Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds)

@@ -54,11 +54,15 @@ struct SandboxCommand: ParsableCommand {
         options.observe = !noObserve
         let report: SandboxReport
         do {
-            report = try SandboxRunner(directory: directory.path + "/sandbox")
+            report = try SandboxRunner(directory: directory.sandboxPath)
                 .run(path: PathBytes(URL(fileURLWithPath: AgentConfiguration.absolute(file)).resolvingSymlinksInPath().path), options: options)
         } catch let error as SandboxRunner.RunError {
             throw UsageError(message: error.description)
         }
+        let now = Date().timeIntervalSince1970
+        try EvidenceDatabase(path: directory.databasePath).apply([
+            .sandboxRun(report.record(at: Timestamp(nanosecondsSinceEpoch: Int64(now * 1e9))))
+        ])
         if json {
             print(try JSONOutput.encode(report))
             return

@@ -237,9 +237,7 @@ private func shmFile(
             let policy = try parse(text.replacingOccurrences(of: "MODE", with: mode))
             let plan = PolicyEvaluator.evaluate(policy, for: .alert(id: "a1", alert, files: [shmFile()]))
             #expect(plan.map(\.action.kind) == [.record, .quarantine, .adviseNoexec, .remountNoexec, .sandbox])
-            #expect(plan.map(\.disposition) == [
-                .perform, expected, .perform, expected, .skip("sandbox runs are not available in this build yet"),
-            ])
+            #expect(plan.map(\.disposition) == [.perform, expected, .perform, expected, expected])
             #expect(plan[1].files.map(\.fileID) == [7])
         }
     }

@@ -141,6 +141,12 @@ enum ReportFixtures {
         #expect(memfd.recommendations.map(\.kind) == ["memfd-noexec", "falco-exception"])
         #expect(memfd.recommendations[1].yaml?.contains("proc.name") == true)
 
+        var withRun = ReportFixtures.devShm
+        withRun.sandboxRuns = [(id: "s1", sha256: ReportFixtures.sha, verdict: ["It exited with code 0 after 3.0 ms."])]
+        #expect(
+            ReportBuilder.build(withRun).sandbox
+                == "Run s1 of sha256 \(ReportFixtures.sha): It exited with code 0 after 3.0 ms.")
+
         let unknown = ReportBuilder.build(ReportFixtures.unknownRule)
         #expect(unknown.attack.isEmpty)
         #expect(unknown.caveats.first?.contains("dropped syscall events") == true)

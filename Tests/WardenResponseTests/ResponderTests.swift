@@ -109,7 +109,7 @@ struct ResponderTests {
         let alert = try recordEvidenceAndAlert(pid: child.processIdentifier)
         let responder = try responder(.monitor)
         let rows = responder.respond(to: responder.subject(for: alert))
-        #expect(rows.map(\.outcome) == [.performed, .planned, .planned, .performed, .skipped])
+        #expect(rows.map(\.outcome) == [.performed, .planned, .planned, .performed, .planned])
         #expect(rows[1].detail.hasPrefix("would quarantine \(binary)"))
         #expect(rows[2].detail.contains("would send SIGKILL to pid \(child.processIdentifier)"))
         #expect(child.isRunning)

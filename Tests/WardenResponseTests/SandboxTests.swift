@@ -64,6 +64,16 @@ struct SandboxTests {
         #expect(report.verdict.first == "It exited with code 0 after \(report.durationMs) ms.")
     }
 
+    @Test func noDescriptorOfTheSupervisorReachesTheSample() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        // Open a few descriptors without close-on-exec, as a careless library would.
+        let leaks = (0..<5).map { _ in open("/dev/null", O_RDONLY) }
+        defer { leaks.forEach { close($0) } }
+        let report = try run("fds")
+        // stdin, stdout, stderr, and the sample's own descriptor (kept for #! interpreters).
+        #expect(report.stdout == "0 1 2 4 \n", "\(report.stdout)")
+    }
+
     @Test func theHostLoopbackIsUnreachable() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -123,7 +123,8 @@ public enum PolicyEvaluator {
             if !targets.contains(where: { $0.mountPoint != nil }) { return .skip(nothingLeft ?? "no file on a watched mount") }
             return go
         case .sandbox:
-            return .skip("sandbox runs are not available in this build yet")
+            if targets.isEmpty { return .skip(nothingLeft ?? "no file evidence to run") }
+            return go
         }
     }
 }

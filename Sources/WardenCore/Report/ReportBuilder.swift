@@ -42,11 +42,22 @@ public enum ReportBuilder {
             evidence: input.evidence.map(evidence),
             noEvidence: input.evidence.isEmpty ? noEvidenceText(input) : nil,
             actions: input.actions,
-            sandbox: "No sandbox run exists for this sample: the sandbox is not available in this build.",
+            sandbox: sandboxText(input),
             recommendations: recommendations(input),
             attack: attack(alert.tags),
             caveats: caveats(input),
             unknowns: unknowns)
+    }
+
+    static func sandboxText(_ input: ReportInput) -> String {
+        guard !input.sandboxRuns.isEmpty else {
+            return input.evidence.isEmpty
+                ? "No sandbox run: there is no file evidence to run."
+                : "No sandbox run exists for this sample (run one with `shmwarden sandbox` on its evidence copy)."
+        }
+        return input.sandboxRuns.map { run in
+            "Run \(run.id) of sha256 \(run.sha256): " + run.verdict.joined(separator: " ")
+        }.joined(separator: " ")
     }
 
     // MARK: Facts from the alert

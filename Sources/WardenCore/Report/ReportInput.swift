@@ -15,6 +15,8 @@ public struct ReportInput: Sendable {
     /// `vm.memfd_noexec` on this host now: nil when the sysctl does not exist.
     public var memfdNoexec: Int?
     public var generatedAt: Timestamp
+    /// Sandbox runs of the evidence (id, sha256, verdict sentences), oldest first.
+    public var sandboxRuns: [(id: String, sha256: String, verdict: [String])] = []
 
     public init(
         alertID: String, alert: FalcoAlert, receivedAt: Timestamp, evidence: [ReportEvidence],

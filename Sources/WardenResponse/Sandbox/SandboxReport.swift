@@ -66,3 +66,18 @@ public struct SandboxReport: Encodable, Sendable {
     /// Sentences built only from the fields above.
     public var verdict: [String]
 }
+
+import Foundation
+import WardenCore
+import WardenStore
+
+extension SandboxReport {
+    /// The stored form of this run, linked to the file and alert it was run for.
+    public func record(at time: Timestamp, fileID: Int64? = nil, alertID: String? = nil) -> SandboxRunRecord {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json = (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return SandboxRunRecord(
+            id: id, time: time, sha256: sha256, fileId: fileID, alertId: alertID, verdict: verdict, reportJSON: json)
+    }
+}

@@ -192,8 +192,14 @@ public struct SandboxRunner: Sendable {
     /// Directories, symlinks and bind targets of a minimal root: what a dynamic ELF needs, read-only.
     private func prepareRoot(_ root: String) throws -> [Bind] {
         var binds: [Bind] = []
+        // Modes are set explicitly: the process umask (the agent runs with 077) must not make the
+        // jail's directories unsearchable for the sandbox uid.
         for name in ["usr", "etc", "dev", "proc", "tmp", "sample", ".oldroot"] {
-            try wrap { () throws(SystemCallError) in try sys_mkdir(Array((root + "/" + name).utf8), permissions: 0o755) }
+            let path = Array((root + "/" + name).utf8)
+            try wrap { () throws(SystemCallError) in
+                try sys_mkdir(path, permissions: 0o755)
+                try sys_chmod(path, 0o755)
+            }
         }
         binds.append(Bind(path: "/usr", device: false))
         // Merged-/usr systems have /bin → usr/bin: the same symlinks inside; else bind the directory.
@@ -204,7 +210,10 @@ public struct SandboxRunner: Sendable {
             if status.isSymlink, let link = try? sys_readlink(hostPath) {
                 try wrap { () throws(SystemCallError) in try sys_symlink(link, at: target) }
             } else if status.isDirectory {
-                try wrap { () throws(SystemCallError) in try sys_mkdir(target, permissions: 0o755) }
+                try wrap { () throws(SystemCallError) in
+                    try sys_mkdir(target, permissions: 0o755)
+                    try sys_chmod(target, 0o755)
+                }
                 binds.append(Bind(path: "/\(name)", device: false))
             }
         }
@@ -223,6 +232,7 @@ public struct SandboxRunner: Sendable {
 
     private func createEmpty(_ path: String) throws {
         let fd = try wrap { () throws(SystemCallError) in try sys_create(Array(path.utf8), flags: O_WRONLY, permissions: 0o644) }
+        try? sys_fchmod(fd, 0o644)
         sys_close(fd)
     }
 
@@ -234,6 +244,7 @@ public struct SandboxRunner: Sendable {
         let copied = try wrap { () throws(SystemCallError) in
             let out = try sys_create(path, flags: O_WRONLY, permissions: 0o755)
             defer { sys_close(out) }
+            try sys_fchmod(out, 0o755)
             return try digest.copy(from: source, to: out)
         }
         let fd = try wrap { () throws(SystemCallError) in try sys_open(path, flags: O_RDONLY) }
