@@ -257,9 +257,13 @@ public func sys_readProcessMemory(_ pid: Int32, address: UInt64, length: Int) ->
 public func sys_readProcessString(_ pid: Int32, address: UInt64, limit: Int = 4096) -> [UInt8]? {
     var out: [UInt8] = []
     var cursor = address
+    // Most paths are short: a first read of 256 bytes (not past the page end, which may be the
+    // end of the mapping), then page-sized reads.
+    var want = 256
     while out.count < limit {
         let toPageEnd = 4096 - Int(cursor % 4096)
-        guard let chunk = sys_readProcessMemory(pid, address: cursor, length: min(toPageEnd, limit - out.count)) else {
+        defer { want = 4096 }
+        guard let chunk = sys_readProcessMemory(pid, address: cursor, length: min(toPageEnd, want, limit - out.count)) else {
             return out.isEmpty ? nil : out
         }
         if let end = chunk.firstIndex(of: 0) { return out + chunk[..<end] }

@@ -64,7 +64,7 @@ struct IngestCommand: AsyncParsableCommand {
                 clock: {
                     let now = sys_realtime()
                     return Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds)
-                }, record: { commands in try? database.apply(commands) })
+                }, record: { commands in _ = try? database.apply(commands) })
         }
         let ingester = NDJSONIngester(
             database: database, mounts: TmpfsMountCache(),

@@ -19,6 +19,8 @@ final class SandboxObserver: @unchecked Sendable {
     private(set) var signals: [String] = []
     private(set) var pids: Set<Int32> = []
     private static let eventLimit = 2000
+    /// Syscall names by number (libseccomp's lookup allocates).
+    private var names: [Int32: String] = [:]
 
     /// Serves `listener` until every sandboxed process is gone.
     func serve(_ listener: FileDescriptor) {
@@ -40,7 +42,11 @@ final class SandboxObserver: @unchecked Sendable {
                 return
             }
             let notification = request.pointee
-            let name = SandboxFilter.name(of: notification.data.nr)
+            let name = names[notification.data.nr] ?? {
+                let resolved = SandboxFilter.name(of: notification.data.nr)
+                names[notification.data.nr] = resolved
+                return resolved
+            }()
             let event = describe(name, pid: Int32(bitPattern: notification.pid), args: notification.data.args)
             // Only what was read while the notification was still live counts.
             if seccomp_notify_id_valid(listener.rawValue, notification.id) == 0 { record(name, event, pid: Int32(bitPattern: notification.pid)) }

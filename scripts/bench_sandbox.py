@@ -1,0 +1,81 @@
+"""Sandbox benchmark: start-to-exit against bubblewrap, and the cost of observation. See scripts/bench-sandbox."""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BWRAP = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
+         "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+         "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
+         "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache", "--proc", "/proc", "--dev", "/dev",
+         "--tmpfs", "/tmp"]
+
+
+def timed(command):
+    start = time.perf_counter()
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{command[0]} failed ({result.returncode}): {result.stderr.decode()[:300]}")
+    return elapsed, result.stdout
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    binary = os.path.abspath(args.binary)
+    runs = 20 if args.quick else 100
+    state = tempfile.mkdtemp(prefix="shmwarden-bench-sandbox-", dir="/var/tmp")
+    true = os.path.realpath("/bin/true")
+    try:
+        ours_cmd = [binary, "sandbox", true, "--state-dir", state, "--json"]
+        bwrap_cmd = BWRAP + [true]
+        for _ in range(3):  # warm caches
+            timed(ours_cmd)
+            timed(bwrap_cmd)
+        ours, bwrap, inside = [], [], []
+        for i in range(runs):
+            elapsed, out = timed(ours_cmd)
+            ours.append(elapsed * 1000)
+            inside.append(json.loads(out)["durationMs"])
+            bwrap.append(timed(bwrap_cmd)[0] * 1000)
+            if (i + 1) % 20 == 0:
+                print(f"start: {i + 1}/{runs} runs", file=sys.stderr)
+        find = os.path.realpath("/usr/bin/find")
+        heavy = ["--", "/usr/share", "-maxdepth", "3"]
+        observed, plain, observed_calls = [], [], []
+        for i in range(max(5, runs // 10)):
+            _, out = timed([binary, "sandbox", find, "--state-dir", state, "--json", "--timeout", "60"] + heavy)
+            report = json.loads(out)
+            observed.append(report["durationMs"])
+            observed_calls.append(sum(report["syscalls"].values()))
+            _, out = timed([binary, "sandbox", find, "--state-dir", state, "--json", "--timeout", "60", "--no-observe"] + heavy)
+            plain.append(json.loads(out)["durationMs"])
+        results = {
+            "start_ms": {"shmwarden_cli_p50": statistics.median(ours), "bwrap_p50": statistics.median(bwrap),
+                         "ratio": statistics.median(ours) / statistics.median(bwrap),
+                         "shmwarden_in_jail_p50": statistics.median(inside), "runs": runs},
+            "trace_ms": {"observed_p50": statistics.median(observed), "filter_only_p50": statistics.median(plain),
+                         "ratio": statistics.median(observed) / statistics.median(plain),
+                         "observed_calls": statistics.median(observed_calls)},
+        }
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    s, t = results["start_ms"], results["trace_ms"]
+    print(f"/bin/true start-to-exit: shmwarden sandbox (whole CLI) {s['shmwarden_cli_p50']:.1f} ms, "
+          f"bwrap {s['bwrap_p50']:.1f} ms -> {s['ratio']:.2f}x; inside the jail (clone to exit) {s['shmwarden_in_jail_p50']:.1f} ms")
+    print(f"find /usr/share -maxdepth 3: observed {t['observed_p50']:.1f} ms ({t['observed_calls']:.0f} notified calls), "
+          f"filter only {t['filter_only_p50']:.1f} ms -> {t['ratio']:.2f}x")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
