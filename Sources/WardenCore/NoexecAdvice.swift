@@ -72,11 +72,10 @@ public struct NoexecAdvice: Hashable, Sendable, Encodable {
             persistence = "Add the fstab line (replacing any line for \(mountPoint)) and run "
                 + "'systemctl daemon-reload'; systemd then mounts it with these options at boot."
         }
-        remountIsCommand = !missing.isEmpty
     }
 
-    /// Whether `remountCommand` would change anything.
-    public var remountIsCommand: Bool
+    /// Whether there is a remount to run (some of noexec, nosuid, nodev is missing).
+    public var remountIsCommand: Bool { !remountCommand.isEmpty }
 
     enum CodingKeys: String, CodingKey {
         case mountPoint, mountPointBase64, options, superOptions, noexec, nosuid, nodev, remountCommand, fstabLine

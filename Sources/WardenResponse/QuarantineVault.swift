@@ -229,6 +229,10 @@ public final class QuarantineVault: Sendable {
                     try? writeSidecar(updated)
                 }
                 report.append("finished quarantine \(journal.id) of \(pathBytes)" + (problem.map { ": \($0)" } ?? ""))
+            } else if (try? sys_lstat(sample)) != nil {
+                // A verified copy without a readable sidecar: never delete a sample, whatever
+                // became of the original.
+                report.append("kept sample \(journal.id) of \(pathBytes): its sidecar is unreadable")
             } else {
                 // The copy was not complete: the original was never touched.
                 abandon(journal.id)
