@@ -139,3 +139,8 @@ int warden_receive_fd(int socket);
 
 /// pipe2(2) with O_CLOEXEC (Swift's Glibc lacks pipe2).
 int warden_pipe_cloexec(int fds[2]);
+
+/// Asks for synchronous wake-ups on a seccomp notification listener (Linux 6.6+,
+/// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP): the blocked task and the supervisor hand over on one CPU
+/// instead of waking each other across CPUs. Fails harmlessly on older kernels.
+int warden_seccomp_sync_wakeup(int listener);
