@@ -56,7 +56,7 @@ struct SandboxTests {
         #expect(report.stdout == "dropped\n")
         #expect(report.sha256 == sha256Hex(try Data(contentsOf: URL(fileURLWithPath: probe))))
         #expect(report.processes.first?.syscall == "execveat", "the sample is executed through its descriptor")
-        #expect(report.files.contains { $0.path == "/tmp/stage2" && $0.created && $0.detail == "O_WRONLY|O_CREAT|O_TRUNC" })
+        #expect(report.files.contains { $0.path == "/tmp/stage2" && $0.created && $0.detail == "O_WRONLY|O_CREAT|O_TRUNC mode 0755" })
         #expect(report.files.contains { $0.syscall == "unlink" && $0.path == "/tmp/nothing" })
         let written = try #require(report.written.first)
         #expect(written.path == "/tmp/stage2" && written.size == 22)

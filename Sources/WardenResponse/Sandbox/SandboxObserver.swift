@@ -92,13 +92,17 @@ final class SandboxObserver: @unchecked Sendable {
         case "clone", "fork", "vfork": return .process(.init(syscall: name, path: nil, pid: pid))
         case "open", "creat":
             let flags = name == "creat" ? Int32(O_CREAT | O_WRONLY | O_TRUNC) : Int32(truncatingIfNeeded: args.1)
-            return .file(.init(syscall: name, path: text(args.0), detail: Self.openFlags(flags), created: flags & O_CREAT != 0))
+            let mode = name == "creat" ? args.1 : args.2
+            return .file(.init(syscall: name, path: text(args.0), detail: Self.openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
         case "openat", "openat2":
-            let flags = name == "openat2"
-                ? Int32(truncatingIfNeeded: sys_readProcessMemory(pid, address: args.2, length: 8).map { bytes in
-                    bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } } ?? 0)
-                : Int32(truncatingIfNeeded: args.2)
-            return .file(.init(syscall: name, path: text(args.1), detail: Self.openFlags(flags), created: flags & O_CREAT != 0))
+            // openat2 passes struct open_how {flags, mode, resolve} by pointer.
+            let how = name == "openat2" ? sys_readProcessMemory(pid, address: args.2, length: 16) : nil
+            let field = { (offset: Int) in
+                how.map { bytes in bytes.count >= offset + 8 ? bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) } : 0 } ?? 0
+            }
+            let flags = Int32(truncatingIfNeeded: name == "openat2" ? field(0) : args.2)
+            let mode = name == "openat2" ? field(8) : args.3
+            return .file(.init(syscall: name, path: text(args.1), detail: Self.openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
         case "unlink": return .file(.init(syscall: name, path: text(args.0), detail: nil, created: false))
         case "unlinkat": return .file(.init(syscall: name, path: text(args.1), detail: nil, created: false))
         case "rename": return .file(.init(syscall: name, path: text(args.0), detail: "to \(text(args.1))", created: false))
@@ -121,13 +125,17 @@ final class SandboxObserver: @unchecked Sendable {
         }
     }
 
-    static func openFlags(_ flags: Int32) -> String {
+    /// `O_WRONLY|O_CREAT|O_TRUNC mode 0755`: the mode only when the call creates.
+    static func openFlags(_ flags: Int32, mode: UInt64 = 0) -> String {
         var parts = [flags & O_ACCMODE == O_WRONLY ? "O_WRONLY" : flags & O_ACCMODE == O_RDWR ? "O_RDWR" : "O_RDONLY"]
         for (bit, name) in [(O_CREAT, "O_CREAT"), (O_TRUNC, "O_TRUNC"), (O_APPEND, "O_APPEND"), (O_EXCL, "O_EXCL")]
         where flags & Int32(bit) != 0 {
             parts.append(name)
         }
-        return parts.joined(separator: "|")
+        let text = parts.joined(separator: "|")
+        guard flags & O_CREAT != 0 else { return text }
+        let octal = String(mode & 0o7777, radix: 8)
+        return text + " mode " + String(repeating: "0", count: max(0, 4 - octal.count)) + octal
     }
 
     /// A `struct sockaddr` as family, address and port.
