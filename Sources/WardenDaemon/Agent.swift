@@ -48,7 +48,7 @@ public enum Agent {
             observer = { written, at in log.append(written, at: at) }
         }
         let writer = StoreWriter(
-            database: database, clock: { sys_monotonicNanoseconds() }, observer: observer,
+            database: database, capacity: configuration.storeQueueCapacity, clock: { sys_monotonicNanoseconds() }, observer: observer,
             onError: { error in logger.error("store error", metadata: ["error": "\(error)"]) })
         let vault = try QuarantineVault(directory: configuration.stateDirectory.quarantinePath)
         for line in vault.recover() { logger.warning("quarantine journal: \(line)") }

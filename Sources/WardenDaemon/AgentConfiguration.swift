@@ -20,6 +20,8 @@ public struct AgentConfiguration: Sendable {
     public var http: IntakeServerConfiguration?
     /// Pair inotify with fanotify marks (the default; tests turn it off to check inotify alone).
     public var useFanotify = true
+    /// How many store commands may wait for the writer; past it, intake answers 503.
+    public var storeQueueCapacity = 65_536
     /// Benchmarks only: append `<monotonic ns>\t<path>` per committed file record to this file.
     public var commitLogPath: String?
     /// The validated policy the responder starts with.

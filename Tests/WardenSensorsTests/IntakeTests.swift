@@ -11,6 +11,7 @@ import WardenCore
 import WardenDaemon
 import WardenHTTP
 import WardenStore
+import GRDB
 
 /// One HTTP exchange over a real socket.
 func post(
@@ -50,6 +51,51 @@ func devShmAlert(exepath: String, uuid: String? = nil, time: Date = Date()) -> D
 extension SensorIntegration {
     @Suite(.serialized, .timeLimit(.minutes(2)))
     struct IntakeTests {
+        /// A store that cannot keep up: alerts past its queue get 503 with Retry-After over HTTP,
+        /// and every alert answered 200 is stored once the store catches up.
+        @Test func aFullStoreQueueAnswers503AndLosesNothingAccepted() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0), storeQueueCapacity: 2)
+            let port = await agent.services.listening.port()
+            // Another connection holds SQLite's write lock: the writer waits, its queue fills.
+            var lockConfiguration = Configuration()
+            lockConfiguration.busyMode = .timeout(10)
+            let lock = try DatabaseQueue(path: agent.database.path, configuration: lockConfiguration)
+            let release = DispatchSemaphore(value: 0)
+            // The lock is held on a thread of its own (GRDB closes a transaction with its access).
+            await withCheckedContinuation { (locked: CheckedContinuation<Void, Never>) in
+                Thread {
+                    try? lock.inDatabase { db in
+                        try db.execute(sql: "BEGIN IMMEDIATE")
+                        locked.resume()
+                        release.wait()
+                        try db.execute(sql: "COMMIT")
+                    }
+                }.start()
+            }
+            let posts = (0..<8).map { index in
+                Task { () -> (Int, String?) in
+                    let body = devShmAlert(exepath: mount.child("x\(index)"), uuid: "00000000-0000-4000-8000-00000000000\(index)")
+                    let (status, _, headers) = try await post("http://127.0.0.1:\(port)/falco", body)
+                    return (status, headers["Retry-After"] as? String)
+                }
+            }
+            // Give every request time to reach the intake, then let the store go on.
+            try await Task.sleep(for: .seconds(2))
+            release.signal()
+            var answers: [(Int, String?)] = []
+            for task in posts { answers.append(try await task.value) }
+            let busy = answers.filter { $0.0 == 503 }
+            let accepted = answers.filter { $0.0 == 200 }
+            #expect(!busy.isEmpty, "\(answers.map(\.0))")
+            #expect(busy.allSatisfy { $0.1 == "1" }, "503 carries Retry-After")
+            #expect(accepted.count + busy.count == answers.count, "\(answers.map(\.0))")
+            #expect(try agent.database.alertCount() == accepted.count, "every 200 is stored, nothing else")
+            try await agent.stop()
+        }
+
         @Test func alertsAreStoredAndCorrelatedWithTheDroppedFile() async throws {
             let mount = try TestMount()
             defer { mount.remove() }

@@ -30,7 +30,7 @@ final class AgentHarness: Sendable {
     init(
         watch: [String], discovery: TmpfsDiscovery = .none, hashSizeCap: Int64 = 256 << 20,
         maxPinnedFiles: Int = 4096, fallbackRescanIntervalMilliseconds: Int = 5000, useFanotify: Bool = true,
-        http: IntakeServerConfiguration? = nil, policy: Policy = .none
+        http: IntakeServerConfiguration? = nil, policy: Policy = .none, storeQueueCapacity: Int = 65_536
     ) async throws {
         stateDirectory = makeStateDirectory()
         var configuration = AgentConfiguration(
@@ -40,6 +40,7 @@ final class AgentHarness: Sendable {
         configuration.useFanotify = useFanotify
         configuration.http = http
         configuration.policy = policy
+        configuration.storeQueueCapacity = storeQueueCapacity
         services = try Agent.buildServices(configuration: configuration, logger: silentLogger)
         group = ServiceGroup(
             configuration: .init(
