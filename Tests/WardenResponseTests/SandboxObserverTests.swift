@@ -1,0 +1,51 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+@preconcurrency import Glibc
+import Testing
+@testable import WardenResponse
+import WardenLinux
+
+@Suite struct SandboxObserverDecodingTests {
+    @Test func socketAddressesOfEachFamily() {
+        // AF_INET 127.0.0.1:8080
+        let inet: [UInt8] = [2, 0, 0x1f, 0x90, 127, 0, 0, 1] + Array(repeating: 0, count: 8)
+        #expect(
+            SandboxObserver.socketAddress(inet, syscall: "connect")
+                == .init(syscall: "connect", family: "AF_INET", address: "127.0.0.1", port: 8080))
+        // AF_INET6 [::1]:443
+        var inet6: [UInt8] = [10, 0, 0x01, 0xbb, 0, 0, 0, 0] + Array(repeating: 0, count: 16) + [0, 0, 0, 0]
+        inet6[23] = 1
+        #expect(SandboxObserver.socketAddress(inet6, syscall: "sendto").address == "0:0:0:0:0:0:0:1")
+        #expect(SandboxObserver.socketAddress(inet6, syscall: "sendto").port == 443)
+        // AF_UNIX path and abstract
+        let path: [UInt8] = [1, 0] + Array("/run/x.sock".utf8) + [0]
+        #expect(SandboxObserver.socketAddress(path, syscall: "connect").address == "/run/x.sock")
+        let abstract: [UInt8] = [1, 0, 0] + Array("hidden".utf8)
+        #expect(SandboxObserver.socketAddress(abstract, syscall: "connect").address == "@hidden")
+        #expect(SandboxObserver.socketAddress([1], syscall: "connect").family == "unknown")
+    }
+
+    @Test func openFlagsAndModes() {
+        #expect(SandboxObserver.openFlags(O_RDONLY) == "O_RDONLY")
+        #expect(SandboxObserver.openFlags(O_RDWR | O_APPEND) == "O_RDWR|O_APPEND")
+        #expect(SandboxObserver.openFlags(O_WRONLY | O_CREAT | O_EXCL, mode: 0o4755) == "O_WRONLY|O_CREAT|O_EXCL mode 4755")
+        #expect(SandboxObserver.openFlags(O_WRONLY | O_CREAT, mode: 0o600) == "O_WRONLY|O_CREAT mode 0600")
+    }
+
+    @Test func journalEntriesKeepMultiLineValuesWhole() {
+        let bytes = JournalSocket.encode([("MESSAGE", "one\ntwo"), ("PRIORITY", "5")])
+        var expected = Array("MESSAGE\n".utf8)
+        withUnsafeBytes(of: UInt64(7).littleEndian) { expected += $0 }
+        expected += Array("one\ntwo\nPRIORITY=5\n".utf8)
+        #expect(bytes == expected)
+    }
+
+    @Test func theFilterBuildsWithAndWithoutObservation() throws {
+        let observing = try SandboxFilter(observe: true)
+        let enforcing = try SandboxFilter(observe: false)
+        #expect(observing.program != enforcing.program, "observation adds notify rules")
+        #expect(enforcing.program.count % 8 == 0)
+        #expect(SandboxFilter.name(of: 0) == "read")
+    }
+}
