@@ -69,6 +69,28 @@ extension SensorIntegration {
             #expect(try await execStatus(unknown) == 0)
         }
 
+        /// A file the guard cannot decide about (here: above hash-size-cap) gets guard.failure.
+        @Test(arguments: [("allow", Int32(0)), ("deny", Int32(126))])
+        func undecidableExecsGetTheFailureAnswer(failure: String, expected: Int32) async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let policy = try PolicyParser.merge([
+                try PolicyParser.parse(
+                    "mode: monitor\nguard: {mode: enforce, failure: \(failure), hash-size-cap: 1KiB}\n", file: "g.yaml"
+                ).get()
+            ]).get()
+            let agent = try await AgentHarness(watch: [mount.path], policy: policy)
+            try await Task.sleep(for: .milliseconds(300))
+            let path = mount.child("big")
+            _ = try drop(trueBinary + [5], at: path)
+            #expect(try await execStatus(path) == expected)
+            let record = try #require(try await waitForExec(agent.database, path: path))
+            #expect(record.rule == "failure" && record.sha256 == nil)
+            #expect(record.reason.contains("larger than guard.hash-size-cap"))
+            #expect(agent.metrics[.guardFailures] >= 1)
+            try await agent.stop()
+        }
+
         @Test func monitorAllowsAndRecordsWhatEnforceWouldDo() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
