@@ -55,7 +55,8 @@ public enum Agent {
         let policy = SharedPolicy(configuration.policy)
         let responder = Responder(
             policy: policy, database: database, vault: vault,
-            sandbox: SandboxRunner(directory: configuration.stateDirectory.sandboxPath), logger: logger,
+            sandbox: SandboxRunner(directory: configuration.stateDirectory.sandboxPath), sandboxInline: false,
+            logger: logger,
             clock: SensorService.wallClock, record: { commands in for command in commands { writer.submit(command) } })
         logger.notice(
             "policy loaded",

@@ -19,6 +19,9 @@ public final class Responder: Sendable {
     private let vault: QuarantineVault
     /// Runs samples for the `sandbox` action (nil: the action is skipped as not configured).
     private let sandbox: SandboxRunner?
+    /// Run sandbox actions where they are decided (the command line) instead of on their own thread.
+    private let sandboxInline: Bool
+    private let sandboxQueue = BlockingQueue<SandboxJob>(capacity: 256)
     private let record: @Sendable ([StoreCommand]) -> Void
     private let logger: Logger
     private let queue = BlockingQueue<Work>(capacity: 16_384)
@@ -35,10 +38,11 @@ public final class Responder: Sendable {
     /// - Parameter record: where audit rows and state changes go (the store writer, or a direct apply).
     public init(
         policy: SharedPolicy, database: EvidenceDatabase, vault: QuarantineVault, sandbox: SandboxRunner? = nil,
-        logger: Logger, clock: @escaping @Sendable () -> Timestamp,
+        sandboxInline: Bool = true, logger: Logger, clock: @escaping @Sendable () -> Timestamp,
         record: @escaping @Sendable ([StoreCommand]) -> Void
     ) {
         self.sandbox = sandbox
+        self.sandboxInline = sandboxInline
         self.policy = policy
         self.database = database
         self.vault = vault
@@ -96,10 +100,21 @@ public final class Responder: Sendable {
 
     /// Runs the response thread until `finish()`.
     public func run() async {
+        async let sandboxes: Void = DedicatedThread.run(name: "shmwarden-sandbox") { [self] in
+            while true {
+                let batch = sandboxQueue.takeAll(limit: 1)
+                if batch.isEmpty && sandboxQueue.isClosedAndEmpty { return }
+                for job in batch {
+                    let (row, commands) = runSandbox(job)
+                    record([.action(row)] + commands)
+                    log(row)
+                }
+            }
+        }
         await DedicatedThread.run(name: "shmwarden-respond") { [self] in
             while true {
                 let batch = queue.takeAll(limit: 64)
-                if batch.isEmpty && queue.isClosedAndEmpty { return }
+                if batch.isEmpty && queue.isClosedAndEmpty { break }
                 for work in batch {
                     switch work {
                     case .alert(let alert): respond(to: subject(for: alert))
@@ -107,7 +122,10 @@ public final class Responder: Sendable {
                     }
                 }
             }
+            // No more responses: the sandbox thread finishes what is queued and stops.
+            sandboxQueue.close()
         }
+        await sandboxes
     }
 
     /// Lets the response thread finish what is queued and stop.
@@ -233,31 +251,59 @@ public final class Responder: Sendable {
             }
 
         case .sandbox(let timeout):
-            return planned.files.map { file in
+            return planned.files.compactMap { file in
                 guard perform else {
                     return (row(.planned, file, file.path.displayString, "would run a copy of \(file.path) in the sandbox (\(timeout) s)", nil), [])
                 }
-                guard let sandbox else {
+                guard sandbox != nil else {
                     return (row(.skipped, file, file.path.displayString, "no sandbox directory is configured", nil), [])
                 }
-                // The evidence copy: the original may be gone, or changed since it was recorded.
-                let stored = file.fileID.flatMap { try? database.files(ids: [$0]).first }
-                guard let source = stored?.evidencePath.map(PathBytes.init) ?? (file.state == .present ? file.path : nil) else {
-                    return (row(.skipped, file, file.path.displayString, "no copy of its bytes to run", nil), [])
+                let job = SandboxJob(
+                    file: file, timeout: timeout, alertID: subject.alertID, rule: planned.rule, mode: mode)
+                guard sandboxInline else {
+                    // A run takes up to its timeout: it must not hold up the next quarantine or kill.
+                    if !sandboxQueue.offer(job) {
+                        return (row(.skipped, file, file.path.displayString, "the sandbox queue is full", nil), [])
+                    }
+                    return nil  // audited when the run ends
                 }
-                var options = SandboxRunner.Options()
-                options.timeoutSeconds = timeout
-                do {
-                    let report = try sandbox.run(path: source, options: options)
-                    let detail = "sandbox run \(report.id): " + report.verdict.joined(separator: " ")
-                    return (
-                        row(report.setupError == nil ? .performed : .failed, file, file.path.displayString, detail, nil),
-                        [.sandboxRun(report.record(at: clock(), fileID: file.fileID, alertID: subject.alertID))]
-                    )
-                } catch {
-                    return (row(.failed, file, file.path.displayString, "sandbox: \(error)", nil), [])
-                }
+                return runSandbox(job)
             }
+        }
+    }
+
+    /// One sandbox run a policy asked for.
+    struct SandboxJob: Sendable {
+        var file: PolicyFile
+        var timeout: Int
+        var alertID: String?
+        var rule: String
+        var mode: PolicyMode
+    }
+
+    /// Runs the file's evidence copy (the original may be gone, or changed since it was recorded).
+    private func runSandbox(_ job: SandboxJob) -> (ActionRecord, [StoreCommand]) {
+        let file = job.file
+        let row = { (outcome: ActionRecord.Outcome, detail: String) in
+            ActionRecord(
+                time: self.clock(), alertId: job.alertID, fileId: file.fileID, rule: job.rule, action: "sandbox",
+                mode: job.mode, outcome: outcome, target: file.path.displayString, detail: detail)
+        }
+        guard let sandbox else { return (row(.skipped, "no sandbox directory is configured"), []) }
+        let stored = file.fileID.flatMap { try? database.files(ids: [$0]).first }
+        guard let source = stored?.evidencePath.map(PathBytes.init) ?? (file.state == .present ? file.path : nil) else {
+            return (row(.skipped, "no copy of its bytes to run"), [])
+        }
+        var options = SandboxRunner.Options()
+        options.timeoutSeconds = job.timeout
+        do {
+            let report = try sandbox.run(path: source, options: options)
+            return (
+                row(report.setupError == nil ? .performed : .failed, "sandbox run \(report.id): " + report.verdict.joined(separator: " ")),
+                [.sandboxRun(report.record(at: clock(), fileID: file.fileID, alertID: job.alertID))]
+            )
+        } catch {
+            return (row(.failed, "sandbox: \(error)"), [])
         }
     }
 

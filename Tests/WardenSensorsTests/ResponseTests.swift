@@ -42,6 +42,33 @@ extension SensorIntegration {
             try await agent.stop()
         }
 
+        /// The sandbox action runs on its own thread and is audited when the run ends.
+        @Test(.enabled(if: TestEnvironment.isRoot))
+        func aDroppedELFIsRunInTheSandbox() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(
+                watch: [mount.path],
+                policy: try policy(
+                    """
+                    mode: enforce
+                    rules:
+                      - {name: detonate, on: dropped-executable, match: {file: {kind: elf}}, actions: [{action: sandbox, timeout: 5}]}
+                    """))
+            let sha = try drop(trueBinary, at: mount.child("sample"))
+            var actions: [ActionRecord] = []
+            let deadline = ContinuousClock.now + .seconds(20)
+            while actions.isEmpty && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                actions = try agent.database.actions().filter { $0.action == "sandbox" }
+            }
+            let row = try #require(actions.first)
+            #expect(row.outcome == .performed && row.detail.contains("It exited with code 0"), "\(row.detail)")
+            let runs = try agent.database.sandboxRuns(sha256: [sha])
+            #expect(runs.count == 1 && runs.first?.verdict.first?.hasPrefix("It exited with code 0") == true)
+            try await agent.stop()
+        }
+
         @Test func monitorModePlansForAPostedAlertAndTouchesNothing() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
