@@ -32,7 +32,9 @@ public final class AlertIntake: Sendable {
     /// Delays after which an alert whose file was not (yet) recorded is correlated again: the
     /// alert can outrun the sensor by a few milliseconds.
     private let retryDelays: [Duration]
-    private let late = Mutex<(pending: [LateAlert], running: Bool)>(([], false))
+    /// Alerts waiting for another look, one queue per attempt: every alert waits the same delay
+    /// at a given attempt, so each queue is in due order and a pass only takes from its front.
+    private let late: Mutex<(queues: [LateQueue], running: Bool)>
     /// Told of each stored alert once committed, and again when a late look finds its evidence
     /// (the responder's trigger). Must not block.
     private let onStored: (@Sendable (AlertRecord) -> Void)?
@@ -42,6 +44,31 @@ public final class AlertIntake: Sendable {
         var record: AlertRecord
         var attempt: Int
         var due: ContinuousClock.Instant
+    }
+
+    /// A FIFO of late alerts in due order: taking the due ones touches only those.
+    struct LateQueue: Sendable {
+        private var items: [LateAlert] = []
+        private var head = 0
+
+        var isEmpty: Bool { head == items.count }
+
+        mutating func append(_ item: LateAlert) { items.append(item) }
+
+        mutating func popDue(_ now: ContinuousClock.Instant, into out: inout [LateAlert]) {
+            while head < items.count, items[head].due <= now {
+                out.append(items[head])
+                head += 1
+            }
+            // Drop the consumed front now and then, not on every pass.
+            if head == items.count {
+                items.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head > 4096 && head * 2 > items.count {
+                items.removeFirst(head)
+                head = 0
+            }
+        }
     }
 
     public init(
@@ -56,6 +83,7 @@ public final class AlertIntake: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.retryDelays = retryDelays
+        self.late = Mutex((Array(repeating: LateQueue(), count: max(1, retryDelays.count)), false))
     }
 
     /// Decodes, correlates and durably stores one alert.
@@ -107,7 +135,7 @@ public final class AlertIntake: Sendable {
     /// the lookups themselves under a burst of alerts about files we never see).
     private func correlateLater(_ record: AlertRecord) {
         let start = late.withLock { state -> Bool in
-            state.pending.append(LateAlert(record: record, attempt: 0, due: .now + retryDelays[0]))
+            state.queues[0].append(LateAlert(record: record, attempt: 0, due: .now + retryDelays[0]))
             defer { state.running = true }
             return !state.running
         }
@@ -121,12 +149,12 @@ public final class AlertIntake: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
             let now = ContinuousClock.now
             let due = late.withLock { state -> [LateAlert]? in
-                if state.pending.isEmpty {
+                if state.queues.allSatisfy(\.isEmpty) {
                     state.running = false
                     return nil
                 }
-                let due = state.pending.filter { $0.due <= now }
-                state.pending.removeAll { $0.due <= now }
+                var due: [LateAlert] = []
+                for index in state.queues.indices { state.queues[index].popDue(now, into: &due) }
                 return due
             }
             guard let due else { return }
@@ -147,7 +175,7 @@ public final class AlertIntake: Sendable {
                 } else if item.attempt + 1 < retryDelays.count {
                     let next = LateAlert(
                         record: item.record, attempt: item.attempt + 1, due: now + retryDelays[item.attempt + 1])
-                    late.withLock { $0.pending.append(next) }
+                    late.withLock { $0.queues[next.attempt].append(next) }
                 } else {
                     onStored?(item.record)
                 }
