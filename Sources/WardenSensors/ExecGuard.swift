@@ -240,10 +240,12 @@ final class ExecGuard {
         }
         let decision = GuardDecision.decide(
             path: path ?? PathBytes([]), sha256: sha, policy: current, failureReason: failure)
-        // A refused process is read before the answer (it may exit right after); an allowed one
-        // after it, off the exec's path (a process that exits at once may then be gone).
-        var process: (ppid: Int32?, uid: UInt32?)?
-        if decision.verdict == .deny { process = (sys_parentPID(of: event.pid), sys_processUID(of: event.pid)) }
+        // The uid is one stat of /proc/PID (a few µs): read now, while the process surely exists.
+        // The parent pid costs a read of /proc/PID/stat: before the answer for a refused process
+        // (it may exit right after), after it for an allowed one, off the exec's path (one that
+        // exits at once may be gone by then).
+        let uid = sys_processUID(of: event.pid)
+        let refusedParent = decision.verdict == .deny ? sys_parentPID(of: event.pid) : nil
         // The decision is made: what follows (the write, and any preemption by the process it
         // wakes) is not decision time.
         let elapsed = sys_monotonicNanoseconds() - started
@@ -255,7 +257,7 @@ final class ExecGuard {
         // Everything below happens after the answer: the exec is no longer waiting.
         if path == nil, let status { path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) }
         let filePath = path ?? PathBytes([])
-        let (ppid, uid) = process ?? (sys_parentPID(of: event.pid), sys_processUID(of: event.pid))
+        let ppid = decision.verdict == .deny ? refusedParent : sys_parentPID(of: event.pid)
         metrics.add(decision.verdict == .allow ? .guardAllowed : .guardDenied)
         if failure != nil {
             metrics.add(.guardFailures)
