@@ -200,16 +200,20 @@ static int sbx_join(char *out, size_t size, const char *root, const char *path) 
 /// the supervisor's (its database, fanotify groups, sockets) reaches the jail, and the rlimit on
 /// open files cannot be exhausted by inherited ones.
 static int sbx_keep_only(int *keep, int count) {
+    // Park the kept descriptors above every one of them (and above 1000), so parking one never
+    // overwrites another that is still to be parked (the agent may hold thousands of files open).
+    int base = 1000;
+    for (int i = 0; i < count; i++) if (keep[i] >= base) base = keep[i] + 1;
     for (int i = 0; i < count; i++) {
         if (keep[i] < 0) continue;
-        if (dup2(keep[i], 1000 + i) < 0) return -1;
+        if (dup2(keep[i], base + i) < 0) return -1;
     }
-    if (syscall(SYS_close_range, 3, 999, 0) != 0) return -1;
-    if (syscall(SYS_close_range, 1000 + count, ~0U, 0) != 0) return -1;
+    if (syscall(SYS_close_range, 3, base - 1, 0) != 0) return -1;
+    if (syscall(SYS_close_range, base + count, ~0U, 0) != 0) return -1;
     for (int i = 0; i < count; i++) {
         if (keep[i] < 0) continue;
-        if (dup2(1000 + i, 3 + i) < 0) return -1;
-        close(1000 + i);
+        if (dup2(base + i, 3 + i) < 0) return -1;
+        close(base + i);
         keep[i] = 3 + i;
     }
     return 0;

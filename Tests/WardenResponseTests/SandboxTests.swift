@@ -66,9 +66,24 @@ struct SandboxTests {
 
     @Test func noDescriptorOfTheSupervisorReachesTheSample() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        // Open a few descriptors without close-on-exec, as a careless library would.
-        let leaks = (0..<5).map { _ in open("/dev/null", O_RDONLY) }
+        // Over a thousand descriptors without close-on-exec, as a busy agent with a careless
+        // library would have: the jail's own pipes then get numbers above 1000 too.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < 4096 {
+            limit.rlim_cur = min(limit.rlim_max, 4096)
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        // Fill every number below 1000, so the jail's own descriptors land at 1000 and up, among
+        // the numbers the launcher parks descriptors at while it closes the rest.
+        var leaks: [Int32] = []
+        while let last = leaks.last.map({ $0 }) ?? Optional(-1), last < 999 {
+            let fd = open("/dev/null", O_RDONLY)
+            guard fd >= 0 else { break }
+            leaks.append(fd)
+        }
         defer { leaks.forEach { close($0) } }
+        #expect(leaks.last == 999)
         let report = try run("fds")
         // stdin, stdout, stderr, and the sample's own descriptor (kept for #! interpreters).
         #expect(report.stdout == "0 1 2 4 \n", "\(report.stdout)")
