@@ -2,7 +2,8 @@
 # The five-minute tour (root): a private tmpfs under /dev/shm, a dropper that writes, chmods,
 # runs and deletes an ELF and a script, the Falco alerts the real "Execution from /dev/shm" rule
 # would send for them, and what shmwarden made of it all: the records, the correlation, the
-# monitor-mode plan, the exec guard's records and an analysis report.
+# monitor-mode plan, the exec guard's records, an analysis report, and a sandbox run of the
+# deleted ELF's evidence copy.
 # Nothing outside its own tmpfs and state directory is touched; both are removed at the end.
 # Usage: sudo scripts/demo.sh
 set -euo pipefail
@@ -81,5 +82,9 @@ step "6. the exec guard's records (monitor mode: allowed, and what enforce would
 
 step "7. the analysis report of the first alert (also GET /alerts/$id/report)"
 "$bin" report "$id" --state-dir "$state"
+
+step "8. run the ELF's evidence copy in the sandbox (the dropper deleted the original)"
+evidence=$("$bin" files --state-dir "$state" --json --path "$drop/.kworker" | sed -n 's/.*"evidencePath" : "\([^"]*\)".*/\1/p' | head -1)
+"$bin" sandbox "$evidence" --state-dir "$state" -- --fast
 
 step "done: the agent stops, the tmpfs and the demo state are removed"
