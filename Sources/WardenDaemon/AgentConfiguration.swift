@@ -51,7 +51,7 @@ public struct AgentConfiguration: Sendable {
     /// The sensor's view of this configuration. The state directory is never watched, even if
     /// it sits on a tmpfs: evidence copies must not be captured as new drops.
     public var sensorConfiguration: SensorConfiguration {
-        SensorConfiguration(
+        var configuration = SensorConfiguration(
             evidenceDirectory: PathBytes(stateDirectory.evidencePath),
             discovery: discovery,
             watchPaths: watchPaths.map { PathBytes(Self.absolute($0)) },
@@ -61,6 +61,10 @@ public struct AgentConfiguration: Sendable {
             fallbackRescanIntervalMilliseconds: fallbackRescanIntervalMilliseconds,
             useFanotify: useFanotify
         )
+        // The exec guard, when the starting policy runs it, captures on exec instead (decided
+        // at start: a reload that turns the guard off leaves close-write capture only).
+        configuration.captureOnExec = policy.execGuard.mode == .off
+        return configuration
     }
 
     /// Loads the policy at `path`, or at the installed location when `path` is nil and it exists.

@@ -272,8 +272,9 @@ final class ExecGuard {
         pendingRecords.append(exec)
         if pendingRecords.count >= Self.recordBatch { flushRecords() }
         // A refused (or, in monitor mode, would-be refused) file is evidence: capture it, once per
-        // content version (the sensor records it too when it saw it written; this covers the rest).
-        if decision.wouldBe == .deny, let status, !filePath.bytes.isEmpty,
+        // content version (the sensor records it too when it saw it written; this covers the
+        // rest). With the sensor's exec capture off, every executed version is handed over.
+        if decision.wouldBe == .deny || !configuration.captureOnExec, let status, !filePath.bytes.isEmpty,
             handedToCapture.insert(status.contentVersion).inserted,
             capture(.file(filePath, root: root(for: filePath) ?? filePath, pinned: PinnedFile(descriptor: fd, status: status)))
         {

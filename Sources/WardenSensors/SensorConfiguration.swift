@@ -37,6 +37,10 @@ public struct SensorConfiguration: Sendable {
     public var maxHashAttempts: Int
     /// Mark watched directories with fanotify too (needs CAP_SYS_ADMIN; falls back when refused).
     public var useFanotify: Bool
+    /// Capture files when they are executed (FAN_OPEN_EXEC). Off while the exec guard runs: it
+    /// sees every exec there already and hands each new version to capture, and a second
+    /// fanotify event per exec would cost every exec on tmpfs a little more.
+    public var captureOnExec = true
 
     public init(
         evidenceDirectory: PathBytes,

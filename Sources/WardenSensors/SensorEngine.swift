@@ -353,7 +353,8 @@ final class SensorEngine {
     private func markForFanotify(_ directory: PathBytes) {
         guard let fanotify, !fanotifyMarked.contains(directory) else { return }
         do {
-            try fanotify.markDirectory(directory.bytes, mask: [.closeWrite, .openExec])
+            try fanotify.markDirectory(
+                directory.bytes, mask: configuration.captureOnExec ? [.closeWrite, .openExec] : [.closeWrite])
             fanotifyMarked.insert(directory)
         } catch {
             if !fanotifyMarkFailureLogged {
