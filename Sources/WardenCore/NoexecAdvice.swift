@@ -38,6 +38,9 @@ public struct NoexecAdvice: Hashable, Sendable, Encodable {
     public var risks: [String]
     /// Containers and runtimes that own this mount, when it is theirs.
     public var owner: String?
+    /// The host's `vm.memfd_noexec` advice, repeated on each entry so `advise --json` stays one
+    /// entry per mount (memfd execution is on no mount, and noexec does not stop it).
+    public var memfd: MemfdAdvice?
 
     /// Builds the advice from a mount's facts.
     public init(_ mount: MountFacts) {
@@ -79,7 +82,7 @@ public struct NoexecAdvice: Hashable, Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case mountPoint, mountPointBase64, options, superOptions, noexec, nosuid, nodev, remountCommand, fstabLine
-        case persistence, risks, owner
+        case persistence, risks, owner, memfd
     }
 
     /// Who recreates a mount under this path, when it is a container runtime's or logind's.

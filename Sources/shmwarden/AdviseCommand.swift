@@ -18,7 +18,7 @@ struct AdviseCommand: ParsableCommand {
             It changes nothing.
             """)
 
-    @Flag(help: "Print JSON: {mounts: [...], memfd: {...}}.")
+    @Flag(help: "Print a JSON array, one entry per tmpfs mount (each with the memfd advice too).")
     var json = false
 
     struct Report: Encodable {
@@ -29,7 +29,11 @@ struct AdviseCommand: ParsableCommand {
     func run() throws {
         let report = Report(mounts: MountAdvisor.advice(for: try MountTable.read()), memfd: MountAdvisor.memfdAdvice())
         if json {
-            print(try JSONOutput.encode(report))
+            print(try JSONOutput.encode(report.mounts.map { mount in
+                var entry = mount
+                entry.memfd = report.memfd
+                return entry
+            }))
             return
         }
         for mount in report.mounts {

@@ -263,13 +263,13 @@ extension SensorIntegration {
             defer { mount.remove() }
             let (status, stdout, _) = try Binary.run(["advise", "--json"])
             #expect(status == 0)
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
-            let mounts = try #require(object["mounts"] as? [[String: Any]])
+            // DESIGN.md's contract: one entry per tmpfs mount.
+            let mounts = try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [[String: Any]])
             let ours = try #require(mounts.first { $0["mountPoint"] as? String == mount.path })
             #expect(ours["noexec"] as? Bool == false)
             #expect(ours["remountCommand"] as? String == "mount -o remount,noexec,nosuid,nodev \(mount.path)")
             #expect(ours["fstabLine"] is String && ours["risks"] is [String])
-            #expect(object["memfd"] is [String: Any])
+            #expect(ours["memfd"] is [String: Any])
         }
     }
 }
