@@ -98,6 +98,8 @@ extension EvidenceDatabase {
         }
     }
 
+    /// A file row, with the blob's facts when the query joined them (`blobElf`, `blobScript`,
+    /// `blobEvidence`).
     static func fileRecord(_ row: Row) -> FileRecord {
         let decoder = JSONDecoder()
         let path: Data = row["path"]
