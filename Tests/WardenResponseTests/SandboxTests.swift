@@ -153,6 +153,14 @@ struct SandboxTests {
         #expect(report.durationMs < 5000)
     }
 
+    @Test func theSampleRunsAsTheSandboxUserWithItsOwnNames() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes("/usr/bin/id"))
+        let uid = SandboxRunner.uid
+        #expect(report.stdout == "uid=\(uid)(sandbox) gid=\(uid)(sandbox) groups=\(uid)(sandbox)\n", "\(report.stdout)")
+        #expect(sandboxProcesses().isEmpty)
+    }
+
     @Test func aSetuidBinaryGivesNoPrivilege() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let report = try run("setuid")

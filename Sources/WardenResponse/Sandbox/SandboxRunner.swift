@@ -217,10 +217,29 @@ public struct SandboxRunner: Sendable {
                 binds.append(Bind(path: "/\(name)", device: false))
             }
         }
-        // Only the loader's files from /etc: nothing else of the host's configuration (no shadow).
+        // Only the loader's files from the host's /etc: nothing else of its configuration (no shadow).
         for file in ["/etc/ld.so.cache", "/etc/ld.so.conf"] where (try? sys_lstat(Array(file.utf8)))?.isRegularFile == true {
             try createEmpty(root + file)
             binds.append(Bind(path: file, device: false))
+        }
+        // A few files of its own, so that name lookups work without anything of the host's.
+        let uid = Self.uid
+        let etc: [(String, String)] = [
+            ("passwd", "root:x:0:0:root:/root:/bin/sh\nsandbox:x:\(uid):\(uid):sandbox:/tmp:/bin/sh\n"),
+            ("group", "root:x:0:\nsandbox:x:\(uid):\n"),
+            ("hosts", "127.0.0.1 localhost sandbox\n::1 localhost\n"),
+            ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n"),
+        ]
+        for (name, content) in etc {
+            try wrap { () throws(SystemCallError) in
+                let fd = try sys_create(Array((root + "/etc/" + name).utf8), flags: O_WRONLY, permissions: 0o644)
+                defer { sys_close(fd) }
+                try sys_fchmod(fd, 0o644)
+                let bytes = Array(content.utf8)
+                try bytes.withUnsafeBufferPointer { (buffer) throws(SystemCallError) in
+                    try sys_writeAll(fd, UnsafeRawBufferPointer(buffer))
+                }
+            }
         }
         for device in ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"] {
             try createEmpty(root + device)
