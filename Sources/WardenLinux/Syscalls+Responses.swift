@@ -335,6 +335,11 @@ public func sys_readToEnd(_ fd: FileDescriptor) throws(SystemCallError) -> [UInt
     }
 }
 
+/// Moves `fd`'s offset to its end (for /dev/kmsg: only records from now on).
+public func sys_seekToEnd(_ fd: FileDescriptor) throws(SystemCallError) {
+    _ = try retryingInterrupts("lseek") { lseek(fd.rawValue, 0, SEEK_END) }
+}
+
 /// Removes the empty directory at `path` (errors ignored: best effort clean-up).
 public func sys_rmdir(_ path: [UInt8]) {
     _ = try? withCPath(path) { (cPath) throws(SystemCallError) in _ = rmdir(cPath) }

@@ -345,9 +345,10 @@ public final class QuarantineVault: Sendable {
         try sys_writeFileDurably(Array("\(directory)/\(entry.id).json".utf8), Self.encode(entry), permissions: 0o600)
     }
 
-    /// Removes what an unfinished move left in the vault (never the original).
+    /// Removes what an unfinished move left in the vault: never the original, and never a
+    /// `.sample` (once one exists, the move is finished, not undone).
     private func abandon(_ id: String) {
-        for suffix in [".partial", ".json.tmp", ".json", ".sample"] { try? sys_unlink(Array("\(directory)/\(id)\(suffix)".utf8)) }
+        for suffix in [".partial", ".json.tmp", ".json"] { try? sys_unlink(Array("\(directory)/\(id)\(suffix)".utf8)) }
         finish(id)
     }
 

@@ -1,6 +1,10 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+import Foundation
+import WardenCore
+import WardenStore
+
 /// What a sample did in the sandbox: the `sandbox run` of DESIGN.md's JSON contract.
 public struct SandboxReport: Encodable, Sendable {
     public struct Exit: Encodable, Sendable, Equatable {
@@ -66,10 +70,6 @@ public struct SandboxReport: Encodable, Sendable {
     /// Sentences built only from the fields above.
     public var verdict: [String]
 }
-
-import Foundation
-import WardenCore
-import WardenStore
 
 extension SandboxReport {
     /// The stored form of this run, linked to the file and alert it was run for.

@@ -74,7 +74,7 @@ final class KernelAuditReader {
     init() {
         // Non-blocking, and positioned at the end: only records from now on.
         fd = try? sys_open(Array("/dev/kmsg".utf8), flags: O_RDONLY | O_NONBLOCK, followingSymlinks: true)
-        if let fd { _ = lseek(fd.rawValue, 0, SEEK_END) }
+        if let fd { try? sys_seekToEnd(fd) }
     }
 
     deinit { if let fd { sys_close(fd) } }
@@ -82,15 +82,20 @@ final class KernelAuditReader {
     func deniedCalls(uid: UInt32) -> [String: Int] {
         guard let fd else { return [:] }
         var counts: [String: Int] = [:]
-        var record = [UInt8](repeating: 0, count: 8192)
+        let record = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 8)
+        defer { record.deallocate() }
         while true {
-            // One read returns one record; EAGAIN at the end; EPIPE when records were overwritten.
-            let count = record.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EPIPE { continue }
+            // One read returns one record; EAGAIN (nil) at the end; EPIPE when records were
+            // overwritten before we read them (the next read goes on with the oldest left).
+            let count: Int
+            do {
+                guard let read = try sys_read(fd, into: record), read > 0 else { break }
+                count = read
+            } catch where error.errno == .brokenPipe {
+                continue
+            } catch {
                 break
             }
-            if count == 0 { break }
             let text = String(decoding: record[0..<count], as: UTF8.self)
             guard text.contains("type=1326"), text.contains(" uid=\(uid) "),
                 let number = Self.field("syscall", in: text).flatMap({ Int32($0) })
