@@ -85,6 +85,10 @@ int warden_fanotify_mark(int fanotify_fd, unsigned int flags, uint64_t mask, con
     return fanotify_mark(fanotify_fd, flags, mask, AT_FDCWD, path);
 }
 
+int warden_fanotify_mark_descriptor(int fanotify_fd, unsigned int flags, uint64_t mask, int fd) {
+    return fanotify_mark(fanotify_fd, flags, mask, fd, NULL);
+}
+
 struct warden_fanotify_constants warden_fanotify_constants(void) {
     struct warden_fanotify_constants c = {
         .class_notif = FAN_CLASS_NOTIF,
@@ -92,10 +96,12 @@ struct warden_fanotify_constants warden_fanotify_constants(void) {
         .cloexec = FAN_CLOEXEC,
         .nonblock = FAN_NONBLOCK,
         .unlimited_queue = FAN_UNLIMITED_QUEUE,
+        .unlimited_marks = FAN_UNLIMITED_MARKS,
         .mark_add = FAN_MARK_ADD,
         .mark_remove = FAN_MARK_REMOVE,
         .mark_mount = FAN_MARK_MOUNT,
         .mark_filesystem = FAN_MARK_FILESYSTEM,
+        .mark_ignored_mask = FAN_MARK_IGNORED_MASK,
         .close_write = FAN_CLOSE_WRITE,
         .open_exec = FAN_OPEN_EXEC,
         .open_exec_perm = FAN_OPEN_EXEC_PERM,

@@ -11,7 +11,8 @@ import WardenResponse
 /// the new one is invalid.
 public struct ResponderService: Service {
     public let responder: Responder
-    let policy: SharedPolicy
+    /// The policy every part of the agent reads; a reload replaces it.
+    public let policy: SharedPolicy
     let policyPath: String?
     let logger: Logger
 

@@ -81,10 +81,15 @@ public final class Fanotify {
 
     /// `fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC)`;
     /// with `permissionEvents`, `FAN_CLASS_CONTENT`: the group may answer permission events.
+    /// A permission group's queue and marks are unlimited (`FAN_UNLIMITED_QUEUE |
+    /// FAN_UNLIMITED_MARKS`): when a bounded queue is full the kernel drops a permission event
+    /// and lets the access through, so a flood of other events must never fill it.
     public init(permissionEvents: Bool = false) throws(SystemCallError) {
-        let groupClass = permissionEvents ? Self.c.class_content : Self.c.class_notif
+        let flags =
+            permissionEvents
+            ? Self.c.class_content | Self.c.unlimited_queue | Self.c.unlimited_marks : Self.c.class_notif
         let fd = try retryingInterrupts("fanotify_init") {
-            warden_fanotify_init(groupClass | Self.c.cloexec | Self.c.nonblock, Self.c.event_f_flags)
+            warden_fanotify_init(flags | Self.c.cloexec | Self.c.nonblock, Self.c.event_f_flags)
         }
         descriptor = FileDescriptor(rawValue: fd)
         buffer = .allocate(byteCount: 64 * 1024, alignment: 8)
@@ -124,6 +129,25 @@ public final class Fanotify {
             _ = try retryingInterrupts("fanotify_mark", path: path) {
                 warden_fanotify_mark(descriptor.rawValue, flags, mask.rawValue, cPath)
             }
+        }
+    }
+
+    /// Tells the kernel to stop reporting `mask` for the file `fd` is open on (an inode mark with
+    /// `FAN_MARK_IGNORED_MASK`), until the file is next modified: without
+    /// `FAN_MARK_IGNORED_SURV_MODIFY`, the kernel clears the ignore mask on the file's first
+    /// write, truncate or fallocate. The kernel drops the mark when the inode goes away.
+    public func ignoreUntilModified(_ mask: FanotifyMask, fileOf fd: FileDescriptor) throws(SystemCallError) {
+        _ = try retryingInterrupts("fanotify_mark") {
+            warden_fanotify_mark_descriptor(
+                descriptor.rawValue, Self.c.mark_add | Self.c.mark_ignored_mask, mask.rawValue, fd.rawValue)
+        }
+    }
+
+    /// Removes what `ignoreUntilModified` added.
+    public func stopIgnoring(_ mask: FanotifyMask, fileOf fd: FileDescriptor) throws(SystemCallError) {
+        _ = try retryingInterrupts("fanotify_mark") {
+            warden_fanotify_mark_descriptor(
+                descriptor.rawValue, Self.c.mark_remove | Self.c.mark_ignored_mask, mask.rawValue, fd.rawValue)
         }
     }
 

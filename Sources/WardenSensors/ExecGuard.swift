@@ -18,6 +18,12 @@ import WardenStore
 /// is answered per `guard.failure` (loudly). Closing the group (a stop, or the process dying)
 /// makes the kernel let every pending exec through.
 ///
+/// A file allowed by its hash gets an inode ignore mark for `FAN_OPEN_EXEC_PERM`, which the
+/// kernel clears at the file's next modification: later execs of the unchanged file are not
+/// held at all (the permission round trip was most of the guard's exec overhead). They are
+/// still recorded, from the `FAN_OPEN_EXEC` notification the same marks ask for. A policy
+/// change replaces the whole group, so no ignore mark outlives the decision behind it.
+///
 /// - Important: Everything but `requestStop()` runs on the guard thread.
 final class ExecGuard {
     private let configuration: SensorConfiguration
@@ -35,6 +41,14 @@ final class ExecGuard {
     private let ownPID = sys_getpid()
 
     private var fanotify: Fanotify?
+    /// The events the roots are marked for: permission to exec, and the exec notification that
+    /// records execs the kernel no longer holds (ignore-marked files).
+    private static let markMask = FanotifyMask.openExecPermission.union(.openExec)
+    /// Ignore marks added to the current group; none beyond `cacheLimit` (later execs are held).
+    private var ignoreMarks = 0
+    /// Allowed execs whose record was made at their permission event: their notification is
+    /// skipped. A key whose notification never comes is dropped with the rest at the limit.
+    private var recordedAtPermission: Set<ExecKey> = []
     /// Marked roots: whether each is a whole filesystem (`FAN_MARK_FILESYSTEM`, for mount points)
     /// or a directory's children.
     private var marked: [PathBytes: Bool] = [:]
@@ -94,13 +108,13 @@ final class ExecGuard {
                 logger.error("exec guard: poll failed", metadata: ["error": "\(error)"])
                 break
             }
-            if fds[0].revents != 0 { answerQueued() } else { flushRecords() }
+            if fds[0].revents != 0, let fanotify { answerQueued(on: fanotify) } else { flushRecords() }
             if fds[1].revents != 0 { break }
             if fds[2].revents & Int16(POLLPRI | POLLERR) != 0 { refreshMarks() }
             applyPolicyIfChanged()
         }
         // Answer what is still queued, then close the group: the kernel lets later execs through.
-        answerQueued()
+        if let fanotify { answerQueued(on: fanotify) }
         fanotify = nil
         marked.removeAll()
         flushRecords()
@@ -119,27 +133,49 @@ final class ExecGuard {
         generation = current
         hashes.removeAll(keepingCapacity: true)
         let newMode = policy.current.execGuard.mode
-        guard newMode != mode else { return }
+        if newMode == mode {
+            // Same mode, new policy: ignore marks may stand for allowlist entries that are gone.
+            if mode != .off && ignoreMarks > 0 { replaceGroup() }
+            return
+        }
         mode = newMode
         if mode == .off {
             fanotify = nil
             marked.removeAll()
+            ignoreMarks = 0
             logger.notice("exec guard off")
             return
         }
-        if fanotify == nil {
-            do {
-                fanotify = try Fanotify(permissionEvents: true)
-            } catch {
+        replaceGroup()
+        logger.notice("exec guard \(mode.rawValue)", metadata: ["guard.roots": "\(marked.keys.sorted())"])
+    }
+
+    /// Starts a new group with every root marked and none of the old ignore marks, then
+    /// answers what the old group still holds (under the current policy) and closes it. An
+    /// exec arriving in between waits on both groups; the old one lets it through when closed,
+    /// the new one decides it.
+    private func replaceGroup() {
+        let old = fanotify
+        do {
+            fanotify = try Fanotify(permissionEvents: true)
+        } catch {
+            if old == nil {
                 logger.critical(
                     "exec guard cannot start: fanotify permission events are unavailable (needs CAP_SYS_ADMIN and a kernel with FAN_OPEN_EXEC_PERM); execs are NOT being guarded",
                     metadata: ["error": "\(error)"])
-                metrics.add(.guardFailures)
-                return
+            } else {
+                logger.critical(
+                    "exec guard cannot renew its fanotify group: files allowed under the previous policy stay allowed until they change",
+                    metadata: ["error": "\(error)"])
             }
+            metrics.add(.guardFailures)
+            return
         }
+        marked.removeAll()
+        ignoreMarks = 0
+        recordedAtPermission.removeAll()
         refreshMarks()
-        logger.notice("exec guard \(mode.rawValue)", metadata: ["guard.roots": "\(marked.keys.sorted())"])
+        if let old { answerQueued(on: old) }
     }
 
     /// Marks every watched root (whole mounts where the root is a mount point, else the
@@ -156,16 +192,16 @@ final class ExecGuard {
         let wanted = WatchRoots.wanted(configuration: configuration, mounts: entries, logger: nil)
         let mountPoints = Set(MountInfoParser.visible(entries).map { PathBytes($0.mountPoint) })
         for (path, isMount) in marked where wanted[path] == nil {
-            try? fanotify.unmark(path.bytes, filesystem: isMount, mask: .openExecPermission)
+            try? fanotify.unmark(path.bytes, filesystem: isMount, mask: Self.markMask)
             marked.removeValue(forKey: path)
         }
         for path in wanted.keys.sorted() where marked[path] == nil {
             let isMount = mountPoints.contains(path)
             do {
                 if isMount {
-                    try fanotify.markFilesystem(path.bytes, mask: .openExecPermission)
+                    try fanotify.markFilesystem(path.bytes, mask: Self.markMask)
                 } else {
-                    try fanotify.markDirectory(path.bytes, mask: .openExecPermission)
+                    try fanotify.markDirectory(path.bytes, mask: Self.markMask)
                 }
                 marked[path] = isMount
             } catch {
@@ -179,8 +215,7 @@ final class ExecGuard {
 
     // MARK: - Answers
 
-    private func answerQueued() {
-        guard let fanotify else { return }
+    private func answerQueued(on fanotify: Fanotify) {
         while true {
             let events: [FanotifyEvent]
             do {
@@ -196,10 +231,16 @@ final class ExecGuard {
 
     private func answer(_ event: FanotifyEvent, on fanotify: Fanotify) {
         guard let fd = event.descriptor else { return }
-        guard event.mask.contains(.openExecPermission) else {
+        if event.mask.contains(.openExecPermission) {
+            answerPermission(event, fd: fd, on: fanotify)
+        } else if event.mask.contains(.openExec) {
+            recordNotification(event, fd: fd)
+        } else {
             sys_close(fd)
-            return
         }
+    }
+
+    private func answerPermission(_ event: FanotifyEvent, fd: FileDescriptor, on fanotify: Fanotify) {
         let started = sys_monotonicNanoseconds()
         if event.pid == ownPID {
             // Never stand in our own way (the sandbox runs samples from our own copies).
@@ -255,6 +296,11 @@ final class ExecGuard {
             logger.critical("exec guard: cannot answer the kernel", metadata: ["error": "\(error)"])
         }
         // Everything below happens after the answer: the exec is no longer waiting.
+        if decision.verdict == .allow, failure == nil, let status {
+            if recordedAtPermission.count >= Self.cacheLimit { recordedAtPermission.removeAll(keepingCapacity: true) }
+            recordedAtPermission.insert(ExecKey(pid: event.pid, device: status.device, inode: status.inode))
+            if Self.mayIgnore(decision) { ignoreLaterExecs(of: fd, as: status, on: fanotify) }
+        }
         if path == nil, let status { path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) }
         let filePath = path ?? PathBytes([])
         let ppid = decision.verdict == .deny ? refusedParent : sys_parentPID(of: event.pid)
@@ -269,11 +315,55 @@ final class ExecGuard {
             time: now(), pid: event.pid, ppid: ppid, uid: uid, path: filePath, sha256: sha, device: status?.device ?? 0,
             inode: status?.inode ?? 0, verdict: decision.verdict, wouldBe: decision.wouldBe, mode: current.execGuard.mode,
             rule: decision.rule, reason: decision.reason, cached: cached, decisionNanoseconds: elapsed)
+        finish(exec, decision: decision, fd: fd, status: status)
+    }
+
+    /// Records an exec the kernel did not hold (the file carries an ignore mark from an earlier
+    /// allow), restating the decision from the cache. Execs already recorded at their permission
+    /// event, and our own, are skipped.
+    private func recordNotification(_ event: FanotifyEvent, fd: FileDescriptor) {
+        guard event.pid != ownPID, let status = try? sys_fstat(fd),
+            recordedAtPermission.remove(ExecKey(pid: event.pid, device: status.device, inode: status.inode)) == nil
+        else {
+            sys_close(fd)
+            return
+        }
+        let current = policy.current
+        let key = status.contentVersion
+        var sha: String?
+        var failure: String?
+        if let known = hashes[key] {
+            sha = known
+            if known == nil { failure = "larger than guard.hash-size-cap" }
+        } else if status.size > current.execGuard.hashSizeCap {
+            failure = "larger than guard.hash-size-cap (\(status.size) bytes)"
+        } else {
+            // Evicted from the cache since: hash now (the exec is not waiting on this).
+            sha = try? digest.sha256(of: fd)
+            remember(key, sha)
+            if sha == nil { failure = "cannot hash" }
+        }
+        let path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) ?? PathBytes([])
+        let decision = GuardDecision.decide(path: path, sha256: sha, policy: current, failureReason: failure)
+        metrics.add(.guardAllowed)
+        let exec = ExecRecord(
+            time: now(), pid: event.pid, ppid: sys_parentPID(of: event.pid), uid: sys_processUID(of: event.pid),
+            path: path, sha256: sha, device: status.device, inode: status.inode,
+            verdict: .allow,  // the kernel let it run: that is what happened, whatever the policy says now
+            wouldBe: decision.wouldBe, mode: current.execGuard.mode, rule: decision.rule, reason: decision.reason,
+            cached: true, held: false, decisionNanoseconds: 0)
+        finish(exec, decision: decision, fd: fd, status: status)
+    }
+
+    /// Queues the record and hands the file to capture when it is evidence; closes `fd` unless
+    /// the capture thread took it.
+    private func finish(_ exec: ExecRecord, decision: GuardDecision, fd: FileDescriptor, status: FileStatus?) {
         pendingRecords.append(exec)
         if pendingRecords.count >= Self.recordBatch { flushRecords() }
         // A refused (or, in monitor mode, would-be refused) file is evidence: capture it, once per
         // content version (the sensor records it too when it saw it written; this covers the
         // rest). With the sensor's exec capture off, every executed version is handed over.
+        let filePath = exec.path
         if decision.wouldBe == .deny || !configuration.captureOnExec, let status, !filePath.bytes.isEmpty,
             handedToCapture.insert(status.contentVersion).inserted,
             capture(.file(filePath, root: root(for: filePath) ?? filePath, pinned: PinnedFile(descriptor: fd, status: status)))
@@ -284,6 +374,32 @@ final class ExecGuard {
         sys_close(fd)
     }
 
+    /// Whether an allowed file may skip the permission round trip until it changes: only when
+    /// its hash is allowlisted. A path glob decides by name, and a hard link or a rename gives
+    /// the same inode another. A file monitor mode lets through but enforce would refuse stays
+    /// held: its uid is read while the exec waits, which a notification read later cannot
+    /// promise for a process that exits at once.
+    private static func mayIgnore(_ decision: GuardDecision) -> Bool {
+        decision.wouldBe == .allow && decision.rule == "allowlist-sha256"
+    }
+
+    /// Adds the ignore mark, then checks that the file did not change between the hash and the
+    /// mark (a write in that window cleared nothing, since the mark was not there yet); if it
+    /// did, the mark goes and the next exec is held and hashed again.
+    private func ignoreLaterExecs(of fd: FileDescriptor, as hashed: FileStatus, on fanotify: Fanotify) {
+        guard ignoreMarks < Self.cacheLimit else { return }
+        do {
+            try fanotify.ignoreUntilModified(.openExecPermission, fileOf: fd)
+        } catch {
+            logger.warning("exec guard: cannot add an ignore mark; this file's execs stay held", metadata: ["error": "\(error)"])
+            return
+        }
+        ignoreMarks += 1
+        if (try? sys_fstat(fd))?.contentVersion != hashed.contentVersion {
+            try? fanotify.stopIgnoring(.openExecPermission, fileOf: fd)
+        }
+    }
+
     private func remember(_ key: ContentVersion, _ sha: String?) {
         if hashes.count >= Self.cacheLimit { hashes.removeAll(keepingCapacity: true) }
         hashes[key] = .some(sha)
@@ -292,4 +408,11 @@ final class ExecGuard {
     private func root(for path: PathBytes) -> PathBytes? {
         marked.keys.filter { path.isWithin($0) }.max { $0.bytes.count < $1.bytes.count }
     }
+}
+
+/// One exec of one file by one process: matches a permission event with its notification.
+private struct ExecKey: Hashable {
+    var pid: Int32
+    var device: UInt64
+    var inode: UInt64
 }

@@ -112,7 +112,7 @@ extension EvidenceDatabase {
             verdict: GuardDecision.Verdict(rawValue: row["verdict"]) ?? .allow,
             wouldBe: GuardDecision.Verdict(rawValue: row["wouldBe"]) ?? .allow,
             mode: GuardPolicy.Mode(rawValue: row["mode"]) ?? .monitor, rule: row["rule"], reason: row["reason"],
-            cached: row["cached"], decisionNanoseconds: row["decisionNanoseconds"])
+            cached: row["cached"], held: row["held"], decisionNanoseconds: row["decisionNanoseconds"])
     }
 
     /// Sandbox runs of these hashes, oldest first.

@@ -92,14 +92,14 @@ extension EvidenceDatabase {
                 try db.cachedStatement(
                     sql: """
                         INSERT INTO exec (time, pid, ppid, uid, path, sha256, device, inode, verdict, wouldBe, mode, rule,
-                            reason, cached, decisionNanoseconds)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            reason, cached, held, decisionNanoseconds)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """
                 ).execute(arguments: [
                     exec.time.nanosecondsSinceEpoch, exec.pid, exec.ppid, exec.uid.map { Int64($0) }, Data(exec.path.bytes),
                     exec.sha256, Int64(bitPattern: exec.device), Int64(bitPattern: exec.inode), exec.verdict.rawValue,
                     exec.wouldBe.rawValue, exec.mode.rawValue, exec.rule, exec.reason, exec.cached,
-                    exec.decisionNanoseconds,
+                    exec.held, exec.decisionNanoseconds,
                 ])
             case .sandboxRun(let run):
                 try db.execute(

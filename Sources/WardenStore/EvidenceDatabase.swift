@@ -181,6 +181,9 @@ public final class EvidenceDatabase: Sendable {
                     CREATE INDEX sandbox_run_sha256 ON sandbox_run(sha256);
                     """)
         }
+        migrator.registerMigration("v7-exec-held") { db in
+            try db.execute(sql: "ALTER TABLE exec ADD COLUMN held INTEGER NOT NULL DEFAULT 1")
+        }
         return migrator
     }
 

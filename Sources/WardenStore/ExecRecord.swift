@@ -8,8 +8,10 @@ public struct ExecRecord: Hashable, Sendable, Encodable {
     public var id: Int64?
     public var time: Timestamp
     public var pid: Int32
-    /// From /proc/PID/status right after the answer; nil when the process was already gone.
+    /// From /proc/PID/stat right after the answer; nil when the process was already gone.
     public var ppid: Int32?
+    /// Read while a held exec waits (so always there for refused and would-be refused ones);
+    /// for an exec that was not held, read from its notification: nil if it had already exited.
     public var uid: UInt32?
     public var path: PathBytes
     public var sha256: String?
@@ -24,13 +26,17 @@ public struct ExecRecord: Hashable, Sendable, Encodable {
     public var reason: String
     /// The decision came from the cache (no hashing).
     public var cached: Bool
-    /// From reading the event to writing the answer.
+    /// The exec waited for the guard's answer. False when the kernel let it through on its own,
+    /// because the guard had allowed this unchanged file before (an ignore mark); the record
+    /// then comes from the exec notification and restates that earlier decision.
+    public var held: Bool
+    /// From reading the event to writing the answer; 0 when the exec was not held.
     public var decisionNanoseconds: Int64
 
     public init(
         id: Int64? = nil, time: Timestamp, pid: Int32, ppid: Int32?, uid: UInt32?, path: PathBytes, sha256: String?,
         device: UInt64, inode: UInt64, verdict: GuardDecision.Verdict, wouldBe: GuardDecision.Verdict,
-        mode: GuardPolicy.Mode, rule: String, reason: String, cached: Bool, decisionNanoseconds: Int64
+        mode: GuardPolicy.Mode, rule: String, reason: String, cached: Bool, held: Bool = true, decisionNanoseconds: Int64
     ) {
         self.id = id
         self.time = time
@@ -47,12 +53,13 @@ public struct ExecRecord: Hashable, Sendable, Encodable {
         self.rule = rule
         self.reason = reason
         self.cached = cached
+        self.held = held
         self.decisionNanoseconds = decisionNanoseconds
     }
 
     enum CodingKeys: String, CodingKey {
         case id, time, pid, ppid, uid, path, pathBase64, sha256, device, inode, verdict, wouldBe, mode, rule, reason
-        case cached, decisionMicroseconds
+        case cached, held, decisionMicroseconds
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -73,6 +80,7 @@ public struct ExecRecord: Hashable, Sendable, Encodable {
         try container.encode(rule, forKey: .rule)
         try container.encode(reason, forKey: .reason)
         try container.encode(cached, forKey: .cached)
+        try container.encode(held, forKey: .held)
         try container.encode(Double(decisionNanoseconds) / 1000, forKey: .decisionMicroseconds)
     }
 }

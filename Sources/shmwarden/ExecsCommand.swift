@@ -14,7 +14,9 @@ struct ExecsCommand: ParsableCommand {
         discussion: """
             One row per exec: time, pid, parent pid, uid, the file (path and SHA-256 from the \
             descriptor the kernel handed over), the answer, what enforce mode would answer, the \
-            rule that decided, and how long the decision took.
+            rule that decided, and how long the decision took. An exec of an unchanged file the \
+            guard allowed before by its hash is not held by the kernel at all (an ignore mark, \
+            cleared by the file's next write); it is still recorded, marked "not held".
             """)
 
     @OptionGroup var state: StateOptions
@@ -46,7 +48,7 @@ struct ExecsCommand: ParsableCommand {
             print(
                 "\(record.time.rfc3339)  pid \(record.pid) ppid \(record.ppid.map(String.init) ?? "?") "
                     + "uid \(record.uid.map(String.init) ?? "?")  \(record.verdict.rawValue)\(would)  \(sha)  "
-                    + "\(record.path.displayString)  [\(record.rule)]")
+                    + "\(record.path.displayString)  [\(record.rule)\(record.held ? "" : ", not held")]")
         }
     }
 }

@@ -20,6 +20,18 @@ private func execStatus(_ path: String) async throws -> Int32 {
     try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", path]).0
 }
 
+/// Polls the exec records until `count` for `path` are there (fewer on timeout).
+private func waitForExecs(_ database: EvidenceDatabase, path: String, count: Int) async throws -> [ExecRecord] {
+    let deadline = ContinuousClock.now + .seconds(10)
+    var records: [ExecRecord] = []
+    while ContinuousClock.now < deadline {
+        records = try database.execs().filter { $0.path == PathBytes(path) }
+        if records.count >= count { break }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return records
+}
+
 /// Polls the exec records until one for `path` is there.
 private func waitForExec(_ database: EvidenceDatabase, path: String) async throws -> ExecRecord? {
     let deadline = ContinuousClock.now + .seconds(10)
@@ -54,6 +66,15 @@ extension SensorIntegration {
             #expect(denied.ppid != nil && denied.uid == 0)
 
             // The allowlisted file, changed: a new hash, so refused again.
+            // Later execs of the unchanged file are not held (an ignore mark), but still recorded.
+            #expect(try await execStatus(known) == 0)
+            #expect(try await execStatus(known) == 0)
+            let knownRecords = try await waitForExecs(agent.database, path: known, count: 3)
+            #expect(knownRecords.map(\.held) == [true, false, false])
+            #expect(knownRecords.allSatisfy { $0.verdict == .allow && $0.rule == "allowlist-sha256" && $0.sha256 == allowed })
+            // The held exec's uid is read while it waits; a not-held one may have exited already.
+            #expect(knownRecords.first?.ppid != nil && knownRecords.first?.uid == 0)
+
             let fd = open(known, O_WRONLY | O_APPEND)
             _ = write(fd, "x", 1)
             close(fd)
@@ -67,6 +88,39 @@ extension SensorIntegration {
             // Stopped guard: the kernel lets execs through again.
             try await agent.stop()
             #expect(try await execStatus(unknown) == 0)
+        }
+
+        /// A policy change takes back what the old policy allowed, even for a file whose execs
+        /// the kernel no longer holds (ignore marks do not outlive the policy behind them).
+        @Test func aReloadedPolicyRevokesWhatWasAllowed() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let allowed = sha256Hex(trueBinary)
+            let agent = try await AgentHarness(watch: [mount.path], policy: try guardPolicy("enforce", allow: allowed))
+            try await Task.sleep(for: .milliseconds(300))
+            let path = mount.child("was-allowed")
+            _ = try drop(trueBinary, at: path)
+            #expect(try await execStatus(path) == 0)
+            #expect(try await execStatus(path) == 0)
+            #expect(try await waitForExecs(agent.database, path: path, count: 2).map(\.held) == [true, false])
+
+            agent.services.responder.policy.replace(try guardPolicy("enforce"))
+            var status: Int32 = 0
+            let deadline = ContinuousClock.now + .seconds(5)
+            while status == 0 && ContinuousClock.now < deadline {  // the guard polls the policy every 250 ms
+                try await Task.sleep(for: .milliseconds(50))
+                status = try await execStatus(path)
+            }
+            #expect(status == 126, "the allowlist entry is gone, so the file is refused")
+
+            agent.services.responder.policy.replace(try guardPolicy("enforce", allow: allowed))
+            status = 126
+            while status == 126 && ContinuousClock.now < deadline + .seconds(5) {
+                try await Task.sleep(for: .milliseconds(50))
+                status = try await execStatus(path)
+            }
+            #expect(status == 0, "allowed again after the entry comes back")
+            try await agent.stop()
         }
 
         /// A file the guard cannot decide about (here: above hash-size-cap) gets guard.failure.
