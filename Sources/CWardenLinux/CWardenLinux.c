@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <sys/resource.h>
@@ -134,6 +135,37 @@ int warden_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
 int warden_pidfd_send_signal(int pidfd, int signal) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0);
+}
+
+// PIDFD_GET_INFO (Linux 6.13+), from <linux/pidfd.h> of newer headers than Debian 12 ships: the
+// first published struct (PIDFD_INFO_SIZE_VER0, 64 bytes); the kernel takes the size from the
+// ioctl number and fills what both sides know.
+struct warden_pidfd_info {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    uint32_t spare0[1];
+};
+#define WARDEN_PIDFD_GET_INFO _IOWR(0xFF, 11, struct warden_pidfd_info)
+#define WARDEN_PIDFD_INFO_PID (1ULL << 0)
+#define WARDEN_PIDFD_INFO_CREDS (1ULL << 1)
+
+int warden_process_identity(int pid, int *ppid, unsigned int *euid) {
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) return -errno;
+    struct warden_pidfd_info info;
+    memset(&info, 0, sizeof info);
+    info.mask = WARDEN_PIDFD_INFO_PID | WARDEN_PIDFD_INFO_CREDS;
+    int result = ioctl(pidfd, WARDEN_PIDFD_GET_INFO, &info);
+    int saved = errno;
+    close(pidfd);
+    if (result < 0) return -saved;
+    if ((info.mask & (WARDEN_PIDFD_INFO_PID | WARDEN_PIDFD_INFO_CREDS)) !=
+        (WARDEN_PIDFD_INFO_PID | WARDEN_PIDFD_INFO_CREDS))
+        return -EINVAL;
+    *ppid = (int)info.ppid;
+    *euid = info.euid;
+    return 0;
 }
 
 int warden_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {

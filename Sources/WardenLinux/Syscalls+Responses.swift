@@ -112,6 +112,30 @@ public func sys_setThreadNice(_ nice: Int32) throws(SystemCallError) {
     _ = try retryingInterrupts("setpriority") { warden_set_thread_nice(nice) }
 }
 
+/// Who a process is, for exec records: its parent pid and effective uid (nil when gone).
+public struct ProcessIdentity: Hashable, Sendable {
+    public var ppid: Int32?
+    public var uid: UInt32?
+
+    public init(ppid: Int32?, uid: UInt32?) {
+        self.ppid = ppid
+        self.uid = uid
+    }
+}
+
+/// The parent pid and effective uid of `pid`: one `PIDFD_GET_INFO` ioctl (Linux 6.13+, a few
+/// µs), else `/proc/PID/stat` and the owner of `/proc/PID` (several times that, mostly the
+/// kernel formatting the stat line; and a non-dumpable process's `/proc/PID` is root's).
+public func sys_processIdentity(of pid: Int32) -> ProcessIdentity {
+    var ppid: Int32 = 0
+    var uid: UInt32 = 0
+    switch warden_process_identity(pid, &ppid, &uid) {
+    case 0: return ProcessIdentity(ppid: ppid, uid: uid)
+    case -ENOTTY, -EINVAL, -ENOSYS: return ProcessIdentity(ppid: sys_parentPID(of: pid), uid: sys_processUID(of: pid))
+    default: return ProcessIdentity(ppid: nil, uid: nil)
+    }
+}
+
 /// The parent pid of `pid`, from `/proc/PID/stat` (one small read; nil when it is gone).
 public func sys_parentPID(of pid: Int32) -> Int32? {
     guard let fd = try? sys_open(Array("/proc/\(pid)/stat".utf8), flags: O_RDONLY, followingSymlinks: true) else {

@@ -49,6 +49,11 @@ final class ExecGuard {
     /// Allowed execs whose record was made at their permission event: their notification is
     /// skipped. A key whose notification never comes is dropped with the rest at the limit.
     private var recordedAtPermission: Set<ExecKey> = []
+    /// While a replaced group is drained: an exec queued in both groups is answered by each
+    /// (first the old, then the new one), and recorded once. Forgotten a second after the swap.
+    private var drainingOldGroup = false
+    private var answeredByOldGroup: Set<ExecKey> = []
+    private var oldGroupDrainedAt: Int64 = 0
     /// Marked roots: whether each is a whole filesystem (`FAN_MARK_FILESYSTEM`, for mount points)
     /// or a directory's children.
     private var marked: [PathBytes: Bool] = [:]
@@ -109,6 +114,9 @@ final class ExecGuard {
                 break
             }
             if fds[0].revents != 0, let fanotify { answerQueued(on: fanotify) } else { flushRecords() }
+            if !answeredByOldGroup.isEmpty && sys_monotonicNanoseconds() - oldGroupDrainedAt > 1_000_000_000 {
+                answeredByOldGroup.removeAll()
+            }
             if fds[1].revents != 0 { break }
             if fds[2].revents & Int16(POLLPRI | POLLERR) != 0 { refreshMarks() }
             applyPolicyIfChanged()
@@ -175,7 +183,13 @@ final class ExecGuard {
         ignoreMarks = 0
         recordedAtPermission.removeAll()
         refreshMarks()
-        if let old { answerQueued(on: old) }
+        if let old {
+            answeredByOldGroup.removeAll()
+            drainingOldGroup = true
+            answerQueued(on: old)
+            drainingOldGroup = false
+            oldGroupDrainedAt = sys_monotonicNanoseconds()
+        }
     }
 
     /// Marks every watched root (whole mounts where the root is a mount point, else the
@@ -281,12 +295,9 @@ final class ExecGuard {
         }
         let decision = GuardDecision.decide(
             path: path ?? PathBytes([]), sha256: sha, policy: current, failureReason: failure)
-        // The uid is one stat of /proc/PID (a few µs): read now, while the process surely exists.
-        // The parent pid costs a read of /proc/PID/stat: before the answer for a refused process
-        // (it may exit right after), after it for an allowed one, off the exec's path (one that
-        // exits at once may be gone by then).
-        let uid = sys_processUID(of: event.pid)
-        let refusedParent = decision.verdict == .deny ? sys_parentPID(of: event.pid) : nil
+        // Who is exec'ing: read while the exec waits, so the process surely still exists (one
+        // pidfd ioctl, a few µs; an allowed process may exit right after the answer).
+        let identity = sys_processIdentity(of: event.pid)
         // The decision is made: what follows (the write, and any preemption by the process it
         // wakes) is not decision time.
         let elapsed = sys_monotonicNanoseconds() - started
@@ -303,7 +314,6 @@ final class ExecGuard {
         }
         if path == nil, let status { path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) }
         let filePath = path ?? PathBytes([])
-        let ppid = decision.verdict == .deny ? refusedParent : sys_parentPID(of: event.pid)
         metrics.add(decision.verdict == .allow ? .guardAllowed : .guardDenied)
         if failure != nil {
             metrics.add(.guardFailures)
@@ -311,8 +321,17 @@ final class ExecGuard {
                 "exec guard could not decide; answered \(decision.verdict.rawValue) per guard.failure",
                 metadata: ["file.path": "\(filePath)", "pid": "\(event.pid)", "reason": "\(failure ?? "")"])
         }
+        if let status {
+            let key = ExecKey(pid: event.pid, device: status.device, inode: status.inode)
+            if drainingOldGroup {
+                answeredByOldGroup.insert(key)
+            } else if !answeredByOldGroup.isEmpty, answeredByOldGroup.remove(key) != nil {
+                sys_close(fd)  // recorded when the old group answered it
+                return
+            }
+        }
         let exec = ExecRecord(
-            time: now(), pid: event.pid, ppid: ppid, uid: uid, path: filePath, sha256: sha, device: status?.device ?? 0,
+            time: now(), pid: event.pid, ppid: identity.ppid, uid: identity.uid, path: filePath, sha256: sha, device: status?.device ?? 0,
             inode: status?.inode ?? 0, verdict: decision.verdict, wouldBe: decision.wouldBe, mode: current.execGuard.mode,
             rule: decision.rule, reason: decision.reason, cached: cached, decisionNanoseconds: elapsed)
         finish(exec, decision: decision, fd: fd, status: status)
@@ -343,11 +362,12 @@ final class ExecGuard {
             remember(key, sha)
             if sha == nil { failure = "cannot hash" }
         }
+        let identity = sys_processIdentity(of: event.pid)
         let path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) ?? PathBytes([])
         let decision = GuardDecision.decide(path: path, sha256: sha, policy: current, failureReason: failure)
         metrics.add(.guardAllowed)
         let exec = ExecRecord(
-            time: now(), pid: event.pid, ppid: sys_parentPID(of: event.pid), uid: sys_processUID(of: event.pid),
+            time: now(), pid: event.pid, ppid: identity.ppid, uid: identity.uid,
             path: path, sha256: sha, device: status.device, inode: status.inode,
             verdict: .allow,  // the kernel let it run: that is what happened, whatever the policy says now
             wouldBe: decision.wouldBe, mode: current.execGuard.mode, rule: decision.rule, reason: decision.reason,

@@ -8,10 +8,10 @@ public struct ExecRecord: Hashable, Sendable, Encodable {
     public var id: Int64?
     public var time: Timestamp
     public var pid: Int32
-    /// From /proc/PID/stat right after the answer; nil when the process was already gone.
+    /// The parent pid and effective uid: read while a held exec waits (so always there for
+    /// refused and would-be refused execs); for an exec that was not held, read when its
+    /// notification is handled, so nil if the process had already exited and been reaped.
     public var ppid: Int32?
-    /// Read while a held exec waits (so always there for refused and would-be refused ones);
-    /// for an exec that was not held, read from its notification: nil if it had already exited.
     public var uid: UInt32?
     public var path: PathBytes
     public var sha256: String?

@@ -250,10 +250,19 @@ extension SensorIntegration {
             #expect(try await execStatus(path) == 0, "allowed after the reload")
             let (listStatus, listed, _) = try Binary.run(["guard", "list", "--policy", policyDirectory])
             #expect(listStatus == 0 && listed.contains(sha) && listed.contains("guard: enforce"))
-            let (execsStatus, execsJSON, _) = try Binary.run(["execs", "--json", "--state-dir", state])
-            #expect(execsStatus == 0)
-            let execs = try #require(try JSONSerialization.jsonObject(with: Data(execsJSON.utf8)) as? [[String: Any]])
-            #expect(execs.compactMap { $0["verdict"] as? String }.suffix(2) == ["deny", "allow"])
+            // Records are batched (up to 20 ms) before they reach the store: poll the command.
+            var verdicts: [String] = []
+            var execsJSON = ""
+            let deadline = ContinuousClock.now + .seconds(5)
+            while verdicts.count < 2 && ContinuousClock.now < deadline {
+                let (execsStatus, output, _) = try Binary.run(["execs", "--json", "--state-dir", state])
+                #expect(execsStatus == 0)
+                execsJSON = output
+                let execs = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]])
+                verdicts = execs.compactMap { $0["verdict"] as? String }
+                if verdicts.count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(verdicts == ["deny", "allow"], "one record per exec: \(execsJSON)")
         }
 
         @Test func guardPoliciesAreValidated() {

@@ -58,6 +58,11 @@ int warden_syncfs(int fd);
 /// reuse. Not wrapped by Debian 12's glibc.
 int warden_pidfd_open(int pid);
 
+/// The parent pid and effective uid of `pid`, from one `PIDFD_GET_INFO` ioctl on a pidfd
+/// (Linux 6.13+; a zombie not yet reaped still answers). 0, or -errno: -ESRCH when the process
+/// is gone, -ENOTTY or -EINVAL on a kernel without the ioctl.
+int warden_process_identity(int pid, int *ppid, unsigned int *euid);
+
 /// pidfd_send_signal(2) with no siginfo: fails with ESRCH once the process is gone, so it never
 /// signals a process that merely reuses the pid.
 int warden_pidfd_send_signal(int pidfd, int signal);
