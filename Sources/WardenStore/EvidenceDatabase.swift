@@ -8,14 +8,10 @@ import WardenCore
 /// The SQLite database in the state directory: file observations, blobs and sensor events.
 ///
 /// WAL mode (GRDB's `DatabasePool`), `synchronous=NORMAL` (a commit appends to the WAL without an
-/// fsync; the checkpoint syncs), migrations from version 1. The file and its WAL are mode 0600.
+/// fsync; the checkpoint syncs; alert commits are FULL), migrations from version 1. The file and its WAL are mode 0600.
 public final class EvidenceDatabase: Sendable {
     public let path: String
     let pool: DatabasePool
-    /// A second read-write connection for checkpoints: a PASSIVE checkpoint takes no write lock,
-    /// so on its own connection it runs while the writer commits (a pool's readers are
-    /// read-only and cannot checkpoint).
-    private let checkpointConnection: DatabaseQueue
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String) throws {
@@ -24,7 +20,8 @@ public final class EvidenceDatabase: Sendable {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             // Checkpoints fsync the database file. Left automatic, they run inside whichever
-            // commit crosses the threshold and stall it; `checkpoint()` runs them elsewhere.
+            // commit crosses the threshold, before its callers hear of it; the store writer
+            // runs `checkpoint()` between batches instead.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         configuration.busyMode = .timeout(10)
@@ -32,7 +29,6 @@ public final class EvidenceDatabase: Sendable {
         defer { umask(previousMask) }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
-        checkpointConnection = try DatabaseQueue(path: path, configuration: configuration)
         for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
             chmod(path + suffix, 0o600)
         }
@@ -187,10 +183,12 @@ public final class EvidenceDatabase: Sendable {
         return migrator
     }
 
-    /// Copies the WAL back into the database file (PASSIVE: never waits for, nor blocks, the
-    /// writer). Called from the store's checkpoint thread, and with `truncate` when closing.
+    /// Copies the WAL back into the database file, on the writer's connection: no commit can
+    /// append meanwhile, so the checkpoint completes and the next commit restarts the WAL from
+    /// its beginning (PASSIVE otherwise: it never waits for readers). The store writer calls it
+    /// between batches, and with `truncate` when closing.
     public func checkpoint(truncate: Bool = false) throws {
-        try checkpointConnection.writeWithoutTransaction { db in try db.checkpoint(truncate ? .truncate : .passive) }
+        try pool.writeWithoutTransaction { db in try db.checkpoint(truncate ? .truncate : .passive) }
     }
 
     /// The schema versions applied, oldest first.

@@ -247,6 +247,32 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         let count = try temporary.database.files().count
         #expect(count == 500)
     }
+
+    /// Under commits that never pause, the writer's own checkpoints still restart the WAL: it
+    /// stays a fraction of the data written instead of growing with every commit.
+    @Test func writerKeepsTheWALSmallUnderSustainedCommits() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let clock: @Sendable () -> Int64 = { Int64(DispatchTime.now().uptimeNanoseconds) }
+        let writer = StoreWriter(database: temporary.database, capacity: 256, batchLimit: 64, clock: clock, onError: { _ in })
+        writer.start()
+        let walPath = temporary.database.path + "-wal"
+        let started = clock()
+        var index = 0
+        var largestWAL: Int64 = 0
+        while clock() - started < 1_500_000_000 {
+            let padding = String(repeating: "x", count: 400)
+            writer.submit(.record(sampleRecord("/dev/shm/\(padding)/f\(index)", inode: UInt64(index)), nil))
+            index += 1
+            if index % 500 == 0, let size = try? FileManager.default.attributesOfItem(atPath: walPath)[.size] as? Int64 {
+                largestWAL = max(largestWAL, size)
+            }
+        }
+        let database = try #require(try FileManager.default.attributesOfItem(atPath: temporary.database.path)[.size] as? Int64)
+        writer.finish()
+        #expect(database > 4 << 20, "enough written to tell (\(index) records)")
+        #expect(largestWAL < database / 2, "WAL \(largestWAL) bytes against a \(database)-byte database")
+    }
 }
 
 @Suite struct AlertStoreTests {
