@@ -270,10 +270,10 @@ public func sys_memfd(_ name: String) throws(SystemCallError) -> FileDescriptor 
 /// Up to `length` bytes of `pid`'s memory at `address` (`process_vm_readv`); nil when unreadable.
 public func sys_readProcessMemory(_ pid: Int32, address: UInt64, length: Int) -> [UInt8]? {
     guard address != 0, length > 0 else { return nil }
-    var buffer = [UInt8](repeating: 0, count: length)
-    let count = buffer.withUnsafeMutableBytes { warden_read_process_memory(pid, address, $0.baseAddress, length) }
-    guard count > 0 else { return nil }
-    return Array(buffer[0..<count])
+    let bytes = [UInt8](unsafeUninitializedCapacity: length) { buffer, initialized in
+        initialized = max(0, warden_read_process_memory(pid, address, buffer.baseAddress, length))
+    }
+    return bytes.isEmpty ? nil : bytes
 }
 
 /// A NUL-terminated string in `pid`'s memory (at most `limit` bytes), read page by page so a
@@ -290,7 +290,7 @@ public func sys_readProcessString(_ pid: Int32, address: UInt64, limit: Int = 40
         guard let chunk = sys_readProcessMemory(pid, address: cursor, length: min(toPageEnd, want, limit - out.count)) else {
             return out.isEmpty ? nil : out
         }
-        if let end = chunk.firstIndex(of: 0) { return out + chunk[..<end] }
+        if let end = chunk.firstIndex(of: 0) { return out.isEmpty ? Array(chunk[..<end]) : out + chunk[..<end] }
         out += chunk
         cursor += UInt64(chunk.count)
     }
@@ -367,4 +367,34 @@ public func sys_seekToEnd(_ fd: FileDescriptor) throws(SystemCallError) {
 /// Removes the empty directory at `path` (errors ignored: best effort clean-up).
 public func sys_rmdir(_ path: [UInt8]) {
     _ = try? withCPath(path) { (cPath) throws(SystemCallError) in _ = rmdir(cPath) }
+}
+
+// MARK: - CPU affinity
+
+/// A thread's CPU affinity mask, to put back after a temporary pin.
+public struct CPUAffinity: Sendable {
+    fileprivate var mask: warden_cpu_mask
+}
+
+/// The CPU the calling thread runs on now (nil if the kernel will not say).
+public func sys_currentCPU() -> Int32? {
+    let cpu = warden_current_cpu()
+    return cpu >= 0 ? cpu : nil
+}
+
+/// The calling thread's affinity mask.
+public func sys_threadAffinity() -> CPUAffinity? {
+    var mask = warden_cpu_mask()
+    return warden_thread_affinity_get(&mask) == 0 ? CPUAffinity(mask: mask) : nil
+}
+
+/// Puts back a mask read by `sys_threadAffinity`.
+public func sys_setThreadAffinity(_ affinity: CPUAffinity) throws(SystemCallError) {
+    var mask = affinity.mask
+    _ = try retryingInterrupts("sched_setaffinity") { warden_thread_affinity_set(&mask) }
+}
+
+/// Confines the calling thread to `cpu`; threads and processes it creates inherit that.
+public func sys_pinThread(toCPU cpu: Int32) throws(SystemCallError) {
+    _ = try retryingInterrupts("sched_setaffinity") { warden_pin_thread(cpu) }
 }

@@ -161,6 +161,27 @@ struct SandboxTests {
         #expect(sandboxProcesses().isEmpty)
     }
 
+    /// The jail and its observer share one CPU: the sample cannot occupy more of the host.
+    @Test func theSampleRunsOnOneCPUAndTheCallerKeepsItsOwn() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let before = try nproc()
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes("/usr/bin/nproc"))
+        #expect(report.stdout == "1\n", "\(report.stdout)")
+        #expect(try nproc() == before, "the calling thread's CPUs are put back")
+        #expect(before == "\(sysconf(Int32(_SC_NPROCESSORS_ONLN)))\n")
+    }
+
+    /// `nproc` run from this thread: the CPUs its affinity allows.
+    private func nproc() throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/nproc")
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        process.waitUntilExit()
+        return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
     @Test func aSetuidBinaryGivesNoPrivilege() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let report = try run("setuid")

@@ -20,44 +20,106 @@ final class SandboxObserver: @unchecked Sendable {
     private(set) var signals: [String] = []
     private(set) var pids: Set<Int32> = []
     private static let eventLimit = 2000
+    /// Calls seen, by number; named when the run is over.
+    private var counts: [Int32: Int] = [:]
+    /// What was read while each call waited, described when the run is over: the sample waits
+    /// while the observer works, on the same CPU, so the notification path does only the reads.
+    private var captured: [Captured] = []
     /// Syscall names by number (libseccomp's lookup allocates).
     private var names: [Int32: String] = [:]
 
-    /// Serves `listener` until every sandboxed process is gone.
+    /// One notified call: its arguments and the memory they point at (up to two strings or
+    /// structures), read before the notification was checked still valid.
+    struct Captured {
+        var name: String
+        var pid: Int32
+        var args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        var first: [UInt8]?
+        var second: [UInt8]?
+    }
+
+    /// Serves `listener` until every sandboxed process is gone, then describes what it saw.
     func serve(_ listener: FileDescriptor) {
+        receive(listener)
+        describeCaptured()
+    }
+
+    private func receive(_ listener: FileDescriptor) {
         var request: UnsafeMutablePointer<seccomp_notif>?
         var response: UnsafeMutablePointer<seccomp_notif_resp>?
         guard seccomp_notify_alloc(&request, &response) == 0, let request, let response else { return }
         defer { seccomp_notify_free(request, response) }
         // Each notification blocks the sample until answered: hand over on one CPU (Linux 6.6+).
-        _ = warden_seccomp_sync_wakeup(listener.rawValue)
+        // The same kernels wait inside RECV on the queue poll uses, and wake it with ENOENT when
+        // the last sandboxed process is gone: RECV alone then, a syscall and a wait-queue round
+        // fewer per notification. Older kernels wait in RECV on a semaphore nothing releases at
+        // the end, so there a poll comes first.
+        let receiveWaits = warden_seccomp_sync_wakeup(listener.rawValue) == 0
         while true {
-            var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)]
-            guard (try? sys_poll(&fds, timeout: 1000)) != nil else { return }
-            if fds[0].revents & Int16(POLLIN) == 0 {
-                if fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 { return }
-                continue
+            if !receiveWaits {
+                var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)]
+                guard (try? sys_poll(&fds, timeout: 1000)) != nil else { return }
+                if fds[0].revents & Int16(POLLIN) == 0 {
+                    if fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 { return }
+                    continue
+                }
             }
             // The kernel wants the request zeroed.
             memset(request, 0, MemoryLayout<seccomp_notif>.size)
             guard seccomp_notify_receive(listener.rawValue, request) == 0 else {
-                if errno == ENOENT || errno == EINTR { continue }  // the caller died, or a signal
+                // ENOENT: the caller died, or (waiting in RECV) the last process left.
+                if errno == ENOENT && receiveWaits && Self.isHungUp(listener) { return }
+                if errno == ENOENT || errno == EINTR { continue }
                 return
             }
             let notification = request.pointee
-            let name = names[notification.data.nr] ?? {
-                let resolved = SandboxFilter.name(of: notification.data.nr)
-                names[notification.data.nr] = resolved
+            let nr = notification.data.nr
+            let name = names[nr] ?? {
+                let resolved = SandboxFilter.name(of: nr)
+                names[nr] = resolved
                 return resolved
             }()
-            let event = describe(name, pid: Int32(bitPattern: notification.pid), args: notification.data.args)
+            let call = capture(name, pid: Int32(bitPattern: notification.pid), args: notification.data.args)
             // Only what was read while the notification was still live counts.
-            if seccomp_notify_id_valid(listener.rawValue, notification.id) == 0 { record(name, event, pid: Int32(bitPattern: notification.pid)) }
+            if seccomp_notify_id_valid(listener.rawValue, notification.id) == 0 {
+                counts[nr, default: 0] += 1
+                if let call, captured.count < 4 * Self.eventLimit { captured.append(call) }
+            }
             memset(response, 0, MemoryLayout<seccomp_notif_resp>.size)
             response.pointee.id = notification.id
             response.pointee.flags = UInt32(SECCOMP_USER_NOTIF_FLAG_CONTINUE)
             _ = seccomp_notify_respond(listener.rawValue, response)
         }
+    }
+
+    /// Whether no sandboxed process is left and nothing is queued (a poll that does not wait).
+    private static func isHungUp(_ listener: FileDescriptor) -> Bool {
+        var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)]
+        guard (try? sys_poll(&fds, timeout: 0)) != nil else { return true }
+        return fds[0].revents & Int16(POLLIN) == 0 && fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0
+    }
+
+    /// Reads what `name`'s arguments point at; nil for calls whose arguments say nothing more.
+    private func capture(_ name: String, pid: Int32, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64))
+        -> Captured?
+    {
+        func string(_ address: UInt64) -> [UInt8]? { sys_readProcessString(pid, address: address) }
+        var call = Captured(name: name, pid: pid, args: args)
+        switch name {
+        case "execve", "open", "creat", "unlink", "chmod": call.first = string(args.0)
+        case "execveat", "openat", "unlinkat", "fchmodat": call.first = string(args.1)
+        case "openat2":
+            call.first = string(args.1)
+            call.second = sys_readProcessMemory(pid, address: args.2, length: 16)  // struct open_how {flags, mode, …}
+        case "rename": (call.first, call.second) = (string(args.0), string(args.1))
+        case "renameat", "renameat2": (call.first, call.second) = (string(args.1), string(args.3))
+        case "connect", "sendto":
+            let (address, length) = name == "connect" ? (args.1, args.2) : (args.4, args.5)
+            if address != 0 { call.first = sys_readProcessMemory(pid, address: address, length: Int(min(length, 128))) }
+        case "clone", "fork", "vfork", "fchmod", "kill", "tkill", "tgkill": break
+        default: return nil
+        }
+        return call
     }
 
     enum Event {
@@ -68,55 +130,52 @@ final class SandboxObserver: @unchecked Sendable {
         case none
     }
 
-    private func record(_ name: String, _ event: Event, pid: Int32) {
-        syscalls[name, default: 0] += 1
-        pids.insert(pid)
-        switch event {
-        case .file(let access) where files.count < Self.eventLimit: files.append(access)
-        case .network(let attempt) where network.count < Self.eventLimit: network.append(attempt)
-        case .process(let process) where processes.count < Self.eventLimit: processes.append(process)
-        case .signal(let text) where signals.count < Self.eventLimit: signals.append(text)
-        default: break
+    private func describeCaptured() {
+        syscalls = Dictionary(uniqueKeysWithValues: counts.map { (names[$0.key] ?? SandboxFilter.name(of: $0.key), $0.value) })
+        for call in captured {
+            pids.insert(call.pid)
+            switch Self.describe(call) {
+            case .file(let access) where files.count < Self.eventLimit: files.append(access)
+            case .network(let attempt) where network.count < Self.eventLimit: network.append(attempt)
+            case .process(let process) where processes.count < Self.eventLimit: processes.append(process)
+            case .signal(let text) where signals.count < Self.eventLimit: signals.append(text)
+            default: break
+            }
         }
+        captured = []
     }
 
-    private func describe(_ name: String, pid: Int32, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Event {
-        func text(_ address: UInt64) -> String {
-            sys_readProcessString(pid, address: address).map { String(decoding: $0, as: UTF8.self) } ?? "?"
-        }
+    static func describe(_ call: Captured) -> Event {
+        let (name, pid, args) = (call.name, call.pid, call.args)
+        let first = call.first.map { String(decoding: $0, as: UTF8.self) } ?? "?"
+        let second = call.second.map { String(decoding: $0, as: UTF8.self) } ?? "?"
         switch name {
-        case "execve": return .process(.init(syscall: name, path: text(args.0), pid: pid))
+        case "execve": return .process(.init(syscall: name, path: first, pid: pid))
         case "execveat":
-            let path = text(args.1)
-            return .process(.init(syscall: name, path: path.isEmpty ? "(the sample, by descriptor)" : path, pid: pid))
+            return .process(.init(syscall: name, path: first.isEmpty ? "(the sample, by descriptor)" : first, pid: pid))
         case "clone", "fork", "vfork": return .process(.init(syscall: name, path: nil, pid: pid))
         case "open", "creat":
             let flags = name == "creat" ? Int32(O_CREAT | O_WRONLY | O_TRUNC) : Int32(truncatingIfNeeded: args.1)
             let mode = name == "creat" ? args.1 : args.2
-            return .file(.init(syscall: name, path: text(args.0), detail: Self.openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
+            return .file(.init(syscall: name, path: first, detail: openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
         case "openat", "openat2":
             // openat2 passes struct open_how {flags, mode, resolve} by pointer.
-            let how = name == "openat2" ? sys_readProcessMemory(pid, address: args.2, length: 16) : nil
-            let field = { (offset: Int) in
-                how.map { bytes in bytes.count >= offset + 8 ? bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) } : 0 } ?? 0
+            let field = { (offset: Int) -> UInt64 in
+                guard let how = call.second, how.count >= offset + 8 else { return 0 }
+                return how.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
             }
             let flags = Int32(truncatingIfNeeded: name == "openat2" ? field(0) : args.2)
             let mode = name == "openat2" ? field(8) : args.3
-            return .file(.init(syscall: name, path: text(args.1), detail: Self.openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
-        case "unlink": return .file(.init(syscall: name, path: text(args.0), detail: nil, created: false))
-        case "unlinkat": return .file(.init(syscall: name, path: text(args.1), detail: nil, created: false))
-        case "rename": return .file(.init(syscall: name, path: text(args.0), detail: "to \(text(args.1))", created: false))
-        case "renameat", "renameat2":
-            return .file(.init(syscall: name, path: text(args.1), detail: "to \(text(args.3))", created: false))
-        case "chmod": return .file(.init(syscall: name, path: text(args.0), detail: String(args.1, radix: 8), created: false))
-        case "fchmodat":
-            return .file(.init(syscall: name, path: text(args.1), detail: String(args.2, radix: 8), created: false))
+            return .file(.init(syscall: name, path: first, detail: openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
+        case "unlink", "unlinkat": return .file(.init(syscall: name, path: first, detail: nil, created: false))
+        case "rename", "renameat", "renameat2":
+            return .file(.init(syscall: name, path: first, detail: "to \(second)", created: false))
+        case "chmod": return .file(.init(syscall: name, path: first, detail: String(args.1, radix: 8), created: false))
+        case "fchmodat": return .file(.init(syscall: name, path: first, detail: String(args.2, radix: 8), created: false))
         case "fchmod": return .file(.init(syscall: name, path: "fd \(args.0)", detail: String(args.1, radix: 8), created: false))
         case "connect", "sendto":
-            let (address, length) = name == "connect" ? (args.1, args.2) : (args.4, args.5)
-            guard address != 0, let bytes = sys_readProcessMemory(pid, address: address, length: Int(min(length, 128)))
-            else { return .network(.init(syscall: name, family: "unknown", address: nil, port: nil)) }
-            return .network(Self.socketAddress(bytes, syscall: name))
+            guard let bytes = call.first else { return .network(.init(syscall: name, family: "unknown", address: nil, port: nil)) }
+            return .network(socketAddress(bytes, syscall: name))
         case "kill", "tkill":
             return .signal("\(name)(\(Int32(truncatingIfNeeded: args.0)), \(args.1))")
         case "tgkill":

@@ -4,6 +4,7 @@
 import CWardenLinux
 import Foundation
 @preconcurrency import Glibc
+import Synchronization
 import SystemPackage
 import WardenCore
 import WardenLinux
@@ -32,6 +33,9 @@ public struct SandboxRunner: Sendable {
 
     /// The unprivileged identity samples run as (no such user on a normal host).
     public static let uid: UInt32 = 2_147_483_646
+    /// The CPU the next jail runs on: jails take the CPUs in turn, so two at once (the agent's
+    /// and a `shmwarden sandbox` command) do not share one while another idles.
+    private static let nextCPU = Atomic<Int>(0)
     public static let gid: UInt32 = 2_147_483_646
 
     let directory: String
@@ -93,6 +97,20 @@ public struct SandboxRunner: Sendable {
             (options.memoryLimit, options.memoryLimit), (options.fileSizeLimit, options.fileSizeLimit),
             (options.openFilesLimit, options.openFilesLimit), (options.processLimit, options.processLimit),
         ]
+        // The jail runs on one CPU, and its observer with it: each notification then hands over
+        // between the two on that CPU, where waking the sample on another (idle, in a VM: a
+        // halted vCPU) made observation cost about 1.5x instead of 1.3x. It also keeps a sample
+        // from occupying more than one CPU of the host. Processes inherit the spawning thread's
+        // mask, so this thread is pinned for the spawn and put back after.
+        let previousAffinity = sys_threadAffinity()
+        let turn = Self.nextCPU.add(1, ordering: .relaxed).oldValue
+        let cpu: Int32? = {
+            let chosen = Int32(turn % max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            if (try? sys_pinThread(toCPU: chosen)) != nil { return chosen }
+            // Not ours to use (a cpuset): stay on the CPU this thread is on.
+            guard let current = sys_currentCPU(), (try? sys_pinThread(toCPU: current)) != nil else { return nil }
+            return current
+        }()
         let started = sys_monotonicNanoseconds()
         let initPID = try CStrings.with(binds.map(\.path) + argv + environment + [root, tmp, "sandbox"]) { strings in
             let bindSources = Array(strings[0..<binds.count]) + [nil]
@@ -136,6 +154,7 @@ public struct SandboxRunner: Sendable {
                 }
             }
         }
+        if let previousAffinity { try? sys_setThreadAffinity(previousAffinity) }
         // Our copies of the children's ends: EOF comes when the children are gone.
         [stdoutWrite, stderrWrite, statusWrite, notifySend].forEach(sys_close)
         guard initPID > 0 else { throw RunError(description: "clone of the sandbox failed: errno \(errno)") }
@@ -149,6 +168,7 @@ public struct SandboxRunner: Sendable {
                     let listener = try? sys_receiveDescriptor(notifyReceive)
                 else { return }
                 defer { sys_close(listener) }
+                if let cpu { try? sys_pinThread(toCPU: cpu) }  // a thread of its own: no need to put back
                 observer.serve(listener)
             } : nil
         let stdoutCapture = OutputCapture(stdoutRead, limit: options.outputLimit)
