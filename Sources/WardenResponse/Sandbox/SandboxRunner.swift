@@ -112,7 +112,7 @@ public struct SandboxRunner: Sendable {
             return current
         }()
         let started = sys_monotonicNanoseconds()
-        let initPID = try CStrings.with(binds.map(\.path) + argv + environment + [root, tmp, "sandbox"]) { strings in
+        let initPID = CStrings.with(binds.map(\.path) + argv + environment + [root, tmp, "sandbox"]) { strings in
             let bindSources = Array(strings[0..<binds.count]) + [nil]
             let argvPointers = Array(strings[binds.count..<(binds.count + argv.count)]) + [nil]
             let envPointers = Array(strings[(binds.count + argv.count)..<(binds.count + argv.count + environment.count)]) + [nil]

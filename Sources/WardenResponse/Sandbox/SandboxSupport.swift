@@ -48,7 +48,7 @@ final class OutputCapture: Sendable {
         thread = ThreadJoin.start {
             var chunk = [UInt8](repeating: 0, count: 16 * 1024)
             while true {
-                let count = chunk.withUnsafeMutableBytes { ((try? sys_read(fd, into: $0)) ?? 0) ?? 0 }
+                let count = chunk.withUnsafeMutableBytes { (try? sys_read(fd, into: $0)) ?? 0 }
                 if count <= 0 { return }
                 buffer.state.withLock { state in
                     let room = max(0, limit - state.bytes.count)
