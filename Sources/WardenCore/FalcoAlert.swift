@@ -154,32 +154,14 @@ public struct AlertDecodingError: Error, Hashable, Sendable, CustomStringConvert
 }
 
 extension FalcoAlert {
-    /// The wire form, tolerant of unknown keys.
-    private struct Wire: Decodable {
-        var rule: String?
-        var priority: String?
-        var time: String?
-        var source: String?
-        var hostname: String?
-        var output: String?
-        var output_fields: [String: FieldValue]?
-        var tags: [String]?
-        var uuid: String?
-    }
-
     /// Decodes one alert from its JSON bytes.
     ///
     /// - Throws: `AlertDecodingError` naming what is wrong: not JSON, not an object, or a missing
     ///   or invalid `rule`, `priority` or `time`.
     public static func decode(_ data: Data) throws(AlertDecodingError) -> FalcoAlert {
-        let wire: Wire
-        do {
-            wire = try JSONDecoder().decode(Wire.self, from: data)
-        } catch let error as DecodingError {
-            throw AlertDecodingError(Self.describe(error))
-        } catch {
-            throw AlertDecodingError("malformed JSON: \(error)")
-        }
+        let wire = try data.withUnsafeBytes { bytes in
+            Result { () throws(AlertDecodingError) in try FalcoAlertReader.read(bytes) }
+        }.get()
         guard let rule = wire.rule, !rule.isEmpty else { throw AlertDecodingError("missing \"rule\"") }
         guard let priorityText = wire.priority else { throw AlertDecodingError("missing \"priority\"") }
         guard let priority = FalcoPriority(name: priorityText) else {
@@ -191,29 +173,8 @@ extension FalcoAlert {
         }
         return FalcoAlert(
             rule: rule, priority: priority, time: time, timeText: timeText, source: wire.source,
-            hostname: wire.hostname, output: wire.output, outputFields: wire.output_fields ?? [:],
+            hostname: wire.hostname, output: wire.output, outputFields: wire.outputFields ?? [:],
             tags: wire.tags ?? [], uuid: wire.uuid?.isEmpty == false ? wire.uuid : nil,
             raw: String(decoding: data, as: UTF8.self))
-    }
-
-    private static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .dataCorrupted(let context):
-            return context.codingPath.isEmpty
-                ? "malformed JSON" : "invalid \(path(context.codingPath)): \(context.debugDescription)"
-        case .typeMismatch(_, let context):
-            return context.codingPath.isEmpty
-                ? "expected a JSON object" : "wrong type for \(path(context.codingPath)): \(context.debugDescription)"
-        case .valueNotFound(_, let context):
-            return "null for \(path(context.codingPath))"
-        case .keyNotFound(let key, _):
-            return "missing \"\(key.stringValue)\""
-        @unknown default:
-            return "invalid alert"
-        }
-    }
-
-    private static func path(_ keys: [any CodingKey]) -> String {
-        "\"" + keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") + "\""
     }
 }

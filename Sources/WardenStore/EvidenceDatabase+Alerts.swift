@@ -144,7 +144,7 @@ extension EvidenceDatabase {
                     SELECT file.*, blob.elf AS blobElf, blob.script AS blobScript, blob.evidencePath AS blobEvidence
                     FROM file LEFT JOIN blob ON blob.sha256 = file.sha256 WHERE file.id IN (\(marks)) ORDER BY file.id
                     """, arguments: StatementArguments(ids))
-        }.map(Self.fileRecord)
+        }.map { Self.fileRecord($0) }
     }
 }
 
@@ -185,6 +185,12 @@ public struct SnapshotLookup: EvidenceLookup {
         }
     }
 
+    /// How SQLite will run the lookup `condition` over file rows (`EXPLAIN QUERY PLAN` details):
+    /// tests check that correlation lookups use an index.
+    public func filePlan(where condition: String) throws -> [String] {
+        try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT id FROM file WHERE \(condition)").map { $0["detail"] }
+    }
+
     /// Whether an alert with this id is stored.
     public func hasAlert(id: String) throws -> Bool {
         try Bool.fetchOne(
@@ -194,8 +200,9 @@ public struct SnapshotLookup: EvidenceLookup {
     /// The file rows alone: correlation needs no blob facts, and decoding their JSON for every
     /// alert was a large share of the intake's time.
     func fileRecords(where condition: String, _ arguments: StatementArguments) throws -> [FileRecord] {
-        try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM file WHERE \(condition) ORDER BY id"), arguments: arguments)
-            .map(EvidenceDatabase.fileRecord)
+        let statement = try db.cachedStatement(
+            sql: "SELECT \(EvidenceDatabase.fileColumns) FROM file WHERE \(condition) ORDER BY id")
+        return try Array(Row.fetchCursor(statement, arguments: arguments).map(EvidenceDatabase.fileRecord(columnsInOrder:)))
     }
 }
 

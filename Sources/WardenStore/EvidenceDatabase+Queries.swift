@@ -53,7 +53,7 @@ extension EvidenceDatabase {
             \(whereClause) ORDER BY file.id
             """
         let rows = try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) }
-        var records = rows.map(Self.fileRecord)
+        var records = rows.map { Self.fileRecord($0) }
         if let glob, glob.hasWildcards { records = records.filter { glob.matches($0.path) } }
         if let limit = query.limit { records = Array(records.suffix(limit)) }
         return records
@@ -100,6 +100,31 @@ extension EvidenceDatabase {
 
     /// A file row, with the blob's facts when the query joined them (`blobElf`, `blobScript`,
     /// `blobEvidence`).
+    /// The file columns, in the order `fileRecord(columnsInOrder:)` reads them.
+    static let fileColumns = """
+        id, path, mountPoint, fileType, device, inode, size, mode, uid, gid, linkCount, modified, changed, \
+        firstSeen, lastSeen, deletedAt, state, kind, reasons, hashStatus, sha256, linkTarget
+        """
+
+    /// A file row selected as `fileColumns`, read by position: the correlation of every alert
+    /// reads file rows, and a lookup by column name costs a lowercased copy of the name each.
+    /// No blob facts.
+    static func fileRecord(columnsInOrder row: Row) -> FileRecord {
+        FileRecord(
+            id: row[0], path: PathBytes(Array(row[1] as Data)), mountPoint: (row[2] as Data?).map { PathBytes(Array($0)) },
+            fileType: FileType(rawValue: row[3]) ?? .unknown, device: UInt64(bitPattern: row[4]),
+            inode: UInt64(bitPattern: row[5]), size: row[6], mode: UInt32(truncatingIfNeeded: row[7] as Int64),
+            uid: UInt32(truncatingIfNeeded: row[8] as Int64), gid: UInt32(truncatingIfNeeded: row[9] as Int64),
+            linkCount: UInt64(bitPattern: row[10]), modified: Timestamp(nanosecondsSinceEpoch: row[11]),
+            changed: Timestamp(nanosecondsSinceEpoch: row[12]), firstSeen: Timestamp(nanosecondsSinceEpoch: row[13]),
+            lastSeen: Timestamp(nanosecondsSinceEpoch: row[14]),
+            deletedAt: (row[15] as Int64?).map(Timestamp.init(nanosecondsSinceEpoch:)),
+            state: FileState(rawValue: row[16]) ?? .present, kind: FileKind(rawValue: row[17]) ?? .other,
+            reasons: ExecutableReasons(names: (row[18] as String).split(separator: ",").map(String.init)),
+            hashStatus: HashStatus(rawValue: row[19]) ?? .unreadable, sha256: row[20], elf: nil, script: nil,
+            evidencePath: nil, linkTarget: (row[21] as Data?).map { PathBytes(Array($0)) })
+    }
+
     static func fileRecord(_ row: Row) -> FileRecord {
         let decoder = JSONDecoder()
         let path: Data = row["path"]

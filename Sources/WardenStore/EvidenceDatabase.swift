@@ -180,6 +180,11 @@ public final class EvidenceDatabase: Sendable {
         migrator.registerMigration("v7-exec-held") { db in
             try db.execute(sql: "ALTER TABLE exec ADD COLUMN held INTEGER NOT NULL DEFAULT 1")
         }
+        migrator.registerMigration("v8-file-inode") { db in
+            // Alerts name inodes without their device (proc.exe_ino, fd.ino): the (device, inode)
+            // index cannot serve that, and every such alert scanned the whole file table.
+            try db.execute(sql: "CREATE INDEX file_inode_alone ON file(inode)")
+        }
         return migrator
     }
 

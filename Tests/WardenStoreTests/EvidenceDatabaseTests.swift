@@ -47,7 +47,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
     @Test func schemaIsMigratedInWALModeWithPrivateFiles() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
-        #expect(try temporary.database.appliedMigrations() == ["v1", "v2-alerts", "v3-internal-alert-time", "v4-actions", "v5-execs", "v6-sandbox", "v7-exec-held"])
+        #expect(try temporary.database.appliedMigrations() == ["v1", "v2-alerts", "v3-internal-alert-time", "v4-actions", "v5-execs", "v6-sandbox", "v7-exec-held", "v8-file-inode"])
         #expect(try temporary.database.journalMode() == "wal")
         try temporary.database.apply([.record(sampleRecord("/dev/shm/x"), nil)])
         for suffix in ["", "-wal"] {
@@ -234,6 +234,16 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         ])
         #expect(try temporary.database.sensorEvents().map(\.kind) == [.overflow, .rescan])
         #expect(try temporary.database.sensorEvents(kind: .rescan).first?.mountPoint == PathBytes("/dev/shm"))
+    }
+
+    /// Every lookup an alert's correlation makes is served by an index, never a table scan.
+    @Test func correlationLookupsUseIndexes() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let plans = try temporary.database.withSnapshot { lookup in
+            try ["path = x'2f'", "inode = 7", "sha256 = 'ab'"].map { try lookup.filePlan(where: $0).joined(separator: "; ") }
+        }
+        for plan in plans { #expect(plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"), "\(plan)") }
     }
 
     @Test func writerCommitsEverythingSubmittedBeforeFinish() throws {
