@@ -292,9 +292,13 @@ static void sbx_sample(const struct warden_sandbox_spec *original) {
     for (int i = 0; i < 5; i++) {
         if (setrlimit(resources[i], &spec->limits[i]) != 0) sbx_fail(spec, SBX_RLIMIT);
     }
-    if (setgroups(0, NULL) != 0) sbx_fail(spec, SBX_GROUPS);
-    if (setresgid(spec->gid, spec->gid, spec->gid) != 0) sbx_fail(spec, SBX_GID);
-    if (setresuid(spec->uid, spec->uid, spec->uid) != 0) sbx_fail(spec, SBX_UID);
+    // Raw syscalls, not glibc's wrappers: those apply the change to every thread glibc believes
+    // the process has (SIGSETXID, then a futex wait), and this child of a raw clone inherited
+    // the supervisor's thread list: a thread being created at the time of the clone made the
+    // wrapper wait forever. The child is single-threaded, so the syscall alone is complete.
+    if (syscall(SYS_setgroups, 0, NULL) != 0) sbx_fail(spec, SBX_GROUPS);
+    if (syscall(SYS_setresgid, spec->gid, spec->gid, spec->gid) != 0) sbx_fail(spec, SBX_GID);
+    if (syscall(SYS_setresuid, spec->uid, spec->uid, spec->uid) != 0) sbx_fail(spec, SBX_UID);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) sbx_fail(spec, SBX_NNP);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) sbx_fail(spec, SBX_PDEATHSIG);
     // Keep the sample's memory readable to the supervisor (process_vm_readv) after the uid change.

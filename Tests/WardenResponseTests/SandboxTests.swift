@@ -3,6 +3,7 @@
 
 import Foundation
 @preconcurrency import Glibc
+import Synchronization
 import Testing
 import WardenCore
 import WardenResponse
@@ -159,6 +160,30 @@ struct SandboxTests {
         let uid = SandboxRunner.uid
         #expect(report.stdout == "uid=\(uid)(sandbox) gid=\(uid)(sandbox) groups=\(uid)(sandbox)\n", "\(report.stdout)")
         #expect(sandboxProcesses().isEmpty)
+    }
+
+    /// Threads being created in the supervisor while it spawns jails (the agent always has
+    /// some): the jail's setup must not wait on them. glibc's setresuid/setgroups do, through
+    /// the thread list the raw clone inherited; the launcher uses the raw syscalls.
+    @Test func spawningWhileOtherThreadsStartNeverHangsTheSetup() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let churning = Atomic<Bool>(true)
+        let churn = Thread {
+            while churning.load(ordering: .relaxed) {
+                let threads = (0..<8).map { _ in Thread { _ = getpid() } }
+                threads.forEach { $0.start() }
+            }
+        }
+        churn.start()
+        defer { churning.store(false, ordering: .relaxed) }
+        var options = SandboxRunner.Options()
+        options.timeoutSeconds = 3
+        options.observe = false
+        for _ in 0..<25 {
+            let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes("/usr/bin/true"), options: options)
+            #expect(!report.timedOut && report.exit.code == 0, "\(report.setupError ?? "") \(report.verdict)")
+            if report.timedOut { break }
+        }
     }
 
     /// The jail and its observer share one CPU: the sample cannot occupy more of the host.

@@ -111,6 +111,21 @@ public struct SandboxRunner: Sendable {
             guard let current = sys_currentCPU(), (try? sys_pinThread(toCPU: current)) != nil else { return nil }
             return current
         }()
+        // The observer waits before the spawn: the sample's first notified call (its own exec)
+        // then does not wait for a thread to start.
+        let observer = SandboxObserver()
+        let observing = options.observe
+            ? ThreadJoin.start {
+                if let cpu { try? sys_pinThread(toCPU: cpu) }  // a thread of its own: no need to put back
+                var fds = [pollfd(fd: notifyReceive.rawValue, events: Int16(POLLIN), revents: 0)]
+                // The listener arrives before the sample runs; nothing comes if setup failed (the
+                // socket's other end is closed right after the spawn).
+                guard (try? sys_poll(&fds, timeout: 10_000)) ?? 0 > 0, fds[0].revents & Int16(POLLIN) != 0,
+                    let listener = try? sys_receiveDescriptor(notifyReceive)
+                else { return }
+                defer { sys_close(listener) }
+                observer.serve(listener)
+            } : nil
         let started = sys_monotonicNanoseconds()
         let initPID = CStrings.with(binds.map(\.path) + argv + environment + [root, tmp, "sandbox"]) { strings in
             let bindSources = Array(strings[0..<binds.count]) + [nil]
@@ -157,20 +172,12 @@ public struct SandboxRunner: Sendable {
         if let previousAffinity { try? sys_setThreadAffinity(previousAffinity) }
         // Our copies of the children's ends: EOF comes when the children are gone.
         [stdoutWrite, stderrWrite, statusWrite, notifySend].forEach(sys_close)
-        guard initPID > 0 else { throw RunError(description: "clone of the sandbox failed: errno \(errno)") }
+        guard initPID > 0 else {
+            let cloneError = errno
+            observing?.join()  // it sees the closed socket and returns; it must not outlive the descriptors
+            throw RunError(description: "clone of the sandbox failed: errno \(cloneError)")
+        }
 
-        let observer = SandboxObserver()
-        let observing = options.observe
-            ? ThreadJoin.start {
-                var fds = [pollfd(fd: notifyReceive.rawValue, events: Int16(POLLIN), revents: 0)]
-                // The listener arrives before the sample runs; nothing comes if setup failed.
-                guard (try? sys_poll(&fds, timeout: 10_000)) ?? 0 > 0, fds[0].revents & Int16(POLLIN) != 0,
-                    let listener = try? sys_receiveDescriptor(notifyReceive)
-                else { return }
-                defer { sys_close(listener) }
-                if let cpu { try? sys_pinThread(toCPU: cpu) }  // a thread of its own: no need to put back
-                observer.serve(listener)
-            } : nil
         let stdoutCapture = OutputCapture(stdoutRead, limit: options.outputLimit)
         let stderrCapture = OutputCapture(stderrRead, limit: options.outputLimit)
 
