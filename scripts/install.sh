@@ -38,8 +38,12 @@ start=yes
 
 scripts/install-deps
 echo "building (release; a few minutes on a small machine)…" >&2
-swift build -c release --product shmwarden
+# The Swift runtime and Foundation linked in: every command starts in ~5 ms instead of ~8 (no
+# dozen shared libraries to load and relocate), which is most of a short command's time.
+swift build -c release --static-swift-stdlib --product shmwarden
+# Without the DWARF (150 → 105 MB); the symbol table stays, so crash backtraces keep their names.
 install -D -m 0755 .build/release/shmwarden /usr/local/bin/shmwarden
+strip --strip-debug /usr/local/bin/shmwarden
 install -D -m 0644 README.md /usr/local/share/doc/shmwarden/README.md
 
 install -d -m 0755 /etc/shmwarden /etc/shmwarden/policies

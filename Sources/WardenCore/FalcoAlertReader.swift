@@ -89,21 +89,10 @@ struct FalcoAlertReader {
     }
 
     private mutating func readTags() throws(AlertDecodingError) -> [String]? {
-        if peek() == UInt8(ascii: "n") {
-            try readLiteral("null")
-            return nil
-        }
-        guard peek() == UInt8(ascii: "[") else {
-            try skipValue(depth: 1)
-            throw AlertDecodingError("wrong type for \"tags\": expected an array of strings")
-        }
-        index += 1
+        guard let hasMembers = try openContainer("[", "]", wrongType: "wrong type for \"tags\": expected an array of strings")
+        else { return nil }
         var tags: [String] = []
-        skipWhitespace()
-        if peek() == UInt8(ascii: "]") {
-            index += 1
-            return tags
-        }
+        guard hasMembers else { return tags }
         while true {
             skipWhitespace()
             guard peek() == UInt8(ascii: "\"") else {
@@ -116,21 +105,10 @@ struct FalcoAlertReader {
     }
 
     private mutating func readOutputFields() throws(AlertDecodingError) -> [String: FieldValue]? {
-        if peek() == UInt8(ascii: "n") {
-            try readLiteral("null")
-            return nil
-        }
-        guard peek() == UInt8(ascii: "{") else {
-            try skipValue(depth: 1)
-            throw AlertDecodingError("wrong type for \"output_fields\": expected an object")
-        }
-        index += 1
+        guard let hasMembers = try openContainer("{", "}", wrongType: "wrong type for \"output_fields\": expected an object")
+        else { return nil }
         var values: [String: FieldValue] = [:]
-        skipWhitespace()
-        if peek() == UInt8(ascii: "}") {
-            index += 1
-            return values
-        }
+        guard hasMembers else { return values }
         while true {
             skipWhitespace()
             let key = try readString()
@@ -138,6 +116,26 @@ struct FalcoAlertReader {
             values[key] = try readScalar(key)
             if try endOfContainer(closing: UInt8(ascii: "}")) { return values }
         }
+    }
+
+    /// A key's array or object: nil for JSON null, false when empty (consumed), true when
+    /// members follow; any other value is the wrong type.
+    private mutating func openContainer(_ open: Unicode.Scalar, _ close: Unicode.Scalar, wrongType: String)
+        throws(AlertDecodingError) -> Bool?
+    {
+        if peek() == UInt8(ascii: "n") {
+            try readLiteral("null")
+            return nil
+        }
+        guard peek() == UInt8(ascii: open) else {
+            try skipValue(depth: 1)  // malformed JSON first, wrong type second
+            throw AlertDecodingError(wrongType)
+        }
+        index += 1
+        skipWhitespace()
+        guard peek() == UInt8(ascii: close) else { return true }
+        index += 1
+        return false
     }
 
     private mutating func readScalar(_ key: String) throws(AlertDecodingError) -> FieldValue {

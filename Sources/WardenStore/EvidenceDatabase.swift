@@ -193,7 +193,7 @@ public final class EvidenceDatabase: Sendable {
     /// its beginning (PASSIVE otherwise: it never waits for readers). The store writer calls it
     /// between batches, and with `truncate` when closing.
     public func checkpoint(truncate: Bool = false) throws {
-        try pool.writeWithoutTransaction { db in try db.checkpoint(truncate ? .truncate : .passive) }
+        try pool.writeWithoutTransaction { db in _ = try db.checkpoint(truncate ? .truncate : .passive) }
     }
 
     /// The schema versions applied, oldest first.
