@@ -136,7 +136,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "WardenLinuxTests", dependencies: ["WardenLinux", "CSeccomp"]),
-        .testTarget(name: "WardenStoreTests", dependencies: ["WardenStore", "WardenCore"]),
+        .testTarget(
+            name: "WardenStoreTests",
+            dependencies: ["WardenStore", "WardenCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(
             name: "WardenResponseTests",
             dependencies: [

@@ -12,10 +12,10 @@ extension EvidenceDatabase {
             let rows: [Row]
             if let limit {
                 rows = try Row.fetchAll(
-                    db, sql: "SELECT * FROM (SELECT rowid AS r, * FROM alert ORDER BY rowid DESC LIMIT ?) ORDER BY r",
+                    db, sql: "SELECT * FROM (SELECT * FROM alert ORDER BY seq DESC LIMIT ?) ORDER BY seq",
                     arguments: [limit])
             } else {
-                rows = try Row.fetchAll(db, sql: "SELECT * FROM alert ORDER BY rowid")
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM alert ORDER BY seq")
             }
             return try rows.compactMap { try Self.alertRecord($0, in: db) }
         }
@@ -39,8 +39,10 @@ extension EvidenceDatabase {
         let raw: String = row["raw"]
         guard let alert = try? FalcoAlert.decode(Data(raw.utf8)) else { return nil }
         let id: String = row["id"]
+        let seq: Int64 = row["seq"]
         let correlations = try Row.fetchAll(
-            db, sql: "SELECT * FROM correlation WHERE alertId = ? ORDER BY confidence DESC, fileId", arguments: [id]
+            db.cachedStatement(sql: "SELECT * FROM correlation WHERE alertSeq = ? ORDER BY confidence DESC, fileId"),
+            arguments: [seq]
         ).map { row in
             Correlation(
                 fileID: row["fileId"], sha256: row["sha256"], path: PathBytes(Array(row["path"] as Data)),

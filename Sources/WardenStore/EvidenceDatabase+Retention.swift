@@ -43,7 +43,9 @@ extension EvidenceDatabase {
                 try db.execute(
                     sql: "DELETE FROM action WHERE alertId IN (\(oldAlerts)) OR (alertId IS NULL AND time < ?)",
                     arguments: [t, t, t])
-                try db.execute(sql: "DELETE FROM correlation WHERE alertId IN (\(oldAlerts))", arguments: [t, t])
+                try db.execute(
+                    sql: "DELETE FROM correlation WHERE alertSeq IN (SELECT seq FROM alert WHERE time < ? AND receivedAt < ?)",
+                    arguments: [t, t])
                 try db.execute(sql: "DELETE FROM alert WHERE time < ? AND receivedAt < ?", arguments: [t, t])
                 report.execs = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM exec WHERE time < ?", arguments: [t]) ?? 0
                 try db.execute(sql: "DELETE FROM exec WHERE time < ?", arguments: [t])

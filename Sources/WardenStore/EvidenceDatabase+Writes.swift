@@ -132,26 +132,29 @@ extension EvidenceDatabase {
             record.receivedAt.nanosecondsSinceEpoch, record.noEvidenceReason?.rawValue,
         ])
         guard db.changesCount > 0 else { return }
-        try insertCorrelations(alertID: record.id, record.correlations, in: db)
+        try insertCorrelations(alertSeq: db.lastInsertedRowID, record.correlations, in: db)
     }
 
     static func replaceCorrelations(alertID: String, _ result: CorrelationResult, in db: Database) throws {
-        try db.execute(sql: "DELETE FROM correlation WHERE alertId = ?", arguments: [alertID])
+        guard
+            let seq = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT seq FROM alert WHERE id = ?"), arguments: [alertID])
+        else { return }
+        try db.execute(sql: "DELETE FROM correlation WHERE alertSeq = ?", arguments: [seq])
         try db.execute(
-            sql: "UPDATE alert SET noEvidenceReason = ? WHERE id = ?",
-            arguments: [result.noEvidenceReason?.rawValue, alertID])
-        try insertCorrelations(alertID: alertID, result.correlations, in: db)
+            sql: "UPDATE alert SET noEvidenceReason = ? WHERE seq = ?", arguments: [result.noEvidenceReason?.rawValue, seq])
+        try insertCorrelations(alertSeq: seq, result.correlations, in: db)
     }
 
-    static func insertCorrelations(alertID: String, _ correlations: [Correlation], in db: Database) throws {
+    static func insertCorrelations(alertSeq: Int64, _ correlations: [Correlation], in db: Database) throws {
         for correlation in correlations {
             try db.cachedStatement(
                 sql: """
-                    INSERT OR REPLACE INTO correlation (alertId, fileId, sha256, path, matchedBy, confidence)
+                    INSERT OR REPLACE INTO correlation (alertSeq, fileId, sha256, path, matchedBy, confidence)
                     VALUES (?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
-                alertID, correlation.fileID, correlation.sha256, Data(correlation.path.bytes), correlation.matchedBy,
+                alertSeq, correlation.fileID, correlation.sha256, Data(correlation.path.bytes), correlation.matchedBy,
                 correlation.confidence,
             ])
         }

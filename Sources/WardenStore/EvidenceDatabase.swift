@@ -185,6 +185,52 @@ public final class EvidenceDatabase: Sendable {
             // index cannot serve that, and every such alert scanned the whole file table.
             try db.execute(sql: "CREATE INDEX file_inode_alone ON file(inode)")
         }
+        migrator.registerMigration("v9-alert-seq") { db in
+            // Correlations keyed by the alert's integer sequence instead of its id: ids are
+            // hashes or uuids, so the (alertId, fileId) key put every alert's correlation on a
+            // random page of its index (measured: 13% of the HTTP intake's throughput). The
+            // sequence is an explicit INTEGER PRIMARY KEY, which VACUUM never renumbers.
+            try db.execute(
+                sql: """
+                    CREATE TABLE alert_v9 (
+                        seq INTEGER PRIMARY KEY,
+                        id TEXT NOT NULL UNIQUE,
+                        rule TEXT NOT NULL,
+                        priority INTEGER NOT NULL,
+                        time INTEGER NOT NULL,
+                        hostname TEXT,
+                        source TEXT,
+                        internal INTEGER NOT NULL,
+                        raw TEXT NOT NULL,
+                        receivedAt INTEGER NOT NULL,
+                        noEvidenceReason TEXT
+                    );
+                    INSERT INTO alert_v9 (seq, id, rule, priority, time, hostname, source, internal, raw, receivedAt,
+                        noEvidenceReason)
+                        SELECT rowid, id, rule, priority, time, hostname, source, internal, raw, receivedAt, noEvidenceReason
+                        FROM alert ORDER BY rowid;
+                    CREATE TABLE correlation_v9 (
+                        alertSeq INTEGER NOT NULL REFERENCES alert(seq),
+                        fileId INTEGER NOT NULL REFERENCES file(id),
+                        sha256 TEXT,
+                        path BLOB NOT NULL,
+                        matchedBy TEXT NOT NULL,
+                        confidence REAL NOT NULL,
+                        PRIMARY KEY (alertSeq, fileId)
+                    ) WITHOUT ROWID;
+                    INSERT INTO correlation_v9 (alertSeq, fileId, sha256, path, matchedBy, confidence)
+                        SELECT alert_v9.seq, correlation.fileId, correlation.sha256, correlation.path,
+                            correlation.matchedBy, correlation.confidence
+                        FROM correlation JOIN alert_v9 ON alert_v9.id = correlation.alertId;
+                    DROP TABLE correlation;
+                    DROP TABLE alert;
+                    ALTER TABLE alert_v9 RENAME TO alert;
+                    ALTER TABLE correlation_v9 RENAME TO correlation;
+                    CREATE INDEX alert_time ON alert(time);
+                    CREATE INDEX alert_internal_time ON alert(internal, time);
+                    CREATE INDEX correlation_file ON correlation(fileId);
+                    """)
+        }
         return migrator
     }
 

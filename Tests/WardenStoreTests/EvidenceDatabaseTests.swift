@@ -47,7 +47,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
     @Test func schemaIsMigratedInWALModeWithPrivateFiles() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
-        #expect(try temporary.database.appliedMigrations() == ["v1", "v2-alerts", "v3-internal-alert-time", "v4-actions", "v5-execs", "v6-sandbox", "v7-exec-held", "v8-file-inode"])
+        #expect(try temporary.database.appliedMigrations() == ["v1", "v2-alerts", "v3-internal-alert-time", "v4-actions", "v5-execs", "v6-sandbox", "v7-exec-held", "v8-file-inode", "v9-alert-seq"])
         #expect(try temporary.database.journalMode() == "wal")
         try temporary.database.apply([.record(sampleRecord("/dev/shm/x"), nil)])
         for suffix in ["", "-wal"] {
