@@ -68,7 +68,8 @@ public enum FanotifyEventDecoder {
     }
 }
 
-/// A notification-class fanotify group in fd mode: owns its descriptor, closes it on deinit.
+/// A fanotify group in fd mode (notification class, or content class for permission events):
+/// owns its descriptor, closes it on deinit.
 ///
 /// Unlike inotify, each event carries a descriptor the kernel opened when the event happened, so
 /// a file that is closed and unlinked within microseconds is still readable by us.

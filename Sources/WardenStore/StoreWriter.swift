@@ -101,15 +101,16 @@ public final class StoreWriter: Sendable {
     private func loop() {
         var lastCheckpoint = clock()
         var uncheckpointed = false
+        func checkpoint() {
+            do { try database.checkpoint() } catch { onError(error) }
+            lastCheckpoint = clock()
+            uncheckpointed = false
+        }
         while true {
             var batch = queue.takeAll(limit: batchLimit, timeout: uncheckpointed ? Self.idleCheckpointSeconds : nil)
             if batch.isEmpty {
                 if queue.isClosedAndEmpty { break }
-                if uncheckpointed {  // idle: nobody waits on this one
-                    checkpoint()
-                    lastCheckpoint = clock()
-                    uncheckpointed = false
-                }
+                if uncheckpointed { checkpoint() }  // idle: nobody waits on this one
                 continue
             }
             // An alert's commit is fsynced: when alerts arrive concurrently, wait a moment for
@@ -119,17 +120,9 @@ public final class StoreWriter: Sendable {
             }
             commit(batch)
             uncheckpointed = true
-            if clock() - lastCheckpoint >= checkpointIntervalNanoseconds {
-                checkpoint()
-                lastCheckpoint = clock()
-                uncheckpointed = false
-            }
+            if clock() - lastCheckpoint >= checkpointIntervalNanoseconds { checkpoint() }
         }
         done.signal()
-    }
-
-    private func checkpoint() {
-        do { try database.checkpoint() } catch { onError(error) }
     }
 
     /// Commits `batch` in one transaction, retrying with back-off (a busy or briefly failing disk
