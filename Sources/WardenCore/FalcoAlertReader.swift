@@ -50,12 +50,7 @@ struct FalcoAlertReader {
 
     private mutating func readAlertObject() throws(AlertDecodingError) -> Fields {
         var fields = Fields()
-        index += 1  // {
-        skipWhitespace()
-        if peek() == UInt8(ascii: "}") {
-            index += 1
-            return fields
-        }
+        guard enterContainer(closing: UInt8(ascii: "}")) else { return fields }
         while true {
             skipWhitespace()
             let key = try readString()
@@ -131,9 +126,15 @@ struct FalcoAlertReader {
             try skipValue(depth: 1)  // malformed JSON first, wrong type second
             throw AlertDecodingError(wrongType)
         }
+        return enterContainer(closing: UInt8(ascii: close))
+    }
+
+    /// Steps past an opening bracket: false when the container is empty (its closing bracket
+    /// consumed too), true when members follow.
+    private mutating func enterContainer(closing: UInt8) -> Bool {
         index += 1
         skipWhitespace()
-        guard peek() == UInt8(ascii: close) else { return true }
+        guard peek() == closing else { return true }
         index += 1
         return false
     }
@@ -339,20 +340,10 @@ struct FalcoAlertReader {
         case UInt8(ascii: "n"): try readLiteral("null")
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try readNumber()
         case UInt8(ascii: "["):
-            index += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "]") {
-                index += 1
-                return
-            }
+            guard enterContainer(closing: UInt8(ascii: "]")) else { return }
             repeat { try skipValue(depth: depth + 1) } while try !endOfContainer(closing: UInt8(ascii: "]"))
         case UInt8(ascii: "{"):
-            index += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "}") {
-                index += 1
-                return
-            }
+            guard enterContainer(closing: UInt8(ascii: "}")) else { return }
             repeat {
                 skipWhitespace()
                 _ = try readString()
