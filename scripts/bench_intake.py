@@ -76,8 +76,13 @@ def main():
     seconds = 5 if args.quick else 15
     work = tempfile.mkdtemp(prefix="shmwarden-bench-intake-")
     try:
-        body = json.dumps(ALERT, separators=(",", ":"))
-        marker = '"time":"2026-11-29T12:00:00.'
+        # The alerts' time is the run's own: a file counts as evidence only for alerts from
+        # around the time it existed (with a fixed time, the "recorded file" case stopped
+        # correlating once the wall clock passed it).
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        alert = dict(ALERT, time=now + ".000000000Z")
+        body = json.dumps(alert, separators=(",", ":"))
+        marker = f'"time":"{now}.'
         prefix, suffix = body.split(marker)[0] + marker, body.split(marker)[1][9:]
         script = os.path.join(work, "post.lua")
         with open(script, "w") as handle:
@@ -122,6 +127,8 @@ def main():
             stored = json.loads(subprocess.run([binary, "alerts", "--state-dir", state, "--json"], check=True,
                                                capture_output=True, text=True).stdout)
             correlated = sum(1 for alert in stored if alert["correlations"])
+            if recorded and correlated != len(stored):
+                raise RuntimeError(f"only {correlated} of {len(stored)} alerts about the recorded file were correlated")
             print(f"  shmwarden, {label:29s} {ours['rps']:6.0f} req/s  p50 {ours['p50']:.2f} ms  p99 {ours['p99']:.2f} ms  "
                   f"non-2xx {ours['non2xx']}  stored {len(stored)} ({correlated} correlated)  "
                   f"{ours['rps'] / ceiling['rps']:.2f}x ceiling")

@@ -32,9 +32,11 @@ public final class AlertIntake: Sendable {
     /// Delays after which an alert whose file was not (yet) recorded is correlated again: the
     /// alert can outrun the sensor by a few milliseconds.
     private let retryDelays: [Duration]
-    /// Alerts waiting for another look, one queue per attempt: every alert waits the same delay
-    /// at a given attempt, so each queue is in due order and a pass only takes from its front.
-    private let late: Mutex<(queues: [LateQueue], running: Bool)>
+    /// Alerts handed over for another look since the late pass last took them, and whether the
+    /// pass is running. The lock is only held to append or to swap the array out: the pass keeps
+    /// its queues to itself (reorganizing 30,000 waiting alerts inside this lock held every
+    /// handler that wanted to add one, up to tens of milliseconds).
+    private let late: Mutex<(incoming: [LateAlert], running: Bool)>
     /// Told of each stored alert once committed, and again when a late look finds its evidence
     /// (the responder's trigger). Must not block.
     private let onStored: (@Sendable (AlertRecord) -> Void)?
@@ -44,6 +46,9 @@ public final class AlertIntake: Sendable {
         var record: AlertRecord
         var attempt: Int
         var due: ContinuousClock.Instant
+        /// The writer's `evidenceGeneration` before the last look: while it is unchanged, no
+        /// file or exec was recorded since, and looking again would find nothing new.
+        var lookedAt: UInt64
     }
 
     /// A FIFO of late alerts in due order: taking the due ones touches only those.
@@ -83,38 +88,45 @@ public final class AlertIntake: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.retryDelays = retryDelays
-        self.late = Mutex((Array(repeating: LateQueue(), count: max(1, retryDelays.count)), false))
+        self.late = Mutex(([], false))
     }
 
     /// Decodes, correlates and durably stores one alert.
+    ///
+    /// The correlation runs in the store writer's transaction (`correlateAndStore`): it sees
+    /// every file record committed before the alert, a repeat delivery is found by the same
+    /// insert that would store it, and no alert pays a read transaction of its own (two WAL
+    /// read locks per alert were a third of the correlation's cost).
     public func submit(_ body: Data) async -> Outcome {
         let started = sys_monotonicNanoseconds()
         metrics.add(.received)
-        let record: AlertRecord
-        let duplicate: Bool
+        let received: AlertRecord
         do {
-            (record, duplicate) = try Self.prepare(body, database: database, mounts: mounts.mounts)
+            received = try Self.decode(body)
         } catch let error as AlertDecodingError {
             metrics.add(.rejected)
             return .rejected(error.reason)
         } catch {
             metrics.add(.failed)
-            logger.error("alert correlation failed", metadata: ["error": "\(error)"])
+            logger.error("alert decoding failed", metadata: ["error": "\(error)"])
             return .failed
         }
-        if duplicate {
-            metrics.add(.duplicates)
-            return .accepted(id: record.id, duplicate: true, correlations: record.correlations.count)
-        }
-        switch await writer.commit(.alert(record)) {
+        let generation = writer.evidenceGeneration
+        let stored: StoredAlert
+        switch await writer.commit(.correlateAndStore(received, tmpfsMounts: mounts.mounts)) {
         case .busy:
             metrics.add(.busy)
             return .busy
-        case .failed:
+        case .failed, .committed(nil):
             metrics.add(.failed)
             return .failed
-        case .committed:
-            break
+        case .committed(let alert?):
+            stored = alert
+        }
+        let record = stored.record
+        if stored.duplicate {
+            metrics.add(.duplicates)
+            return .accepted(id: record.id, duplicate: true, correlations: record.correlations.count)
         }
         metrics.observeLatency(seconds: Double(sys_monotonicNanoseconds() - started) / 1e9)
         // An alert still waiting for its file is answered by the policy once it is found (or
@@ -123,7 +135,7 @@ public final class AlertIntake: Sendable {
         if !waitsForEvidence { onStored?(record) }
         if record.correlations.isEmpty {
             metrics.add(.withoutEvidence)
-            if record.noEvidenceReason == .neverSeen && !retryDelays.isEmpty { correlateLater(record) }
+            if waitsForEvidence { correlateLater(record, lookedAt: generation) }
         } else {
             metrics.add(.correlated)
         }
@@ -133,9 +145,9 @@ public final class AlertIntake: Sendable {
     /// The file may be recorded moments after the alert arrives: look again a few times. One
     /// scheduler loop serves every waiting alert (a task and a timer per alert cost more than
     /// the lookups themselves under a burst of alerts about files we never see).
-    private func correlateLater(_ record: AlertRecord) {
+    private func correlateLater(_ record: AlertRecord, lookedAt generation: UInt64) {
         let start = late.withLock { state -> Bool in
-            state.queues[0].append(LateAlert(record: record, attempt: 0, due: .now + retryDelays[0]))
+            state.incoming.append(LateAlert(record: record, attempt: 0, due: .now + retryDelays[0], lookedAt: generation))
             defer { state.running = true }
             return !state.running
         }
@@ -143,29 +155,49 @@ public final class AlertIntake: Sendable {
         Task.detached(priority: .background) { [self] in await runLateCorrelations() }
     }
 
+    /// Late alerts correlated in one read transaction.
+    static let lateChunk = 16
+
     private func runLateCorrelations() async {
+        // One queue per attempt: every alert waits the same delay at a given attempt, so each
+        // queue is in due order and a pass only takes from its front.
+        var queues = Array(repeating: LateQueue(), count: max(1, retryDelays.count))
         while true {
             // Small, frequent passes keep the work smooth instead of a burst every so often.
             try? await Task.sleep(for: .milliseconds(20))
-            let now = ContinuousClock.now
-            let due = late.withLock { state -> [LateAlert]? in
-                if state.queues.allSatisfy(\.isEmpty) {
+            let idle = queues.allSatisfy(\.isEmpty)
+            let incoming = late.withLock { state -> [LateAlert]? in
+                if idle && state.incoming.isEmpty {
                     state.running = false
                     return nil
                 }
-                var due: [LateAlert] = []
-                for index in state.queues.indices { state.queues[index].popDue(now, into: &due) }
-                return due
+                defer { state.incoming = [] }
+                return state.incoming
             }
-            guard let due else { return }
+            guard let incoming else { return }
+            for item in incoming { queues[0].append(item) }
+            let now = ContinuousClock.now
+            var due: [LateAlert] = []
+            for index in queues.indices { queues[index].popDue(now, into: &due) }
+            // Only alerts recorded before the latest new evidence are looked at again.
+            let generation = writer.evidenceGeneration
+            let stale = due.filter { $0.lookedAt != generation }
             let mounts = mounts.mounts
-            for (index, item) in due.enumerated() {
-                // A backlog of late alerts must not hold a cooperative thread against new ones.
-                if index % 8 == 7 { await Task.yield() }
-                let result = try? database.withSnapshot { lookup in
-                    try AlertCorrelator.correlate(item.record.alert, tmpfsMounts: mounts, lookup: lookup)
+            var found: [String: CorrelationResult] = [:]
+            for start in stride(from: 0, to: stale.count, by: Self.lateChunk) {
+                // A backlog of late alerts must not hold a cooperative thread against new ones;
+                // a chunk shares one read transaction (one WAL read lock, not one per query).
+                if start > 0 { await Task.yield() }
+                let chunk = stale[start..<min(stale.count, start + Self.lateChunk)]
+                let results = try? database.inReadTransaction { lookup in
+                    try chunk.map { try AlertCorrelator.correlate($0.record.alert, tmpfsMounts: mounts, lookup: lookup) }
                 }
-                if let result, !result.correlations.isEmpty {
+                for (item, result) in zip(chunk, results ?? []) where !result.correlations.isEmpty {
+                    found[item.record.id] = result
+                }
+            }
+            for item in due {
+                if let result = found[item.record.id] {
                     writer.submit(.correlations(alertID: item.record.id, result))
                     metrics.add(.lateCorrelations)
                     var found = item.record
@@ -174,8 +206,9 @@ public final class AlertIntake: Sendable {
                     onStored?(found)
                 } else if item.attempt + 1 < retryDelays.count {
                     let next = LateAlert(
-                        record: item.record, attempt: item.attempt + 1, due: now + retryDelays[item.attempt + 1])
-                    late.withLock { $0.queues[next.attempt].append(next) }
+                        record: item.record, attempt: item.attempt + 1, due: now + retryDelays[item.attempt + 1],
+                        lookedAt: generation)
+                    queues[next.attempt].append(next)
                 } else {
                     onStored?(item.record)
                 }
@@ -183,29 +216,24 @@ public final class AlertIntake: Sendable {
         }
     }
 
-    /// Decodes `body` and correlates it against the store: everything but the write.
+    /// Decodes `body` into the record to store, not yet correlated (`correlateAndStore` does
+    /// that in the writer).
     ///
     /// - Throws: `AlertDecodingError` for a body that is not a valid alert.
-    ///
-    /// - Returns: the record to store, and whether one with its id is stored already.
-    public static func prepare(_ body: Data, database: EvidenceDatabase, mounts: [PathBytes]) throws
-        -> (AlertRecord, duplicate: Bool)
-    {
+    public static func decode(_ body: Data) throws -> AlertRecord {
         let alert = try FalcoAlert.decode(body)
-        let id = identifier(for: alert)
-        let (result, duplicate) = try database.withSnapshot { lookup in
-            (try AlertCorrelator.correlate(alert, tmpfsMounts: mounts, lookup: lookup), try lookup.hasAlert(id: id))
-        }
         let now = sys_realtime()
-        let record = AlertRecord(
-            id: id, alert: alert, receivedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds),
-            correlations: result.correlations, noEvidenceReason: result.noEvidenceReason)
-        return (record, duplicate)
+        return AlertRecord(
+            id: identifier(for: alert), alert: alert,
+            receivedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds))
     }
 
-    /// Falcosidekick's `uuid` when present; otherwise the first 128 bits of the SHA-256 of what
-    /// makes a Falco event itself (rule, time, hostname, source, output), so a repeated delivery
-    /// of the same event gets the same id and is stored once.
+    /// Falcosidekick's `uuid` when present; otherwise 32 hex digits: the alert's time (64 bits,
+    /// nanoseconds) followed by the first 64 bits of the SHA-256 of what makes a Falco event
+    /// itself (rule, time, hostname, source, output). A repeated delivery of the same event gets
+    /// the same id and is stored once; the time in front keeps the ids of a stream of alerts in
+    /// order, so the id index grows at its end instead of taking a write on a random page per
+    /// alert (with hash-only ids, that index was most of what each commit and checkpoint wrote).
     public static func identifier(for alert: FalcoAlert) -> String {
         if let uuid = alert.uuid { return uuid }
         var hasher = SHA256()
@@ -216,7 +244,10 @@ public final class AlertIntake: Sendable {
         }
         let digits = Array("0123456789abcdef".utf8)
         var hex: [UInt8] = []
-        for byte in hasher.finalize().prefix(16) {
+        hex.reserveCapacity(32)
+        let time = UInt64(bitPattern: alert.time.nanosecondsSinceEpoch)
+        for shift in stride(from: 60, through: 0, by: -4) { hex.append(digits[Int((time >> UInt64(shift)) & 0xf)]) }
+        for byte in hasher.finalize().prefix(8) {
             hex.append(digits[Int(byte >> 4)])
             hex.append(digits[Int(byte & 0xf)])
         }

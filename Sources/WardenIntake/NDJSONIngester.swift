@@ -29,7 +29,6 @@ public final class NDJSONIngester {
     private let onBadLine: (Int, String) -> Void
     private var lineNumber = 0
     private var pending: [StoreCommand] = []
-    private var pendingIDs: Set<String> = []
     public private(set) var report = IngestReport()
     /// Told of each batch of alerts once it is committed (the responder's trigger).
     private let onCommitted: (([AlertRecord]) -> Void)?
@@ -102,14 +101,7 @@ public final class NDJSONIngester {
         lineNumber += 1
         guard line.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0d }) else { return }
         do {
-            let (record, stored) = try AlertIntake.prepare(Data(line), database: database, mounts: mounts.mounts)
-            if pendingIDs.contains(record.id) || stored {
-                report.duplicates += 1
-                return
-            }
-            pending.append(.alert(record))
-            pendingIDs.insert(record.id)
-            report.accepted += 1
+            pending.append(.correlateAndStore(try AlertIntake.decode(Data(line)), tmpfsMounts: mounts.mounts))
             if pending.count >= Self.batchSize { try flush() }
         } catch let error as AlertDecodingError {
             report.badLines += 1
@@ -117,14 +109,23 @@ public final class NDJSONIngester {
         }
     }
 
+    /// Commits the pending alerts; each is correlated in the same transaction, and a repeat of
+    /// one stored before (or earlier in the batch) is counted as a duplicate.
     private func flush() throws {
         guard !pending.isEmpty else { return }
-        try database.apply(pending)
-        if let onCommitted {
-            onCommitted(pending.compactMap { if case .alert(let record) = $0 { record } else { nil } })
+        let applied = try database.applyBatch(pending)
+        var stored: [AlertRecord] = []
+        for index in pending.indices {
+            guard let alert = applied.alerts[index] else { continue }
+            if alert.duplicate {
+                report.duplicates += 1
+            } else {
+                report.accepted += 1
+                stored.append(alert.record)
+            }
         }
+        if !stored.isEmpty { onCommitted?(stored) }
         pending.removeAll(keepingCapacity: true)
-        pendingIDs.removeAll(keepingCapacity: true)
     }
 }
 

@@ -151,16 +151,20 @@ extension EvidenceDatabase {
 }
 
 extension EvidenceDatabase {
-    /// Runs `body` with a lookup on one reader connection, for all of an alert's lookups.
-    ///
-    /// No enclosing transaction (`unsafeRead`): each query sees the latest commit, which is what
-    /// correlation wants, and the BEGIN/COMMIT pair per alert was a measurable share of intake.
-    public func withSnapshot<T>(_ body: (SnapshotLookup) throws -> T) throws -> T {
+    /// Runs `body` with a lookup on one reader connection, outside any transaction
+    /// (`unsafeRead`): each query sees the latest commit.
+    public func withReader<T>(_ body: (SnapshotLookup) throws -> T) throws -> T {
         try pool.unsafeRead { db in try body(SnapshotLookup(db: db)) }
+    }
+
+    /// Lookups in one read transaction: they share one snapshot and one WAL read lock (worth it
+    /// for a run of lookups, such as a pass over alerts waiting for their files).
+    public func inReadTransaction<T>(_ body: (SnapshotLookup) throws -> T) throws -> T {
+        try pool.read { db in try body(SnapshotLookup(db: db)) }
     }
 }
 
-/// `EvidenceLookup` on one reader connection (see `EvidenceDatabase.withSnapshot`).
+/// `EvidenceLookup` on one reader connection (see `EvidenceDatabase.withReader` and `inReadTransaction`).
 public struct SnapshotLookup: EvidenceLookup {
     let db: Database
 
@@ -208,12 +212,12 @@ public struct SnapshotLookup: EvidenceLookup {
     }
 }
 
-/// Each lookup in a snapshot of its own (use `withSnapshot` to share one across lookups).
+/// Each lookup on a reader of its own (use `inReadTransaction` to share one across lookups).
 extension EvidenceDatabase: EvidenceLookup {
-    public func files(atPath path: PathBytes) throws -> [FileRecord] { try withSnapshot { try $0.files(atPath: path) } }
-    public func files(inode: UInt64) throws -> [FileRecord] { try withSnapshot { try $0.files(inode: inode) } }
-    public func files(sha256: String) throws -> [FileRecord] { try withSnapshot { try $0.files(sha256: sha256) } }
+    public func files(atPath path: PathBytes) throws -> [FileRecord] { try withReader { try $0.files(atPath: path) } }
+    public func files(inode: UInt64) throws -> [FileRecord] { try withReader { try $0.files(inode: inode) } }
+    public func files(sha256: String) throws -> [FileRecord] { try withReader { try $0.files(sha256: sha256) } }
     public func execs(pid: Int32, from: Timestamp, to: Timestamp) throws -> [ExecFact] {
-        try withSnapshot { try $0.execs(pid: pid, from: from, to: to) }
+        try withReader { try $0.execs(pid: pid, from: from, to: to) }
     }
 }

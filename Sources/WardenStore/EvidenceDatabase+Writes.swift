@@ -10,31 +10,34 @@ extension EvidenceDatabase {
     ///
     /// - Returns: the paths of the file records written, in order (the sensor's commit hook).
     @discardableResult
-    public func apply(_ commands: [StoreCommand]) throws -> [PathBytes] {
+    public func apply(_ commands: [StoreCommand]) throws -> [PathBytes] { try applyBatch(commands).written }
+
+    /// Applies `commands` in order, in one transaction, and says what each alert command found.
+    public func applyBatch(_ commands: [StoreCommand]) throws -> AppliedBatch {
         // An accepted alert is answered 200 only after this commit: make that commit survive a
         // power loss too (one WAL fsync per group commit). File records keep NORMAL, where a
         // commit survives a crash of the process but not of the machine.
         let durable = commands.contains {
             switch $0 {
-            case .alert, .action, .quarantined, .sandboxRun: true
+            case .alert, .correlateAndStore, .action, .quarantined, .sandboxRun: true
             default: false
             }
         }
         return try pool.writeWithoutTransaction { db in
             if durable { try db.execute(sql: "PRAGMA synchronous = FULL") }
             defer { if durable { try? db.execute(sql: "PRAGMA synchronous = NORMAL") } }
-            var written: [PathBytes] = []
+            var applied = AppliedBatch()
             try db.inTransaction {
-                written = try Self.apply(commands, in: db)
+                applied = try Self.apply(commands, in: db)
                 return .commit
             }
-            return written
+            return applied
         }
     }
 
-    static func apply(_ commands: [StoreCommand], in db: Database) throws -> [PathBytes] {
-        var written: [PathBytes] = []
-        for command in commands {
+    static func apply(_ commands: [StoreCommand], in db: Database) throws -> AppliedBatch {
+        var applied = AppliedBatch()
+        for (index, command) in commands.enumerated() {
             switch command {
             case .record(let file, let blob):
                 if let blob {
@@ -48,7 +51,7 @@ extension EvidenceDatabase {
                         in: db)
                 }
                 try Self.upsert(file, in: db)
-                written.append(file.path)
+                applied.written.append(file.path)
             case .markDeleted(let path, let time):
                 try db.cachedStatement(
                     sql: "UPDATE file SET state = 'deleted', deletedAt = ? WHERE path = ? AND state = 'present'"
@@ -69,6 +72,14 @@ extension EvidenceDatabase {
                 ).execute(arguments: [path, sha256])
             case .alert(let record):
                 try insert(record, in: db)
+            case .correlateAndStore(var record, let tmpfsMounts):
+                // Correlated even when it turns out to be a repeat: the answer to a repeated
+                // delivery reports what the alert is about, like the first one did.
+                let result = try AlertCorrelator.correlate(record.alert, tmpfsMounts: tmpfsMounts, lookup: SnapshotLookup(db: db))
+                record.correlations = result.correlations
+                record.noEvidenceReason = result.noEvidenceReason
+                let stored = try insert(record, in: db)
+                applied.alerts[index] = StoredAlert(record: record, duplicate: !stored)
             case .correlations(let alertID, let result):
                 try replaceCorrelations(alertID: alertID, result, in: db)
             case .sensorEvent(let event):
@@ -117,10 +128,12 @@ extension EvidenceDatabase {
                 ).execute(arguments: [Data(path.bytes), Int64(bitPattern: device), Int64(bitPattern: inode)])
             }
         }
-        return written
+        return applied
     }
 
-    static func insert(_ record: AlertRecord, in db: Database) throws {
+    /// Inserts `record` unless an alert with its id is stored: returns whether it was inserted.
+    @discardableResult
+    static func insert(_ record: AlertRecord, in db: Database) throws -> Bool {
         try db.cachedStatement(
             sql: """
                 INSERT INTO alert (id, rule, priority, time, hostname, source, internal, raw, receivedAt, noEvidenceReason)
@@ -131,8 +144,9 @@ extension EvidenceDatabase {
             record.alert.hostname, record.alert.source, record.alert.isInternal, record.alert.raw,
             record.receivedAt.nanosecondsSinceEpoch, record.noEvidenceReason?.rawValue,
         ])
-        guard db.changesCount > 0 else { return }
+        guard db.changesCount > 0 else { return false }
         try insertCorrelations(alertSeq: db.lastInsertedRowID, record.correlations, in: db)
+        return true
     }
 
     static func replaceCorrelations(alertID: String, _ result: CorrelationResult, in db: Database) throws {

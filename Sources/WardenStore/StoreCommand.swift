@@ -63,6 +63,10 @@ public enum StoreCommand: Sendable {
     case evidenceStored(sha256: String, path: String)
     /// A Falco alert and what was found for it. Stored once per id: a repeat delivery is ignored.
     case alert(AlertRecord)
+    /// A Falco alert still to be correlated: the writer correlates it inside its own transaction
+    /// (against every file record committed or applied before it, with no read transaction of
+    /// its own), then stores it as `alert` does. The batch's result carries what was found.
+    case correlateAndStore(AlertRecord, tmpfsMounts: [PathBytes])
     /// A later look found (other) evidence for a stored alert: replaces its correlations.
     case correlations(alertID: String, CorrelationResult)
     /// A sensor event for the log table.
@@ -75,4 +79,27 @@ public enum StoreCommand: Sendable {
     case sandboxRun(SandboxRunRecord)
     /// The file (this device and inode at this path) was moved into the quarantine.
     case quarantined(path: PathBytes, device: UInt64, inode: UInt64)
+}
+
+/// What one batch of commands did, for those who wait on it.
+public struct AppliedBatch: Sendable {
+    /// The paths of the file records written, in order (the sensor's commit hook).
+    public var written: [PathBytes] = []
+    /// For each `correlateAndStore` command, by its index in the batch.
+    public var alerts: [Int: StoredAlert] = [:]
+
+    public init() {}
+}
+
+/// A `correlateAndStore` alert after its commit.
+public struct StoredAlert: Sendable {
+    /// The alert with the correlations found for it.
+    public var record: AlertRecord
+    /// An alert with its id was stored already: this delivery changed nothing.
+    public var duplicate: Bool
+
+    public init(record: AlertRecord, duplicate: Bool) {
+        self.record = record
+        self.duplicate = duplicate
+    }
 }

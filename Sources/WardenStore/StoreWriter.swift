@@ -3,6 +3,7 @@
 
 import Dispatch
 import Foundation
+import Synchronization
 import WardenCore
 
 /// The one thread that writes to the database, with group commit.
@@ -12,6 +13,10 @@ import WardenCore
 /// microseconds; under a burst, commands share transactions and the sensor never waits on a
 /// commit per file. Nothing handed to `submit` is dropped: `submit` waits for room when the
 /// queue is full, and `finish` commits what is queued before it returns.
+///
+/// Nothing is held back to fill a batch: alerts that arrive while one commit is being fsynced
+/// share the next one. (Waiting 0.3 ms for company added that to every alert's latency below
+/// saturation, 4,200 → 6,800 alerts/s at 4 connections without it, and gained nothing above.)
 ///
 /// The same thread checkpoints the WAL, between batches and after the waiting callers were
 /// answered: a checkpoint run beside a busy writer never catches up with it, so the WAL never
@@ -24,7 +29,7 @@ public final class StoreWriter: Sendable {
     /// A command and who waits for its commit (the HTTP intake answers 200 only then).
     struct Submission {
         var command: StoreCommand
-        var committed: (@Sendable (Bool) -> Void)?
+        var committed: (@Sendable (CommitOutcome) -> Void)?
     }
 
     private let queue: BlockingQueue<Submission>
@@ -37,6 +42,7 @@ public final class StoreWriter: Sendable {
     /// checkpoint is short (a commit waiting behind one waits little), seldom enough that their
     /// fsyncs cost little.
     private let checkpointIntervalNanoseconds: Int64
+    private let evidenceCommits = Atomic<UInt64>(0)
     /// How long the writer waits idle before it checkpoints what the last commits left.
     private static let idleCheckpointSeconds = 0.05
 
@@ -64,16 +70,17 @@ public final class StoreWriter: Sendable {
     /// Queues `command` (waits for room when the queue is full; never drops).
     public func submit(_ command: StoreCommand) { queue.put(Submission(command: command, committed: nil)) }
 
-    /// Queues `command` if there is room, without waiting; `committed` is called with `true` once
-    /// it is committed (or `false` if it could not be). Returns `false` when the queue is full:
-    /// the caller answers "try again later" rather than block.
-    public func offer(_ command: StoreCommand, committed: @escaping @Sendable (Bool) -> Void) -> Bool {
+    /// Queues `command` if there is room, without waiting; `committed` is called once it is
+    /// committed (`.committed`) or could not be (`.failed`). Returns `false` when the queue is
+    /// full: the caller answers "try again later" rather than block.
+    public func offer(_ command: StoreCommand, committed: @escaping @Sendable (CommitOutcome) -> Void) -> Bool {
         queue.offer(Submission(command: command, committed: committed))
     }
 
     /// What `commit` got.
     public enum CommitOutcome: Sendable {
-        case committed
+        /// Committed; for `correlateAndStore`, what became of the alert.
+        case committed(StoredAlert?)
         /// The queue was full; nothing was queued.
         case busy
         /// Queued, but the database refused it (the error went to `onError`).
@@ -83,13 +90,17 @@ public final class StoreWriter: Sendable {
     /// Queues `command` without waiting for room and waits (asynchronously) for its commit.
     public func commit(_ command: StoreCommand) async -> CommitOutcome {
         await withCheckedContinuation { continuation in
-            let queued = offer(command) { ok in continuation.resume(returning: ok ? .committed : .failed) }
+            let queued = offer(command) { outcome in continuation.resume(returning: outcome) }
             if !queued { continuation.resume(returning: .busy) }
         }
     }
 
     /// Commands waiting to be committed.
     public var depth: Int { queue.count }
+
+    /// Counts the commits that added evidence an alert can be correlated with (file records and
+    /// exec records). A lookup that found nothing need not be repeated while this is unchanged.
+    public var evidenceGeneration: UInt64 { evidenceCommits.load(ordering: .acquiring) }
 
     /// Commits everything queued, then stops the thread.
     public func finish() {
@@ -107,16 +118,11 @@ public final class StoreWriter: Sendable {
             uncheckpointed = false
         }
         while true {
-            var batch = queue.takeAll(limit: batchLimit, timeout: uncheckpointed ? Self.idleCheckpointSeconds : nil)
+            let batch = queue.takeAll(limit: batchLimit, timeout: uncheckpointed ? Self.idleCheckpointSeconds : nil)
             if batch.isEmpty {
                 if queue.isClosedAndEmpty { break }
                 if uncheckpointed { checkpoint() }  // idle: nobody waits on this one
                 continue
-            }
-            // An alert's commit is fsynced: when alerts arrive concurrently, wait a moment for
-            // the next ones to share that fsync rather than paying one each.
-            if batch.count < 16, batch.contains(where: { if case .alert = $0.command { true } else { false } }) {
-                batch += queue.takeAll(limit: batchLimit - batch.count, timeout: 0.0003)
             }
             commit(batch)
             uncheckpointed = true
@@ -132,9 +138,10 @@ public final class StoreWriter: Sendable {
     private func commit(_ batch: [Submission]) {
         for attempt in 0..<Self.maxAttempts {
             do {
-                let written = try database.apply(batch.map(\.command))
-                observer?(written, clock())
-                for submission in batch { submission.committed?(true) }
+                let applied = try database.applyBatch(batch.map(\.command))
+                noteEvidence(batch[...])
+                observer?(applied.written, clock())
+                for (index, submission) in batch.enumerated() { submission.committed?(.committed(applied.alerts[index])) }
                 return
             } catch {
                 onError(error)
@@ -146,16 +153,31 @@ public final class StoreWriter: Sendable {
         commitIsolating(batch[...])
     }
 
+    /// Bumps `evidenceGeneration` after a commit that holds new evidence (before anyone waiting
+    /// on it hears of the commit).
+    private func noteEvidence(_ submissions: ArraySlice<Submission>) {
+        let evidence = submissions.contains {
+            switch $0.command {
+            case .record, .exec: true
+            default: false
+            }
+        }
+        if evidence { evidenceCommits.add(1, ordering: .releasing) }
+    }
+
     private func commitIsolating(_ submissions: ArraySlice<Submission>) {
         do {
-            let written = try database.apply(submissions.map(\.command))
-            observer?(written, clock())
-            for submission in submissions { submission.committed?(true) }
+            let applied = try database.applyBatch(submissions.map(\.command))
+            noteEvidence(submissions)
+            observer?(applied.written, clock())
+            for (index, submission) in submissions.enumerated() {
+                submission.committed?(.committed(applied.alerts[index]))
+            }
         } catch {
             guard submissions.count > 1 else {
                 if let lost = submissions.first {
                     onError(StoreWriterError.commandLost(String(describing: lost.command), underlying: error))
-                    lost.committed?(false)
+                    lost.committed?(.failed)
                 }
                 return
             }

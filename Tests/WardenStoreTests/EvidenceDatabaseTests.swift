@@ -240,7 +240,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
     @Test func correlationLookupsUseIndexes() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
-        let plans = try temporary.database.withSnapshot { lookup in
+        let plans = try temporary.database.withReader { lookup in
             try ["path = x'2f'", "inode = 7", "sha256 = 'ab'"].map { try lookup.filePlan(where: $0).joined(separator: "; ") }
         }
         for plan in plans { #expect(plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"), "\(plan)") }
@@ -322,5 +322,38 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         let far2 = try #require(try temporary.database.alert(id: "far"))
         #expect(far2.correlations.count == 1 && far2.noEvidenceReason == nil)
         #expect(try temporary.database.alerts(limit: 2).map(\.id) == ["other", "drop"])
+    }
+
+    /// The writer correlates `correlateAndStore` alerts in its own transaction: a file record
+    /// applied earlier in the same batch is found, and a repeat in the batch is a duplicate.
+    @Test func alertsAreCorrelatedInsideTheWritersTransaction() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let time = Timestamp(nanosecondsSinceEpoch: 1_795_000_000_000_000_000)
+        let named = try alert(
+            #"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-18T11:06:40Z","output_fields":{"proc.exepath":"/dev/shm/x"}}"#)
+        let unknown = try alert(
+            #"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-18T11:06:40Z","output_fields":{"proc.exepath":"/dev/shm/gone"}}"#)
+        let mounts = [PathBytes("/dev/shm")]
+        let applied = try temporary.database.applyBatch([
+            .record(sampleRecord("/dev/shm/x", at: time.nanosecondsSinceEpoch), nil),
+            .correlateAndStore(AlertRecord(id: "named", alert: named, receivedAt: time), tmpfsMounts: mounts),
+            .correlateAndStore(AlertRecord(id: "named", alert: named, receivedAt: time), tmpfsMounts: mounts),
+            .correlateAndStore(AlertRecord(id: "unknown", alert: unknown, receivedAt: time), tmpfsMounts: mounts),
+        ])
+        #expect(applied.written == [PathBytes("/dev/shm/x")])
+        #expect(applied.alerts.keys.sorted() == [1, 2, 3])
+        let first = try #require(applied.alerts[1])
+        #expect(!first.duplicate)
+        #expect(first.record.correlations.map(\.path) == [PathBytes("/dev/shm/x")])
+        #expect(first.record.correlations.first?.matchedBy == "proc.exepath")
+        #expect(applied.alerts[2]?.duplicate == true)
+        #expect(applied.alerts[2]?.record.correlations.count == 1, "a repeat still says what it is about")
+        #expect(applied.alerts[3]?.duplicate == false)
+        #expect(applied.alerts[3]?.record.noEvidenceReason == .neverSeen)
+        let stored = Dictionary(uniqueKeysWithValues: try temporary.database.alerts().map { ($0.id, $0) })
+        #expect(stored.count == 2)
+        #expect(stored["named"]?.correlations.map(\.path) == [PathBytes("/dev/shm/x")])
+        #expect(stored["unknown"]?.noEvidenceReason == .neverSeen)
     }
 }
