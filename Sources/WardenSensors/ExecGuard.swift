@@ -181,7 +181,9 @@ final class ExecGuard {
         }
         marked.removeAll()
         ignoreMarks = 0
-        recordedAtPermission.removeAll()
+        // `recordedAtPermission` stays: the old group may still hold the notifications of execs
+        // recorded at their permission event (clearing it here recorded those execs twice when
+        // a reload came between an allowed exec and its notification).
         refreshMarks()
         if let old {
             answeredByOldGroup.removeAll()
