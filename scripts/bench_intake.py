@@ -18,7 +18,8 @@ ALERT = {
                "file=/dev/shm/payload proc_cwd=/root/ proc_pcmdline=bash user_loginname=root group_gid=0 "
                "group_name=root evt_type=execve user=root user_uid=0 user_loginuid=0 process=payload "
                "proc_exepath=/dev/shm/payload parent=bash command=payload --connect 203.0.113.7 terminal=34816 "
-               "exe_flags=EXE_WRITABLE"),
+               "exe_flags=EXE_WRITABLE container_id=host container_image=<NA> container_image_tag=<NA> "
+               "container_name=host k8s_ns=<NA> k8s_pod_name=<NA>"),
     "priority": "Warning",
     "rule": "Execution from /dev/shm",
     "source": "syscall",
@@ -29,7 +30,10 @@ ALERT = {
         "fd.name": "/dev/shm/payload", "group.gid": 0, "group.name": "root", "proc.cmdline": "payload --connect 203.0.113.7",
         "proc.cwd": "/root/", "proc.exepath": "/dev/shm/payload", "proc.name": "payload", "proc.pcmdline": "bash",
         "proc.pname": "bash", "proc.tty": 34816, "user.loginname": "root", "user.loginuid": 0, "user.name": "root",
-        "user.uid": 0,
+        "user.uid": 0, "evt.time": 1795435200000000000, "proc.pid": 48211, "proc.ppid": 48190,
+        "proc.exe": "/dev/shm/payload", "proc.args": "--connect 203.0.113.7", "proc.sid": 48190,
+        "container.name": "host", "container.image.repository": None, "container.image.tag": None,
+        "k8s.ns.name": None, "k8s.pod.name": None,
     },
 }
 
@@ -76,17 +80,21 @@ def main():
     seconds = 5 if args.quick else 15
     work = tempfile.mkdtemp(prefix="shmwarden-bench-intake-")
     try:
-        # The alerts' time is the run's own: a file counts as evidence only for alerts from
-        # around the time it existed (with a fixed time, the "recorded file" case stopped
-        # correlating once the wall clock passed it).
-        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        alert = dict(ALERT, time=now + ".000000000Z")
-        body = json.dumps(alert, separators=(",", ":"))
-        marker = f'"time":"{now}.'
-        prefix, suffix = body.split(marker)[0] + marker, body.split(marker)[1][9:]
-        script = os.path.join(work, "post.lua")
-        with open(script, "w") as handle:
-            handle.write(LUA % (prefix, suffix))
+        def write_script(name, path="/dev/shm/payload"):
+            # Stamped with the time the case starts: a file counts as evidence only for alerts
+            # from around the time it existed (a fixed time stopped the recorded-file case from
+            # correlating once the wall clock passed it). Each request's nanoseconds differ.
+            now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            alert = dict(ALERT, time=now + ".000000000Z")
+            body = json.dumps(alert, separators=(",", ":")).replace("/dev/shm/payload", path)
+            marker = f'"time":"{now}.'
+            prefix, suffix = body.split(marker)[0] + marker, body.split(marker)[1][9:]
+            script = os.path.join(work, name)
+            with open(script, "w") as handle:
+                handle.write(LUA % (prefix, suffix))
+            return script, body, prefix, suffix
+
+        script, body, prefix, suffix = write_script("post.lua")
         print(f"alert body: {len(body)} bytes, each request unique (time varies)")
 
         bare = subprocess.Popen([binary, "bench-bare-server", "--port", "28051"], stdout=subprocess.DEVNULL,
@@ -117,9 +125,7 @@ def main():
                     shutil.copy("/bin/true", payload)
                     os.chmod(payload, 0o755)
                     time.sleep(1)
-                case_script = os.path.join(work, f"post-{recorded}.lua")
-                with open(case_script, "w") as handle:
-                    handle.write(LUA % (prefix.replace("/dev/shm/payload", payload), suffix.replace("/dev/shm/payload", payload)))
+                case_script = write_script(f"post-{recorded}.lua", payload)[0]
                 ours = run_wrk(28050, seconds, case_script)
             finally:
                 agent.send_signal(signal.SIGTERM)
