@@ -8,9 +8,9 @@ import SystemPackage
 import WardenLinux
 
 /// Answers the sandbox's seccomp user notifications on its own thread: reads each call's
-/// arguments from the sample's memory, checks the notification is still valid (the process may
-/// have changed its memory meanwhile, or died), records it, and always answers CONTINUE. It
-/// never decides anything: the filter does.
+/// arguments from the sample's memory, always answers CONTINUE, and records the call only when
+/// that answer shows the notification was still valid (the process may have died meanwhile, and
+/// its pid been reused). It never decides anything: the filter does.
 final class SandboxObserver: @unchecked Sendable {
     // Written by the observer thread only; read after it has finished (`join`).
     private(set) var syscalls: [String: Int] = [:]
@@ -25,17 +25,54 @@ final class SandboxObserver: @unchecked Sendable {
     /// What was read while each call waited, described when the run is over: the sample waits
     /// while the observer works, on the same CPU, so the notification path does only the reads.
     private var captured: [Captured] = []
-    /// Syscall names by number (libseccomp's lookup allocates).
+    /// What to read for each syscall number, and its name, worked out at its first notification
+    /// (libseccomp's name lookup allocates).
+    private var plans: [Int32: ArgumentPlan] = [:]
     private var names: [Int32: String] = [:]
+    /// Where a path is read first: most are short, and one read into this buffer (then one copy
+    /// of exactly the string) replaces allocating per read.
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+
+    deinit { scratch.deallocate() }
 
     /// One notified call: its arguments and the memory they point at (up to two strings or
-    /// structures), read before the notification was checked still valid.
+    /// structures), read while the call was waiting for its answer.
     struct Captured {
         var name: String
         var pid: Int32
         var args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
         var first: [UInt8]?
         var second: [UInt8]?
+    }
+
+    /// Which arguments of a call point at something worth reading.
+    enum ArgumentPlan {
+        /// Not described at all (only counted).
+        case countOnly
+        /// Described from the registers alone.
+        case registers
+        /// A path in argument `index`.
+        case path(Int)
+        /// Two paths (rename).
+        case paths(Int, Int)
+        /// A path, then a `struct open_how` (openat2).
+        case pathAndOpenHow(Int, Int)
+        /// A `struct sockaddr` and its length (connect, sendto).
+        case socketAddress(address: Int, length: Int)
+
+        init(_ name: String) {
+            switch name {
+            case "execve", "open", "creat", "unlink", "chmod": self = .path(0)
+            case "execveat", "openat", "unlinkat", "fchmodat": self = .path(1)
+            case "openat2": self = .pathAndOpenHow(1, 2)
+            case "rename": self = .paths(0, 1)
+            case "renameat", "renameat2": self = .paths(1, 3)
+            case "connect": self = .socketAddress(address: 1, length: 2)
+            case "sendto": self = .socketAddress(address: 4, length: 5)
+            case "clone", "fork", "vfork", "fchmod", "kill", "tkill", "tgkill": self = .registers
+            default: self = .countOnly
+            }
+        }
     }
 
     /// Serves `listener` until every sandboxed process is gone, then describes what it saw.
@@ -74,21 +111,29 @@ final class SandboxObserver: @unchecked Sendable {
             }
             let notification = request.pointee
             let nr = notification.data.nr
-            let name = names[nr] ?? {
-                let resolved = SandboxFilter.name(of: nr)
-                names[nr] = resolved
-                return resolved
-            }()
-            let call = capture(name, pid: Int32(bitPattern: notification.pid), args: notification.data.args)
-            // Only what was read while the notification was still live counts.
-            if seccomp_notify_id_valid(listener.rawValue, notification.id) == 0 {
-                counts[nr, default: 0] += 1
-                if let call, captured.count < 4 * Self.eventLimit { captured.append(call) }
+            let plan: ArgumentPlan
+            if let known = plans[nr] {
+                plan = known
+            } else {
+                let name = SandboxFilter.name(of: nr)
+                names[nr] = name
+                plan = ArgumentPlan(name)
+                plans[nr] = plan
             }
+            let call = capture(plan, pid: Int32(bitPattern: notification.pid), args: notification.data.args)
             memset(response, 0, MemoryLayout<seccomp_notif_resp>.size)
             response.pointee.id = notification.id
             response.pointee.flags = UInt32(SECCOMP_USER_NOTIF_FLAG_CONTINUE)
-            _ = seccomp_notify_respond(listener.rawValue, response)
+            // The answer is also the id check: it fails (ENOENT) when the call is no longer
+            // waiting (the process died, and its pid may since name another process), so what
+            // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
+            // the same thing one syscall earlier.
+            guard seccomp_notify_respond(listener.rawValue, response) == 0 else { continue }
+            counts[nr, default: 0] += 1
+            if var call, captured.count < 4 * Self.eventLimit {
+                call.name = names[nr] ?? SandboxFilter.name(of: nr)
+                captured.append(call)
+            }
         }
     }
 
@@ -99,27 +144,48 @@ final class SandboxObserver: @unchecked Sendable {
         return fds[0].revents & Int16(POLLIN) == 0 && fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0
     }
 
-    /// Reads what `name`'s arguments point at; nil for calls whose arguments say nothing more.
-    private func capture(_ name: String, pid: Int32, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64))
+    /// Reads what the arguments in `plan` point at; nil for calls only counted.
+    private func capture(_ plan: ArgumentPlan, pid: Int32, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64))
         -> Captured?
     {
-        func string(_ address: UInt64) -> [UInt8]? { sys_readProcessString(pid, address: address) }
-        var call = Captured(name: name, pid: pid, args: args)
-        switch name {
-        case "execve", "open", "creat", "unlink", "chmod": call.first = string(args.0)
-        case "execveat", "openat", "unlinkat", "fchmodat": call.first = string(args.1)
-        case "openat2":
-            call.first = string(args.1)
-            call.second = sys_readProcessMemory(pid, address: args.2, length: 16)  // struct open_how {flags, mode, …}
-        case "rename": (call.first, call.second) = (string(args.0), string(args.1))
-        case "renameat", "renameat2": (call.first, call.second) = (string(args.1), string(args.3))
-        case "connect", "sendto":
-            let (address, length) = name == "connect" ? (args.1, args.2) : (args.4, args.5)
-            if address != 0 { call.first = sys_readProcessMemory(pid, address: address, length: Int(min(length, 128))) }
-        case "clone", "fork", "vfork", "fchmod", "kill", "tkill", "tgkill": break
-        default: return nil
+        // The registers by position, without building an array per call.
+        func values(_ index: Int) -> UInt64 {
+            switch index {
+            case 0: args.0
+            case 1: args.1
+            case 2: args.2
+            case 3: args.3
+            case 4: args.4
+            default: args.5
+            }
+        }
+        var call = Captured(name: "", pid: pid, args: args)
+        switch plan {
+        case .countOnly: return nil
+        case .registers: break
+        case .path(let index): call.first = string(pid, values(index))
+        case .paths(let first, let second): (call.first, call.second) = (string(pid, values(first)), string(pid, values(second)))
+        case .pathAndOpenHow(let path, let how):
+            call.first = string(pid, values(path))
+            call.second = sys_readProcessMemory(pid, address: values(how), length: 16)  // struct open_how {flags, mode, …}
+        case .socketAddress(let address, let length):
+            if values(address) != 0 {
+                call.first = sys_readProcessMemory(pid, address: values(address), length: Int(min(values(length), 128)))
+            }
         }
         return call
+    }
+
+    /// A NUL-terminated string at `address` in `pid`: one read into the scratch buffer (not past
+    /// the page end, which may be the end of the mapping); longer strings page by page.
+    private func string(_ pid: Int32, _ address: UInt64) -> [UInt8]? {
+        guard address != 0 else { return nil }
+        let length = min(scratch.count, 4096 - Int(address % 4096))
+        let read = warden_read_process_memory(pid, address, scratch.baseAddress, length)
+        guard read > 0 else { return nil }
+        let bytes = UnsafeRawBufferPointer(rebasing: scratch[..<Int(read)])
+        if let end = bytes.firstIndex(of: 0) { return Array(bytes[..<end]) }
+        return sys_readProcessString(pid, address: address)
     }
 
     enum Event {
