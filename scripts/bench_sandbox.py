@@ -52,7 +52,7 @@ def main():
         find = os.path.realpath("/usr/bin/find")
         heavy = ["--", "/usr/share", "-maxdepth", "3"]
         observed, plain, observed_calls = [], [], []
-        for i in range(max(5, runs // 10)):
+        for i in range(max(10, runs // 3)):
             _, out = timed([binary, "sandbox", find, "--state-dir", state, "--json", "--timeout", "60"] + heavy)
             report = json.loads(out)
             observed.append(report["durationMs"])
