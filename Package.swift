@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(
             name: "WardenIntakeTests",
             dependencies: [
-                "WardenIntake", "WardenStore", "WardenCore",
+                "WardenIntake", "WardenStore", "WardenCore", "WardenTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -42,13 +42,19 @@ public final class AlertIntake: Sendable {
     private let onStored: (@Sendable (AlertRecord) -> Void)?
 
     /// An alert waiting for its file to be recorded: delays are counted from the previous look.
+    struct LookedAt: Equatable, Sendable {
+        var evidence: UInt64
+        var mounts: UInt64
+    }
+
     struct LateAlert: Sendable {
         var record: AlertRecord
         var attempt: Int
         var due: ContinuousClock.Instant
-        /// The writer's `evidenceGeneration` before the last look: while it is unchanged, no
-        /// file or exec was recorded since, and looking again would find nothing new.
-        var lookedAt: UInt64
+        /// The writer's `evidenceGeneration` and the mount table's `version` before the last
+        /// look: while both are unchanged, no file or exec was recorded since and no container
+        /// mount appeared, and looking again would find nothing new.
+        var lookedAt: LookedAt
     }
 
     /// A FIFO of late alerts in due order: taking the due ones touches only those.
@@ -111,9 +117,10 @@ public final class AlertIntake: Sendable {
             logger.error("alert decoding failed", metadata: ["error": "\(error)"])
             return .failed
         }
-        let generation = writer.evidenceGeneration
+        let tmpfsMounts = mounts.mounts
+        let lookedAt = LookedAt(evidence: writer.evidenceGeneration, mounts: mounts.version)
         let stored: StoredAlert
-        switch await writer.commit(.correlateAndStore(received, tmpfsMounts: mounts.mounts)) {
+        switch await writer.commit(.correlateAndStore(received, tmpfsMounts: tmpfsMounts)) {
         case .busy:
             metrics.add(.busy)
             return .busy
@@ -135,7 +142,7 @@ public final class AlertIntake: Sendable {
         if !waitsForEvidence { onStored?(record) }
         if record.correlations.isEmpty {
             metrics.add(.withoutEvidence)
-            if waitsForEvidence { correlateLater(record, lookedAt: generation) }
+            if waitsForEvidence { correlateLater(record, lookedAt: lookedAt) }
         } else {
             metrics.add(.correlated)
         }
@@ -145,9 +152,9 @@ public final class AlertIntake: Sendable {
     /// The file may be recorded moments after the alert arrives: look again a few times. One
     /// scheduler loop serves every waiting alert (a task and a timer per alert cost more than
     /// the lookups themselves under a burst of alerts about files we never see).
-    private func correlateLater(_ record: AlertRecord, lookedAt generation: UInt64) {
+    private func correlateLater(_ record: AlertRecord, lookedAt: LookedAt) {
         let start = late.withLock { state -> Bool in
-            state.incoming.append(LateAlert(record: record, attempt: 0, due: .now + retryDelays[0], lookedAt: generation))
+            state.incoming.append(LateAlert(record: record, attempt: 0, due: .now + retryDelays[0], lookedAt: lookedAt))
             defer { state.running = true }
             return !state.running
         }
@@ -179,10 +186,10 @@ public final class AlertIntake: Sendable {
             let now = ContinuousClock.now
             var due: [LateAlert] = []
             for index in queues.indices { queues[index].popDue(now, into: &due) }
-            // Only alerts recorded before the latest new evidence are looked at again.
-            let generation = writer.evidenceGeneration
-            let stale = due.filter { $0.lookedAt != generation }
+            // Only alerts looked at before the latest new evidence (or mount) are looked at again.
             let mounts = mounts.mounts
+            let current = LookedAt(evidence: writer.evidenceGeneration, mounts: self.mounts.version)
+            let stale = due.filter { $0.lookedAt != current }
             var found: [String: CorrelationResult] = [:]
             for start in stride(from: 0, to: stale.count, by: Self.lateChunk) {
                 // A backlog of late alerts must not hold a cooperative thread against new ones;
@@ -207,7 +214,7 @@ public final class AlertIntake: Sendable {
                 } else if item.attempt + 1 < retryDelays.count {
                     let next = LateAlert(
                         record: item.record, attempt: item.attempt + 1, due: now + retryDelays[item.attempt + 1],
-                        lookedAt: generation)
+                        lookedAt: current)
                     queues[next.attempt].append(next)
                 } else {
                     onStored?(item.record)

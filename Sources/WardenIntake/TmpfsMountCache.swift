@@ -8,7 +8,7 @@ import WardenLinux
 /// The visible tmpfs mount points, re-read from `/proc/self/mountinfo` at most once a second:
 /// correlation needs them per alert, and the table changes rarely.
 public final class TmpfsMountCache: Sendable {
-    private let cached = Mutex<(mounts: [PathBytes], readAt: Int64?)>(([], nil))
+    private let cached = Mutex<(mounts: [PathBytes], readAt: Int64?, version: UInt64)>(([], nil, 0))
     private let extra: [PathBytes]
 
     /// - Parameter extra: roots to treat as tmpfs too (`--watch` paths).
@@ -23,7 +23,15 @@ public final class TmpfsMountCache: Sendable {
         }
         let entries = (try? MountTable.read()) ?? []
         let mounts = MountInfoParser.visible(entries).filter(\.isTmpfs).map { PathBytes($0.mountPoint) } + extra
-        cached.withLock { $0 = (mounts, now) }
+        cached.withLock { state in
+            if state.mounts != mounts { state.version += 1 }
+            state.mounts = mounts
+            state.readAt = now
+        }
         return mounts
     }
+
+    /// Counts the changes `mounts` has seen: a lookup that found nothing may find something
+    /// once the table changed (a container's shm mount, mapped from its path in the alert).
+    public var version: UInt64 { cached.withLock { $0.version } }
 }
