@@ -115,9 +115,16 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             let agent = try await AgentHarness(watch: [mount.path], useFanotify: false)
-            // Write, close, execute, delete: the pin taken at IN_CREATE keeps the bytes.
+            // Create, then write, close, execute, delete: the pin taken at IN_CREATE keeps the
+            // bytes. The test waits for the pin before writing: a dropper that finishes before
+            // the sensor reads IN_CREATE at all wins (a documented limit of inotify alone, which
+            // a loaded machine hit in CI: nothing recorded), and that is not what this checks.
             let path = mount.child("dropper")
-            let sha = try drop(trueBinary, at: path)
+            let fd = try sys_create(Array(path.utf8), flags: O_WRONLY, permissions: 0o755)
+            #expect(try await agent.waitForMetrics { $0[.filesPinned] >= 1 }, "no pin at IN_CREATE")
+            try trueBinary.withUnsafeBytes { try sys_writeAll(fd, $0) }
+            sys_close(fd)
+            let sha = sha256Hex(trueBinary)
             let (status, _) = try runProcess(path, [])
             #expect(status == 0)
             _ = unlink(path)
