@@ -14,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 scripts/install-deps curl >&2
-[ -x .build/release/shmwarden ] || swift build -c release --static-swift-stdlib --product shmwarden >&2
+[ -x .build/release/shmwarden ] || scripts/build-release >&2
 bin=$PWD/.build/release/shmwarden
 
 drop=/dev/shm/shmwarden-demo

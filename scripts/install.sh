@@ -38,9 +38,9 @@ start=yes
 
 scripts/install-deps
 echo "building (release; a few minutes on a small machine)…" >&2
-# The Swift runtime and Foundation linked in: every command starts in ~5 ms instead of ~8 (no
-# dozen shared libraries to load and relocate), which is most of a short command's time.
-swift build -c release --static-swift-stdlib --product shmwarden
+# The Swift runtime linked in (see scripts/build-release): a short command's time is mostly
+# process start.
+scripts/build-release
 # Without the DWARF (150 → 105 MB); the symbol table stays, so crash backtraces keep their names.
 install -D -m 0755 .build/release/shmwarden /usr/local/bin/shmwarden
 strip --strip-debug /usr/local/bin/shmwarden
