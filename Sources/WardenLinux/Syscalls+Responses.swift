@@ -279,18 +279,36 @@ public func sys_readProcessMemory(_ pid: Int32, address: UInt64, length: Int) ->
 /// A NUL-terminated string in `pid`'s memory (at most `limit` bytes), read page by page so a
 /// string near the end of a mapping is still read.
 public func sys_readProcessString(_ pid: Int32, address: UInt64, limit: Int = 4096) -> [UInt8]? {
-    var out: [UInt8] = []
-    var cursor = address
+    guard address != 0, limit > 0 else { return nil }
     // Most paths are short: a first read of 256 bytes (not past the page end, which may be the
-    // end of the mapping), then page-sized reads.
-    var want = 256
+    // end of the mapping) into a stack buffer, then one array of exactly the string (this runs
+    // while a sandboxed call waits for its answer); longer strings go on page by page.
+    var out: [UInt8] = []
+    var unreadable = false
+    let first = min(256, 4096 - Int(address % 4096), limit)
+    let finished = withUnsafeTemporaryAllocation(byteCount: first, alignment: 1) { buffer -> Bool in
+        let read = warden_read_process_memory(pid, address, buffer.baseAddress, first)
+        guard read > 0 else {
+            unreadable = true
+            return true
+        }
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<Int(read)])
+        if let end = bytes.firstIndex(of: 0) {
+            out = Array(bytes[..<end])
+            return true
+        }
+        out = Array(bytes)
+        return false
+    }
+    if unreadable { return nil }
+    if finished { return out }
+    var cursor = address + UInt64(out.count)
     while out.count < limit {
         let toPageEnd = 4096 - Int(cursor % 4096)
-        defer { want = 4096 }
-        guard let chunk = sys_readProcessMemory(pid, address: cursor, length: min(toPageEnd, want, limit - out.count)) else {
-            return out.isEmpty ? nil : out
+        guard let chunk = sys_readProcessMemory(pid, address: cursor, length: min(toPageEnd, limit - out.count)) else {
+            return out
         }
-        if let end = chunk.firstIndex(of: 0) { return out.isEmpty ? Array(chunk[..<end]) : out + chunk[..<end] }
+        if let end = chunk.firstIndex(of: 0) { return out + chunk[..<end] }
         out += chunk
         cursor += UInt64(chunk.count)
     }

@@ -29,11 +29,6 @@ final class SandboxObserver: @unchecked Sendable {
     /// (libseccomp's name lookup allocates).
     private var plans: [Int32: ArgumentPlan] = [:]
     private var names: [Int32: String] = [:]
-    /// Where a path is read first: most are short, and one read into this buffer (then one copy
-    /// of exactly the string) replaces allocating per read.
-    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
-
-    deinit { scratch.deallocate() }
 
     /// One notified call: its arguments and the memory they point at (up to two strings or
     /// structures), read while the call was waiting for its answer.
@@ -159,14 +154,15 @@ final class SandboxObserver: @unchecked Sendable {
             default: args.5
             }
         }
+        func string(_ index: Int) -> [UInt8]? { sys_readProcessString(pid, address: values(index)) }
         var call = Captured(name: "", pid: pid, args: args)
         switch plan {
         case .countOnly: return nil
         case .registers: break
-        case .path(let index): call.first = string(pid, values(index))
-        case .paths(let first, let second): (call.first, call.second) = (string(pid, values(first)), string(pid, values(second)))
+        case .path(let index): call.first = string(index)
+        case .paths(let first, let second): (call.first, call.second) = (string(first), string(second))
         case .pathAndOpenHow(let path, let how):
-            call.first = string(pid, values(path))
+            call.first = string(path)
             call.second = sys_readProcessMemory(pid, address: values(how), length: 16)  // struct open_how {flags, mode, …}
         case .socketAddress(let address, let length):
             if values(address) != 0 {
@@ -174,18 +170,6 @@ final class SandboxObserver: @unchecked Sendable {
             }
         }
         return call
-    }
-
-    /// A NUL-terminated string at `address` in `pid`: one read into the scratch buffer (not past
-    /// the page end, which may be the end of the mapping); longer strings page by page.
-    private func string(_ pid: Int32, _ address: UInt64) -> [UInt8]? {
-        guard address != 0 else { return nil }
-        let length = min(scratch.count, 4096 - Int(address % 4096))
-        let read = warden_read_process_memory(pid, address, scratch.baseAddress, length)
-        guard read > 0 else { return nil }
-        let bytes = UnsafeRawBufferPointer(rebasing: scratch[..<Int(read)])
-        if let end = bytes.firstIndex(of: 0) { return Array(bytes[..<end]) }
-        return sys_readProcessString(pid, address: address)
     }
 
     enum Event {
