@@ -151,12 +151,6 @@ extension EvidenceDatabase {
 }
 
 extension EvidenceDatabase {
-    /// Runs `body` with a lookup on one reader connection, outside any transaction
-    /// (`unsafeRead`): each query sees the latest commit.
-    public func withReader<T>(_ body: (SnapshotLookup) throws -> T) throws -> T {
-        try pool.unsafeRead { db in try body(SnapshotLookup(db: db)) }
-    }
-
     /// Lookups in one read transaction: they share one snapshot and one WAL read lock (worth it
     /// for a run of lookups, such as a pass over alerts waiting for their files).
     public func inReadTransaction<T>(_ body: (SnapshotLookup) throws -> T) throws -> T {
@@ -164,7 +158,8 @@ extension EvidenceDatabase {
     }
 }
 
-/// `EvidenceLookup` on one reader connection (see `EvidenceDatabase.withReader` and `inReadTransaction`).
+/// `EvidenceLookup` on one connection: a read transaction (`EvidenceDatabase.inReadTransaction`) or
+/// the store writer's own transaction.
 public struct SnapshotLookup: EvidenceLookup {
     let db: Database
 
@@ -209,15 +204,5 @@ public struct SnapshotLookup: EvidenceLookup {
         let statement = try db.cachedStatement(
             sql: "SELECT \(EvidenceDatabase.fileColumns) FROM file WHERE \(condition) ORDER BY id")
         return try Array(Row.fetchCursor(statement, arguments: arguments).map(EvidenceDatabase.fileRecord(columnsInOrder:)))
-    }
-}
-
-/// Each lookup on a reader of its own (use `inReadTransaction` to share one across lookups).
-extension EvidenceDatabase: EvidenceLookup {
-    public func files(atPath path: PathBytes) throws -> [FileRecord] { try withReader { try $0.files(atPath: path) } }
-    public func files(inode: UInt64) throws -> [FileRecord] { try withReader { try $0.files(inode: inode) } }
-    public func files(sha256: String) throws -> [FileRecord] { try withReader { try $0.files(sha256: sha256) } }
-    public func execs(pid: Int32, from: Timestamp, to: Timestamp) throws -> [ExecFact] {
-        try withReader { try $0.execs(pid: pid, from: from, to: to) }
     }
 }

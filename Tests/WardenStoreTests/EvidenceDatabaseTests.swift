@@ -240,7 +240,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
     @Test func correlationLookupsUseIndexes() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
-        let plans = try temporary.database.withReader { lookup in
+        let plans = try temporary.database.inReadTransaction { lookup in
             try ["path = x'2f'", "inode = 7", "sha256 = 'ab'"].map { try lookup.filePlan(where: $0).joined(separator: "; ") }
         }
         for plan in plans { #expect(plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"), "\(plan)") }
