@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Foundation
+import Synchronization
 
 /// Runs blocking work on a thread of its own and lets async code await its end, so blocking
 /// reads, hashing and SQLite never occupy the cooperative pool.
@@ -25,6 +26,33 @@ public enum DedicatedThread {
             thread.name = name
             thread.stackSize = 1 << 20
             thread.start()
+        }
+    }
+
+    /// Starts `body` on a thread of its own now; synchronous code collects what it returned (or
+    /// threw) with `Pending.value()` when it needs it, having done other work meanwhile.
+    public static func start<T: Sendable>(name: String, _ body: @escaping @Sendable () throws -> T) -> Pending<T> {
+        let pending = Pending<T>()
+        let thread = Thread {
+            pending.outcome.withLock { $0 = Result { try body() } }
+            pending.done.signal()
+        }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        thread.start()
+        return pending
+    }
+
+    /// The outcome of `start`, once its thread has finished.
+    public final class Pending<T: Sendable>: Sendable {
+        fileprivate let outcome = Mutex<Result<T, any Error>?>(nil)
+        fileprivate let done = DispatchSemaphore(value: 0)
+
+        /// Waits for the thread, then returns what it returned or throws what it threw.
+        public func value() throws -> T {
+            done.wait()
+            done.signal()  // for the next caller
+            return try outcome.withLock { $0! }.get()
         }
     }
 }

@@ -8,7 +8,7 @@ import WardenCore
 extension EvidenceDatabase {
     /// Stored alerts, oldest first (the newest `limit` when set), with their correlations.
     public func alerts(limit: Int? = nil) throws -> [AlertRecord] {
-        try pool.read { db in
+        try dbWriter.read { db in
             let rows: [Row]
             if let limit {
                 rows = try Row.fetchAll(
@@ -23,7 +23,7 @@ extension EvidenceDatabase {
 
     /// One stored alert by id.
     public func alert(id: String) throws -> AlertRecord? {
-        try pool.read { db in
+        try dbWriter.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM alert WHERE id = ?", arguments: [id]).flatMap {
                 try Self.alertRecord($0, in: db)
             }
@@ -32,7 +32,7 @@ extension EvidenceDatabase {
 
     /// How many alerts are stored.
     public func alertCount() throws -> Int {
-        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM alert") ?? 0 }
+        try dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM alert") ?? 0 }
     }
 
     static func alertRecord(_ row: Row, in db: Database) throws -> AlertRecord? {
@@ -72,7 +72,7 @@ extension EvidenceDatabase {
 extension EvidenceDatabase {
     /// Audit rows, oldest first: for one alert, or the newest `limit` of all.
     public func actions(alertID: String? = nil, limit: Int? = nil) throws -> [ActionRecord] {
-        try pool.read { db in
+        try dbWriter.read { db in
             if let alertID { return try Self.actions(alertID: alertID, in: db) }
             let rows = try Row.fetchAll(
                 db, sql: "SELECT * FROM (SELECT * FROM action ORDER BY id DESC LIMIT ?) ORDER BY id",
@@ -98,7 +98,7 @@ extension EvidenceDatabase {
 
     /// Exec records from the guard, oldest first (the newest `limit`).
     public func execs(limit: Int? = nil) throws -> [ExecRecord] {
-        try pool.read { db in
+        try dbWriter.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM (SELECT * FROM exec ORDER BY id DESC LIMIT ?) ORDER BY id",
                 arguments: [limit ?? Int.max]
@@ -121,7 +121,7 @@ extension EvidenceDatabase {
     public func sandboxRuns(sha256: [String]) throws -> [SandboxRunRecord] {
         guard !sha256.isEmpty else { return [] }
         let marks = Array(repeating: "?", count: sha256.count).joined(separator: ",")
-        return try pool.read { db in
+        return try dbWriter.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM sandbox_run WHERE sha256 IN (\(marks)) ORDER BY time",
                 arguments: StatementArguments(sha256)
@@ -139,7 +139,7 @@ extension EvidenceDatabase {
     public func files(ids: [Int64]) throws -> [FileRecord] {
         guard !ids.isEmpty else { return [] }
         let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
-        return try pool.read { db in
+        return try dbWriter.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -154,7 +154,7 @@ extension EvidenceDatabase {
     /// Lookups in one read transaction: they share one snapshot and one WAL read lock (worth it
     /// for a run of lookups, such as a pass over alerts waiting for their files).
     public func inReadTransaction<T>(_ body: (SnapshotLookup) throws -> T) throws -> T {
-        try pool.read { db in try body(SnapshotLookup(db: db)) }
+        try dbWriter.read { db in try body(SnapshotLookup(db: db)) }
     }
 }
 

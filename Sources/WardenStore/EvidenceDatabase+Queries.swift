@@ -52,7 +52,7 @@ extension EvidenceDatabase {
             FROM file LEFT JOIN blob ON blob.sha256 = file.sha256
             \(whereClause) ORDER BY file.id
             """
-        let rows = try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) }
+        let rows = try dbWriter.read { db in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) }
         var records = rows.map { Self.fileRecord($0) }
         if let glob, glob.hasWildcards { records = records.filter { glob.matches($0.path) } }
         if let limit = query.limit { records = Array(records.suffix(limit)) }
@@ -61,7 +61,7 @@ extension EvidenceDatabase {
 
     /// The blob for `sha256`, if one was recorded.
     public func blob(sha256: String) throws -> BlobRecord? {
-        try pool.read { db in
+        try dbWriter.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM blob WHERE sha256 = ?", arguments: [sha256])
             else { return nil }
             let decoder = JSONDecoder()
@@ -81,7 +81,7 @@ extension EvidenceDatabase {
 
     /// Sensor events, oldest first, optionally of one kind.
     public func sensorEvents(kind: SensorEvent.Kind? = nil) throws -> [SensorEvent] {
-        try pool.read { db in
+        try dbWriter.read { db in
             let rows: [Row]
             if let kind {
                 rows = try Row.fetchAll(

@@ -30,7 +30,7 @@ extension EvidenceDatabase {
     public func prune(olderThan cutoff: Timestamp?, evidenceBudget: Int64?, protected: Set<String>, dryRun: Bool)
         throws -> PruneReport
     {
-        try pool.write { db in
+        try dbWriter.write { db in
             var report = PruneReport()
             if let cutoff {
                 let t = cutoff.nanosecondsSinceEpoch

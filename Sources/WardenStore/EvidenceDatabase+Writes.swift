@@ -23,7 +23,7 @@ extension EvidenceDatabase {
             default: false
             }
         }
-        return try pool.writeWithoutTransaction { db in
+        return try dbWriter.writeWithoutTransaction { db in
             if durable { try db.execute(sql: "PRAGMA synchronous = FULL") }
             defer { if durable { try? db.execute(sql: "PRAGMA synchronous = NORMAL") } }
             var applied = AppliedBatch()

@@ -8,14 +8,26 @@ import WardenCore
 
 /// The SQLite database in the state directory: file observations, blobs and sensor events.
 ///
-/// WAL mode (GRDB's `DatabasePool`), `synchronous=NORMAL` (a commit appends to the WAL without an
-/// fsync; the checkpoint syncs; alert commits are FULL), migrations from version 1. The file and its WAL are mode 0600.
+/// WAL mode, `synchronous=NORMAL` (a commit appends to the WAL without an fsync; the checkpoint
+/// syncs; alert commits are FULL), migrations from version 1. The file and its WAL are mode 0600.
 public final class EvidenceDatabase: Sendable {
+    /// How a process uses the database, which decides its connections.
+    public enum Connections: Sendable {
+        /// GRDB's pool: one writer and readers beside it (the agent, `ingest`).
+        case pool
+        /// One connection, for a command that reads or writes one thing and exits. It opens in
+        /// about half the time: GRDB's pool, on every open that finds the WAL empty (which is how
+        /// the last connection leaves it), commits a throwaway table (its issue 102: a WAL must
+        /// exist before its readers open), with an fsync, and looks up the WAL's owner in the
+        /// password and group databases on the way.
+        case single
+    }
+
     public let path: String
-    let pool: DatabasePool
+    let dbWriter: any DatabaseWriter
 
     /// Opens (creating if needed) and migrates the database at `path`.
-    public init(path: String) throws {
+    public init(path: String, connections: Connections = .pool) throws {
         self.path = path
         var configuration = Configuration()
         configuration.prepareDatabase { db in
@@ -32,16 +44,34 @@ public final class EvidenceDatabase: Sendable {
                 sqlite3_file_control(db.sqliteConnection, nil, SQLITE_FCNTL_PERSIST_WAL, $0)
             }
             guard code == SQLITE_OK else { throw DatabaseError(resultCode: ResultCode(rawValue: code)) }
+            // With a persistent WAL, a size limit is what makes the last connection's closing
+            // checkpoint truncate the WAL to zero. Without it the WAL stayed full, the next
+            // command's open rebuilt its index from every frame (and forgot they were already
+            // checkpointed), appended after them, and every run read a longer WAL (2 MB after
+            // 130 `sandbox` runs). The agent's restarted WAL is cut back to this size too.
+            try db.execute(sql: "PRAGMA journal_size_limit = \(Self.walSizeLimit)")
         }
         configuration.busyMode = .timeout(10)
         let previousMask = umask(0o077)
         defer { umask(previousMask) }
-        pool = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
+        switch connections {
+        case .pool:
+            dbWriter = try DatabasePool(path: path, configuration: configuration)
+        case .single:
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            // Already WAL (the mode is stored in the file): a read of the header. A database
+            // created by a command gets the mode the agent's pool expects.
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+            dbWriter = queue
+        }
+        try Self.migrator.migrate(dbWriter)
         for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
             chmod(path + suffix, 0o600)
         }
     }
+
+    /// What a checkpointed WAL is truncated to (bytes); zero when the last connection closes.
+    static let walSizeLimit = 64 << 20
 
     /// Schema history. Never edit a shipped migration: add the next one.
     static var migrator: DatabaseMigrator {
@@ -248,16 +278,16 @@ public final class EvidenceDatabase: Sendable {
     /// its beginning (PASSIVE otherwise: it never waits for readers). The store writer calls it
     /// between batches, and with `truncate` when closing.
     public func checkpoint(truncate: Bool = false) throws {
-        try pool.writeWithoutTransaction { db in _ = try db.checkpoint(truncate ? .truncate : .passive) }
+        try dbWriter.writeWithoutTransaction { db in _ = try db.checkpoint(truncate ? .truncate : .passive) }
     }
 
     /// The schema versions applied, oldest first.
     public func appliedMigrations() throws -> [String] {
-        try pool.read { db in try Self.migrator.appliedMigrations(db) }
+        try dbWriter.read { db in try Self.migrator.appliedMigrations(db) }
     }
 
     /// The journal mode in force (`wal` when all is well).
     public func journalMode() throws -> String {
-        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        try dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
     }
 }

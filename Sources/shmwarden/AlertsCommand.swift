@@ -28,7 +28,7 @@ struct AlertsCommand: AsyncParsableCommand {
         guard directory.hasDatabase else {
             throw UsageError(message: "no database at \(directory.databasePath) (run `shmwarden run` or `ingest` first)")
         }
-        let alerts = try EvidenceDatabase(path: directory.databasePath).alerts(limit: limit)
+        let alerts = try EvidenceDatabase(path: directory.databasePath, connections: .single).alerts(limit: limit)
         if json {
             print(try JSONOutput.encode(alerts))
             return

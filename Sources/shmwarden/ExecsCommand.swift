@@ -36,7 +36,7 @@ struct ExecsCommand: ParsableCommand {
         guard directory.hasDatabase else {
             throw UsageError(message: "no database at \(directory.databasePath) (run `shmwarden run` first)")
         }
-        let records = try EvidenceDatabase(path: directory.databasePath).execs(limit: limit)
+        let records = try EvidenceDatabase(path: directory.databasePath, connections: .single).execs(limit: limit)
         if json {
             print(try JSONOutput.encode(records))
             return

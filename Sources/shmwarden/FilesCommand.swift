@@ -37,7 +37,7 @@ struct FilesCommand: AsyncParsableCommand {
         guard directory.hasDatabase else {
             throw UsageError(message: "no database at \(directory.databasePath) (run `shmwarden run` or `scan` first)")
         }
-        let database = try EvidenceDatabase(path: directory.databasePath)
+        let database = try EvidenceDatabase(path: directory.databasePath, connections: .single)
         let records = try database.files(FileQuery(sha256: sha256, path: path))
         if json {
             print(try JSONOutput.encode(records))

@@ -63,7 +63,7 @@ struct QuarantineCommand: ParsableCommand {
                     throw ExitCode(1)
                 }
             }
-            let database = try EvidenceDatabase(path: directory.databasePath)
+            let database = try EvidenceDatabase(path: directory.databasePath, connections: .single)
             try database.apply([
                 .quarantined(path: absolute, device: entry.device, inode: entry.inode),
                 .action(

@@ -38,7 +38,7 @@ struct ReportCommand: ParsableCommand {
             throw UsageError(message: "no database at \(directory.databasePath) (run `shmwarden run` or `ingest` first)")
         }
         let assembler = ReportAssembler(
-            database: try EvidenceDatabase(path: directory.databasePath), quarantineDirectory: directory.quarantinePath)
+            database: try EvidenceDatabase(path: directory.databasePath, connections: .single), quarantineDirectory: directory.quarantinePath)
         guard let text = try assembler.rendered(alertID: alertID, format: ReportAssembler.Format(rawValue: format) ?? .markdown)
         else {
             throw UsageError(message: "no alert with id '\(alertID)' (see `shmwarden alerts`)")

@@ -48,6 +48,11 @@ struct SandboxCommand: ParsableCommand {
         guard getuid() == 0 else { throw UsageError(message: "the sandbox needs root (namespaces, mounts, seccomp)") }
         let directory = state.state
         try directory.prepare()
+        // Opening (and on first use, migrating) the database takes about as long as the jail
+        // itself; the jail's time is spent mostly waiting on the kernel and the sample, so the
+        // database opens on another thread meanwhile.
+        let databasePath = directory.databasePath
+        let opening = DedicatedThread.start(name: "database open") { try EvidenceDatabase(path: databasePath, connections: .single) }
         var options = SandboxRunner.Options()
         options.timeoutSeconds = timeout
         options.arguments = arguments
@@ -60,7 +65,7 @@ struct SandboxCommand: ParsableCommand {
             throw UsageError(message: error.description)
         }
         let now = Date().timeIntervalSince1970
-        try EvidenceDatabase(path: directory.databasePath).apply([
+        try opening.value().apply([
             .sandboxRun(report.record(at: Timestamp(nanosecondsSinceEpoch: Int64(now * 1e9))))
         ])
         if json {

@@ -13,8 +13,11 @@ struct Shmwarden: AsyncParsableCommand {
         discussion: """
             shmwarden watches every tmpfs mount with inotify, pins each new file the moment it is \
             created, and records every executable (exec bit, ELF or #!) with its SHA-256 and a \
-            content-addressed evidence copy that outlives a dropper's unlink. It takes Falco's alerts,             matches them to that evidence, and responds per policy: record, quarantine, kill the             process, advise or apply a noexec remount.
+            content-addressed evidence copy that outlives a dropper's unlink. It takes Falco's \
+            alerts, matches them to that evidence, and responds per policy: record, quarantine, \
+            kill the process, advise or apply a noexec remount, run the sample in a sandbox.
             """,
+        version: "shmwarden 0.5.0",
         subcommands: [
             RunCommand.self, ScanCommand.self, FilesCommand.self, IngestCommand.self, AlertsCommand.self,
             ReportCommand.self, QuarantineCommand.self, AdviseCommand.self, PolicyCommand.self, ExecsCommand.self,

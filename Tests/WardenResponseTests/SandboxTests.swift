@@ -47,6 +47,13 @@ struct SandboxTests {
         let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
         #expect(report.setupError == nil, "\(report.setupError ?? "")")
         #expect(sandboxProcesses().isEmpty, "a process of the sample survived \(mode)")
+        // A run leaves its directory only to keep what the sample wrote.
+        let runDirectory = state + "/sandbox/" + report.id
+        if report.written.isEmpty {
+            #expect(!FileManager.default.fileExists(atPath: runDirectory), "\(mode) left \(runDirectory)")
+        } else {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: runDirectory) == ["written"])
+        }
         return report
     }
 

@@ -59,6 +59,43 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         #expect(try again.files().count == 1)
     }
 
+    /// What each command-line run does: open, write, close. The WAL stays (persistent) but the
+    /// closing checkpoint empties it, so the next open has no frames to read back and the WAL does
+    /// not grow run after run.
+    @Test func closingTheLastConnectionLeavesAnEmptyWAL() throws {
+        let directory = NSTemporaryDirectory() + "shmwarden-store-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/shmwarden.sqlite"
+        func walSize() throws -> Int64? { try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int64 }
+        for run in 0..<5 {
+            let database = try EvidenceDatabase(path: path, connections: run % 2 == 0 ? .single : .pool)
+            try database.apply((0..<20).map { .record(sampleRecord("/dev/shm/run\(run)-\($0)", inode: UInt64(run * 100 + $0)), nil) })
+            #expect(try walSize() ?? 0 > 0, "run \(run): the commit went to the WAL")
+        }
+        #expect(try walSize() == 0, "the WAL is kept, empty")
+        #expect(try EvidenceDatabase(path: path).files().count == 100)
+    }
+
+    /// A command's single connection creates the database the agent expects (WAL, migrated), and
+    /// beside a running agent's pool it sees what the agent committed and its own writes reach
+    /// the agent.
+    @Test func aSingleConnectionWorksBesideTheAgentsPool() throws {
+        let directory = NSTemporaryDirectory() + "shmwarden-store-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/shmwarden.sqlite"
+        let created = try EvidenceDatabase(path: path, connections: .single)
+        #expect(try created.journalMode() == "wal")
+        #expect(try created.appliedMigrations().last == "v9-alert-seq")
+        let agent = try EvidenceDatabase(path: path)
+        try agent.apply([.record(sampleRecord("/dev/shm/by-agent"), nil)])
+        let command = try EvidenceDatabase(path: path, connections: .single)
+        #expect(try command.files().map(\.path) == [PathBytes("/dev/shm/by-agent")])
+        try command.apply([.record(sampleRecord("/dev/shm/by-command", inode: 11), nil)])
+        #expect(try agent.files().count == 2)
+    }
+
     @Test func recordsRoundTripWithBlobFacts() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }

@@ -70,8 +70,10 @@ public struct SandboxRunner: Sendable {
         for path in [directory, runDirectory, root, tmp, runDirectory + "/written"] {
             try? sys_mkdir(Array(path.utf8), permissions: 0o700)
         }
-        // Declared first, so it runs last: after both mounts are gone, their empty mount points.
-        defer { for path in [root, tmp] { sys_rmdir(Array(path.utf8)) } }
+        // Declared first, so it runs last: after both mounts are gone, their empty mount points,
+        // then `written` and the run's directory if the sample left nothing to keep (rmdir
+        // refuses a directory that is not empty).
+        defer { for path in [root, tmp, runDirectory + "/written", runDirectory] { sys_rmdir(Array(path.utf8)) } }
         // Both mounts are private to this run and removed after it.
         let noSuidNoDev = UInt(MS_NOSUID) | UInt(MS_NODEV)
         try wrap { () throws(SystemCallError) in try sys_mountTmpfs(Array(root.utf8), options: "size=256m,mode=0755", flags: noSuidNoDev) }
