@@ -143,8 +143,14 @@ public enum AlertCorrelator {
                 add(record, field, confidence)
             }
         }
-        for (field, value) in alert.outputFields.sorted(by: { $0.key < $1.key }) {
-            guard case .string(let raw) = value, raw.utf8.count == 64 else { continue }
+        // Fields that could hold a SHA-256, in key order (a stable order of matches); most
+        // alerts have none, and sorting every field of every alert to find that out was 3% of
+        // the intake's CPU.
+        var hashFields: [(field: String, raw: String)] = []
+        for (field, value) in alert.outputFields {
+            if case .string(let raw) = value, raw.utf8.count == 64 { hashFields.append((field, raw)) }
+        }
+        for (field, raw) in hashFields.sorted(by: { $0.field < $1.field }) {
             let text = raw.lowercased()
             guard isSHA256(text) else { continue }
             for record in try lookup.files(sha256: text) { add(record, "\(field)=sha256", 0.99) }

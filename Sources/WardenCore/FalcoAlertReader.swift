@@ -210,19 +210,21 @@ struct FalcoAlertReader {
         guard peek() == UInt8(ascii: "\"") else { throw Self.malformed }
         index += 1
         let start = index
-        // Fast path: no escapes, the bytes are the string.
+        // Fast path: no escapes, the bytes are the string. ASCII needs no validation (and
+        // `String(validating:as:)` is generic code that looks up type metadata on every call).
+        var ascii = true
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
+                let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<index]).bindMemory(to: UInt8.self)
                 index += 1
-                guard let text = String(validating: slice.bindMemory(to: UInt8.self), as: UTF8.self) else {
-                    throw Self.malformed
-                }
+                if ascii { return String(decoding: slice, as: UTF8.self) }
+                guard let text = String(validating: slice, as: UTF8.self) else { throw Self.malformed }
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw Self.malformed }
+            if byte >= 0x80 { ascii = false }
             index += 1
         }
         guard index < bytes.count else { throw Self.malformed }

@@ -15,6 +15,9 @@ import WardenCore
         let body = alert(#","output":"a\"b\\c\/d\n\t\u00e9\ud83d\ude00 \u0000end""#)
         let decoded = try FalcoAlert.decode(Data(body.utf8))
         #expect(decoded.output == "a\"b\\c/d\n\té😀 \u{0}end")
+        // Unescaped: ASCII, then raw UTF-8 (validated), as keys and values.
+        let raw = try FalcoAlert.decode(Data(alert(#","output":"plain","hostname":"nœud-☕""#, fields: #"{"clé":"vé"}"#).utf8))
+        #expect(raw.output == "plain" && raw.hostname == "nœud-☕" && raw.outputFields["clé"] == .string("vé"))
     }
 
     @Test func readsNumbersExactly() throws {
