@@ -77,7 +77,10 @@ struct SandboxCommand: ParsableCommand {
         if !report.syscalls.isEmpty {
             print("  observed: " + report.syscalls.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
         }
-        for process in report.processes { print("  process: \(process.syscall) \(process.path ?? "") (pid \(process.pid))") }
+        for process in report.processes {
+            print("  process: \(process.syscall)" + (process.path.map { " \($0)" } ?? "") + " (pid \(process.pid))")
+        }
+        for signal in report.signals { print("  signal: \(signal)") }
         for access in report.files.prefix(40) {
             print("  file: \(access.syscall) \(access.path)" + (access.detail.map { " \($0)" } ?? ""))
         }

@@ -49,3 +49,36 @@ import WardenLinux
         #expect(SandboxFilter.name(of: 0) == "read")
     }
 }
+
+/// The verdict restates the report: each sentence from its fields, nothing else.
+@Suite struct SandboxVerdictTests {
+    private func report(
+        exit: SandboxReport.Exit = .init(code: 0, signal: nil), files: [SandboxReport.FileAccess] = [], signals: [String] = []
+    ) -> SandboxReport {
+        SandboxReport(
+            id: "s1", sha256: String(repeating: "a", count: 64), argv: ["/sample/x"], exit: exit, timedOut: false,
+            durationMs: 4.5, syscalls: [:], denied: [:], network: [], files: files, processes: [], signals: signals,
+            written: [], stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, setupError: nil, verdict: [])
+    }
+
+    @Test func aQuietRunSaysSo() {
+        #expect(SandboxVerdict.sentences(report()) == ["It exited with code 0 after 4.5 ms.", "Nothing else was observed."])
+        #expect(SandboxVerdict.sentences(report(exit: .init(code: nil, signal: nil))) == ["Nothing else was observed."])
+    }
+
+    @Test func aDroppersNextStepsAreNamed() {
+        let files: [SandboxReport.FileAccess] = [
+            .init(syscall: "openat", path: "/tmp/a", detail: "O_WRONLY|O_CREAT|O_TRUNC mode 0644", created: true),
+            .init(syscall: "fchmodat", path: "/tmp/a", detail: "755", created: false),
+            .init(syscall: "unlinkat", path: "/tmp/a", detail: nil, created: false),
+        ] + (1...4).map { .init(syscall: "rename", path: "/tmp/r\($0)", detail: "/tmp/s\($0)", created: false) }
+        let sentences = SandboxVerdict.sentences(report(files: files, signals: ["kill(1, 9)"]))
+        #expect(sentences == [
+            "It exited with code 0 after 4.5 ms.",
+            "It created or truncated 1 file(s).",
+            "It changed the mode of 1 file(s): /tmp/a 755.",
+            "It deleted or renamed 5 path(s): /tmp/a, /tmp/r1, /tmp/r2 and 2 more.",
+            "It sent signals: kill(1, 9).",
+        ])
+    }
+}

@@ -15,6 +15,7 @@ enum SandboxVerdict {
                 ? "It was killed by SIGSYS: it made a call the filter kills for."
                 : "It was killed by signal \(signal) after \(report.durationMs) ms.")
         }
+        let howItEnded = out.count
         if !report.denied.isEmpty {
             let list = report.denied.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
             out.append("The filter refused or killed: \(list).")
@@ -29,10 +30,24 @@ enum SandboxVerdict {
         }
         let created = report.files.filter(\.created)
         if !created.isEmpty { out.append("It created or truncated \(created.count) file(s).") }
-        if !report.written.isEmpty { out.append("It left \(report.written.count) file(s) in /tmp, kept as evidence.") }
-        if out.count == 1 && report.denied.isEmpty && report.network.isEmpty && spawned.isEmpty && created.isEmpty {
-            out.append("Nothing else was observed.")
+        // What a dropper does next: make a file executable, remove or rename its traces.
+        let modes = report.files.filter { ["chmod", "fchmod", "fchmodat"].contains($0.syscall) }
+        if !modes.isEmpty {
+            out.append("It changed the mode of \(modes.count) file(s): \(Self.listed(modes.map { "\($0.path) \($0.detail ?? "")" })).")
         }
+        let removed = report.files.filter { ["unlink", "unlinkat", "rename", "renameat", "renameat2"].contains($0.syscall) }
+        if !removed.isEmpty {
+            out.append("It deleted or renamed \(removed.count) path(s): \(Self.listed(removed.map(\.path))).")
+        }
+        if !report.signals.isEmpty { out.append("It sent signals: \(Self.listed(report.signals)).") }
+        if !report.written.isEmpty { out.append("It left \(report.written.count) file(s) in /tmp, kept as evidence.") }
+        if out.count == howItEnded { out.append("Nothing else was observed.") }
         return out
+    }
+
+    /// The first few items, and how many more there were.
+    private static func listed(_ items: [String], limit: Int = 3) -> String {
+        let shown = items.prefix(limit).joined(separator: ", ")
+        return items.count > limit ? shown + " and \(items.count - limit) more" : shown
     }
 }
