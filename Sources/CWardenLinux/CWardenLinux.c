@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -288,6 +289,10 @@ static void sbx_sample(const struct warden_sandbox_spec *original) {
     copy.notify_socket = keep[2];
     // The status pipe must not survive the exec: EOF on it then means the sample is running.
     fcntl(copy.status_fd, F_SETFD, FD_CLOEXEC);
+    // A fixed, ordinary umask: the supervisor's is the agent's 077, or whatever another of its
+    // threads set for a moment (the command line opens its database while the jail starts), and
+    // the modes the sample gives its files are part of the report.
+    umask(022);
     const int resources[5] = { RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC };
     for (int i = 0; i < 5; i++) {
         if (setrlimit(resources[i], &spec->limits[i]) != 0) sbx_fail(spec, SBX_RLIMIT);

@@ -169,6 +169,18 @@ struct SandboxTests {
         #expect(sandboxProcesses().isEmpty)
     }
 
+    /// The modes a sample gives its files are in the report: they must not depend on the
+    /// supervisor's umask (the agent's is 077).
+    @Test func theSampleGetsAnOrdinaryUmask() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let previous = umask(0o077)
+        defer { umask(previous) }
+        var options = SandboxRunner.Options()
+        options.arguments = ["-c", "umask"]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        #expect(report.stdout == "0022\n", "\(report.stdout) \(report.stderr)")
+    }
+
     /// Threads being created in the supervisor while it spawns jails (the agent always has
     /// some): the jail's setup must not wait on them. glibc's setresuid/setgroups do, through
     /// the thread list the raw clone inherited; the launcher uses the raw syscalls.
