@@ -20,6 +20,14 @@ struct FalcoAlertReader {
         var uuid: String?
         var tags: [String]?
         var outputFields: [String: FieldValue]?
+
+        /// These fields, with the ones still missing taken from `other`.
+        func filled(from other: Fields) -> Fields {
+            Fields(
+                rule: rule ?? other.rule, priority: priority ?? other.priority, time: time ?? other.time,
+                source: source ?? other.source, hostname: hostname ?? other.hostname, output: output ?? other.output,
+                uuid: uuid ?? other.uuid, tags: tags ?? other.tags, outputFields: outputFields ?? other.outputFields)
+        }
     }
 
     private let bytes: UnsafeRawBufferPointer
@@ -48,27 +56,45 @@ struct FalcoAlertReader {
 
     // MARK: - The alert
 
+    /// Keys are matched as Go's `encoding/json` matches them, which is how Falcosidekick and
+    /// Falco Talon read alerts (and what hand-written payloads such as Talon's own `"Rule"`
+    /// example rely on): the exact key first, else the key in any case.
     private mutating func readAlertObject() throws(AlertDecodingError) -> Fields {
-        var fields = Fields()
-        guard enterContainer(closing: UInt8(ascii: "}")) else { return fields }
+        var exact = Fields()
+        var folded = Fields()
+        guard enterContainer(closing: UInt8(ascii: "}")) else { return exact }
         while true {
             skipWhitespace()
             let key = try readString()
             try expectColon()
-            switch key {
-            case "rule": fields.rule = try readOptionalString(key)
-            case "priority": fields.priority = try readOptionalString(key)
-            case "time": fields.time = try readOptionalString(key)
-            case "source": fields.source = try readOptionalString(key)
-            case "hostname": fields.hostname = try readOptionalString(key)
-            case "output": fields.output = try readOptionalString(key)
-            case "uuid": fields.uuid = try readOptionalString(key)
-            case "tags": fields.tags = try readTags()
-            case "output_fields": fields.outputFields = try readOutputFields()
-            default: try skipValue(depth: 1)
+            if try !readKnownValue(key, as: key, into: &exact) {
+                let lowercased = key.lowercased()
+                var known = false
+                if lowercased != key { known = try readKnownValue(lowercased, as: key, into: &folded) }
+                if !known { try skipValue(depth: 1) }
             }
-            if try endOfContainer(closing: UInt8(ascii: "}")) { return fields }
+            if try endOfContainer(closing: UInt8(ascii: "}")) { return exact.filled(from: folded) }
         }
+    }
+
+    /// Reads the value of the known key `name` into `fields` (errors name the key as `written`);
+    /// `false`, reading nothing, for any other key.
+    private mutating func readKnownValue(
+        _ name: String, as written: String, into fields: inout Fields
+    ) throws(AlertDecodingError) -> Bool {
+        switch name {
+        case "rule": fields.rule = try readOptionalString(written)
+        case "priority": fields.priority = try readOptionalString(written)
+        case "time": fields.time = try readOptionalString(written)
+        case "source": fields.source = try readOptionalString(written)
+        case "hostname": fields.hostname = try readOptionalString(written)
+        case "output": fields.output = try readOptionalString(written)
+        case "uuid": fields.uuid = try readOptionalString(written)
+        case "tags": fields.tags = try readTags()
+        case "output_fields": fields.outputFields = try readOutputFields()
+        default: return false
+        }
+        return true
     }
 
     private mutating func readOptionalString(_ key: String) throws(AlertDecodingError) -> String? {

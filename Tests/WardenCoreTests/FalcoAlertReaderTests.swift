@@ -57,6 +57,24 @@ import WardenCore
         #expect(throws: AlertDecodingError("malformed JSON")) { try FalcoAlert.decode(Data(deep.utf8)) }
     }
 
+    /// As Go's encoding/json (Falcosidekick, Falco Talon): the exact key wins, else any case.
+    @Test func keysMatchInAnyCaseWhenTheExactKeyIsAbsent() throws {
+        let talon = #"{"output":"Test","priority":"Critical","Rule":"Test NetworkPolicy","time":"2019-05-17T15:31:56.746609046Z","output_fields":{"fd.rip":"8.8.8.8"}}"#
+        let decoded = try FalcoAlert.decode(Data(talon.utf8))
+        #expect(decoded.rule == "Test NetworkPolicy" && decoded.priority == .critical)
+        #expect(decoded.outputFields["fd.rip"] == .string("8.8.8.8"))
+        for body in [#"{"Rule":"folded","rule":"exact","priority":"Warning","time":"2026-11-29T12:00:00Z"}"#,
+                     #"{"rule":"exact","RULE":"folded","priority":"Warning","time":"2026-11-29T12:00:00Z"}"#] {
+            #expect(try FalcoAlert.decode(Data(body.utf8)).rule == "exact", "\(body)")
+        }
+        #expect(throws: AlertDecodingError("wrong type for \"Hostname\": expected a string")) {
+            try FalcoAlert.decode(Data(alert(#","Hostname":7"#).utf8))
+        }
+        // Keys are not otherwise rewritten: output_fields keep their exact names.
+        let fields = try FalcoAlert.decode(Data(alert("", fields: #"{"Proc.Name":"x"}"#).utf8)).outputFields
+        #expect(fields["Proc.Name"] == .string("x") && fields["proc.name"] == nil)
+    }
+
     @Test func namesTheKeyOfAWrongType() {
         for (body, reason) in [
             (alert(#","tags":"x""#), "wrong type for \"tags\""), (alert(#","tags":[1]"#), "wrong type for \"tags.[0]\""),
