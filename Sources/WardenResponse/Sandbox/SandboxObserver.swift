@@ -20,20 +20,23 @@ final class SandboxObserver: @unchecked Sendable {
     private(set) var signals: [String] = []
     private(set) var pids: Set<Int32> = []
     private static let eventLimit = 2000
-    /// Calls seen, by number; named when the run is over.
-    private var counts: [Int32: Int] = [:]
+    /// Calls seen and what to read for each, by syscall number: arrays, not dictionaries, since
+    /// the sample waits while the observer looks them up (numbers of the native ABI are far below
+    /// `tableSize`; the filter's arch check kills calls of any other).
+    private static let tableSize = 1024
+    private var counts = [Int](repeating: 0, count: tableSize)
+    /// Worked out at a number's first notification (libseccomp's name lookup allocates).
+    private var plans = [ArgumentPlan?](repeating: nil, count: tableSize)
     /// What was read while each call waited, described when the run is over: the sample waits
     /// while the observer works, on the same CPU, so the notification path does only the reads.
     private var captured: [Captured] = []
-    /// What to read for each syscall number, and its name, worked out at its first notification
-    /// (libseccomp's name lookup allocates).
-    private var plans: [Int32: ArgumentPlan] = [:]
-    private var names: [Int32: String] = [:]
 
     /// One notified call: its arguments and the memory they point at (up to two strings or
     /// structures), read while the call was waiting for its answer.
     struct Captured {
-        var name: String
+        var nr: Int32
+        /// Set when the run is over, from `nr`.
+        var name = ""
         var pid: Int32
         var args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
         var first: [UInt8]?
@@ -105,31 +108,38 @@ final class SandboxObserver: @unchecked Sendable {
                 return
             }
             let notification = request.pointee
-            let nr = notification.data.nr
+            guard notification.data.nr >= 0 && Int(notification.data.nr) < Self.tableSize else {
+                // Not a native call (the filter kills those): answer, never describe.
+                _ = Self.answer(notification.id, on: listener, response)
+                continue
+            }
+            let nr = Int(notification.data.nr)
             let plan: ArgumentPlan
             if let known = plans[nr] {
                 plan = known
             } else {
-                let name = SandboxFilter.name(of: nr)
-                names[nr] = name
-                plan = ArgumentPlan(name)
+                plan = ArgumentPlan(SandboxFilter.name(of: Int32(nr)))
                 plans[nr] = plan
             }
-            let call = capture(plan, pid: Int32(bitPattern: notification.pid), args: notification.data.args)
-            memset(response, 0, MemoryLayout<seccomp_notif_resp>.size)
-            response.pointee.id = notification.id
-            response.pointee.flags = UInt32(SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+            let call = capture(plan, nr: Int32(nr), pid: Int32(bitPattern: notification.pid), args: notification.data.args)
             // The answer is also the id check: it fails (ENOENT) when the call is no longer
             // waiting (the process died, and its pid may since name another process), so what
             // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
             // the same thing one syscall earlier.
-            guard seccomp_notify_respond(listener.rawValue, response) == 0 else { continue }
-            counts[nr, default: 0] += 1
-            if var call, captured.count < 4 * Self.eventLimit {
-                call.name = names[nr] ?? SandboxFilter.name(of: nr)
-                captured.append(call)
-            }
+            guard Self.answer(notification.id, on: listener, response) else { continue }
+            counts[nr] += 1
+            if let call, captured.count < 4 * Self.eventLimit { captured.append(call) }
         }
+    }
+
+    /// CONTINUE for notification `id`; false when it is no longer waiting.
+    private static func answer(
+        _ id: UInt64, on listener: FileDescriptor, _ response: UnsafeMutablePointer<seccomp_notif_resp>
+    ) -> Bool {
+        memset(response, 0, MemoryLayout<seccomp_notif_resp>.size)
+        response.pointee.id = id
+        response.pointee.flags = UInt32(SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+        return seccomp_notify_respond(listener.rawValue, response) == 0
     }
 
     /// Whether no sandboxed process is left and nothing is queued (a poll that does not wait).
@@ -140,7 +150,7 @@ final class SandboxObserver: @unchecked Sendable {
     }
 
     /// Reads what the arguments in `plan` point at; nil for calls only counted.
-    private func capture(_ plan: ArgumentPlan, pid: Int32, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64))
+    private func capture(_ plan: ArgumentPlan, nr: Int32, pid: Int32, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64))
         -> Captured?
     {
         // The registers by position, without building an array per call.
@@ -155,7 +165,7 @@ final class SandboxObserver: @unchecked Sendable {
             }
         }
         func string(_ index: Int) -> [UInt8]? { sys_readProcessString(pid, address: values(index)) }
-        var call = Captured(name: "", pid: pid, args: args)
+        var call = Captured(nr: nr, pid: pid, args: args)
         switch plan {
         case .countOnly: return nil
         case .registers: break
@@ -181,9 +191,15 @@ final class SandboxObserver: @unchecked Sendable {
     }
 
     private func describeCaptured() {
-        syscalls = Dictionary(uniqueKeysWithValues: counts.map { (names[$0.key] ?? SandboxFilter.name(of: $0.key), $0.value) })
-        for call in captured {
+        var names: [Int32: String] = [:]
+        for (nr, count) in counts.enumerated() where count > 0 {
+            let name = SandboxFilter.name(of: Int32(nr))
+            names[Int32(nr)] = name
+            syscalls[name] = count
+        }
+        for var call in captured {
             pids.insert(call.pid)
+            call.name = names[call.nr] ?? SandboxFilter.name(of: call.nr)
             switch Self.describe(call) {
             case .file(let access) where files.count < Self.eventLimit: files.append(access)
             case .network(let attempt) where network.count < Self.eventLimit: network.append(attempt)
