@@ -164,26 +164,26 @@ public struct SnapshotLookup: EvidenceLookup {
     let db: Database
 
     public func files(atPath path: PathBytes) throws -> [FileRecord] {
-        try fileRecords(where: "path = ?", [Data(path.bytes)])
+        try fileRecords(Self.filesAtPath, [Data(path.bytes)])
     }
 
     public func files(inode: UInt64) throws -> [FileRecord] {
-        try fileRecords(where: "inode = ?", [Int64(bitPattern: inode)])
+        try fileRecords(Self.filesWithInode, [Int64(bitPattern: inode)])
     }
 
     public func files(sha256: String) throws -> [FileRecord] {
-        try fileRecords(where: "sha256 = ?", [sha256])
+        try fileRecords(Self.filesWithSHA256, [sha256])
     }
 
     public func execs(pid: Int32, from: Timestamp, to: Timestamp) throws -> [ExecFact] {
-        try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT path, device, inode, sha256 FROM exec WHERE pid = ? AND time BETWEEN ? AND ?"),
-            arguments: [pid, from.nanosecondsSinceEpoch, to.nanosecondsSinceEpoch]
-        ).map { row in
+        let statement = try db.cachedStatement(
+            sql: "SELECT path, device, inode, sha256 FROM exec WHERE pid = ? AND time BETWEEN ? AND ?")
+        let arguments: StatementArguments = [pid, from.nanosecondsSinceEpoch, to.nanosecondsSinceEpoch]
+        return try Array(ColumnCursor(statement, arguments: arguments) { columns in
             ExecFact(
-                path: PathBytes(Array(row["path"] as Data)), device: UInt64(bitPattern: row["device"]),
-                inode: UInt64(bitPattern: row["inode"]), sha256: row["sha256"])
-        }
+                path: PathBytes(columns.bytes(0)), device: UInt64(bitPattern: columns.int64(1)),
+                inode: UInt64(bitPattern: columns.int64(2)), sha256: columns.optionalText(3))
+        })
     }
 
     /// How SQLite will run the lookup `condition` over file rows (`EXPLAIN QUERY PLAN` details):
@@ -198,11 +198,17 @@ public struct SnapshotLookup: EvidenceLookup {
             db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM alert WHERE id = ?)"), arguments: [id]) ?? false
     }
 
+    private static func fileLookup(where condition: String) -> String {
+        "SELECT \(EvidenceDatabase.fileColumns) FROM file WHERE \(condition) ORDER BY id"
+    }
+    // Built once: the statement cache is keyed by the SQL text.
+    private static let filesAtPath = fileLookup(where: "path = ?")
+    private static let filesWithInode = fileLookup(where: "inode = ?")
+    private static let filesWithSHA256 = fileLookup(where: "sha256 = ?")
+
     /// The file rows alone: correlation needs no blob facts, and decoding their JSON for every
     /// alert was a large share of the intake's time.
-    func fileRecords(where condition: String, _ arguments: StatementArguments) throws -> [FileRecord] {
-        let statement = try db.cachedStatement(
-            sql: "SELECT \(EvidenceDatabase.fileColumns) FROM file WHERE \(condition) ORDER BY id")
-        return try Array(Row.fetchCursor(statement, arguments: arguments).map(EvidenceDatabase.fileRecord(columnsInOrder:)))
+    private func fileRecords(_ sql: String, _ arguments: StatementArguments) throws -> [FileRecord] {
+        try Array(ColumnCursor(db.cachedStatement(sql: sql), arguments: arguments, read: EvidenceDatabase.fileRecord))
     }
 }

@@ -98,33 +98,34 @@ extension EvidenceDatabase {
         }
     }
 
-    /// A file row, with the blob's facts when the query joined them (`blobElf`, `blobScript`,
-    /// `blobEvidence`).
-    /// The file columns, in the order `fileRecord(columnsInOrder:)` reads them.
+    /// The file columns, in the order `fileRecord(_: ColumnReader)` reads them.
     static let fileColumns = """
         id, path, mountPoint, fileType, device, inode, size, mode, uid, gid, linkCount, modified, changed, \
         firstSeen, lastSeen, deletedAt, state, kind, reasons, hashStatus, sha256, linkTarget
         """
 
-    /// A file row selected as `fileColumns`, read by position: the correlation of every alert
-    /// reads file rows, and a lookup by column name costs a lowercased copy of the name each.
-    /// No blob facts.
-    static func fileRecord(columnsInOrder row: Row) -> FileRecord {
+    /// A file row selected as `fileColumns`, read by position (the correlation of every alert
+    /// reads file rows). No blob facts.
+    static func fileRecord(_ columns: ColumnReader) -> FileRecord {
         FileRecord(
-            id: row[0], path: PathBytes(Array(row[1] as Data)), mountPoint: (row[2] as Data?).map { PathBytes(Array($0)) },
-            fileType: FileType(rawValue: row[3]) ?? .unknown, device: UInt64(bitPattern: row[4]),
-            inode: UInt64(bitPattern: row[5]), size: row[6], mode: UInt32(truncatingIfNeeded: row[7] as Int64),
-            uid: UInt32(truncatingIfNeeded: row[8] as Int64), gid: UInt32(truncatingIfNeeded: row[9] as Int64),
-            linkCount: UInt64(bitPattern: row[10]), modified: Timestamp(nanosecondsSinceEpoch: row[11]),
-            changed: Timestamp(nanosecondsSinceEpoch: row[12]), firstSeen: Timestamp(nanosecondsSinceEpoch: row[13]),
-            lastSeen: Timestamp(nanosecondsSinceEpoch: row[14]),
-            deletedAt: (row[15] as Int64?).map(Timestamp.init(nanosecondsSinceEpoch:)),
-            state: FileState(rawValue: row[16]) ?? .present, kind: FileKind(rawValue: row[17]) ?? .other,
-            reasons: ExecutableReasons(names: (row[18] as String).split(separator: ",").map(String.init)),
-            hashStatus: HashStatus(rawValue: row[19]) ?? .unreadable, sha256: row[20], elf: nil, script: nil,
-            evidencePath: nil, linkTarget: (row[21] as Data?).map { PathBytes(Array($0)) })
+            id: columns.int64(0), path: PathBytes(columns.bytes(1)), mountPoint: columns.optionalBytes(2).map(PathBytes.init),
+            fileType: FileType(rawValue: columns.text(3)) ?? .unknown, device: UInt64(bitPattern: columns.int64(4)),
+            inode: UInt64(bitPattern: columns.int64(5)), size: columns.int64(6),
+            mode: UInt32(truncatingIfNeeded: columns.int64(7)), uid: UInt32(truncatingIfNeeded: columns.int64(8)),
+            gid: UInt32(truncatingIfNeeded: columns.int64(9)), linkCount: UInt64(bitPattern: columns.int64(10)),
+            modified: Timestamp(nanosecondsSinceEpoch: columns.int64(11)),
+            changed: Timestamp(nanosecondsSinceEpoch: columns.int64(12)),
+            firstSeen: Timestamp(nanosecondsSinceEpoch: columns.int64(13)),
+            lastSeen: Timestamp(nanosecondsSinceEpoch: columns.int64(14)),
+            deletedAt: columns.optionalInt64(15).map(Timestamp.init(nanosecondsSinceEpoch:)),
+            state: FileState(rawValue: columns.text(16)) ?? .present, kind: FileKind(rawValue: columns.text(17)) ?? .other,
+            reasons: ExecutableReasons(names: columns.text(18).split(separator: ",").map(String.init)),
+            hashStatus: HashStatus(rawValue: columns.text(19)) ?? .unreadable, sha256: columns.optionalText(20),
+            elf: nil, script: nil, evidencePath: nil, linkTarget: columns.optionalBytes(21).map(PathBytes.init))
     }
 
+    /// A file row, with the blob's facts when the query joined them (`blobElf`, `blobScript`,
+    /// `blobEvidence`).
     static func fileRecord(_ row: Row) -> FileRecord {
         let decoder = JSONDecoder()
         let path: Data = row["path"]

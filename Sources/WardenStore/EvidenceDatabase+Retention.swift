@@ -27,6 +27,11 @@ extension EvidenceDatabase {
     /// references (its correlated files and their evidence), and the hashes in `protected`
     /// (quarantined samples). Alerts older than the cutoff go with their correlations and audit
     /// rows. The evidence files themselves are left to the caller (`evidencePaths`).
+    /// Alerts from before a cutoff (the cutoff twice: alert time and receipt). `internal IN
+    /// (0, 1)` lets SQLite range-scan the (internal, time) index twice: the intake's hot path no
+    /// longer maintains an index on time alone for this hourly query.
+    static let expiredAlerts = "internal IN (0, 1) AND time < ? AND receivedAt < ?"
+
     public func prune(olderThan cutoff: Timestamp?, evidenceBudget: Int64?, protected: Set<String>, dryRun: Bool)
         throws -> PruneReport
     {
@@ -34,7 +39,7 @@ extension EvidenceDatabase {
             var report = PruneReport()
             if let cutoff {
                 let t = cutoff.nanosecondsSinceEpoch
-                let oldAlerts = "SELECT id FROM alert WHERE time < ? AND receivedAt < ?"
+                let oldAlerts = "SELECT id FROM alert WHERE \(Self.expiredAlerts)"
                 report.alerts = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(oldAlerts))", arguments: [t, t]) ?? 0
                 report.actions = try Int.fetchOne(
                     db,
@@ -44,9 +49,9 @@ extension EvidenceDatabase {
                     sql: "DELETE FROM action WHERE alertId IN (\(oldAlerts)) OR (alertId IS NULL AND time < ?)",
                     arguments: [t, t, t])
                 try db.execute(
-                    sql: "DELETE FROM correlation WHERE alertSeq IN (SELECT seq FROM alert WHERE time < ? AND receivedAt < ?)",
+                    sql: "DELETE FROM correlation WHERE alertSeq IN (SELECT seq FROM alert WHERE \(Self.expiredAlerts))",
                     arguments: [t, t])
-                try db.execute(sql: "DELETE FROM alert WHERE time < ? AND receivedAt < ?", arguments: [t, t])
+                try db.execute(sql: "DELETE FROM alert WHERE \(Self.expiredAlerts)", arguments: [t, t])
                 report.execs = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM exec WHERE time < ?", arguments: [t]) ?? 0
                 try db.execute(sql: "DELETE FROM exec WHERE time < ?", arguments: [t])
                 report.sensorEvents = try Int.fetchOne(

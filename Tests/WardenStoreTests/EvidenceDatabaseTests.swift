@@ -47,7 +47,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
     @Test func schemaIsMigratedInWALModeWithPrivateFiles() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
-        #expect(try temporary.database.appliedMigrations() == ["v1", "v2-alerts", "v3-internal-alert-time", "v4-actions", "v5-execs", "v6-sandbox", "v7-exec-held", "v8-file-inode", "v9-alert-seq"])
+        #expect(try temporary.database.appliedMigrations() == ["v1", "v2-alerts", "v3-internal-alert-time", "v4-actions", "v5-execs", "v6-sandbox", "v7-exec-held", "v8-file-inode", "v9-alert-seq", "v10-no-alert-time-index"])
         #expect(try temporary.database.journalMode() == "wal")
         try temporary.database.apply([.record(sampleRecord("/dev/shm/x"), nil)])
         for suffix in ["", "-wal"] {
@@ -87,7 +87,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         let path = directory + "/shmwarden.sqlite"
         let created = try EvidenceDatabase(path: path, connections: .single)
         #expect(try created.journalMode() == "wal")
-        #expect(try created.appliedMigrations().last == "v9-alert-seq")
+        #expect(try created.appliedMigrations().last == "v10-no-alert-time-index")
         let agent = try EvidenceDatabase(path: path)
         try agent.apply([.record(sampleRecord("/dev/shm/by-agent"), nil)])
         let command = try EvidenceDatabase(path: path, connections: .single)
@@ -281,6 +281,42 @@ func sampleBlob(_ sha: String) -> BlobRecord {
             try ["path = x'2f'", "inode = 7", "sha256 = 'ab'"].map { try lookup.filePlan(where: $0).joined(separator: "; ") }
         }
         for plan in plans { #expect(plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"), "\(plan)") }
+    }
+
+    /// The correlation lookups read rows column by column: every field, null or not, comes back
+    /// as `files()` (GRDB rows by name) reads it, blob facts aside.
+    @Test func correlationLookupsReadEveryColumn() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        var deleted = sampleRecord("/dev/shm/gone", inode: 1 << 40, at: 2_000, state: .deleted)
+        deleted.mode = 0o104755
+        deleted.device = UInt64.max - 3  // stored as a negative Int64
+        var link = sampleRecord("/dev/shm/link", inode: 12, sha: nil)
+        link.fileType = .symlink
+        link.linkTarget = PathBytes(Array("/dev/shm/".utf8) + [0xff, 0x41])
+        link.mountPoint = nil
+        link.hashStatus = .tooLarge
+        try temporary.database.apply([.record(deleted, sampleBlob(deleted.sha256!)), .record(link, nil)])
+        let stored = try temporary.database.files()
+        let looked = try temporary.database.inReadTransaction { lookup in
+            try lookup.files(atPath: PathBytes("/dev/shm/gone")) + lookup.files(inode: 12)
+                + lookup.files(sha256: deleted.sha256!).filter { $0.path != PathBytes("/dev/shm/gone") }
+        }
+        var expected = stored
+        for index in expected.indices { (expected[index].elf, expected[index].script, expected[index].evidencePath) = (nil, nil, nil) }
+        #expect(looked == expected)
+        #expect(looked.first?.deletedAt != nil && looked.last?.linkTarget == link.linkTarget && looked.last?.sha256 == nil)
+        func exec(_ pid: Int32, at time: Int64, sha256: String?) -> StoreCommand {
+            .exec(ExecRecord(
+                time: Timestamp(nanosecondsSinceEpoch: time), pid: pid, ppid: 1, uid: 0, path: link.linkTarget!, sha256: sha256,
+                device: UInt64.max, inode: 12, verdict: .allow, wouldBe: .deny, mode: .monitor, rule: "r", reason: "x",
+                cached: false, decisionNanoseconds: 5))
+        }
+        try temporary.database.apply([exec(4242, at: 5_000, sha256: nil), exec(4242, at: 50_000, sha256: "cd"), exec(7, at: 5_000, sha256: "ef")])
+        let execs = try temporary.database.inReadTransaction { lookup in
+            try lookup.execs(pid: 4242, from: Timestamp(nanosecondsSinceEpoch: 0), to: Timestamp(nanosecondsSinceEpoch: 10_000))
+        }
+        #expect(execs == [ExecFact(path: link.linkTarget!, device: UInt64.max, inode: 12, sha256: nil)])
     }
 
     @Test func writerCommitsEverythingSubmittedBeforeFinish() throws {

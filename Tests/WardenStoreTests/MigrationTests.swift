@@ -42,7 +42,7 @@ import WardenCore
             }
         }
         let database = try EvidenceDatabase(path: path)
-        #expect(try database.appliedMigrations().last == "v9-alert-seq")
+        #expect(try database.appliedMigrations().last == "v10-no-alert-time-index")
         #expect(try database.alerts().map(\.id) == ["b-second-by-id", "a-first-by-id"], "stored order kept")
         let migrated = try #require(try database.alert(id: "a-first-by-id"))
         #expect(migrated.correlations.map(\.fileID) == [7] && migrated.correlations.first?.matchedBy == "proc.exepath")
@@ -56,5 +56,21 @@ import WardenCore
         #expect(try database.alerts().map(\.id) == ["b-second-by-id", "a-first-by-id", "c-new"])
         #expect(try database.alert(id: "c-new")?.correlations.map(\.matchedBy) == ["fd.name"])
         #expect(try database.alert(id: "a-first-by-id")?.correlations.count == 1, "not mixed up with the new one")
+    }
+
+    /// v10 drops the index on alert time alone: what read it (retention) uses the
+    /// (internal, time) index, never a scan of every alert.
+    @Test func expiredAlertsAreFoundThroughAnIndex() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let (indexes, plan) = try temporary.database.dbWriter.read { db in
+            (
+                try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alert'"),
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT seq FROM alert WHERE \(EvidenceDatabase.expiredAlerts)", arguments: [1, 1])
+                    .map { $0["detail"] as String }
+            )
+        }
+        #expect(!indexes.contains("alert_time") && indexes.contains("alert_internal_time"))
+        #expect(plan.contains { $0.contains("USING INDEX alert_internal_time") }, "\(plan)")
     }
 }
