@@ -115,6 +115,7 @@ public enum Agent {
         if let retention = configuration.retention {
             services.retention = RetentionService(
                 database: database, quarantineDirectory: configuration.stateDirectory.quarantinePath,
+                sandboxDirectory: configuration.stateDirectory.sandboxPath,
                 settings: retention, logger: logger, clock: SensorService.wallClock)
         }
         return services

@@ -11,6 +11,7 @@ import WardenStore
 struct RetentionService: Service {
     let database: EvidenceDatabase
     let quarantineDirectory: String
+    let sandboxDirectory: String
     let settings: RetentionSettings
     let logger: Logger
     let clock: @Sendable () -> Timestamp
@@ -23,17 +24,19 @@ struct RetentionService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             if Task.isCancelled || Task.isShuttingDownGracefully { return }
             delay = .seconds(3600)
-            let (database, directory, settings, clock) = (database, quarantineDirectory, settings, clock)
+            let (database, quarantine, sandbox, settings, clock) = (database, quarantineDirectory, sandboxDirectory, settings, clock)
             do {
                 let report = try await DedicatedThread.result(name: "shmwarden-prune") {
                     try Retention.prune(
-                        database: database, quarantineDirectory: directory, settings: settings, now: clock(), dryRun: false)
+                        database: database, quarantineDirectory: quarantine, sandboxDirectory: sandbox, settings: settings,
+                        now: clock(), dryRun: false)
                 }
                 logger.notice(
                     "pruned",
                     metadata: [
                         "prune.alerts": "\(report.alerts)", "prune.files": "\(report.files)",
                         "prune.evidence": "\(report.evidencePaths.count)", "prune.bytes": "\(report.evidenceBytes)",
+                        "prune.sandbox_runs": "\(report.sandboxRuns)",
                     ])
             } catch {
                 logger.error("prune failed", metadata: ["error": "\(error)"])

@@ -13,6 +13,9 @@ public struct PruneReport: Sendable, Encodable, Equatable {
     public var execs = 0
     public var actions = 0
     public var sensorEvents = 0
+    /// Sandbox runs removed; the caller removes their directories (`sandboxRunIDs`).
+    public var sandboxRuns = 0
+    public var sandboxRunIDs: [String] = []
     /// Evidence copies whose files the caller must now unlink.
     public var evidencePaths: [String] = []
     public var evidenceBytes: Int64 = 0
@@ -21,17 +24,18 @@ public struct PruneReport: Sendable, Encodable, Equatable {
 }
 
 extension EvidenceDatabase {
-    /// Removes what is older than `cutoff` and, past `evidenceBudget`, the oldest evidence copies.
-    ///
-    /// Never removed: a file that is present or quarantined, anything an alert still stored
-    /// references (its correlated files and their evidence), and the hashes in `protected`
-    /// (quarantined samples). Alerts older than the cutoff go with their correlations and audit
-    /// rows. The evidence files themselves are left to the caller (`evidencePaths`).
     /// Alerts from before a cutoff (the cutoff twice: alert time and receipt). `internal IN
     /// (0, 1)` lets SQLite range-scan the (internal, time) index twice: the intake's hot path no
     /// longer maintains an index on time alone for this hourly query.
     static let expiredAlerts = "internal IN (0, 1) AND time < ? AND receivedAt < ?"
 
+    /// Removes what is older than `cutoff` and, past `evidenceBudget`, the oldest evidence copies.
+    ///
+    /// Never removed: a file that is present or quarantined, anything an alert still stored
+    /// references (its correlated files and their evidence), and the hashes in `protected`
+    /// (quarantined samples). Alerts older than the cutoff go with their correlations and audit
+    /// rows, sandbox runs with their reports. The evidence files and the sandbox runs'
+    /// directories are left to the caller (`evidencePaths`, `sandboxRunIDs`).
     public func prune(olderThan cutoff: Timestamp?, evidenceBudget: Int64?, protected: Set<String>, dryRun: Bool)
         throws -> PruneReport
     {
@@ -57,6 +61,9 @@ extension EvidenceDatabase {
                 report.sensorEvents = try Int.fetchOne(
                     db, sql: "SELECT COUNT(*) FROM sensor_event WHERE time < ?", arguments: [t]) ?? 0
                 try db.execute(sql: "DELETE FROM sensor_event WHERE time < ?", arguments: [t])
+                report.sandboxRunIDs = try String.fetchAll(db, sql: "SELECT id FROM sandbox_run WHERE time < ?", arguments: [t])
+                report.sandboxRuns = report.sandboxRunIDs.count
+                try db.execute(sql: "DELETE FROM sandbox_run WHERE time < ?", arguments: [t])
                 let oldFiles = """
                     FROM file WHERE state = 'deleted' AND lastSeen < ? AND COALESCE(deletedAt, 0) < ?
                     AND id NOT IN (SELECT fileId FROM correlation)

@@ -58,7 +58,7 @@ struct PruneCommand: ParsableCommand {
         let now = sys_realtime()
         let report = try Retention.prune(
             database: try EvidenceDatabase(path: directory.databasePath), quarantineDirectory: directory.quarantinePath,
-            settings: settings, now: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds), dryRun: dryRun)
+            sandboxDirectory: directory.sandboxPath, settings: settings, now: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds), dryRun: dryRun)
         if json {
             print(try JSONOutput.encode(report))
             return
@@ -66,7 +66,8 @@ struct PruneCommand: ParsableCommand {
         print(
             "\(dryRun ? "would remove" : "removed"): \(report.alerts) alert(s), \(report.actions) audit row(s), "
                 + "\(report.files) file record(s), \(report.blobs) blob(s), \(report.execs) exec record(s), "
-                + "\(report.sensorEvents) sensor event(s), \(report.evidencePaths.count) evidence cop(ies) "
+                + "\(report.sensorEvents) sensor event(s), \(report.sandboxRuns) sandbox run(s), "
+                + "\(report.evidencePaths.count) evidence cop(ies) "
                 + "(\(report.evidenceBytes) bytes)")
     }
 }
