@@ -76,7 +76,7 @@ struct ResponderTests {
         return Responder(
             policy: SharedPolicy(policy), database: database, vault: try QuarantineVault(directory: state + "/quarantine"),
             logger: quietLogger, clock: { Timestamp(nanosecondsSinceEpoch: 1) },
-            record: { commands in try? database.apply(commands) })
+            record: { commands in _ = try? database.apply(commands) })
     }
 
     @Test func enforceQuarantinesKillsAdvisesAndAuditsEverything() throws {

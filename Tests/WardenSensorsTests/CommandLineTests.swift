@@ -209,7 +209,7 @@ final class AgentProcess {
     /// Starts `shmwarden run` with `arguments` (after `run`).
     init(_ arguments: [String], logFile: String) throws {
         self.logFile = logFile
-        FileManager.default.createFile(atPath: logFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)  // a failure shows at the FileHandle below
         process.executableURL = URL(fileURLWithPath: Binary.path)
         process.arguments = ["run"] + arguments
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
