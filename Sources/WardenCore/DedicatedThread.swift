@@ -52,7 +52,9 @@ public enum DedicatedThread {
         public func value() throws -> T {
             done.wait()
             done.signal()  // for the next caller
-            return try outcome.withLock { $0! }.get()
+            // The thread sets the outcome before it signals.
+            guard let result = outcome.withLock({ $0 }) else { preconditionFailure("signalled without an outcome") }
+            return try result.get()
         }
     }
 }

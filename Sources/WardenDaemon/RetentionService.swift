@@ -24,11 +24,14 @@ struct RetentionService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             if Task.isCancelled || Task.isShuttingDownGracefully { return }
             delay = .seconds(3600)
-            let (database, quarantine, sandbox, settings, clock) = (database, quarantineDirectory, sandboxDirectory, settings, clock)
+            let (database, quarantine, sandbox, settings, clock) = (
+                database, quarantineDirectory, sandboxDirectory, settings, clock
+            )
             do {
                 let report = try await DedicatedThread.result(name: "shmwarden-prune") {
                     try Retention.prune(
-                        database: database, quarantineDirectory: quarantine, sandboxDirectory: sandbox, settings: settings,
+                        database: database, quarantineDirectory: quarantine, sandboxDirectory: sandbox,
+                        settings: settings,
                         now: clock(), dryRun: false)
                 }
                 logger.notice(

@@ -49,7 +49,9 @@ struct ColumnReader {
 
     func text(_ index: Int32) -> String {
         guard let pointer = sqlite3_column_text(statement, index) else { return "" }
-        return String(decoding: UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(statement, index))), as: UTF8.self)
+        return String(
+            decoding: UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(statement, index))),
+            as: UTF8.self)
     }
 
     func optionalText(_ index: Int32) -> String? { isNull(index) ? nil : text(index) }

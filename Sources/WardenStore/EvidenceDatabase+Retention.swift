@@ -44,24 +44,31 @@ extension EvidenceDatabase {
             if let cutoff {
                 let t = cutoff.nanosecondsSinceEpoch
                 let oldAlerts = "SELECT id FROM alert WHERE \(Self.expiredAlerts)"
-                report.alerts = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(oldAlerts))", arguments: [t, t]) ?? 0
-                report.actions = try Int.fetchOne(
-                    db,
-                    sql: "SELECT COUNT(*) FROM action WHERE alertId IN (\(oldAlerts)) OR (alertId IS NULL AND time < ?)",
-                    arguments: [t, t, t]) ?? 0
+                report.alerts =
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(oldAlerts))", arguments: [t, t]) ?? 0
+                report.actions =
+                    try Int.fetchOne(
+                        db,
+                        sql:
+                            "SELECT COUNT(*) FROM action WHERE alertId IN (\(oldAlerts)) OR (alertId IS NULL AND time < ?)",
+                        arguments: [t, t, t]) ?? 0
                 try db.execute(
                     sql: "DELETE FROM action WHERE alertId IN (\(oldAlerts)) OR (alertId IS NULL AND time < ?)",
                     arguments: [t, t, t])
                 try db.execute(
-                    sql: "DELETE FROM correlation WHERE alertSeq IN (SELECT seq FROM alert WHERE \(Self.expiredAlerts))",
+                    sql:
+                        "DELETE FROM correlation WHERE alertSeq IN (SELECT seq FROM alert WHERE \(Self.expiredAlerts))",
                     arguments: [t, t])
                 try db.execute(sql: "DELETE FROM alert WHERE \(Self.expiredAlerts)", arguments: [t, t])
-                report.execs = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM exec WHERE time < ?", arguments: [t]) ?? 0
+                report.execs =
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM exec WHERE time < ?", arguments: [t]) ?? 0
                 try db.execute(sql: "DELETE FROM exec WHERE time < ?", arguments: [t])
-                report.sensorEvents = try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM sensor_event WHERE time < ?", arguments: [t]) ?? 0
+                report.sensorEvents =
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM sensor_event WHERE time < ?", arguments: [t]) ?? 0
                 try db.execute(sql: "DELETE FROM sensor_event WHERE time < ?", arguments: [t])
-                report.sandboxRunIDs = try String.fetchAll(db, sql: "SELECT id FROM sandbox_run WHERE time < ?", arguments: [t])
+                report.sandboxRunIDs = try String.fetchAll(
+                    db, sql: "SELECT id FROM sandbox_run WHERE time < ?", arguments: [t])
                 report.sandboxRuns = report.sandboxRunIDs.count
                 try db.execute(sql: "DELETE FROM sandbox_run WHERE time < ?", arguments: [t])
                 let oldFiles = """
@@ -72,7 +79,10 @@ extension EvidenceDatabase {
                 try db.execute(sql: "DELETE \(oldFiles)", arguments: [t, t])
                 // Blobs no observation points at any more: their evidence goes with them.
                 let orphans = try Row.fetchAll(
-                    db, sql: "SELECT sha256, size, evidencePath FROM blob WHERE sha256 NOT IN (SELECT sha256 FROM file WHERE sha256 IS NOT NULL)")
+                    db,
+                    sql:
+                        "SELECT sha256, size, evidencePath FROM blob WHERE sha256 NOT IN (SELECT sha256 FROM file WHERE sha256 IS NOT NULL)"
+                )
                 for row in orphans {
                     let sha: String = row["sha256"]
                     guard !protected.contains(sha) else { continue }
@@ -85,7 +95,9 @@ extension EvidenceDatabase {
                 }
             }
             if let budget = evidenceBudget {
-                var total = try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(size), 0) FROM blob WHERE evidencePath IS NOT NULL") ?? 0
+                var total =
+                    try Int64.fetchOne(
+                        db, sql: "SELECT COALESCE(SUM(size), 0) FROM blob WHERE evidencePath IS NOT NULL") ?? 0
                 total -= report.evidenceBytes
                 if total > budget {
                     // Oldest first, and only copies no stored alert, present or quarantined file needs.

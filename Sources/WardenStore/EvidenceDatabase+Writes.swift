@@ -77,7 +77,8 @@ extension EvidenceDatabase {
             case .correlateAndStore(var record, let tmpfsMounts):
                 // Correlated even when it turns out to be a repeat: the answer to a repeated
                 // delivery reports what the alert is about, like the first one did.
-                let result = try AlertCorrelator.correlate(record.alert, tmpfsMounts: tmpfsMounts, lookup: SnapshotLookup(db: db))
+                let result = try AlertCorrelator.correlate(
+                    record.alert, tmpfsMounts: tmpfsMounts, lookup: SnapshotLookup(db: db))
                 record.correlations = result.correlations
                 record.noEvidenceReason = result.noEvidenceReason
                 let stored = try insert(record, in: db)
@@ -109,7 +110,8 @@ extension EvidenceDatabase {
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """
                 ).execute(arguments: [
-                    exec.time.nanosecondsSinceEpoch, exec.pid, exec.ppid, exec.uid.map { Int64($0) }, Data(exec.path.bytes),
+                    exec.time.nanosecondsSinceEpoch, exec.pid, exec.ppid, exec.uid.map { Int64($0) },
+                    Data(exec.path.bytes),
                     exec.sha256, Int64(bitPattern: exec.device), Int64(bitPattern: exec.inode), exec.verdict.rawValue,
                     exec.wouldBe.rawValue, exec.mode.rawValue, exec.rule, exec.reason, exec.cached,
                     exec.held, exec.decisionNanoseconds,
@@ -158,7 +160,8 @@ extension EvidenceDatabase {
         else { return }
         try db.execute(sql: "DELETE FROM correlation WHERE alertSeq = ?", arguments: [seq])
         try db.execute(
-            sql: "UPDATE alert SET noEvidenceReason = ? WHERE seq = ?", arguments: [result.noEvidenceReason?.rawValue, seq])
+            sql: "UPDATE alert SET noEvidenceReason = ? WHERE seq = ?",
+            arguments: [result.noEvidenceReason?.rawValue, seq])
         try insertCorrelations(alertSeq: seq, result.correlations, in: db)
     }
 
@@ -208,7 +211,8 @@ extension EvidenceDatabase {
         let pathData = Data(file.path.bytes)
         let rows = try Row.fetchAll(
             db.cachedStatement(
-                sql: "SELECT id, device, inode, sha256, hashStatus, size FROM file WHERE path = ? AND state = 'present'"),
+                sql: "SELECT id, device, inode, sha256, hashStatus, size FROM file WHERE path = ? AND state = 'present'"
+            ),
             arguments: [pathData])
         var sameID: Int64?
         for row in rows {

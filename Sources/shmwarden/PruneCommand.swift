@@ -12,7 +12,8 @@ import WardenStore
 struct PruneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Remove old alerts, records and evidence (the agent also does this hourly per its retention settings).",
+        abstract:
+            "Remove old alerts, records and evidence (the agent also does this hourly per its retention settings).",
         discussion: """
             Removes alerts (with their correlations and audit rows), exec records and sensor events \
             older than --max-age; deleted-file records older than that which no remaining alert \
@@ -51,14 +52,17 @@ struct PruneCommand: ParsableCommand {
             maxAgeSeconds: maxAge.flatMap(RetentionSettings.parseAge) ?? configured.maxAgeSeconds,
             evidenceBudgetBytes: evidenceBudget.flatMap(ByteSizeText.parse) ?? configured.evidenceBudgetBytes)
         guard settings.maxAgeSeconds != nil || settings.evidenceBudgetBytes != nil else {
-            throw UsageError(message: "nothing to do: give --max-age and/or --evidence-budget (or set retention in the configuration)")
+            throw UsageError(
+                message:
+                    "nothing to do: give --max-age and/or --evidence-budget (or set retention in the configuration)")
         }
         let directory = state.state
         guard directory.hasDatabase else { throw UsageError(message: "no database at \(directory.databasePath)") }
         let now = sys_realtime()
         let report = try Retention.prune(
             database: try EvidenceDatabase(path: directory.databasePath), quarantineDirectory: directory.quarantinePath,
-            sandboxDirectory: directory.sandboxPath, settings: settings, now: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds), dryRun: dryRun)
+            sandboxDirectory: directory.sandboxPath, settings: settings,
+            now: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds), dryRun: dryRun)
         if json {
             print(try JSONOutput.encode(report))
             return

@@ -52,7 +52,9 @@ struct SandboxCommand: ParsableCommand {
         // itself; the jail's time is spent mostly waiting on the kernel and the sample, so the
         // database opens on another thread meanwhile.
         let databasePath = directory.databasePath
-        let opening = DedicatedThread.start(name: "database open") { try EvidenceDatabase(path: databasePath, connections: .single) }
+        let opening = DedicatedThread.start(name: "database open") {
+            try EvidenceDatabase(path: databasePath, connections: .single)
+        }
         var options = SandboxRunner.Options()
         options.timeoutSeconds = timeout
         options.arguments = arguments
@@ -60,7 +62,10 @@ struct SandboxCommand: ParsableCommand {
         let report: SandboxReport
         do {
             report = try SandboxRunner(directory: directory.sandboxPath)
-                .run(path: PathBytes(URL(fileURLWithPath: AgentConfiguration.absolute(file)).resolvingSymlinksInPath().path), options: options)
+                .run(
+                    path: PathBytes(
+                        URL(fileURLWithPath: AgentConfiguration.absolute(file)).resolvingSymlinksInPath().path),
+                    options: options)
         } catch let error as SandboxRunner.RunError {
             throw UsageError(message: error.description)
         }
@@ -75,7 +80,10 @@ struct SandboxCommand: ParsableCommand {
         print("sandbox run \(report.id) of sha256 \(report.sha256)")
         for sentence in report.verdict { print("  \(sentence)") }
         if !report.syscalls.isEmpty {
-            print("  observed: " + report.syscalls.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+            print(
+                "  observed: "
+                    + report.syscalls.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(
+                        separator: ", "))
         }
         for process in report.processes {
             print("  process: \(process.syscall)" + (process.path.map { " \($0)" } ?? "") + " (pid \(process.pid))")
@@ -85,7 +93,9 @@ struct SandboxCommand: ParsableCommand {
             print("  file: \(access.syscall) \(access.path)" + (access.detail.map { " \($0)" } ?? ""))
         }
         for attempt in report.network {
-            print("  network: \(attempt.syscall) \(attempt.family) \(attempt.address ?? "?")" + (attempt.port.map { ":\($0)" } ?? ""))
+            print(
+                "  network: \(attempt.syscall) \(attempt.family) \(attempt.address ?? "?")"
+                    + (attempt.port.map { ":\($0)" } ?? ""))
         }
         for file in report.written { print("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }
         if !report.stdout.isEmpty { print("  stdout:\n" + report.stdout) }

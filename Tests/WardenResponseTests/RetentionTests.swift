@@ -22,27 +22,36 @@ import WardenTestSupport
         for (id, age) in [("sbold", 40), ("sbnew", 1)] {
             let written = sandbox + "/\(id)/written"
             try FileManager.default.createDirectory(atPath: written, withIntermediateDirectories: true)
-            try Data("dropped by \(id)".utf8).write(to: URL(fileURLWithPath: written + "/" + String(repeating: "a", count: 64)))
-            commands.append(.sandboxRun(SandboxRunRecord(
-                id: id, time: Timestamp(nanosecondsSinceEpoch: now.nanosecondsSinceEpoch - Int64(age) * day),
-                sha256: String(repeating: "b", count: 64), fileId: nil, alertId: nil, verdict: ["It exited with code 0."],
-                reportJSON: "{}")))
+            try Data("dropped by \(id)".utf8).write(
+                to: URL(fileURLWithPath: written + "/" + String(repeating: "a", count: 64)))
+            commands.append(
+                .sandboxRun(
+                    SandboxRunRecord(
+                        id: id, time: Timestamp(nanosecondsSinceEpoch: now.nanosecondsSinceEpoch - Int64(age) * day),
+                        sha256: String(repeating: "b", count: 64), fileId: nil, alertId: nil,
+                        verdict: ["It exited with code 0."],
+                        reportJSON: "{}")))
         }
         // A row whose id is not one of ours must never become a path to remove.
-        commands.append(.sandboxRun(SandboxRunRecord(
-            id: "..", time: Timestamp(nanosecondsSinceEpoch: 0), sha256: String(repeating: "c", count: 64), fileId: nil,
-            alertId: nil, verdict: [], reportJSON: "{}")))
+        commands.append(
+            .sandboxRun(
+                SandboxRunRecord(
+                    id: "..", time: Timestamp(nanosecondsSinceEpoch: 0), sha256: String(repeating: "c", count: 64),
+                    fileId: nil,
+                    alertId: nil, verdict: [], reportJSON: "{}")))
         try database.apply(commands)
         let settings = RetentionSettings(maxAgeSeconds: 30 * 86_400, evidenceBudgetBytes: nil)
 
         let preview = try Retention.prune(
-            database: database, quarantineDirectory: state + "/quarantine", sandboxDirectory: sandbox, settings: settings,
+            database: database, quarantineDirectory: state + "/quarantine", sandboxDirectory: sandbox,
+            settings: settings,
             now: now, dryRun: true)
         #expect(preview.sandboxRuns == 2)
         #expect(FileManager.default.fileExists(atPath: sandbox + "/sbold/written"), "a dry run removes nothing")
 
         let report = try Retention.prune(
-            database: database, quarantineDirectory: state + "/quarantine", sandboxDirectory: sandbox, settings: settings,
+            database: database, quarantineDirectory: state + "/quarantine", sandboxDirectory: sandbox,
+            settings: settings,
             now: now, dryRun: false)
         #expect(Set(report.sandboxRunIDs) == ["sbold", ".."])
         #expect(!FileManager.default.fileExists(atPath: sandbox + "/sbold"))

@@ -11,9 +11,10 @@ enum SandboxVerdict {
         } else if let code = report.exit.code {
             out.append("It exited with code \(code) after \(report.durationMs) ms.")
         } else if let signal = report.exit.signal {
-            out.append(signal == 31
-                ? "It was killed by SIGSYS: it made a call the filter kills for."
-                : "It was killed by signal \(signal) after \(report.durationMs) ms.")
+            out.append(
+                signal == 31
+                    ? "It was killed by SIGSYS: it made a call the filter kills for."
+                    : "It was killed by signal \(signal) after \(report.durationMs) ms.")
         }
         let howItEnded = out.count
         if !report.denied.isEmpty {
@@ -21,21 +22,29 @@ enum SandboxVerdict {
             out.append("The filter refused or killed: \(list).")
         }
         if !report.network.isEmpty {
-            let targets = report.network.map { [$0.family, $0.address, $0.port.map(String.init)].compactMap { $0 }.joined(separator: " ") }
+            let targets = report.network.map {
+                [$0.family, $0.address, $0.port.map(String.init)].compactMap { $0 }.joined(separator: " ")
+            }
             out.append("It tried to connect or send: \(Array(Set(targets)).sorted().joined(separator: "; ")).")
         }
         let spawned = report.processes.filter { $0.syscall != "execveat" || $0.path?.hasPrefix("(the sample") != true }
         if !spawned.isEmpty {
-            out.append("It started \(spawned.count) process or program call(s) (\(Array(Set(spawned.map(\.syscall))).sorted().joined(separator: ", "))).")
+            out.append(
+                "It started \(spawned.count) process or program call(s) (\(Array(Set(spawned.map(\.syscall))).sorted().joined(separator: ", ")))."
+            )
         }
         let created = report.files.filter(\.created)
         if !created.isEmpty { out.append("It created or truncated \(created.count) file(s).") }
         // What a dropper does next: make a file executable, remove or rename its traces.
         let modes = report.files.filter { ["chmod", "fchmod", "fchmodat"].contains($0.syscall) }
         if !modes.isEmpty {
-            out.append("It changed the mode of \(modes.count) file(s): \(Self.listed(modes.map { "\($0.path) \($0.detail ?? "")" })).")
+            out.append(
+                "It changed the mode of \(modes.count) file(s): \(Self.listed(modes.map { "\($0.path) \($0.detail ?? "")" }))."
+            )
         }
-        let removed = report.files.filter { ["unlink", "unlinkat", "rename", "renameat", "renameat2"].contains($0.syscall) }
+        let removed = report.files.filter {
+            ["unlink", "unlinkat", "rename", "renameat", "renameat2"].contains($0.syscall)
+        }
         if !removed.isEmpty {
             out.append("It deleted or renamed \(removed.count) path(s): \(Self.listed(removed.map(\.path))).")
         }
