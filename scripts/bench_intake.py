@@ -71,6 +71,43 @@ def run_wrk(port, seconds, script):
     return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "non2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
+def thread_ticks(pid):
+    """CPU ticks (user + system) of each thread of `pid`, by thread id: (name, ticks)."""
+    ticks = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as handle:
+                stat = handle.read()
+        except FileNotFoundError:
+            continue  # ended meanwhile
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        ticks[tid] = (name, int(fields[11]) + int(fields[12]))
+    return ticks
+
+
+def cpu_per_request(pid, before, requests):
+    """Microseconds of CPU per request, by thread role, between `before` and now."""
+    after = thread_ticks(pid)
+    per_tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    roles = {}
+    for tid, (name, ticks) in after.items():
+        spent = ticks - before.get(tid, (name, 0))[1]
+        # NIO's event loops, the Swift concurrency pool (where the HTTP handlers run; its
+        # background-priority threads run the late looks at alerts waiting for their file), and
+        # the agent's own named threads (warden-store is the SQLite writer).
+        role = ("event loops" if name.startswith("NIO-") else
+                "background pool" if name.endswith("background-qos") else
+                "handler pool" if name.endswith("qos") or name.endswith("overcommit") else name)
+        roles[role] = roles.get(role, 0) + spent * per_tick_us / max(1, requests)
+    return roles
+
+
+def format_roles(roles):
+    shown = sorted(((role, us) for role, us in roles.items() if us >= 0.5), key=lambda item: -item[1])
+    return ", ".join(f"{role} {us:.1f}" for role, us in shown) + f"; total {sum(roles.values()):.1f} us"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -101,12 +138,15 @@ def main():
                                 stderr=subprocess.DEVNULL)
         try:
             wait_port(28051)
+            before = thread_ticks(bare.pid)
             ceiling = run_wrk(28051, seconds, script)
+            bare_cpu = cpu_per_request(bare.pid, before, ceiling["rps"] * seconds)
         finally:
             bare.send_signal(signal.SIGINT)
             bare.wait(timeout=30)
         print(f"HTTP intake, wrk -t1 -c16 -d{seconds}s (server and wrk share the 2 cores):")
         print(f"  bare decode-only Hummingbird      {ceiling['rps']:8.0f} req/s  p50 {ceiling['p50']:.2f} ms  p99 {ceiling['p99']:.2f} ms")
+        print(f"    CPU per request: {format_roles(bare_cpu)}")
 
         # Two cases: every alert names a file the sensor recorded (the usual case: one
         # correlation each), and every alert names a file never seen (each is looked at again
@@ -126,7 +166,9 @@ def main():
                     os.chmod(payload, 0o755)
                     time.sleep(1)
                 case_script = write_script(f"post-{recorded}.lua", payload)[0]
+                before = thread_ticks(agent.pid)
                 ours = run_wrk(28050, seconds, case_script)
+                ours_cpu = cpu_per_request(agent.pid, before, ours["rps"] * seconds)
             finally:
                 agent.send_signal(signal.SIGTERM)
                 agent.wait(timeout=60)
@@ -138,6 +180,7 @@ def main():
             print(f"  shmwarden, {label:29s} {ours['rps']:6.0f} req/s  p50 {ours['p50']:.2f} ms  p99 {ours['p99']:.2f} ms  "
                   f"non-2xx {ours['non2xx']}  stored {len(stored)} ({correlated} correlated)  "
                   f"{ours['rps'] / ceiling['rps']:.2f}x ceiling")
+            print(f"    CPU per alert: {format_roles(ours_cpu)}")
 
         count = 20000 if args.quick else 100000
         ndjson = os.path.join(work, "alerts.ndjson")

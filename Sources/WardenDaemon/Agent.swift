@@ -80,7 +80,7 @@ public enum Agent {
                 intake: intake, configuration: server, extraMetrics: { sensor.metrics.prometheusText() },
                 report: { id, json in
                     // SQLite reads and /proc reads block: keep them off the cooperative pool.
-                    try await DedicatedThread.result(name: "shmwarden-report") {
+                    try await DedicatedThread.result(name: "warden-report") {
                         try reports.rendered(alertID: id, format: json ? .json : .markdown)
                     }
                 })

@@ -28,7 +28,7 @@ struct RetentionService: Service {
                 database, quarantineDirectory, sandboxDirectory, settings, clock
             )
             do {
-                let report = try await DedicatedThread.result(name: "shmwarden-prune") {
+                let report = try await DedicatedThread.result(name: "warden-prune") {
                     try Retention.prune(
                         database: database, quarantineDirectory: quarantine, sandboxDirectory: sandbox,
                         settings: settings,

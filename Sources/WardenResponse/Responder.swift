@@ -100,7 +100,7 @@ public final class Responder: Sendable {
 
     /// Runs the response thread until `finish()`.
     public func run() async {
-        async let sandboxes: Void = DedicatedThread.run(name: "shmwarden-sandbox") { [self] in
+        async let sandboxes: Void = DedicatedThread.run(name: "warden-sandbox") { [self] in
             while true {
                 let batch = sandboxQueue.takeAll(limit: 1)
                 if batch.isEmpty && sandboxQueue.isClosedAndEmpty { return }
@@ -111,7 +111,7 @@ public final class Responder: Sendable {
                 }
             }
         }
-        await DedicatedThread.run(name: "shmwarden-respond") { [self] in
+        await DedicatedThread.run(name: "warden-respond") { [self] in
             while true {
                 let batch = queue.takeAll(limit: 64)
                 if batch.isEmpty && queue.isClosedAndEmpty { break }

@@ -91,7 +91,7 @@ public final class SensorService: Service, Sendable {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    await DedicatedThread.run(name: "shmwarden-evidence") {
+                    await DedicatedThread.run(name: "warden-evidence") {
                         while true {
                             let batch = evidenceJobs.takeAll(limit: EvidenceKeeper.batchLimit)
                             if batch.isEmpty && evidenceJobs.isClosedAndEmpty { break }
@@ -100,7 +100,7 @@ public final class SensorService: Service, Sendable {
                     }
                 }
                 group.addTask {
-                    await DedicatedThread.run(name: "shmwarden-capture") {
+                    await DedicatedThread.run(name: "warden-capture") {
                         while true {
                             let batch = jobs.takeAll(limit: 256)
                             if batch.isEmpty && jobs.isClosedAndEmpty { break }
@@ -111,11 +111,11 @@ public final class SensorService: Service, Sendable {
                 }
                 if let guardHandle {
                     group.addTask {
-                        await DedicatedThread.run(name: "shmwarden-guard") { guardHandle.value.run() }
+                        await DedicatedThread.run(name: "warden-guard") { guardHandle.value.run() }
                     }
                 }
                 group.addTask { [self] in
-                    await DedicatedThread.run(name: "shmwarden-inotify") {
+                    await DedicatedThread.run(name: "warden-inotify") {
                         stopHandle.value.run(ready: { self.markReady() })
                         jobs.close()
                     }

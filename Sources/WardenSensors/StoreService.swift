@@ -15,6 +15,6 @@ public struct StoreService: Service {
     public func run() async throws {
         writer.start()
         try? await gracefulShutdown()
-        await DedicatedThread.run(name: "shmwarden-store-flush") { [writer] in writer.finish() }
+        await DedicatedThread.run(name: "warden-flush") { [writer] in writer.finish() }
     }
 }

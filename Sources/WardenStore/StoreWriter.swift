@@ -62,9 +62,7 @@ public final class StoreWriter: Sendable {
 
     /// Starts the writer thread.
     public func start() {
-        let thread = Thread { [self] in self.loop() }
-        thread.name = "shmwarden-store"
-        thread.start()
+        DedicatedThread.detach(name: "warden-store", stackSize: nil) { [self] in self.loop() }
     }
 
     /// Queues `command` (waits for room when the queue is full; never drops).

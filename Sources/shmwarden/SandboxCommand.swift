@@ -52,7 +52,7 @@ struct SandboxCommand: ParsableCommand {
         // itself; the jail's time is spent mostly waiting on the kernel and the sample, so the
         // database opens on another thread meanwhile.
         let databasePath = directory.databasePath
-        let opening = DedicatedThread.start(name: "database open") {
+        let opening = DedicatedThread.start(name: "warden-dbopen") {
             try EvidenceDatabase(path: databasePath, connections: .single)
         }
         var options = SandboxRunner.Options()

@@ -117,7 +117,7 @@ public struct SandboxRunner: Sendable {
         // then does not wait for a thread to start.
         let observer = SandboxObserver()
         let observing = options.observe
-            ? ThreadJoin.start {
+            ? ThreadJoin.start(name: "warden-observe") {
                 if let cpu { try? sys_pinThread(toCPU: cpu) }  // a thread of its own: no need to put back
                 var fds = [pollfd(fd: notifyReceive.rawValue, events: Int16(POLLIN), revents: 0)]
                 // The listener arrives before the sample runs; nothing comes if setup failed (the

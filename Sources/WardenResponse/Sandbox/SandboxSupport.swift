@@ -4,6 +4,7 @@
 import Foundation
 import Synchronization
 import SystemPackage
+import WardenCore
 import WardenLinux
 
 /// NUL-terminated copies of Swift strings that live for the duration of `body` (for C arrays).
@@ -19,14 +20,12 @@ enum CStrings {
 final class ThreadJoin: Sendable {
     private let done = DispatchSemaphore(value: 0)
 
-    static func start(_ body: @escaping @Sendable () -> Void) -> ThreadJoin {
+    static func start(name: String, _ body: @escaping @Sendable () -> Void) -> ThreadJoin {
         let join = ThreadJoin()
-        let thread = Thread {
+        DedicatedThread.detach(name: name) {
             body()
             join.done.signal()
         }
-        thread.stackSize = 1 << 20
-        thread.start()
         return join
     }
 
@@ -45,7 +44,7 @@ final class OutputCapture: Sendable {
 
     init(_ fd: FileDescriptor, limit: Int) {
         let buffer = self.buffer
-        thread = ThreadJoin.start {
+        thread = ThreadJoin.start(name: "warden-output") {
             var chunk = [UInt8](repeating: 0, count: 16 * 1024)
             while true {
                 let count = chunk.withUnsafeMutableBytes { (try? sys_read(fd, into: $0)) ?? 0 }
