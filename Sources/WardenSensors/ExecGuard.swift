@@ -54,6 +54,11 @@ final class ExecGuard {
     private var drainingOldGroup = false
     private var answeredByOldGroup: Set<ExecKey> = []
     private var oldGroupDrainedAt: Int64 = 0
+    /// Execs this group answered in the last second. An exec the old group answered just before
+    /// the swap can still be on its way through the kernel's marks and reach the new group too
+    /// (seen after a reload: one exec, two records); these count as answered by the old group.
+    private var recentAnswers: [(key: ExecKey, at: Int64)] = []
+    private static let recentAnswerWindow: Int64 = 1_000_000_000
     /// Marked roots: whether each is a whole filesystem (`FAN_MARK_FILESYSTEM`, for mount points)
     /// or a directory's children.
     private var marked: [PathBytes: Bool] = [:]
@@ -186,7 +191,9 @@ final class ExecGuard {
         // a reload came between an allowed exec and its notification).
         refreshMarks()
         if let old {
-            answeredByOldGroup.removeAll()
+            let now = sys_monotonicNanoseconds()
+            answeredByOldGroup = Set(recentAnswers.filter { now - $0.at < Self.recentAnswerWindow }.map(\.key))
+            recentAnswers.removeAll(keepingCapacity: true)
             drainingOldGroup = true
             answerQueued(on: old)
             drainingOldGroup = false
@@ -330,6 +337,14 @@ final class ExecGuard {
             } else if !answeredByOldGroup.isEmpty, answeredByOldGroup.remove(key) != nil {
                 sys_close(fd)  // recorded when the old group answered it
                 return
+            } else {
+                // Pruned in one sweep once the oldest is two windows old: amortized constant
+                // time per exec.
+                let now = sys_monotonicNanoseconds()
+                if let oldest = recentAnswers.first, now - oldest.at >= 2 * Self.recentAnswerWindow {
+                    recentAnswers.removeAll { now - $0.at >= Self.recentAnswerWindow }
+                }
+                recentAnswers.append((key, now))
             }
         }
         let exec = ExecRecord(
