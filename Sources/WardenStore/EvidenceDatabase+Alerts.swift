@@ -159,31 +159,49 @@ extension EvidenceDatabase {
 }
 
 /// `EvidenceLookup` on one connection: a read transaction (`EvidenceDatabase.inReadTransaction`) or
-/// the store writer's own transaction.
+/// the store writer's own transaction (with its `LookupMemo`).
 public struct SnapshotLookup: EvidenceLookup {
     let db: Database
+    var memo: LookupMemo?
+
+    init(db: Database, memo: LookupMemo? = nil) {
+        self.db = db
+        self.memo = memo
+    }
 
     public func files(atPath path: PathBytes) throws -> [FileRecord] {
-        try fileRecords(Self.filesAtPath, [Data(path.bytes)])
+        guard let memo else { return try fileRecords(Self.filesAtPath, [Data(path.bytes)]) }
+        return try memo.files(atPath: path) { try fileRecords(Self.filesAtPath, [Data(path.bytes)]) }
     }
 
     public func files(inode: UInt64) throws -> [FileRecord] {
-        try fileRecords(Self.filesWithInode, [Int64(bitPattern: inode)])
+        let arguments: StatementArguments = [Int64(bitPattern: inode)]
+        guard let memo else { return try fileRecords(Self.filesWithInode, arguments) }
+        return try memo.files(inode: inode) { try fileRecords(Self.filesWithInode, arguments) }
     }
 
     public func files(sha256: String) throws -> [FileRecord] {
-        try fileRecords(Self.filesWithSHA256, [sha256])
+        guard let memo else { return try fileRecords(Self.filesWithSHA256, [sha256]) }
+        return try memo.files(sha256: sha256) { try fileRecords(Self.filesWithSHA256, [sha256]) }
     }
 
     public func execs(pid: Int32, from: Timestamp, to: Timestamp) throws -> [ExecFact] {
+        if let memo, memo.knowsNoExecs(pid: pid) { return [] }
         let statement = try db.cachedStatement(
             sql: "SELECT path, device, inode, sha256 FROM exec WHERE pid = ? AND time BETWEEN ? AND ?")
         let arguments: StatementArguments = [pid, from.nanosecondsSinceEpoch, to.nanosecondsSinceEpoch]
-        return try Array(ColumnCursor(statement, arguments: arguments) { columns in
+        let found = try Array(ColumnCursor(statement, arguments: arguments) { columns in
             ExecFact(
                 path: PathBytes(columns.bytes(0)), device: UInt64(bitPattern: columns.int64(1)),
                 inode: UInt64(bitPattern: columns.int64(2)), sha256: columns.optionalText(3))
         })
+        if let memo, found.isEmpty,
+            try !(Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM exec WHERE pid = ?)"), arguments: [pid]) ?? false)
+        {
+            memo.noteNoExecs(pid: pid)
+        }
+        return found
     }
 
     /// How SQLite will run the lookup `condition` over file rows (`EXPLAIN QUERY PLAN` details):
@@ -198,8 +216,10 @@ public struct SnapshotLookup: EvidenceLookup {
             db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM alert WHERE id = ?)"), arguments: [id]) ?? false
     }
 
+    /// Unordered: an ORDER BY that no index serves made SQLite build a sorter for every lookup,
+    /// most of them for one row or none; `fileRecords` orders the few rows by id itself.
     private static func fileLookup(where condition: String) -> String {
-        "SELECT \(EvidenceDatabase.fileColumns) FROM file WHERE \(condition) ORDER BY id"
+        "SELECT \(EvidenceDatabase.fileColumns) FROM file WHERE \(condition)"
     }
     // Built once: the statement cache is keyed by the SQL text.
     private static let filesAtPath = fileLookup(where: "path = ?")
@@ -209,6 +229,9 @@ public struct SnapshotLookup: EvidenceLookup {
     /// The file rows alone: correlation needs no blob facts, and decoding their JSON for every
     /// alert was a large share of the intake's time.
     private func fileRecords(_ sql: String, _ arguments: StatementArguments) throws -> [FileRecord] {
-        try Array(ColumnCursor(db.cachedStatement(sql: sql), arguments: arguments, read: EvidenceDatabase.fileRecord))
+        var records = try Array(
+            ColumnCursor(db.cachedStatement(sql: sql), arguments: arguments, read: EvidenceDatabase.fileRecord))
+        if records.count > 1 { records.sort { ($0.id ?? 0) < ($1.id ?? 0) } }
+        return records
     }
 }

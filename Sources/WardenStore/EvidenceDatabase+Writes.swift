@@ -13,7 +13,8 @@ extension EvidenceDatabase {
     public func apply(_ commands: [StoreCommand]) throws -> [PathBytes] { try applyBatch(commands).written }
 
     /// Applies `commands` in order, in one transaction, and says what each alert command found.
-    public func applyBatch(_ commands: [StoreCommand]) throws -> AppliedBatch {
+    /// Correlation lookups reuse what `memo` remembers (the store writer keeps one).
+    public func applyBatch(_ commands: [StoreCommand], memo: LookupMemo? = nil) throws -> AppliedBatch {
         // An accepted alert is answered 200 only after this commit: make that commit survive a
         // power loss too (one WAL fsync per group commit). File records keep NORMAL, where a
         // commit survives a crash of the process but not of the machine.
@@ -30,14 +31,16 @@ extension EvidenceDatabase {
             defer { if durable { try? db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute() } }
             var applied = AppliedBatch()
             try db.inTransaction {
-                applied = try Self.apply(commands, in: db)
+                // Inside the transaction: the version read is that of the snapshot the lookups see.
+                try memo?.beginBatch(db)
+                applied = try Self.apply(commands, in: db, memo: memo)
                 return .commit
             }
             return applied
         }
     }
 
-    static func apply(_ commands: [StoreCommand], in db: Database) throws -> AppliedBatch {
+    static func apply(_ commands: [StoreCommand], in db: Database, memo: LookupMemo? = nil) throws -> AppliedBatch {
         var applied = AppliedBatch()
         for (index, command) in commands.enumerated() {
             switch command {
@@ -78,7 +81,7 @@ extension EvidenceDatabase {
                 // Correlated even when it turns out to be a repeat: the answer to a repeated
                 // delivery reports what the alert is about, like the first one did.
                 let result = try AlertCorrelator.correlate(
-                    record.alert, tmpfsMounts: tmpfsMounts, lookup: SnapshotLookup(db: db))
+                    record.alert, tmpfsMounts: tmpfsMounts, lookup: SnapshotLookup(db: db, memo: memo))
                 record.correlations = result.correlations
                 record.noEvidenceReason = result.noEvidenceReason
                 let stored = try insert(record, in: db)

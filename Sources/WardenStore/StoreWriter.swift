@@ -108,6 +108,7 @@ public final class StoreWriter: Sendable {
     }
 
     private func loop() {
+        let memo = LookupMemo()
         var lastCheckpoint = clock()
         var uncheckpointed = false
         func checkpoint() {
@@ -122,7 +123,7 @@ public final class StoreWriter: Sendable {
                 if uncheckpointed { checkpoint() }  // idle: nobody waits on this one
                 continue
             }
-            commit(batch)
+            commit(batch, memo: memo)
             uncheckpointed = true
             if clock() - lastCheckpoint >= checkpointIntervalNanoseconds { checkpoint() }
         }
@@ -133,10 +134,10 @@ public final class StoreWriter: Sendable {
     /// can recover). If it still fails, the batch is split and each half committed on its own,
     /// down to single commands, so one command the database refuses cannot take the others down
     /// with it; a single command that still fails is reported as lost.
-    private func commit(_ batch: [Submission]) {
+    private func commit(_ batch: [Submission], memo: LookupMemo) {
         for attempt in 0..<Self.maxAttempts {
             do {
-                let applied = try database.applyBatch(batch.map(\.command))
+                let applied = try database.applyBatch(batch.map(\.command), memo: memo)
                 noteEvidence(batch[...])
                 observer?(applied.written, clock())
                 for (index, submission) in batch.enumerated() { submission.committed?(.committed(applied.alerts[index])) }
