@@ -48,6 +48,25 @@ request = function()
 end
 """
 
+# The same, but each alert names a file of its own (PATH in the suffix becomes the path with the
+# counter appended): no two alerts share a lookup.
+LUA_DISTINCT = r"""
+counter = 0
+prefix = [[%s]]
+pieces = {}
+for piece in string.gmatch([[%s]] .. "PATH", "(.-)PATH") do pieces[#pieces + 1] = piece end
+request = function()
+  counter = counter + 1
+  local n = string.format("%%09d", counter %% 1000000000)
+  local parts = {prefix, n}
+  for i, piece in ipairs(pieces) do
+    parts[#parts + 1] = piece
+    if i < #pieces then parts[#parts + 1] = "%s-" .. n end
+  end
+  return wrk.format("POST", "/falco", {["Content-Type"] = "application/json"}, table.concat(parts))
+end
+"""
+
 
 def wait_port(port, timeout=30):
     deadline = time.time() + timeout
@@ -117,7 +136,7 @@ def main():
     seconds = 5 if args.quick else 15
     work = tempfile.mkdtemp(prefix="shmwarden-bench-intake-")
     try:
-        def write_script(name, path="/dev/shm/payload"):
+        def write_script(name, path="/dev/shm/payload", distinct=False):
             # Stamped with the time the case starts: a file counts as evidence only for alerts
             # from around the time it existed (a fixed time stopped the recorded-file case from
             # correlating once the wall clock passed it). Each request's nanoseconds differ.
@@ -128,7 +147,10 @@ def main():
             prefix, suffix = body.split(marker)[0] + marker, body.split(marker)[1][9:]
             script = os.path.join(work, name)
             with open(script, "w") as handle:
-                handle.write(LUA % (prefix, suffix))
+                if distinct:
+                    handle.write(LUA_DISTINCT % (prefix, suffix.replace(path, "PATH"), path))
+                else:
+                    handle.write(LUA % (prefix, suffix))
             return script, body, prefix, suffix
 
         script, body, prefix, suffix = write_script("post.lua")
@@ -148,12 +170,15 @@ def main():
         print(f"  bare decode-only Hummingbird      {ceiling['rps']:8.0f} req/s  p50 {ceiling['p50']:.2f} ms  p99 {ceiling['p99']:.2f} ms")
         print(f"    CPU per request: {format_roles(bare_cpu)}")
 
-        # Two cases: every alert names a file the sensor recorded (the usual case: one
-        # correlation each), and every alert names a file never seen (each is looked at again
-        # later, the worst case for the intake).
-        for label, recorded in (("alerts about a recorded file", True), ("alerts about files never seen", False)):
-            state = os.path.join(work, f"state-{recorded}")
-            watch = os.path.join(work, f"watch-{recorded}")
+        # Three cases: every alert names a file the sensor recorded (the usual case: one
+        # correlation each); every alert names a file never seen (each is looked at again later,
+        # the worst case for the intake); and every alert names a different file never seen (no
+        # lookup is ever repeated: the store writer's memo of lookups never helps).
+        cases = (("alerts about a recorded file", True, False), ("alerts about a file never seen", False, False),
+                 ("each about a new file", False, True))
+        for label, recorded, distinct in cases:
+            state = os.path.join(work, f"state-{recorded}-{distinct}")
+            watch = os.path.join(work, f"watch-{recorded}-{distinct}")
             os.mkdir(watch)
             agent = subprocess.Popen([binary, "run", "--state-dir", state, "--no-discover", "--watch", watch,
                                       "--listen", "127.0.0.1:28050", "--log-level", "error"],
@@ -165,7 +190,7 @@ def main():
                     shutil.copy("/bin/true", payload)
                     os.chmod(payload, 0o755)
                     time.sleep(1)
-                case_script = write_script(f"post-{recorded}.lua", payload)[0]
+                case_script = write_script(f"post-{recorded}-{distinct}.lua", payload, distinct)[0]
                 before = thread_ticks(agent.pid)
                 ours = run_wrk(28050, seconds, case_script)
                 ours_cpu = cpu_per_request(agent.pid, before, ours["rps"] * seconds)

@@ -175,16 +175,25 @@ public enum AlertCorrelator {
     }
 
     /// The paths an alert names, most trustworthy first.
+    ///
+    /// Works on UTF-8 bytes and makes a string only of what looks like a path: every alert's
+    /// command line is cut into words here, and a string per word was most of the correlator's
+    /// own time in the store writer.
     static func candidatePaths(_ alert: FalcoAlert) -> [Candidate] {
         var out: [Candidate] = []
-        func add(_ text: String?, _ field: String, _ confidence: Double) {
-            guard let text, !text.isEmpty, text != "<NA>" else { return }
-            if text.hasPrefix("/") {
-                out.append(Candidate(path: PathBytes(text), matchedBy: field, confidence: confidence))
-            } else if text.hasPrefix("./") || text.hasPrefix("../"), let cwd = alert.field("proc.cwd"), cwd.hasPrefix("/") {
-                let joined = normalize(cwd + (cwd.hasSuffix("/") ? "" : "/") + text)
+        let cwd = alert.field("proc.cwd")
+        func add(_ text: Substring.UTF8View, _ field: String, _ confidence: Double) {
+            guard let first = text.first else { return }
+            if first == slash {
+                out.append(Candidate(path: PathBytes(Array(text)), matchedBy: field, confidence: confidence))
+            } else if first == dot, isRelativePath(text), let cwd, cwd.utf8.first == slash {
+                let joined = normalize(cwd + (cwd.hasSuffix("/") ? "" : "/") + String(Substring(text)))
                 out.append(Candidate(path: PathBytes(joined), matchedBy: field + "+proc.cwd", confidence: confidence - 0.1))
             }
+        }
+        func add(_ text: String?, _ field: String, _ confidence: Double) {
+            guard let text, text != "<NA>" else { return }
+            add(Substring(text).utf8, field, confidence)
         }
         // proc.exepath is resolved by the kernel; proc.exe is argv[0] and fd.name the file the
         // event names; the command line is whatever the process says it is.
@@ -193,8 +202,8 @@ public enum AlertCorrelator {
         add(alert.field("proc.exe"), "proc.exe", 0.7)
         for field in ["proc.cmdline", "proc.args"] {
             guard let line = alert.field(field) else { continue }
-            let tokens = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-            for token in tokens.dropFirst(field == "proc.cmdline" ? 1 : 0) { add(token, field, 0.6) }
+            let words = Substring(line).utf8.split(whereSeparator: { $0 == space || $0 == tab })
+            for word in words.dropFirst(field == "proc.cmdline" ? 1 : 0) { add(word, field, 0.6) }
         }
         // Fields that name the same path agree: one candidate, named by all of them.
         var merged: [Candidate] = []
@@ -207,6 +216,22 @@ public enum AlertCorrelator {
             }
         }
         return merged
+    }
+
+    private static let slash = UInt8(ascii: "/")
+    private static let dot = UInt8(ascii: ".")
+    private static let space = UInt8(ascii: " ")
+    private static let tab = UInt8(ascii: "\t")
+
+    /// `./…` or `../…`.
+    private static func isRelativePath(_ text: Substring.UTF8View) -> Bool {
+        var bytes = text.makeIterator()
+        guard bytes.next() == dot else { return false }
+        switch bytes.next() {
+        case slash: return true
+        case dot: return bytes.next() == slash
+        default: return false
+        }
     }
 
     /// Host paths for a candidate: a container's `/dev/shm` is its own tmpfs, mounted on the host
@@ -248,9 +273,21 @@ public enum AlertCorrelator {
         if alert.outputFields["proc.is_exe_from_memfd"] == .bool(true) || alert.field("proc.is_exe_from_memfd") == "true" {
             return true
         }
-        if let flags = alert.field("evt.arg.flags"), flags.contains("EXE_FROM_MEMFD") { return true }
+        if let flags = alert.field("evt.arg.flags"), contains(flags, word: "EXE_FROM_MEMFD") { return true }
         for field in ["proc.exepath", "proc.exe"] {
             if let path = alert.field(field), path.hasPrefix("memfd:") || path.hasPrefix("/memfd:") { return true }
+        }
+        return false
+    }
+
+    /// Whether `word` occurs in `text`, byte for byte (String's own `contains` goes through
+    /// generic string processing that cost more than the rest of this check).
+    static func contains(_ text: String, word: String) -> Bool {
+        let haystack = Array(text.utf8)
+        let needle = Array(word.utf8)
+        guard !needle.isEmpty, haystack.count >= needle.count else { return needle.isEmpty }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+            if haystack[start..<start + needle.count].elementsEqual(needle) { return true }
         }
         return false
     }

@@ -93,6 +93,38 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
         #expect(result.correlations.first?.matchedBy == "proc.exe+proc.cwd")
     }
 
+    /// Words of the command line split at spaces and tabs; absolute paths, and `./`, `../`
+    /// joined to the working directory; anything else is not a path.
+    @Test func commandLineWordsThatArePaths() throws {
+        let json = """
+            {"rule":"r","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"proc.cmdline":"sh\\t../x/run.sh  /dev/shm/a <NA> -c ./b .hidden ..c","proc.cwd":"/dev/shm/w"}}
+            """
+        let evidence = InMemoryEvidence(records: [
+            fileRecord(id: 1, "/dev/shm/x/run.sh", seen: "2026-11-29T11:59:00Z"),
+            fileRecord(id: 2, "/dev/shm/a", seen: "2026-11-29T11:59:00Z"),
+            fileRecord(id: 3, "/dev/shm/w/b", seen: "2026-11-29T11:59:00Z"),
+            fileRecord(id: 4, "/dev/shm/w/.hidden", seen: "2026-11-29T11:59:00Z"),
+            fileRecord(id: 5, "/dev/shm/..c", seen: "2026-11-29T11:59:00Z"),
+        ])
+        let result = try AlertCorrelator.correlate(alert(json), tmpfsMounts: mounts, lookup: evidence)
+        let matched = Dictionary(uniqueKeysWithValues: result.correlations.map { ($0.fileID, $0.matchedBy) })
+        #expect(matched == [1: "proc.cmdline+proc.cwd", 2: "proc.cmdline", 3: "proc.cmdline+proc.cwd"])
+    }
+
+    @Test func memfdExecutionByTheExecFlagsAlone() throws {
+        let empty = InMemoryEvidence(records: [])
+        func reason(_ flags: String) throws -> NoEvidenceReason? {
+            let json = """
+                {"rule":"r","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"evt.arg.flags":"\(flags)","proc.exepath":"/dev/shm/x"}}
+                """
+            return try AlertCorrelator.correlate(alert(json), tmpfsMounts: mounts, lookup: empty).noEvidenceReason
+        }
+        #expect(try reason("EXE_WRITABLE|EXE_FROM_MEMFD") == .memfdExecution)
+        #expect(try reason("EXE_FROM_MEMFD") == .memfdExecution)
+        #expect(try reason("EXE_WRITABLE|EXE_FROM_MEMF") == .neverSeen)
+        #expect(try reason("") == .neverSeen)
+    }
+
     @Test func inodeAloneMatchesOnlyOnOurMounts() throws {
         let json = """
             {"rule":"r","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"proc.exe_ino":777}}
