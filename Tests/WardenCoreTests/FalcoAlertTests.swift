@@ -64,6 +64,20 @@ enum AlertFixtures {
         #expect(alert.outputFields["nothing"]?.text == nil)
     }
 
+    /// Many fields, one repeated: all are kept, and the repeated one has its last value (as Go's
+    /// encoding/json, which Falcosidekick uses, reads it).
+    @Test func manyOutputFieldsAndARepeatedOne() throws {
+        let fields = (0..<50).map { #""f\#($0)":\#($0)"# }.joined(separator: ",")
+        let json = #"{"rule":"r","priority":"Notice","time":"2026-11-29T12:00:00Z","output_fields":{\#(fields),"f7":"seven"}}"#
+        let alert = try FalcoAlert.decode(Data(json.utf8))
+        #expect(alert.outputFields.count == 50)
+        #expect(alert.outputFields["f49"] == .integer(49))
+        #expect(alert.outputFields["f7"] == .string("seven"))
+        let empty = try FalcoAlert.decode(
+            Data(#"{"rule":"r","priority":"Notice","time":"2026-11-29T12:00:00Z","output_fields":{}}"#.utf8))
+        #expect(empty.outputFields.isEmpty)
+    }
+
     @Test(arguments: [
         ("not json", "malformed JSON"),
         ("[1,2]", "expected a JSON object"),
