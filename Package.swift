@@ -26,7 +26,7 @@ let package = Package(
     ],
     targets: [
         // The only hand-written C: what Swift cannot call (variadic calls, macros, missing headers).
-        .target(name: "CWardenLinux"),
+        .target(name: "CWardenLinux", linkerSettings: [.linkedLibrary("sqlite3")]),
         // libseccomp, Debian's libseccomp-dev; the sandbox issue builds on it.
         .systemLibrary(
             name: "CSeccomp",
@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "WardenStore",
             dependencies: [
-                "WardenCore",
+                "WardenCore", "CWardenLinux",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

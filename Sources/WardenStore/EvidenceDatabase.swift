@@ -1,6 +1,7 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+import CWardenLinux
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -29,6 +30,7 @@ public final class EvidenceDatabase: Sendable {
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String, connections: Connections = .pool) throws {
         self.path = path
+        _ = Self.coalescingWAL
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
@@ -69,6 +71,11 @@ public final class EvidenceDatabase: Sendable {
             chmod(path + suffix, 0o600)
         }
     }
+
+    /// Whether SQLite's default VFS is the one that writes each commit's WAL frames in one write
+    /// (CoalescingWAL.c in CWardenLinux), registered before the first connection opens. Without
+    /// it (SQLite refused it), everything works as before, two writes per frame.
+    static let coalescingWAL: Bool = warden_sqlite_register_coalescing_wal() == 0
 
     /// What a checkpointed WAL is truncated to (bytes); zero when the last connection closes.
     static let walSizeLimit = 64 << 20
@@ -290,6 +297,22 @@ public final class EvidenceDatabase: Sendable {
     /// The schema versions applied, oldest first.
     public func appliedMigrations() throws -> [String] {
         try dbWriter.read { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    /// The VFS stack under the main database file, outermost first (`shmwarden-wal/unix`).
+    public func vfsStack() throws -> String {
+        try dbWriter.read { db in
+            var name: UnsafeMutablePointer<CChar>?
+            let code = sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_VFSNAME, &name)
+            defer { sqlite3_free(name) }
+            guard code == SQLITE_OK, let name else { return "" }
+            return String(cString: name)
+        }
+    }
+
+    /// SQLite's `PRAGMA integrity_check`: `["ok"]`, or what is wrong.
+    public func integrityCheck() throws -> [String] {
+        try dbWriter.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
     }
 
     /// The journal mode in force (`wal` when all is well).

@@ -1,8 +1,8 @@
 // CWardenLinux: the only hand-written C in shmwarden.
 //
 // Only what Swift cannot call itself lives here: headers the Glibc module leaves out
-// (<sys/vfs.h>, <sys/eventfd.h>, <linux/openat2.h>), variadic calls (syscall), and constants
-// that older headers lack. Every function returns 0 (or a descriptor) on success and -1 with
+// (<sys/vfs.h>, <sys/eventfd.h>, <linux/openat2.h>), variadic calls (syscall), constants
+// that older headers lack, and one table of C callbacks (the SQLite VFS in CoalescingWAL.c). Every function returns 0 (or a descriptor) on success and -1 with
 // errno set on failure, so one Swift helper can wrap them all.
 #pragma once
 
@@ -167,3 +167,9 @@ int warden_pipe_cloexec(int fds[2]);
 /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP): the blocked task and the supervisor hand over on one CPU
 /// instead of waking each other across CPUs. Fails harmlessly on older kernels.
 int warden_seccomp_sync_wakeup(int listener);
+
+/// Registers, as SQLite's default VFS, a wrapper of the default one that writes each commit's
+/// WAL frames with one write instead of two per frame (CoalescingWAL.c). Call it before the
+/// first database is opened; calling it again does nothing. Returns 0, or -1 if SQLite has no
+/// VFS to wrap or refused the registration.
+int warden_sqlite_register_coalescing_wal(void);
