@@ -223,3 +223,8 @@ int warden_sqlite_register_coalescing_wal(void) {
     coalescingVFS.xOpen = xOpen;
     return sqlite3_vfs_register(&coalescingVFS, 1) == SQLITE_OK ? 0 : -1;
 }
+
+int warden_sqlite_checkpoint_on_close(struct sqlite3 *connection, int enabled) {
+    // sqlite3_db_config is variadic: Swift cannot call it.
+    return sqlite3_db_config(connection, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, enabled ? 0 : 1, (int *)0) == SQLITE_OK ? 0 : -1;
+}

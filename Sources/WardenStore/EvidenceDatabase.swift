@@ -26,10 +26,12 @@ public final class EvidenceDatabase: Sendable {
 
     public let path: String
     let dbWriter: any DatabaseWriter
+    private let connections: Connections
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String, connections: Connections = .pool) throws {
         self.path = path
+        self.connections = connections
         _ = Self.coalescingWAL
         var configuration = Configuration()
         configuration.prepareDatabase { db in
@@ -52,6 +54,10 @@ public final class EvidenceDatabase: Sendable {
             // checkpointed), appended after them, and every run read a longer WAL (2 MB after
             // 130 `sandbox` runs). The agent's restarted WAL is cut back to this size too.
             try db.execute(sql: "PRAGMA journal_size_limit = \(Self.walSizeLimit)")
+            // A command's close checkpoints only a WAL past `closingCheckpointBytes` (deinit):
+            // SQLite's own closing checkpoint cost a command three fsyncs even when it had
+            // written one row.
+            if connections == .single { _ = warden_sqlite_checkpoint_on_close(db.sqliteConnection, 0) }
         }
         configuration.busyMode = .timeout(10)
         let previousMask = umask(0o077)
@@ -76,6 +82,21 @@ public final class EvidenceDatabase: Sendable {
     /// (CoalescingWAL.c in CWardenLinux), registered before the first connection opens. Without
     /// it (SQLite refused it), everything works as before, two writes per frame.
     static let coalescingWAL: Bool = warden_sqlite_register_coalescing_wal() == 0
+
+    deinit {
+        // A command's connection leaves a small WAL for the next opener to read back (a few
+        // frames: well under a millisecond) and lets SQLite checkpoint a larger one as it closes
+        // (if it is the last connection: never under a running agent), so commands run back to
+        // back never let the WAL grow.
+        guard connections == .single,
+            let size = try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int,
+            size > Self.closingCheckpointBytes
+        else { return }
+        try? dbWriter.writeWithoutTransaction { db in _ = warden_sqlite_checkpoint_on_close(db.sqliteConnection, 1) }
+    }
+
+    /// The WAL size above which a command's close checkpoints it.
+    public static let closingCheckpointBytes = 256 << 10
 
     /// What a checkpointed WAL is truncated to (bytes); zero when the last connection closes.
     static let walSizeLimit = 64 << 20

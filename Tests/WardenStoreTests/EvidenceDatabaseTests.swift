@@ -59,22 +59,48 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         #expect(try again.files().count == 1)
     }
 
-    /// What each command-line run does: open, write, close. The WAL stays (persistent) but the
-    /// closing checkpoint empties it, so the next open has no frames to read back and the WAL does
-    /// not grow run after run.
-    @Test func closingTheLastConnectionLeavesAnEmptyWAL() throws {
+    /// What each command-line run does: open, write, close. The WAL stays (persistent); a
+    /// command's close leaves a small one for the next opener and checkpoints (empties) one past
+    /// `closingCheckpointBytes`, so it never grows run after run; the agent's pool empties it
+    /// when it closes.
+    @Test func closingConnectionsKeepTheWALSmall() throws {
         let directory = NSTemporaryDirectory() + "shmwarden-store-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/shmwarden.sqlite"
-        func walSize() throws -> Int64? { try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int64 }
-        for run in 0..<5 {
-            let database = try EvidenceDatabase(path: path, connections: run % 2 == 0 ? .single : .pool)
-            try database.apply((0..<20).map { .record(sampleRecord("/dev/shm/run\(run)-\($0)", inode: UInt64(run * 100 + $0)), nil) })
-            #expect(try walSize() ?? 0 > 0, "run \(run): the commit went to the WAL")
+        func walSize() throws -> Int { try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? -1 }
+        _ = try EvidenceDatabase(path: path)  // created and migrated by the agent
+        var sizes: [Int] = []  // what each run leaves behind
+        for run in 0..<60 {
+            do {
+                let database = try EvidenceDatabase(path: path, connections: .single)
+                try database.apply((0..<5).map { .record(sampleRecord("/dev/shm/run\(run)-\($0)", inode: UInt64(run * 100 + $0)), nil) })
+            }
+            sizes.append(try walSize())
         }
-        #expect(try walSize() == 0, "the WAL is kept, empty")
-        #expect(try EvidenceDatabase(path: path).files().count == 100)
+        #expect(sizes.first ?? 0 > 0, "the first run's commit is left in the WAL")
+        #expect(zip(sizes, sizes.dropFirst()).contains { $1 < $0 }, "a close checkpointed the WAL past the limit")
+        #expect(sizes.max() ?? 0 < 2 * EvidenceDatabase.closingCheckpointBytes, "and it never grew much past it")
+        #expect(try EvidenceDatabase(path: path, connections: .single).files().count == 300, "nothing lost in the WAL")
+    }
+
+    @Test func theAgentsPoolEmptiesTheWALWhenItCloses() throws {
+        let directory = NSTemporaryDirectory() + "shmwarden-store-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/shmwarden.sqlite"
+        _ = try EvidenceDatabase(path: path)
+        do {
+            let command = try EvidenceDatabase(path: path, connections: .single)
+            try command.apply([.record(sampleRecord("/dev/shm/a"), nil)])
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0 > 0)
+        do {
+            let pool = try EvidenceDatabase(path: path)
+            try pool.apply([.record(sampleRecord("/dev/shm/b", inode: 11), nil)])
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int == 0, "kept, empty")
+        #expect(try EvidenceDatabase(path: path, connections: .single).files().count == 2)
     }
 
     /// A command's single connection creates the database the agent expects (WAL, migrated), and

@@ -173,3 +173,9 @@ int warden_seccomp_sync_wakeup(int listener);
 /// first database is opened; calling it again does nothing. Returns 0, or -1 if SQLite has no
 /// VFS to wrap or refused the registration.
 int warden_sqlite_register_coalescing_wal(void);
+
+struct sqlite3;
+
+/// Whether closing the last connection to a database checkpoints its WAL
+/// (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, through the variadic sqlite3_db_config). 0 or -1.
+int warden_sqlite_checkpoint_on_close(struct sqlite3 *connection, int enabled);
