@@ -350,8 +350,8 @@ static void sbx_init(const struct warden_sandbox_spec *spec) {
         unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | (spec->bind_device[i] ? 0 : MS_NODEV);
         if (mount(NULL, path, NULL, flags, NULL) != 0) sbx_fail(spec, SBX_BINDS);
     }
-    if (sbx_join(path, sizeof path, spec->root, "/tmp") != 0 ||
-        mount(spec->tmp, path, NULL, MS_BIND, NULL) != 0) sbx_fail(spec, SBX_TMP);
+    if (spec->tmp && (sbx_join(path, sizeof path, spec->root, "/tmp") != 0 ||
+                      mount(spec->tmp, path, NULL, MS_BIND, NULL) != 0)) sbx_fail(spec, SBX_TMP);
     if (chdir(spec->root) != 0 || syscall(SYS_pivot_root, ".", ".oldroot") != 0) sbx_fail(spec, SBX_PIVOT);
     if (chdir("/") != 0 || umount2("/.oldroot", MNT_DETACH) != 0) sbx_fail(spec, SBX_OLDROOT);
     rmdir("/.oldroot");

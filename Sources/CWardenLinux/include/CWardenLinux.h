@@ -103,7 +103,8 @@ int warden_remount_in_namespace(int nsfd, const char *path, unsigned long flags)
 struct warden_sandbox_spec {
     /// The jail's root: a tmpfs the supervisor prepared (directories, the sample copy).
     const char *root;
-    /// A writable tmpfs bound at /tmp in the jail.
+    /// A writable tmpfs bound at /tmp in the jail; NULL when one is already mounted at
+    /// `root`/tmp (the recursive bind of `root` carries it into the jail).
     const char *tmp;
     /// Host paths bound read-only at the same paths below `root` (`bind_device[i]`: a device
     /// node, bound without nodev).
