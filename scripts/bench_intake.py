@@ -105,6 +105,15 @@ def thread_ticks(pid):
     return ticks
 
 
+def peak_rss_kib(pid):
+    """The process's peak resident set size (VmHWM), KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def cpu_per_request(pid, before, requests):
     """Microseconds of CPU per request, by thread role, between `before` and now."""
     after = thread_ticks(pid)
@@ -194,6 +203,7 @@ def main():
                 before = thread_ticks(agent.pid)
                 ours = run_wrk(28050, seconds, case_script)
                 ours_cpu = cpu_per_request(agent.pid, before, ours["rps"] * seconds)
+                peak_rss_mib = peak_rss_kib(agent.pid) / 1024
             finally:
                 agent.send_signal(signal.SIGTERM)
                 agent.wait(timeout=60)
@@ -205,7 +215,7 @@ def main():
             print(f"  shmwarden, {label:29s} {ours['rps']:6.0f} req/s  p50 {ours['p50']:.2f} ms  p99 {ours['p99']:.2f} ms  "
                   f"non-2xx {ours['non2xx']}  stored {len(stored)} ({correlated} correlated)  "
                   f"{ours['rps'] / ceiling['rps']:.2f}x ceiling")
-            print(f"    CPU per alert: {format_roles(ours_cpu)}")
+            print(f"    CPU per alert: {format_roles(ours_cpu)}; agent's peak RSS {peak_rss_mib:.0f} MiB")
 
         count = 20000 if args.quick else 100000
         ndjson = os.path.join(work, "alerts.ndjson")
