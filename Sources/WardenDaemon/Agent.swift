@@ -124,9 +124,21 @@ public enum Agent {
     /// `shmwarden run`: serves until SIGTERM or SIGINT, then shuts down in reverse order and
     /// flushes the store.
     public static func run(configuration: AgentConfiguration, logger: Logger) async throws {
+        // SIGHUP's default action ends the process. Until the responder traps it, one sent early
+        // (`shmwarden guard reload`, systemd's ExecReload, a script that saw the process start)
+        // must not: it is ignored then, and the agent announces itself (log line, pid file, which
+        // `guard reload` reads) only once reloads are armed.
+        signal(SIGHUP, SIG_IGN)
         sys_raiseOpenFileLimit()
         umask(0o077)
-        let services = try buildServices(configuration: configuration, logger: logger)
+        var services = try buildServices(configuration: configuration, logger: logger)
+        let pidFile = configuration.stateDirectory.pidFilePath
+        services.responder.onReloadArmed = {
+            logger.notice(
+                "shmwarden running",
+                metadata: ["state.dir": "\(configuration.stateDirectory.path)", "pid": "\(getpid())"])
+            try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: services.all.map {
@@ -135,11 +147,6 @@ public enum Agent {
                 },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        logger.notice(
-            "shmwarden running",
-            metadata: ["state.dir": "\(configuration.stateDirectory.path)", "pid": "\(getpid())"])
-        let pidFile = configuration.stateDirectory.pidFilePath
-        try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: pidFile) }
         try await group.run()
         logger.notice("shmwarden stopped", metadata: ["files.recorded": "\(services.sensor.metrics[.filesRecorded])"])

@@ -15,6 +15,16 @@ public struct ResponderService: Service {
     public let policy: SharedPolicy
     let policyPath: String?
     let logger: Logger
+    /// Called once SIGHUP reloads the policy (the agent announces itself then: a reload sent
+    /// earlier would find no one listening).
+    var onReloadArmed: (@Sendable () -> Void)?
+
+    init(responder: Responder, policy: SharedPolicy, policyPath: String?, logger: Logger) {
+        self.responder = responder
+        self.policy = policy
+        self.policyPath = policyPath
+        self.logger = logger
+    }
 
     public func run() async throws {
         async let reloads: Void = reloadOnHangup()
@@ -27,6 +37,7 @@ public struct ResponderService: Service {
 
     private func reloadOnHangup() async {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        onReloadArmed?()
         for await _ in hangups.cancelOnGracefulShutdown() {
             guard let policyPath else {
                 logger.notice("SIGHUP: no --policy was given, nothing to reload")

@@ -230,6 +230,38 @@ extension SensorIntegration {
             #expect(agent.process.isRunning)
         }
 
+        /// The pid file (which `shmwarden guard allow` signals through) and the "running" line
+        /// appear only once SIGHUP reloads the policy: one sent the moment either appears reloads
+        /// it, and never ends the agent (SIGHUP's default action).
+        @Test func aHangupAsSoonAsThePidFileAppearsReloads() async throws {
+            try #require(Binary.exists, "build first: swift build")
+            let mount = try TestMount()
+            let state = makeStateDirectory()
+            let policyFile = state + "-policy.yaml"
+            let logFile = state + "-log.txt"
+            defer {
+                mount.remove()
+                for path in [state, policyFile, logFile] { try? FileManager.default.removeItem(atPath: path) }
+            }
+            try "mode: monitor\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
+            let agent = try AgentProcess(
+                [
+                    "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyFile, "--state-dir", state,
+                    "--log-level", "info",
+                ], logFile: logFile)
+            defer { agent.kill9() }
+            try "mode: enforce\nrules: [{name: x, actions: [record]}]\n".write(
+                toFile: policyFile, atomically: true, encoding: .utf8)
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !FileManager.default.fileExists(atPath: state + "/shmwarden.pid") && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            kill(agent.pid, SIGHUP)
+            #expect(try await agent.waitForLog("policy reloaded"))
+            #expect(try await agent.waitForLog("policy.mode=enforce"))
+            #expect(agent.process.isRunning)
+        }
+
         @Test func configurationFileIsCheckedAndUsed() throws {
             try #require(Binary.exists, "build first: swift build")
             let directory = makeStateDirectory()
