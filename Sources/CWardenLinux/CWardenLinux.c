@@ -293,6 +293,15 @@ static void sbx_sample(const struct warden_sandbox_spec *original) {
     // threads set for a moment (the command line opens its database while the jail starts), and
     // the modes the sample gives its files are part of the report.
     umask(022);
+    // Signals as a program started afresh has them. Ignored dispositions and the blocked mask
+    // survive exec: the agent ignores SIGHUP, SIGTERM and SIGINT (it takes them through its own
+    // signal handling) and its threads block some, which would change what the sample does.
+    // The raw system calls: glibc's wrappers refuse signals 32 and 33, its own, and something
+    // in the supervisor ignores 32.
+    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } defaults = { SIG_DFL, 0, NULL, 0 };
+    for (int signo = 1; signo <= 64; signo++) syscall(SYS_rt_sigaction, signo, &defaults, NULL, sizeof(uint64_t));
+    uint64_t none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
     const int resources[5] = { RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC };
     for (int i = 0; i < 5; i++) {
         if (setrlimit(resources[i], &spec->limits[i]) != 0) sbx_fail(spec, SBX_RLIMIT);

@@ -181,6 +181,25 @@ struct SandboxTests {
         #expect(report.stdout == "0022\n", "\(report.stdout) \(report.stderr)")
     }
 
+    /// Ignored signals and the blocked mask survive exec: the sample must start with neither,
+    /// whatever the supervisor ignores (the agent: SIGHUP, SIGTERM, SIGINT) or blocks.
+    @Test func theSampleStartsWithDefaultSignals() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let previous = signal(SIGUSR2, SIG_IGN)
+        defer { signal(SIGUSR2, previous) }
+        var blocked = sigset_t()
+        var before = sigset_t()
+        sigemptyset(&blocked)
+        sigaddset(&blocked, SIGWINCH)
+        pthread_sigmask(SIG_BLOCK, &blocked, &before)
+        defer { pthread_sigmask(SIG_SETMASK, &before, nil) }
+        var options = SandboxRunner.Options()
+        options.arguments = ["-c", "grep -E '^Sig(Ign|Blk):' /proc/self/status"]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        #expect(report.stdout == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n", "\(report.stdout) \(report.stderr)")
+    }
+
     /// Threads being created in the supervisor while it spawns jails (the agent always has
     /// some): the jail's setup must not wait on them. glibc's setresuid/setgroups do, through
     /// the thread list the raw clone inherited; the launcher uses the raw syscalls.
