@@ -188,7 +188,8 @@ public enum AlertCorrelator {
                 out.append(Candidate(path: PathBytes(Array(text)), matchedBy: field, confidence: confidence))
             } else if first == dot, isRelativePath(text), let cwd, cwd.utf8.first == slash {
                 let joined = normalize(cwd + (cwd.hasSuffix("/") ? "" : "/") + String(Substring(text)))
-                out.append(Candidate(path: PathBytes(joined), matchedBy: field + "+proc.cwd", confidence: confidence - 0.1))
+                out.append(
+                    Candidate(path: PathBytes(joined), matchedBy: field + "+proc.cwd", confidence: confidence - 0.1))
             }
         }
         func add(_ text: String?, _ field: String, _ confidence: Double) {
@@ -244,33 +245,45 @@ public enum AlertCorrelator {
         let shmPrefix = Array("/dev/shm/".utf8)
         guard candidate.path.bytes.starts(with: shmPrefix) else {
             // Outside the container's /dev/shm we cannot see its filesystem from the host.
-            return [Candidate(path: candidate.path, matchedBy: candidate.matchedBy, confidence: candidate.confidence * 0.5)]
+            return [
+                Candidate(path: candidate.path, matchedBy: candidate.matchedBy, confidence: candidate.confidence * 0.5)
+            ]
         }
         let rest = Array(candidate.path.bytes.dropFirst(shmPrefix.count))
         var out: [Candidate] = []
-        let containerShmMounts = tmpfsMounts.filter { $0.bytes.count > 4 && $0.bytes.suffix(4) == Array("/shm".utf8)[...] }
+        let containerShmMounts = tmpfsMounts.filter {
+            $0.bytes.count > 4 && $0.bytes.suffix(4) == Array("/shm".utf8)[...]
+        }
         for mount in containerShmMounts {
             let components = mount.bytes.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
             if components.contains(where: { $0.hasPrefix(containerID) && containerID.count >= 12 }) {
-                out.append(Candidate(
-                    path: mount.appending(rest), matchedBy: candidate.matchedBy + "+container-shm-mount",
-                    confidence: candidate.confidence))
-            } else if components.contains("sandboxes") || components.contains("containers") || components.contains("pods") {
+                out.append(
+                    Candidate(
+                        path: mount.appending(rest), matchedBy: candidate.matchedBy + "+container-shm-mount",
+                        confidence: candidate.confidence))
+            } else if components.contains("sandboxes") || components.contains("containers")
+                || components.contains("pods")
+            {
                 // A pod's shm is keyed by its sandbox id, which the alert does not carry: any
                 // container shm mount may be the one, so these matches count for less.
-                out.append(Candidate(
-                    path: mount.appending(rest), matchedBy: candidate.matchedBy + "+any-container-shm-mount",
-                    confidence: candidate.confidence * 0.5))
+                out.append(
+                    Candidate(
+                        path: mount.appending(rest), matchedBy: candidate.matchedBy + "+any-container-shm-mount",
+                        confidence: candidate.confidence * 0.5))
             }
         }
         // A container started with --ipc=host shares the host's /dev/shm.
-        out.append(Candidate(
-            path: candidate.path, matchedBy: candidate.matchedBy + "+host-ipc", confidence: candidate.confidence * 0.6))
+        out.append(
+            Candidate(
+                path: candidate.path, matchedBy: candidate.matchedBy + "+host-ipc",
+                confidence: candidate.confidence * 0.6))
         return out
     }
 
     static func isMemfdExecution(_ alert: FalcoAlert) -> Bool {
-        if alert.outputFields["proc.is_exe_from_memfd"] == .bool(true) || alert.field("proc.is_exe_from_memfd") == "true" {
+        if alert.outputFields["proc.is_exe_from_memfd"] == .bool(true)
+            || alert.field("proc.is_exe_from_memfd") == "true"
+        {
             return true
         }
         if let flags = alert.field("evt.arg.flags"), contains(flags, word: "EXE_FROM_MEMFD") { return true }

@@ -110,7 +110,9 @@ struct FalcoAlertReader {
     }
 
     private mutating func readTags() throws(AlertDecodingError) -> [String]? {
-        guard let hasMembers = try openContainer("[", "]", wrongType: "wrong type for \"tags\": expected an array of strings")
+        guard
+            let hasMembers = try openContainer(
+                "[", "]", wrongType: "wrong type for \"tags\": expected an array of strings")
         else { return nil }
         var tags: [String] = []
         guard hasMembers else { return tags }
@@ -126,7 +128,9 @@ struct FalcoAlertReader {
     }
 
     private mutating func readOutputFields() throws(AlertDecodingError) -> [String: FieldValue]? {
-        guard let hasMembers = try openContainer("{", "}", wrongType: "wrong type for \"output_fields\": expected an object")
+        guard
+            let hasMembers = try openContainer(
+                "{", "}", wrongType: "wrong type for \"output_fields\": expected an object")
         else { return nil }
         guard hasMembers else { return [:] }
         // Pairs first, then a dictionary of the right size: filled as they came, a dictionary

@@ -122,7 +122,8 @@ public final class AlertIntake: Sendable {
     }
 
     public init(
-        database: EvidenceDatabase, writer: StoreWriter, mounts: TmpfsMountCache, metrics: IntakeMetrics = IntakeMetrics(),
+        database: EvidenceDatabase, writer: StoreWriter, mounts: TmpfsMountCache,
+        metrics: IntakeMetrics = IntakeMetrics(),
         logger: Logger, retryDelays: [Duration] = [.milliseconds(250), .seconds(2)],
         onStored: (@Sendable (AlertRecord) -> Void)? = nil
     ) {
@@ -257,7 +258,8 @@ public final class AlertIntake: Sendable {
                     onStored?(correlated)
                 } else if item.attempt + 1 < retryDelays.count {
                     let next = LateAlert(
-                        next: item, attempt: item.attempt + 1, due: now + retryDelays[item.attempt + 1], lookedAt: current)
+                        next: item, attempt: item.attempt + 1, due: now + retryDelays[item.attempt + 1],
+                        lookedAt: current)
                     queues[next.attempt].append(next)
                 } else if let record = item.record() {
                     onStored?(record)

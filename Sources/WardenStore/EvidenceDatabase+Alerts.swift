@@ -109,7 +109,8 @@ extension EvidenceDatabase {
     static func execRecord(_ row: Row) -> ExecRecord {
         ExecRecord(
             id: row["id"], time: Timestamp(nanosecondsSinceEpoch: row["time"]), pid: row["pid"], ppid: row["ppid"],
-            uid: (row["uid"] as Int64?).map { UInt32(truncatingIfNeeded: $0) }, path: PathBytes(Array(row["path"] as Data)),
+            uid: (row["uid"] as Int64?).map { UInt32(truncatingIfNeeded: $0) },
+            path: PathBytes(Array(row["path"] as Data)),
             sha256: row["sha256"], device: UInt64(bitPattern: row["device"]), inode: UInt64(bitPattern: row["inode"]),
             verdict: GuardDecision.Verdict(rawValue: row["verdict"]) ?? .allow,
             wouldBe: GuardDecision.Verdict(rawValue: row["wouldBe"]) ?? .allow,
@@ -190,14 +191,17 @@ public struct SnapshotLookup: EvidenceLookup {
         let statement = try db.cachedStatement(
             sql: "SELECT path, device, inode, sha256 FROM exec WHERE pid = ? AND time BETWEEN ? AND ?")
         let arguments: StatementArguments = [pid, from.nanosecondsSinceEpoch, to.nanosecondsSinceEpoch]
-        let found = try Array(ColumnCursor(statement, arguments: arguments) { columns in
-            ExecFact(
-                path: PathBytes(columns.bytes(0)), device: UInt64(bitPattern: columns.int64(1)),
-                inode: UInt64(bitPattern: columns.int64(2)), sha256: columns.optionalText(3))
-        })
+        let found = try Array(
+            ColumnCursor(statement, arguments: arguments) { columns in
+                ExecFact(
+                    path: PathBytes(columns.bytes(0)), device: UInt64(bitPattern: columns.int64(1)),
+                    inode: UInt64(bitPattern: columns.int64(2)), sha256: columns.optionalText(3))
+            })
         if let memo, found.isEmpty,
-            try !(Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM exec WHERE pid = ?)"), arguments: [pid]) ?? false)
+            try
+                !(Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM exec WHERE pid = ?)"), arguments: [pid])
+                ?? false)
         {
             memo.noteNoExecs(pid: pid)
         }

@@ -140,7 +140,9 @@ public final class StoreWriter: Sendable {
                 let applied = try database.applyBatch(batch.map(\.command), memo: memo)
                 noteEvidence(batch[...])
                 observer?(applied.written, clock())
-                for (index, submission) in batch.enumerated() { submission.committed?(.committed(applied.alerts[index])) }
+                for (index, submission) in batch.enumerated() {
+                    submission.committed?(.committed(applied.alerts[index]))
+                }
                 return
             } catch {
                 onError(error)
@@ -201,4 +203,3 @@ public enum StoreWriterError: Error, CustomStringConvertible {
         }
     }
 }
-

@@ -17,7 +17,8 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
     let first = Timestamp(rfc3339: seen) ?? Timestamp(nanosecondsSinceEpoch: 0)
     return FileRecord(
         id: id, path: PathBytes(path), mountPoint: nil, fileType: .regular, device: 1, inode: inode, size: 10,
-        mode: 0o100755, uid: 0, gid: 0, linkCount: 1, modified: first, changed: first, firstSeen: first, lastSeen: first,
+        mode: 0o100755, uid: 0, gid: 0, linkCount: 1, modified: first, changed: first, firstSeen: first,
+        lastSeen: first,
         deletedAt: deleted.flatMap { Timestamp(rfc3339: $0) }, state: deleted == nil ? .present : .deleted, kind: .elf,
         reasons: [.elf], hashStatus: .ok, sha256: String(repeating: String(id % 10), count: 64))
 }
@@ -63,9 +64,11 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
         let hostPath = "/var/lib/docker/containers/0123456789abcdef/mounts/shm/payload"
         let evidence = InMemoryEvidence(records: [
             fileRecord(id: 7, hostPath, inode: 555, seen: "2026-11-29T11:00:01Z"),
-            fileRecord(id: 8, "/dev/shm/payload", inode: 556, seen: "2026-11-29T09:00:00Z", deleted: "2026-11-29T09:00:01Z"),
+            fileRecord(
+                id: 8, "/dev/shm/payload", inode: 556, seen: "2026-11-29T09:00:00Z", deleted: "2026-11-29T09:00:01Z"),
         ])
-        let result = try AlertCorrelator.correlate(alert(AlertFixtures.dropAndExecute), tmpfsMounts: mounts, lookup: evidence)
+        let result = try AlertCorrelator.correlate(
+            alert(AlertFixtures.dropAndExecute), tmpfsMounts: mounts, lookup: evidence)
         let match = try #require(result.correlations.first)
         #expect(match.fileID == 7)
         #expect(match.path == PathBytes(hostPath))
@@ -88,7 +91,8 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
         let json = """
             {"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"proc.exe":"./tool","proc.cwd":"/dev/shm/work/"}}
             """
-        let evidence = InMemoryEvidence(records: [fileRecord(id: 4, "/dev/shm/work/tool", seen: "2026-11-29T11:59:00Z")])
+        let evidence = InMemoryEvidence(records: [fileRecord(id: 4, "/dev/shm/work/tool", seen: "2026-11-29T11:59:00Z")]
+        )
         let result = try AlertCorrelator.correlate(alert(json), tmpfsMounts: mounts, lookup: evidence)
         #expect(result.correlations.first?.matchedBy == "proc.exe+proc.cwd")
     }
@@ -140,19 +144,27 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
 
     @Test func reasonsWhenThereIsNoEvidence() throws {
         let empty = InMemoryEvidence(records: [])
-        #expect(try AlertCorrelator.correlate(alert(AlertFixtures.memfd), tmpfsMounts: mounts, lookup: empty).noEvidenceReason
-            == .memfdExecution)
-        #expect(try AlertCorrelator.correlate(alert(AlertFixtures.eventDrop), tmpfsMounts: mounts, lookup: empty).noEvidenceReason
-            == .internalEvent)
-        #expect(try AlertCorrelator.correlate(alert(AlertFixtures.sidekick), tmpfsMounts: mounts, lookup: empty).noEvidenceReason
-            == .noPathInAlert)
+        #expect(
+            try AlertCorrelator.correlate(alert(AlertFixtures.memfd), tmpfsMounts: mounts, lookup: empty)
+                .noEvidenceReason
+                == .memfdExecution)
+        #expect(
+            try AlertCorrelator.correlate(alert(AlertFixtures.eventDrop), tmpfsMounts: mounts, lookup: empty)
+                .noEvidenceReason
+                == .internalEvent)
+        #expect(
+            try AlertCorrelator.correlate(alert(AlertFixtures.sidekick), tmpfsMounts: mounts, lookup: empty)
+                .noEvidenceReason
+                == .noPathInAlert)
         let outside = """
             {"rule":"r","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"proc.exepath":"/usr/local/bin/tool"}}
             """
-        #expect(try AlertCorrelator.correlate(alert(outside), tmpfsMounts: mounts, lookup: empty).noEvidenceReason
-            == .pathOutsideTmpfs)
-        #expect(try AlertCorrelator.correlate(alert(AlertFixtures.executionFromDevShm), tmpfsMounts: mounts, lookup: empty)
-            .noEvidenceReason == .neverSeen)
+        #expect(
+            try AlertCorrelator.correlate(alert(outside), tmpfsMounts: mounts, lookup: empty).noEvidenceReason
+                == .pathOutsideTmpfs)
+        #expect(
+            try AlertCorrelator.correlate(alert(AlertFixtures.executionFromDevShm), tmpfsMounts: mounts, lookup: empty)
+                .noEvidenceReason == .neverSeen)
     }
 
     @Test func aHashInTheAlertMatchesDirectly() throws {
@@ -161,7 +173,8 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
         let json = """
             {"rule":"r","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"custom.sha256":"\(sha.uppercased())"}}
             """
-        let result = try AlertCorrelator.correlate(alert(json), tmpfsMounts: mounts, lookup: InMemoryEvidence(records: [record]))
+        let result = try AlertCorrelator.correlate(
+            alert(json), tmpfsMounts: mounts, lookup: InMemoryEvidence(records: [record]))
         #expect(result.correlations.first?.fileID == 9)
         #expect(result.correlations.first?.confidence == 0.99)
     }

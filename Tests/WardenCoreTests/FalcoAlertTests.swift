@@ -68,7 +68,8 @@ enum AlertFixtures {
     /// encoding/json, which Falcosidekick uses, reads it).
     @Test func manyOutputFieldsAndARepeatedOne() throws {
         let fields = (0..<50).map { #""f\#($0)":\#($0)"# }.joined(separator: ",")
-        let json = #"{"rule":"r","priority":"Notice","time":"2026-11-29T12:00:00Z","output_fields":{\#(fields),"f7":"seven"}}"#
+        let json =
+            #"{"rule":"r","priority":"Notice","time":"2026-11-29T12:00:00Z","output_fields":{\#(fields),"f7":"seven"}}"#
         let alert = try FalcoAlert.decode(Data(json.utf8))
         #expect(alert.outputFields.count == 50)
         #expect(alert.outputFields["f49"] == .integer(49))
@@ -86,7 +87,10 @@ enum AlertFixtures {
         (#"{"rule":"r","priority":"Warning"}"#, "missing \"time\""),
         (#"{"rule":"r","priority":"Loud","time":"2026-11-29T12:00:00Z"}"#, "unknown priority"),
         (#"{"rule":"r","priority":"Warning","time":"yesterday"}"#, "not RFC 3339"),
-        (#"{"rule":"r","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"a":[1]}}"#, "output_fields"),
+        (
+            #"{"rule":"r","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"a":[1]}}"#,
+            "output_fields"
+        ),
         (#"{"rule":5,"priority":"Warning","time":"2026-11-29T12:00:00Z"}"#, "\"rule\""),
     ])
     func rejectsWithAReason(body: String, reasonContains: String) {
@@ -102,8 +106,9 @@ enum AlertFixtures {
         #expect(FalcoPriority.critical > .warning)
         #expect(FalcoPriority.emergency > .critical)
         #expect(FalcoPriority(name: "INFO") == .informational)
-        #expect(FalcoPriority.allCases.map(\.name).joined(separator: ",")
-            == "Emergency,Alert,Critical,Error,Warning,Notice,Informational,Debug")
+        #expect(
+            FalcoPriority.allCases.map(\.name).joined(separator: ",")
+                == "Emergency,Alert,Critical,Error,Warning,Notice,Informational,Debug")
     }
 
     @Test(arguments: [

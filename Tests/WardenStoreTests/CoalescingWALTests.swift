@@ -18,7 +18,9 @@ import WardenStore
             "output":"\(output)","output_fields":{}}
             """
         return .alert(
-            AlertRecord(id: "a\(n)", alert: try FalcoAlert.decode(Data(json.utf8)), receivedAt: Timestamp(nanosecondsSinceEpoch: time)))
+            AlertRecord(
+                id: "a\(n)", alert: try FalcoAlert.decode(Data(json.utf8)),
+                receivedAt: Timestamp(nanosecondsSinceEpoch: time)))
     }
 
     @Test func theDatabaseRunsOnIt() throws {
@@ -53,7 +55,8 @@ import WardenStore
         let copy = temporary.directory + "/copy"
         try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
         for suffix in ["", "-wal"] {
-            try FileManager.default.copyItem(atPath: temporary.database.path + suffix, toPath: copy + "/shmwarden.sqlite" + suffix)
+            try FileManager.default.copyItem(
+                atPath: temporary.database.path + suffix, toPath: copy + "/shmwarden.sqlite" + suffix)
         }
         let walBytes = try #require(
             try FileManager.default.attributesOfItem(atPath: copy + "/shmwarden.sqlite-wal")[.size] as? Int)

@@ -47,7 +47,11 @@ func sampleBlob(_ sha: String) -> BlobRecord {
     @Test func schemaIsMigratedInWALModeWithPrivateFiles() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
-        #expect(try temporary.database.appliedMigrations() == ["v1", "v2-alerts", "v3-internal-alert-time", "v4-actions", "v5-execs", "v6-sandbox", "v7-exec-held", "v8-file-inode", "v9-alert-seq", "v10-no-alert-time-index"])
+        #expect(
+            try temporary.database.appliedMigrations() == [
+                "v1", "v2-alerts", "v3-internal-alert-time", "v4-actions", "v5-execs", "v6-sandbox", "v7-exec-held",
+                "v8-file-inode", "v9-alert-seq", "v10-no-alert-time-index",
+            ])
         #expect(try temporary.database.journalMode() == "wal")
         try temporary.database.apply([.record(sampleRecord("/dev/shm/x"), nil)])
         for suffix in ["", "-wal"] {
@@ -68,13 +72,18 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/shmwarden.sqlite"
-        func walSize() throws -> Int { try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? -1 }
+        func walSize() throws -> Int {
+            try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? -1
+        }
         _ = try EvidenceDatabase(path: path)  // created and migrated by the agent
         var sizes: [Int] = []  // what each run leaves behind
         for run in 0..<60 {
             do {
                 let database = try EvidenceDatabase(path: path, connections: .single)
-                try database.apply((0..<5).map { .record(sampleRecord("/dev/shm/run\(run)-\($0)", inode: UInt64(run * 100 + $0)), nil) })
+                try database.apply(
+                    (0..<5).map {
+                        .record(sampleRecord("/dev/shm/run\(run)-\($0)", inode: UInt64(run * 100 + $0)), nil)
+                    })
             }
             sizes.append(try walSize())
         }
@@ -183,7 +192,8 @@ func sampleBlob(_ sha: String) -> BlobRecord {
             .markDeleted(PathBytes("/dev/shm/a"), at: Timestamp(nanosecondsSinceEpoch: 5)),
             .markSubtreeDeleted(PathBytes("/dev/shm/dir"), at: Timestamp(nanosecondsSinceEpoch: 6)),
         ])
-        var state = Dictionary(uniqueKeysWithValues: try temporary.database.files().map { ($0.path.displayString, $0.state) })
+        var state = Dictionary(
+            uniqueKeysWithValues: try temporary.database.files().map { ($0.path.displayString, $0.state) })
         #expect(state["/dev/shm/a"] == .deleted)
         #expect(state["/dev/shm/dir/b"] == .deleted && state["/dev/shm/dir/c"] == .deleted)
         #expect(state["/dev/shm/dirx/d"] == .present, "a sibling sharing the prefix is not below /dev/shm/dir")
@@ -192,7 +202,8 @@ func sampleBlob(_ sha: String) -> BlobRecord {
                 root: PathBytes("/dev/shm"), present: [PathBytes("/dev/shm/e"), PathBytes("/dev/shm/dirx/d")],
                 at: Timestamp(nanosecondsSinceEpoch: 7))
         ])
-        state = Dictionary(uniqueKeysWithValues: try temporary.database.files().map { ($0.path.displayString, $0.state) })
+        state = Dictionary(
+            uniqueKeysWithValues: try temporary.database.files().map { ($0.path.displayString, $0.state) })
         #expect(state["/dev/shm/e"] == .present && state["/dev/shm/dirx/d"] == .present)
         #expect(state["/dev/shm/f"] == .deleted)
     }
@@ -208,7 +219,8 @@ func sampleBlob(_ sha: String) -> BlobRecord {
             .record(sampleRecord("/run/user/0/three", inode: 3, sha: shaA), nil),
         ])
         let db = temporary.database
-        #expect(try db.files(FileQuery(sha256: shaA)).map(\.path.displayString) == ["/dev/shm/one", "/run/user/0/three"])
+        #expect(
+            try db.files(FileQuery(sha256: shaA)).map(\.path.displayString) == ["/dev/shm/one", "/run/user/0/three"])
         #expect(try db.files(FileQuery(sha256: "BBBB")).map(\.path.displayString) == ["/dev/shm/sub/two"])
         #expect(try db.files(FileQuery(path: "/dev/shm/one")).count == 1)
         #expect(try db.files(FileQuery(path: "/dev/shm/*")).map(\.path.displayString) == ["/dev/shm/one"])
@@ -221,7 +233,9 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
         let database = temporary.database
-        try database.apply([.record(sampleRecord("/dev/shm/x"), nil), .record(sampleRecord("/dev/shm/y", inode: 11), nil)])
+        try database.apply([
+            .record(sampleRecord("/dev/shm/x"), nil), .record(sampleRecord("/dev/shm/y", inode: 11), nil),
+        ])
         let row = ActionRecord(
             time: Timestamp(nanosecondsSinceEpoch: 5), alertId: "a1", fileId: 1, rule: "r", action: "quarantine",
             mode: .enforce, outcome: .failed, target: "/dev/shm/x", detail: "copy failed", errno: 28)
@@ -251,22 +265,29 @@ func sampleBlob(_ sha: String) -> BlobRecord {
             var blob = sampleBlob(sha(n))
             blob.evidencePath = "/evidence/\(n)"
             blob.firstSeen = Timestamp(nanosecondsSinceEpoch: Int64(n))
-            blobs.append(.record(sampleRecord("/dev/shm/f\(n)", inode: UInt64(n), sha: sha(n), at: old, state: .deleted), blob))
+            blobs.append(
+                .record(sampleRecord("/dev/shm/f\(n)", inode: UInt64(n), sha: sha(n), at: old, state: .deleted), blob))
         }
         // 1: deleted, old, unreferenced → goes. 2: referenced by a recent alert → stays.
         // 3: quarantined hash → row goes, blob and copy stay. 4: present → stays. 5: old alert only → goes.
-        blobs[3] = .record(sampleRecord("/dev/shm/f4", inode: 4, sha: sha(4), at: old, state: .present), {
-            var blob = sampleBlob(sha(4))
-            blob.evidencePath = "/evidence/4"
-            return blob
-        }())
+        blobs[3] = .record(
+            sampleRecord("/dev/shm/f4", inode: 4, sha: sha(4), at: old, state: .present),
+            {
+                var blob = sampleBlob(sha(4))
+                blob.evidencePath = "/evidence/4"
+                return blob
+            }())
         try database.apply(blobs)
         func alert(_ id: String, at nanos: Int64, file: Int64) throws -> StoreCommand {
-            let json = #"{"rule":"r","priority":"Warning","time":"\#(Timestamp(nanosecondsSinceEpoch: nanos).rfc3339)","output_fields":{}}"#
+            let json =
+                #"{"rule":"r","priority":"Warning","time":"\#(Timestamp(nanosecondsSinceEpoch: nanos).rfc3339)","output_fields":{}}"#
             return .alert(
                 AlertRecord(
-                    id: id, alert: try FalcoAlert.decode(Data(json.utf8)), receivedAt: Timestamp(nanosecondsSinceEpoch: nanos),
-                    correlations: [Correlation(fileID: file, sha256: nil, path: PathBytes("/x"), matchedBy: "t", confidence: 1)]))
+                    id: id, alert: try FalcoAlert.decode(Data(json.utf8)),
+                    receivedAt: Timestamp(nanosecondsSinceEpoch: nanos),
+                    correlations: [
+                        Correlation(fileID: file, sha256: nil, path: PathBytes("/x"), matchedBy: "t", confidence: 1)
+                    ]))
         }
         try database.apply([try alert("recent", at: recent, file: 2), try alert("old", at: old, file: 5)])
         let cutoff = Timestamp(nanosecondsSinceEpoch: recent - 1)
@@ -292,8 +313,14 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
         try temporary.database.apply([
-            .sensorEvent(SensorEvent(time: Timestamp(nanosecondsSinceEpoch: 9), kind: .overflow, mountPoint: nil, detail: "IN_Q_OVERFLOW")),
-            .sensorEvent(SensorEvent(time: Timestamp(nanosecondsSinceEpoch: 10), kind: .rescan, mountPoint: PathBytes("/dev/shm"), detail: "x")),
+            .sensorEvent(
+                SensorEvent(
+                    time: Timestamp(nanosecondsSinceEpoch: 9), kind: .overflow, mountPoint: nil, detail: "IN_Q_OVERFLOW"
+                )),
+            .sensorEvent(
+                SensorEvent(
+                    time: Timestamp(nanosecondsSinceEpoch: 10), kind: .rescan, mountPoint: PathBytes("/dev/shm"),
+                    detail: "x")),
         ])
         #expect(try temporary.database.sensorEvents().map(\.kind) == [.overflow, .rescan])
         #expect(try temporary.database.sensorEvents(kind: .rescan).first?.mountPoint == PathBytes("/dev/shm"))
@@ -304,7 +331,9 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
         let plans = try temporary.database.inReadTransaction { lookup in
-            try ["path = x'2f'", "inode = 7", "sha256 = 'ab'"].map { try lookup.filePlan(where: $0).joined(separator: "; ") }
+            try ["path = x'2f'", "inode = 7", "sha256 = 'ab'"].map {
+                try lookup.filePlan(where: $0).joined(separator: "; ")
+            }
         }
         for plan in plans { #expect(plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"), "\(plan)") }
     }
@@ -329,18 +358,27 @@ func sampleBlob(_ sha: String) -> BlobRecord {
                 + lookup.files(sha256: deleted.sha256!).filter { $0.path != PathBytes("/dev/shm/gone") }
         }
         var expected = stored
-        for index in expected.indices { (expected[index].elf, expected[index].script, expected[index].evidencePath) = (nil, nil, nil) }
-        #expect(looked == expected)
-        #expect(looked.first?.deletedAt != nil && looked.last?.linkTarget == link.linkTarget && looked.last?.sha256 == nil)
-        func exec(_ pid: Int32, at time: Int64, sha256: String?) -> StoreCommand {
-            .exec(ExecRecord(
-                time: Timestamp(nanosecondsSinceEpoch: time), pid: pid, ppid: 1, uid: 0, path: link.linkTarget!, sha256: sha256,
-                device: UInt64.max, inode: 12, verdict: .allow, wouldBe: .deny, mode: .monitor, rule: "r", reason: "x",
-                cached: false, decisionNanoseconds: 5))
+        for index in expected.indices {
+            (expected[index].elf, expected[index].script, expected[index].evidencePath) = (nil, nil, nil)
         }
-        try temporary.database.apply([exec(4242, at: 5_000, sha256: nil), exec(4242, at: 50_000, sha256: "cd"), exec(7, at: 5_000, sha256: "ef")])
+        #expect(looked == expected)
+        #expect(
+            looked.first?.deletedAt != nil && looked.last?.linkTarget == link.linkTarget && looked.last?.sha256 == nil)
+        func exec(_ pid: Int32, at time: Int64, sha256: String?) -> StoreCommand {
+            .exec(
+                ExecRecord(
+                    time: Timestamp(nanosecondsSinceEpoch: time), pid: pid, ppid: 1, uid: 0, path: link.linkTarget!,
+                    sha256: sha256,
+                    device: UInt64.max, inode: 12, verdict: .allow, wouldBe: .deny, mode: .monitor, rule: "r",
+                    reason: "x",
+                    cached: false, decisionNanoseconds: 5))
+        }
+        try temporary.database.apply([
+            exec(4242, at: 5_000, sha256: nil), exec(4242, at: 50_000, sha256: "cd"), exec(7, at: 5_000, sha256: "ef"),
+        ])
         let execs = try temporary.database.inReadTransaction { lookup in
-            try lookup.execs(pid: 4242, from: Timestamp(nanosecondsSinceEpoch: 0), to: Timestamp(nanosecondsSinceEpoch: 10_000))
+            try lookup.execs(
+                pid: 4242, from: Timestamp(nanosecondsSinceEpoch: 0), to: Timestamp(nanosecondsSinceEpoch: 10_000))
         }
         #expect(execs == [ExecFact(path: link.linkTarget!, device: UInt64.max, inode: 12, sha256: nil)])
     }
@@ -363,7 +401,8 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
         let clock: @Sendable () -> Int64 = { Int64(DispatchTime.now().uptimeNanoseconds) }
-        let writer = StoreWriter(database: temporary.database, capacity: 256, batchLimit: 64, clock: clock, onError: { _ in })
+        let writer = StoreWriter(
+            database: temporary.database, capacity: 256, batchLimit: 64, clock: clock, onError: { _ in })
         writer.start()
         let walPath = temporary.database.path + "-wal"
         let started = clock()
@@ -373,11 +412,13 @@ func sampleBlob(_ sha: String) -> BlobRecord {
             let padding = String(repeating: "x", count: 400)
             writer.submit(.record(sampleRecord("/dev/shm/\(padding)/f\(index)", inode: UInt64(index)), nil))
             index += 1
-            if index % 500 == 0, let size = try? FileManager.default.attributesOfItem(atPath: walPath)[.size] as? Int64 {
+            if index % 500 == 0, let size = try? FileManager.default.attributesOfItem(atPath: walPath)[.size] as? Int64
+            {
                 largestWAL = max(largestWAL, size)
             }
         }
-        let database = try #require(try FileManager.default.attributesOfItem(atPath: temporary.database.path)[.size] as? Int64)
+        let database = try #require(
+            try FileManager.default.attributesOfItem(atPath: temporary.database.path)[.size] as? Int64)
         writer.finish()
         #expect(database > 4 << 20, "enough written to tell (\(index) records)")
         #expect(largestWAL < database / 2, "WAL \(largestWAL) bytes against a \(database)-byte database")
@@ -392,13 +433,18 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         defer { temporary.remove() }
         try temporary.database.apply([.record(sampleRecord("/dev/shm/x"), nil)])
         let file = try #require(try temporary.database.files().first)
-        let near = try alert(#"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:05Z","hostname":"h1"}"#)
-        let far = try alert(#"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:05:00Z","hostname":"h1"}"#)
-        let otherHost = try alert(#"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:06Z","hostname":"h2"}"#)
+        let near = try alert(
+            #"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:05Z","hostname":"h1"}"#)
+        let far = try alert(
+            #"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:05:00Z","hostname":"h1"}"#)
+        let otherHost = try alert(
+            #"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:06Z","hostname":"h2"}"#)
         let drop = try alert(
-            #"{"rule":"Falco internal: syscall event drop","priority":"Debug","time":"2026-11-29T12:00:00Z","hostname":"h1","output_fields":{"n_drops":"9"}}"#)
+            #"{"rule":"Falco internal: syscall event drop","priority":"Debug","time":"2026-11-29T12:00:00Z","hostname":"h1","output_fields":{"n_drops":"9"}}"#
+        )
         let correlation = Correlation(
-            fileID: try #require(file.id), sha256: file.sha256, path: file.path, matchedBy: "proc.exepath", confidence: 0.95)
+            fileID: try #require(file.id), sha256: file.sha256, path: file.path, matchedBy: "proc.exepath",
+            confidence: 0.95)
         let now = Timestamp(nanosecondsSinceEpoch: 1)
         try temporary.database.apply([
             .alert(AlertRecord(id: "near", alert: near, receivedAt: now, correlations: [correlation])),
@@ -430,9 +476,11 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         defer { temporary.remove() }
         let time = Timestamp(nanosecondsSinceEpoch: 1_795_000_000_000_000_000)
         let named = try alert(
-            #"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-18T11:06:40Z","output_fields":{"proc.exepath":"/dev/shm/x"}}"#)
+            #"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-18T11:06:40Z","output_fields":{"proc.exepath":"/dev/shm/x"}}"#
+        )
         let unknown = try alert(
-            #"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-18T11:06:40Z","output_fields":{"proc.exepath":"/dev/shm/gone"}}"#)
+            #"{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-18T11:06:40Z","output_fields":{"proc.exepath":"/dev/shm/gone"}}"#
+        )
         let mounts = [PathBytes("/dev/shm")]
         let applied = try temporary.database.applyBatch([
             .record(sampleRecord("/dev/shm/x", at: time.nanosecondsSinceEpoch), nil),

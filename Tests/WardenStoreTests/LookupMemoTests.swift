@@ -18,7 +18,9 @@ import WardenStore
             "time":"\(Timestamp(nanosecondsSinceEpoch: nanos).rfc3339)","output_fields":{"proc.exepath":"\(path)"}}
             """
         return .correlateAndStore(
-            AlertRecord(id: id, alert: try FalcoAlert.decode(Data(json.utf8)), receivedAt: Timestamp(nanosecondsSinceEpoch: nanos)),
+            AlertRecord(
+                id: id, alert: try FalcoAlert.decode(Data(json.utf8)),
+                receivedAt: Timestamp(nanosecondsSinceEpoch: nanos)),
             tmpfsMounts: mounts)
     }
 
@@ -37,13 +39,16 @@ import WardenStore
         #expect(applied.alerts[0]?.record.noEvidenceReason == .neverSeen)
         #expect(applied.alerts[2]?.record.correlations.map(\.path) == [PathBytes("/dev/shm/x")])
         #expect(memo.count > 0, "the lookup after the record is remembered")
-        let next = try temporary.database.applyBatch([try Self.alert("c", path: "/dev/shm/x", at: Self.time + 2)], memo: memo)
+        let next = try temporary.database.applyBatch(
+            [try Self.alert("c", path: "/dev/shm/x", at: Self.time + 2)], memo: memo)
         #expect(next.alerts[0]?.record.correlations.count == 1)
         // A deletion mark is a change of the file row: the memo forgets, and the next lookup
         // reads the row as it is now.
-        try temporary.database.applyBatch([.markDeleted(PathBytes("/dev/shm/x"), at: Timestamp(nanosecondsSinceEpoch: Self.time + 3))], memo: memo)
+        try temporary.database.applyBatch(
+            [.markDeleted(PathBytes("/dev/shm/x"), at: Timestamp(nanosecondsSinceEpoch: Self.time + 3))], memo: memo)
         #expect(memo.count == 0)
-        let late = try temporary.database.applyBatch([try Self.alert("d", path: "/dev/shm/x", at: Self.time + 60_000_000_000)], memo: memo)
+        let late = try temporary.database.applyBatch(
+            [try Self.alert("d", path: "/dev/shm/x", at: Self.time + 60_000_000_000)], memo: memo)
         #expect(late.alerts[0]?.record.noEvidenceReason == .neverSeen, "deleted a minute before the alert")
     }
 
@@ -51,12 +56,14 @@ import WardenStore
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
         let memo = LookupMemo()
-        let before = try temporary.database.applyBatch([try Self.alert("a", path: "/dev/shm/y", at: Self.time)], memo: memo)
+        let before = try temporary.database.applyBatch(
+            [try Self.alert("a", path: "/dev/shm/y", at: Self.time)], memo: memo)
         #expect(before.alerts[0]?.record.noEvidenceReason == .neverSeen)
         #expect(memo.count > 0, "the empty answer is remembered")
         let other = try EvidenceDatabase(path: temporary.database.path, connections: .single)
         try other.apply([.record(sampleRecord("/dev/shm/y", at: Self.time), nil)])
-        let after = try temporary.database.applyBatch([try Self.alert("b", path: "/dev/shm/y", at: Self.time + 1)], memo: memo)
+        let after = try temporary.database.applyBatch(
+            [try Self.alert("b", path: "/dev/shm/y", at: Self.time + 1)], memo: memo)
         #expect(after.alerts[0]?.record.correlations.map(\.path) == [PathBytes("/dev/shm/y")])
     }
 
@@ -67,7 +74,8 @@ import WardenStore
         let old: Int64 = 1_000
         try temporary.database.apply([.record(sampleRecord("/dev/shm/z", at: old, state: .deleted), nil)])
         // Deleted long before this alert: looked up and remembered, but not evidence for it.
-        let later = try temporary.database.applyBatch([try Self.alert("a", path: "/dev/shm/z", at: Self.time)], memo: memo)
+        let later = try temporary.database.applyBatch(
+            [try Self.alert("a", path: "/dev/shm/z", at: Self.time)], memo: memo)
         #expect(later.alerts[0]?.record.noEvidenceReason == .neverSeen)
         #expect(memo.count > 0)
         let report = try temporary.database.prune(
@@ -87,7 +95,9 @@ import WardenStore
         // The batch records a file, looks it up, then fails (a correlation to a file row that
         // does not exist breaks a foreign key): everything it did is rolled back.
         let bogus = CorrelationResult(
-            correlations: [Correlation(fileID: 999_999, sha256: nil, path: PathBytes("/dev/shm/w"), matchedBy: "t", confidence: 1)],
+            correlations: [
+                Correlation(fileID: 999_999, sha256: nil, path: PathBytes("/dev/shm/w"), matchedBy: "t", confidence: 1)
+            ],
             noEvidenceReason: nil)
         #expect(throws: (any Error).self) {
             try temporary.database.applyBatch(
@@ -99,7 +109,8 @@ import WardenStore
         }
         #expect(memo.count == 0)
         #expect(try temporary.database.files().isEmpty)
-        let after = try temporary.database.applyBatch([try Self.alert("b", path: "/dev/shm/w", at: Self.time)], memo: memo)
+        let after = try temporary.database.applyBatch(
+            [try Self.alert("b", path: "/dev/shm/w", at: Self.time)], memo: memo)
         #expect(after.alerts[0]?.record.noEvidenceReason == .neverSeen)
     }
 

@@ -59,7 +59,10 @@ public struct SandboxRunner: Sendable {
         guard let status = try? sys_fstat(source), status.isRegularFile else {
             throw RunError(description: "\(path) is not a regular file")
         }
-        return try run(source: source, name: path.bytes.split(separator: UInt8(ascii: "/")).last.map(Array.init) ?? Array("sample".utf8), options: options)
+        return try run(
+            source: source,
+            name: path.bytes.split(separator: UInt8(ascii: "/")).last.map(Array.init) ?? Array("sample".utf8),
+            options: options)
     }
 
     func run(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport {
@@ -78,11 +81,15 @@ public struct SandboxRunner: Sendable {
         defer { for path in [root, runDirectory] { sys_rmdir(Array(path.utf8)) } }
         // Both mounts are private to this run and removed after it.
         let noSuidNoDev = UInt(MS_NOSUID) | UInt(MS_NODEV)
-        try wrap { () throws(SystemCallError) in try sys_mountTmpfs(Array(root.utf8), options: "size=256m,mode=0755", flags: noSuidNoDev) }
+        try wrap { () throws(SystemCallError) in
+            try sys_mountTmpfs(Array(root.utf8), options: "size=256m,mode=0755", flags: noSuidNoDev)
+        }
         defer { sys_unmount(Array(root.utf8)) }
 
         let binds = try prepareRoot(root)
-        try wrap { () throws(SystemCallError) in try sys_mountTmpfs(Array(tmp.utf8), options: "size=64m,mode=1777", flags: noSuidNoDev) }
+        try wrap { () throws(SystemCallError) in
+            try sys_mountTmpfs(Array(tmp.utf8), options: "size=64m,mode=1777", flags: noSuidNoDev)
+        }
         let (sha256, sampleFD) = try copySample(source, into: root, name: name)
         defer { sys_close(sampleFD) }
         let filter = try SandboxFilter(observe: options.observe)
@@ -117,7 +124,8 @@ public struct SandboxRunner: Sendable {
         // The observer waits before the spawn: the sample's first notified call (its own exec)
         // then does not wait for a thread to start.
         let observer = SandboxObserver()
-        let observing = options.observe
+        let observing =
+            options.observe
             ? ThreadJoin.start(name: "warden-observe") {
                 if let cpu { try? sys_pinThread(toCPU: cpu) }  // a thread of its own: no need to put back
                 var fds = [pollfd(fd: notifyReceive.rawValue, events: Int16(POLLIN), revents: 0)]
@@ -133,7 +141,8 @@ public struct SandboxRunner: Sendable {
         let initPID = CStrings.with(binds.map(\.path) + argv + environment + [root, "sandbox"]) { strings in
             let bindSources = Array(strings[0..<binds.count]) + [nil]
             let argvPointers = Array(strings[binds.count..<(binds.count + argv.count)]) + [nil]
-            let envPointers = Array(strings[(binds.count + argv.count)..<(binds.count + argv.count + environment.count)]) + [nil]
+            let envPointers =
+                Array(strings[(binds.count + argv.count)..<(binds.count + argv.count + environment.count)]) + [nil]
             let (rootPointer, hostname) = (strings[strings.count - 2], strings[strings.count - 1])
             let devices = binds.map { Int32($0.device ? 1 : 0) }
             return filter.program.withUnsafeBytes { program in
@@ -144,18 +153,22 @@ public struct SandboxRunner: Sendable {
                                 var spec = warden_sandbox_spec()
                                 spec.root = UnsafePointer(rootPointer)
                                 spec.tmp = nil  // mounted at root/tmp already
-                                spec.bind_sources = UnsafeRawPointer(sources.baseAddress!).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+                                spec.bind_sources = UnsafeRawPointer(sources.baseAddress!).assumingMemoryBound(
+                                    to: UnsafePointer<CChar>?.self)
                                 spec.bind_device = deviceBuffer.baseAddress
                                 spec.bind_count = Int32(binds.count)
                                 spec.sample_fd = sampleFD.rawValue
-                                spec.argv = UnsafeRawPointer(argvBuffer.baseAddress!).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
-                                spec.envp = UnsafeRawPointer(envBuffer.baseAddress!).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+                                spec.argv = UnsafeRawPointer(argvBuffer.baseAddress!).assumingMemoryBound(
+                                    to: UnsafePointer<CChar>?.self)
+                                spec.envp = UnsafeRawPointer(envBuffer.baseAddress!).assumingMemoryBound(
+                                    to: UnsafePointer<CChar>?.self)
                                 spec.uid = Self.uid
                                 spec.gid = Self.gid
                                 withUnsafeMutableBytes(of: &spec.limits) { raw in
                                     let limitBuffer = raw.bindMemory(to: rlimit.self)
                                     for (index, limit) in limits.enumerated() {
-                                        limitBuffer[index] = rlimit(rlim_cur: rlim_t(limit.0), rlim_max: rlim_t(limit.1))
+                                        limitBuffer[index] = rlimit(
+                                            rlim_cur: rlim_t(limit.0), rlim_max: rlim_t(limit.1))
                                     }
                                 }
                                 spec.filter = program.baseAddress
@@ -196,14 +209,16 @@ public struct SandboxRunner: Sendable {
         var exit = SandboxReport.Exit(code: nil, signal: nil)
         var setupError: String?
         if let failure = statuses.first(where: { $0.stage != 0 }) {
-            setupError = "sandbox setup failed at stage \(Self.stageName(failure.stage)): \(Errno(rawValue: failure.error))"
+            setupError =
+                "sandbox setup failed at stage \(Self.stageName(failure.stage)): \(Errno(rawValue: failure.error))"
         } else if let end = statuses.last(where: { $0.stage == 0 }) {
             if end.kind == 1 { exit.code = end.value } else if end.kind == 2 { exit.signal = end.value }
         }
         if timedOut && exit.code == nil && exit.signal == nil { exit.signal = SIGKILL }
         let written = collectWritten(tmp: tmp, into: runDirectory + "/written")
         var report = SandboxReport(
-            id: id, sha256: sha256, argv: argv, exit: exit, timedOut: timedOut, durationMs: (duration * 10).rounded() / 10,
+            id: id, sha256: sha256, argv: argv, exit: exit, timedOut: timedOut,
+            durationMs: (duration * 10).rounded() / 10,
             syscalls: observer.syscalls, denied: audit.deniedCalls(uid: Self.uid), network: observer.network,
             files: observer.files, processes: observer.processes, signals: observer.signals, written: written,
             stdout: stdout, stderr: stderr, stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated,
@@ -248,7 +263,8 @@ public struct SandboxRunner: Sendable {
             }
         }
         // Only the loader's files from the host's /etc: nothing else of its configuration (no shadow).
-        for file in ["/etc/ld.so.cache", "/etc/ld.so.conf"] where (try? sys_lstat(Array(file.utf8)))?.isRegularFile == true {
+        for file in ["/etc/ld.so.cache", "/etc/ld.so.conf"]
+        where (try? sys_lstat(Array(file.utf8)))?.isRegularFile == true {
             try createEmpty(root + file)
             binds.append(Bind(path: file, device: false))
         }
@@ -275,19 +291,25 @@ public struct SandboxRunner: Sendable {
             try createEmpty(root + device)
             binds.append(Bind(path: device, device: true))
         }
-        try wrap { () throws(SystemCallError) in try sys_symlink(Array("/proc/self/fd".utf8), at: Array((root + "/dev/fd").utf8)) }
+        try wrap { () throws(SystemCallError) in
+            try sys_symlink(Array("/proc/self/fd".utf8), at: Array((root + "/dev/fd").utf8))
+        }
         return binds
     }
 
     private func createEmpty(_ path: String) throws {
-        let fd = try wrap { () throws(SystemCallError) in try sys_create(Array(path.utf8), flags: O_WRONLY, permissions: 0o644) }
+        let fd = try wrap { () throws(SystemCallError) in
+            try sys_create(Array(path.utf8), flags: O_WRONLY, permissions: 0o644)
+        }
         try? sys_fchmod(fd, 0o644)
         sys_close(fd)
     }
 
     /// Copies the sample into the jail, checks the copy hashes like the source, and opens it for
     /// the execveat: the bytes hashed are the bytes that run.
-    private func copySample(_ source: FileDescriptor, into root: String, name: [UInt8]) throws -> (String, FileDescriptor) {
+    private func copySample(_ source: FileDescriptor, into root: String, name: [UInt8]) throws -> (
+        String, FileDescriptor
+    ) {
         let path = Array((root + "/sample/").utf8) + name
         let digest = DescriptorDigest()
         let copied = try wrap { () throws(SystemCallError) in
@@ -348,7 +370,8 @@ public struct SandboxRunner: Sendable {
         var keeping = false
         let digest = DescriptorDigest()
         func walk(_ directory: String, depth: Int) {
-            guard depth < 16, out.count < 100, let fd = try? sys_open(Array(directory.utf8), flags: O_RDONLY | O_DIRECTORY),
+            guard depth < 16, out.count < 100,
+                let fd = try? sys_open(Array(directory.utf8), flags: O_RDONLY | O_DIRECTORY),
                 let entries = try? sys_readDirectory(fd)
             else { return }
             sys_close(fd)
@@ -370,7 +393,9 @@ public struct SandboxRunner: Sendable {
                         sys_close(out)
                     }
                     out.append(
-                        .init(path: "/tmp" + path.dropFirst(tmp.count), size: status.size, sha256: sha, evidencePath: kept))
+                        .init(
+                            path: "/tmp" + path.dropFirst(tmp.count), size: status.size, sha256: sha, evidencePath: kept
+                        ))
                 }
             }
         }
