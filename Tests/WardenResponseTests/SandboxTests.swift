@@ -22,7 +22,8 @@ private func sandboxProcesses() -> [String] {
     return entries.filter { Int($0) != nil }.compactMap { pid in
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
             let uid = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
-            uid.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first == Substring(String(SandboxRunner.uid))
+            uid.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first
+                == Substring(String(SandboxRunner.uid))
         else { return nil }
         return pid
     }
@@ -40,7 +41,8 @@ struct SandboxTests {
     }
 
     func run(_ mode: String, _ extra: [String] = [], timeout: Int = 10) throws -> SandboxReport {
-        try #require(FileManager.default.isExecutableFile(atPath: probe), "build first: swift build --product sandbox-probe")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: probe), "build first: swift build --product sandbox-probe")
         var options = SandboxRunner.Options()
         options.arguments = [mode] + extra
         options.timeoutSeconds = timeout
@@ -64,7 +66,10 @@ struct SandboxTests {
         #expect(report.stdout == "dropped\n")
         #expect(report.sha256 == sha256Hex(try Data(contentsOf: URL(fileURLWithPath: probe))))
         #expect(report.processes.first?.syscall == "execveat", "the sample is executed through its descriptor")
-        #expect(report.files.contains { $0.path == "/tmp/stage2" && $0.created && $0.detail == "O_WRONLY|O_CREAT|O_TRUNC mode 0755" })
+        #expect(
+            report.files.contains {
+                $0.path == "/tmp/stage2" && $0.created && $0.detail == "O_WRONLY|O_CREAT|O_TRUNC mode 0755"
+            })
         #expect(report.files.contains { $0.syscall == "unlink" && $0.path == "/tmp/nothing" })
         let written = try #require(report.written.first)
         #expect(written.path == "/tmp/stage2" && written.size == 22)
@@ -104,10 +109,16 @@ struct SandboxTests {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         listen(listener, 8)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
         let port = Int(UInt16(bigEndian: address.sin_port))
         let report = try run("connect-host", [String(port)])
         #expect(report.exit.code == 3, "\(report.stdout)")
@@ -132,6 +143,18 @@ struct SandboxTests {
         #expect(report.exit.code == 3)
         #expect(report.stdout.hasPrefix(expected), "\(report.stdout)")
         if !syscall.isEmpty { #expect(report.denied[syscall] == 1, "\(report.denied)") }
+    }
+
+    /// Every refused call is counted, however many: the kernel's log (/dev/kmsg) passes 10
+    /// audit records per 5 s when no auditd runs, the audit socket all of them.
+    @Test func everyRefusedCallIsCounted() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.arguments = ["-c", "for i in $(seq 30); do unshare -U true 2>/dev/null; done; echo done"]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        #expect(report.stdout == "done\n", "\(report.stdout) \(report.stderr)")
+        #expect(report.denied["unshare"] == 30, "\(report.denied)")
     }
 
     @Test func ptraceKillsTheSample() throws {
@@ -177,7 +200,8 @@ struct SandboxTests {
         defer { umask(previous) }
         var options = SandboxRunner.Options()
         options.arguments = ["-c", "umask"]
-        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        let report = try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
         #expect(report.stdout == "0022\n", "\(report.stdout) \(report.stderr)")
     }
 
@@ -197,7 +221,9 @@ struct SandboxTests {
         options.arguments = ["-c", "grep -E '^Sig(Ign|Blk):' /proc/self/status"]
         let report = try SandboxRunner(directory: state + "/sandbox").run(
             path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
-        #expect(report.stdout == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n", "\(report.stdout) \(report.stderr)")
+        #expect(
+            report.stdout == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+            "\(report.stdout) \(report.stderr)")
     }
 
     /// Threads being created in the supervisor while it spawns jails (the agent always has
@@ -218,7 +244,8 @@ struct SandboxTests {
         options.timeoutSeconds = 3
         options.observe = false
         for _ in 0..<25 {
-            let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes("/usr/bin/true"), options: options)
+            let report = try SandboxRunner(directory: state + "/sandbox").run(
+                path: PathBytes("/usr/bin/true"), options: options)
             #expect(!report.timedOut && report.exit.code == 0, "\(report.setupError ?? "") \(report.verdict)")
             if report.timedOut { break }
         }

@@ -148,6 +148,17 @@ struct warden_sandbox_status {
 /// (killing it kills the whole namespace), or -1 with errno.
 int warden_sandbox_spawn(const struct warden_sandbox_spec *spec);
 
+/// A non-blocking netlink socket subscribed to the kernel's audit records (the read-only
+/// multicast group, CAP_AUDIT_READ): every record, where /dev/kmsg gets the ones the printk
+/// rate limit lets through (10 per 5 s) when no auditd runs. -1 with errno set on failure.
+int warden_audit_listen(void);
+
+/// Makes one seccomp-logged call (getppid, SECCOMP_RET_LOG) in a vforked child and reaps it;
+/// returns the child's pid. The kernel sends audit records in order, so once this one's record
+/// (type 1326, syscall 110, that pid) is read, every record queued before it was. -1 with errno
+/// set if the child could not be made.
+int warden_audit_sentinel(void);
+
 /// The CLONE_NEW* flags (mnt, user, pid, net, ipc, uts, cgroup), which Swift's Glibc lacks.
 /// Fills `out` (7 entries).
 void warden_namespace_flags(uint64_t out[7]);

@@ -1,6 +1,7 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+import CWardenLinux
 import Foundation
 import Synchronization
 import SystemPackage
@@ -65,21 +66,107 @@ final class OutputCapture: Sendable {
     }
 }
 
-/// Counts the seccomp audit records (type 1326) the kernel writes to /dev/kmsg for the sandbox
-/// uid from the moment it is created: the calls the filter refused or killed for.
+/// Counts the kernel's seccomp audit records (type 1326) for the sandbox uid from the moment it
+/// is created: the calls the filter refused or killed for.
+///
+/// Read from the audit netlink socket's read-only multicast group, where every record arrives.
+/// /dev/kmsg, the fallback, gets only what the printk rate limit lets through when no auditd
+/// runs (10 records per 5 s: a sample that tried a dozen forbidden calls was under-counted).
 final class KernelAuditReader {
-    private let fd: FileDescriptor?
+    private enum Source {
+        case netlink(FileDescriptor)
+        case kmsg(FileDescriptor)
+    }
+    private let source: Source?
 
     init() {
-        // Non-blocking, and positioned at the end: only records from now on.
-        fd = try? sys_open(Array("/dev/kmsg".utf8), flags: O_RDONLY | O_NONBLOCK, followingSymlinks: true)
-        if let fd { try? sys_seekToEnd(fd) }
+        let listener = warden_audit_listen()
+        if listener >= 0 {
+            source = .netlink(FileDescriptor(rawValue: listener))
+        } else if let kmsg = try? sys_open(
+            Array("/dev/kmsg".utf8), flags: O_RDONLY | O_NONBLOCK, followingSymlinks: true)
+        {
+            // Non-blocking, and positioned at the end: only records from now on.
+            try? sys_seekToEnd(kmsg)
+            source = .kmsg(kmsg)
+        } else {
+            source = nil
+        }
     }
 
-    deinit { if let fd { sys_close(fd) } }
+    deinit {
+        switch source {
+        case .netlink(let fd), .kmsg(let fd): sys_close(fd)
+        case nil: break
+        }
+    }
 
+    /// The refused and killed calls of `uid` since this reader was made, by name.
     func deniedCalls(uid: UInt32) -> [String: Int] {
-        guard let fd else { return [:] }
+        switch source {
+        case .netlink(let fd): netlinkDeniedCalls(fd, uid: uid)
+        case .kmsg(let fd): kmsgDeniedCalls(fd, uid: uid)
+        case nil: [:]
+        }
+    }
+
+    /// How long to wait for the sentinel's record: it normally arrives within microseconds.
+    static let sentinelWaitNanoseconds: Int64 = 200_000_000
+
+    /// Reads records until the sentinel's: the kernel's kauditd thread sends them in order but
+    /// later, and under a saturated CPU a sample's last ones were not out yet when the report
+    /// was made.
+    private func netlinkDeniedCalls(_ fd: FileDescriptor, uid: UInt32) -> [String: Int] {
+        let sentinel = warden_audit_sentinel()
+        var waiting = sentinel > 0
+        let deadline = sys_monotonicNanoseconds() + Self.sentinelWaitNanoseconds
+        var counts: [String: Int] = [:]
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 8)
+        defer { buffer.deallocate() }
+        while true {
+            let count: Int
+            do {
+                guard let read = try sys_read(fd, into: buffer), read > 0 else {
+                    let left = deadline - sys_monotonicNanoseconds()
+                    guard waiting, left > 0 else { break }
+                    var fds = [pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)]
+                    _ = try? sys_poll(&fds, timeout: Int32(max(1, left / 1_000_000)))
+                    continue
+                }
+                count = read
+            } catch  where error.errno == .noBufferSpace {
+                continue  // the socket overflowed: some records are lost, read on
+            } catch {
+                break
+            }
+            // Netlink messages: a 16-byte header (length, type, flags, sequence, port), then the
+            // record's text, each padded to 4 bytes.
+            var offset = 0
+            while offset + 16 <= count {
+                let length = Int(buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                let type = buffer.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
+                guard length >= 16, offset + length <= count else { break }
+                if type == 1326 {
+                    let text = " " + String(decoding: buffer[(offset + 16)..<(offset + length)], as: UTF8.self)
+                    if waiting, Self.field("pid", in: text) == String(sentinel) {
+                        waiting = false
+                    } else if text.contains(" uid=\(uid) "),
+                        let number = Self.field("syscall", in: text).flatMap({ Int32($0) })
+                    {
+                        counts[SandboxFilter.name(of: number), default: 0] += 1
+                    }
+                }
+                offset += (length + 3) & ~3
+            }
+            if !waiting && sentinel > 0 {
+                // What came with the sentinel's message is counted; later records are not ours.
+                break
+            }
+        }
+        return counts
+    }
+
+    private func kmsgDeniedCalls(_ fd: FileDescriptor, uid: UInt32) -> [String: Int] {
         var counts: [String: Int] = [:]
         let record = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 8)
         defer { record.deallocate() }
@@ -90,7 +177,7 @@ final class KernelAuditReader {
             do {
                 guard let read = try sys_read(fd, into: record), read > 0 else { break }
                 count = read
-            } catch where error.errno == .brokenPipe {
+            } catch  where error.errno == .brokenPipe {
                 continue
             } catch {
                 break
