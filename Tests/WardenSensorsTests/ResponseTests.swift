@@ -201,29 +201,15 @@ extension SensorIntegration {
         /// SIGHUP swaps in a valid policy and keeps the last good one when the new one is invalid.
         @Test func hangupReloadsThePolicyAndKeepsTheLastGoodOne() async throws {
             try #require(Binary.exists, "build first: swift build")
-            let mount = try TestMount()
-            let state = makeStateDirectory()
-            let policyFile = state + "-policy.yaml"
-            let logFile = state + "-log.txt"
-            defer {
-                mount.remove()
-                for path in [state, policyFile, logFile] { try? FileManager.default.removeItem(atPath: path) }
-            }
-            try "mode: monitor\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
-            let agent = try AgentProcess(
-                [
-                    "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyFile, "--state-dir", state,
-                    "--log-level", "info",
-                ], logFile: logFile)
-            defer { agent.kill9() }
+            let reloading = try ReloadingAgent()
+            defer { reloading.remove() }
+            let agent = reloading.agent
             #expect(try await agent.waitForLog("shmwarden running"))
-            try "mode: enforce\nrules: [{name: x, actions: [explode]}]\n".write(
-                toFile: policyFile, atomically: true, encoding: .utf8)
+            try reloading.writePolicy("mode: enforce\nrules: [{name: x, actions: [explode]}]\n")
             kill(agent.pid, SIGHUP)
             #expect(try await agent.waitForLog("policy reload rejected; keeping the last good policy"))
             #expect(try await agent.waitForLog("unknown action 'explode'"))
-            try "mode: enforce\nrules: [{name: x, actions: [record]}]\n".write(
-                toFile: policyFile, atomically: true, encoding: .utf8)
+            try reloading.writePolicy("mode: enforce\nrules: [{name: x, actions: [record]}]\n")
             kill(agent.pid, SIGHUP)
             #expect(try await agent.waitForLog("policy reloaded"))
             #expect(try await agent.waitForLog("policy.mode=enforce"))
@@ -235,25 +221,12 @@ extension SensorIntegration {
         /// it, and never ends the agent (SIGHUP's default action).
         @Test func aHangupAsSoonAsThePidFileAppearsReloads() async throws {
             try #require(Binary.exists, "build first: swift build")
-            let mount = try TestMount()
-            let state = makeStateDirectory()
-            let policyFile = state + "-policy.yaml"
-            let logFile = state + "-log.txt"
-            defer {
-                mount.remove()
-                for path in [state, policyFile, logFile] { try? FileManager.default.removeItem(atPath: path) }
-            }
-            try "mode: monitor\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
-            let agent = try AgentProcess(
-                [
-                    "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyFile, "--state-dir", state,
-                    "--log-level", "info",
-                ], logFile: logFile)
-            defer { agent.kill9() }
-            try "mode: enforce\nrules: [{name: x, actions: [record]}]\n".write(
-                toFile: policyFile, atomically: true, encoding: .utf8)
+            let reloading = try ReloadingAgent()
+            defer { reloading.remove() }
+            let agent = reloading.agent
+            try reloading.writePolicy("mode: enforce\nrules: [{name: x, actions: [record]}]\n")
             let deadline = ContinuousClock.now + .seconds(20)
-            while !FileManager.default.fileExists(atPath: state + "/shmwarden.pid") && ContinuousClock.now < deadline {
+            while !FileManager.default.fileExists(atPath: reloading.state + "/shmwarden.pid") && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(1))
             }
             kill(agent.pid, SIGHUP)
@@ -303,5 +276,35 @@ extension SensorIntegration {
             #expect(ours["fstabLine"] is String && ours["risks"] is [String])
             #expect(ours["memfd"] is [String: Any])
         }
+    }
+}
+
+/// An agent started on a policy file of its own (monitor mode, no rules), for reload tests.
+struct ReloadingAgent {
+    let mount: TestMount
+    let state: String
+    let policyFile: String
+    let logFile: String
+    let agent: AgentProcess
+
+    init() throws {
+        mount = try TestMount()
+        state = makeStateDirectory()
+        policyFile = state + "-policy.yaml"
+        logFile = state + "-log.txt"
+        try "mode: monitor\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
+        agent = try AgentProcess(
+            [
+                "--no-discover", "--watch", mount.path, "--no-listen", "--policy", policyFile, "--state-dir", state,
+                "--log-level", "info",
+            ], logFile: logFile)
+    }
+
+    func writePolicy(_ text: String) throws { try text.write(toFile: policyFile, atomically: true, encoding: .utf8) }
+
+    func remove() {
+        agent.kill9()
+        mount.remove()
+        for path in [state, policyFile, logFile] { try? FileManager.default.removeItem(atPath: path) }
     }
 }
