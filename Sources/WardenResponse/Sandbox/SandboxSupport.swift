@@ -111,13 +111,17 @@ final class KernelAuditReader {
     }
 
     /// How long to wait for the sentinel's record: it normally arrives within microseconds.
-    static let sentinelWaitNanoseconds: Int64 = 200_000_000
+    static let sentinelWaitNanoseconds: Int64 = 100_000_000
+
+    /// Whether a sentinel's record ever arrived in this process: where none does (seccomp's log
+    /// action not logged), later runs neither make one nor wait for it.
+    private static let sentinelArrives = Mutex<Bool?>(nil)
 
     /// Reads records until the sentinel's: the kernel's kauditd thread sends them in order but
     /// later, and under a saturated CPU a sample's last ones were not out yet when the report
     /// was made.
     private func netlinkDeniedCalls(_ fd: FileDescriptor, uid: UInt32) -> [String: Int] {
-        let sentinel = warden_audit_sentinel()
+        let sentinel = Self.sentinelArrives.withLock { $0 } == false ? -1 : warden_audit_sentinel()
         var waiting = sentinel > 0
         let deadline = sys_monotonicNanoseconds() + Self.sentinelWaitNanoseconds
         var counts: [String: Int] = [:]
@@ -163,6 +167,7 @@ final class KernelAuditReader {
                 break
             }
         }
+        if sentinel > 0 { Self.sentinelArrives.withLock { if $0 != true { $0 = !waiting } } }
         return counts
     }
 
