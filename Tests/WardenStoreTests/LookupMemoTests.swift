@@ -114,6 +114,43 @@ import WardenStore
         #expect(after.alerts[0]?.record.noEvidenceReason == .neverSeen)
     }
 
+    /// "No exec record for this pid" is remembered too; the guard recording an exec of that pid
+    /// makes the memo forget it, and the next alert about the pid is correlated through it.
+    @Test func anExecRecordedAfterALookupIsFound() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let memo = LookupMemo()
+        let path = "/dev/shm/guarded"
+        let file = sampleRecord(path, inode: 77, at: Self.time)
+        try temporary.database.apply([.record(file, nil)])
+        func alert(_ id: String) throws -> StoreCommand {
+            // Names only the pid: the exec record is the one way to the file.
+            let json = """
+                {"rule":"r","priority":"Warning","time":"\(Timestamp(nanosecondsSinceEpoch: Self.time).rfc3339)",\
+                "output_fields":{"proc.pid":4242}}
+                """
+            return .correlateAndStore(
+                AlertRecord(
+                    id: id, alert: try FalcoAlert.decode(Data(json.utf8)),
+                    receivedAt: Timestamp(nanosecondsSinceEpoch: Self.time)),
+                tmpfsMounts: Self.mounts)
+        }
+        let before = try temporary.database.applyBatch([try alert("a")], memo: memo)
+        #expect(before.alerts[0]?.record.correlations.isEmpty == true)
+        #expect(memo.count > 0, "no exec of pid 4242 is remembered")
+        try temporary.database.applyBatch(
+            [
+                .exec(
+                    ExecRecord(
+                        time: Timestamp(nanosecondsSinceEpoch: Self.time), pid: 4242, ppid: 1, uid: 0,
+                        path: PathBytes(path), sha256: file.sha256, device: file.device, inode: file.inode,
+                        verdict: .allow, wouldBe: .allow, mode: .monitor, rule: "r", reason: "test", cached: false,
+                        decisionNanoseconds: 1))
+            ], memo: memo)
+        let after = try temporary.database.applyBatch([try alert("b")], memo: memo)
+        #expect(after.alerts[0]?.record.correlations.map(\.matchedBy) == ["exec-record:proc.pid"])
+    }
+
     @Test func theMemoStaysBounded() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
