@@ -298,7 +298,8 @@ static void sbx_sample(const struct warden_sandbox_spec *original) {
     umask(022);
     // Signals as a program started afresh has them. Ignored dispositions and the blocked mask
     // survive exec: the agent ignores SIGHUP, SIGTERM and SIGINT (it takes them through its own
-    // signal handling) and its threads block some, which would change what the sample does.
+    // signal handling), and a supervisor thread may block some; either would change what the
+    // sample does.
     // The raw system calls: glibc's wrappers refuse signals 32 and 33, its own, and something
     // in the supervisor ignores 32.
     struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } defaults = { SIG_DFL, 0, NULL, 0 };
