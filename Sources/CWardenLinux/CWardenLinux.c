@@ -212,6 +212,11 @@ int warden_remount_in_namespace(int nsfd, const char *path, unsigned long flags)
     return -1;
 }
 
+int warden_private_mount_namespace(void) {
+    if (unshare(CLONE_NEWNS) != 0) return -1;
+    return mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
+}
+
 // MARK: - Sandbox launcher (async-signal-safe system calls only below clone)
 
 #include <linux/audit.h>

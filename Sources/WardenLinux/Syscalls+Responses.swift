@@ -322,6 +322,13 @@ public func sys_mountTmpfs(_ path: [UInt8], options: String, flags: UInt) throws
     }
 }
 
+/// Moves the calling thread into a mount namespace of its own: what it mounts from then on is
+/// invisible to the host and is unmounted by the kernel when the thread and every process it
+/// started into the namespace are gone, even if the process is killed (`warden_private_mount_namespace`).
+public func sys_privateMountNamespace() throws(SystemCallError) {
+    _ = try retryingInterrupts("unshare(CLONE_NEWNS)") { warden_private_mount_namespace() }
+}
+
 /// Detaches the mount at `path` (`MNT_DETACH`).
 public func sys_unmount(_ path: [UInt8]) {
     _ = try? withCPath(path) { (cPath) throws(SystemCallError) in _ = umount2(cPath, Int32(MNT_DETACH)) }

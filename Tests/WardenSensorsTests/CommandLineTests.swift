@@ -199,6 +199,52 @@ extension SensorIntegration.CommandLineTests {
         #expect(listed == 0)
         #expect(out.contains(id))
     }
+
+    /// The jail's tmpfs mounts live in a mount namespace of the run's own: the host never sees
+    /// them, and a `shmwarden sandbox` killed mid-run leaves neither a mount nor a process.
+    @Test(.enabled(if: TestEnvironment.isRoot, "the sandbox needs root"))
+    func aSandboxKilledMidRunLeavesNoMountBehind() async throws {
+        try #require(Binary.exists, "build first: swift build")
+        let state = makeStateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        // A name of its own, to find this run's sample among the host's processes.
+        let name = "sleep-\(UInt32.random(in: 0...UInt32.max))"
+        let sample = state + "/" + name
+        try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: sample)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = ["sandbox", sample, "--state-dir", state, "--timeout", "60", "--", "30"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func samplePIDs() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+                Int(pid) != nil
+                    && (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map {
+                        String(decoding: $0, as: UTF8.self).hasPrefix("/sample/" + name)
+                    } ?? false)
+            }
+        }
+        func hostMounts() throws -> [String] {
+            try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains(state) }.map(String.init)
+        }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while samplePIDs().isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(!samplePIDs().isEmpty, "the sample never started")
+        #expect(try hostMounts() == [], "the jail's mounts are visible on the host")
+
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        // The sample dies with its supervisor (PR_SET_PDEATHSIG); its namespace, and with it
+        // the jail's mounts, with the sample.
+        let gone = ContinuousClock.now + .seconds(10)
+        while !samplePIDs().isEmpty && ContinuousClock.now < gone { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(samplePIDs().isEmpty, "the sample outlived its supervisor")
+        #expect(try hostMounts() == [], "a killed run left mounts on the host")
+    }
 }
 
 /// `shmwarden run` as a separate process, its log in a file the test can wait on.

@@ -95,6 +95,12 @@ int warden_set_thread_nice(int nice);
 /// exit status.
 int warden_remount_in_namespace(int nsfd, const char *path, unsigned long flags);
 
+/// Gives the calling thread a mount namespace of its own (unshare(CLONE_NEWNS), which also
+/// unshares its root and working directory) whose mounts are slaves of the ones it copied: host
+/// mounts and unmounts still reach it, nothing mounted in it reaches the host. Everything mounted
+/// in it goes away with the last thread or process in it, however they end. 0 or -1 (errno).
+int warden_private_mount_namespace(void);
+
 // MARK: - Sandbox launcher
 
 #include <sys/resource.h>

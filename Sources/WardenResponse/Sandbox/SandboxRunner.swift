@@ -65,7 +65,27 @@ public struct SandboxRunner: Sendable {
             options: options)
     }
 
+    /// Runs the sample on a thread of its own in a mount namespace of its own: the jail's tmpfs
+    /// mounts never appear on the host (where the agent would watch them as tmpfs mounts), and
+    /// the kernel removes them when the thread is gone, even when this process is killed
+    /// mid-run (mounted on the host, a `kill -9` during a run left both behind for good).
     func run(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport {
+        let outcome = Mutex<Result<SandboxReport, any Error>?>(nil)
+        ThreadJoin.start(name: "warden-jail") {
+            let result = Result<SandboxReport, any Error> {
+                do {
+                    try sys_privateMountNamespace()
+                } catch {
+                    throw RunError(description: "cannot make a private mount namespace for the jail: \(error)")
+                }
+                return try runInPrivateNamespace(source: source, name: name, options: options)
+            }
+            outcome.withLock { $0 = result }
+        }.join()
+        return try outcome.withLock { $0! }.get()
+    }
+
+    private func runInPrivateNamespace(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport {
         let id = "s" + String(UInt64(sys_monotonicNanoseconds()), radix: 36)
         let runDirectory = directory + "/" + id
         let root = runDirectory + "/root"
@@ -78,7 +98,7 @@ public struct SandboxRunner: Sendable {
         // point, then the run's directory unless the sample left files to keep (`written`:
         // rmdir refuses a directory that is not empty).
         defer { for path in [root, runDirectory] { sys_rmdir(Array(path.utf8)) } }
-        // Both mounts are private to this run and removed after it.
+        // Both mounts are in this thread's namespace only, and removed after the run.
         let noSuidNoDev = UInt(MS_NOSUID) | UInt(MS_NODEV)
         try wrap { () throws(SystemCallError) in
             try sys_mountTmpfs(Array(root.utf8), options: "size=256m,mode=0755", flags: noSuidNoDev)
