@@ -201,7 +201,7 @@ extension SensorIntegration.CommandLineTests {
     }
 
     /// The jail's tmpfs mounts live in a mount namespace of the run's own: the host never sees
-    /// them, and a `shmwarden sandbox` killed mid-run leaves neither a mount nor a process.
+    /// them, and a `shmwarden sandbox` killed mid-run leaves no mount, process or directory.
     @Test(.enabled(if: TestEnvironment.isRoot, "the sandbox needs root"))
     func aSandboxKilledMidRunLeavesNoMountBehind() async throws {
         try #require(Binary.exists, "build first: swift build")
@@ -244,6 +244,8 @@ extension SensorIntegration.CommandLineTests {
         while !samplePIDs().isEmpty && ContinuousClock.now < gone { try await Task.sleep(for: .milliseconds(20)) }
         #expect(samplePIDs().isEmpty, "the sample outlived its supervisor")
         #expect(try hostMounts() == [], "a killed run left mounts on the host")
+        // Nor a directory: runs share one mount point, and only a run that keeps files makes one.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/sandbox") == ["jail"])
     }
 }
 

@@ -11,8 +11,9 @@ import WardenLinux
 
 /// Runs a copy of a sample in the jail and reports what it did.
 ///
-/// The supervisor (this type) prepares two tmpfs mounts under `<state>/sandbox/<id>`: the
-/// jail's root (exec allowed; the sample copied in and its hash verified) and its /tmp; builds
+/// The supervisor (this type) prepares two tmpfs mounts at `<state>/sandbox/jail`, in a mount
+/// namespace of the run's own: the jail's root (exec allowed; the sample copied in and its hash
+/// verified) and its /tmp; builds
 /// the seccomp filter; and hands everything to the C launcher, which clones the namespaces and
 /// runs only system calls until the execveat. Then it answers the notifications, bounds the
 /// output, kills the whole pid namespace at the deadline, counts the refused calls from the
@@ -87,17 +88,14 @@ public struct SandboxRunner: Sendable {
 
     private func runInPrivateNamespace(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport {
         let id = "s" + String(UInt64(sys_monotonicNanoseconds()), radix: 36)
-        let runDirectory = directory + "/" + id
-        let root = runDirectory + "/root"
+        // Every run mounts its root on the same directory, each in its own mount namespace: no
+        // run makes or removes a directory on the host unless it keeps what the sample wrote
+        // (`<id>/written`), so a run killed midway leaves nothing behind.
+        let root = directory + "/jail"
         // The jail's /tmp: a tmpfs of its own, mounted inside the root's, so that the jail's
-        // recursive bind of the root carries it and one detaching unmount removes both (and the
-        // state directory's filesystem sees one mount point fewer made and removed per run).
+        // recursive bind of the root carries it and one detaching unmount removes both.
         let tmp = root + "/tmp"
-        for path in [directory, runDirectory, root] { try? sys_mkdir(Array(path.utf8), permissions: 0o700) }
-        // Declared first, so it runs last: after the mounts are gone, the root's empty mount
-        // point, then the run's directory unless the sample left files to keep (`written`:
-        // rmdir refuses a directory that is not empty).
-        defer { for path in [root, runDirectory] { sys_rmdir(Array(path.utf8)) } }
+        for path in [directory, root] { try? sys_mkdir(Array(path.utf8), permissions: 0o700) }
         // Both mounts are in this thread's namespace only, and removed after the run.
         let noSuidNoDev = UInt(MS_NOSUID) | UInt(MS_NODEV)
         try wrap { () throws(SystemCallError) in
@@ -234,7 +232,7 @@ public struct SandboxRunner: Sendable {
             if end.kind == 1 { exit.code = end.value } else if end.kind == 2 { exit.signal = end.value }
         }
         if timedOut && exit.code == nil && exit.signal == nil { exit.signal = SIGKILL }
-        let written = collectWritten(tmp: tmp, into: runDirectory + "/written")
+        let written = collectWritten(tmp: tmp, into: directory + "/" + id)
         var report = SandboxReport(
             id: id, sha256: sha256, argv: argv, exit: exit, timedOut: timedOut,
             durationMs: (duration * 10).rounded() / 10,
@@ -382,9 +380,10 @@ public struct SandboxRunner: Sendable {
         return Int(stage) < names.count ? names[Int(stage)] : "stage \(stage)"
     }
 
-    /// Regular files the sample left in its /tmp: hashed, and kept under `written/<sha256>`
-    /// (made for the first one).
-    private func collectWritten(tmp: String, into keep: String) -> [SandboxReport.WrittenFile] {
+    /// Regular files the sample left in its /tmp: hashed, and kept under
+    /// `<runDirectory>/written/<sha256>` (made for the first one).
+    private func collectWritten(tmp: String, into runDirectory: String) -> [SandboxReport.WrittenFile] {
+        let keep = runDirectory + "/written"
         var out: [SandboxReport.WrittenFile] = []
         var keeping = false
         let digest = DescriptorDigest()
@@ -403,6 +402,7 @@ public struct SandboxRunner: Sendable {
                     defer { sys_close(file) }
                     guard let sha = try? digest.sha256(of: file) else { continue }
                     if !keeping {
+                        try? sys_mkdir(Array(runDirectory.utf8), permissions: 0o700)
                         try? sys_mkdir(Array(keep.utf8), permissions: 0o700)
                         keeping = true
                     }
