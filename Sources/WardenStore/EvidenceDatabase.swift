@@ -26,13 +26,35 @@ public final class EvidenceDatabase: Sendable {
 
     public let path: String
     let dbWriter: any DatabaseWriter
-    private let connections: Connections
+    let connections: Connections
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String, connections: Connections = .pool) throws {
         self.path = path
         self.connections = connections
         _ = Self.coalescingWAL
+        let configuration = Self.configuration(connections)
+        let previousMask = umask(0o077)
+        defer { umask(previousMask) }
+        switch connections {
+        case .pool:
+            dbWriter = try DatabasePool(path: path, configuration: configuration)
+        case .single:
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            // Already WAL (the mode is stored in the file): a read of the header. A database
+            // created by a command gets the mode the agent's pool expects.
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+            dbWriter = queue
+        }
+        try Self.migrator.migrate(dbWriter)
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            chmod(path + suffix, 0o600)
+        }
+    }
+
+    /// Every connection's settings (the agent's pool, a command's one connection; the WAL
+    /// checkpointer's is a `.single` one, which never checkpoints as it closes).
+    static func configuration(_ connections: Connections) -> Configuration {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
@@ -60,22 +82,7 @@ public final class EvidenceDatabase: Sendable {
             if connections == .single { _ = warden_sqlite_checkpoint_on_close(db.sqliteConnection, 0) }
         }
         configuration.busyMode = .timeout(10)
-        let previousMask = umask(0o077)
-        defer { umask(previousMask) }
-        switch connections {
-        case .pool:
-            dbWriter = try DatabasePool(path: path, configuration: configuration)
-        case .single:
-            let queue = try DatabaseQueue(path: path, configuration: configuration)
-            // Already WAL (the mode is stored in the file): a read of the header. A database
-            // created by a command gets the mode the agent's pool expects.
-            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
-            dbWriter = queue
-        }
-        try Self.migrator.migrate(dbWriter)
-        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
-            chmod(path + suffix, 0o600)
-        }
+        return configuration
     }
 
     /// Whether SQLite's default VFS is the one that writes each commit's WAL frames in one write
