@@ -53,11 +53,12 @@ import WardenLinux
 /// The verdict restates the report: each sentence from its fields, nothing else.
 @Suite struct SandboxVerdictTests {
     private func report(
-        exit: SandboxReport.Exit = .init(code: 0, signal: nil), files: [SandboxReport.FileAccess] = [], signals: [String] = []
+        exit: SandboxReport.Exit = .init(code: 0, signal: nil), files: [SandboxReport.FileAccess] = [], signals: [String] = [],
+        denied: [String: Int] = [:]
     ) -> SandboxReport {
         SandboxReport(
             id: "s1", sha256: String(repeating: "a", count: 64), argv: ["/sample/x"], exit: exit, timedOut: false,
-            durationMs: 4.5, syscalls: [:], denied: [:], network: [], files: files, processes: [], signals: signals,
+            durationMs: 4.5, syscalls: [:], denied: denied, network: [], files: files, processes: [], signals: signals,
             written: [], stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, setupError: nil, verdict: [])
     }
 
@@ -80,5 +81,17 @@ import WardenLinux
             "It deleted or renamed 5 path(s): /tmp/a, /tmp/r1, /tmp/r2 and 2 more.",
             "It sent signals: kill(1, 9).",
         ])
+    }
+
+    /// A refused socket call can only have asked for a family other than AF_UNIX: the verdict
+    /// says so, and says nothing of a destination it never saw.
+    @Test func refusedSocketsNameTheKindOfAccess() {
+        let sentences = SandboxVerdict.sentences(report(denied: ["socket": 2, "mount": 1]))
+        #expect(sentences == [
+            "It exited with code 0 after 4.5 ms.",
+            "The filter refused or killed: mount ×1, socket ×2.",
+            "Its 2 refused socket call(s) asked for a family other than AF_UNIX, the only one the filter allows (an IPv4 or IPv6 socket, for instance); where it meant to connect is not known.",
+        ])
+        #expect(!SandboxVerdict.sentences(report(denied: ["mount": 1])).contains { $0.contains("socket") })
     }
 }

@@ -124,6 +124,7 @@ struct SandboxTests {
         #expect(report.exit.code == 3, "\(report.stdout)")
         #expect(report.stdout.hasPrefix("socket(AF_INET) refused: Operation not permitted"))
         #expect(report.denied["socket"] == 1)
+        #expect(report.verdict.contains { $0.hasPrefix("Its 1 refused socket call(s) asked for a family other than AF_UNIX") })
         // Nothing reached the listener.
         _ = fcntl(listener, F_SETFL, O_NONBLOCK)
         #expect(accept(listener, nil, nil) < 0)

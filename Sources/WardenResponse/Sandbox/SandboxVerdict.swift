@@ -21,6 +21,13 @@ enum SandboxVerdict {
             let list = report.denied.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
             out.append("The filter refused or killed: \(list).")
         }
+        // The filter's only rule on socket(2) refuses every family but AF_UNIX, so a refused
+        // socket call says which kind of access the sample wanted, though not where to.
+        if let sockets = report.denied["socket"] {
+            out.append(
+                "Its \(sockets) refused socket call(s) asked for a family other than AF_UNIX, the only one the filter allows (an IPv4 or IPv6 socket, for instance); where it meant to connect is not known."
+            )
+        }
         if !report.network.isEmpty {
             let targets = report.network.map {
                 [$0.family, $0.address, $0.port.map(String.init)].compactMap { $0 }.joined(separator: " ")
