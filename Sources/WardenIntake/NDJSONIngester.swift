@@ -81,8 +81,10 @@ public final class NDJSONIngester {
                 identity = try sys_fstat(fd)
                 reader = LineReader(fd: fd)
                 offset = 0
-            } else if let size = try? sys_fstat(fd).size, size < offset {
-                // Truncated in place (copytruncate): read again from the start.
+            } else if let size = try? sys_fstat(fd).size, size < offset || !reader.tailIsUnchanged() {
+                // Truncated in place (copytruncate): read again from the start. Written again
+                // past where we were before this poll saw it, the file is no shorter, but the
+                // bytes before our offset are no longer the ones we read.
                 try sys_lseek(fd, to: 0)
                 reader = LineReader(fd: fd)
                 offset = 0
@@ -135,14 +137,30 @@ struct LineReader {
     private var buffer: [UInt8] = []
     private(set) var offset: Int64 = 0
     private var chunk = [UInt8](repeating: 0, count: 256 * 1024)
+    /// The last bytes read (a whole Falco alert line, typically, its time included).
+    private var tail: [UInt8] = []
+    static let tailLength = 4096
 
     init(fd: FileDescriptor) { self.fd = fd }
+
+    /// Whether the bytes before `offset` are still the ones read there.
+    func tailIsUnchanged() -> Bool {
+        guard !tail.isEmpty else { return true }
+        var now = [UInt8](repeating: 0, count: tail.count)
+        let count = now.withUnsafeMutableBytes { raw in
+            (try? sys_pread(fd, into: raw, at: offset - Int64(tail.count))) ?? -1
+        }
+        return count == tail.count && now == tail
+    }
 
     /// The complete lines from the next read; nil at end of file (for now).
     mutating func readLines() throws -> [[UInt8]]? {
         let count = try chunk.withUnsafeMutableBytes { raw throws -> Int in try sys_read(fd, into: raw) ?? 0 }
         guard count > 0 else { return nil }
         offset += Int64(count)
+        tail = count >= Self.tailLength
+            ? Array(chunk[(count - Self.tailLength)..<count])
+            : Array((tail + chunk[0..<count]).suffix(Self.tailLength))
         buffer.append(contentsOf: chunk[0..<count])
         var lines: [[UInt8]] = []
         var start = 0

@@ -30,7 +30,7 @@ struct GuardCommand: ParsableCommand {
         @Argument(help: "A SHA-256 (64 hex digits) or an absolute path glob such as '/dev/shm/vendor/**'.")
         var entry: String
 
-        @Option(help: "The policy directory (default: /etc/shmwarden/policies).")
+        @Option(help: "The policy directory.")
         var policy: String = AgentConfiguration.installedPolicyPath
 
         @OptionGroup var state: StateOptions
@@ -104,7 +104,7 @@ struct GuardCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list", abstract: "Show the guard's mode and everything it allows.")
 
-        @Option(help: "The policy file or directory (default: /etc/shmwarden/policies).")
+        @Option(help: "The policy file or directory.")
         var policy: String = AgentConfiguration.installedPolicyPath
 
         func run() throws {

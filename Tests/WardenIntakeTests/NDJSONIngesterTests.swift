@@ -86,15 +86,21 @@ struct IngestFixture {
         // Truncated in place (logrotate copytruncate), then written again.
         try (fixture.line(second: 3) + "\n").write(toFile: path, atomically: false, encoding: .utf8)
         try await waitForCount(3)
-        // Rotated: renamed away and a new file created under the name.
-        try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+        // Truncated and written again past the old end before the follower's next look: the
+        // file is no shorter than where it was, yet every line in it is new.
         try (fixture.line(second: 4) + "\n" + fixture.line(second: 5) + "\n").write(
             toFile: path, atomically: false, encoding: .utf8)
         try await waitForCount(5)
+        // Rotated: renamed away and a new file created under the name.
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+        try (fixture.line(second: 6) + "\n" + fixture.line(second: 7) + "\n").write(
+            toFile: path, atomically: false, encoding: .utf8)
+        try await waitForCount(7)
         stop.turnOn()
         var iterator = finished.stream.makeAsyncIterator()
         let report = try #require(await iterator.next()).get()
-        #expect(report.accepted == 5)
+        #expect(report.accepted == 7)
+        #expect(report.badLines == 0)
     }
 
     @Test func metricsRenderAsPrometheusText() {
