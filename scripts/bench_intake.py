@@ -78,8 +78,8 @@ def wait_port(port, timeout=30):
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def run_wrk(port, seconds, script):
-    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", "-s", script,
+def run_wrk(port, seconds, script, connections=16):
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
                           f"http://127.0.0.1:{port}/falco"], check=True, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     def latency(label):
@@ -216,6 +216,41 @@ def main():
                   f"non-2xx {ours['non2xx']}  stored {len(stored)} ({correlated} correlated)  "
                   f"{ours['rps'] / ceiling['rps']:.2f}x ceiling")
             print(f"    CPU per alert: {format_roles(ours_cpu)}; agent's peak RSS {peak_rss_mib:.0f} MiB")
+
+        # The same recorded-file case and the bare server at other numbers of connections, one
+        # server process each: a Falco's http_output posts one alert at a time (1), and the
+        # group commit fills its groups only with alerts in flight (16 above, 64).
+        sweep_seconds = 3 if args.quick else 8
+        print(f"By connections (alerts about a recorded file; wrk -t1 -d{sweep_seconds}s):")
+        for connections in (1, 64):
+            bare = subprocess.Popen([binary, "bench-bare-server", "--port", "28051"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                wait_port(28051)
+                ceiling = run_wrk(28051, sweep_seconds, script, connections)
+            finally:
+                bare.send_signal(signal.SIGINT)
+                bare.wait(timeout=30)
+            state = os.path.join(work, f"state-sweep-{connections}")
+            watch = os.path.join(work, f"watch-sweep-{connections}")
+            os.mkdir(watch)
+            agent = subprocess.Popen([binary, "run", "--state-dir", state, "--no-discover", "--watch", watch,
+                                      "--listen", "127.0.0.1:28050", "--log-level", "error"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_port(28050)
+                payload = os.path.join(watch, "payload")
+                shutil.copy("/bin/true", payload)
+                os.chmod(payload, 0o755)
+                time.sleep(1)
+                ours = run_wrk(28050, sweep_seconds, write_script(f"post-sweep-{connections}.lua", payload)[0],
+                               connections)
+            finally:
+                agent.send_signal(signal.SIGTERM)
+                agent.wait(timeout=60)
+            print(f"  {connections:3d} connections: shmwarden {ours['rps']:6.0f} req/s  p50 {ours['p50']:.2f} ms  "
+                  f"p99 {ours['p99']:.2f} ms  non-2xx {ours['non2xx']}; bare {ceiling['rps']:6.0f} req/s  "
+                  f"p50 {ceiling['p50']:.2f} ms; {ours['rps'] / ceiling['rps']:.2f}x")
 
         count = 20000 if args.quick else 100000
         ndjson = os.path.join(work, "alerts.ndjson")
