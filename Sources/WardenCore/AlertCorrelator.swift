@@ -236,12 +236,19 @@ public enum AlertCorrelator {
     }
 
     /// Host paths for a candidate: a container's `/dev/shm` is its own tmpfs, mounted on the host
-    /// by the runtime (Docker: `/var/lib/docker/containers/<id>/mounts/shm`; containerd CRI:
-    /// `…/sandboxes/<pod sandbox id>/shm`).
+    /// by the runtime and named after the container (Docker:
+    /// `/var/lib/docker/containers/<container id>/mounts/shm`) or after its pod's sandbox, which
+    /// all the pod's containers share (containerd's CRI: `…/sandboxes/<sandbox id>/shm`; CRI-O:
+    /// `…/overlay-containers/<sandbox id>/userdata/shm`). Falco carries both ids
+    /// (`container.id`, `k8s.pod.sandbox_id`: their first 12 characters; `container.full_id`,
+    /// `k8s.pod.full_sandbox_id`).
     static func hostCandidates(_ candidate: Candidate, alert: FalcoAlert, tmpfsMounts: [PathBytes]) -> [Candidate] {
         guard let containerID = alert.field("container.id"), !containerID.isEmpty, containerID != "host" else {
             return [candidate]
         }
+        let containerIDs = [containerID, alert.field("container.full_id")].compactMap { $0 }.filter { $0.count >= 12 }
+        let sandboxIDs = [alert.field("k8s.pod.sandbox_id"), alert.field("k8s.pod.full_sandbox_id")].compactMap { $0 }
+            .filter { $0.count >= 12 }
         let shmPrefix = Array("/dev/shm/".utf8)
         guard candidate.path.bytes.starts(with: shmPrefix) else {
             // Outside the container's /dev/shm we cannot see its filesystem from the host.
@@ -250,28 +257,37 @@ public enum AlertCorrelator {
             ]
         }
         let rest = Array(candidate.path.bytes.dropFirst(shmPrefix.count))
-        var out: [Candidate] = []
+        var named: [Candidate] = []
+        var unnamed: [Candidate] = []
         let containerShmMounts = tmpfsMounts.filter {
             $0.bytes.count > 4 && $0.bytes.suffix(4) == Array("/shm".utf8)[...]
         }
         for mount in containerShmMounts {
             let components = mount.bytes.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
-            if components.contains(where: { $0.hasPrefix(containerID) && containerID.count >= 12 }) {
-                out.append(
+            func isNamed(by ids: [String]) -> Bool { ids.contains { id in components.contains { $0.hasPrefix(id) } } }
+            if isNamed(by: containerIDs) {
+                named.append(
                     Candidate(
                         path: mount.appending(rest), matchedBy: candidate.matchedBy + "+container-shm-mount",
                         confidence: candidate.confidence))
+            } else if isNamed(by: sandboxIDs) {
+                named.append(
+                    Candidate(
+                        path: mount.appending(rest), matchedBy: candidate.matchedBy + "+pod-sandbox-shm-mount",
+                        confidence: candidate.confidence))
             } else if components.contains("sandboxes") || components.contains("containers")
-                || components.contains("pods")
+                || components.contains("overlay-containers") || components.contains("pods")
             {
-                // A pod's shm is keyed by its sandbox id, which the alert does not carry: any
-                // container shm mount may be the one, so these matches count for less.
-                out.append(
+                unnamed.append(
                     Candidate(
                         path: mount.appending(rest), matchedBy: candidate.matchedBy + "+any-container-shm-mount",
                         confidence: candidate.confidence * 0.5))
             }
         }
+        // Other containers' and pods' mounts count only when nothing names the right one: a pod's
+        // shm named by a sandbox id the alert does not carry (Falco without its container
+        // plugin's k8s fields) may be any of them, so those matches count for less.
+        var out = named.isEmpty && sandboxIDs.isEmpty ? unnamed : named
         // A container started with --ipc=host shares the host's /dev/shm.
         out.append(
             Candidate(

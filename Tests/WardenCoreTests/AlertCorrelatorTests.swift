@@ -76,6 +76,39 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
         #expect(result.correlations.count == 1)
     }
 
+    /// Kubernetes: the runtime names a pod's shm mount after the pod's sandbox, not the container
+    /// (containerd's CRI, CRI-O); with Falco's `k8s.pod.sandbox_id` the right pod's file matches
+    /// in full, and another pod's file of the same name does not match at all.
+    @Test(arguments: [
+        "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/SANDBOX/shm",
+        "/run/containers/storage/overlay-containers/SANDBOX/userdata/shm",
+    ])
+    func podPathsMapToTheirSandboxesShmMount(pattern: String) throws {
+        let ours = pattern.replacingOccurrences(of: "SANDBOX", with: "63060edc2d3a" + String(repeating: "1", count: 52))
+        let other = pattern.replacingOccurrences(of: "SANDBOX", with: "77777edc2d3a" + String(repeating: "2", count: 52))
+        let evidence = InMemoryEvidence(records: [
+            fileRecord(id: 1, ours + "/payload", seen: "2026-11-29T11:59:00Z"),
+            fileRecord(id: 2, other + "/payload", seen: "2026-11-29T11:59:00Z"),
+        ])
+        let fields = #""proc.exepath":"/dev/shm/payload","container.id":"aaaaaaaaaaaa""#
+        func correlate(_ extra: String) throws -> CorrelationResult {
+            let json = """
+                {"rule":"Drop and execute new binary in container","priority":"Critical","time":"2026-11-29T12:00:00Z","output_fields":{\(fields)\(extra)}}
+                """
+            return try AlertCorrelator.correlate(
+                alert(json), tmpfsMounts: [PathBytes("/dev/shm"), PathBytes(ours), PathBytes(other)], lookup: evidence)
+        }
+        let known = try correlate(#","k8s.pod.sandbox_id":"63060edc2d3a""#)
+        #expect(known.correlations.map(\.fileID) == [1])
+        let match = try #require(known.correlations.first)
+        #expect(match.matchedBy == "proc.exepath+pod-sandbox-shm-mount")
+        #expect(match.confidence >= 0.9)
+        // Without the field, either pod's file may be the one: both, at half the confidence.
+        let unknown = try correlate("")
+        #expect(Set(unknown.correlations.map(\.fileID)) == [1, 2])
+        #expect(unknown.correlations.allSatisfy { $0.confidence < 0.5 && $0.matchedBy.hasSuffix("+any-container-shm-mount") })
+    }
+
     @Test func argvOnlyPathsMatchWithLowerConfidence() throws {
         let json = """
             {"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-29T12:00:00Z","output_fields":{"proc.exepath":"/usr/bin/bash","proc.cmdline":"sh /dev/shm/run.sh --now","proc.cwd":"/"}}
