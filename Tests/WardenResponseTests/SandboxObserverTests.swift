@@ -57,7 +57,8 @@ import WardenLinux
         denied: [String: Int] = [:]
     ) -> SandboxReport {
         SandboxReport(
-            id: "s1", sha256: String(repeating: "a", count: 64), argv: ["/sample/x"], exit: exit, timedOut: false,
+            id: "s1", sha256: String(repeating: "a", count: 64), argv: ["/sample/x"], uid: 2_147_483_646, exit: exit,
+            timedOut: false,
             durationMs: 4.5, syscalls: [:], denied: denied, network: [], files: files, processes: [], signals: signals,
             written: [], stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, setupError: nil, verdict: [])
     }

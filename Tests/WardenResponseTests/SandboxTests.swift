@@ -16,14 +16,13 @@ private let probe: String = {
     return url.appendingPathComponent(".build/debug/sandbox-probe").resolvingSymlinksInPath().path
 }()
 
-/// Processes on the host running as the sandbox uid (there must be none after a run).
-private func sandboxProcesses() -> [String] {
+/// Processes on the host running as a run's uid (there must be none after the run).
+private func sandboxProcesses(uid: UInt32) -> [String] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.filter { Int($0) != nil }.compactMap { pid in
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let uid = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
-            uid.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first
-                == Substring(String(SandboxRunner.uid))
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
+            line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first == Substring(String(uid))
         else { return nil }
         return pid
     }
@@ -48,7 +47,8 @@ struct SandboxTests {
         options.timeoutSeconds = timeout
         let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
         #expect(report.setupError == nil, "\(report.setupError ?? "")")
-        #expect(sandboxProcesses().isEmpty, "a process of the sample survived \(mode)")
+        #expect(SandboxRunner.identities.contains(report.uid))
+        #expect(sandboxProcesses(uid: report.uid).isEmpty, "a process of the sample survived \(mode)")
         // A run leaves its directory only to keep what the sample wrote.
         let runDirectory = state + "/sandbox/" + report.id
         if report.written.isEmpty {
@@ -188,9 +188,41 @@ struct SandboxTests {
     @Test func theSampleRunsAsTheSandboxUserWithItsOwnNames() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes("/usr/bin/id"))
-        let uid = SandboxRunner.uid
+        let uid = report.uid
+        #expect(SandboxRunner.identities.contains(uid))
         #expect(report.stdout == "uid=\(uid)(sandbox) gid=\(uid)(sandbox) groups=\(uid)(sandbox)\n", "\(report.stdout)")
-        #expect(sandboxProcesses().isEmpty)
+        #expect(sandboxProcesses(uid: uid).isEmpty)
+    }
+
+    /// Each run has an identity of its own, so the refused calls counted for a run (from the
+    /// kernel's audit records, by uid) are its own even while another run refuses calls.
+    @Test func runsAtOnceCountOnlyTheirOwnRefusedCalls() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let runner = SandboxRunner(directory: state + "/sandbox")
+        let quiet = Mutex<SandboxReport?>(nil)
+        let started = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            started.signal()
+            var options = SandboxRunner.Options()
+            options.arguments = ["1"]
+            let report = try? runner.run(path: PathBytes("/usr/bin/sleep"), options: options)
+            quiet.withLock { $0 = report }
+            finished.signal()
+        }.start()
+        started.wait()
+        Thread.sleep(forTimeInterval: 0.2)  // the quiet run is under way
+        var options = SandboxRunner.Options()
+        options.arguments = ["mount"]
+        let noisy = try runner.run(path: PathBytes(probe), options: options)
+        #expect(noisy.denied["mount"] == 1)
+        finished.wait()
+        let report = try #require(quiet.withLock { $0 })
+        #expect(report.exit.code == 0)
+        #expect(report.durationMs > noisy.durationMs, "the noisy run ran within the quiet one")
+        #expect(report.denied == [:], "the quiet run counted another run's refused calls")
+        #expect(report.uid != noisy.uid)
+        #expect(sandboxProcesses(uid: report.uid).isEmpty && sandboxProcesses(uid: noisy.uid).isEmpty)
     }
 
     /// The modes a sample gives its files are in the report: they must not depend on the

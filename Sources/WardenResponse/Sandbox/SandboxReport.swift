@@ -49,6 +49,8 @@ public struct SandboxReport: Encodable, Sendable {
     public var id: String
     public var sha256: String
     public var argv: [String]
+    /// The uid and gid it ran as (each run has its own, from `SandboxRunner.identities`).
+    public var uid: UInt32
     public var exit: Exit
     public var timedOut: Bool
     public var durationMs: Double

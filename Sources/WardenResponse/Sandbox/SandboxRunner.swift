@@ -32,12 +32,16 @@ public struct SandboxRunner: Sendable {
         public init() {}
     }
 
-    /// The unprivileged identity samples run as (no such user on a normal host).
-    public static let uid: UInt32 = 2_147_483_646
+    /// The unprivileged identities samples run as, uid and gid alike (no such users on a normal
+    /// host). Each run takes its own: the refused calls are counted from the kernel's audit
+    /// records by uid, and two runs at once under one uid counted each other's.
+    public static let identities: ClosedRange<UInt32> = (2_147_483_646 - 4095)...2_147_483_646
+    /// Runs in this process take the identities in turn from a place of the range that depends on
+    /// the process, so runs in other processes (the agent's and a command's) rarely meet.
+    private static let nextIdentity = Atomic<UInt32>(UInt32(truncatingIfNeeded: getpid()) &* 61)
     /// The CPU the next jail runs on: jails take the CPUs in turn, so two at once (the agent's
     /// and a `shmwarden sandbox` command) do not share one while another idles.
     private static let nextCPU = Atomic<Int>(0)
-    public static let gid: UInt32 = 2_147_483_646
 
     let directory: String
 
@@ -103,7 +107,10 @@ public struct SandboxRunner: Sendable {
         }
         defer { sys_unmount(Array(root.utf8)) }
 
-        let binds = try prepareRoot(root)
+        let identity =
+            Self.identities.upperBound
+            - Self.nextIdentity.add(1, ordering: .relaxed).oldValue % UInt32(Self.identities.count)
+        let binds = try prepareRoot(root, identity: identity)
         try wrap { () throws(SystemCallError) in
             try sys_mountTmpfs(Array(tmp.utf8), options: "size=64m,mode=1777", flags: noSuidNoDev)
         }
@@ -179,8 +186,8 @@ public struct SandboxRunner: Sendable {
                                     to: UnsafePointer<CChar>?.self)
                                 spec.envp = UnsafeRawPointer(envBuffer.baseAddress!).assumingMemoryBound(
                                     to: UnsafePointer<CChar>?.self)
-                                spec.uid = Self.uid
-                                spec.gid = Self.gid
+                                spec.uid = identity
+                                spec.gid = identity
                                 withUnsafeMutableBytes(of: &spec.limits) { raw in
                                     let limitBuffer = raw.bindMemory(to: rlimit.self)
                                     for (index, limit) in limits.enumerated() {
@@ -234,9 +241,9 @@ public struct SandboxRunner: Sendable {
         if timedOut && exit.code == nil && exit.signal == nil { exit.signal = SIGKILL }
         let written = collectWritten(tmp: tmp, into: directory + "/" + id)
         var report = SandboxReport(
-            id: id, sha256: sha256, argv: argv, exit: exit, timedOut: timedOut,
+            id: id, sha256: sha256, argv: argv, uid: identity, exit: exit, timedOut: timedOut,
             durationMs: (duration * 10).rounded() / 10,
-            syscalls: observer.syscalls, denied: audit.deniedCalls(uid: Self.uid), network: observer.network,
+            syscalls: observer.syscalls, denied: audit.deniedCalls(uid: identity), network: observer.network,
             files: observer.files, processes: observer.processes, signals: observer.signals, written: written,
             stdout: stdout, stderr: stderr, stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated,
             setupError: setupError, verdict: [])
@@ -252,7 +259,7 @@ public struct SandboxRunner: Sendable {
     }
 
     /// Directories, symlinks and bind targets of a minimal root: what a dynamic ELF needs, read-only.
-    private func prepareRoot(_ root: String) throws -> [Bind] {
+    private func prepareRoot(_ root: String, identity: UInt32) throws -> [Bind] {
         var binds: [Bind] = []
         // Modes are set explicitly: the process umask (the agent runs with 077) must not make the
         // jail's directories unsearchable for the sandbox uid.
@@ -286,7 +293,7 @@ public struct SandboxRunner: Sendable {
             binds.append(Bind(path: file, device: false))
         }
         // A few files of its own, so that name lookups work without anything of the host's.
-        let uid = Self.uid
+        let uid = identity
         let etc: [(String, String)] = [
             ("passwd", "root:x:0:0:root:/root:/bin/sh\nsandbox:x:\(uid):\(uid):sandbox:/tmp:/bin/sh\n"),
             ("group", "root:x:0:\nsandbox:x:\(uid):\n"),
