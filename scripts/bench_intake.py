@@ -136,6 +136,40 @@ def format_roles(roles):
     return ", ".join(f"{role} {us:.1f}" for role, us in shown) + f"; total {sum(roles.values()):.1f} us"
 
 
+def start_bare(binary):
+    """The decode-only baseline server on port 28051, once it answers."""
+    bare = subprocess.Popen([binary, "bench-bare-server", "--port", "28051"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_port(28051)
+    return bare
+
+
+def start_agent(binary, work, name):
+    """`shmwarden run` on port 28050 with a state and a watched directory of its own, once it answers."""
+    state = os.path.join(work, f"state-{name}")
+    watch = os.path.join(work, f"watch-{name}")
+    os.mkdir(watch)
+    agent = subprocess.Popen([binary, "run", "--state-dir", state, "--no-discover", "--watch", watch,
+                              "--listen", "127.0.0.1:28050", "--log-level", "error"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(28050)
+    return agent, state, watch
+
+
+def drop_payload(watch):
+    """An executable the sensor records, given a second to do so."""
+    payload = os.path.join(watch, "payload")
+    shutil.copy("/bin/true", payload)
+    os.chmod(payload, 0o755)
+    time.sleep(1)
+    return payload
+
+
+def stop(process, how):
+    process.send_signal(how)
+    process.wait(timeout=60)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -165,16 +199,13 @@ def main():
         script, body, prefix, suffix = write_script("post.lua")
         print(f"alert body: {len(body)} bytes, each request unique (time varies)")
 
-        bare = subprocess.Popen([binary, "bench-bare-server", "--port", "28051"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        bare = start_bare(binary)
         try:
-            wait_port(28051)
             before = thread_ticks(bare.pid)
             ceiling = run_wrk(28051, seconds, script)
             bare_cpu = cpu_per_request(bare.pid, before, ceiling["rps"] * seconds)
         finally:
-            bare.send_signal(signal.SIGINT)
-            bare.wait(timeout=30)
+            stop(bare, signal.SIGINT)
         print(f"HTTP intake, wrk -t1 -c16 -d{seconds}s (server and wrk share the 2 cores):")
         print(f"  bare decode-only Hummingbird      {ceiling['rps']:8.0f} req/s  p50 {ceiling['p50']:.2f} ms  p99 {ceiling['p99']:.2f} ms")
         print(f"    CPU per request: {format_roles(bare_cpu)}")
@@ -186,27 +217,16 @@ def main():
         cases = (("alerts about a recorded file", True, False), ("alerts about a file never seen", False, False),
                  ("each about a new file", False, True))
         for label, recorded, distinct in cases:
-            state = os.path.join(work, f"state-{recorded}-{distinct}")
-            watch = os.path.join(work, f"watch-{recorded}-{distinct}")
-            os.mkdir(watch)
-            agent = subprocess.Popen([binary, "run", "--state-dir", state, "--no-discover", "--watch", watch,
-                                      "--listen", "127.0.0.1:28050", "--log-level", "error"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            agent, state, watch = start_agent(binary, work, f"{recorded}-{distinct}")
             try:
-                wait_port(28050)
-                payload = os.path.join(watch, "payload")
-                if recorded:
-                    shutil.copy("/bin/true", payload)
-                    os.chmod(payload, 0o755)
-                    time.sleep(1)
+                payload = drop_payload(watch) if recorded else os.path.join(watch, "payload")
                 case_script = write_script(f"post-{recorded}-{distinct}.lua", payload, distinct)[0]
                 before = thread_ticks(agent.pid)
                 ours = run_wrk(28050, seconds, case_script)
                 ours_cpu = cpu_per_request(agent.pid, before, ours["rps"] * seconds)
                 peak_rss_mib = peak_rss_kib(agent.pid) / 1024
             finally:
-                agent.send_signal(signal.SIGTERM)
-                agent.wait(timeout=60)
+                stop(agent, signal.SIGTERM)
             stored = json.loads(subprocess.run([binary, "alerts", "--state-dir", state, "--json"], check=True,
                                                capture_output=True, text=True).stdout)
             correlated = sum(1 for alert in stored if alert["correlations"])
@@ -223,31 +243,18 @@ def main():
         sweep_seconds = 3 if args.quick else 8
         print(f"By connections (alerts about a recorded file; wrk -t1 -d{sweep_seconds}s):")
         for connections in (1, 64):
-            bare = subprocess.Popen([binary, "bench-bare-server", "--port", "28051"], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            bare = start_bare(binary)
             try:
-                wait_port(28051)
                 ceiling = run_wrk(28051, sweep_seconds, script, connections)
             finally:
-                bare.send_signal(signal.SIGINT)
-                bare.wait(timeout=30)
-            state = os.path.join(work, f"state-sweep-{connections}")
-            watch = os.path.join(work, f"watch-sweep-{connections}")
-            os.mkdir(watch)
-            agent = subprocess.Popen([binary, "run", "--state-dir", state, "--no-discover", "--watch", watch,
-                                      "--listen", "127.0.0.1:28050", "--log-level", "error"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stop(bare, signal.SIGINT)
+            agent, _, watch = start_agent(binary, work, f"sweep-{connections}")
             try:
-                wait_port(28050)
-                payload = os.path.join(watch, "payload")
-                shutil.copy("/bin/true", payload)
-                os.chmod(payload, 0o755)
-                time.sleep(1)
+                payload = drop_payload(watch)
                 ours = run_wrk(28050, sweep_seconds, write_script(f"post-sweep-{connections}.lua", payload)[0],
                                connections)
             finally:
-                agent.send_signal(signal.SIGTERM)
-                agent.wait(timeout=60)
+                stop(agent, signal.SIGTERM)
             print(f"  {connections:3d} connections: shmwarden {ours['rps']:6.0f} req/s  p50 {ours['p50']:.2f} ms  "
                   f"p99 {ours['p99']:.2f} ms  non-2xx {ours['non2xx']}; bare {ceiling['rps']:6.0f} req/s  "
                   f"p50 {ceiling['p50']:.2f} ms; {ours['rps'] / ceiling['rps']:.2f}x")
