@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SYS_openat2
@@ -354,7 +355,14 @@ static void sbx_sample(const struct warden_sandbox_spec *original) {
         close(fd);
         close(spec->notify_socket);
     }
-    syscall(SYS_execveat, spec->sample_fd, "", spec->argv, spec->envp, AT_EMPTY_PATH);
+    // ETXTBSY: another jail (or fork) of the supervisor, cloned while this run's copy was still
+    // open for writing, holds that descriptor until its own set-up closes it; exec succeeds then.
+    for (int attempt = 0; attempt < 100; attempt++) {
+        syscall(SYS_execveat, spec->sample_fd, "", spec->argv, spec->envp, AT_EMPTY_PATH);
+        if (errno != ETXTBSY) break;
+        struct timespec pause = { 0, 1000000 };
+        nanosleep(&pause, NULL);
+    }
     sbx_fail(spec, SBX_EXEC);
 }
 

@@ -6,6 +6,7 @@ import Foundation
 @preconcurrency import Glibc
 import Logging
 import WardenCore
+import WardenTestSupport
 
 let quietLogger = Logger(label: "shmwarden-response-tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
@@ -54,6 +55,6 @@ func launch(_ executable: String, _ arguments: [String]) throws -> Process {
     process.arguments = arguments
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
-    try process.run()
+    try retryingTextFileBusy { try process.run() }
     return process
 }

@@ -118,7 +118,7 @@ func runProcess(_ executable: String, _ arguments: [String]) throws -> (Int32, S
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = FileHandle.nullDevice
-    try process.run()
+    try retryingTextFileBusy { try process.run() }
     let output = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
