@@ -112,24 +112,40 @@ let trueBinary: [UInt8] = Array(FileManager.default.contents(atPath: "/bin/true"
 /// Runs a program and returns (exit status, stdout).
 @discardableResult
 func runProcess(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+    let (status, output, _) = try runProcess(executable, arguments, errors: false)
+    return (status, output)
+}
+
+/// Runs a program and returns (exit status, stdout, stderr if `errors`).
+func runProcess(_ executable: String, _ arguments: [String], errors: Bool) throws -> (Int32, String, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let pipe = Pipe()
+    let errorPipe = Pipe()
     process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
+    process.standardError = errors ? errorPipe : FileHandle.nullDevice
     try retryingTextFileBusy { try process.run() }
     let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    let errorOutput = errors ? errorPipe.fileHandleForReading.readDataToEndOfFile() : Data()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    return (
+        process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errorOutput, as: UTF8.self)
+    )
 }
 
 /// Runs a program on a thread of its own, so waiting for it never holds a cooperative thread
 /// that the agent's HTTP handlers (which run on that pool) may need to answer it.
 func runProcessOffPool(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {
+    let (status, output, _) = try await runProcessOffPool(executable, arguments, errors: false)
+    return (status, output)
+}
+
+/// The same, with stderr if `errors`.
+func runProcessOffPool(_ executable: String, _ arguments: [String], errors: Bool) async throws -> (Int32, String, String) {
     try await withCheckedThrowingContinuation { continuation in
         Thread {
-            continuation.resume(with: Result { try runProcess(executable, arguments) })
+            continuation.resume(with: Result { try runProcess(executable, arguments, errors: errors) })
         }.start()
     }
 }
