@@ -30,7 +30,12 @@ struct Shmwarden: AsyncParsableCommand {
     /// runtime failures exit 1.
     static func main() async {
         do {
-            var command = try parseAsRoot()
+            var command: any ParsableCommand
+            if let leaf = parseLeafCommand(Array(CommandLine.arguments.dropFirst())) {
+                command = leaf
+            } else {
+                command = try parseAsRoot()
+            }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -52,6 +57,24 @@ struct Shmwarden: AsyncParsableCommand {
             FileHandle.standardError.write(Data("shmwarden: \(error)\n".utf8))
             Foundation.exit(1)
         }
+    }
+}
+
+extension Shmwarden {
+    /// The command the first argument names, parsed by its own parser when it has no
+    /// subcommands; nil when no command has that name or its parse fails (help, a bad option),
+    /// and then the root parse runs and answers exactly as it always does.
+    ///
+    /// The root parse builds and checks the whole command tree (every command's arguments by
+    /// reflection, and a scan for a completion-script request) before it reaches the one asked
+    /// for: about 1 ms of every start. `sandbox /bin/true` 12.74 → 11.69 ms and `files`
+    /// 7.32 → 6.68 ms (medians of 60, interleaved).
+    static func parseLeafCommand(_ arguments: [String]) -> (any ParsableCommand)? {
+        guard let name = arguments.first,
+            let type = configuration.subcommands.first(where: { $0.configuration.commandName == name }),
+            type.configuration.subcommands.isEmpty
+        else { return nil }
+        return try? type.parse(Array(arguments.dropFirst())) as? any ParsableCommand
     }
 }
 

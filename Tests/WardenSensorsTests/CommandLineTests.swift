@@ -62,6 +62,26 @@ extension SensorIntegration {
             #expect(!stderr.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
         }
 
+        /// A command is parsed by its own parser first (a faster start); whatever that parser
+        /// refuses goes through the root parse, so help and errors still name `shmwarden <command>`.
+        @Test func commandsParsedDirectlyStillAnswerAsTheRootDoes() throws {
+            try #require(Binary.exists, "build first: swift build")
+            let (invalid, _, invalidErrors) = try Binary.run(["sandbox", "/bin/true", "--timeout", "0"])
+            #expect(invalid == 2)
+            #expect(invalidErrors.contains("--timeout must be 1 to 3600 seconds"))
+            #expect(invalidErrors.contains("Usage: shmwarden sandbox "))
+            let (help, helpText, _) = try Binary.run(["files", "--help"])
+            #expect(help == 0)
+            #expect(helpText.contains("USAGE: shmwarden files "))
+            // A command with subcommands of its own is not parsed directly: `list` is its
+            // subcommand, not a path to quarantine.
+            let state = makeStateDirectory()
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            let (listed, listText, _) = try Binary.run(["quarantine", "list", "--state-dir", state])
+            #expect(listed == 0)
+            #expect(listText.contains("quarantine is empty"))
+        }
+
         @Test func helpExitsZero() throws {
             try #require(Binary.exists, "build first: swift build")
             let (status, stdout, _) = try Binary.run(["run", "--help"])
