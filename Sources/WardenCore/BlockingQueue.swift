@@ -88,6 +88,13 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// `true` once closed (what is queued can still be taken).
+    public var isClosed: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return closed
+    }
+
     /// `true` once closed and drained.
     public var isClosedAndEmpty: Bool {
         condition.lock()

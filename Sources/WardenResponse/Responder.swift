@@ -105,7 +105,12 @@ public final class Responder: Sendable {
                 let batch = sandboxQueue.takeAll(limit: 1)
                 if batch.isEmpty && sandboxQueue.isClosedAndEmpty { return }
                 for job in batch {
-                    let (row, commands) = runSandbox(job)
+                    // Once the agent is stopping, a run not yet started is recorded as skipped:
+                    // each may take its whole time limit, and a stop must not wait for a queue
+                    // of them (the one under way ends within its own).
+                    let (row, commands) =
+                        sandboxQueue.isClosed
+                        ? (sandboxRow(job, .skipped, "the agent stopped before it ran"), []) : runSandbox(job)
                     record([.action(row)] + commands)
                     log(row)
                 }
@@ -282,13 +287,15 @@ public final class Responder: Sendable {
     }
 
     /// Runs the file's evidence copy (the original may be gone, or changed since it was recorded).
+    private func sandboxRow(_ job: SandboxJob, _ outcome: ActionRecord.Outcome, _ detail: String) -> ActionRecord {
+        ActionRecord(
+            time: clock(), alertId: job.alertID, fileId: job.file.fileID, rule: job.rule, action: "sandbox",
+            mode: job.mode, outcome: outcome, target: job.file.path.displayString, detail: detail)
+    }
+
     private func runSandbox(_ job: SandboxJob) -> (ActionRecord, [StoreCommand]) {
         let file = job.file
-        let row = { (outcome: ActionRecord.Outcome, detail: String) in
-            ActionRecord(
-                time: self.clock(), alertId: job.alertID, fileId: file.fileID, rule: job.rule, action: "sandbox",
-                mode: job.mode, outcome: outcome, target: file.path.displayString, detail: detail)
-        }
+        let row = { (outcome: ActionRecord.Outcome, detail: String) in self.sandboxRow(job, outcome, detail) }
         guard let sandbox else { return (row(.skipped, "no sandbox directory is configured"), []) }
         let stored = file.fileID.flatMap { try? database.files(ids: [$0]).first }
         guard let source = stored?.evidencePath.map(PathBytes.init) ?? (file.state == .present ? file.path : nil) else {

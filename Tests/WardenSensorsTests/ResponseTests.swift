@@ -69,6 +69,49 @@ extension SensorIntegration {
             try await agent.stop()
         }
 
+        /// A stop does not wait for a queue of sandbox runs: the run under way ends, and each run
+        /// not yet started is audited as skipped (none is dropped silently).
+        @Test(.enabled(if: TestEnvironment.isRoot))
+        func aStopSkipsTheSandboxRunsNotYetStarted() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(
+                watch: [mount.path],
+                policy: try policy(
+                    """
+                    mode: enforce
+                    rules:
+                      - {name: detonate, on: dropped-executable, match: {file: {kind: script}}, actions: [{action: sandbox, timeout: 10}]}
+                    """))
+            let token = UInt32.random(in: 0...UInt32.max)
+            for index in 0..<3 {
+                try drop(Array("#!/bin/sh\nsleep 3 # \(token) \(index)\n".utf8), at: mount.child("stage\(index).sh"))
+            }
+            // The first run is under way: a shell of a sandbox uid sleeping.
+            func sleeping() -> Bool {
+                ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).contains { pid in
+                    guard Int(pid) != nil,
+                        let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                        String(decoding: command, as: UTF8.self) == "sleep\u{0}3\u{0}",
+                        let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                        let uid = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })?
+                            .split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap({ UInt32($0) })
+                    else { return false }
+                    return SandboxRunner.identities.contains(uid)
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !sleeping() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            try #require(sleeping(), "the first sandbox run never started")
+            try await agent.stop(keepState: true)
+            defer { try? FileManager.default.removeItem(atPath: agent.stateDirectory) }
+            let rows = try agent.database.actions().filter { $0.action == "sandbox" }
+            #expect(rows.count == 3, "\(rows.map(\.detail))")
+            #expect(rows.filter { $0.outcome == .performed }.count == 1, "\(rows.map(\.detail))")
+            let skipped = rows.filter { $0.outcome == .skipped }
+            #expect(skipped.count == 2 && skipped.allSatisfy { $0.detail == "the agent stopped before it ran" })
+        }
+
         @Test func monitorModePlansForAPostedAlertAndTouchesNothing() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
