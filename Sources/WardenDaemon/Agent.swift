@@ -72,12 +72,36 @@ public enum Agent {
             mounts: TmpfsMountCache(extra: configuration.sensorConfiguration.watchPaths), logger: logger,
             onStored: { responder.submit($0) })
         let listening = ListeningPort()
+        // The sensor's counters and what waits where now, after the intake's own metrics.
+        let agentMetrics: @Sendable () -> String = {
+            let sensorQueues = sensor.queueDepths
+            let responseQueues = responder.queueDepths
+            return sensor.metrics.prometheusText()
+                + PrometheusGauge.text([
+                    PrometheusGauge(
+                        "shmwarden_store_queue_depth", writer.depth, help: "Commands waiting for the store writer."),
+                    PrometheusGauge(
+                        "shmwarden_capture_queue_depth", sensorQueues.capture, help: "Files waiting to be captured."),
+                    PrometheusGauge(
+                        "shmwarden_evidence_queue_depth", sensorQueues.evidence,
+                        help: "Executables waiting for their evidence copy."),
+                    PrometheusGauge(
+                        "shmwarden_alerts_waiting_for_evidence", intake.alertsWaitingForEvidence,
+                        help: "Stored alerts whose file was not found yet and that will be looked at again."),
+                    PrometheusGauge(
+                        "shmwarden_response_queue_depth", responseQueues.responses,
+                        help: "Alerts and dropped executables waiting for the policy's response."),
+                    PrometheusGauge(
+                        "shmwarden_sandbox_queue_depth", responseQueues.sandboxRuns,
+                        help: "Sandbox runs waiting to start."),
+                ])
+        }
         var http: [any Service] = []
         if let server = configuration.http {
             let reports = ReportAssembler(
                 database: database, quarantineDirectory: configuration.stateDirectory.quarantinePath)
             let router = IntakeRoutes.router(
-                intake: intake, configuration: server, extraMetrics: { sensor.metrics.prometheusText() },
+                intake: intake, configuration: server, extraMetrics: agentMetrics,
                 report: { id, json in
                     // SQLite reads and /proc reads block: keep them off the cooperative pool.
                     try await DedicatedThread.result(name: "warden-report") {
@@ -98,7 +122,7 @@ public enum Agent {
                 unlink(socketPath)
                 http.append(
                     Application(
-                        router: IntakeRoutes.router(intake: intake, configuration: server),
+                        router: IntakeRoutes.router(intake: intake, configuration: server, extraMetrics: agentMetrics),
                         configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "shmwarden"),
                         onServerRunning: { _ in
                             chmod(socketPath, 0o600)

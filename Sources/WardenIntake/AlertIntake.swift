@@ -37,6 +37,7 @@ public final class AlertIntake: Sendable {
     /// its queues to itself (reorganizing 30,000 waiting alerts inside this lock held every
     /// handler that wanted to add one, up to tens of milliseconds).
     private let late: Mutex<(incoming: [LateAlert], running: Bool)>
+    private let waiting = Atomic<Int>(0)
     /// Told of each stored alert once committed, and again when a late look finds its evidence
     /// (the responder's trigger). Must not block.
     private let onStored: (@Sendable (AlertRecord) -> Void)?
@@ -123,6 +124,9 @@ public final class AlertIntake: Sendable {
         }
     }
 
+    /// Stored alerts whose file was not found yet and that will be looked at again.
+    public var alertsWaitingForEvidence: Int { waiting.load(ordering: .relaxed) }
+
     public init(
         database: EvidenceDatabase, writer: StoreWriter, mounts: TmpfsMountCache,
         metrics: IntakeMetrics = IntakeMetrics(),
@@ -197,9 +201,10 @@ public final class AlertIntake: Sendable {
     /// the lookups themselves under a burst of alerts about files we never see).
     private func correlateLater(_ record: AlertRecord, lookedAt: LookedAt) {
         // Made outside the lock: it copies the JSON.
-        let waiting = LateAlert(record, attempt: 0, due: .now + retryDelays[0], lookedAt: lookedAt)
+        let alert = LateAlert(record, attempt: 0, due: .now + retryDelays[0], lookedAt: lookedAt)
+        waiting.add(1, ordering: .relaxed)
         let start = late.withLock { state -> Bool in
-            state.incoming.append(waiting)
+            state.incoming.append(alert)
             defer { state.running = true }
             return !state.running
         }
@@ -252,6 +257,8 @@ public final class AlertIntake: Sendable {
                 }
             }
             for item in due {
+                let lastLook = found[item.id] != nil || item.attempt + 1 >= retryDelays.count
+                if lastLook { waiting.subtract(1, ordering: .relaxed) }
                 if let correlated = found[item.id] {
                     writer.submit(
                         .correlations(

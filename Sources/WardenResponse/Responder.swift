@@ -136,6 +136,9 @@ public final class Responder: Sendable {
     /// Lets the response thread finish what is queued and stop.
     public func finish() { queue.close() }
 
+    /// Alerts and dropped executables waiting for a response, and sandbox runs waiting to start.
+    public var queueDepths: (responses: Int, sandboxRuns: Int) { (queue.count, sandboxQueue.count) }
+
     /// Evaluates the policy for `subject` and carries out each planned action; returns the audit rows.
     @discardableResult
     public func respond(to subject: PolicySubject) -> [ActionRecord] {

@@ -19,6 +19,7 @@ public final class SensorService: Service, Sendable {
     private let writer: StoreWriter
     private let logger: Logger
     private let jobs: BlockingQueue<CaptureJob>
+    private let evidenceJobs: BlockingQueue<EvidenceJob>
     private let readyHandlers = Mutex<(isReady: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
     private let clock: @Sendable () -> Timestamp
     /// Told of each executable recorded present with a hash, after its record was handed to the
@@ -39,8 +40,12 @@ public final class SensorService: Service, Sendable {
         self.metrics = metrics
         self.logger = logger
         self.jobs = BlockingQueue(capacity: configuration.captureQueueCapacity)
+        self.evidenceJobs = BlockingQueue(capacity: configuration.evidenceQueueCapacity)
         self.clock = clock
     }
+
+    /// Files waiting to be captured, and executables waiting for their evidence copy.
+    public var queueDepths: (capture: Int, evidence: Int) { (jobs.count, evidenceJobs.count) }
 
     /// The real-time clock as a `Timestamp`.
     public static let wallClock: @Sendable () -> Timestamp = {
@@ -63,7 +68,7 @@ public final class SensorService: Service, Sendable {
     public func run() async throws {
         let engine = try SensorEngine(
             configuration: configuration, metrics: metrics, logger: logger, jobs: jobs, now: clock)
-        let evidenceJobs = BlockingQueue<EvidenceJob>(capacity: configuration.evidenceQueueCapacity)
+        let evidenceJobs = self.evidenceJobs
         let keeper = EvidenceKeeper(
             vault: try EvidenceVault(root: configuration.evidenceDirectory), metrics: metrics, logger: logger,
             emit: { [writer] in writer.submit($0) })

@@ -84,6 +84,10 @@ extension SensorIntegration {
             }
             // Give every request time to reach the intake, then let the store go on.
             try await Task.sleep(for: .seconds(2))
+            // Meanwhile /metrics says where they wait: the full store queue.
+            let (_, waitingMetrics) = try await get("http://127.0.0.1:\(port)/metrics")
+            let depth = waitingMetrics.split(separator: "\n").first { $0.hasPrefix("shmwarden_store_queue_depth ") }
+            #expect(depth.flatMap { Int($0.split(separator: " ")[1]) }.map { $0 >= 1 } == true, "\(depth ?? "none")")
             release.signal()
             var answers: [(Int, String?)] = []
             for task in posts { answers.append(try await task.value) }
@@ -129,6 +133,35 @@ extension SensorIntegration {
             #expect(metrics.contains("shmwarden_alerts_received_total 2"))
             #expect(metrics.contains("shmwarden_alerts_duplicate_total 1"))
             #expect(metrics.contains("shmwarden_sensor_executables_recorded"))
+            for gauge in [
+                "store_queue_depth", "capture_queue_depth", "evidence_queue_depth", "alerts_waiting_for_evidence",
+                "response_queue_depth", "sandbox_queue_depth",
+            ] {
+                #expect(metrics.contains("# TYPE shmwarden_\(gauge) gauge\nshmwarden_\(gauge) 0\n"), "\(gauge)")
+            }
+            try await agent.stop()
+        }
+
+        /// An alert about a file never recorded waits for it (looked at again after 0.25 s and
+        /// 2 s more), and /metrics counts it while it waits.
+        @Test func theAlertsWaitingForTheirFileAreCounted() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0))
+            let port = await agent.services.listening.port()
+            func waiting() async throws -> Int? {
+                let (_, metrics) = try await get("http://127.0.0.1:\(port)/metrics")
+                return metrics.split(separator: "\n").first { $0.hasPrefix("shmwarden_alerts_waiting_for_evidence ") }
+                    .flatMap { Int($0.split(separator: " ")[1]) }
+            }
+            #expect(try await waiting() == 0)
+            let (status, body, _) = try await post(
+                "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: mount.child("never-dropped")))
+            #expect(status == 200 && body["correlations"] as? Int == 0)
+            #expect(try await waiting() == 1)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while try await waiting() != 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(try await waiting() == 0, "the alert still waits after its last look")
             try await agent.stop()
         }
 
