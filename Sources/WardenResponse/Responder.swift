@@ -289,13 +289,14 @@ public final class Responder: Sendable {
         var mode: PolicyMode
     }
 
-    /// Runs the file's evidence copy (the original may be gone, or changed since it was recorded).
+    /// The audit row of a sandbox action.
     private func sandboxRow(_ job: SandboxJob, _ outcome: ActionRecord.Outcome, _ detail: String) -> ActionRecord {
         ActionRecord(
             time: clock(), alertId: job.alertID, fileId: job.file.fileID, rule: job.rule, action: "sandbox",
             mode: job.mode, outcome: outcome, target: job.file.path.displayString, detail: detail)
     }
 
+    /// Runs the file's evidence copy (the original may be gone, or changed since it was recorded).
     private func runSandbox(_ job: SandboxJob) -> (ActionRecord, [StoreCommand]) {
         let file = job.file
         let row = { (outcome: ActionRecord.Outcome, detail: String) in self.sandboxRow(job, outcome, detail) }

@@ -13,11 +13,11 @@ import WardenLinux
 ///
 /// The supervisor (this type) prepares two tmpfs mounts at `<state>/sandbox/jail`, in a mount
 /// namespace of the run's own: the jail's root (exec allowed; the sample copied in and its hash
-/// verified) and its /tmp; builds
-/// the seccomp filter; and hands everything to the C launcher, which clones the namespaces and
-/// runs only system calls until the execveat. Then it answers the notifications, bounds the
-/// output, kills the whole pid namespace at the deadline, counts the refused calls from the
-/// kernel's audit records, and keeps what the sample wrote in /tmp as evidence.
+/// verified) and its /tmp; builds the seccomp filter; and hands everything to the C launcher,
+/// which clones the namespaces and runs only system calls until the execveat. Then it answers
+/// the notifications, bounds the output, kills the whole pid namespace at the deadline, counts
+/// the refused calls from the kernel's audit records, and keeps what the sample wrote in /tmp
+/// as evidence.
 public struct SandboxRunner: Sendable {
     public struct Options: Sendable {
         public var timeoutSeconds: Int = 10
