@@ -27,6 +27,11 @@ func post(
     return (http.statusCode, object, http.allHeaderFields)
 }
 
+/// The value of gauge `name` in Prometheus text.
+func gauge(_ name: String, in metrics: String) -> Int? {
+    metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Int($0.split(separator: " ")[1]) }
+}
+
 func get(_ url: String, headers: [String: String] = [:]) async throws -> (Int, String) {
     var request = URLRequest(url: URL(string: url)!)
     for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
@@ -86,8 +91,8 @@ extension SensorIntegration {
             try await Task.sleep(for: .seconds(2))
             // Meanwhile /metrics says where they wait: the full store queue.
             let (_, waitingMetrics) = try await get("http://127.0.0.1:\(port)/metrics")
-            let depth = waitingMetrics.split(separator: "\n").first { $0.hasPrefix("shmwarden_store_queue_depth ") }
-            #expect(depth.flatMap { Int($0.split(separator: " ")[1]) }.map { $0 >= 1 } == true, "\(depth ?? "none")")
+            let depth = gauge("shmwarden_store_queue_depth", in: waitingMetrics)
+            #expect(depth.map { $0 >= 1 } == true, "\(depth.map(String.init) ?? "none")")
             release.signal()
             var answers: [(Int, String?)] = []
             for task in posts { answers.append(try await task.value) }
@@ -150,9 +155,7 @@ extension SensorIntegration {
             let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0))
             let port = await agent.services.listening.port()
             func waiting() async throws -> Int? {
-                let (_, metrics) = try await get("http://127.0.0.1:\(port)/metrics")
-                return metrics.split(separator: "\n").first { $0.hasPrefix("shmwarden_alerts_waiting_for_evidence ") }
-                    .flatMap { Int($0.split(separator: " ")[1]) }
+                gauge("shmwarden_alerts_waiting_for_evidence", in: try await get("http://127.0.0.1:\(port)/metrics").1)
             }
             #expect(try await waiting() == 0)
             let (status, body, _) = try await post(

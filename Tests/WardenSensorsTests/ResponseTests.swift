@@ -14,6 +14,18 @@ private func policy(_ text: String) throws -> Policy {
     try PolicyParser.merge([try PolicyParser.parse(text, file: "test.yaml").get()]).get()
 }
 
+/// An agent on `mount` in enforce mode that runs each dropped executable of `kind` in the sandbox.
+private func detonatingAgent(on mount: TestMount, kind: String, timeout: Int) async throws -> AgentHarness {
+    try await AgentHarness(
+        watch: [mount.path],
+        policy: try policy(
+            """
+            mode: enforce
+            rules:
+              - {name: detonate, on: dropped-executable, match: {file: {kind: \(kind)}}, actions: [{action: sandbox, timeout: \(timeout)}]}
+            """))
+}
+
 extension SensorIntegration {
     /// Responses through the running agent and through the command line.
     @Suite(.serialized, .timeLimit(.minutes(3)))
@@ -47,14 +59,7 @@ extension SensorIntegration {
         func aDroppedELFIsRunInTheSandbox() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(
-                watch: [mount.path],
-                policy: try policy(
-                    """
-                    mode: enforce
-                    rules:
-                      - {name: detonate, on: dropped-executable, match: {file: {kind: elf}}, actions: [{action: sandbox, timeout: 5}]}
-                    """))
+            let agent = try await detonatingAgent(on: mount, kind: "elf", timeout: 5)
             let sha = try drop(trueBinary, at: mount.child("sample"))
             var actions: [ActionRecord] = []
             let deadline = ContinuousClock.now + .seconds(20)
@@ -75,14 +80,7 @@ extension SensorIntegration {
         func aStopSkipsTheSandboxRunsNotYetStarted() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(
-                watch: [mount.path],
-                policy: try policy(
-                    """
-                    mode: enforce
-                    rules:
-                      - {name: detonate, on: dropped-executable, match: {file: {kind: script}}, actions: [{action: sandbox, timeout: 10}]}
-                    """))
+            let agent = try await detonatingAgent(on: mount, kind: "script", timeout: 10)
             let token = UInt32.random(in: 0...UInt32.max)
             for index in 0..<3 {
                 try drop(Array("#!/bin/sh\nsleep 3 # \(token) \(index)\n".utf8), at: mount.child("stage\(index).sh"))
