@@ -1,7 +1,6 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import Synchronization
 import WardenCore
 
 /// Counters and a latency histogram for the Falco intake, rendered for `/metrics`.
@@ -22,14 +21,8 @@ public final class IntakeMetrics: Sendable {
     /// Upper bounds of the latency buckets, in seconds (Prometheus `le`).
     public static let latencyBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
 
-    private struct Histogram {
-        var bucketCounts = [Int](repeating: 0, count: IntakeMetrics.latencyBuckets.count)
-        var latencyCount = 0
-        var latencySum = 0.0
-    }
-
     private let counters = CounterSet<Counter>()
-    private let latency = Mutex(Histogram())
+    private let latency = LatencyHistogram(name: "shmwarden_alert_intake_seconds", bounds: latencyBuckets)
 
     public init() {}
 
@@ -38,27 +31,10 @@ public final class IntakeMetrics: Sendable {
     public subscript(_ counter: Counter) -> Int { counters[counter] }
 
     /// Records how long one accepted alert took from request to durable commit.
-    public func observeLatency(seconds: Double) {
-        latency.withLock { state in
-            for (index, bound) in Self.latencyBuckets.enumerated() where seconds <= bound {
-                state.bucketCounts[index] += 1
-            }
-            state.latencyCount += 1
-            state.latencySum += seconds
-        }
-    }
+    public func observeLatency(seconds: Double) { latency.observe(seconds: seconds) }
 
     /// The Prometheus text exposition of these metrics (`shmwarden_` prefix).
     public func prometheusText() -> String {
-        let snapshot = latency.withLock { $0 }
-        var out = counters.prometheusText(prefix: "shmwarden_")
-        let name = "shmwarden_alert_intake_seconds"
-        out += "# TYPE \(name) histogram\n"
-        for (index, bound) in Self.latencyBuckets.enumerated() {
-            out += "\(name)_bucket{le=\"\(bound)\"} \(snapshot.bucketCounts[index])\n"
-        }
-        out += "\(name)_bucket{le=\"+Inf\"} \(snapshot.latencyCount)\n"
-        out += "\(name)_sum \(snapshot.latencySum)\n\(name)_count \(snapshot.latencyCount)\n"
-        return out
+        counters.prometheusText(prefix: "shmwarden_") + latency.prometheusText()
     }
 }

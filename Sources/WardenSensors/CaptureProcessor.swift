@@ -124,6 +124,7 @@ final class CaptureProcessor {
             // The record commits now; the evidence copy follows from the same descriptor, which
             // the evidence keeper holds until the copy is verified and in place.
             emit(.record(record, blob))
+            metrics.captureLatency.observe(seconds: Double(sys_monotonicNanoseconds() - pinned.openedAt) / 1e9)
             if let sha = hash.sha256, hash.status == .ok {
                 keepEvidence(EvidenceJob(descriptor: fd, sha256: sha, path: path))
                 handedOver = true

@@ -10,6 +10,8 @@ import WardenLinux
 public struct PinnedFile: Sendable {
     public var descriptor: FileDescriptor
     public var status: FileStatus
+    /// When it was opened (monotonic nanoseconds): the start of its capture latency.
+    public var openedAt: Int64 = sys_monotonicNanoseconds()
 }
 
 /// What trying to pin a path gave.

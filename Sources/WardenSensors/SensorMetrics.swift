@@ -3,7 +3,7 @@
 
 import WardenCore
 
-/// The sensor's counters, which the threads bump and `/metrics` (and tests) read.
+/// The sensor's counters and capture latency, which the threads update and `/metrics` (and tests) read.
 public final class SensorMetrics: Sendable {
     public enum Counter: String, CaseIterable, Sendable {
         /// inotify records decoded.
@@ -55,15 +55,23 @@ public final class SensorMetrics: Sendable {
 
     private let counters = CounterSet<Counter>()
 
+    /// From the moment the sensor opened an executable (when it was created, if it was pinned
+    /// then; else at its close-write, exec or rescan) to its record handed to the store writer:
+    /// the dropper's writing, if pinned at creation, then time in the capture queue,
+    /// classification and hashing.
+    public let captureLatency = LatencyHistogram(
+        name: "shmwarden_file_capture_seconds", bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10])
+
     public init() {}
 
     public func add(_ counter: Counter, _ amount: Int = 1) { counters.add(counter, amount) }
 
     public subscript(_ counter: Counter) -> Int { counters[counter] }
 
-    /// The Prometheus text exposition of these counters (`shmwarden_sensor_` prefix).
+    /// The Prometheus text exposition of these counters (`shmwarden_sensor_` prefix) and of the
+    /// capture latency histogram.
     public func prometheusText() -> String {
-        counters.prometheusText(prefix: "shmwarden_sensor_")
+        counters.prometheusText(prefix: "shmwarden_sensor_") + captureLatency.prometheusText()
     }
 
     /// Every counter with its value, in declaration order.

@@ -138,6 +138,12 @@ extension SensorIntegration {
             #expect(metrics.contains("shmwarden_alerts_received_total 2"))
             #expect(metrics.contains("shmwarden_alerts_duplicate_total 1"))
             #expect(metrics.contains("shmwarden_sensor_executables_recorded"))
+            // Both histograms: the two alerts' intake, the dropper's capture.
+            #expect(metrics.contains("# TYPE shmwarden_alert_intake_seconds histogram\n"))
+            #expect(metrics.contains("shmwarden_alert_intake_seconds_count 1\n"), "the repeat is not timed")
+            #expect(metrics.contains("# TYPE shmwarden_file_capture_seconds histogram\n"))
+            #expect(metrics.contains("shmwarden_file_capture_seconds_bucket{le=\"+Inf\"} 1\n"))
+            #expect(metrics.contains("shmwarden_file_capture_seconds_count 1\n"))
             for gauge in [
                 "store_queue_depth", "capture_queue_depth", "evidence_queue_depth", "alerts_waiting_for_evidence",
                 "response_queue_depth", "sandbox_queue_depth",
