@@ -40,6 +40,7 @@ struct FalcoAlertReader {
     static func read(_ bytes: UnsafeRawBufferPointer) throws(AlertDecodingError) -> Fields {
         var reader = FalcoAlertReader(bytes)
         reader.skipWhitespace()
+        if reader.atEndAfterWhitespace() { throw AlertDecodingError("empty body: expected a Falco alert as JSON") }
         guard reader.peek() == UInt8(ascii: "{") else {
             // Valid JSON of another kind, or not JSON at all.
             var probe = FalcoAlertReader(bytes)

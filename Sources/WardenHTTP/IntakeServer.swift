@@ -47,6 +47,19 @@ public enum IntakeRoutes {
         }
         router.post("/", use: handler)
         router.post("/falco", use: handler)
+        // Any other method on the intake paths: 405 naming the one that works (a browser or a
+        // `curl` without `-d` otherwise got an empty 404, as if nothing listened there).
+        let onlyPost: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
+            var response = json(.methodNotAllowed, ["error": "alerts are sent with POST"])
+            response.headers[.allow] = "POST"
+            return response
+        }
+        for path: RouterPath in ["/", "/falco"] {
+            router.get(path, use: onlyPost)
+            router.put(path, use: onlyPost)
+            router.delete(path, use: onlyPost)
+            router.patch(path, use: onlyPost)
+        }
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }

@@ -81,6 +81,8 @@ enum AlertFixtures {
 
     @Test(arguments: [
         ("not json", "malformed JSON"),
+        ("", "empty body"),
+        (" \n\t", "empty body"),
         ("[1,2]", "expected a JSON object"),
         (#"{"priority":"Warning","time":"2026-11-29T12:00:00Z"}"#, "missing \"rule\""),
         (#"{"rule":"r","time":"2026-11-29T12:00:00Z"}"#, "missing \"priority\""),

@@ -203,6 +203,18 @@ extension SensorIntegration {
             #expect(missingBody["error"] as? String == "missing \"priority\"")
             let (large, _, _) = try await post(url, Data(repeating: UInt8(ascii: "a"), count: 8192))
             #expect(large == 413)
+            let (empty, emptyBody, _) = try await post(url, Data())
+            #expect(empty == 400)
+            #expect((emptyBody["error"] as? String)?.hasPrefix("empty body") == true)
+            // Another method on an intake path says which one to use.
+            for path in ["/falco", "/"] {
+                let (data, response) = try await URLSession.shared.data(
+                    for: URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!))
+                let answer = try #require(response as? HTTPURLResponse)
+                #expect(answer.statusCode == 405)
+                #expect(answer.value(forHTTPHeaderField: "Allow") == "POST")
+                #expect(String(decoding: data, as: UTF8.self).contains("POST"))
+            }
             #expect(try agent.database.alertCount() == 0)
             try await agent.stop()
         }
