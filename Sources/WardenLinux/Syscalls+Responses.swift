@@ -324,9 +324,10 @@ public func sys_mountTmpfs(_ path: [UInt8], options: String, flags: UInt) throws
 
 /// Moves the calling thread into a mount namespace of its own: what it mounts from then on is
 /// invisible to the host and is unmounted by the kernel when the thread and every process it
-/// started into the namespace are gone, even if the process is killed (`warden_private_mount_namespace`).
+/// started into the namespace are gone, even if the process is killed
+/// (`warden_private_mount_namespace`: unshare, then slave propagation).
 public func sys_privateMountNamespace() throws(SystemCallError) {
-    _ = try retryingInterrupts("unshare(CLONE_NEWNS)") { warden_private_mount_namespace() }
+    _ = try retryingInterrupts("unshare(CLONE_NEWNS)+mount(MS_SLAVE)") { warden_private_mount_namespace() }
 }
 
 /// Detaches the mount at `path` (`MNT_DETACH`).
