@@ -37,6 +37,7 @@ public final class AlertIntake: Sendable {
     /// its queues to itself (reorganizing 30,000 waiting alerts inside this lock held every
     /// handler that wanted to add one, up to tens of milliseconds).
     private let late: Mutex<(incoming: [LateAlert], running: Bool)>
+    /// Alerts between `correlateLater` and their last look (`/metrics`).
     private let waiting = Atomic<Int>(0)
     /// Told of each stored alert once committed, and again when a late look finds its evidence
     /// (the responder's trigger). Must not block.
@@ -56,7 +57,7 @@ public final class AlertIntake: Sendable {
     /// 2.25 s of them waiting (the agent's RSS went from 35 to 450 MB at 16,000 alerts/s, and
     /// freeing them cold was 7% of the handler threads' time). The JSON is an exact-size copy of
     /// its bytes: kept as the decoded alert's string, the same storms peaked at 170–196 MiB
-    /// instead of 149–154.
+    /// instead of 149–167.
     ///
     /// A class: each pass moves thousands of these between queues and arrays.
     final class LateAlert: Sendable {
