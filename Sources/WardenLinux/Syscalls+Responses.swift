@@ -359,6 +359,30 @@ public func sys_socketPair() throws(SystemCallError) -> (FileDescriptor, FileDes
     return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
 }
 
+/// A unix datagram socket bound to the abstract name `name` (no leading NUL: it is added): a
+/// claim on the name across the whole host (its network namespace) that the kernel drops when
+/// the socket is closed or its process dies. `EADDRINUSE` when another socket holds the name.
+public func sys_bindAbstractSocket(_ name: [UInt8]) throws(SystemCallError) -> FileDescriptor {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let length = withUnsafeMutableBytes(of: &address.sun_path) { path -> Int in
+        // sun_path[0] stays 0 (abstract); the name follows, not NUL-terminated.
+        let count = min(name.count, path.count - 1)
+        for index in 0..<count { path[index + 1] = name[index] }
+        return MemoryLayout<sa_family_t>.size + 1 + count
+    }
+    let fd = try retryingInterrupts("socket") { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+    let bound = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(length)) }
+    }
+    if bound != 0 {
+        let code = Glibc.errno
+        close(fd)
+        throw SystemCallError(syscall: "bind", path: [UInt8]("@".utf8) + name, errno: Errno(rawValue: code))
+    }
+    return FileDescriptor(rawValue: fd)
+}
+
 /// One descriptor received with SCM_RIGHTS.
 public func sys_receiveDescriptor(_ socket: FileDescriptor) throws(SystemCallError) -> FileDescriptor {
     let fd = try retryingInterrupts("recvmsg") { warden_receive_fd(socket.rawValue) }

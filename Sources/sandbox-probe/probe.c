@@ -16,6 +16,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -125,6 +126,18 @@ int main(int argc, char **argv) {
         }
         printf("\n");
         return 0;
+    }
+    if (!strcmp(mode, "hold-abstract") && argc > 2) {
+        // Not a containment case: run on the host, it holds an abstract unix socket name (as a
+        // sandbox run in another process holds its identity) until it is killed.
+        struct sockaddr_un address = { .sun_family = AF_UNIX };
+        size_t length = strlen(argv[2]) < sizeof address.sun_path - 1 ? strlen(argv[2]) : sizeof address.sun_path - 1;
+        memcpy(address.sun_path + 1, argv[2], length);
+        int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+        if (s < 0 || bind(s, (struct sockaddr *)&address, (socklen_t)(sizeof(sa_family_t) + 1 + length)) != 0)
+            return refused("bind");
+        printf("held\n");
+        for (;;) pause();
     }
     fprintf(stderr, "unknown mode '%s'\n", mode);
     return 2;

@@ -75,8 +75,15 @@ struct SandboxCommand: ParsableCommand {
         ])
         if json {
             print(try JSONOutput.encode(report))
-            return
+        } else {
+            printText(report)
         }
+        // A jail that could not be set up is a runtime failure (exit 1), printed and stored like
+        // any run so that the reason is on record.
+        if report.setupError != nil { throw ExitCode(1) }
+    }
+
+    private func printText(_ report: SandboxReport) {
         print("sandbox run \(report.id) of sha256 \(report.sha256)")
         for sentence in report.verdict { print("  \(sentence)") }
         if !report.syscalls.isEmpty {

@@ -10,7 +10,7 @@ import WardenResponse
 import WardenTestSupport
 
 /// `.build/debug/sandbox-probe`, built by the README's test command.
-private let probe: String = {
+let probe: String = {
     var url = URL(fileURLWithPath: #filePath)
     for _ in 0..<3 { url.deleteLastPathComponent() }
     return url.appendingPathComponent(".build/debug/sandbox-probe").resolvingSymlinksInPath().path

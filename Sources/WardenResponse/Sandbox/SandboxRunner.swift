@@ -29,15 +29,17 @@ public struct SandboxRunner: Sendable {
         public var fileSizeLimit: UInt64 = 64 << 20
         public var openFilesLimit: UInt64 = 256
         public var processLimit: UInt64 = 64
+        /// The uids (and gids) the run may take one of (`SandboxRunner.identities`).
+        public var identities = SandboxRunner.identities
         public init() {}
     }
 
     /// The unprivileged identities samples run as, uid and gid alike (no such users on a normal
-    /// host). Each run takes its own: the refused calls are counted from the kernel's audit
-    /// records by uid, and two runs at once under one uid counted each other's.
+    /// host). Each run holds one of its own for as long as it runs (`SandboxIdentityLease`).
     public static let identities: ClosedRange<UInt32> = (2_147_483_646 - 4095)...2_147_483_646
-    /// Runs in this process take the identities in turn from a place of the range that depends on
-    /// the process, so runs in other processes (the agent's and a command's) rarely meet.
+    /// Where in the range the next run of this process starts looking: runs take the identities
+    /// in turn, from a place that depends on the process, so that a free one is usually the
+    /// first tried.
     private static let nextIdentity = Atomic<UInt32>(UInt32(truncatingIfNeeded: getpid()) &* 61)
     /// The CPU the next jail runs on: jails take the CPUs in turn, so two at once (the agent's
     /// and a `shmwarden sandbox` command) do not share one while another idles.
@@ -107,9 +109,16 @@ public struct SandboxRunner: Sendable {
         }
         defer { sys_unmount(Array(root.utf8)) }
 
-        let identity =
-            Self.identities.upperBound
-            - Self.nextIdentity.add(1, ordering: .relaxed).oldValue % UInt32(Self.identities.count)
+        // Held until the run is over: its processes are gone and its refused calls counted.
+        let lease: SandboxIdentityLease
+        do {
+            lease = try SandboxIdentityLease.acquire(
+                in: options.identities, start: Self.nextIdentity.add(1, ordering: .relaxed).oldValue)
+        } catch {
+            throw RunError(description: "sandbox preparation: \(error)")
+        }
+        defer { lease.release() }
+        let identity = lease.identity
         let binds = try prepareRoot(root, identity: identity)
         try wrap { () throws(SystemCallError) in
             try sys_mountTmpfs(Array(tmp.utf8), options: "size=64m,mode=1777", flags: noSuidNoDev)
