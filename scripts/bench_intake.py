@@ -37,8 +37,10 @@ ALERT = {
     },
 }
 
+# The counter starts where the script is told (WRK_COUNTER_BASE): every wrk run against one
+# server posts alerts no earlier run posted, so none is a duplicate (stored once, answered fast).
 LUA = r"""
-counter = 0
+counter = tonumber(os.getenv("WRK_COUNTER_BASE") or "0")
 prefix = [[%s]]
 suffix = [[%s]]
 request = function()
@@ -51,7 +53,7 @@ end
 # The same, but each alert names a file of its own (PATH in the suffix becomes the path with the
 # counter appended): no two alerts share a lookup.
 LUA_DISTINCT = r"""
-counter = 0
+counter = tonumber(os.getenv("WRK_COUNTER_BASE") or "0")
 prefix = [[%s]]
 pieces = {}
 for piece in string.gmatch([[%s]] .. "PATH", "(.-)PATH") do pieces[#pieces + 1] = piece end
@@ -78,16 +80,23 @@ def wait_port(port, timeout=30):
     raise RuntimeError(f"nothing listening on {port}")
 
 
+wrk_runs = 0
+
+
 def run_wrk(port, seconds, script, connections=16):
+    global wrk_runs
+    wrk_runs += 1
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
-                          f"http://127.0.0.1:{port}/falco"], check=True, capture_output=True, text=True).stdout
+                          f"http://127.0.0.1:{port}/falco"], check=True, capture_output=True, text=True,
+                         env=dict(os.environ, WRK_COUNTER_BASE=str(wrk_runs * 10_000_000 % 1_000_000_000))).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     def latency(label):
         match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "non2xx": int(non2xx.group(1)) if non2xx else 0}
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "requests": int(re.search(r"(\d+) requests in", out).group(1))}
 
 
 def thread_ticks(pid):
@@ -103,6 +112,26 @@ def thread_ticks(pid):
         fields = stat[stat.rindex(")") + 2:].split()
         ticks[tid] = (name, int(fields[11]) + int(fields[12]))
     return ticks
+
+
+def fdatasync_latency(directory, count=2000):
+    """What one fdatasync of a 4 KiB overwrite costs on the disk under `directory` (idle): ms."""
+    path = os.path.join(directory, "fdatasync-probe")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, b"\0" * (4096 * 256), 0)
+        os.fsync(fd)
+        times = []
+        for index in range(count):
+            os.pwrite(fd, os.urandom(4096), (index % 256) * 4096)
+            start = time.perf_counter()
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    times.sort()
+    return {"p50": times[len(times) // 2], "p99": times[int(len(times) * 0.99)], "max": times[-1]}
 
 
 def peak_rss_kib(pid):
@@ -176,7 +205,8 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
-    seconds = 5 if args.quick else 15
+    seconds = 4 if args.quick else 10
+    warmup = 2 if args.quick else 3
     work = tempfile.mkdtemp(prefix="shmwarden-bench-intake-")
     try:
         def write_script(name, path="/dev/shm/payload", distinct=False):
@@ -198,22 +228,74 @@ def main():
 
         script, body, prefix, suffix = write_script("post.lua")
         print(f"alert body: {len(body)} bytes, each request unique (time varies)")
+        disk = fdatasync_latency(work)
+        print(f"disk under the state directories, idle: fdatasync of a 4 KiB overwrite p50 {disk['p50']:.2f} ms, "
+              f"p99 {disk['p99']:.2f} ms, max {disk['max']:.2f} ms")
 
+        # Both servers are measured in their steady state: each measured run follows a warm-up
+        # run of the same load on the same process (a fresh process, the bare one too, served
+        # 20-35% fewer requests in its first seconds), and an agent runs for weeks.
+        def measure(port, script, connections, pid=None):
+            warm = run_wrk(port, warmup, script, connections)
+            before = thread_ticks(pid) if pid else None
+            result = run_wrk(port, seconds, script, connections)
+            result["answered"] = warm["requests"] - warm["non2xx"] + result["requests"] - result["non2xx"]
+            if pid:
+                result["cpu"] = cpu_per_request(pid, before, result["rps"] * seconds)
+            return result
+
+        # Throughput by number of connections, bare server and agent (alerts about a recorded
+        # file) each one process: a Falco's http_output posts one alert at a time (1); the group
+        # commit fills its groups only with the alerts in flight, so the agent's throughput
+        # grows with them while the bare server's is flat from 16 on.
+        print(f"HTTP intake, wrk -t1 -d{seconds}s after {warmup}s of warm-up (server and wrk share the 2 cores):")
+        sweep = (1, 16, 32, 64, 128)
+        bare_by, ours_by = {}, {}
         bare = start_bare(binary)
         try:
-            before = thread_ticks(bare.pid)
-            ceiling = run_wrk(28051, seconds, script)
-            bare_cpu = cpu_per_request(bare.pid, before, ceiling["rps"] * seconds)
+            for connections in sweep:
+                bare_by[connections] = measure(28051, script, connections)
         finally:
             stop(bare, signal.SIGINT)
-        print(f"HTTP intake, wrk -t1 -c16 -d{seconds}s (server and wrk share the 2 cores):")
-        print(f"  bare decode-only Hummingbird      {ceiling['rps']:8.0f} req/s  p50 {ceiling['p50']:.2f} ms  p99 {ceiling['p99']:.2f} ms")
-        print(f"    CPU per request: {format_roles(bare_cpu)}")
+        agent, _, watch = start_agent(binary, work, "sweep")
+        try:
+            sweep_script = write_script("post-sweep.lua", drop_payload(watch))[0]
+            for connections in sweep:
+                ours_by[connections] = measure(28050, sweep_script, connections)
+        finally:
+            stop(agent, signal.SIGTERM)
+        for connections in sweep:
+            ours, ceiling = ours_by[connections], bare_by[connections]
+            print(f"  {connections:3d} connections: shmwarden {ours['rps']:6.0f} req/s  p50 {ours['p50']:.2f} ms  "
+                  f"p99 {ours['p99']:.2f} ms  non-2xx {ours['non2xx']}; bare {ceiling['rps']:6.0f} req/s  "
+                  f"p50 {ceiling['p50']:.2f} ms  p99 {ceiling['p99']:.2f} ms; {ours['rps'] / ceiling['rps']:.2f}x")
 
-        # Three cases: every alert names a file the sensor recorded (the usual case: one
-        # correlation each); every alert names a file never seen (each is looked at again later,
-        # the worst case for the intake); and every alert names a different file never seen (no
-        # lookup is ever repeated: the store writer's memo of lookups never helps).
+        # The headline: each server's highest throughput over the sweep, the bare one's being the
+        # framework's ceiling on this machine, with the p99 at that point (the issue's bound is
+        # 10 ms; on this VM an fdatasync now and then takes 100-200 ms, and every alert of the
+        # group waiting on it shows that in its latency).
+        def peak(by):
+            best = max(sweep, key=lambda c: by[c]["rps"])
+            return best, by[best]
+        bare_at, ceiling = peak(bare_by)
+        ours_at, ours = peak(ours_by)
+        print(f"  peak: shmwarden {ours['rps']:.0f} req/s at {ours_at} connections (p99 {ours['p99']:.2f} ms), "
+              f"bare {ceiling['rps']:.0f} req/s at {bare_at} (p99 {ceiling['p99']:.2f} ms) -> "
+              f"{ours['rps'] / ceiling['rps']:.2f}x ceiling")
+
+        # Three cases at 64 connections: every alert names a file the sensor recorded (the usual
+        # case: one correlation each); every alert names a file never seen (each is looked at
+        # again later, the worst case for the intake); and every alert names a different file
+        # never seen (no lookup is ever repeated: the store writer's memo of lookups never helps).
+        connections = 64
+        bare = start_bare(binary)
+        try:
+            ceiling = measure(28051, script, connections, bare.pid)
+        finally:
+            stop(bare, signal.SIGINT)
+        print(f"By case, {connections} connections:")
+        print(f"  bare decode-only Hummingbird      {ceiling['rps']:8.0f} req/s  p50 {ceiling['p50']:.2f} ms  p99 {ceiling['p99']:.2f} ms")
+        print(f"    CPU per request: {format_roles(ceiling['cpu'])}")
         cases = (("alerts about a recorded file", True, False), ("alerts about a file never seen", False, False),
                  ("each about a new file", False, True))
         for label, recorded, distinct in cases:
@@ -221,43 +303,21 @@ def main():
             try:
                 payload = drop_payload(watch) if recorded else os.path.join(watch, "payload")
                 case_script = write_script(f"post-{recorded}-{distinct}.lua", payload, distinct)[0]
-                before = thread_ticks(agent.pid)
-                ours = run_wrk(28050, seconds, case_script)
-                ours_cpu = cpu_per_request(agent.pid, before, ours["rps"] * seconds)
+                ours = measure(28050, case_script, connections, agent.pid)
                 peak_rss_mib = peak_rss_kib(agent.pid) / 1024
             finally:
                 stop(agent, signal.SIGTERM)
             stored = json.loads(subprocess.run([binary, "alerts", "--state-dir", state, "--json"], check=True,
                                                capture_output=True, text=True).stdout)
             correlated = sum(1 for alert in stored if alert["correlations"])
+            if len(stored) < ours["answered"]:
+                raise RuntimeError(f"{ours['answered']} alerts were answered 200 but only {len(stored)} are stored")
             if recorded and correlated != len(stored):
                 raise RuntimeError(f"only {correlated} of {len(stored)} alerts about the recorded file were correlated")
             print(f"  shmwarden, {label:29s} {ours['rps']:6.0f} req/s  p50 {ours['p50']:.2f} ms  p99 {ours['p99']:.2f} ms  "
                   f"non-2xx {ours['non2xx']}  stored {len(stored)} ({correlated} correlated)  "
                   f"{ours['rps'] / ceiling['rps']:.2f}x ceiling")
-            print(f"    CPU per alert: {format_roles(ours_cpu)}; agent's peak RSS {peak_rss_mib:.0f} MiB")
-
-        # The same recorded-file case and the bare server at other numbers of connections, one
-        # server process each: a Falco's http_output posts one alert at a time (1), and the
-        # group commit fills its groups only with alerts in flight (16 above, 64).
-        sweep_seconds = 3 if args.quick else 8
-        print(f"By connections (alerts about a recorded file; wrk -t1 -d{sweep_seconds}s):")
-        for connections in (1, 64):
-            bare = start_bare(binary)
-            try:
-                ceiling = run_wrk(28051, sweep_seconds, script, connections)
-            finally:
-                stop(bare, signal.SIGINT)
-            agent, _, watch = start_agent(binary, work, f"sweep-{connections}")
-            try:
-                payload = drop_payload(watch)
-                ours = run_wrk(28050, sweep_seconds, write_script(f"post-sweep-{connections}.lua", payload)[0],
-                               connections)
-            finally:
-                stop(agent, signal.SIGTERM)
-            print(f"  {connections:3d} connections: shmwarden {ours['rps']:6.0f} req/s  p50 {ours['p50']:.2f} ms  "
-                  f"p99 {ours['p99']:.2f} ms  non-2xx {ours['non2xx']}; bare {ceiling['rps']:6.0f} req/s  "
-                  f"p50 {ceiling['p50']:.2f} ms; {ours['rps'] / ceiling['rps']:.2f}x")
+            print(f"    CPU per alert: {format_roles(ours['cpu'])}; agent's peak RSS {peak_rss_mib:.0f} MiB")
 
         count = 20000 if args.quick else 100000
         ndjson = os.path.join(work, "alerts.ndjson")
