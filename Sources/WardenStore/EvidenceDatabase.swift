@@ -95,9 +95,11 @@ public final class EvidenceDatabase: Sendable {
         // frames: well under a millisecond) and lets SQLite checkpoint a larger one as it closes
         // (if it is the last connection: never under a running agent), so commands run back to
         // back never let the WAL grow.
-        guard connections == .single,
-            let size = try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int,
-            size > Self.closingCheckpointBytes
+        // stat(2), not FileManager's attributes: those name the file's owner and group, and
+        // looking them up read /etc/nsswitch.conf, /etc/passwd and /etc/group on every command.
+        var status = stat()
+        guard connections == .single, stat(path + "-wal", &status) == 0,
+            Int(status.st_size) > Self.closingCheckpointBytes
         else { return }
         try? dbWriter.writeWithoutTransaction { db in _ = warden_sqlite_checkpoint_on_close(db.sqliteConnection, 1) }
     }
