@@ -10,11 +10,7 @@ import WardenResponse
 import WardenTestSupport
 
 /// `.build/debug/sandbox-probe`, built by the README's test command.
-let probe: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent(".build/debug/sandbox-probe").resolvingSymlinksInPath().path
-}()
+let probe = URL(fileURLWithPath: packagePath(".build/debug/sandbox-probe")).resolvingSymlinksInPath().path
 
 /// Processes on the host running as a run's uid (there must be none after the run).
 private func sandboxProcesses(uid: UInt32) -> [String] {

@@ -8,11 +8,7 @@ import Testing
 /// The built `shmwarden` binary, driven as a user drives it.
 enum Binary {
     /// `<package>/.build/debug/shmwarden`; the README's test command builds it before testing.
-    static let path: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.appendingPathComponent(".build/debug/shmwarden").path
-    }()
+    static let path = packagePath(".build/debug/shmwarden")
 
     static var exists: Bool { FileManager.default.isExecutableFile(atPath: path) }
 

@@ -231,8 +231,7 @@ extension SensorIntegration {
             #expect(stderr.contains("\(file):4:15: unknown action 'explode'"))
             let run = try Binary.run(["run", "--policy", file, "--state-dir", NSTemporaryDirectory() + "unused-state"])
             #expect(run.0 == 2 && run.2.contains("invalid policy"))
-            let shipped = URL(fileURLWithPath: Binary.path).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("Policies").path
+            let shipped = packagePath("Policies")
             for policy in [shipped, shipped + "/default.yaml", shipped + "/enforce-example.yaml"] {
                 let (ok, out, err) = try Binary.run(["policy", "check", policy])
                 #expect(ok == 0 && out.contains("valid"), "\(policy): \(err)")

@@ -9,11 +9,7 @@ import Testing
 /// it. The sandbox action runs samples from the service, so the service's capability bounding
 /// set and every seccomp restriction systemd puts on it are the jail's too.
 enum ServiceUnit {
-    static let path: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.appendingPathComponent("dist/systemd/shmwarden.service").path
-    }()
+    static let path = packagePath("dist/systemd/shmwarden.service")
 
     /// The values of `key=` in the unit, in order (a later line adds to or replaces an earlier one
     /// as systemd says per key; the tests read the one line each key has).
@@ -34,11 +30,7 @@ extension SensorIntegration {
     @Suite(.serialized, .timeLimit(.minutes(2)))
     struct ServiceUnitTests {
         /// `.build/debug/sandbox-probe`, built by the README's test command.
-        static let probe: String = {
-            var url = URL(fileURLWithPath: #filePath)
-            for _ in 0..<3 { url.deleteLastPathComponent() }
-            return url.appendingPathComponent(".build/debug/sandbox-probe").path
-        }()
+        static let probe = packagePath(".build/debug/sandbox-probe")
 
         /// Runs `shmwarden sandbox` with exactly `capabilities` in its bounding set, as systemd
         /// starts the agent (root without file capabilities: what is bounded is all it has).
