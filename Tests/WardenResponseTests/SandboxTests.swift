@@ -221,6 +221,19 @@ struct SandboxTests {
         #expect(sandboxProcesses(uid: report.uid).isEmpty && sandboxProcesses(uid: noisy.uid).isEmpty)
     }
 
+    /// A file the kernel cannot execute (text without `#!`) is reported as such, not as a
+    /// broken jail.
+    @Test func aFileTheKernelCannotExecuteSaysSo() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let sample = state + "/notes.txt"
+        try Data("just some text\n".utf8).write(to: URL(fileURLWithPath: sample))
+        chmod(sample, 0o755)
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(sample))
+        #expect(report.setupError?.hasPrefix("the kernel would not execute it (execveat: ") == true, "\(report.setupError ?? "")")
+        #expect(report.exit.code == nil && report.exit.signal == nil)
+        #expect(report.verdict.first?.hasPrefix("The sample did not run: the kernel would not execute it") == true)
+    }
+
     /// The modes a sample gives its files are in the report: they must not depend on the
     /// supervisor's umask (the agent's is 077).
     @Test func theSampleGetsAnOrdinaryUmask() throws {

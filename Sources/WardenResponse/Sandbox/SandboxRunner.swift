@@ -242,8 +242,12 @@ public struct SandboxRunner: Sendable {
         var exit = SandboxReport.Exit(code: nil, signal: nil)
         var setupError: String?
         if let failure = statuses.first(where: { $0.stage != 0 }) {
+            let stage = Self.stageName(failure.stage)
             setupError =
-                "sandbox setup failed at stage \(Self.stageName(failure.stage)): \(Errno(rawValue: failure.error))"
+                stage == "execveat" && failure.error == ENOEXEC
+                ? "the kernel would not execute it (execveat: \(Errno(rawValue: failure.error))): it is neither an ELF "
+                    + "for this machine nor a #! script"
+                : "sandbox setup failed at stage \(stage): \(Errno(rawValue: failure.error))"
         } else if let end = statuses.last(where: { $0.stage == 0 }) {
             if end.kind == 1 { exit.code = end.value } else if end.kind == 2 { exit.signal = end.value }
         }
