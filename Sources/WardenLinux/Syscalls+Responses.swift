@@ -371,7 +371,9 @@ public func sys_bindAbstractSocket(_ name: [UInt8]) throws(SystemCallError) -> F
         for index in 0..<count { path[index + 1] = name[index] }
         return MemoryLayout<sa_family_t>.size + 1 + count
     }
-    let fd = try retryingInterrupts("socket") { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+    let fd = try retryingInterrupts("socket") {
+        socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    }
     let bound = withUnsafePointer(to: &address) { pointer in
         pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(length)) }
     }

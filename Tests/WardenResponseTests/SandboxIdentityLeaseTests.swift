@@ -5,8 +5,9 @@ import Foundation
 @preconcurrency import Glibc
 import Testing
 import WardenCore
-@testable import WardenResponse
 import WardenTestSupport
+
+@testable import WardenResponse
 
 /// A sandbox identity is held by one run at a time, host-wide, through an abstract unix socket.
 struct SandboxIdentityLeaseTests {
@@ -34,11 +35,14 @@ struct SandboxIdentityLeaseTests {
     /// The claim is the kernel's, host-wide: an identity another process holds is skipped, and
     /// it is free again once that process dies, though it never released anything.
     @Test func anIdentityAnotherProcessHoldsIsFreeOnceItDies() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: probe), "build first: swift build --product sandbox-probe")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: probe), "build first: swift build --product sandbox-probe")
         let range = Self.range(2)
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: probe)
-        holder.arguments = ["hold-abstract", String(decoding: SandboxIdentityLease.name(of: range.upperBound), as: UTF8.self)]
+        holder.arguments = [
+            "hold-abstract", String(decoding: SandboxIdentityLease.name(of: range.upperBound), as: UTF8.self),
+        ]
         let out = Pipe()
         holder.standardOutput = out
         try holder.run()
@@ -75,7 +79,9 @@ extension SandboxTests {
 
         let other = try SandboxIdentityLease.acquire(in: range, start: 1)
         #expect(other.identity == range.lowerBound, "the run kept its identity after it ended")
-        #expect(throws: SandboxRunner.RunError.self) { try runner.run(path: PathBytes("/usr/bin/true"), options: options) }
+        #expect(throws: SandboxRunner.RunError.self) {
+            try runner.run(path: PathBytes("/usr/bin/true"), options: options)
+        }
         withExtendedLifetime((held, other)) {}
     }
 }

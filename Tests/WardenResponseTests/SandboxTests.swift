@@ -229,7 +229,9 @@ struct SandboxTests {
         try Data("just some text\n".utf8).write(to: URL(fileURLWithPath: sample))
         chmod(sample, 0o755)
         let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(sample))
-        #expect(report.setupError?.hasPrefix("the kernel would not execute it (execveat: ") == true, "\(report.setupError ?? "")")
+        #expect(
+            report.setupError?.hasPrefix("the kernel would not execute it (execveat: ") == true,
+            "\(report.setupError ?? "")")
         #expect(report.exit.code == nil && report.exit.signal == nil)
         #expect(report.verdict.first?.hasPrefix("The sample did not run: the kernel would not execute it") == true)
     }

@@ -49,7 +49,8 @@ extension SensorIntegration {
             let data = out.fileHandleForReading.readDataToEndOfFile()
             setpriv.waitUntilExit()
             let report = try #require(
-                try JSONSerialization.jsonObject(with: data) as? [String: Any], "no report: \(String(decoding: data, as: UTF8.self))")
+                try JSONSerialization.jsonObject(with: data) as? [String: Any],
+                "no report: \(String(decoding: data, as: UTF8.self))")
             return (setpriv.terminationStatus, report)
         }
 
