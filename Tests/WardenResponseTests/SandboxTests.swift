@@ -71,6 +71,32 @@ struct SandboxTests {
         #expect(written.path == "/tmp/stage2" && written.size == 22)
         #expect(FileManager.default.contents(atPath: written.evidencePath).map { sha256Hex($0) } == written.sha256)
         #expect(report.verdict.first == "It exited with code 0 after \(report.durationMs) ms.")
+        #expect(report.verdict.contains("It left 1 file(s) in /tmp, kept as evidence."), "\(report.verdict)")
+    }
+
+    /// A dropper's next stage goes to /dev/shm: the jail has one of its own, writable and
+    /// executable as on a host, and what the sample left there is kept like /tmp's files. Shell
+    /// idioms that name /dev/stderr work.
+    @Test func aStageDroppedOnDevShmRunsInTheJailAndIsKept() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.arguments = [
+            "-c",
+            "printf '#!/bin/sh\\necho stage two\\n' > /dev/shm/.s2 && chmod 755 /dev/shm/.s2 && /dev/shm/.s2 "
+                + "&& echo done > /dev/stderr",
+        ]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
+        #expect(report.stdout == "stage two\n")
+        #expect(report.stderr == "done\n")
+        #expect(report.processes.contains { $0.syscall == "execve" && $0.path == "/dev/shm/.s2" })
+        let written = try #require(report.written.first { $0.path == "/dev/shm/.s2" }, "\(report.written)")
+        #expect(written.size == 25)
+        #expect(report.written.count == 1)
+        #expect(report.verdict.contains("It left 1 file(s) in /dev/shm, kept as evidence."), "\(report.verdict)")
+        #expect(FileManager.default.contents(atPath: written.evidencePath).map { sha256Hex($0) } == written.sha256)
+        #expect(sandboxProcesses(uid: report.uid).isEmpty)
     }
 
     @Test func noDescriptorOfTheSupervisorReachesTheSample() throws {

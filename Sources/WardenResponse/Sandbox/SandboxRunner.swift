@@ -11,13 +11,13 @@ import WardenLinux
 
 /// Runs a copy of a sample in the jail and reports what it did.
 ///
-/// The supervisor (this type) prepares two tmpfs mounts at `<state>/sandbox/jail`, in a mount
+/// The supervisor (this type) prepares three tmpfs mounts at `<state>/sandbox/jail`, in a mount
 /// namespace of the run's own: the jail's root (exec allowed; the sample copied in and its hash
-/// verified) and its /tmp; builds the seccomp filter; and hands everything to the C launcher,
-/// which clones the namespaces and runs only system calls until the execveat. Then it answers
-/// the notifications, bounds the output, kills the whole pid namespace at the deadline, counts
-/// the refused calls from the kernel's audit records, and keeps what the sample wrote in /tmp
-/// as evidence.
+/// verified), its /tmp and its /dev/shm; builds the seccomp filter; and hands everything to the
+/// C launcher, which clones the namespaces and runs only system calls until the execveat. Then
+/// it answers the notifications, bounds the output, kills the whole pid namespace at the
+/// deadline, counts the refused calls from the kernel's audit records, and keeps what the sample
+/// wrote in /tmp and /dev/shm as evidence.
 public struct SandboxRunner: Sendable {
     public struct Options: Sendable {
         public var timeoutSeconds: Int = 10
@@ -98,9 +98,12 @@ public struct SandboxRunner: Sendable {
         // run makes or removes a directory on the host unless it keeps what the sample wrote
         // (`<id>/written`), so a run killed midway leaves nothing behind.
         let root = directory + "/jail"
-        // The jail's /tmp: a tmpfs of its own, mounted inside the root's, so that the jail's
-        // recursive bind of the root carries it and one detaching unmount removes both.
+        // The jail's /tmp and /dev/shm: tmpfs mounts of their own, mounted inside the root's, so
+        // that the jail's recursive bind of the root carries them and one detaching unmount
+        // removes all three. /dev/shm is where a dropper puts its next stage: the sample finds it
+        // writable (and executable) as on a host, and what it leaves there is kept.
         let tmp = root + "/tmp"
+        let devShm = root + "/dev/shm"
         for path in [directory, root] { try? sys_mkdir(Array(path.utf8), permissions: 0o700) }
         // Both mounts are in this thread's namespace only, and removed after the run.
         let noSuidNoDev = UInt(MS_NOSUID) | UInt(MS_NODEV)
@@ -122,12 +125,22 @@ public struct SandboxRunner: Sendable {
         let binds = try prepareRoot(root, identity: identity)
         try wrap { () throws(SystemCallError) in
             try sys_mountTmpfs(Array(tmp.utf8), options: "size=64m,mode=1777", flags: noSuidNoDev)
+            try sys_mkdir(Array(devShm.utf8), permissions: 0o755)
+            try sys_mountTmpfs(Array(devShm.utf8), options: "size=64m,mode=1777", flags: noSuidNoDev)
         }
         let (sha256, sampleFD) = try copySample(source, into: root, name: name)
         defer { sys_close(sampleFD) }
         let filter = try SandboxFilter(observe: options.observe)
         let (stdoutRead, stdoutWrite) = try wrap { () throws(SystemCallError) in try sys_pipe() }
         let (stderrRead, stderrWrite) = try wrap { () throws(SystemCallError) in try sys_pipe() }
+        // Writable by the sample, as its terminal or pipe is on a host: `echo … > /dev/stderr`
+        // opens the pipe again through /proc/self/fd, which checks the pipe's mode (root's are
+        // 0600). A mode change, not a chown: the agent's unit has no CAP_CHOWN. Only processes
+        // that hold the pipe, or may ptrace one that does, can reach it at all.
+        try wrap { () throws(SystemCallError) in
+            try sys_fchmod(stdoutWrite, 0o622)
+            try sys_fchmod(stderrWrite, 0o622)
+        }
         let (statusRead, statusWrite) = try wrap { () throws(SystemCallError) in try sys_pipe() }
         let (notifyReceive, notifySend) = try wrap { () throws(SystemCallError) in try sys_socketPair() }
         defer { [stdoutRead, stderrRead, statusRead, notifyReceive].forEach(sys_close) }
@@ -252,7 +265,7 @@ public struct SandboxRunner: Sendable {
             if end.kind == 1 { exit.code = end.value } else if end.kind == 2 { exit.signal = end.value }
         }
         if timedOut && exit.code == nil && exit.signal == nil { exit.signal = SIGKILL }
-        let written = collectWritten(tmp: tmp, into: directory + "/" + id)
+        let written = collectWritten([(tmp, "/tmp"), (devShm, "/dev/shm")], into: directory + "/" + id)
         var report = SandboxReport(
             id: id, sha256: sha256, argv: argv, uid: identity, exit: exit, timedOut: timedOut,
             durationMs: (duration * 10).rounded() / 10,
@@ -328,8 +341,12 @@ public struct SandboxRunner: Sendable {
             try createEmpty(root + device)
             binds.append(Bind(path: device, device: true))
         }
-        try wrap { () throws(SystemCallError) in
-            try sys_symlink(Array("/proc/self/fd".utf8), at: Array((root + "/dev/fd").utf8))
+        // /dev/fd and /dev/std{in,out,err}, which shell scripts write to (`echo … > /dev/stderr`).
+        for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                               ("stderr", "/proc/self/fd/2")] {
+            try wrap { () throws(SystemCallError) in
+                try sys_symlink(Array(target.utf8), at: Array((root + "/dev/" + name).utf8))
+            }
         }
         return binds
     }
@@ -400,14 +417,17 @@ public struct SandboxRunner: Sendable {
         return Int(stage) < names.count ? names[Int(stage)] : "stage \(stage)"
     }
 
-    /// Regular files the sample left in its /tmp: hashed, and kept under
-    /// `<runDirectory>/written/<sha256>` (made for the first one).
-    private func collectWritten(tmp: String, into runDirectory: String) -> [SandboxReport.WrittenFile] {
+    /// Regular files the sample left in its writable directories (`places`: where each is mounted
+    /// here, and its path in the jail): hashed, and kept under `<runDirectory>/written/<sha256>`
+    /// (made for the first one).
+    private func collectWritten(_ places: [(mount: String, jailPath: String)], into runDirectory: String)
+        -> [SandboxReport.WrittenFile]
+    {
         let keep = runDirectory + "/written"
         var out: [SandboxReport.WrittenFile] = []
         var keeping = false
         let digest = DescriptorDigest()
-        func walk(_ directory: String, depth: Int) {
+        func walk(_ directory: String, depth: Int, mount: String, jailPath: String) {
             guard depth < 16, out.count < 100,
                 let fd = try? sys_open(Array(directory.utf8), flags: O_RDONLY | O_DIRECTORY),
                 let entries = try? sys_readDirectory(fd)
@@ -417,7 +437,7 @@ public struct SandboxRunner: Sendable {
                 let path = directory + "/" + String(decoding: entryName, as: UTF8.self)
                 guard let status = try? sys_lstat(Array(path.utf8)) else { continue }
                 if status.isDirectory {
-                    walk(path, depth: depth + 1)
+                    walk(path, depth: depth + 1, mount: mount, jailPath: jailPath)
                 } else if status.isRegularFile, let file = try? sys_open(Array(path.utf8), flags: O_RDONLY) {
                     defer { sys_close(file) }
                     guard let sha = try? digest.sha256(of: file) else { continue }
@@ -433,12 +453,13 @@ public struct SandboxRunner: Sendable {
                     }
                     out.append(
                         .init(
-                            path: "/tmp" + path.dropFirst(tmp.count), size: status.size, sha256: sha, evidencePath: kept
+                            path: jailPath + path.dropFirst(mount.count), size: status.size, sha256: sha,
+                            evidencePath: kept
                         ))
                 }
             }
         }
-        walk(tmp, depth: 0)
+        for (mount, jailPath) in places { walk(mount, depth: 0, mount: mount, jailPath: jailPath) }
         return out
     }
 

@@ -56,7 +56,12 @@ enum SandboxVerdict {
             out.append("It deleted or renamed \(removed.count) path(s): \(Self.listed(removed.map(\.path))).")
         }
         if !report.signals.isEmpty { out.append("It sent signals: \(Self.listed(report.signals)).") }
-        if !report.written.isEmpty { out.append("It left \(report.written.count) file(s) in /tmp, kept as evidence.") }
+        if !report.written.isEmpty {
+            // Where, from the paths themselves: /tmp, /dev/shm or both.
+            let places = ["/tmp/", "/dev/shm/"].filter { place in report.written.contains { $0.path.hasPrefix(place) } }
+            let named = places.map { String($0.dropLast()) }.joined(separator: " and ")
+            out.append("It left \(report.written.count) file(s) in \(named), kept as evidence.")
+        }
         if out.count == howItEnded { out.append("Nothing else was observed.") }
         return out
     }
