@@ -342,8 +342,11 @@ public struct SandboxRunner: Sendable {
             binds.append(Bind(path: device, device: true))
         }
         // /dev/fd and /dev/std{in,out,err}, which shell scripts write to (`echo … > /dev/stderr`).
-        for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                               ("stderr", "/proc/self/fd/2")] {
+        let links = [
+            ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ]
+        for (name, target) in links {
             try wrap { () throws(SystemCallError) in
                 try sys_symlink(Array(target.utf8), at: Array((root + "/dev/" + name).utf8))
             }
