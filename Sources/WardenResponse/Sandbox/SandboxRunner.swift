@@ -430,7 +430,7 @@ public struct SandboxRunner: Sendable {
         var out: [SandboxReport.WrittenFile] = []
         var keeping = false
         let digest = DescriptorDigest()
-        func walk(_ directory: String, depth: Int, mount: String, jailPath: String) {
+        func walk(_ directory: String, depth: Int, _ place: (mount: String, jailPath: String)) {
             guard depth < 16, out.count < 100,
                 let fd = try? sys_open(Array(directory.utf8), flags: O_RDONLY | O_DIRECTORY),
                 let entries = try? sys_readDirectory(fd)
@@ -440,7 +440,7 @@ public struct SandboxRunner: Sendable {
                 let path = directory + "/" + String(decoding: entryName, as: UTF8.self)
                 guard let status = try? sys_lstat(Array(path.utf8)) else { continue }
                 if status.isDirectory {
-                    walk(path, depth: depth + 1, mount: mount, jailPath: jailPath)
+                    walk(path, depth: depth + 1, place)
                 } else if status.isRegularFile, let file = try? sys_open(Array(path.utf8), flags: O_RDONLY) {
                     defer { sys_close(file) }
                     guard let sha = try? digest.sha256(of: file) else { continue }
@@ -456,13 +456,13 @@ public struct SandboxRunner: Sendable {
                     }
                     out.append(
                         .init(
-                            path: jailPath + path.dropFirst(mount.count), size: status.size, sha256: sha,
+                            path: place.jailPath + path.dropFirst(place.mount.count), size: status.size, sha256: sha,
                             evidencePath: kept
                         ))
                 }
             }
         }
-        for (mount, jailPath) in places { walk(mount, depth: 0, mount: mount, jailPath: jailPath) }
+        for place in places { walk(place.mount, depth: 0, place) }
         return out
     }
 
