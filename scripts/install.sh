@@ -61,7 +61,10 @@ if have_systemd; then
     install -m 0644 dist/systemd/shmwarden.service "$unit"
     systemctl daemon-reload
     if [ "$start" = yes ]; then
-        systemctl enable --now shmwarden.service
+        # restart, not `enable --now`: on an upgrade the running agent must pick up the new
+        # binary and unit (`--now` leaves an active service as it is).
+        systemctl enable shmwarden.service
+        systemctl restart shmwarden.service
         systemctl --no-pager --lines=5 status shmwarden.service || true
     else
         systemctl enable shmwarden.service
