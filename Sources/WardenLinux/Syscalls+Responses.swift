@@ -315,6 +315,36 @@ public func sys_readProcessString(_ pid: Int32, address: UInt64, limit: Int = 40
     return out
 }
 
+/// A NULL-terminated array of string pointers in `pid`'s memory (an `argv`): at most `count`
+/// strings of at most `stringLimit` bytes each. `complete` is false when the array went on past
+/// `count`, or its end could not be read.
+public func sys_readProcessStringArray(
+    _ pid: Int32, address: UInt64, count: Int = 64, stringLimit: Int = 1024
+) -> (strings: [[UInt8]], complete: Bool)? {
+    // The pointers and the NULL after them, read up to each page's end (the array may end where
+    // its mapping does): one read for the usual short argv.
+    var table: [UInt8] = []
+    let wanted = (count + 1) * 8
+    while table.count < wanted {
+        let cursor = address + UInt64(table.count)
+        let length = min(4096 - Int(cursor % 4096), wanted - table.count)
+        guard let chunk = sys_readProcessMemory(pid, address: cursor, length: length) else { break }
+        table += chunk
+        if chunk.count < length { break }
+    }
+    if table.count < 8 { return nil }
+    var strings: [[UInt8]] = []
+    for index in 0..<(table.count / 8) {
+        let pointer = table.withUnsafeBytes {
+            UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
+        }
+        if pointer == 0 { return (strings, true) }
+        if index == count { break }
+        strings.append(sys_readProcessString(pid, address: pointer, limit: stringLimit) ?? [])
+    }
+    return (strings, false)
+}
+
 /// Mounts a fresh tmpfs at `path` with `options` (`size=64m,mode=0755`) and `flags` (MS_*).
 public func sys_mountTmpfs(_ path: [UInt8], options: String, flags: UInt) throws(SystemCallError) {
     try withCPath(path) { (cPath) throws(SystemCallError) in

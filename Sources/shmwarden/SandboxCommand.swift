@@ -93,7 +93,9 @@ struct SandboxCommand: ParsableCommand {
                         separator: ", "))
         }
         for process in report.processes {
-            print("  process: \(process.syscall)" + (process.path.map { " \($0)" } ?? "") + " (pid \(process.pid))")
+            print(
+                "  process: \(process.syscall)" + (process.path.map { " \($0)" } ?? "") + " (pid \(process.pid))"
+                    + (process.commandLine.map { ": \($0)" } ?? ""))
         }
         for signal in report.signals { print("  signal: \(signal)") }
         for access in report.files.prefix(40) {

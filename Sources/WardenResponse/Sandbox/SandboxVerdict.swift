@@ -34,11 +34,21 @@ enum SandboxVerdict {
             }
             out.append("It tried to connect or send: \(Array(Set(targets)).sorted().joined(separator: "; ")).")
         }
-        let spawned = report.processes.filter { $0.syscall != "execveat" || $0.path?.hasPrefix("(the sample") != true }
+        let spawned = report.processes.filter { $0.path != SandboxReport.Process.theSample }
         if !spawned.isEmpty {
             out.append(
                 "It started \(spawned.count) process or program call(s) (\(Array(Set(spawned.map(\.syscall))).sorted().joined(separator: ", ")))."
             )
+        }
+        // What it ran, as it was told to: a dropper's next steps are in these arguments. "Tried":
+        // the call is seen before the kernel runs it (a shell's PATH search shows every miss).
+        let programs = spawned.filter { $0.path != nil }.map { process -> String in
+            let command = process.commandLine ?? process.path ?? ""
+            return command.count > 160 ? String(command.prefix(160)) + "…" : command
+        }
+        if !programs.isEmpty {
+            let list = Self.listed(programs, limit: 5, separator: "; ")
+            out.append("It tried to run \(programs.count) program(s): \(list).")
         }
         let created = report.files.filter(\.created)
         if !created.isEmpty { out.append("It created or truncated \(created.count) file(s).") }
@@ -67,8 +77,8 @@ enum SandboxVerdict {
     }
 
     /// The first few items, and how many more there were.
-    private static func listed(_ items: [String], limit: Int = 3) -> String {
-        let shown = items.prefix(limit).joined(separator: ", ")
+    private static func listed(_ items: [String], limit: Int = 3, separator: String = ", ") -> String {
+        let shown = items.prefix(limit).joined(separator: separator)
         return items.count > limit ? shown + " and \(items.count - limit) more" : shown
     }
 }
