@@ -522,6 +522,15 @@ int warden_receive_fd(int socket) {
 
 int warden_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
+int warden_accept_cloexec(int fd, int *peer_pid) {
+    int connection = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (connection < 0) return -1;
+    struct ucred credentials = { 0 };
+    socklen_t size = sizeof credentials;
+    *peer_pid = getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &credentials, &size) == 0 ? credentials.pid : 0;
+    return connection;
+}
+
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
 #define SECCOMP_IOCTL_NOTIF_SET_FLAGS _IOW('!', 4, __u64)
 #endif

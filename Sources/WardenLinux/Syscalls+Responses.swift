@@ -415,6 +415,70 @@ public func sys_bindAbstractSocket(_ name: [UInt8]) throws(SystemCallError) -> F
     return FileDescriptor(rawValue: fd)
 }
 
+/// A listening unix stream socket (non-blocking, close-on-exec) at `name` inside `directory`,
+/// bound through `/proc/self/fd` so that a directory of any path length works (a socket path is
+/// at most 107 bytes).
+public func sys_listenUnixStream(in directory: FileDescriptor, name: [UInt8], backlog: Int32 = 64)
+    throws(SystemCallError) -> FileDescriptor
+{
+    let path = Array("/proc/self/fd/\(directory.rawValue)/".utf8) + name
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let fits = withUnsafeMutableBytes(of: &address.sun_path) { sunPath -> Bool in
+        guard path.count < sunPath.count else { return false }
+        for (index, byte) in path.enumerated() { sunPath[index] = byte }
+        return true
+    }
+    guard fits else { throw SystemCallError(syscall: "bind", path: path, errno: .fileNameTooLong) }
+    let fd = try retryingInterrupts("socket") {
+        socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+    }
+    let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count + 1)
+    let bound = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    if bound != 0 || listen(fd, backlog) != 0 {
+        let code = Glibc.errno
+        close(fd)
+        throw SystemCallError(syscall: bound != 0 ? "bind" : "listen", path: path, errno: Errno(rawValue: code))
+    }
+    return FileDescriptor(rawValue: fd)
+}
+
+/// The next connection on a non-blocking listener (close-on-exec, blocking, reads giving up
+/// after `receiveTimeoutMilliseconds`), and the pid of the process that connected (in this
+/// process's pid namespace); nil when none is waiting.
+public func sys_accept(_ listener: FileDescriptor, receiveTimeoutMilliseconds: Int)
+    throws(SystemCallError) -> (connection: FileDescriptor, peerPID: Int32)?
+{
+    var peer: Int32 = 0
+    let fd = warden_accept_cloexec(listener.rawValue, &peer)
+    if fd < 0 {
+        let code = Glibc.errno
+        if code == EAGAIN || code == EINTR || code == ECONNABORTED { return nil }
+        throw SystemCallError(syscall: "accept4", errno: Errno(rawValue: code))
+    }
+    var timeout = timeval(
+        tv_sec: receiveTimeoutMilliseconds / 1000, tv_usec: (receiveTimeoutMilliseconds % 1000) * 1000)
+    _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    return (FileDescriptor(rawValue: fd), peer)
+}
+
+/// Sends all of `bytes` on a connected socket without raising SIGPIPE when the peer is gone;
+/// false when it could not.
+public func sys_sendAll(_ socket: FileDescriptor, _ bytes: [UInt8]) -> Bool {
+    var done = 0
+    while done < bytes.count {
+        let sent = bytes.withUnsafeBytes { buffer in
+            send(socket.rawValue, buffer.baseAddress! + done, buffer.count - done, Int32(MSG_NOSIGNAL))
+        }
+        if sent < 0 && Glibc.errno == EINTR { continue }
+        if sent <= 0 { return false }
+        done += sent
+    }
+    return true
+}
+
 /// One descriptor received with SCM_RIGHTS.
 public func sys_receiveDescriptor(_ socket: FileDescriptor) throws(SystemCallError) -> FileDescriptor {
     let fd = try retryingInterrupts("recvmsg") { warden_receive_fd(socket.rawValue) }

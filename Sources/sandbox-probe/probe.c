@@ -139,6 +139,19 @@ int main(int argc, char **argv) {
         printf("held\n");
         for (;;) pause();
     }
+    if (!strcmp(mode, "nscd-abuse") && argc > 2) {
+        // Holds three connections to the jail's name service open (one silent, one announcing a
+        // 2 GB key, one of another protocol version), then runs a real lookup of argv[2].
+        int headers[3][3] = { { 0 }, { 2, 14, 0x7fffffff }, { 99, 14, 5 } };
+        for (int i = 0; i < 3; i++) {
+            struct sockaddr_un address = { .sun_family = AF_UNIX, .sun_path = "/var/run/nscd/socket" };
+            int s = socket(AF_UNIX, SOCK_STREAM, 0);
+            if (s < 0 || connect(s, (struct sockaddr *)&address, sizeof address) != 0) return refused("connect");
+            if (i > 0 && write(s, headers[i], sizeof headers[i]) != (ssize_t)sizeof headers[i]) return refused("write");
+        }
+        execl("/usr/bin/getent", "getent", "ahosts", argv[2], (char *)NULL);
+        return refused("execl(/usr/bin/getent)");
+    }
     fprintf(stderr, "unknown mode '%s'\n", mode);
     return 2;
 }

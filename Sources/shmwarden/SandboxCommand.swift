@@ -106,6 +106,7 @@ struct SandboxCommand: ParsableCommand {
                 "  network: \(attempt.syscall) \(attempt.family) \(attempt.address ?? "?")"
                     + (attempt.port.map { ":\($0)" } ?? ""))
         }
+        for lookup in report.lookups { print("  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))") }
         for file in report.written { print("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }
         if !report.stdout.isEmpty { print("  stdout:\n" + report.stdout) }
         if !report.stderr.isEmpty { print("  stderr:\n" + report.stderr) }

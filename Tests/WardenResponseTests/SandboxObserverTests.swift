@@ -26,6 +26,22 @@ import WardenLinux
         #expect(SandboxObserver.socketAddress([1], syscall: "connect").family == "unknown")
     }
 
+    /// glibc's nscd requests and the negative answers it takes as "not found" (not as "no nscd").
+    @Test func nameServiceRequestsAndAnswers() {
+        func bytes(_ fields: [Int32]) -> [UInt8] { fields.flatMap { value in withUnsafeBytes(of: value) { Array($0) } } }
+        #expect(SandboxNameService.parseHeader(bytes([2, 14, 15]))! == (14, 15))
+        #expect(SandboxNameService.parseHeader(bytes([3, 14, 15])) == nil, "another protocol version")
+        #expect(SandboxNameService.parseHeader(bytes([2, 14, 0])) == nil, "an empty key")
+        #expect(SandboxNameService.parseHeader(bytes([2, 14, 1025])) == nil, "a key over the limit")
+        #expect(SandboxNameService.parseHeader(bytes([2, 14])) == nil)
+        #expect(SandboxNameService.describe(Array("c2.example.net\0".utf8), .getAddressInfo) == "c2.example.net")
+        #expect(SandboxNameService.describe([192, 0, 2, 7], .getHostByAddress) == "192.0.2.7")
+        #expect(SandboxNameService.describe([0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [1], .getHostByAddressIPv6)
+            == "2001:db8:0:0:0:0:0:1")
+        #expect(SandboxNameService.notFoundAnswer(.getAddressInfo) == bytes([2, 0, 0, 0, 0, 1]))
+        #expect(SandboxNameService.notFoundAnswer(.getHostByName) == bytes([2, 0, 0, 0, -1, -1, 0, 1]))
+    }
+
     @Test func openFlagsAndModes() {
         #expect(SandboxObserver.openFlags(O_RDONLY) == "O_RDONLY")
         #expect(SandboxObserver.openFlags(O_RDWR | O_APPEND) == "O_RDWR|O_APPEND")
@@ -59,7 +75,7 @@ import WardenLinux
         SandboxReport(
             id: "s1", sha256: String(repeating: "a", count: 64), argv: ["/sample/x"], uid: 2_147_483_646, exit: exit,
             timedOut: false,
-            durationMs: 4.5, syscalls: [:], denied: denied, network: [], files: files, processes: processes, signals: signals,
+            durationMs: 4.5, syscalls: [:], denied: denied, network: [], lookups: [], files: files, processes: processes, signals: signals,
             written: [], stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, setupError: nil, verdict: [])
     }
 

@@ -123,6 +123,35 @@ struct SandboxTests {
             "\(report.verdict)")
     }
 
+    /// Host name lookups reach the jail's nscd socket, are on record, and are answered "not
+    /// found"; user and group lookups still read the jail's files.
+    @Test func hostNameLookupsAreRecorded() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.arguments = ["-c", "getent ahosts c2.example.net; getent hosts 192.0.2.7; echo $?; id -un"]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
+        #expect(report.stdout == "2\nsandbox\n", "getent: not found (2); id reads the jail's /etc/passwd")
+        #expect(report.lookups.map(\.request) == ["getaddrinfo", "gethostbyaddr"])
+        #expect(report.lookups.map(\.name) == ["c2.example.net", "192.0.2.7"])
+        #expect(
+            report.verdict.contains("It looked up 2 host name(s), each answered as not found: c2.example.net, 192.0.2.7."),
+            "\(report.verdict)")
+    }
+
+    /// Connections that send nothing, announce a huge key or speak another version are closed
+    /// unanswered (within half a second each) and recorded as nothing; a lookup after them is.
+    @Test func theNameServiceOutlastsAbusiveClients() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.arguments = ["nscd-abuse", "after.example"]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
+        #expect(report.exit.code == 2, "getent's not found: \(report.setupError ?? "") \(report.stdout) \(report.stderr)")
+        #expect(report.lookups.map(\.name) == ["after.example"])
+        #expect(report.durationMs < 3000)
+    }
+
     @Test func noDescriptorOfTheSupervisorReachesTheSample() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         // Over a thousand descriptors without close-on-exec, as a busy agent with a careless

@@ -181,6 +181,10 @@ int warden_receive_fd(int socket);
 /// pipe2(2) with O_CLOEXEC (Swift's Glibc lacks pipe2).
 int warden_pipe_cloexec(int fds[2]);
 
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC), and the connecting process's pid (SO_PEERCRED, 0 if
+/// unknown) in *peer_pid: both need _GNU_SOURCE, which the Glibc module does not define.
+int warden_accept_cloexec(int fd, int *peer_pid);
+
 /// Asks for synchronous wake-ups on a seccomp notification listener (Linux 6.6+,
 /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP): the blocked task and the supervisor hand over on one CPU
 /// instead of waking each other across CPUs. Fails harmlessly on older kernels.

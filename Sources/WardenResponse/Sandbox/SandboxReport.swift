@@ -24,6 +24,15 @@ public struct SandboxReport: Encodable, Sendable {
         public var port: Int?
     }
 
+    /// A host name (or address) the sample asked glibc to resolve, through the jail's nscd socket
+    /// (`SandboxNameService`), answered as not found.
+    public struct NameLookup: Encodable, Sendable, Equatable {
+        /// `getaddrinfo`, `gethostbyname`, `gethostbyaddr`, …
+        public var request: String
+        public var name: String
+        public var pid: Int32
+    }
+
     public struct FileAccess: Encodable, Sendable, Equatable {
         public var syscall: String
         public var path: String
@@ -74,6 +83,8 @@ public struct SandboxReport: Encodable, Sendable {
     /// Refused or killed calls by name, from the kernel's seccomp audit records.
     public var denied: [String: Int]
     public var network: [NetworkAttempt]
+    /// Host names looked up (at most 200).
+    public var lookups: [NameLookup]
     public var files: [FileAccess]
     public var processes: [Process]
     public var signals: [String]

@@ -128,6 +128,11 @@ public struct SandboxRunner: Sendable {
             try sys_mkdir(Array(devShm.utf8), permissions: 0o755)
             try sys_mountTmpfs(Array(devShm.utf8), options: "size=64m,mode=1777", flags: noSuidNoDev)
         }
+        let names = try wrap { () throws(SystemCallError) in try SandboxNameService(root: root) }
+        names.start()
+        // Stopped once the sample is gone; on a failed setup, before the jail is unmounted.
+        var lookups: [SandboxReport.NameLookup]?
+        defer { if lookups == nil { _ = names.stop() } }
         let (sha256, sampleFD) = try copySample(source, into: root, name: name)
         defer { sys_close(sampleFD) }
         let filter = try SandboxFilter(observe: options.observe)
@@ -248,6 +253,7 @@ public struct SandboxRunner: Sendable {
         _ = try? sys_waitpid(initPID)
         let duration = Double(sys_monotonicNanoseconds() - started) / 1e6
         observing?.join()
+        lookups = names.stop()
         let (stdout, stdoutTruncated) = stdoutCapture.finish()
         let (stderr, stderrTruncated) = stderrCapture.finish()
         let statuses = Self.readStatuses(statusRead)
@@ -270,6 +276,7 @@ public struct SandboxRunner: Sendable {
             id: id, sha256: sha256, argv: argv, uid: identity, exit: exit, timedOut: timedOut,
             durationMs: (duration * 10).rounded() / 10,
             syscalls: observer.syscalls, denied: audit.deniedCalls(uid: identity), network: observer.network,
+            lookups: lookups ?? [],
             files: observer.files, processes: observer.processes, signals: observer.signals, written: written,
             stdout: stdout, stderr: stderr, stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated,
             setupError: setupError, verdict: [])

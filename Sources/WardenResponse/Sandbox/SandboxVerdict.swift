@@ -34,6 +34,10 @@ enum SandboxVerdict {
             }
             out.append("It tried to connect or send: \(Array(Set(targets)).sorted().joined(separator: "; ")).")
         }
+        if !report.lookups.isEmpty {
+            let names = report.lookups.map(\.name).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            out.append("It looked up \(names.count) host name(s), each answered as not found: \(Self.listed(names, limit: 5)).")
+        }
         let spawned = report.processes.filter { $0.path != SandboxReport.Process.theSample }
         if !spawned.isEmpty {
             out.append(

@@ -1,0 +1,176 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+@preconcurrency import Glibc
+import SystemPackage
+import WardenLinux
+
+/// The jail's name service: a socket where glibc looks for nscd (`/var/run/nscd/socket`), so that
+/// the host names a sample looks up (getaddrinfo, gethostbyname, gethostbyaddr) are on record,
+/// although it can open no network socket and so never connects anywhere.
+///
+/// glibc asks nscd before any NSS module (whatever nsswitch.conf says), static binaries too. Each
+/// host lookup is recorded and answered "not found", as nscd itself answers a negative entry, so
+/// glibc asks again for the next name (a closed connection instead would make it skip nscd for
+/// its next 100 lookups). Other requests (users, groups, nscd's shared-memory maps) are closed
+/// unanswered, and glibc reads the jail's own files as it did without the socket. Programs with
+/// their own resolver (Go's, musl's) never ask: their lookups stay unknown.
+///
+/// One connection at a time on one thread, each bounded in time and size: a sample that connects
+/// and sends nothing, or trickles bytes, delays its own lookups by half a second at most and
+/// never holds the supervisor.
+final class SandboxNameService: @unchecked Sendable {
+    /// glibc's nscd request types that name a host (nscd-client.h).
+    enum RequestType: Int32 {
+        case getHostByName = 4
+        case getHostByNameIPv6 = 5
+        case getHostByAddress = 6
+        case getHostByAddressIPv6 = 7
+        case getAddressInfo = 14
+
+        var name: String {
+            switch self {
+            case .getHostByName: "gethostbyname"
+            case .getHostByNameIPv6: "gethostbyname (IPv6)"
+            case .getHostByAddress: "gethostbyaddr"
+            case .getHostByAddressIPv6: "gethostbyaddr (IPv6)"
+            case .getAddressInfo: "getaddrinfo"
+            }
+        }
+    }
+
+    static let protocolVersion: Int32 = 2
+    static let keyLimit = 1024
+    static let lookupLimit = 200
+    /// How long one connection may take to send its request.
+    static let connectionMilliseconds = 500
+
+    private let listener: FileDescriptor
+    private let wake: FileDescriptor
+    private var thread: ThreadJoin?
+    // Written by the service thread only; read after `stop` has joined it.
+    private var lookups: [SandboxReport.NameLookup] = []
+
+    /// Makes `<root>/var/run/nscd/socket`, connectable by the sandbox's uid.
+    init(root: String) throws(SystemCallError) {
+        var directory = root
+        for name in ["var", "run", "nscd"] {
+            directory += "/" + name
+            try sys_mkdir(Array(directory.utf8), permissions: 0o755)
+            try sys_chmod(Array(directory.utf8), 0o755)
+        }
+        let parent = try sys_open(Array(directory.utf8), flags: O_RDONLY | O_DIRECTORY)
+        defer { sys_close(parent) }
+        listener = try sys_listenUnixStream(in: parent, name: Array("socket".utf8))
+        do {
+            // connect(2) needs write permission on the socket file.
+            try sys_chmod(Array((directory + "/socket").utf8), 0o666)
+            wake = try sys_eventfd()
+        } catch {
+            sys_close(listener)
+            throw error
+        }
+    }
+
+    /// Serves on a thread of its own until `stop`.
+    func start() {
+        thread = ThreadJoin.start(name: "warden-names") { [self] in serve() }
+    }
+
+    /// Stops serving (the sample is gone: nothing more can connect) and returns what was looked up.
+    func stop() -> [SandboxReport.NameLookup] {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { try? sys_writeAll(wake, $0) }
+        thread?.join()
+        thread = nil
+        sys_close(listener)
+        sys_close(wake)
+        return lookups
+    }
+
+    private func serve() {
+        while true {
+            var fds = [
+                pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wake.rawValue, events: Int16(POLLIN), revents: 0),
+            ]
+            guard (try? sys_poll(&fds, timeout: -1)) != nil, fds[1].revents == 0 else { return }
+            while let (connection, pid) = try? sys_accept(listener, receiveTimeoutMilliseconds: 100) {
+                defer { sys_close(connection) }
+                guard let request = Self.readRequest(connection) else { continue }
+                guard let type = RequestType(rawValue: request.type) else { continue }  // closed unanswered
+                if lookups.count < Self.lookupLimit {
+                    lookups.append(.init(request: type.name, name: Self.describe(request.key, type), pid: pid))
+                }
+                _ = sys_sendAll(connection, Self.notFoundAnswer(type))
+            }
+        }
+    }
+
+    /// The request on `connection` (header, then key), or nil when it is malformed, too large or
+    /// not all there in time.
+    static func readRequest(_ connection: FileDescriptor) -> (type: Int32, key: [UInt8])? {
+        let deadline = sys_monotonicNanoseconds() + Int64(connectionMilliseconds) * 1_000_000
+        func read(_ count: Int) -> [UInt8]? {
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: count)
+            while bytes.count < count && sys_monotonicNanoseconds() < deadline {
+                let wanted = count - bytes.count
+                let got: Int?
+                do {
+                    got = try chunk.withUnsafeMutableBytes { try sys_read(connection, into: .init(rebasing: $0[..<wanted])) }
+                } catch {
+                    return nil
+                }
+                // nil: the receive timeout; look at the deadline again. 0: closed.
+                guard let got else { continue }
+                if got <= 0 { return nil }
+                bytes += chunk[..<got]
+            }
+            return bytes.count == count ? bytes : nil
+        }
+        guard let header = read(12), let (type, keyLength) = parseHeader(header), let key = read(keyLength) else {
+            return nil
+        }
+        return (type, key)
+    }
+
+    /// glibc's `request_header` {version, type, key_len}, native-endian int32s; nil when the
+    /// version is not nscd's or the key is empty or over `keyLimit`.
+    static func parseHeader(_ bytes: [UInt8]) -> (type: Int32, keyLength: Int)? {
+        guard bytes.count == 12 else { return nil }
+        let fields = (0..<3).map { index in
+            bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: index * 4, as: Int32.self) }
+        }
+        guard fields[0] == protocolVersion, fields[2] > 0, Int(fields[2]) <= keyLimit else { return nil }
+        return (fields[1], Int(fields[2]))
+    }
+
+    /// The name looked up: the key up to its NUL, or an address key as text.
+    static func describe(_ key: [UInt8], _ type: RequestType) -> String {
+        switch type {
+        case .getHostByAddress where key.count == 4: return key.map(String.init).joined(separator: ".")
+        case .getHostByAddressIPv6 where key.count == 16:
+            return stride(from: 0, to: 16, by: 2).map { String(Int(key[$0]) << 8 | Int(key[$0 + 1]), radix: 16) }
+                .joined(separator: ":")
+        default: return String(decoding: key.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    /// nscd's answer for a name it knows to be absent (`notfound` in its hstcache.c and
+    /// aicache.c): found 0, error HOST_NOT_FOUND.
+    static func notFoundAnswer(_ type: RequestType) -> [UInt8] {
+        let hostNotFound: Int32 = 1
+        let fields: [Int32]
+        switch type {
+        case .getAddressInfo:
+            // ai_response_header: version, found, naddrs, addrslen, canonlen, error
+            fields = [protocolVersion, 0, 0, 0, 0, hostNotFound]
+        default:
+            // hst_response_header: version, found, h_name_len, h_aliases_cnt, h_addrtype,
+            // h_length, h_addr_list_cnt, error
+            fields = [protocolVersion, 0, 0, 0, -1, -1, 0, hostNotFound]
+        }
+        return fields.flatMap { value in withUnsafeBytes(of: value) { Array($0) } }
+    }
+}
