@@ -35,6 +35,13 @@ public enum NoEvidenceReason: String, Sendable, Codable, CaseIterable {
     case pathOutsideTmpfs
     /// The path is on a watched tmpfs, but no file was recorded there at that time.
     case neverSeen
+    /// A container alert names a path in the container's /dev/shm (a tmpfs of its own), and no
+    /// mount of it was found on this host; the host's /dev/shm had no such file either.
+    case containerShmNotFound
+
+    /// Whether a later look may still find the file: it may be recorded late, or the
+    /// container's mount discovered late.
+    public var mayStillBeFound: Bool { self == .neverSeen || self == .containerShmNotFound }
 }
 
 /// The outcome of correlating one alert.
@@ -161,6 +168,15 @@ public enum AlertCorrelator {
         if isMemfdExecution(alert) { return CorrelationResult(correlations: [], noEvidenceReason: .memfdExecution) }
         if candidates.isEmpty && alert.outputFields["proc.exe_ino"] == nil && alert.outputFields["fd.ino"] == nil {
             return CorrelationResult(correlations: [], noEvidenceReason: .noPathInAlert)
+        }
+        // A container's /dev/shm is a tmpfs its runtime mounts on the host: when none was found
+        // for it, only the host's own /dev/shm (shared under --ipc=host) was looked at, and
+        // saying the path is on a watched tmpfs would not be true of the container's.
+        let namesContainerShm = candidates.contains { $0.path.bytes.starts(with: Array("/dev/shm/".utf8)) }
+        if namesContainerShm, let container = alert.field("container.id"), !container.isEmpty, container != "host",
+            !hostPaths.contains(where: { $0.matchedBy.hasSuffix("shm-mount") })
+        {
+            return CorrelationResult(correlations: [], noEvidenceReason: .containerShmNotFound)
         }
         let onTmpfs = hostPaths.contains { candidate in tmpfsMounts.contains { candidate.path.isWithin($0) } }
         return CorrelationResult(correlations: [], noEvidenceReason: onTmpfs ? .neverSeen : .pathOutsideTmpfs)

@@ -186,7 +186,7 @@ public final class AlertIntake: Sendable {
         metrics.observeLatency(seconds: Double(sys_monotonicNanoseconds() - started) / 1e9)
         // An alert still waiting for its file is answered by the policy once it is found (or
         // after the last look), so a rule with a file condition sees the evidence.
-        let waitsForEvidence = record.noEvidenceReason == .neverSeen && !retryDelays.isEmpty
+        let waitsForEvidence = record.noEvidenceReason?.mayStillBeFound == true && !retryDelays.isEmpty
         if !waitsForEvidence { onStored?(record) }
         if record.correlations.isEmpty {
             metrics.add(.withoutEvidence)

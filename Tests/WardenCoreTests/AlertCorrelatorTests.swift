@@ -76,6 +76,24 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
         #expect(result.correlations.count == 1)
     }
 
+    /// A container whose /dev/shm mount is not among the host's tmpfs mounts: the reason says so
+    /// instead of claiming the path is on a watched tmpfs (only the host's /dev/shm, shared
+    /// under --ipc=host, was looked at). Once its mount is known, a miss is `neverSeen` again.
+    @Test func aContainerWhoseShmMountIsUnknownSaysSo() throws {
+        let evidence = InMemoryEvidence(records: [])
+        let unknownMount = try AlertCorrelator.correlate(
+            alert(AlertFixtures.dropAndExecute), tmpfsMounts: [PathBytes("/dev/shm")], lookup: evidence)
+        #expect(unknownMount.noEvidenceReason == .containerShmNotFound)
+        #expect(unknownMount.noEvidenceReason?.mayStillBeFound == true)
+        let knownMount = try AlertCorrelator.correlate(
+            alert(AlertFixtures.dropAndExecute), tmpfsMounts: mounts, lookup: evidence)
+        #expect(knownMount.noEvidenceReason == .neverSeen)
+        // A host alert's miss on the host's /dev/shm stays `neverSeen`.
+        let host = try AlertCorrelator.correlate(
+            alert(AlertFixtures.executionFromDevShm), tmpfsMounts: [PathBytes("/dev/shm")], lookup: evidence)
+        #expect(host.noEvidenceReason == .neverSeen)
+    }
+
     /// Kubernetes: the runtime names a pod's shm mount after the pod's sandbox, not the container
     /// (containerd's CRI, CRI-O); with Falco's `k8s.pod.sandbox_id` the right pod's file matches
     /// in full, and another pod's file of the same name does not match at all.

@@ -159,6 +159,11 @@ public enum ReportBuilder {
             "the alert carries no file path to match."
         case .neverSeen?:
             "its path is on a watched tmpfs, but no file was recorded there at the alert's time."
+        case .containerShmNotFound?:
+            "it names a path in its container's /dev/shm, a tmpfs of the container's own, and no mount of that "
+                + "container's /dev/shm was found on this host (shmwarden looks for the runtimes' shm mounts: "
+                + "Docker's containers/<id>/mounts/shm, containerd's sandboxes/<id>/shm, CRI-O's userdata/shm); "
+                + "the host's /dev/shm, which only a container run with --ipc=host shares, had no such file."
         case .internalEvent?:
             "it is a Falco internal event, not about a file."
         case nil:
