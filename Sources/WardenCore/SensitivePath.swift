@@ -1,0 +1,70 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+/// What a path a sample tried to open says about its intent, by where the path points: the
+/// places an analyst looks for first in a dropper's file accesses. The jail holds none of these
+/// files (its /etc has only passwd, group, hosts and nsswitch.conf), so a match is an attempt,
+/// never an access. Only absolute paths are classified (a relative one depends on a directory
+/// the report does not know).
+public enum SensitivePath: String, Sendable, CaseIterable {
+    /// Password hashes, private keys, cloud and cluster credentials, service-account tokens.
+    case credentials
+    /// Where a program makes itself start again: cron, systemd units, init scripts, shell
+    /// start-up files, the dynamic loader's preload list, authorized SSH keys, sudoers. Shells
+    /// and the loader read some of these on their own, so only a write says anything.
+    case persistence
+    /// Sockets of container runtimes: whoever reaches one controls the host's containers.
+    case containerRuntime
+
+    /// The category of `path`, or nil for an ordinary one.
+    public static func classify(_ path: String) -> SensitivePath? {
+        let components = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard !components.isEmpty else { return nil }
+        let name = components[components.count - 1]
+        func under(_ prefix: String) -> Bool { path == prefix || path.hasPrefix(prefix + "/") }
+        // In a home directory (/root or /home/<user>): the part after it.
+        let inHome: [String]? =
+            components.first == "root"
+            ? Array(components.dropFirst()) : components.first == "home" && components.count > 2
+                ? Array(components.dropFirst(2)) : nil
+
+        if ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/security/opasswd"].contains(path)
+            || under("/var/run/secrets") || under("/run/secrets") || under("/etc/kubernetes")
+            || under("/var/lib/kubelet/pki") || (under("/etc/ssh") && name.hasPrefix("ssh_host_") && name.hasSuffix("_key"))
+        {
+            return .credentials
+        }
+        if let inHome, let first = inHome.first {
+            if first == ".ssh" && inHome.count > 1 {
+                return inHome[1].hasPrefix("authorized_keys") ? .persistence : .credentials
+            }
+            if [".aws", ".kube", ".docker", ".gnupg", ".azure", ".config/gcloud"].contains(where: { prefix in
+                inHome.joined(separator: "/").hasPrefix(prefix + "/")
+            }) || [".netrc", ".git-credentials", ".pgpass", ".bash_history"].contains(first) {
+                return .credentials
+            }
+            if [".bashrc", ".bash_profile", ".profile", ".bash_login", ".bash_logout", ".zshrc", ".zprofile"]
+                .contains(first) && inHome.count == 1
+                || inHome.joined(separator: "/").hasPrefix(".config/autostart/")
+                || inHome.joined(separator: "/").hasPrefix(".config/systemd/user/")
+            {
+                return .persistence
+            }
+        }
+        if ["/etc/ld.so.preload", "/etc/crontab", "/etc/rc.local", "/etc/profile", "/etc/bash.bashrc",
+            "/etc/environment"].contains(path)
+            || ["/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly",
+                "/var/spool/cron", "/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system",
+                "/etc/init.d", "/etc/profile.d", "/etc/update-motd.d", "/etc/sudoers.d"].contains(where: under)
+            || path == "/etc/sudoers"
+        {
+            return .persistence
+        }
+        if ["docker.sock", "containerd.sock", "crio.sock", "podman.sock", "cri-dockerd.sock"].contains(name)
+            && (under("/var/run") || under("/run"))
+        {
+            return .containerRuntime
+        }
+        return nil
+    }
+}
