@@ -79,6 +79,31 @@ final class SandboxObserver: @unchecked Sendable {
         }
     }
 
+    /// Pays the notification path's first-use costs before the sample runs: the plans of the
+    /// calls the filter notifies (libseccomp's name lookup), the type metadata of what a
+    /// notification builds, and the memory reads, done once on this process's own memory.
+    /// Paid at the first notification instead, they held the sample's own exec 0.1-0.2 ms
+    /// between RECV and SEND (perf trace; 0.04-0.06 ms with this).
+    func prepare() {
+        for name in SandboxFilter.observed {
+            let number = seccomp_syscall_resolve_name(name)
+            guard number >= 0 && Int(number) < Self.tableSize else { continue }
+            plans[Int(number)] = ArgumentPlan(name)
+        }
+        captured.reserveCapacity(1024)
+        let path = strdup("/sample")
+        defer { free(path) }
+        var argv: [UnsafeMutablePointer<CChar>?] = [path, nil]
+        argv.withUnsafeMutableBufferPointer { vector in
+            let address = { (pointer: UnsafeRawPointer?) in UInt64(UInt(bitPattern: pointer)) }
+            let call = capture(
+                .exec(path: 0, arguments: 1), nr: 0, pid: getpid(),
+                args: (address(path), address(vector.baseAddress), 0, 0, 0, 0))
+            if let call { captured.append(call) }
+        }
+        captured.removeAll(keepingCapacity: true)
+    }
+
     /// Serves `listener` until every sandboxed process is gone, then describes what it saw.
     func serve(_ listener: FileDescriptor) {
         receive(listener)

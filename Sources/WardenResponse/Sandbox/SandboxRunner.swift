@@ -178,6 +178,10 @@ public struct SandboxRunner: Sendable {
         let observing =
             options.observe
             ? ThreadJoin.start(name: "warden-observe") {
+                // On any CPU (this thread inherited the spawning thread's pin) while the jail is
+                // being set up, then on the jail's.
+                if let previousAffinity { try? sys_setThreadAffinity(previousAffinity) }
+                observer.prepare()
                 if let cpu { try? sys_pinThread(toCPU: cpu) }  // a thread of its own: no need to put back
                 var fds = [pollfd(fd: notifyReceive.rawValue, events: Int16(POLLIN), revents: 0)]
                 // The listener arrives before the sample runs; nothing comes if setup failed (the
