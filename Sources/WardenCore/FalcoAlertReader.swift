@@ -46,7 +46,8 @@ struct FalcoAlertReader {
             var probe = FalcoAlertReader(bytes)
             probe.skipWhitespace()
             let isJSON = (try? probe.skipValue(depth: 0)) != nil && probe.atEndAfterWhitespace()
-            throw AlertDecodingError(isJSON ? "expected a JSON object" : "malformed JSON")
+            if isJSON { throw AlertDecodingError("expected a JSON object") }
+            throw isFalcoTextOutput(bytes) ? textOutput : malformed
         }
         let fields = try reader.readAlertObject()
         guard reader.atEndAfterWhitespace() else { throw malformed }
@@ -54,6 +55,32 @@ struct FalcoAlertReader {
     }
 
     private static var malformed: AlertDecodingError { AlertDecodingError("malformed JSON") }
+
+    private static var textOutput: AlertDecodingError {
+        AlertDecodingError(
+            "this is Falco's text output, not JSON: set json_output: true in falco.yaml (http_output then sends "
+                + "Content-Type: application/json, and program_output and file_output write JSON lines)")
+    }
+
+    /// Whether `bytes` start as a line of Falco's text output does: `HH:MM:SS.nnnnnnnnn: <Priority> `
+    /// (json_output: false; its http_output then sends it as text/plain, and nothing tells the
+    /// user that the receiver refused it).
+    static func isFalcoTextOutput(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let prefix = Array(bytes.prefix(48))
+        let digits: Set<Int> = [0, 1, 3, 4, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+        guard prefix.count > 20 else { return false }
+        for index in 0..<19 {
+            let byte = prefix[index]
+            let expected: Bool =
+                digits.contains(index)
+                ? (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                : byte == [2: UInt8(ascii: ":"), 5: UInt8(ascii: ":"), 8: UInt8(ascii: "."), 18: UInt8(ascii: ":")][index]
+            if !expected { return false }
+        }
+        let rest = String(decoding: prefix.dropFirst(19), as: UTF8.self)
+        return ["Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Info", "Debug"]
+            .contains { rest.hasPrefix(" \($0) ") }
+    }
 
     // MARK: - The alert
 

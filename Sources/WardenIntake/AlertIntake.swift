@@ -37,6 +37,10 @@ public final class AlertIntake: Sendable {
     /// its queues to itself (reorganizing 30,000 waiting alerts inside this lock held every
     /// handler that wanted to add one, up to tens of milliseconds).
     private let late: Mutex<(incoming: [LateAlert], running: Bool)>
+    /// When a refused alert was last logged, and how many were refused since without a line.
+    private let rejectionLog = Mutex<(lastNanos: Int64?, unlogged: Int)>((nil, 0))
+    /// At most one log line per this many nanoseconds about refused alerts.
+    static let rejectionLogInterval: Int64 = 60_000_000_000
     /// Alerts between `correlateLater` and their last look (`/metrics`).
     private let waiting = Atomic<Int>(0)
     /// Told of each stored alert once committed, and again when a late look finds its evidence
@@ -159,6 +163,7 @@ public final class AlertIntake: Sendable {
             received = try Self.decode(body)
         } catch let error as AlertDecodingError {
             metrics.add(.rejected)
+            logRejection(error.reason, at: started)
             return .rejected(error.reason)
         } catch {
             metrics.add(.failed)
@@ -290,6 +295,24 @@ public final class AlertIntake: Sendable {
         return AlertRecord(
             id: identifier(for: alert), alert: alert,
             receivedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds))
+    }
+
+    /// Logs a refused alert's reason, at most once a minute (with how many went unlogged): Falco's
+    /// http_output does not look at the answer's status, so a misconfigured Falco (json_output
+    /// false, a proxy in between) loses every alert and this line is all that says so.
+    private func logRejection(_ reason: String, at nanos: Int64) {
+        let unlogged: Int? = rejectionLog.withLock { state in
+            if let last = state.lastNanos, nanos - last < Self.rejectionLogInterval {
+                state.unlogged += 1
+                return nil
+            }
+            defer { state = (nanos, 0) }
+            return state.unlogged
+        }
+        guard let unlogged else { return }
+        logger.warning(
+            "refused an alert (400): \(reason)",
+            metadata: unlogged > 0 ? ["refused-since-last-line": "\(unlogged)"] : [:])
     }
 
     /// Falcosidekick's `uuid` when present; otherwise 32 hex digits: the alert's time (64 bits,

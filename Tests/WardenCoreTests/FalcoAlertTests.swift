@@ -81,6 +81,10 @@ enum AlertFixtures {
 
     @Test(arguments: [
         ("not json", "malformed JSON"),
+        // json_output: false (Falco's http_output then sends text/plain; file_output writes text lines).
+        ("12:00:00.123456789: Critical Executing binary not part of base image (proc_exe=x)", "set json_output: true"),
+        ("12:00:00.123456789: Loud x", "malformed JSON"),
+        ("12:00:00: Warning x", "malformed JSON"),
         ("", "empty body"),
         (" \n\t", "empty body"),
         ("[1,2]", "expected a JSON object"),
