@@ -37,8 +37,10 @@ public final class AlertIntake: Sendable {
     /// its queues to itself (reorganizing 30,000 waiting alerts inside this lock held every
     /// handler that wanted to add one, up to tens of milliseconds).
     private let late: Mutex<(incoming: [LateAlert], running: Bool)>
-    /// When a refused alert was last logged, and how many were refused since without a line.
+    /// When a refused alert was last logged, and how many were refused since without a line:
+    /// for bad alerts (400) and for a full queue (503).
     private let rejectionLog = Mutex<(lastNanos: Int64?, unlogged: Int)>((nil, 0))
+    private let busyLog = Mutex<(lastNanos: Int64?, unlogged: Int)>((nil, 0))
     /// At most one log line per this many nanoseconds about refused alerts.
     static let rejectionLogInterval: Int64 = 60_000_000_000
     /// Alerts between `correlateLater` and their last look (`/metrics`).
@@ -163,7 +165,7 @@ public final class AlertIntake: Sendable {
             received = try Self.decode(body)
         } catch let error as AlertDecodingError {
             metrics.add(.rejected)
-            logRejection(error.reason, at: started)
+            logRefusal("refused an alert (400): \(error.reason)", in: rejectionLog, at: started)
             return .rejected(error.reason)
         } catch {
             metrics.add(.failed)
@@ -176,6 +178,7 @@ public final class AlertIntake: Sendable {
         switch await writer.commit(.correlateAndStore(received, tmpfsMounts: tmpfsMounts)) {
         case .busy:
             metrics.add(.busy)
+            logRefusal("refused an alert (503): the store's queue is full", in: busyLog, at: started)
             return .busy
         case .failed, .committed(nil):
             metrics.add(.failed)
@@ -297,11 +300,14 @@ public final class AlertIntake: Sendable {
             receivedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds))
     }
 
-    /// Logs a refused alert's reason, at most once a minute (with how many went unlogged): Falco's
-    /// http_output does not look at the answer's status, so a misconfigured Falco (json_output
-    /// false, a proxy in between) loses every alert and this line is all that says so.
-    private func logRejection(_ reason: String, at nanos: Int64) {
-        let unlogged: Int? = rejectionLog.withLock { state in
+    /// Logs a refused alert, at most once a minute per kind (with how many went unlogged): Falco's
+    /// http_output does not look at the answer's status and never retries, so a misconfigured
+    /// Falco (json_output false, a proxy in between) or a full queue loses alerts, and this line
+    /// is all that says so.
+    private func logRefusal(
+        _ message: String, in log: borrowing Mutex<(lastNanos: Int64?, unlogged: Int)>, at nanos: Int64
+    ) {
+        let unlogged: Int? = log.withLock { state in
             if let last = state.lastNanos, nanos - last < Self.rejectionLogInterval {
                 state.unlogged += 1
                 return nil
@@ -311,8 +317,7 @@ public final class AlertIntake: Sendable {
         }
         guard let unlogged else { return }
         logger.warning(
-            "refused an alert (400): \(reason)",
-            metadata: unlogged > 0 ? ["refused-since-last-line": "\(unlogged)"] : [:])
+            "\(message)", metadata: unlogged > 0 ? ["refused-since-last-line": "\(unlogged)"] : [:])
     }
 
     /// Falcosidekick's `uuid` when present; otherwise 32 hex digits: the alert's time (64 bits,
