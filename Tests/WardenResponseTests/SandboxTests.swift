@@ -136,7 +136,7 @@ struct SandboxTests {
         #expect(report.lookups.map(\.request) == ["getaddrinfo", "gethostbyaddr"])
         #expect(report.lookups.map(\.name) == ["c2.example.net", "192.0.2.7"])
         #expect(
-            report.verdict.contains("It looked up 2 host name(s), each answered as not found: c2.example.net, 192.0.2.7."),
+            report.verdict.contains("It looked up 2 host name(s) or address(es), each answered as not found: c2.example.net, 192.0.2.7."),
             "\(report.verdict)")
     }
 

@@ -38,7 +38,9 @@ enum SandboxVerdict {
         }
         if !report.lookups.isEmpty {
             let names = report.lookups.map(\.name).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-            out.append("It looked up \(names.count) host name(s), each answered as not found: \(Self.listed(names, limit: 5)).")
+            out.append(
+                "It looked up \(names.count) host name(s) or address(es), each answered as not found: "
+                    + "\(Self.listed(names, limit: 5)).")
         }
         let spawned = report.processes.filter { $0.path != SandboxReport.Process.theSample }
         if !spawned.isEmpty {
