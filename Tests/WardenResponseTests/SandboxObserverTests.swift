@@ -42,6 +42,21 @@ import WardenLinux
         #expect(SandboxNameService.notFoundAnswer(.getHostByName) == bytes([2, 0, 0, 0, -1, -1, 0, 1]))
     }
 
+    /// Relative paths against a working directory the kernel named (no symlinks in it).
+    @Test func relativePathsJoinTheWorkingDirectory() {
+        func join(_ directory: String, _ relative: String) -> String {
+            String(decoding: SandboxObserver.join(Array(directory.utf8), Array(relative.utf8)), as: UTF8.self)
+        }
+        #expect(join("/etc", "shadow") == "/etc/shadow")
+        #expect(join("/", "x") == "/x")
+        #expect(join("/tmp", "./a/./b") == "/tmp/a/b")
+        #expect(join("/tmp", "../dev/shm/x") == "/dev/shm/x")
+        #expect(join("/", "../../x") == "/x")
+        #expect(join("/tmp", "..") == "/")
+        // After another component, `..` stays: that component may be a symlink.
+        #expect(join("/tmp", "link/../x") == "/tmp/link/../x")
+    }
+
     @Test func openFlagsAndModes() {
         #expect(SandboxObserver.openFlags(O_RDONLY) == "O_RDONLY")
         #expect(SandboxObserver.openFlags(O_RDWR | O_APPEND) == "O_RDWR|O_APPEND")

@@ -152,6 +152,27 @@ struct SandboxTests {
         #expect(report.durationMs < 3000)
     }
 
+    /// A path relative to the working directory is reported absolute (`cd /etc; cat shadow`),
+    /// with the form the sample passed; one relative to another descriptor stays as passed.
+    @Test func pathsRelativeToTheWorkingDirectoryAreMadeAbsolute() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.arguments = [
+            "-c", "cd /etc && cat shadow; cd /tmp && : > ./a && mv a ../dev/shm/b; find /usr/share/doc -maxdepth 2 >/dev/null",
+        ]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
+        let shadow = try #require(report.files.first { $0.passedAs == "shadow" }, "\(report.files)")
+        #expect(shadow.path == "/etc/shadow" && shadow.syscall.hasPrefix("open"))
+        #expect(report.files.contains { $0.path == "/tmp/a" && $0.passedAs == "./a" && $0.created })
+        #expect(
+            report.files.contains { $0.syscall.hasPrefix("rename") && $0.path == "/tmp/a" && $0.detail == "to /dev/shm/b" })
+        #expect(report.verdict.contains("It tried to open credential files: /etc/shadow."), "\(report.verdict)")
+        // find opens what it walks against a directory descriptor: those stay relative.
+        #expect(report.files.contains { !$0.path.hasPrefix("/") && $0.passedAs == nil })
+    }
+
     @Test func noDescriptorOfTheSupervisorReachesTheSample() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         // Over a thousand descriptors without close-on-exec, as a busy agent with a careless

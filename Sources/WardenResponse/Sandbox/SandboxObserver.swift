@@ -43,6 +43,9 @@ final class SandboxObserver: @unchecked Sendable {
         var second: [UInt8]?
         /// An exec's argument vector, and whether it was read to its end.
         var arguments: (strings: [[UInt8]], complete: Bool)?
+        /// `first` as the sample passed it, when it was relative to the working directory and
+        /// `first` is now the absolute path (`workingDirectory`).
+        var firstAsPassed: [UInt8]?
     }
 
     /// Which arguments of a call point at something worth reading.
@@ -196,17 +199,40 @@ final class SandboxObserver: @unchecked Sendable {
             }
         }
         func string(_ index: Int) -> [UInt8]? { sys_readProcessString(pid, address: values(index)) }
+        // A relative path against the working directory (AT_FDCWD, or a call without a
+        // directory descriptor: its path is argument 0) is made absolute with the directory the
+        // process is in while the call waits (`cd /etc; cat shadow`). One against another
+        // descriptor stays as passed: resolving those (`find` opens almost every file so) would
+        // cost a readlink per call.
+        var cwd: [UInt8]??
+        func absolute(_ path: [UInt8]?, at index: Int) -> [UInt8]? {
+            guard let path, let first = path.first, first != UInt8(ascii: "/") else { return nil }
+            if index > 0 && Int32(truncatingIfNeeded: values(index - 1)) != AT_FDCWD { return nil }
+            if cwd == nil { cwd = try? sys_readlink(Array("/proc/\(pid)/cwd".utf8)) }
+            guard let directory = cwd ?? nil, directory.first == UInt8(ascii: "/") else { return nil }
+            return Self.join(directory, path)
+        }
+        func path(_ index: Int) -> [UInt8]? {
+            let passed = string(index)
+            guard let resolved = absolute(passed, at: index) else { return passed }
+            call.firstAsPassed = passed
+            return resolved
+        }
         var call = Captured(nr: nr, pid: pid, args: args)
         switch plan {
         case .countOnly: return nil
         case .registers: break
-        case .path(let index): call.first = string(index)
-        case .exec(let path, let arguments):
-            call.first = string(path)
+        case .path(let index): call.first = path(index)
+        case .exec(let index, let arguments):
+            call.first = path(index)
             call.arguments = sys_readProcessStringArray(pid, address: values(arguments))
-        case .paths(let first, let second): (call.first, call.second) = (string(first), string(second))
-        case .pathAndOpenHow(let path, let how):
-            call.first = string(path)
+        case .paths(let first, let second):
+            call.first = path(first)
+            // rename(old, new) has no descriptors; renameat's new path has its own (argument 2).
+            let target = string(second)
+            call.second = absolute(target, at: first == 0 ? 0 : second) ?? target
+        case .pathAndOpenHow(let index, let how):
+            call.first = path(index)
             call.second = sys_readProcessMemory(pid, address: values(how), length: 16)  // struct open_how {flags, mode, …}
         case .socketAddress(let address, let length):
             if values(address) != 0 {
@@ -214,6 +240,23 @@ final class SandboxObserver: @unchecked Sendable {
             }
         }
         return call
+    }
+
+    /// `relative` against `directory` (an absolute path without symlinks: the kernel's name for
+    /// a working directory). `.` components go; a leading `..` takes a component off
+    /// `directory`, which is exact since it has no symlinks; a `..` after another component
+    /// stays, since that component may be a symlink.
+    static func join(_ directory: [UInt8], _ relative: [UInt8]) -> [UInt8] {
+        let slash = UInt8(ascii: "/")
+        var base = directory.split(separator: slash).map(Array.init)
+        var rest = relative.split(separator: slash, omittingEmptySubsequences: true).map(Array.init)
+        rest.removeAll { $0 == [UInt8(ascii: ".")] }
+        while rest.first == Array("..".utf8) {
+            rest.removeFirst()
+            if !base.isEmpty { base.removeLast() }
+        }
+        let components = base + rest
+        return components.isEmpty ? [slash] : components.flatMap { [slash] + $0 }
     }
 
     enum Event {
@@ -234,7 +277,12 @@ final class SandboxObserver: @unchecked Sendable {
         for var call in captured {
             pids.insert(call.pid)
             call.name = names[call.nr] ?? SandboxFilter.name(of: call.nr)
-            switch Self.describe(call) {
+            var event = Self.describe(call)
+            if let passed = call.firstAsPassed, case .file(var access) = event {
+                access.passedAs = String(decoding: passed, as: UTF8.self)
+                event = .file(access)
+            }
+            switch event {
             case .file(let access) where files.count < Self.eventLimit: files.append(access)
             case .network(let attempt) where network.count < Self.eventLimit: network.append(attempt)
             case .process(let process) where processes.count < Self.eventLimit: processes.append(process)

@@ -39,6 +39,9 @@ public struct SandboxReport: Encodable, Sendable {
         /// open flags (`O_WRONLY|O_CREAT`), chmod modes, rename targets.
         public var detail: String?
         public var created: Bool
+        /// The path as the sample passed it, when it was relative to its working directory and
+        /// `path` is that made absolute.
+        public var passedAs: String? = nil
     }
 
     public struct Process: Encodable, Sendable, Equatable {
