@@ -39,6 +39,8 @@ final class SandboxNameService: @unchecked Sendable {
         }
     }
 
+    /// Where glibc looks for nscd (`_PATH_NSCDSOCKET`), in the jail.
+    static let socketPath = "/var/run/nscd/socket"
     static let protocolVersion: Int32 = 2
     static let keyLimit = 1024
     static let lookupLimit = 200
@@ -51,20 +53,22 @@ final class SandboxNameService: @unchecked Sendable {
     // Written by the service thread only; read after `stop` has joined it.
     private var lookups: [SandboxReport.NameLookup] = []
 
-    /// Makes `<root>/var/run/nscd/socket`, connectable by the sandbox's uid.
+    /// Makes `<root>` + `socketPath`, connectable by the sandbox's uid.
     init(root: String) throws(SystemCallError) {
+        var components = Self.socketPath.split(separator: "/").map(String.init)
+        let name = components.removeLast()
         var directory = root
-        for name in ["var", "run", "nscd"] {
-            directory += "/" + name
+        for component in components {
+            directory += "/" + component
             try sys_mkdir(Array(directory.utf8), permissions: 0o755)
             try sys_chmod(Array(directory.utf8), 0o755)
         }
         let parent = try sys_open(Array(directory.utf8), flags: O_RDONLY | O_DIRECTORY)
         defer { sys_close(parent) }
-        listener = try sys_listenUnixStream(in: parent, name: Array("socket".utf8))
+        listener = try sys_listenUnixStream(in: parent, name: Array(name.utf8))
         do {
             // connect(2) needs write permission on the socket file.
-            try sys_chmod(Array((directory + "/socket").utf8), 0o666)
+            try sys_chmod(Array((directory + "/" + name).utf8), 0o666)
             wake = try sys_eventfd()
         } catch {
             sys_close(listener)

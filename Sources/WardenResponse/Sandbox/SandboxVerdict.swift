@@ -30,8 +30,11 @@ enum SandboxVerdict {
                 "Its \(sockets) refused socket call(s) asked for a family other than AF_UNIX, the only one the filter allows (an IPv4 or IPv6 socket, for instance); where it meant to connect is not known."
             )
         }
-        if !report.network.isEmpty {
-            let targets = report.network.map {
+        // glibc connects to nscd's socket on its own for every user, group and host lookup:
+        // that says nothing of the sample (its host lookups have a sentence of their own).
+        let attempts = report.network.filter { $0.family != "AF_UNIX" || $0.address != SandboxNameService.socketPath }
+        if !attempts.isEmpty {
+            let targets = attempts.map {
                 [$0.family, $0.address, $0.port.map(String.init)].compactMap { $0 }.joined(separator: " ")
             }
             out.append("It tried to connect or send: \(Array(Set(targets)).sorted().joined(separator: "; ")).")
