@@ -123,6 +123,29 @@ struct SandboxTests {
             "\(report.verdict)")
     }
 
+    /// Argument vectors are kept up to a budget per run: a sample that execs in a loop with large
+    /// ones cannot make the supervisor hold them all. Past it, execs keep their path only.
+    @Test func argumentVectorsAreKeptUpToABudget() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        // 40 execs of a missing program, each with 32 arguments of 1,000 bytes: 1.28 MB in all.
+        options.arguments = [
+            "-c",
+            #"a=$(printf '%1000s' x); i=0; while [ $i -lt 40 ]; do /nonexistent "# + String(repeating: "\"$a\" ", count: 32)
+                + #"2>/dev/null; i=$((i+1)); done"#,
+        ]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
+        let execs = report.processes.filter { $0.path == "/nonexistent" }
+        #expect(execs.count == 40)
+        let kept = execs.compactMap(\.arguments).reduce(0) { $0 + $1.reduce(0) { $0 + $1.utf8.count } }
+        let budget = 1 << 20  // SandboxObserver.argumentBudget
+        #expect(kept >= budget && kept < budget + 33_000, "\(kept)")
+        #expect(execs.last?.arguments == nil)
+        #expect(execs.first?.arguments?.count == 33)
+    }
+
     /// Host name lookups reach the jail's nscd socket, are on record, and are answered "not
     /// found"; user and group lookups still read the jail's files.
     @Test func hostNameLookupsAreRecorded() throws {

@@ -30,6 +30,11 @@ final class SandboxObserver: @unchecked Sendable {
     /// What was read while each call waited, described when the run is over: the sample waits
     /// while the observer works, on the same CPU, so the notification path does only the reads.
     private var captured: [Captured] = []
+    /// Bytes of argument vectors kept so far, and the most a run keeps: a sample that execs in a
+    /// loop with 64 arguments of 1 KiB each would otherwise have the supervisor hold 64 KiB for
+    /// each of the 8,000 calls it keeps (512 MiB). Past the budget, execs keep their path only.
+    private var argumentBytes = 0
+    static let argumentBudget = 1 << 20
 
     /// One notified call: its arguments and the memory they point at (up to two strings or
     /// structures), read while the call was waiting for its answer.
@@ -225,7 +230,12 @@ final class SandboxObserver: @unchecked Sendable {
         case .path(let index): call.first = path(index)
         case .exec(let index, let arguments):
             call.first = path(index)
-            call.arguments = sys_readProcessStringArray(pid, address: values(arguments))
+            if argumentBytes < Self.argumentBudget,
+                let vector = sys_readProcessStringArray(pid, address: values(arguments))
+            {
+                argumentBytes += vector.strings.reduce(0) { $0 + $1.count }
+                call.arguments = vector
+            }
         case .paths(let first, let second):
             call.first = path(first)
             // rename(old, new) has no descriptors; renameat's new path has its own (argument 2).
