@@ -99,7 +99,9 @@ struct SandboxCommand: ParsableCommand {
         }
         for signal in report.signals { print("  signal: \(signal)") }
         for access in report.files.prefix(40) {
-            print("  file: \(access.syscall) \(access.path)" + (access.detail.map { " \($0)" } ?? ""))
+            print(
+                "  file: \(access.syscall) \(access.path)" + (access.detail.map { " \($0)" } ?? "")
+                    + (access.passedAs.map { " (passed as \($0))" } ?? ""))
         }
         for attempt in report.network {
             print(
