@@ -123,6 +123,25 @@ struct SandboxTests {
             "\(report.verdict)")
     }
 
+    /// A sample larger than the jail's root is refused up front with its size, not with the
+    /// ENOSPC its copy would have hit.
+    @Test func aSampleLargerThanTheJailIsRefusedWithItsSize() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let big = state + "/big"
+        #expect(FileManager.default.createFile(atPath: big, contents: Data("#!/bin/sh\n".utf8)))
+        let handle = try #require(FileHandle(forWritingAtPath: big))
+        try handle.truncate(atOffset: UInt64(SandboxRunner.sampleSizeLimit + 1))  // sparse: no disk used
+        try handle.close()
+        do {
+            _ = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(big))
+            Issue.record("a sample over the limit ran")
+        } catch let error as SandboxRunner.RunError {
+            #expect(error.description.contains("\(SandboxRunner.sampleSizeLimit + 1) bytes"), "\(error)")
+            #expect(error.description.contains("at most \(SandboxRunner.sampleSizeLimit) bytes"))
+        }
+    }
+
     /// Argument vectors are kept up to a budget per run: a sample that execs in a loop with large
     /// ones cannot make the supervisor hold them all. Past it, execs keep their path only.
     @Test func argumentVectorsAreKeptUpToABudget() throws {

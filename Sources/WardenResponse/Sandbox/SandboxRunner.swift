@@ -46,6 +46,9 @@ public struct SandboxRunner: Sendable {
     private static let nextCPU = Atomic<Int>(0)
 
     let directory: String
+    /// The jail's root tmpfs, and the largest sample it takes (the rest holds its few files).
+    static let rootBytes: Int64 = 256 << 20
+    public static let sampleSizeLimit: Int64 = rootBytes - (1 << 20)
 
     /// - Parameter directory: `<state>/sandbox`.
     public init(directory: String) { self.directory = directory }
@@ -77,6 +80,12 @@ public struct SandboxRunner: Sendable {
     /// the kernel removes them when the thread is gone, even when this process is killed
     /// mid-run (mounted on the host, a `kill -9` during a run left both behind for good).
     func run(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport {
+        // Said before anything is mounted: a copy that fills the root fails with a bare ENOSPC.
+        if let size = try? sys_fstat(source).size, size > Self.sampleSizeLimit {
+            throw RunError(
+                description: "the sample is \(size) bytes; the jail's root takes samples of at most "
+                    + "\(Self.sampleSizeLimit) bytes")
+        }
         let outcome = Mutex<Result<SandboxReport, any Error>?>(nil)
         ThreadJoin.start(name: "warden-jail") {
             let result = Result<SandboxReport, any Error> {
@@ -108,7 +117,7 @@ public struct SandboxRunner: Sendable {
         // Both mounts are in this thread's namespace only, and removed after the run.
         let noSuidNoDev = UInt(MS_NOSUID) | UInt(MS_NODEV)
         try wrap { () throws(SystemCallError) in
-            try sys_mountTmpfs(Array(root.utf8), options: "size=256m,mode=0755", flags: noSuidNoDev)
+            try sys_mountTmpfs(Array(root.utf8), options: "size=\(Self.rootBytes >> 20)m,mode=0755", flags: noSuidNoDev)
         }
         defer { sys_unmount(Array(root.utf8)) }
 
