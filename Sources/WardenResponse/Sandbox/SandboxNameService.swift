@@ -99,7 +99,17 @@ final class SandboxNameService: @unchecked Sendable {
                 pollfd(fd: wake.rawValue, events: Int16(POLLIN), revents: 0),
             ]
             guard (try? sys_poll(&fds, timeout: -1)) != nil, fds[1].revents == 0 else { return }
-            while let (connection, pid) = try? sys_accept(listener, receiveTimeoutMilliseconds: 100) {
+            while true {
+                let accepted: (connection: FileDescriptor, peerPID: Int32)?
+                do {
+                    accepted = try sys_accept(listener, receiveTimeoutMilliseconds: 100)
+                } catch {
+                    // Out of descriptors, say: wait a little rather than spin on a listener that
+                    // stays readable.
+                    usleep(10_000)
+                    break
+                }
+                guard let (connection, pid) = accepted else { break }
                 defer { sys_close(connection) }
                 guard let request = Self.readRequest(connection) else { continue }
                 guard let type = RequestType(rawValue: request.type) else { continue }  // closed unanswered
