@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -151,6 +152,22 @@ int main(int argc, char **argv) {
         }
         execl("/usr/bin/getent", "getent", "ahosts", argv[2], (char *)NULL);
         return refused("execl(/usr/bin/getent)");
+    }
+    if (!strcmp(mode, "memfd-exec")) {
+        // Fileless execution: a copy of /usr/bin/true in a memfd, run through its descriptor
+        // with an argv[0] that poses as a kernel thread.
+        int memfd = memfd_create("stage2", 0);
+        int source = open("/usr/bin/true", O_RDONLY);
+        if (memfd < 0 || source < 0) return refused("memfd_create/open");
+        char buffer[65536];
+        ssize_t count;
+        while ((count = read(source, buffer, sizeof buffer)) > 0) {
+            if (write(memfd, buffer, (size_t)count) != count) return refused("write");
+        }
+        char *args[] = { "[kthreadd]", NULL };
+        char *env[] = { NULL };
+        fexecve(memfd, args, env);
+        return refused("fexecve");
     }
     fprintf(stderr, "unknown mode '%s'\n", mode);
     return 2;

@@ -123,6 +123,26 @@ struct SandboxTests {
             "\(report.verdict)")
     }
 
+    /// Fileless execution in the jail: an exec through a memfd's descriptor is reported with what
+    /// the descriptor named, not mistaken for the sample's own exec, and the verdict says so.
+    @Test func anExecFromAMemfdIsReportedAsSuch() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.arguments = ["memfd-exec"]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
+        #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stdout) \(report.stderr)")
+        let execs = report.processes.filter { $0.syscall == "execveat" }
+        #expect(execs.count == 2, "\(report.processes)")
+        #expect(execs.first?.path == SandboxReport.Process.theSample)
+        let stage = try #require(execs.last)
+        #expect(stage.path == "/memfd:stage2 (deleted)", "\(stage)")
+        #expect(stage.arguments == ["[kthreadd]"])
+        #expect(
+            report.verdict.contains("It tried to execute from memory (a memfd: fileless execution): /memfd:stage2 (deleted)."),
+            "\(report.verdict)")
+        #expect(!report.verdict.contains("Nothing else was observed."))
+    }
+
     /// A sample larger than the jail's root is refused up front with its size, not with the
     /// ENOSPC its copy would have hit.
     @Test func aSampleLargerThanTheJailIsRefusedWithItsSize() throws {

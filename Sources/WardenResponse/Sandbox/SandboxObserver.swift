@@ -35,6 +35,10 @@ final class SandboxObserver: @unchecked Sendable {
     /// each of the 8,000 calls it keeps (512 MiB). Past the budget, execs keep their path only.
     private var argumentBytes = 0
     static let argumentBudget = 1 << 20
+    /// Whether the sample's own exec was seen: the first exec of a run is the launcher's
+    /// `execveat(sample, "", AT_EMPTY_PATH)`; any later exec through a descriptor is the
+    /// sample's (fexecve of a memfd, the fileless kind).
+    private var sampleExecSeen = false
 
     /// One notified call: its arguments and the memory they point at (up to two strings or
     /// structures), read while the call was waiting for its answer.
@@ -51,6 +55,11 @@ final class SandboxObserver: @unchecked Sendable {
         /// `first` as the sample passed it, when it was relative to the working directory and
         /// `first` is now the absolute path (`workingDirectory`).
         var firstAsPassed: [UInt8]?
+        /// An exec through a descriptor (execveat with an empty path): whether it is the
+        /// launcher's exec of the sample, and otherwise what the descriptor named
+        /// (`/memfd:stage2 (deleted)`), read while the call waited.
+        var isSampleExec = false
+        var descriptorTarget: [UInt8]?
     }
 
     /// Which arguments of a call point at something worth reading.
@@ -110,6 +119,7 @@ final class SandboxObserver: @unchecked Sendable {
             if let call { captured.append(call) }
         }
         captured.removeAll(keepingCapacity: true)
+        argumentBytes = 0
     }
 
     /// Serves `listener` until every sandboxed process is gone, then describes what it saw.
@@ -230,6 +240,16 @@ final class SandboxObserver: @unchecked Sendable {
         case .path(let index): call.first = path(index)
         case .exec(let index, let arguments):
             call.first = path(index)
+            // execveat (path in argument 1) with an empty path runs its descriptor (argument 0).
+            if index == 1, call.first?.isEmpty == true {
+                if !sampleExecSeen {
+                    sampleExecSeen = true
+                    call.isSampleExec = true
+                } else {
+                    call.descriptorTarget = try? sys_readlink(
+                        Array("/proc/\(pid)/fd/\(Int32(truncatingIfNeeded: values(0)))".utf8))
+                }
+            }
             if argumentBytes < Self.argumentBudget,
                 let vector = sys_readProcessStringArray(pid, address: values(arguments))
             {
@@ -315,9 +335,15 @@ final class SandboxObserver: @unchecked Sendable {
             return .process(
                 .init(syscall: name, path: first, pid: pid, arguments: arguments, argumentsComplete: argumentsComplete))
         case "execveat":
+            // By descriptor: the sample itself, or what the descriptor named (a memfd: fileless).
+            let byDescriptor =
+                call.isSampleExec
+                ? SandboxReport.Process.theSample
+                : call.descriptorTarget.map { String(decoding: $0, as: UTF8.self) }
+                    ?? "(descriptor \(Int32(truncatingIfNeeded: args.0)))"
             return .process(
                 .init(
-                    syscall: name, path: first.isEmpty ? SandboxReport.Process.theSample : first, pid: pid,
+                    syscall: name, path: first.isEmpty ? byDescriptor : first, pid: pid,
                     arguments: arguments, argumentsComplete: argumentsComplete))
         case "clone", "fork", "vfork": return .process(.init(syscall: name, path: nil, pid: pid))
         case "open", "creat":

@@ -61,6 +61,11 @@ enum SandboxVerdict {
             let list = Self.listed(programs, limit: 5, separator: "; ")
             out.append("It tried to run \(programs.count) program(s): \(list).")
         }
+        // An exec through a memfd's descriptor: a program with no file on any mount.
+        let fileless = Array(Set(spawned.compactMap(\.path).filter { $0.hasPrefix("/memfd:") })).sorted()
+        if !fileless.isEmpty {
+            out.append("It tried to execute from memory (a memfd: fileless execution): \(Self.listed(fileless)).")
+        }
         out += Self.sensitiveAccesses(report)
         let created = report.files.filter(\.created)
         if !created.isEmpty { out.append("It created or truncated \(created.count) file(s).") }
