@@ -155,7 +155,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "memfd-exec")) {
         // Fileless execution: a copy of /usr/bin/true in a memfd, run through its descriptor
-        // with an argv[0] that poses as a kernel thread.
+        // with an argv[0] that poses as a kernel thread (with "by-path": execve of
+        // /proc/self/fd/N instead of fexecve).
         int memfd = memfd_create("stage2", 0);
         int source = open("/usr/bin/true", O_RDONLY);
         if (memfd < 0 || source < 0) return refused("memfd_create/open");
@@ -166,6 +167,12 @@ int main(int argc, char **argv) {
         }
         char *args[] = { "[kthreadd]", NULL };
         char *env[] = { NULL };
+        if (argc > 2 && !strcmp(argv[2], "by-path")) {
+            char path[64];
+            snprintf(path, sizeof path, "/proc/self/fd/%d", memfd);
+            execve(path, args, env);
+            return refused("execve");
+        }
         fexecve(memfd, args, env);
         return refused("fexecve");
     }

@@ -57,6 +57,19 @@ import WardenLinux
         #expect(join("/tmp", "link/../x") == "/tmp/link/../x")
     }
 
+    @Test func descriptorPaths() {
+        func number(_ path: String) -> Int32? { SandboxObserver.descriptorNumber(inPath: Array(path.utf8)) }
+        #expect(number("/proc/self/fd/3") == 3)
+        #expect(number("/proc/thread-self/fd/12") == 12)
+        #expect(number("/proc/4242/fd/7") == 7)
+        #expect(number("/dev/fd/4") == 4)
+        #expect(number("/proc/self/fd/x") == nil)
+        #expect(number("/proc/self/fdinfo/3") == nil)
+        #expect(number("/proc/self/fd/3/x") == nil)
+        #expect(number("/usr/bin/true") == nil)
+        #expect(number("proc/self/fd/3") == nil)
+    }
+
     @Test func openFlagsAndModes() {
         #expect(SandboxObserver.openFlags(O_RDONLY) == "O_RDONLY")
         #expect(SandboxObserver.openFlags(O_RDWR | O_APPEND) == "O_RDWR|O_APPEND")

@@ -141,6 +141,14 @@ struct SandboxTests {
             report.verdict.contains("It tried to execute from memory (a memfd: fileless execution): /memfd:stage2 (deleted)."),
             "\(report.verdict)")
         #expect(!report.verdict.contains("Nothing else was observed."))
+
+        // The same by path: execve("/proc/self/fd/N").
+        options.arguments = ["memfd-exec", "by-path"]
+        let byPath = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
+        #expect(byPath.exit.code == 0, "\(byPath.setupError ?? "") \(byPath.stdout) \(byPath.stderr)")
+        let viaProc = try #require(byPath.processes.first { $0.syscall == "execve" }, "\(byPath.processes)")
+        #expect(viaProc.path == "/memfd:stage2 (deleted)" && viaProc.passedAs?.hasPrefix("/proc/self/fd/") == true)
+        #expect(byPath.verdict.contains { $0.hasPrefix("It tried to execute from memory") }, "\(byPath.verdict)")
     }
 
     /// A sample larger than the jail's root is refused up front with its size, not with the

@@ -240,6 +240,10 @@ final class SandboxObserver: @unchecked Sendable {
         case .path(let index): call.first = path(index)
         case .exec(let index, let arguments):
             call.first = path(index)
+            // A path through a descriptor (`/proc/self/fd/3`, `/dev/fd/3`): the memfd trick by path.
+            if let passed = call.first, let fd = Self.descriptorNumber(inPath: passed) {
+                call.descriptorTarget = try? sys_readlink(Array("/proc/\(pid)/fd/\(fd)".utf8))
+            }
             // execveat (path in argument 1) with an empty path runs its descriptor (argument 0).
             if index == 1, call.first?.isEmpty == true {
                 if !sampleExecSeen {
@@ -270,6 +274,21 @@ final class SandboxObserver: @unchecked Sendable {
             }
         }
         return call
+    }
+
+    /// N in `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/<digits>/fd/N` or `/dev/fd/N`.
+    static func descriptorNumber(inPath path: [UInt8]) -> Int32? {
+        let parts = path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        func number(_ text: String) -> Int32? { text.allSatisfy(\.isASCII) ? Int32(text) : nil }
+        switch parts.count {
+        case 4 where parts[0] == "" && parts[1] == "dev" && parts[2] == "fd": return number(parts[3])
+        case 5 where parts[0] == "" && parts[1] == "proc" && parts[3] == "fd"
+            && (parts[2] == "self" || parts[2] == "thread-self" || number(parts[2]) != nil):
+            return number(parts[4])
+        default: return nil
+        }
     }
 
     /// `relative` against `directory` (an absolute path without symlinks: the kernel's name for
@@ -332,8 +351,12 @@ final class SandboxObserver: @unchecked Sendable {
         let argumentsComplete = call.arguments.map(\.complete) == false ? false : nil
         switch name {
         case "execve":
-            return .process(
-                .init(syscall: name, path: first, pid: pid, arguments: arguments, argumentsComplete: argumentsComplete))
+            // A path through a descriptor is reported as what the descriptor named.
+            let target = call.descriptorTarget.map { String(decoding: $0, as: UTF8.self) }
+            var process = SandboxReport.Process(
+                syscall: name, path: target ?? first, pid: pid, arguments: arguments, argumentsComplete: argumentsComplete)
+            if target != nil { process.passedAs = first }
+            return .process(process)
         case "execveat":
             // By descriptor: the sample itself, or what the descriptor named (a memfd: fileless).
             let byDescriptor =

@@ -54,6 +54,9 @@ public struct SandboxReport: Encodable, Sendable {
         public var arguments: [String]?
         /// Present (false) only when the vector went on past what was read.
         public var argumentsComplete: Bool?
+        /// The path as the sample passed it, when it named a descriptor (`/proc/self/fd/3`) and
+        /// `path` is what that descriptor named (`/memfd:stage2 (deleted)`).
+        public var passedAs: String?
 
         public init(
             syscall: String, path: String?, pid: Int32, arguments: [String]? = nil, argumentsComplete: Bool? = nil
