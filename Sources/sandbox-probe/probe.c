@@ -16,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -152,6 +153,15 @@ int main(int argc, char **argv) {
         }
         execl("/usr/bin/getent", "getent", "ahosts", argv[2], (char *)NULL);
         return refused("execl(/usr/bin/getent)");
+    }
+    if (!strcmp(mode, "fchmod")) {
+        // A dropper's way: write a file, then make it executable through its descriptor.
+        int fd = open("/tmp/stage3", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0) return refused("open(/tmp/stage3)");
+        if (write(fd, "#!/bin/sh\n", 10) != 10 || fchmod(fd, 0755) != 0) return refused("fchmod");
+        close(fd);
+        printf("made executable\n");
+        return 0;
     }
     if (!strcmp(mode, "memfd-exec")) {
         // Fileless execution: a copy of /usr/bin/true in a memfd, run through its descriptor

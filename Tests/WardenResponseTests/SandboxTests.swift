@@ -151,6 +151,18 @@ struct SandboxTests {
         #expect(byPath.verdict.contains { $0.hasPrefix("It tried to execute from memory") }, "\(byPath.verdict)")
     }
 
+    /// fchmod names the file its descriptor refers to, not "fd 3".
+    @Test func fchmodNamesItsFile() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.arguments = ["fchmod"]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
+        #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stdout) \(report.stderr)")
+        let change = try #require(report.files.first { $0.syscall == "fchmod" }, "\(report.files)")
+        #expect(change.path == "/tmp/stage3" && change.detail == "755")
+        #expect(report.verdict.contains("It changed the mode of 1 file(s): /tmp/stage3 755."), "\(report.verdict)")
+    }
+
     /// A sample larger than the jail's root is refused up front with its size, not with the
     /// ENOSPC its copy would have hit.
     @Test func aSampleLargerThanTheJailIsRefusedWithItsSize() throws {

@@ -72,6 +72,8 @@ final class SandboxObserver: @unchecked Sendable {
         case path(Int)
         /// Two paths (rename).
         case paths(Int, Int)
+        /// A descriptor in argument `index`, named by what it refers to (fchmod).
+        case descriptor(Int)
         /// A program's path and its argument vector (execve, execveat).
         case exec(path: Int, arguments: Int)
         /// A path, then a `struct open_how` (openat2).
@@ -90,7 +92,8 @@ final class SandboxObserver: @unchecked Sendable {
             case "renameat", "renameat2": self = .paths(1, 3)
             case "connect": self = .socketAddress(address: 1, length: 2)
             case "sendto": self = .socketAddress(address: 4, length: 5)
-            case "clone", "fork", "vfork", "fchmod", "kill", "tkill", "tgkill": self = .registers
+            case "fchmod": self = .descriptor(0)
+            case "clone", "fork", "vfork", "kill", "tkill", "tgkill": self = .registers
             default: self = .countOnly
             }
         }
@@ -237,6 +240,9 @@ final class SandboxObserver: @unchecked Sendable {
         switch plan {
         case .countOnly: return nil
         case .registers: break
+        case .descriptor(let index):
+            call.descriptorTarget = try? sys_readlink(
+                Array("/proc/\(pid)/fd/\(Int32(truncatingIfNeeded: values(index)))".utf8))
         case .path(let index): call.first = path(index)
         case .exec(let index, let arguments):
             call.first = path(index)
@@ -387,7 +393,10 @@ final class SandboxObserver: @unchecked Sendable {
             return .file(.init(syscall: name, path: first, detail: "to \(second)", created: false))
         case "chmod": return .file(.init(syscall: name, path: first, detail: String(args.1, radix: 8), created: false))
         case "fchmodat": return .file(.init(syscall: name, path: first, detail: String(args.2, radix: 8), created: false))
-        case "fchmod": return .file(.init(syscall: name, path: "fd \(args.0)", detail: String(args.1, radix: 8), created: false))
+        case "fchmod":
+            // The file the descriptor named while the call waited (a dropper's write, then fchmod).
+            let path = call.descriptorTarget.map { String(decoding: $0, as: UTF8.self) } ?? "fd \(args.0)"
+            return .file(.init(syscall: name, path: path, detail: String(args.1, radix: 8), created: false))
         // A send on a connected socket names no address: its peer is the connect's, listed there.
         case "sendto" where args.4 == 0: return .none
         case "connect", "sendto":
