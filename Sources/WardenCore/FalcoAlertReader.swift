@@ -68,13 +68,15 @@ struct FalcoAlertReader {
     static func isFalcoTextOutput(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let prefix = Array(bytes.prefix(48))
         let digits: Set<Int> = [0, 1, 3, 4, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+        let (colon, dot) = (UInt8(ascii: ":"), UInt8(ascii: "."))
+        let separators: [Int: UInt8] = [2: colon, 5: colon, 8: dot, 18: colon]
         guard prefix.count > 20 else { return false }
         for index in 0..<19 {
             let byte = prefix[index]
             let expected: Bool =
                 digits.contains(index)
                 ? (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
-                : byte == [2: UInt8(ascii: ":"), 5: UInt8(ascii: ":"), 8: UInt8(ascii: "."), 18: UInt8(ascii: ":")][index]
+                : byte == separators[index]
             if !expected { return false }
         }
         let rest = String(decoding: prefix.dropFirst(19), as: UTF8.self)

@@ -25,12 +25,14 @@ public enum SensitivePath: String, Sendable, CaseIterable {
         // In a home directory (/root or /home/<user>): the part after it.
         let inHome: [String]? =
             components.first == "root"
-            ? Array(components.dropFirst()) : components.first == "home" && components.count > 2
+            ? Array(components.dropFirst())
+            : components.first == "home" && components.count > 2
                 ? Array(components.dropFirst(2)) : nil
 
         if ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/security/opasswd"].contains(path)
             || under("/var/run/secrets") || under("/run/secrets") || under("/etc/kubernetes")
-            || under("/var/lib/kubelet/pki") || (under("/etc/ssh") && name.hasPrefix("ssh_host_") && name.hasSuffix("_key"))
+            || under("/var/lib/kubelet/pki")
+            || (under("/etc/ssh") && name.hasPrefix("ssh_host_") && name.hasSuffix("_key"))
         {
             return .credentials
         }
@@ -51,11 +53,15 @@ public enum SensitivePath: String, Sendable, CaseIterable {
                 return .persistence
             }
         }
-        if ["/etc/ld.so.preload", "/etc/crontab", "/etc/rc.local", "/etc/profile", "/etc/bash.bashrc",
-            "/etc/environment"].contains(path)
-            || ["/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly",
+        if [
+            "/etc/ld.so.preload", "/etc/crontab", "/etc/rc.local", "/etc/profile", "/etc/bash.bashrc",
+            "/etc/environment",
+        ].contains(path)
+            || [
+                "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly",
                 "/var/spool/cron", "/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system",
-                "/etc/init.d", "/etc/profile.d", "/etc/update-motd.d", "/etc/sudoers.d"].contains(where: under)
+                "/etc/init.d", "/etc/profile.d", "/etc/update-motd.d", "/etc/sudoers.d",
+            ].contains(where: under)
             || path == "/etc/sudoers"
         {
             return .persistence

@@ -132,7 +132,9 @@ final class SandboxNameService: @unchecked Sendable {
                 let wanted = count - bytes.count
                 let got: Int?
                 do {
-                    got = try chunk.withUnsafeMutableBytes { try sys_read(connection, into: .init(rebasing: $0[..<wanted])) }
+                    got = try chunk.withUnsafeMutableBytes {
+                        try sys_read(connection, into: .init(rebasing: $0[..<wanted]))
+                    }
                 } catch {
                     return nil
                 }

@@ -360,7 +360,8 @@ final class SandboxObserver: @unchecked Sendable {
             // A path through a descriptor is reported as what the descriptor named.
             let target = call.descriptorTarget.map { String(decoding: $0, as: UTF8.self) }
             var process = SandboxReport.Process(
-                syscall: name, path: target ?? first, pid: pid, arguments: arguments, argumentsComplete: argumentsComplete)
+                syscall: name, path: target ?? first, pid: pid, arguments: arguments,
+                argumentsComplete: argumentsComplete)
             if target != nil { process.passedAs = first }
             return .process(process)
         case "execveat":
