@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "WardenStore",
             dependencies: [
-                "WardenCore", "CWardenLinux",
+                "WardenCore", "WardenLinux", "CWardenLinux",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

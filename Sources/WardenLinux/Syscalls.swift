@@ -131,6 +131,11 @@ public func sys_fsync(_ fd: FileDescriptor) throws(SystemCallError) {
     _ = try retryingInterrupts("fsync") { fsync(fd.rawValue) }
 }
 
+/// `fdatasync(2)`: `fd`'s data, and the metadata needed to read it back, on disk.
+public func sys_fdatasync(_ fd: FileDescriptor) throws(SystemCallError) {
+    _ = try retryingInterrupts("fdatasync") { fdatasync(fd.rawValue) }
+}
+
 /// `syncfs(2)`: one journal commit for everything dirty on `fd`'s filesystem.
 public func sys_syncfs(_ fd: FileDescriptor) throws(SystemCallError) {
     _ = try retryingInterrupts("syncfs") { warden_syncfs(fd.rawValue) }

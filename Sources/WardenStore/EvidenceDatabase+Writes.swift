@@ -14,21 +14,28 @@ extension EvidenceDatabase {
 
     /// Applies `commands` in order, in one transaction, and says what each alert command found.
     /// Correlation lookups reuse what `memo` remembers (the store writer keeps one).
-    public func applyBatch(_ commands: [StoreCommand], memo: LookupMemo? = nil) throws -> AppliedBatch {
-        // An accepted alert is answered 200 only after this commit: make that commit survive a
-        // power loss too (one WAL fsync per group commit). File records keep NORMAL, where a
-        // commit survives a crash of the process but not of the machine.
+    ///
+    /// A batch with a command that must survive a power loss once acknowledged (an alert, an
+    /// action, a sandbox run) commits at `synchronous=FULL`: SQLite syncs the WAL inside the
+    /// commit. With `syncing: false` the caller syncs the WAL itself before it tells anyone (the
+    /// store writer's `WALSyncer`), and `AppliedBatch.needsSync` says whether it must. File
+    /// records keep NORMAL, where a commit survives a crash of the process but not of the
+    /// machine.
+    public func applyBatch(_ commands: [StoreCommand], memo: LookupMemo? = nil, syncing: Bool = true) throws
+        -> AppliedBatch
+    {
         let durable = commands.contains {
             switch $0 {
             case .alert, .correlateAndStore, .action, .quarantined, .sandboxRun: true
             default: false
             }
         }
+        let full = durable && syncing
         return try dbWriter.writeWithoutTransaction { db in
             // Cached: parsing the two pragmas anew for every group commit cost more than the
             // inserts of a small group.
-            if durable { try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute() }
-            defer { if durable { try? db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute() } }
+            if full { try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute() }
+            defer { if full { try? db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute() } }
             var applied = AppliedBatch()
             try db.inTransaction {
                 // Inside the transaction: the version read is that of the snapshot the lookups see.
@@ -36,6 +43,7 @@ extension EvidenceDatabase {
                 applied = try Self.apply(commands, in: db, memo: memo)
                 return .commit
             }
+            applied.needsSync = durable && !syncing
             return applied
         }
     }

@@ -87,6 +87,8 @@ public struct AppliedBatch: Sendable {
     public var written: [PathBytes] = []
     /// For each `correlateAndStore` command, by its index in the batch.
     public var alerts: [Int: StoredAlert] = [:]
+    /// Committed without the WAL sync its durable commands need (`applyBatch(syncing: false)`).
+    public var needsSync = false
 
     public init() {}
 }

@@ -14,9 +14,13 @@ import WardenCore
 /// commit per file. Nothing handed to `submit` is dropped: `submit` waits for room when the
 /// queue is full, and `finish` commits what is queued before it returns.
 ///
-/// Nothing is held back to fill a batch: alerts that arrive while one commit is being fsynced
+/// Nothing is held back to fill a batch: alerts that arrive while one commit is being synced
 /// share the next one. (Waiting 0.3 ms for company added that to every alert's latency below
 /// saturation, 4,200 → 6,800 alerts/s at 4 connections without it, and gained nothing above.)
+///
+/// Durable batches (alerts, actions) are synced by a `WALSyncer` on its own thread: this thread
+/// commits without the fsync and goes on with the next batch, and the waiters hear of their
+/// commit once the WAL is on disk.
 ///
 /// Checkpoints take two steps. A `WALCheckpointer` on its own thread and connection copies the
 /// bulk of the WAL beside the commits; then this thread, between batches, copies what was
@@ -48,12 +52,17 @@ public final class StoreWriter: Sendable {
     private let evidenceCommits = Atomic<UInt64>(0)
     /// How long the writer waits idle before it checkpoints what the last commits left.
     private static let idleCheckpointSeconds = 0.05
+    /// Replaces the fdatasync of the WAL that makes durable commits durable (tests).
+    private let syncWAL: WALSyncer.Sync?
 
+    /// `syncWAL` is for tests: it replaces the fdatasync of the WAL after durable commits.
     public init(
         database: EvidenceDatabase, capacity: Int = 65_536, batchLimit: Int = 4096,
         checkpointIntervalNanoseconds: Int64 = 20_000_000, clock: @escaping @Sendable () -> Int64,
-        observer: CommitObserver? = nil, onError: @escaping @Sendable (any Error) -> Void
+        observer: CommitObserver? = nil, onError: @escaping @Sendable (any Error) -> Void,
+        syncWAL: (@Sendable () throws -> Void)? = nil
     ) {
+        self.syncWAL = syncWAL
         self.checkpointIntervalNanoseconds = checkpointIntervalNanoseconds
         self.database = database
         self.queue = BlockingQueue(capacity: capacity)
@@ -120,6 +129,8 @@ public final class StoreWriter: Sendable {
             onError(error)
             beside = nil
         }
+        // Without one (a command's single connection), durable commits sync inside themselves.
+        let syncer = database.makeWALSyncer(sync: syncWAL, onError: onError)
         var lastCheckpoint = clock()
         var uncheckpointed = false
         func checkpoint() {
@@ -138,7 +149,7 @@ public final class StoreWriter: Sendable {
                 }
                 continue
             }
-            commit(batch, memo: memo)
+            commit(batch, memo: memo, syncer: syncer)
             uncheckpointed = true
             guard let beside else {
                 if clock() - lastCheckpoint >= checkpointIntervalNanoseconds { checkpoint() }
@@ -153,6 +164,7 @@ public final class StoreWriter: Sendable {
             }
         }
         beside?.stop()
+        syncer?.stop()
         done.signal()
     }
 
@@ -160,12 +172,27 @@ public final class StoreWriter: Sendable {
     /// can recover). If it still fails, the batch is split and each half committed on its own,
     /// down to single commands, so one command the database refuses cannot take the others down
     /// with it; a single command that still fails is reported as lost.
-    private func commit(_ batch: [Submission], memo: LookupMemo) {
+    ///
+    /// With a `syncer`, a batch that must be durable commits without syncing the WAL and its
+    /// waiters hear of it from the syncer, after the sync, while this thread goes on with the
+    /// next batch.
+    private func commit(_ batch: [Submission], memo: LookupMemo, syncer: WALSyncer?) {
         for attempt in 0..<Self.maxAttempts {
             do {
-                let applied = try database.applyBatch(batch.map(\.command), memo: memo)
+                let applied = try database.applyBatch(batch.map(\.command), memo: memo, syncing: syncer == nil)
                 noteEvidence(batch[...])
                 observer?(applied.written, clock())
+                if applied.needsSync, let syncer {
+                    var waiters: [WALSyncer.Waiter] = []
+                    waiters.reserveCapacity(batch.count)
+                    for (index, submission) in batch.enumerated() {
+                        if let committed = submission.committed {
+                            waiters.append((committed, .committed(applied.alerts[index])))
+                        }
+                    }
+                    syncer.enqueue(waiters)
+                    return
+                }
                 for (index, submission) in batch.enumerated() {
                     submission.committed?(.committed(applied.alerts[index]))
                 }
