@@ -132,6 +132,11 @@ public enum IntakeRoutes {
 
     /// `text` escaped for the inside of a JSON string.
     static func jsonEscaped(_ text: String) -> String {
+        // Alert ids (hex digits, Falcosidekick's uuids) need no escaping: answered as they are,
+        // without a walk over their scalars (~1 µs of every 200).
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return text
+        }
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {
