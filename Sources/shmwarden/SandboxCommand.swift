@@ -114,3 +114,83 @@ struct SandboxCommand: ParsableCommand {
         if !report.stderr.isEmpty { print("  stderr:\n" + report.stderr) }
     }
 }
+
+extension SandboxCommand {
+    /// `sandbox`'s arguments read by hand when they are only the documented ones (as in every
+    /// scripted or policy-driven run), with ArgumentParser's meaning: options anywhere before
+    /// `--`, `--name value` or `--name=value`, the last one winning; the file the one positional.
+    /// Nil for anything else (help, an unknown, repeated-positional or malformed option), which
+    /// ArgumentParser then parses and answers exactly as before.
+    ///
+    /// ArgumentParser's parse of even this one command (by reflection of every property, with a
+    /// scan for a completion-script request) looks up protocol conformances by type for the
+    /// first time, each a scan of the binary's ~9,500 conformance records: 30% of the main
+    /// thread's CPU in a `sandbox /bin/true` (perf, 40 runs).
+    static func parseDirectly(_ arguments: [String]) -> SandboxCommand? {
+        var file: String?
+        var timeout = 10
+        var json = false
+        var noObserve = false
+        var stateDirectory: String?
+        var config: String?
+        var logLevel: String?
+        var sampleArguments: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            if argument == "--" {
+                sampleArguments = Array(arguments[index...])
+                break
+            }
+            guard argument.hasPrefix("-") else {
+                guard file == nil, !argument.isEmpty else { return nil }
+                file = argument
+                continue
+            }
+            let equals = argument.firstIndex(of: "=")
+            let name = equals.map { String(argument[..<$0]) } ?? argument
+            let inline = equals.map { String(argument[argument.index(after: $0)...]) }
+            // An option's value: after `=`, else the next argument unless it looks like an option.
+            func value() -> String? {
+                if let inline { return inline }
+                guard index < arguments.count, !arguments[index].hasPrefix("-") else { return nil }
+                index += 1
+                return arguments[index - 1]
+            }
+            switch name {
+            case "--json" where inline == nil: json = true
+            case "--no-observe" where inline == nil: noObserve = true
+            case "--timeout":
+                guard let text = value(), let seconds = Int(text) else { return nil }
+                timeout = seconds
+            case "--state-dir":
+                guard let text = value() else { return nil }
+                stateDirectory = text
+            case "--config":
+                guard let text = value() else { return nil }
+                config = text
+            case "--log-level":
+                guard let text = value() else { return nil }
+                logLevel = text
+            default: return nil
+            }
+        }
+        guard let file else { return nil }
+        var state = StateOptions()
+        state.stateDirectory = stateDirectory
+        state.config = config
+        state.logLevel = logLevel
+        var command = SandboxCommand()
+        command.state = state
+        command.file = file
+        command.timeout = timeout
+        command.json = json
+        command.noObserve = noObserve
+        command.arguments = sampleArguments
+        // What ArgumentParser checks after its parse; a failure goes back to it, which reports
+        // the error with this command's usage.
+        guard (try? state.validate()) != nil, (try? command.validate()) != nil else { return nil }
+        return command
+    }
+}

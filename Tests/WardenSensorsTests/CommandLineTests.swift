@@ -78,6 +78,39 @@ extension SensorIntegration {
             #expect(listText.contains("quarantine is empty"))
         }
 
+        /// `sandbox` reads its documented options by hand (a faster start) with ArgumentParser's
+        /// meaning, and leaves anything else to ArgumentParser.
+        @Test func sandboxOptionsReadByHandMeanWhatArgumentParserReads() throws {
+            try #require(Binary.exists, "build first: swift build")
+            guard getuid() == 0 else { return }  // the sandbox needs root; CI is root
+            let state = makeStateDirectory()
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            // Options on both sides of the file, `=` forms, a flag after the file, and sample
+            // arguments that look like options after `--`.
+            let (status, output, errors) = try Binary.run([
+                "sandbox", "--json", "--state-dir=\(state)", "/bin/echo", "--no-observe", "--", "-n", "a b",
+            ])
+            #expect(status == 0, "\(errors)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+            #expect(report["stdout"] as? String == "a b")
+            #expect((report["syscalls"] as? [String: Any])?.isEmpty == true, "--no-observe was not applied")
+            // The last --timeout wins, as in ArgumentParser.
+            let (slept, sleptOutput, _) = try Binary.run([
+                "sandbox", "/bin/sleep", "--timeout", "30", "--timeout=1", "--json", "--state-dir", state, "--", "20",
+            ])
+            #expect(slept == 0)
+            let sleep = try #require(try JSONSerialization.jsonObject(with: Data(sleptOutput.utf8)) as? [String: Any])
+            #expect(sleep["timedOut"] as? Bool == true)
+            #expect((sleep["durationMs"] as? Double ?? 0) < 10_000)
+            // What the hand reading refuses reaches ArgumentParser, which explains it.
+            let (missing, _, missingErrors) = try Binary.run(["sandbox", "/bin/true", "--timeout", "--json"])
+            #expect(missing == 2)
+            #expect(missingErrors.contains("Missing value for '--timeout <timeout>'"))
+            let (twoFiles, _, twoFilesErrors) = try Binary.run(["sandbox", "/bin/true", "/bin/false"])
+            #expect(twoFiles == 2)
+            #expect(twoFilesErrors.contains("Unexpected argument '/bin/false'"))
+        }
+
         @Test func helpExitsZero() throws {
             try #require(Binary.exists, "build first: swift build")
             let (status, stdout, _) = try Binary.run(["run", "--help"])
