@@ -5,7 +5,7 @@
 /// places an analyst looks for first in a dropper's file accesses. The jail holds none of these
 /// files (its /etc has only passwd, group, hosts and nsswitch.conf), so a match is an attempt,
 /// never an access. Only absolute paths are classified (a relative one depends on a directory
-/// the report does not know).
+/// the report does not know; `mayBeNamedBy(relativePath:)` says which are worth resolving).
 public enum SensitivePath: String, Sendable, CaseIterable {
     /// Password hashes, private keys, cloud and cluster credentials, service-account tokens.
     case credentials
@@ -15,6 +15,42 @@ public enum SensitivePath: String, Sendable, CaseIterable {
     case persistence
     /// Sockets of container runtimes: whoever reaches one controls the host's containers.
     case containerRuntime
+
+    /// Whether a path relative to a directory descriptor may name a file of these categories,
+    /// from its own components alone: one named like a credential, key, token or start-up file,
+    /// or a directory that holds them. The sandbox observer makes such a path absolute (a
+    /// readlink of the descriptor, while the call waits) only when this says so or the call
+    /// writes: `find` opens almost every file relative to a descriptor, and a readlink for each
+    /// would cost more than the rest of its notification. Cheap and generous: a false positive
+    /// costs one readlink, a miss leaves a path as passed.
+    public static func mayBeNamedBy(relativePath path: [UInt8]) -> Bool {
+        for component in path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            if sensitiveComponents.contains(Array(component)) { return true }
+            if sensitivePrefixes.contains(where: { component.starts(with: $0) }) { return true }
+            if sensitiveSuffixes.contains(where: { component.count > $0.count && component.suffix($0.count).elementsEqual($0) }) {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Names that are, or hold, what `classify` looks for.
+    static let sensitiveComponents: Set<[UInt8]> = Set(
+        [
+            "shadow", "gshadow", "shadow-", "gshadow-", "opasswd", "sudoers", "sudoers.d", "ld.so.preload", "crontab",
+            "cron.d", "cron.hourly", "cron.daily", "cron.weekly", "cron.monthly", "cron", "rc.local", "profile",
+            "profile.d", "bash.bashrc", "environment", "init.d", "update-motd.d", "systemd", "autostart", ".ssh",
+            ".aws", ".kube", ".docker", ".gnupg", ".azure", "gcloud", ".netrc", ".git-credentials", ".pgpass",
+            ".bash_history", ".bashrc", ".bash_profile", ".profile", ".bash_login", ".bash_logout", ".zshrc",
+            ".zprofile", "secrets", "serviceaccount", "kubernetes", "kubernetes.io", "pki", "token", "credentials",
+            "admin.conf", "kubelet.conf", "controller-manager.conf", "scheduler.conf", "docker.sock",
+            "containerd.sock", "crio.sock", "podman.sock", "cri-dockerd.sock", "config", "config.json",
+            "known_hosts", "manifests", "kubelet",
+        ].map { Array($0.utf8) })
+    static let sensitivePrefixes: [[UInt8]] = ["authorized_keys", "id_", "ssh_host_"].map { Array($0.utf8) }
+    /// Private keys by their usual suffixes (not `.crt`: certificates are public, and
+    /// /usr/share/ca-certificates holds hundreds).
+    static let sensitiveSuffixes: [[UInt8]] = [".key", ".pem"].map { Array($0.utf8) }
 
     /// The category of `path`, or nil for an ordinary one.
     public static func classify(_ path: String) -> SensitivePath? {

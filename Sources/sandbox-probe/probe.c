@@ -163,6 +163,23 @@ int main(int argc, char **argv) {
         printf("made executable\n");
         return 0;
     }
+    if (!strcmp(mode, "dirfd-open")) {
+        // Opens relative to directory descriptors, as a dropper that avoids absolute paths
+        // might: a credential file (absent in the jail: still an attempt), an ordinary name,
+        // and a file created for writing.
+        int etc = open("/etc", O_RDONLY | O_DIRECTORY);
+        int tmp = open("/tmp", O_RDONLY | O_DIRECTORY);
+        if (etc < 0 || tmp < 0) return refused("open(/etc, /tmp)");
+        int shadow = openat(etc, "shadow", O_RDONLY);
+        if (shadow >= 0) close(shadow);
+        int hostname = openat(etc, "hostname", O_RDONLY);
+        if (hostname >= 0) close(hostname);
+        int out = openat(tmp, "stage4", O_WRONLY | O_CREAT | O_TRUNC, 0700);
+        if (out < 0) return refused("openat(/tmp, stage4)");
+        close(out);
+        printf("opened\n");
+        return 0;
+    }
     if (!strcmp(mode, "memfd-exec")) {
         // Fileless execution: a copy of /usr/bin/true in a memfd, run through its descriptor
         // with an argv[0] that poses as a kernel thread (with "by-path": execve of

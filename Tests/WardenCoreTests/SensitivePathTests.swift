@@ -46,4 +46,19 @@ import WardenCore
             #expect(SensitivePath.classify(path) == category, "\(path)")
         }
     }
+
+    /// Which paths relative to a directory descriptor the sandbox observer resolves on a read:
+    /// the names of what `classify` finds, and nothing a directory walk meets at every step.
+    @Test func relativePathsThatMayNameSensitiveFiles() {
+        let expected: [(String, Bool)] = [
+            ("shadow", true), ("gshadow-", true), ("id_ed25519", true), ("token", true), ("config", true),
+            ("ssh_host_rsa_key", true), ("server.key", true), ("private.pem", true), (".ssh/id_rsa", true),
+            ("etc/cron.d/job", true), ("authorized_keys2", true), ("docker.sock", true), ("admin.conf", true),
+            ("hostname", false), ("doc", false), ("ca-certificates/mozilla/x.crt", false), ("passwd", false),
+            (".key", false), ("README", false), ("keys", false), ("shadowed", false), ("", false),
+        ]
+        for (path, may) in expected {
+            #expect(SensitivePath.mayBeNamedBy(relativePath: Array(path.utf8)) == may, "\(path)")
+        }
+    }
 }

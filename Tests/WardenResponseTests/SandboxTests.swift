@@ -163,6 +163,20 @@ struct SandboxTests {
         #expect(report.verdict.contains("It changed the mode of 1 file(s): /tmp/stage3 755."), "\(report.verdict)")
     }
 
+    /// A path relative to a directory descriptor is made absolute when the call writes or the
+    /// path may name a sensitive file, and left as passed otherwise.
+    @Test func descriptorRelativePathsThatMatterAreMadeAbsolute() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.arguments = ["dirfd-open"]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
+        #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stdout) \(report.stderr)")
+        #expect(report.files.contains { $0.path == "/etc/shadow" && $0.passedAs == "shadow" }, "\(report.files)")
+        #expect(report.files.contains { $0.path == "/tmp/stage4" && $0.passedAs == "stage4" && $0.created })
+        #expect(report.files.contains { $0.path == "hostname" && $0.passedAs == nil }, "an ordinary read stays as passed")
+        #expect(report.verdict.contains("It tried to open credential files: /etc/shadow."), "\(report.verdict)")
+    }
+
     /// A sample larger than the jail's root is refused up front with its size, not with the
     /// ENOSPC its copy would have hit.
     @Test func aSampleLargerThanTheJailIsRefusedWithItsSize() throws {

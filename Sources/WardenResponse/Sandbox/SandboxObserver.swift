@@ -5,6 +5,7 @@ import CSeccomp
 import CWardenLinux
 @preconcurrency import Glibc
 import SystemPackage
+import WardenCore
 import WardenLinux
 
 /// Answers the sandbox's seccomp user notifications on its own thread: reads each call's
@@ -68,8 +69,9 @@ final class SandboxObserver: @unchecked Sendable {
         case countOnly
         /// Described from the registers alone.
         case registers
-        /// A path in argument `index`.
-        case path(Int)
+        /// A path in argument `index`; for an open, its flags in argument `openFlags` (nil: a
+        /// call that changes the file it names).
+        case path(Int, openFlags: Int?)
         /// Two paths (rename).
         case paths(Int, Int)
         /// A descriptor in argument `index`, named by what it refers to (fchmod).
@@ -85,8 +87,10 @@ final class SandboxObserver: @unchecked Sendable {
             switch name {
             case "execve": self = .exec(path: 0, arguments: 1)
             case "execveat": self = .exec(path: 1, arguments: 2)
-            case "open", "creat", "unlink", "chmod": self = .path(0)
-            case "openat", "unlinkat", "fchmodat": self = .path(1)
+            case "open": self = .path(0, openFlags: 1)
+            case "creat", "unlink", "chmod": self = .path(0, openFlags: nil)
+            case "openat": self = .path(1, openFlags: 2)
+            case "unlinkat", "fchmodat": self = .path(1, openFlags: nil)
             case "openat2": self = .pathAndOpenHow(1, 2)
             case "rename": self = .paths(0, 1)
             case "renameat", "renameat2": self = .paths(1, 3)
@@ -217,34 +221,50 @@ final class SandboxObserver: @unchecked Sendable {
             }
         }
         func string(_ index: Int) -> [UInt8]? { sys_readProcessString(pid, address: values(index)) }
+        // What descriptor `fd` of the caller names (`/memfd:stage2 (deleted)`, `/tmp/stage3`).
+        func target(ofDescriptor fd: Int32) -> [UInt8]? { try? sys_readlink(Array("/proc/\(pid)/fd/\(fd)".utf8)) }
         // A relative path against the working directory (AT_FDCWD, or a call without a
         // directory descriptor: its path is argument 0) is made absolute with the directory the
         // process is in while the call waits (`cd /etc; cat shadow`). One against another
-        // descriptor stays as passed: resolving those (`find` opens almost every file so) would
-        // cost a readlink per call.
+        // descriptor is made absolute with what that descriptor names only when the call writes
+        // or the path may name a sensitive file (`openat(etc, "shadow")`): `find` opens almost
+        // every file so, and a readlink for each would cost more than the rest of the call's
+        // notification. Either directory is the kernel's name for it, with no symlinks, so a
+        // leading `..` is exact.
         var cwd: [UInt8]??
-        func absolute(_ path: [UInt8]?, at index: Int) -> [UInt8]? {
+        func absolute(_ path: [UInt8]?, at index: Int, writes: Bool) -> [UInt8]? {
             guard let path, let first = path.first, first != UInt8(ascii: "/") else { return nil }
-            if index > 0 && Int32(truncatingIfNeeded: values(index - 1)) != AT_FDCWD { return nil }
-            if cwd == nil { cwd = try? sys_readlink(Array("/proc/\(pid)/cwd".utf8)) }
-            guard let directory = cwd ?? nil, directory.first == UInt8(ascii: "/") else { return nil }
+            let directoryFD = index > 0 ? Int32(truncatingIfNeeded: values(index - 1)) : AT_FDCWD
+            let directory: [UInt8]?
+            if directoryFD == AT_FDCWD {
+                if cwd == nil { cwd = try? sys_readlink(Array("/proc/\(pid)/cwd".utf8)) }
+                directory = cwd ?? nil
+            } else {
+                guard writes || SensitivePath.mayBeNamedBy(relativePath: path) else { return nil }
+                directory = target(ofDescriptor: directoryFD)
+            }
+            guard let directory, directory.first == UInt8(ascii: "/"),
+                !directory.suffix(Self.deletedSuffix.count).elementsEqual(Self.deletedSuffix)
+            else { return nil }
             return Self.join(directory, path)
         }
-        func path(_ index: Int) -> [UInt8]? {
+        func path(_ index: Int, writes: Bool = true) -> [UInt8]? {
             let passed = string(index)
-            guard let resolved = absolute(passed, at: index) else { return passed }
+            guard let resolved = absolute(passed, at: index, writes: writes) else { return passed }
             call.firstAsPassed = passed
             return resolved
         }
-        // What descriptor `fd` of the caller names (`/memfd:stage2 (deleted)`, `/tmp/stage3`).
-        func target(ofDescriptor fd: Int32) -> [UInt8]? { try? sys_readlink(Array("/proc/\(pid)/fd/\(fd)".utf8)) }
+        func opensToWrite(_ flags: UInt64) -> Bool {
+            Int32(truncatingIfNeeded: flags) & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC) != 0
+        }
         var call = Captured(nr: nr, pid: pid, args: args)
         switch plan {
         case .countOnly: return nil
         case .registers: break
         case .descriptor(let index):
             call.descriptorTarget = target(ofDescriptor: Int32(truncatingIfNeeded: values(index)))
-        case .path(let index): call.first = path(index)
+        case .path(let index, let openFlags):
+            call.first = path(index, writes: openFlags.map { opensToWrite(values($0)) } ?? true)
         case .exec(let index, let arguments):
             call.first = path(index)
             // A path through a descriptor (`/proc/self/fd/3`, `/dev/fd/3`): the memfd trick by path.
@@ -270,10 +290,11 @@ final class SandboxObserver: @unchecked Sendable {
             call.first = path(first)
             // rename(old, new) has no descriptors; renameat's new path has its own (argument 2).
             let target = string(second)
-            call.second = absolute(target, at: first == 0 ? 0 : second) ?? target
+            call.second = absolute(target, at: first == 0 ? 0 : second, writes: true) ?? target
         case .pathAndOpenHow(let index, let how):
-            call.first = path(index)
             call.second = sys_readProcessMemory(pid, address: values(how), length: 16)  // struct open_how {flags, mode, …}
+            let flags = call.second.map { bytes in bytes.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+            call.first = path(index, writes: flags.map(opensToWrite) ?? true)
         case .socketAddress(let address, let length):
             if values(address) != 0 {
                 call.first = sys_readProcessMemory(pid, address: values(address), length: Int(min(values(length), 128)))
@@ -281,6 +302,9 @@ final class SandboxObserver: @unchecked Sendable {
         }
         return call
     }
+
+    /// What the kernel appends to the name of a directory that was removed while open.
+    static let deletedSuffix = Array(" (deleted)".utf8)
 
     /// N in `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/<digits>/fd/N` or `/dev/fd/N`.
     static func descriptorNumber(inPath path: [UInt8]) -> Int32? {
