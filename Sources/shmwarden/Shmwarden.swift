@@ -30,8 +30,15 @@ struct Shmwarden: AsyncParsableCommand {
     /// runtime failures exit 1.
     static func main() async {
         do {
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            // Run as it is: a cast to AsyncParsableCommand that fails scans every conformance
+            // record of the binary (~9,500) before it says no.
+            if arguments.first == "sandbox", let sandbox = SandboxCommand.parseDirectly(Array(arguments.dropFirst())) {
+                try sandbox.run()
+                return
+            }
             var command: any ParsableCommand
-            if let leaf = parseLeafCommand(Array(CommandLine.arguments.dropFirst())) {
+            if let leaf = parseLeafCommand(arguments) {
                 command = leaf
             } else {
                 command = try parseAsRoot()
@@ -70,9 +77,6 @@ extension Shmwarden {
     /// for: about 1 ms of every start. `sandbox /bin/true` 12.74 → 11.69 ms and `files`
     /// 7.32 → 6.68 ms (medians of 60, interleaved).
     static func parseLeafCommand(_ arguments: [String]) -> (any ParsableCommand)? {
-        if arguments.first == "sandbox", let command = SandboxCommand.parseDirectly(Array(arguments.dropFirst())) {
-            return command
-        }
         guard let name = arguments.first,
             let type = configuration.subcommands.first(where: { $0.configuration.commandName == name }),
             type.configuration.subcommands.isEmpty
