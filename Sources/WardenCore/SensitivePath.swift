@@ -24,29 +24,54 @@ public enum SensitivePath: String, Sendable, CaseIterable {
     /// would cost more than the rest of its notification. Cheap and generous: a false positive
     /// costs one readlink, a miss leaves a path as passed.
     public static func mayBeNamedBy(relativePath path: [UInt8]) -> Bool {
-        for component in path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
-            if sensitiveComponents.contains(Array(component)) { return true }
-            if sensitivePrefixes.contains(where: { component.starts(with: $0) }) { return true }
-            if sensitiveSuffixes.contains(where: { component.count > $0.count && component.suffix($0.count).elementsEqual($0) }) {
-                return true
+        // Runs on every notified call a walk makes: no allocation, names compared only with
+        // those of the same length.
+        path.withUnsafeBufferPointer { bytes in
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count && bytes[end] != UInt8(ascii: "/") { end += 1 }
+                if end > start && isSensitive(UnsafeBufferPointer(rebasing: bytes[start..<end])) { return true }
+                start = end + 1
             }
+            return false
+        }
+    }
+
+    private static func isSensitive(_ component: UnsafeBufferPointer<UInt8>) -> Bool {
+        if component.count < sensitiveNamesByLength.count,
+            sensitiveNamesByLength[component.count].contains(where: { $0.elementsEqual(component) })
+        {
+            return true
+        }
+        for prefix in sensitivePrefixes where component.count >= prefix.count {
+            if component.prefix(prefix.count).elementsEqual(prefix) { return true }
+        }
+        for suffix in sensitiveSuffixes where component.count > suffix.count {
+            if component.suffix(suffix.count).elementsEqual(suffix) { return true }
         }
         return false
     }
 
     /// Names that are, or hold, what `classify` looks for.
-    static let sensitiveComponents: Set<[UInt8]> = Set(
-        [
-            "shadow", "gshadow", "shadow-", "gshadow-", "opasswd", "sudoers", "sudoers.d", "ld.so.preload", "crontab",
-            "cron.d", "cron.hourly", "cron.daily", "cron.weekly", "cron.monthly", "cron", "rc.local", "profile",
-            "profile.d", "bash.bashrc", "environment", "init.d", "update-motd.d", "systemd", "autostart", ".ssh",
-            ".aws", ".kube", ".docker", ".gnupg", ".azure", "gcloud", ".netrc", ".git-credentials", ".pgpass",
-            ".bash_history", ".bashrc", ".bash_profile", ".profile", ".bash_login", ".bash_logout", ".zshrc",
-            ".zprofile", "secrets", "serviceaccount", "kubernetes", "kubernetes.io", "pki", "token", "credentials",
-            "admin.conf", "kubelet.conf", "controller-manager.conf", "scheduler.conf", "docker.sock",
-            "containerd.sock", "crio.sock", "podman.sock", "cri-dockerd.sock", "config", "config.json",
-            "known_hosts", "manifests", "kubelet",
-        ].map { Array($0.utf8) })
+    static let sensitiveComponents: [String] = [
+        "shadow", "gshadow", "shadow-", "gshadow-", "opasswd", "sudoers", "sudoers.d", "ld.so.preload", "crontab",
+        "cron.d", "cron.hourly", "cron.daily", "cron.weekly", "cron.monthly", "cron", "rc.local", "profile",
+        "profile.d", "bash.bashrc", "environment", "init.d", "update-motd.d", "systemd", "autostart", ".ssh",
+        ".aws", ".kube", ".docker", ".gnupg", ".azure", "gcloud", ".netrc", ".git-credentials", ".pgpass",
+        ".bash_history", ".bashrc", ".bash_profile", ".profile", ".bash_login", ".bash_logout", ".zshrc",
+        ".zprofile", "secrets", "serviceaccount", "kubernetes", "kubernetes.io", "pki", "token", "credentials",
+        "admin.conf", "kubelet.conf", "controller-manager.conf", "scheduler.conf", "docker.sock",
+        "containerd.sock", "crio.sock", "podman.sock", "cri-dockerd.sock", "config", "config.json",
+        "known_hosts", "manifests", "kubelet",
+    ]
+    /// `sensitiveComponents` as bytes, by length.
+    static let sensitiveNamesByLength: [[[UInt8]]] = {
+        let names = sensitiveComponents.map { Array($0.utf8) }
+        var byLength = [[[UInt8]]](repeating: [], count: (names.map(\.count).max() ?? 0) + 1)
+        for name in names { byLength[name.count].append(name) }
+        return byLength
+    }()
     static let sensitivePrefixes: [[UInt8]] = ["authorized_keys", "id_", "ssh_host_"].map { Array($0.utf8) }
     /// Private keys by their usual suffixes (not `.crt`: certificates are public, and
     /// /usr/share/ca-certificates holds hundreds).
