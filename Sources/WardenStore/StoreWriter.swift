@@ -54,6 +54,8 @@ public final class StoreWriter: Sendable {
     private static let idleCheckpointSeconds = 0.05
     /// Replaces the fdatasync of the WAL that makes durable commits durable (tests).
     private let syncWAL: WALSyncer.Sync?
+    /// The writer thread's syncer, once it has one (read by `awaitingSync`).
+    private let syncer = Mutex<WALSyncer?>(nil)
 
     /// `syncWAL` is for tests: it replaces the fdatasync of the WAL after durable commits.
     public init(
@@ -108,6 +110,9 @@ public final class StoreWriter: Sendable {
     /// Commands waiting to be committed.
     public var depth: Int { queue.count }
 
+    /// Committed commands whose senders wait for the WAL sync that makes them durable.
+    public var awaitingSync: Int { syncer.withLock { $0 }?.waitingCount ?? 0 }
+
     /// Counts the commits that added evidence an alert can be correlated with (file records and
     /// exec records). A lookup that found nothing need not be repeated while this is unchanged.
     public var evidenceGeneration: UInt64 { evidenceCommits.load(ordering: .acquiring) }
@@ -131,6 +136,7 @@ public final class StoreWriter: Sendable {
         }
         // Without one (a command's single connection), durable commits sync inside themselves.
         let syncer = database.makeWALSyncer(sync: syncWAL, onError: onError)
+        self.syncer.withLock { $0 = syncer }
         var lastCheckpoint = clock()
         var uncheckpointed = false
         func checkpoint() {

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Foundation
+import Synchronization
 import SystemPackage
 import WardenCore
 import WardenLinux
@@ -35,6 +36,10 @@ final class WALSyncer: Sendable {
     private let release: @Sendable () -> Void
     private let onError: @Sendable (any Error) -> Void
     private let stopped = DispatchSemaphore(value: 0)
+    private let waiting = Atomic<Int>(0)
+
+    /// Waiters handed over and not yet told (`/metrics`).
+    var waitingCount: Int { waiting.load(ordering: .relaxed) }
 
     /// `sync` makes every write to the WAL made before it was called durable (an fdatasync of
     /// the WAL file; tests pass their own); `release` runs once the thread has ended.
@@ -52,6 +57,7 @@ final class WALSyncer: Sendable {
     /// all the same): they hear of it after the next sync.
     func enqueue(_ waiters: [Waiter]) {
         // Never full in practice (a million batches); put waits rather than lose a waiter.
+        waiting.add(waiters.count, ordering: .relaxed)
         queue.put(waiters)
     }
 
@@ -71,12 +77,18 @@ final class WALSyncer: Sendable {
             }
             do {
                 try sync()
-                for waiters in batches { for waiter in waiters { waiter.committed(waiter.outcome) } }
+                for waiters in batches {
+                    waiting.subtract(waiters.count, ordering: .relaxed)
+                    for waiter in waiters { waiter.committed(waiter.outcome) }
+                }
             } catch {
                 // Linux may drop the dirty pages of a failed fdatasync: these commits are
                 // visible but perhaps not on disk, and their senders hear that they failed.
                 onError(WALSyncError.syncFailed(underlying: error))
-                for waiters in batches { for waiter in waiters { waiter.committed(.failed) } }
+                for waiters in batches {
+                    waiting.subtract(waiters.count, ordering: .relaxed)
+                    for waiter in waiters { waiter.committed(.failed) }
+                }
             }
         }
         stopped.signal()

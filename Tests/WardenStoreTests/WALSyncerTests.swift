@@ -74,8 +74,10 @@ import WardenCore
         try await Task.sleep(for: .milliseconds(50))
         #expect(first.current == nil, "answered before its commit was synced")
         #expect(second.current == nil, "answered before its commit was synced")
+        #expect(writer.awaitingSync == 2)
         gate.open.store(true, ordering: .releasing)
         #expect(try await Self.waitFor { first.current == "committed" && second.current == "committed" })
+        #expect(writer.awaitingSync == 0)
         // One sync for the first batch, and one for the second, which was committed while the
         // first waited.
         #expect(gate.calls.load(ordering: .relaxed) == 2)
