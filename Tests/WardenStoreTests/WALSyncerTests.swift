@@ -12,10 +12,12 @@ import WardenCore
 /// the WAL syncer: a waiter hears `.committed` only after the sync, and the writer commits the
 /// next batches meanwhile.
 @Suite struct WALSyncerTests {
-    /// A sync that blocks until the test opens the gate, and counts its calls.
+    /// A sync that blocks until the test opens the gate, and counts its calls; and the errors
+    /// the writer syncing through it reported.
     final class Gate: Sendable {
         let calls = Atomic<Int>(0)
         let open = Atomic<Bool>(false)
+        let errors = Mutex<[String]>([])
         let failing: Bool
 
         init(failing: Bool = false) { self.failing = failing }
@@ -46,6 +48,15 @@ import WardenCore
         var current: String? { outcome.withLock { $0 } }
     }
 
+    /// A started writer on `database` whose WAL syncs go through `gate` (its errors too).
+    static func writer(_ database: EvidenceDatabase, syncingThrough gate: Gate) -> StoreWriter {
+        let writer = StoreWriter(
+            database: database, clock: { 0 }, onError: { error in gate.errors.withLock { $0.append("\(error)") } },
+            syncWAL: { try gate.sync() })
+        writer.start()
+        return writer
+    }
+
     /// Polls `condition` without holding a thread of the pool the commits are answered on.
     static func waitFor(_ condition: () throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(10)
@@ -60,11 +71,7 @@ import WardenCore
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
         let gate = Gate()
-        let errors = Mutex<[String]>([])
-        let writer = StoreWriter(
-            database: temporary.database, clock: { 0 }, onError: { error in errors.withLock { $0.append("\(error)") } },
-            syncWAL: { try gate.sync() })
-        writer.start()
+        let writer = Self.writer(temporary.database, syncingThrough: gate)
         let first = Answer(writer, try CoalescingWALTests.alert(1))
         #expect(try await Self.waitFor { try temporary.database.alert(id: "a1") != nil }, "the first alert was committed")
         #expect(try await Self.waitFor { gate.calls.load(ordering: .relaxed) == 1 }, "its WAL sync started")
@@ -82,7 +89,7 @@ import WardenCore
         // first waited.
         #expect(gate.calls.load(ordering: .relaxed) == 2)
         writer.finish()
-        #expect(errors.withLock { $0 } == [])
+        #expect(gate.errors.withLock { $0 } == [])
     }
 
     @Test func aFailedWALSyncAnswersFailed() async throws {
@@ -90,16 +97,12 @@ import WardenCore
         defer { temporary.remove() }
         let gate = Gate(failing: true)
         gate.open.store(true, ordering: .releasing)
-        let errors = Mutex<[String]>([])
-        let writer = StoreWriter(
-            database: temporary.database, clock: { 0 }, onError: { error in errors.withLock { $0.append("\(error)") } },
-            syncWAL: { try gate.sync() })
-        writer.start()
+        let writer = Self.writer(temporary.database, syncingThrough: gate)
         let answer = Answer(writer, try CoalescingWALTests.alert(1))
         #expect(try await Self.waitFor { answer.current != nil })
         #expect(answer.current == "failed")
         writer.finish()
-        #expect(errors.withLock { $0.contains { $0.contains("fdatasync of the WAL failed") } })
+        #expect(gate.errors.withLock { $0.contains { $0.contains("fdatasync of the WAL failed") } })
     }
 
     /// File records need no sync (NORMAL): their batches are answered without one.
@@ -107,8 +110,7 @@ import WardenCore
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
         let gate = Gate()
-        let writer = StoreWriter(database: temporary.database, clock: { 0 }, onError: { _ in }, syncWAL: { try gate.sync() })
-        writer.start()
+        let writer = Self.writer(temporary.database, syncingThrough: gate)
         let answer = Answer(writer, .record(sampleRecord("/dev/shm/f", inode: 1), nil))
         #expect(try await Self.waitFor { answer.current == "committed" })
         #expect(gate.calls.load(ordering: .relaxed) == 0)
