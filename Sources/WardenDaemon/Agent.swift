@@ -82,7 +82,7 @@ public enum Agent {
                         "shmwarden_store_queue_depth", writer.depth, help: "Commands waiting for the store writer."),
                     PrometheusGauge(
                         "shmwarden_store_sync_waiting", writer.awaitingSync,
-                        help: "Committed alerts and actions whose answer waits for the WAL sync that makes them durable."),
+                        help: "Committed alerts and actions whose answer waits for the WAL sync."),
                     PrometheusGauge(
                         "shmwarden_capture_queue_depth", sensorQueues.capture, help: "Files waiting to be captured."),
                     PrometheusGauge(

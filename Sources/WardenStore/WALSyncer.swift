@@ -101,7 +101,8 @@ public enum WALSyncError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .syncFailed(let underlying): "fdatasync of the WAL failed (its commits were answered as failed): \(underlying)"
+        case .syncFailed(let underlying):
+            "fdatasync of the WAL failed (its commits were answered as failed): \(underlying)"
         }
     }
 }

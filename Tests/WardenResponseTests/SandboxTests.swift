@@ -173,7 +173,8 @@ struct SandboxTests {
         #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stdout) \(report.stderr)")
         #expect(report.files.contains { $0.path == "/etc/shadow" && $0.passedAs == "shadow" }, "\(report.files)")
         #expect(report.files.contains { $0.path == "/tmp/stage4" && $0.passedAs == "stage4" && $0.created })
-        #expect(report.files.contains { $0.path == "hostname" && $0.passedAs == nil }, "an ordinary read stays as passed")
+        #expect(
+            report.files.contains { $0.path == "hostname" && $0.passedAs == nil }, "an ordinary read stays as passed")
         #expect(report.verdict.contains("It tried to open credential files: /etc/shadow."), "\(report.verdict)")
     }
 

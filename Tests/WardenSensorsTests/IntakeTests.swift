@@ -145,7 +145,8 @@ extension SensorIntegration {
             #expect(metrics.contains("shmwarden_file_capture_seconds_bucket{le=\"+Inf\"} 1\n"))
             #expect(metrics.contains("shmwarden_file_capture_seconds_count 1\n"))
             for gauge in [
-                "store_queue_depth", "store_sync_waiting", "capture_queue_depth", "evidence_queue_depth", "alerts_waiting_for_evidence",
+                "store_queue_depth", "store_sync_waiting", "capture_queue_depth", "evidence_queue_depth",
+                "alerts_waiting_for_evidence",
                 "response_queue_depth", "sandbox_queue_depth",
             ] {
                 #expect(metrics.contains("# TYPE shmwarden_\(gauge) gauge\nshmwarden_\(gauge) 0\n"), "\(gauge)")

@@ -73,11 +73,13 @@ import WardenCore
         let gate = Gate()
         let writer = Self.writer(temporary.database, syncingThrough: gate)
         let first = Answer(writer, try CoalescingWALTests.alert(1))
-        #expect(try await Self.waitFor { try temporary.database.alert(id: "a1") != nil }, "the first alert was committed")
+        #expect(
+            try await Self.waitFor { try temporary.database.alert(id: "a1") != nil }, "the first alert was committed")
         #expect(try await Self.waitFor { gate.calls.load(ordering: .relaxed) == 1 }, "its WAL sync started")
         // The writer is not held by the sync: the next alert commits while it waits.
         let second = Answer(writer, try CoalescingWALTests.alert(2))
-        #expect(try await Self.waitFor { try temporary.database.alert(id: "a2") != nil }, "the second alert was committed")
+        #expect(
+            try await Self.waitFor { try temporary.database.alert(id: "a2") != nil }, "the second alert was committed")
         try await Task.sleep(for: .milliseconds(50))
         #expect(first.current == nil, "answered before its commit was synced")
         #expect(second.current == nil, "answered before its commit was synced")
@@ -132,7 +134,12 @@ import WardenCore
         let syncer = try #require(temporary.database.makeWALSyncer(onError: ignore))
         #expect(try descriptorsOfTheWAL() == before + 1)
         let answered = Atomic<Bool>(false)
-        syncer.enqueue([({ outcome in if case .committed = outcome { answered.store(true, ordering: .releasing) } }, .committed(nil))])
+        syncer.enqueue([
+            (
+                { outcome in if case .committed = outcome { answered.store(true, ordering: .releasing) } },
+                .committed(nil)
+            )
+        ])
         #expect(try await Self.waitFor { answered.load(ordering: .acquiring) })
         syncer.stop()
         #expect(try descriptorsOfTheWAL() == before)

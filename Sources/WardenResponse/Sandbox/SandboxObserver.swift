@@ -293,7 +293,10 @@ final class SandboxObserver: @unchecked Sendable {
             call.second = absolute(target, at: first == 0 ? 0 : second, writes: true) ?? target
         case .pathAndOpenHow(let index, let how):
             call.second = sys_readProcessMemory(pid, address: values(how), length: 16)  // struct open_how {flags, mode, …}
-            let flags = call.second.map { bytes in bytes.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+            // open_how.flags: the first 8 bytes, little-endian.
+            let flags = call.second.map { bytes in
+                bytes.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            }
             call.first = path(index, writes: flags.map(opensToWrite) ?? true)
         case .socketAddress(let address, let length):
             if values(address) != 0 {
