@@ -3,6 +3,7 @@
 
 import CWardenLinux
 import Foundation
+import Synchronization
 import GRDB
 import GRDBSQLite
 import WardenCore
@@ -27,6 +28,7 @@ public final class EvidenceDatabase: Sendable {
     public let path: String
     let dbWriter: any DatabaseWriter
     let connections: Connections
+    private let closed = Atomic<Bool>(false)
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String, connections: Connections = .pool) throws {
@@ -91,10 +93,24 @@ public final class EvidenceDatabase: Sendable {
     static let coalescingWAL: Bool = warden_sqlite_register_coalescing_wal() == 0
 
     deinit {
-        // A command's connection leaves a small WAL for the next opener to read back (a few
-        // frames: well under a millisecond) and lets SQLite checkpoint a larger one as it closes
-        // (if it is the last connection: never under a running agent), so commands run back to
-        // back never let the WAL grow.
+        if !closed.load(ordering: .acquiring) { checkpointOnCloseIfLarge() }
+    }
+
+    /// Closes a command's connection now, as releasing it would (a large WAL checkpointed as it
+    /// closes), for a command that exits right after with the database still referenced:
+    /// releasing it disposes of GRDB's dispatch queue, which started two threads of the dispatch
+    /// pool just before the exit.
+    public func close() throws {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        checkpointOnCloseIfLarge()
+        if let queue = dbWriter as? DatabaseQueue { try queue.close() }
+    }
+
+    /// A command's connection leaves a small WAL for the next opener to read back (a few frames:
+    /// well under a millisecond) and lets SQLite checkpoint a larger one as it closes (if it is
+    /// the last connection: never under a running agent), so commands run back to back never
+    /// let the WAL grow.
+    private func checkpointOnCloseIfLarge() {
         // stat(2), not FileManager's attributes: those name the file's owner and group, and
         // looking them up read /etc/nsswitch.conf, /etc/passwd and /etc/group on every command.
         var status = stat()

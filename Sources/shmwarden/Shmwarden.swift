@@ -34,7 +34,7 @@ struct Shmwarden: AsyncParsableCommand {
             // Run as it is: a cast to AsyncParsableCommand that fails scans every conformance
             // record of the binary (~9,500) before it says no.
             if arguments.first == "sandbox", let sandbox = SandboxCommand.parseDirectly(Array(arguments.dropFirst())) {
-                try sandbox.run()
+                try sandbox.run()  // exits when it succeeds
                 return
             }
             var command: any ParsableCommand

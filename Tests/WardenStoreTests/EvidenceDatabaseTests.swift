@@ -66,8 +66,9 @@ func sampleBlob(_ sha: String) -> BlobRecord {
     /// What each command-line run does: open, write, close. The WAL stays (persistent); a
     /// command's close leaves a small one for the next opener and checkpoints (empties) one past
     /// `closingCheckpointBytes`, so it never grows run after run; the agent's pool empties it
-    /// when it closes.
-    @Test func closingConnectionsKeepTheWALSmall() throws {
+    /// when it closes. `close()` (what `sandbox` calls before it exits with the database still
+    /// referenced) does the same as the release.
+    @Test(arguments: [false, true]) func closingConnectionsKeepTheWALSmall(explicitly: Bool) throws {
         let directory = NSTemporaryDirectory() + "shmwarden-store-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -84,6 +85,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
                     (0..<5).map {
                         .record(sampleRecord("/dev/shm/run\(run)-\($0)", inode: UInt64(run * 100 + $0)), nil)
                     })
+                if explicitly { try database.close() }
             }
             sizes.append(try walSize())
         }
