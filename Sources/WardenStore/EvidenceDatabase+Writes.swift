@@ -149,16 +149,24 @@ extension EvidenceDatabase {
     /// Inserts `record` unless an alert with its id is stored: returns whether it was inserted.
     @discardableResult
     static func insert(_ record: AlertRecord, in db: Database) throws -> Bool {
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO alert (id, rule, priority, time, hostname, source, internal, raw, receivedAt, noEvidenceReason)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
-                """
-        ).execute(arguments: [
-            record.id, record.alert.rule, record.alert.priority.rawValue, record.alert.time.nanosecondsSinceEpoch,
-            record.alert.hostname, record.alert.source, record.alert.isInternal, record.alert.raw,
-            record.receivedAt.nanosecondsSinceEpoch, record.noEvidenceReason?.rawValue,
-        ])
+        let insert = StatementBinder(
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO alert (id, rule, priority, time, hostname, source, internal, raw, receivedAt,
+                        noEvidenceReason)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
+                    """))
+        insert.bind(1, record.id)
+        insert.bind(2, record.alert.rule)
+        insert.bind(3, Int64(record.alert.priority.rawValue))
+        insert.bind(4, record.alert.time.nanosecondsSinceEpoch)
+        insert.bind(5, record.alert.hostname)
+        insert.bind(6, record.alert.source)
+        insert.bind(7, Int64(record.alert.isInternal ? 1 : 0))
+        insert.bind(8, record.alert.raw)
+        insert.bind(9, record.receivedAt.nanosecondsSinceEpoch)
+        insert.bind(10, record.noEvidenceReason?.rawValue)
+        try insert.execute(in: db)
         guard db.changesCount > 0 else { return false }
         try insertCorrelations(alertSeq: db.lastInsertedRowID, record.correlations, in: db)
         return true
@@ -178,15 +186,19 @@ extension EvidenceDatabase {
 
     static func insertCorrelations(alertSeq: Int64, _ correlations: [Correlation], in db: Database) throws {
         for correlation in correlations {
-            try db.cachedStatement(
-                sql: """
-                    INSERT OR REPLACE INTO correlation (alertSeq, fileId, sha256, path, matchedBy, confidence)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """
-            ).execute(arguments: [
-                alertSeq, correlation.fileID, correlation.sha256, Data(correlation.path.bytes), correlation.matchedBy,
-                correlation.confidence,
-            ])
+            let insert = StatementBinder(
+                try db.cachedStatement(
+                    sql: """
+                        INSERT OR REPLACE INTO correlation (alertSeq, fileId, sha256, path, matchedBy, confidence)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """))
+            insert.bind(1, alertSeq)
+            insert.bind(2, correlation.fileID)
+            insert.bind(3, correlation.sha256)
+            insert.bind(4, bytes: correlation.path.bytes)
+            insert.bind(5, correlation.matchedBy)
+            insert.bind(6, correlation.confidence)
+            try insert.execute(in: db)
         }
     }
 
