@@ -123,20 +123,12 @@ struct SandboxTests {
             "\(report.verdict)")
     }
 
-    /// Runs `sandbox-probe ARGUMENTS` in a jail of this test's state directory; it must exit 0.
-    func runProbe(_ arguments: String...) throws -> SandboxReport {
-        var options = SandboxRunner.Options()
-        options.arguments = arguments
-        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
-        #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stdout) \(report.stderr)")
-        return report
-    }
-
     /// Fileless execution in the jail: an exec through a memfd's descriptor is reported with what
     /// the descriptor named, not mistaken for the sample's own exec, and the verdict says so.
     @Test func anExecFromAMemfdIsReportedAsSuch() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        let report = try runProbe("memfd-exec")
+        let report = try run("memfd-exec")
+        #expect(report.exit.code == 0, "\(report.stdout) \(report.stderr)")
         let execs = report.processes.filter { $0.syscall == "execveat" }
         #expect(execs.count == 2, "\(report.processes)")
         #expect(execs.first?.path == SandboxReport.Process.theSample)
@@ -149,7 +141,8 @@ struct SandboxTests {
         #expect(!report.verdict.contains("Nothing else was observed."))
 
         // The same by path: execve("/proc/self/fd/N").
-        let byPath = try runProbe("memfd-exec", "by-path")
+        let byPath = try run("memfd-exec", ["by-path"])
+        #expect(byPath.exit.code == 0, "\(byPath.stdout) \(byPath.stderr)")
         let viaProc = try #require(byPath.processes.first { $0.syscall == "execve" }, "\(byPath.processes)")
         #expect(viaProc.path == "/memfd:stage2 (deleted)" && viaProc.passedAs?.hasPrefix("/proc/self/fd/") == true)
         #expect(byPath.verdict.contains { $0.hasPrefix("It tried to execute from memory") }, "\(byPath.verdict)")
@@ -158,7 +151,8 @@ struct SandboxTests {
     /// fchmod names the file its descriptor refers to, not "fd 3".
     @Test func fchmodNamesItsFile() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        let report = try runProbe("fchmod")
+        let report = try run("fchmod")
+        #expect(report.exit.code == 0, "\(report.stdout) \(report.stderr)")
         let change = try #require(report.files.first { $0.syscall == "fchmod" }, "\(report.files)")
         #expect(change.path == "/tmp/stage3" && change.detail == "755")
         #expect(report.verdict.contains("It changed the mode of 1 file(s): /tmp/stage3 755."), "\(report.verdict)")
@@ -168,7 +162,8 @@ struct SandboxTests {
     /// path may name a sensitive file, and left as passed otherwise.
     @Test func descriptorRelativePathsThatMatterAreMadeAbsolute() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        let report = try runProbe("dirfd-open")
+        let report = try run("dirfd-open")
+        #expect(report.exit.code == 0, "\(report.stdout) \(report.stderr)")
         #expect(report.files.contains { $0.path == "/etc/shadow" && $0.passedAs == "shadow" }, "\(report.files)")
         #expect(report.files.contains { $0.path == "/tmp/stage4" && $0.passedAs == "stage4" && $0.created })
         #expect(
