@@ -55,6 +55,14 @@ struct SandboxTests {
         return report
     }
 
+    /// Runs `shell -c script` in a jail of this test's state directory.
+    func runShell(_ script: String, shell: String = "/bin/sh") throws -> SandboxReport {
+        var options = SandboxRunner.Options()
+        options.arguments = ["-c", script]
+        return try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: shell).resolvingSymlinksInPath().path), options: options)
+    }
+
     @Test func aPlainRunIsObservedAndReported() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let report = try run("drop")
@@ -79,14 +87,9 @@ struct SandboxTests {
     /// idioms that name /dev/stderr work.
     @Test func aStageDroppedOnDevShmRunsInTheJailAndIsKept() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        var options = SandboxRunner.Options()
-        options.arguments = [
-            "-c",
+        let report = try runShell(
             "printf '#!/bin/sh\\necho stage two\\n' > /dev/shm/.s2 && chmod 755 /dev/shm/.s2 && /dev/shm/.s2 "
-                + "&& echo done > /dev/stderr",
-        ]
-        let report = try SandboxRunner(directory: state + "/sandbox").run(
-            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+                + "&& echo done > /dev/stderr")
         #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
         #expect(report.stdout == "stage two\n")
         #expect(report.stderr == "done\n")
@@ -104,10 +107,7 @@ struct SandboxTests {
     /// kernel thread.
     @Test func execsAreReportedWithTheirArguments() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        var options = SandboxRunner.Options()
-        options.arguments = ["-c", "/bin/echo 'one two' three; exec -a '[kworker/0:1]' /bin/true"]
-        let report = try SandboxRunner(directory: state + "/sandbox").run(
-            path: PathBytes(URL(fileURLWithPath: "/bin/bash").resolvingSymlinksInPath().path), options: options)
+        let report = try runShell("/bin/echo 'one two' three; exec -a '[kworker/0:1]' /bin/true", shell: "/bin/bash")
         #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
         #expect(report.stdout == "one two three\n")
         let sample = try #require(report.processes.first)
@@ -136,7 +136,8 @@ struct SandboxTests {
         #expect(stage.path == "/memfd:stage2 (deleted)", "\(stage)")
         #expect(stage.arguments == ["[kthreadd]"])
         #expect(
-            report.verdict.contains("It tried to execute from memory (a memfd: fileless execution): /memfd:stage2 (deleted)."),
+            report.verdict.contains(
+                "It tried to execute from memory (a memfd: fileless execution): /memfd:stage2 (deleted)."),
             "\(report.verdict)")
         #expect(!report.verdict.contains("Nothing else was observed."))
 
@@ -194,15 +195,11 @@ struct SandboxTests {
     /// ones cannot make the supervisor hold them all. Past it, execs keep their path only.
     @Test func argumentVectorsAreKeptUpToABudget() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        var options = SandboxRunner.Options()
         // 40 execs of a missing program, each with 32 arguments of 1,000 bytes: 1.28 MB in all.
-        options.arguments = [
-            "-c",
-            #"a=$(printf '%1000s' x); i=0; while [ $i -lt 40 ]; do /nonexistent "# + String(repeating: "\"$a\" ", count: 32)
-                + #"2>/dev/null; i=$((i+1)); done"#,
-        ]
-        let report = try SandboxRunner(directory: state + "/sandbox").run(
-            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        let report = try runShell(
+            #"a=$(printf '%1000s' x); i=0; while [ $i -lt 40 ]; do /nonexistent "#
+                + String(repeating: "\"$a\" ", count: 32)
+                + #"2>/dev/null; i=$((i+1)); done"#)
         #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
         let execs = report.processes.filter { $0.path == "/nonexistent" }
         #expect(execs.count == 40)
@@ -217,10 +214,7 @@ struct SandboxTests {
     /// found"; user and group lookups still read the jail's files.
     @Test func hostNameLookupsAreRecorded() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        var options = SandboxRunner.Options()
-        options.arguments = ["-c", "getent ahosts c2.example.net; getent hosts 192.0.2.7; echo $?; id -un"]
-        let report = try SandboxRunner(directory: state + "/sandbox").run(
-            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        let report = try runShell("getent ahosts c2.example.net; getent hosts 192.0.2.7; echo $?; id -un")
         #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
         #expect(report.stdout == "2\nsandbox\n", "getent: not found (2); id reads the jail's /etc/passwd")
         #expect(report.lookups.map(\.request) == ["getaddrinfo", "gethostbyaddr"])
@@ -229,7 +223,8 @@ struct SandboxTests {
         #expect(report.network.contains { $0.address == "/var/run/nscd/socket" })
         #expect(!report.verdict.contains { $0.hasPrefix("It tried to connect or send") }, "\(report.verdict)")
         #expect(
-            report.verdict.contains("It looked up 2 host name(s) or address(es), each answered as not found: c2.example.net, 192.0.2.7."),
+            report.verdict.contains(
+                "It looked up 2 host name(s) or address(es), each answered as not found: c2.example.net, 192.0.2.7."),
             "\(report.verdict)")
     }
 
@@ -240,7 +235,8 @@ struct SandboxTests {
         var options = SandboxRunner.Options()
         options.arguments = ["nscd-abuse", "after.example"]
         let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
-        #expect(report.exit.code == 2, "getent's not found: \(report.setupError ?? "") \(report.stdout) \(report.stderr)")
+        #expect(
+            report.exit.code == 2, "getent's not found: \(report.setupError ?? "") \(report.stdout) \(report.stderr)")
         #expect(report.lookups.map(\.name) == ["after.example"])
         #expect(report.durationMs < 3000)
     }
@@ -249,18 +245,17 @@ struct SandboxTests {
     /// with the form the sample passed; one relative to another descriptor stays as passed.
     @Test func pathsRelativeToTheWorkingDirectoryAreMadeAbsolute() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        var options = SandboxRunner.Options()
-        options.arguments = [
-            "-c", "cd /etc && cat shadow; cd /tmp && : > ./a && mv a ../dev/shm/b; find /usr/share/doc -maxdepth 2 >/dev/null",
-        ]
-        let report = try SandboxRunner(directory: state + "/sandbox").run(
-            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        let report = try runShell(
+            "cd /etc && cat shadow; cd /tmp && : > ./a && mv a ../dev/shm/b; find /usr/share/doc -maxdepth 2 >/dev/null"
+        )
         #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
         let shadow = try #require(report.files.first { $0.passedAs == "shadow" }, "\(report.files)")
         #expect(shadow.path == "/etc/shadow" && shadow.syscall.hasPrefix("open"))
         #expect(report.files.contains { $0.path == "/tmp/a" && $0.passedAs == "./a" && $0.created })
         #expect(
-            report.files.contains { $0.syscall.hasPrefix("rename") && $0.path == "/tmp/a" && $0.detail == "to /dev/shm/b" })
+            report.files.contains {
+                $0.syscall.hasPrefix("rename") && $0.path == "/tmp/a" && $0.detail == "to /dev/shm/b"
+            })
         #expect(report.verdict.contains("It tried to open credential files: /etc/shadow."), "\(report.verdict)")
         // find opens what it walks against a directory descriptor: those stay relative.
         #expect(report.files.contains { !$0.path.hasPrefix("/") && $0.passedAs == nil })
@@ -313,7 +308,10 @@ struct SandboxTests {
         #expect(report.exit.code == 3, "\(report.stdout)")
         #expect(report.stdout.hasPrefix("socket(AF_INET) refused: Operation not permitted"))
         #expect(report.denied["socket"] == 1)
-        #expect(report.verdict.contains { $0.hasPrefix("Its 1 refused socket call(s) asked for a family other than AF_UNIX") })
+        #expect(
+            report.verdict.contains {
+                $0.hasPrefix("Its 1 refused socket call(s) asked for a family other than AF_UNIX")
+            })
         // Nothing reached the listener.
         _ = fcntl(listener, F_SETFL, O_NONBLOCK)
         #expect(accept(listener, nil, nil) < 0)
@@ -339,10 +337,7 @@ struct SandboxTests {
     /// audit records per 5 s when no auditd runs, the audit socket all of them.
     @Test func everyRefusedCallIsCounted() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        var options = SandboxRunner.Options()
-        options.arguments = ["-c", "for i in $(seq 30); do unshare -U true 2>/dev/null; done; echo done"]
-        let report = try SandboxRunner(directory: state + "/sandbox").run(
-            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        let report = try runShell("for i in $(seq 30); do unshare -U true 2>/dev/null; done; echo done")
         #expect(report.stdout == "done\n", "\(report.stdout) \(report.stderr)")
         #expect(report.denied["unshare"] == 30, "\(report.denied)")
     }
@@ -435,10 +430,7 @@ struct SandboxTests {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let previous = umask(0o077)
         defer { umask(previous) }
-        var options = SandboxRunner.Options()
-        options.arguments = ["-c", "umask"]
-        let report = try SandboxRunner(directory: state + "/sandbox").run(
-            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        let report = try runShell("umask")
         #expect(report.stdout == "0022\n", "\(report.stdout) \(report.stderr)")
     }
 
@@ -454,10 +446,7 @@ struct SandboxTests {
         sigaddset(&blocked, SIGWINCH)
         pthread_sigmask(SIG_BLOCK, &blocked, &before)
         defer { pthread_sigmask(SIG_SETMASK, &before, nil) }
-        var options = SandboxRunner.Options()
-        options.arguments = ["-c", "grep -E '^Sig(Ign|Blk):' /proc/self/status"]
-        let report = try SandboxRunner(directory: state + "/sandbox").run(
-            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        let report = try runShell("grep -E '^Sig(Ign|Blk):' /proc/self/status")
         #expect(
             report.stdout == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
             "\(report.stdout) \(report.stderr)")
