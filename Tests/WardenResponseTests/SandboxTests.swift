@@ -424,6 +424,40 @@ struct SandboxTests {
         #expect(report.verdict.first?.hasPrefix("The sample did not run: the kernel would not execute it") == true)
     }
 
+    /// A sample whose interpreter or dynamic loader the jail lacks is reported with the path
+    /// the kernel looked for, read from the sample itself, not as a broken jail.
+    @Test func aMissingInterpreterOrLoaderIsNamed() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let runner = SandboxRunner(directory: state + "/sandbox")
+        let script = state + "/stage.sh"
+        try Data("#!/opt/implant/bin/sh -e\necho hi\n".utf8).write(to: URL(fileURLWithPath: script))
+        let scriptReport = try runner.run(path: PathBytes(script))
+        #expect(
+            scriptReport.setupError
+                == "the kernel would not execute it (execveat: No such file or directory): its #! line names the "
+                + "interpreter /opt/implant/bin/sh, which this host does not have either",
+            "\(scriptReport.setupError ?? "")")
+
+        // /bin/true built against musl: the same program with musl's loader as its PT_INTERP.
+        var elf = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "/bin/true")))
+        let glibcLoader = Array("/lib64/ld-linux-x86-64.so.2".utf8)
+        let muslLoader = Array("/lib/ld-musl-x86_64.so.1".utf8)
+        let at = try #require(
+            (0...(elf.count - glibcLoader.count)).first {
+                elf[$0..<($0 + glibcLoader.count)].elementsEqual(glibcLoader)
+            })
+        elf.replaceSubrange(at..<(at + glibcLoader.count), with: muslLoader + [UInt8](repeating: 0, count: 3))
+        let musl = state + "/true-musl"
+        try Data(elf).write(to: URL(fileURLWithPath: musl))
+        let elfReport = try runner.run(path: PathBytes(musl))
+        #expect(
+            elfReport.setupError
+                == "the kernel would not execute it (execveat: No such file or directory): its dynamic loader "
+                + "(PT_INTERP) is /lib/ld-musl-x86_64.so.1, which this host does not have either",
+            "\(elfReport.setupError ?? "")")
+        #expect(elfReport.verdict.first?.hasPrefix("The sample did not run: ") == true)
+    }
+
     /// The modes a sample gives its files are in the report: they must not depend on the
     /// supervisor's umask (the agent's is 077).
     @Test func theSampleGetsAnOrdinaryUmask() throws {

@@ -101,7 +101,8 @@ public struct SandboxRunner: Sendable {
         return try outcome.withLock { $0! }.get()
     }
 
-    private func runInPrivateNamespace(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport {
+    private func runInPrivateNamespace(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport
+    {
         let id = "s" + String(UInt64(sys_monotonicNanoseconds()), radix: 36)
         // Every run mounts its root on the same directory, each in its own mount namespace: no
         // run makes or removes a directory on the host unless it keeps what the sample wrote
@@ -276,9 +277,8 @@ public struct SandboxRunner: Sendable {
         if let failure = statuses.first(where: { $0.stage != 0 }) {
             let stage = Self.stageName(failure.stage)
             setupError =
-                stage == "execveat" && failure.error == ENOEXEC
-                ? "the kernel would not execute it (execveat: \(Errno(rawValue: failure.error))): it is neither an ELF "
-                    + "for this machine nor a #! script"
+                stage == "execveat"
+                ? Self.execRefusal(failure.error, sample: sampleFD)
                 : "sandbox setup failed at stage \(stage): \(Errno(rawValue: failure.error))"
         } else if let end = statuses.last(where: { $0.stage == 0 }) {
             if end.kind == 1 { exit.code = end.value } else if end.kind == 2 { exit.signal = end.value }
@@ -421,6 +421,24 @@ public struct SandboxRunner: Sendable {
                 return true
             }
         }
+    }
+
+    /// Why the exec of the sample failed, from the errno and the sample's first 64 KiB (where an
+    /// ELF's program headers and loader path are, in every linker's layout).
+    private static func execRefusal(_ error: Int32, sample: FileDescriptor) -> String {
+        var head = [UInt8](repeating: 0, count: 64 << 10)
+        let got = head.withUnsafeMutableBytes { (try? sys_pread(sample, into: $0, at: 0)) ?? 0 }
+        head.removeLast(head.count - got)
+        let cause: ExecRefusal.Cause =
+            switch error {
+            case ENOENT: .missingFile
+            case ENOEXEC: .unknownFormat
+            default: .other
+            }
+        return ExecRefusal.explanation(
+            cause: cause, errorText: "\(Errno(rawValue: error))", head: head,
+            size: (try? sys_fstat(sample).size) ?? Int64(got),
+            presentOnHost: { (try? sys_lstat(Array($0.utf8))) != nil })
     }
 
     private static func readStatuses(_ fd: FileDescriptor) -> [warden_sandbox_status] {
