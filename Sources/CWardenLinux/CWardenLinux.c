@@ -411,7 +411,9 @@ static void sbx_init(const struct warden_sandbox_spec *spec) {
     struct warden_sandbox_spec copy = *spec;
     if (sbx_keep_only(keep, 1) == 0) copy.status_fd = keep[0];
     spec = &copy;
-    int kind = 0, value = 0, status = 0;
+    // The sample's own end is reported as soon as it is reaped: processes it left behind may
+    // run on until the deadline kills this init, and its exit status must not die with it.
+    int status = 0;
     for (;;) {
         pid_t ended = waitpid(-1, &status, 0);
         if (ended < 0) {
@@ -419,11 +421,10 @@ static void sbx_init(const struct warden_sandbox_spec *spec) {
             break;
         }
         if (ended == sample) {
-            kind = WIFEXITED(status) ? 1 : 2;
-            value = WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status);
+            int exited = WIFEXITED(status);
+            sbx_report(spec->status_fd, 0, 0, exited ? 1 : 2, exited ? WEXITSTATUS(status) : WTERMSIG(status));
         }
     }
-    sbx_report(spec->status_fd, 0, 0, kind, value);
     _exit(0);
 }
 

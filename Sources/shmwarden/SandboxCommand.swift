@@ -101,6 +101,11 @@ struct SandboxCommand: ParsableCommand {
                     + (process.commandLine.map { ": \($0)" } ?? ""))
         }
         for signal in report.signals { print("  signal: \(signal)") }
+        for process in report.stillRunning {
+            print(
+                "  still running at the time limit: pid \(process.pid) \(process.commandLine)"
+                    + (process.ownSession ? " (in a session of its own)" : ""))
+        }
         for access in report.files.prefix(40) {
             print(
                 "  file: \(access.syscall) \(access.path)" + (access.detail.map { " \($0)" } ?? "")

@@ -3,8 +3,9 @@
 
 @preconcurrency import Glibc
 import Testing
-@testable import WardenResponse
 import WardenLinux
+
+@testable import WardenResponse
 
 @Suite struct SandboxObserverDecodingTests {
     @Test func socketAddressesOfEachFamily() {
@@ -28,7 +29,9 @@ import WardenLinux
 
     /// glibc's nscd requests and the negative answers it takes as "not found" (not as "no nscd").
     @Test func nameServiceRequestsAndAnswers() {
-        func bytes(_ fields: [Int32]) -> [UInt8] { fields.flatMap { value in withUnsafeBytes(of: value) { Array($0) } } }
+        func bytes(_ fields: [Int32]) -> [UInt8] {
+            fields.flatMap { value in withUnsafeBytes(of: value) { Array($0) } }
+        }
         #expect(SandboxNameService.parseHeader(bytes([2, 14, 15]))! == (14, 15))
         #expect(SandboxNameService.parseHeader(bytes([3, 14, 15])) == nil, "another protocol version")
         #expect(SandboxNameService.parseHeader(bytes([2, 14, 0])) == nil, "an empty key")
@@ -36,8 +39,10 @@ import WardenLinux
         #expect(SandboxNameService.parseHeader(bytes([2, 14])) == nil)
         #expect(SandboxNameService.describe(Array("c2.example.net\0".utf8), .getAddressInfo) == "c2.example.net")
         #expect(SandboxNameService.describe([192, 0, 2, 7], .getHostByAddress) == "192.0.2.7")
-        #expect(SandboxNameService.describe([0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [1], .getHostByAddressIPv6)
-            == "2001:db8:0:0:0:0:0:1")
+        #expect(
+            SandboxNameService.describe(
+                [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [1], .getHostByAddressIPv6)
+                == "2001:db8:0:0:0:0:0:1")
         #expect(SandboxNameService.notFoundAnswer(.getAddressInfo) == bytes([2, 0, 0, 0, 0, 1]))
         #expect(SandboxNameService.notFoundAnswer(.getHostByName) == bytes([2, 0, 0, 0, -1, -1, 0, 1]))
     }
@@ -73,7 +78,8 @@ import WardenLinux
     @Test func openFlagsAndModes() {
         #expect(SandboxObserver.openFlags(O_RDONLY) == "O_RDONLY")
         #expect(SandboxObserver.openFlags(O_RDWR | O_APPEND) == "O_RDWR|O_APPEND")
-        #expect(SandboxObserver.openFlags(O_WRONLY | O_CREAT | O_EXCL, mode: 0o4755) == "O_WRONLY|O_CREAT|O_EXCL mode 4755")
+        #expect(
+            SandboxObserver.openFlags(O_WRONLY | O_CREAT | O_EXCL, mode: 0o4755) == "O_WRONLY|O_CREAT|O_EXCL mode 4755")
         #expect(SandboxObserver.openFlags(O_WRONLY | O_CREAT, mode: 0o600) == "O_WRONLY|O_CREAT mode 0600")
     }
 
@@ -97,46 +103,71 @@ import WardenLinux
 /// The verdict restates the report: each sentence from its fields, nothing else.
 @Suite struct SandboxVerdictTests {
     private func report(
-        exit: SandboxReport.Exit = .init(code: 0, signal: nil), files: [SandboxReport.FileAccess] = [], signals: [String] = [],
-        denied: [String: Int] = [:], processes: [SandboxReport.Process] = []
+        exit: SandboxReport.Exit = .init(code: 0, signal: nil), files: [SandboxReport.FileAccess] = [],
+        signals: [String] = [],
+        denied: [String: Int] = [:], processes: [SandboxReport.Process] = [], timedOut: Bool = false,
+        stillRunning: [SandboxReport.Survivor] = []
     ) -> SandboxReport {
         SandboxReport(
             id: "s1", sha256: String(repeating: "a", count: 64), argv: ["/sample/x"], uid: 2_147_483_646, exit: exit,
-            timedOut: false,
-            durationMs: 4.5, syscalls: [:], denied: denied, network: [], lookups: [], files: files, processes: processes, signals: signals,
-            written: [], stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, setupError: nil, verdict: [])
+            timedOut: timedOut, stillRunning: stillRunning,
+            durationMs: 4.5, syscalls: [:], denied: denied, network: [], lookups: [], files: files,
+            processes: processes, signals: signals,
+            written: [], stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, setupError: nil,
+            verdict: [])
     }
 
     @Test func aQuietRunSaysSo() {
-        #expect(SandboxVerdict.sentences(report()) == ["It exited with code 0 after 4.5 ms.", "Nothing else was observed."])
+        #expect(
+            SandboxVerdict.sentences(report()) == ["It exited with code 0 after 4.5 ms.", "Nothing else was observed."])
         #expect(SandboxVerdict.sentences(report(exit: .init(code: nil, signal: nil))) == ["Nothing else was observed."])
     }
 
+    @Test func whatOutlivedTheSampleIsNamedWithHowItEnded() {
+        let miner = SandboxReport.Survivor(pid: 41, commandLine: "'[kworker/0:1]' -o pool:3333", ownSession: true)
+        let helper = SandboxReport.Survivor(pid: 42, commandLine: "sleep 60", ownSession: false)
+        let leftBehind = report(timedOut: true, stillRunning: [miner, helper])
+        #expect(
+            SandboxVerdict.sentences(leftBehind).first
+                == "It exited with code 0, and 2 process(es) it left behind were still running at the time limit, 1 of "
+                + "them in a session of its own (a daemon): pid 41 '[kworker/0:1]' -o pool:3333; pid 42 sleep 60; every "
+                + "process in its pid namespace was killed then.")
+        let stillAtWork = report(
+            exit: .init(code: nil, signal: 9, atTimeLimit: true), timedOut: true, stillRunning: [helper])
+        #expect(
+            SandboxVerdict.sentences(stillAtWork).first
+                == "It was still running after the time limit; every process in its pid namespace was killed (1 "
+                + "running then: pid 42 sleep 60).")
+    }
+
     @Test func aDroppersNextStepsAreNamed() {
-        let files: [SandboxReport.FileAccess] = [
-            .init(syscall: "openat", path: "/tmp/a", detail: "O_WRONLY|O_CREAT|O_TRUNC mode 0644", created: true),
-            .init(syscall: "fchmodat", path: "/tmp/a", detail: "755", created: false),
-            .init(syscall: "unlinkat", path: "/tmp/a", detail: nil, created: false),
-        ] + (1...4).map { .init(syscall: "rename", path: "/tmp/r\($0)", detail: "/tmp/s\($0)", created: false) }
+        let files: [SandboxReport.FileAccess] =
+            [
+                .init(syscall: "openat", path: "/tmp/a", detail: "O_WRONLY|O_CREAT|O_TRUNC mode 0644", created: true),
+                .init(syscall: "fchmodat", path: "/tmp/a", detail: "755", created: false),
+                .init(syscall: "unlinkat", path: "/tmp/a", detail: nil, created: false),
+            ] + (1...4).map { .init(syscall: "rename", path: "/tmp/r\($0)", detail: "/tmp/s\($0)", created: false) }
         let sentences = SandboxVerdict.sentences(report(files: files, signals: ["kill(1, 9)"]))
-        #expect(sentences == [
-            "It exited with code 0 after 4.5 ms.",
-            "It created or truncated 1 file(s).",
-            "It changed the mode of 1 file(s): /tmp/a 755.",
-            "It deleted or renamed 5 path(s): /tmp/a, /tmp/r1, /tmp/r2 and 2 more.",
-            "It sent signals: kill(1, 9).",
-        ])
+        #expect(
+            sentences == [
+                "It exited with code 0 after 4.5 ms.",
+                "It created or truncated 1 file(s).",
+                "It changed the mode of 1 file(s): /tmp/a 755.",
+                "It deleted or renamed 5 path(s): /tmp/a, /tmp/r1, /tmp/r2 and 2 more.",
+                "It sent signals: kill(1, 9).",
+            ])
     }
 
     /// A refused socket call can only have asked for a family other than AF_UNIX: the verdict
     /// says so, and says nothing of a destination it never saw.
     @Test func refusedSocketsNameTheKindOfAccess() {
         let sentences = SandboxVerdict.sentences(report(denied: ["socket": 2, "mount": 1]))
-        #expect(sentences == [
-            "It exited with code 0 after 4.5 ms.",
-            "The filter refused or killed: mount ×1, socket ×2.",
-            "Its 2 refused socket call(s) asked for a family other than AF_UNIX, the only one the filter allows (an IPv4 or IPv6 socket, for instance); where it meant to connect is not known.",
-        ])
+        #expect(
+            sentences == [
+                "It exited with code 0 after 4.5 ms.",
+                "The filter refused or killed: mount ×1, socket ×2.",
+                "Its 2 refused socket call(s) asked for a family other than AF_UNIX, the only one the filter allows (an IPv4 or IPv6 socket, for instance); where it meant to connect is not known.",
+            ])
         #expect(!SandboxVerdict.sentences(report(denied: ["mount": 1])).contains { $0.contains("socket") })
     }
 
@@ -147,20 +178,24 @@ import WardenLinux
         let processes: [SandboxReport.Process] = [
             .init(syscall: "execveat", path: SandboxReport.Process.theSample, pid: 1, arguments: ["/sample/x"]),
             .init(syscall: "clone", path: nil, pid: 1),
-            .init(syscall: "execve", path: "/usr/bin/curl", pid: 2, arguments: ["curl", "-o", "/dev/shm/a b", "http://h/x"]),
+            .init(
+                syscall: "execve", path: "/usr/bin/curl", pid: 2,
+                arguments: ["curl", "-o", "/dev/shm/a b", "http://h/x"]),
             .init(syscall: "execve", path: "/dev/shm/a b", pid: 2, arguments: ["[kworker/0:1]"]),
-            .init(syscall: "execve", path: "/bin/echo", pid: 3, arguments: ["/bin/echo", "1"], argumentsComplete: false),
+            .init(
+                syscall: "execve", path: "/bin/echo", pid: 3, arguments: ["/bin/echo", "1"], argumentsComplete: false),
             .init(syscall: "execve", path: "/bin/true", pid: 4),
         ]
         #expect(processes[0].commandLine == "/sample/x")
         #expect(processes[1].commandLine == nil)
         #expect(processes[3].commandLine == "'/dev/shm/a b' (argv[0] '[kworker/0:1]')")
         let sentences = SandboxVerdict.sentences(report(processes: processes))
-        #expect(sentences == [
-            "It exited with code 0 after 4.5 ms.",
-            "It started 5 process or program call(s) (clone, execve).",
-            "It tried to run 4 program(s): /usr/bin/curl -o '/dev/shm/a b' http://h/x; '/dev/shm/a b' (argv[0] '[kworker/0:1]'); /bin/echo 1 …; /bin/true.",
-        ])
+        #expect(
+            sentences == [
+                "It exited with code 0 after 4.5 ms.",
+                "It started 5 process or program call(s) (clone, execve).",
+                "It tried to run 4 program(s): /usr/bin/curl -o '/dev/shm/a b' http://h/x; '/dev/shm/a b' (argv[0] '[kworker/0:1]'); /bin/echo 1 …; /bin/true.",
+            ])
     }
 
     /// Credential files opened in any way, persistence places written (or renamed onto), and a
@@ -169,18 +204,20 @@ import WardenLinux
         let files: [SandboxReport.FileAccess] = [
             .init(syscall: "openat", path: "/etc/shadow", detail: "O_RDONLY", created: false),
             .init(syscall: "openat", path: "/etc/profile", detail: "O_RDONLY", created: false),
-            .init(syscall: "openat", path: "/etc/cron.d/x", detail: "O_WRONLY|O_CREAT|O_TRUNC mode 0644", created: true),
+            .init(
+                syscall: "openat", path: "/etc/cron.d/x", detail: "O_WRONLY|O_CREAT|O_TRUNC mode 0644", created: true),
             .init(syscall: "openat", path: "/etc/ld.so.preload", detail: "O_WRONLY|O_APPEND", created: false),
             .init(syscall: "renameat2", path: "/tmp/k", detail: "to /root/.ssh/authorized_keys", created: false),
             .init(syscall: "unlinkat", path: "/etc/shadow-", detail: nil, created: false),
         ]
         var base = report(files: files)
         base.network = [.init(syscall: "connect", family: "AF_UNIX", address: "/var/run/docker.sock", port: nil)]
-        #expect(SandboxVerdict.sensitiveAccesses(base) == [
-            "It tried to open credential files: /etc/shadow.",
-            "It tried to write where programs are started again (persistence): /etc/cron.d/x, /etc/ld.so.preload, /root/.ssh/authorized_keys.",
-            "It tried to reach a container runtime's socket: /var/run/docker.sock.",
-        ])
+        #expect(
+            SandboxVerdict.sensitiveAccesses(base) == [
+                "It tried to open credential files: /etc/shadow.",
+                "It tried to write where programs are started again (persistence): /etc/cron.d/x, /etc/ld.so.preload, /root/.ssh/authorized_keys.",
+                "It tried to reach a container runtime's socket: /var/run/docker.sock.",
+            ])
         #expect(SandboxVerdict.sentences(base).contains("It tried to open credential files: /etc/shadow."))
         #expect(SandboxVerdict.sensitiveAccesses(report(files: [files[1]])).isEmpty)
     }

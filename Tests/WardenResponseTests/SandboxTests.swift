@@ -424,6 +424,35 @@ struct SandboxTests {
         #expect(report.verdict.first?.hasPrefix("The sample did not run: the kernel would not execute it") == true)
     }
 
+    /// A dropper that starts a daemon and exits: its own exit status is kept, and the daemon
+    /// still running at the time limit is named before the pid namespace is killed.
+    @Test func whatASampleLeavesRunningIsNamedAndItsOwnExitKept() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.timeoutSeconds = 1
+        // A shell without job control leaves `&` jobs in its process group: setsid(2) succeeds
+        // without a fork, so the daemon is `sleep` itself.
+        options.arguments = ["-c", "setsid sleep 30 & sleep 30 & exit 3"]
+        let report = try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        #expect(report.timedOut)
+        #expect(report.exit == .init(code: 3, signal: nil, atTimeLimit: false))
+        let left = report.stillRunning.map { "\($0.commandLine) \($0.ownSession)" }.sorted()
+        #expect(left == ["sleep 30 false", "sleep 30 true"], "\(report.stillRunning)")
+        #expect(
+            report.verdict.first?.hasPrefix(
+                "It exited with code 3, and 2 process(es) it left behind were still running at the time limit, 1 of "
+                    + "them in a session of its own (a daemon): pid ") == true, "\(report.verdict)")
+        #expect(sandboxProcesses(uid: report.uid).isEmpty)
+
+        // One that is still at work itself is killed at the limit, and listed.
+        options.arguments = ["-c", "exec sleep 30"]
+        let busy = try SandboxRunner(directory: state + "/sandbox").run(
+            path: PathBytes(URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path), options: options)
+        #expect(busy.exit == .init(code: nil, signal: SIGKILL, atTimeLimit: true))
+        #expect(busy.stillRunning.map(\.commandLine) == ["sleep 30"])
+    }
+
     /// A sample whose interpreter or dynamic loader the jail lacks is reported with the path
     /// the kernel looked for, read from the sample itself, not as a broken jail.
     @Test func aMissingInterpreterOrLoaderIsNamed() throws {

@@ -70,7 +70,9 @@ public struct SandboxFilter: Sendable {
         // Only the query form of personality(2).
         try add("personality", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_NE, datum_a: 0xffff_ffff, datum_b: 0)])
         // TIOCSTI would type into the supervisor's terminal.
-        try add("ioctl", eperm, [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(TIOCSTI))])
+        try add(
+            "ioctl", eperm,
+            [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(TIOCSTI))])
         // No sockets but AF_UNIX (the net namespace has only its own loopback anyway).
         try add("socket", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_NE, datum_a: UInt64(AF_UNIX), datum_b: 0)])
         if observe {
@@ -96,7 +98,9 @@ public struct SandboxFilter: Sendable {
 
     /// The name of syscall `number` on this architecture.
     public static func name(of number: Int32) -> String {
-        guard let pointer = seccomp_syscall_resolve_num_arch(seccomp_arch_native(), number) else { return "syscall-\(number)" }
+        guard let pointer = seccomp_syscall_resolve_num_arch(seccomp_arch_native(), number) else {
+            return "syscall-\(number)"
+        }
         defer { free(pointer) }
         return String(cString: pointer)
     }

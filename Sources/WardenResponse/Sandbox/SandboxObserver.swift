@@ -177,7 +177,8 @@ final class SandboxObserver: @unchecked Sendable {
                 plan = ArgumentPlan(SandboxFilter.name(of: Int32(nr)))
                 plans[nr] = plan
             }
-            let call = capture(plan, nr: Int32(nr), pid: Int32(bitPattern: notification.pid), args: notification.data.args)
+            let call = capture(
+                plan, nr: Int32(nr), pid: Int32(bitPattern: notification.pid), args: notification.data.args)
             // The answer is also the id check: it fails (ENOENT) when the call is no longer
             // waiting (the process died, and its pid may since name another process), so what
             // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
@@ -206,7 +207,9 @@ final class SandboxObserver: @unchecked Sendable {
     }
 
     /// Reads what the arguments in `plan` point at; nil for calls only counted.
-    private func capture(_ plan: ArgumentPlan, nr: Int32, pid: Int32, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64))
+    private func capture(
+        _ plan: ArgumentPlan, nr: Int32, pid: Int32, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+    )
         -> Captured?
     {
         // The registers by position, without building an array per call.
@@ -317,7 +320,8 @@ final class SandboxObserver: @unchecked Sendable {
         func number(_ text: String) -> Int32? { text.allSatisfy(\.isASCII) ? Int32(text) : nil }
         switch parts.count {
         case 4 where parts[0] == "" && parts[1] == "dev" && parts[2] == "fd": return number(parts[3])
-        case 5 where parts[0] == "" && parts[1] == "proc" && parts[3] == "fd"
+        case 5
+        where parts[0] == "" && parts[1] == "proc" && parts[3] == "fd"
             && (parts[2] == "self" || parts[2] == "thread-self" || number(parts[2]) != nil):
             return number(parts[4])
         default: return nil
@@ -406,7 +410,8 @@ final class SandboxObserver: @unchecked Sendable {
         case "open", "creat":
             let flags = name == "creat" ? Int32(O_CREAT | O_WRONLY | O_TRUNC) : Int32(truncatingIfNeeded: args.1)
             let mode = name == "creat" ? args.1 : args.2
-            return .file(.init(syscall: name, path: first, detail: openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
+            return .file(
+                .init(syscall: name, path: first, detail: openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
         case "openat", "openat2":
             // openat2 passes struct open_how {flags, mode, resolve} by pointer.
             let field = { (offset: Int) -> UInt64 in
@@ -415,12 +420,14 @@ final class SandboxObserver: @unchecked Sendable {
             }
             let flags = Int32(truncatingIfNeeded: name == "openat2" ? field(0) : args.2)
             let mode = name == "openat2" ? field(8) : args.3
-            return .file(.init(syscall: name, path: first, detail: openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
+            return .file(
+                .init(syscall: name, path: first, detail: openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
         case "unlink", "unlinkat": return .file(.init(syscall: name, path: first, detail: nil, created: false))
         case "rename", "renameat", "renameat2":
             return .file(.init(syscall: name, path: first, detail: "to \(second)", created: false))
         case "chmod": return .file(.init(syscall: name, path: first, detail: String(args.1, radix: 8), created: false))
-        case "fchmodat": return .file(.init(syscall: name, path: first, detail: String(args.2, radix: 8), created: false))
+        case "fchmodat":
+            return .file(.init(syscall: name, path: first, detail: String(args.2, radix: 8), created: false))
         case "fchmod":
             // The file the descriptor named while the call waited (a dropper's write, then fchmod).
             let path = call.descriptorTarget.map { String(decoding: $0, as: UTF8.self) } ?? "fd \(args.0)"
@@ -428,12 +435,15 @@ final class SandboxObserver: @unchecked Sendable {
         // A send on a connected socket names no address: its peer is the connect's, listed there.
         case "sendto" where args.4 == 0: return .none
         case "connect", "sendto":
-            guard let bytes = call.first else { return .network(.init(syscall: name, family: "unknown", address: nil, port: nil)) }
+            guard let bytes = call.first else {
+                return .network(.init(syscall: name, family: "unknown", address: nil, port: nil))
+            }
             return .network(socketAddress(bytes, syscall: name))
         case "kill", "tkill":
             return .signal("\(name)(\(Int32(truncatingIfNeeded: args.0)), \(args.1))")
         case "tgkill":
-            return .signal("tgkill(\(Int32(truncatingIfNeeded: args.0)), \(Int32(truncatingIfNeeded: args.1)), \(args.2))")
+            return .signal(
+                "tgkill(\(Int32(truncatingIfNeeded: args.0)), \(Int32(truncatingIfNeeded: args.1)), \(args.2))")
         default: return .none
         }
     }
@@ -469,8 +479,12 @@ final class SandboxObserver: @unchecked Sendable {
                 syscall: syscall, family: "AF_INET", address: bytes[4..<8].map(String.init).joined(separator: "."),
                 port: Int(bytes[2]) << 8 | Int(bytes[3]))
         case AF_INET6 where bytes.count >= 24:
-            let groups = stride(from: 8, to: 24, by: 2).map { String(Int(bytes[$0]) << 8 | Int(bytes[$0 + 1]), radix: 16) }
-            return .init(syscall: syscall, family: "AF_INET6", address: groups.joined(separator: ":"), port: Int(bytes[2]) << 8 | Int(bytes[3]))
+            let groups = stride(from: 8, to: 24, by: 2).map {
+                String(Int(bytes[$0]) << 8 | Int(bytes[$0 + 1]), radix: 16)
+            }
+            return .init(
+                syscall: syscall, family: "AF_INET6", address: groups.joined(separator: ":"),
+                port: Int(bytes[2]) << 8 | Int(bytes[3]))
         default:
             return .init(syscall: syscall, family: "family-\(family)", address: nil, port: nil)
         }

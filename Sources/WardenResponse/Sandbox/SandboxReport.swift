@@ -7,13 +7,17 @@ import WardenStore
 
 /// What a sample did in the sandbox: the `sandbox run` of DESIGN.md's JSON contract.
 public struct SandboxReport: Encodable, Sendable {
+    /// How the sample's own process ended.
     public struct Exit: Encodable, Sendable, Equatable {
         public var code: Int32?
         public var signal: Int32?
+        /// The signal is the time limit's SIGKILL: the sample itself was still running then.
+        public var atTimeLimit: Bool
 
-        public init(code: Int32?, signal: Int32?) {
+        public init(code: Int32?, signal: Int32?, atTimeLimit: Bool = false) {
             self.code = code
             self.signal = signal
+            self.atTimeLimit = atTimeLimit
         }
     }
 
@@ -76,6 +80,16 @@ public struct SandboxReport: Encodable, Sendable {
         public var evidencePath: String
     }
 
+    /// A process of the jail still running at the time limit, named just before it was killed.
+    public struct Survivor: Encodable, Sendable, Equatable {
+        /// Its pid on the host, as in `processes`.
+        public var pid: Int32
+        /// Its argument vector as a shell would need it typed (cut at 1 KiB): what it said it was.
+        public var commandLine: String
+        /// It had left the sample's session (`setsid`): a daemon.
+        public var ownSession: Bool
+    }
+
     public var id: String
     public var sha256: String
     public var argv: [String]
@@ -83,6 +97,9 @@ public struct SandboxReport: Encodable, Sendable {
     public var uid: UInt32
     public var exit: Exit
     public var timedOut: Bool
+    /// The processes still running at the time limit (empty unless `timedOut`). The sample's own
+    /// `exit` is known when it had ended before them: what it left behind was still at work.
+    public var stillRunning: [Survivor]
     public var durationMs: Double
     /// Observed syscalls (user notification) by name.
     public var syscalls: [String: Int]

@@ -263,7 +263,7 @@ public struct SandboxRunner: Sendable {
         let stderrCapture = OutputCapture(stderrRead, limit: options.outputLimit)
 
         // Wait for the namespace's init, or kill it (and with it every process in the namespace).
-        let timedOut = Self.wait(for: initPID, seconds: options.timeoutSeconds)
+        let (timedOut, stillRunning) = Self.wait(for: initPID, seconds: options.timeoutSeconds)
         _ = try? sys_waitpid(initPID)
         let duration = Double(sys_monotonicNanoseconds() - started) / 1e6
         observing?.join()
@@ -283,10 +283,13 @@ public struct SandboxRunner: Sendable {
         } else if let end = statuses.last(where: { $0.stage == 0 }) {
             if end.kind == 1 { exit.code = end.value } else if end.kind == 2 { exit.signal = end.value }
         }
-        if timedOut && exit.code == nil && exit.signal == nil { exit.signal = SIGKILL }
+        if timedOut && exit.code == nil && exit.signal == nil {
+            exit = .init(code: nil, signal: SIGKILL, atTimeLimit: true)
+        }
         let written = collectWritten([(tmp, "/tmp"), (devShm, "/dev/shm")], into: directory + "/" + id)
         var report = SandboxReport(
             id: id, sha256: sha256, argv: argv, uid: identity, exit: exit, timedOut: timedOut,
+            stillRunning: stillRunning,
             durationMs: (duration * 10).rounded() / 10,
             syscalls: observer.syscalls, denied: audit.deniedCalls(uid: identity), network: observer.network,
             lookups: lookups ?? [],
@@ -406,19 +409,21 @@ public struct SandboxRunner: Sendable {
 
     // MARK: - After the run
 
-    /// Returns whether the deadline passed (and the namespace was killed).
-    private static func wait(for pid: Int32, seconds: Int) -> Bool {
-        guard let pidfd = try? sys_pidfdOpen(pid) else { return false }
+    /// Returns whether the deadline passed (and the namespace was killed), and the processes
+    /// that were still running then.
+    private static func wait(for pid: Int32, seconds: Int) -> (Bool, [SandboxReport.Survivor]) {
+        guard let pidfd = try? sys_pidfdOpen(pid) else { return (false, []) }
         defer { sys_close(pidfd) }
         var fds = [pollfd(fd: pidfd.rawValue, events: Int16(POLLIN), revents: 0)]
         let deadline = sys_monotonicNanoseconds() + Int64(seconds) * 1_000_000_000
         while true {
             let left = Int32(max(0, (deadline - sys_monotonicNanoseconds()) / 1_000_000))
-            if ((try? sys_poll(&fds, timeout: left)) ?? 0) > 0 { return false }
+            if ((try? sys_poll(&fds, timeout: left)) ?? 0) > 0 { return (false, []) }
             if sys_monotonicNanoseconds() >= deadline {
+                let survivors = SandboxSurvivors.list(initPID: pid)
                 // The init dies, and the kernel kills every process of its pid namespace.
                 try? sys_pidfdSendSignal(pidfd, SIGKILL)
-                return true
+                return (true, survivors)
             }
         }
     }

@@ -8,8 +8,23 @@ enum SandboxVerdict {
     static func sentences(_ report: SandboxReport) -> [String] {
         if let setupError = report.setupError { return ["The sample did not run: \(setupError)."] }
         var out: [String] = []
-        if report.timedOut {
-            out.append("It was still running after the time limit; every process in its pid namespace was killed.")
+        let left = report.stillRunning
+        let named = Self.listed(
+            left.map { "pid \($0.pid) \($0.commandLine.isEmpty ? "(no command line)" : $0.commandLine)" }, limit: 3,
+            separator: "; ")
+        let daemons = left.filter(\.ownSession).count
+        let daemonNote = daemons == 0 ? "" : ", \(daemons) of them in a session of its own (a daemon)"
+        if report.timedOut && !report.exit.atTimeLimit {
+            // The sample ended; what it started did not.
+            let ending =
+                report.exit.code.map { "exited with code \($0)" } ?? "was killed by signal \(report.exit.signal ?? 0)"
+            out.append(
+                "It \(ending), and \(left.count) process(es) it left behind were still running at the time limit"
+                    + "\(daemonNote): \(named); every process in its pid namespace was killed then.")
+        } else if report.timedOut {
+            out.append(
+                "It was still running after the time limit; every process in its pid namespace was killed"
+                    + (left.isEmpty ? "." : " (\(left.count) running then\(daemonNote): \(named))."))
         } else if let code = report.exit.code {
             out.append("It exited with code \(code) after \(report.durationMs) ms.")
         } else if let signal = report.exit.signal {
@@ -104,10 +119,12 @@ enum SandboxVerdict {
             let opens = ["open", "openat", "openat2", "creat"].contains(access.syscall)
             let detail = access.detail ?? ""
             let writes =
-                access.syscall == "creat" || access.created || detail.hasPrefix("O_WRONLY") || detail.hasPrefix("O_RDWR")
+                access.syscall == "creat" || access.created || detail.hasPrefix("O_WRONLY")
+                || detail.hasPrefix("O_RDWR")
                 || detail.contains("O_TRUNC") || detail.contains("O_APPEND")
             // A rename's target is where the file lands: "to <path>".
-            let renamedTo = access.syscall.hasPrefix("rename") && detail.hasPrefix("to ") ? String(detail.dropFirst(3)) : nil
+            let renamedTo =
+                access.syscall.hasPrefix("rename") && detail.hasPrefix("to ") ? String(detail.dropFirst(3)) : nil
             switch SensitivePath.classify(access.path) {
             case .credentials? where opens: note(access.path, into: &credentials)
             case .persistence? where opens && writes: note(access.path, into: &persistence)
@@ -124,7 +141,8 @@ enum SandboxVerdict {
         var out: [String] = []
         if !credentials.isEmpty { out.append("It tried to open credential files: \(listed(credentials, limit: 5)).") }
         if !persistence.isEmpty {
-            out.append("It tried to write where programs are started again (persistence): \(listed(persistence, limit: 5)).")
+            out.append(
+                "It tried to write where programs are started again (persistence): \(listed(persistence, limit: 5)).")
         }
         if !runtimes.isEmpty { out.append("It tried to reach a container runtime's socket: \(listed(runtimes)).") }
         return out

@@ -1,0 +1,59 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+@preconcurrency import Glibc
+import WardenCore
+import WardenLinux
+
+/// The jail's processes still running when its time is up, listed just before they are killed.
+///
+/// What a dropper leaves behind when it exits (a daemon in a session of its own, a miner) is
+/// often the point of it, and it dies with the pid namespace: this is the only moment it can
+/// be named.
+enum SandboxSurvivors {
+    /// At most this many are listed (the jail's process limit is 64).
+    static let limit = 64
+    /// Each command line is cut here.
+    static let commandLineLimit = 1024
+
+    /// The processes sharing `initPID`'s pid namespace, the init itself left out, by host pid.
+    static func list(initPID: Int32) -> [SandboxReport.Survivor] {
+        guard let namespace = try? sys_readlink(Array("/proc/\(initPID)/ns/pid".utf8)),
+            let proc = try? sys_open(Array("/proc".utf8), flags: O_RDONLY | O_DIRECTORY)
+        else { return [] }
+        let entries = (try? sys_readDirectory(proc)) ?? []
+        sys_close(proc)
+        var survivors: [SandboxReport.Survivor] = []
+        for entry in entries {
+            guard survivors.count < limit, let pid = Int32(String(decoding: entry.name, as: UTF8.self)),
+                pid != initPID, (try? sys_readlink(Array("/proc/\(pid)/ns/pid".utf8))) == namespace,
+                let session = session(of: pid)
+            else { continue }
+            let arguments = commandLine(of: pid)
+            survivors.append(
+                SandboxReport.Survivor(
+                    pid: pid, commandLine: arguments.map { ShellQuote.quote($0) }.joined(separator: " "),
+                    ownSession: session != initPID))
+        }
+        return survivors.sorted { $0.pid < $1.pid }
+    }
+
+    /// The session id field of `/proc/PID/stat` (in the host's pid numbers, as /proc is the host's).
+    private static func session(of pid: Int32) -> Int32? {
+        guard let bytes = try? sys_readFile(Array("/proc/\(pid)/stat".utf8), followingSymlinks: true),
+            let close = bytes.lastIndex(of: UInt8(ascii: ")"))
+        else { return nil }
+        // "pid (comm) state ppid pgrp session …": comm may hold anything, so count after its last ')'.
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "), maxSplits: 5)
+        return fields.count > 3 ? Int32(String(decoding: fields[3], as: UTF8.self)) : nil
+    }
+
+    /// Its argument vector, cut at `commandLineLimit` bytes (a kernel thread's is empty).
+    private static func commandLine(of pid: Int32) -> [String] {
+        guard let bytes = try? sys_readFile(Array("/proc/\(pid)/cmdline".utf8), followingSymlinks: true) else {
+            return []
+        }
+        return bytes.prefix(commandLineLimit).split(separator: 0, omittingEmptySubsequences: false)
+            .dropLast(bytes.last == 0 ? 1 : 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
