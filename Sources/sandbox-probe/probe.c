@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -183,7 +184,8 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "memfd-exec")) {
         // Fileless execution: a copy of /usr/bin/true in a memfd, run through its descriptor
         // with an argv[0] that poses as a kernel thread (with "by-path": execve of
-        // /proc/self/fd/N instead of fexecve).
+        // /proc/self/fd/N instead of fexecve). It renames itself first, as miners do.
+        prctl(PR_SET_NAME, "kworker/0:1", 0, 0, 0);
         int memfd = memfd_create("stage2", 0);
         int source = open("/usr/bin/true", O_RDONLY);
         if (memfd < 0 || source < 0) return refused("memfd_create/open");

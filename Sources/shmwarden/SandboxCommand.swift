@@ -98,12 +98,14 @@ struct SandboxCommand: ParsableCommand {
         for process in report.processes {
             print(
                 "  process: \(process.syscall)" + (process.path.map { " \($0)" } ?? "") + " (pid \(process.pid))"
-                    + (process.commandLine.map { ": \($0)" } ?? ""))
+                    + (process.commandLine.map { ": \($0)" } ?? "")
+                    + (process.renamedTo.map { ": PR_SET_NAME \(ShellQuote.quote($0))" } ?? ""))
         }
         for signal in report.signals { print("  signal: \(signal)") }
         for process in report.stillRunning {
             print(
                 "  still running at the time limit: pid \(process.pid) \(process.commandLine)"
+                    + (process.name.map { " (shown by ps as \($0))" } ?? "")
                     + (process.ownSession ? " (in a session of its own)" : ""))
         }
         for access in report.files.prefix(40) {
@@ -118,8 +120,10 @@ struct SandboxCommand: ParsableCommand {
         }
         for lookup in report.lookups { print("  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))") }
         for file in report.written { print("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }
-        if !report.stdout.isEmpty { print("  stdout:\n" + report.stdout) }
-        if !report.stderr.isEmpty { print("  stderr:\n" + report.stderr) }
+        // The capture ends where its bound did: say so after it, on a line of its own.
+        let cut = "\n  (cut here: the capture keeps the first \(SandboxRunner.Options().outputLimit) bytes)"
+        if !report.stdout.isEmpty { print("  stdout:\n" + report.stdout + (report.stdoutTruncated ? cut : "")) }
+        if !report.stderr.isEmpty { print("  stderr:\n" + report.stderr + (report.stderrTruncated ? cut : "")) }
     }
 }
 

@@ -45,7 +45,8 @@ struct MountAdvisorTests {
         let hardenedAdvice = try #require(advice.first { $0.mountPoint == hardened.path })
         #expect(!openAdvice.noexec && !openAdvice.nosuid && !openAdvice.nodev)
         #expect(openAdvice.remountCommand == "mount -o remount,noexec,nosuid,nodev \(open.path)")
-        #expect(openAdvice.fstabLine == "tmpfs \(open.path) tmpfs rw,relatime,nosuid,nodev,noexec,size=65536k,mode=755 0 0")
+        #expect(
+            openAdvice.fstabLine == "tmpfs \(open.path) tmpfs rw,relatime,nosuid,nodev,noexec,size=65536k,mode=755 0 0")
         #expect(hardenedAdvice.noexec && hardenedAdvice.nosuid && hardenedAdvice.nodev)
         #expect(hardenedAdvice.remountCommand.isEmpty)
         #expect(openAdvice.risks.contains { $0.contains("PROT_EXEC") })

@@ -79,7 +79,9 @@ import WardenTestSupport
         }
         #expect(
             ProcessKiller.kill(pid: child.processIdentifier, expecting: .init(), signal: .term)
-                == .refused("nothing to check process \(child.processIdentifier) against (no evidence, proc.exe_ino or proc.exepath)"))
+                == .refused(
+                    "nothing to check process \(child.processIdentifier) against (no evidence, proc.exe_ino or proc.exepath)"
+                ))
         #expect(child.isRunning)
         let byPath = ProcessKiller.kill(
             pid: child.processIdentifier, expecting: .init(path: PathBytes(binary)), signal: .kill)

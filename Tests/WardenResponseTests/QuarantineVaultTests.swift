@@ -106,7 +106,9 @@ struct QuarantineVaultTests {
         let entries = try vault.entries()
         #expect(entries.count == 1 && entries[0].state == .copyOnly)
         #expect(readFile(Array(entries[0].samplePath.utf8)).map(sha256Hex) == sha256Hex(content))
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: mount.path).filter { $0.hasPrefix(".shmwarden") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: mount.path).filter {
+            $0.hasPrefix(".shmwarden")
+        }
         #expect(leftovers.isEmpty)
     }
 

@@ -54,7 +54,8 @@ struct ResponderTests {
         let record = AlertRecord(
             id: "alert-\(pid)", alert: alert, receivedAt: now,
             correlations: [
-                Correlation(fileID: stored.id!, sha256: sha, path: PathBytes(binary), matchedBy: "proc.exepath", confidence: 1)
+                Correlation(
+                    fileID: stored.id!, sha256: sha, path: PathBytes(binary), matchedBy: "proc.exepath", confidence: 1)
             ])
         try database.apply([.alert(record)])
         return record
@@ -74,7 +75,8 @@ struct ResponderTests {
         ]).get()
         let database = self.database
         return Responder(
-            policy: SharedPolicy(policy), database: database, vault: try QuarantineVault(directory: state + "/quarantine"),
+            policy: SharedPolicy(policy), database: database,
+            vault: try QuarantineVault(directory: state + "/quarantine"),
             logger: quietLogger, clock: { Timestamp(nanosecondsSinceEpoch: 1) },
             record: { commands in _ = try? database.apply(commands) })
     }
@@ -88,7 +90,8 @@ struct ResponderTests {
         let rows = responder.respond(to: responder.subject(for: alert))
 
         #expect(rows.map(\.action) == ["record", "quarantine", "kill-process", "advise-noexec", "sandbox"])
-        #expect(rows.map(\.outcome) == [.performed, .performed, .performed, .performed, .skipped], "\(rows.map(\.detail))")
+        #expect(
+            rows.map(\.outcome) == [.performed, .performed, .performed, .performed, .skipped], "\(rows.map(\.detail))")
         child.waitUntilExit()
         #expect(child.terminationStatus == SIGKILL)
         #expect(lstatOf(Array(binary.utf8)) == nil, "quarantined away")

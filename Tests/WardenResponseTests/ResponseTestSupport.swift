@@ -28,7 +28,9 @@ func writeFile(_ path: [UInt8], _ content: Data, mode: mode_t = 0o755) throws {
 }
 
 func readFile(_ path: [UInt8]) -> Data? {
-    let fd = (path.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { open($0.baseAddress!, O_RDONLY | O_CLOEXEC) }
+    let fd = (path.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer {
+        open($0.baseAddress!, O_RDONLY | O_CLOEXEC)
+    }
     guard fd >= 0 else { return nil }
     defer { close(fd) }
     var out = Data()

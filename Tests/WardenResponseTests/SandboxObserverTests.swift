@@ -140,6 +140,22 @@ import WardenLinux
                 + "running then: pid 42 sleep 60).")
     }
 
+    @Test func aRenameAndAMemoryOnlyFileAreNamedAndNotCountedAsOthers() {
+        let sentences = SandboxVerdict.sentences(
+            report(
+                files: [.init(syscall: "memfd_create", path: "/memfd:x", detail: "MFD_CLOEXEC", created: true)],
+                processes: [
+                    .init(syscall: "prctl", path: nil, pid: 7, renamedTo: "[kworker/0:1]"),
+                    .init(syscall: "prctl", path: nil, pid: 8, renamedTo: "[kworker/0:1]"),
+                ]))
+        #expect(
+            sentences == [
+                "It exited with code 0 after 4.5 ms.",
+                "It renamed itself as ps shows it (prctl PR_SET_NAME): '[kworker/0:1]'.",
+                "It created 1 file(s) that exist only in memory (memfd_create): /memfd:x.",
+            ])
+    }
+
     @Test func aDroppersNextStepsAreNamed() {
         let files: [SandboxReport.FileAccess] =
             [

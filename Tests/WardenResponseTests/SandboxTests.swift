@@ -140,6 +140,14 @@ struct SandboxTests {
                 "It tried to execute from memory (a memfd: fileless execution): /memfd:stage2 (deleted)."),
             "\(report.verdict)")
         #expect(!report.verdict.contains("Nothing else was observed."))
+        // The memfd's making and the rename before it are calls of their own.
+        let memfd = report.files.first { $0.syscall == "memfd_create" }
+        #expect(memfd?.path == "/memfd:stage2" && memfd?.detail == nil, "\(report.files)")
+        #expect(report.processes.compactMap(\.renamedTo) == ["kworker/0:1"], "\(report.processes)")
+        #expect(report.verdict.contains("It renamed itself as ps shows it (prctl PR_SET_NAME): kworker/0:1."))
+        #expect(
+            report.verdict.contains("It created 1 file(s) that exist only in memory (memfd_create): /memfd:stage2."))
+        #expect(!report.verdict.contains { $0.hasPrefix("It created or truncated") }, "\(report.verdict)")
 
         // The same by path: execve("/proc/self/fd/N").
         let byPath = try run("memfd-exec", ["by-path"])

@@ -28,8 +28,11 @@ public struct SandboxFilter: Sendable {
     public static let observed = [
         "execve", "execveat", "open", "openat", "openat2", "creat", "connect", "sendto", "clone", "fork", "vfork",
         "unlink", "unlinkat", "rename", "renameat", "renameat2", "chmod", "fchmod", "fchmodat", "kill", "tkill",
-        "tgkill",
+        "tgkill", "memfd_create",
     ]
+    /// Reported only for the option that renames the process (PR_SET_NAME, what `ps` shows):
+    /// a miner posing as a kernel thread. Other prctl options are frequent and say little.
+    public static let observedPrctlOption: UInt64 = 15
 
     /// The BPF program: `struct sock_filter` records (8 bytes each).
     public let program: [UInt8]
@@ -77,6 +80,9 @@ public struct SandboxFilter: Sendable {
         try add("socket", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_NE, datum_a: UInt64(AF_UNIX), datum_b: 0)])
         if observe {
             for name in Self.observed { try add(name, SCMP_ACT_NOTIFY) }
+            try add(
+                "prctl", SCMP_ACT_NOTIFY,
+                [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: Self.observedPrctlOption, datum_b: 0)])
         }
         program = try Self.export(context)
     }

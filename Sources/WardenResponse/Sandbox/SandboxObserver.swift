@@ -82,6 +82,8 @@ final class SandboxObserver: @unchecked Sendable {
         case pathAndOpenHow(Int, Int)
         /// A `struct sockaddr` and its length (connect, sendto).
         case socketAddress(address: Int, length: Int)
+        /// A name in argument `index` that is no path (prctl's process name, memfd_create's).
+        case name(Int)
 
         init(_ name: String) {
             switch name {
@@ -98,6 +100,8 @@ final class SandboxObserver: @unchecked Sendable {
             case "sendto": self = .socketAddress(address: 4, length: 5)
             case "fchmod": self = .descriptor(0)
             case "clone", "fork", "vfork", "kill", "tkill", "tgkill": self = .registers
+            case "memfd_create": self = .name(0)
+            case "prctl": self = .name(1)
             default: self = .countOnly
             }
         }
@@ -109,7 +113,7 @@ final class SandboxObserver: @unchecked Sendable {
     /// Paid at the first notification instead, they held the sample's own exec 0.07-0.08 ms
     /// from RECV's return to SEND (perf trace, three runs; 0.04 ms with this).
     func prepare() {
-        for name in SandboxFilter.observed {
+        for name in SandboxFilter.observed + ["prctl"] {
             let number = seccomp_syscall_resolve_name(name)
             guard number >= 0 && Int(number) < Self.tableSize else { continue }
             plans[Int(number)] = ArgumentPlan(name)
@@ -301,6 +305,9 @@ final class SandboxObserver: @unchecked Sendable {
                 bytes.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             }
             call.first = path(index, writes: flags.map(opensToWrite) ?? true)
+        case .name(let index):
+            // Both names are short (16 bytes for a process, 249 for a memfd).
+            call.first = sys_readProcessString(pid, address: values(index), limit: 256)
         case .socketAddress(let address, let length):
             if values(address) != 0 {
                 call.first = sys_readProcessMemory(pid, address: values(address), length: Int(min(values(length), 128)))
@@ -439,6 +446,10 @@ final class SandboxObserver: @unchecked Sendable {
                 return .network(.init(syscall: name, family: "unknown", address: nil, port: nil))
             }
             return .network(socketAddress(bytes, syscall: name))
+        case "prctl": return .process(.init(syscall: name, path: nil, pid: pid, renamedTo: first))
+        // A file with no path on any mount: what a fileless dropper writes its next stage into.
+        case "memfd_create":
+            return .file(.init(syscall: name, path: "/memfd:" + first, detail: memfdFlags(args.1), created: true))
         case "kill", "tkill":
             return .signal("\(name)(\(Int32(truncatingIfNeeded: args.0)), \(args.1))")
         case "tgkill":
@@ -459,6 +470,16 @@ final class SandboxObserver: @unchecked Sendable {
         guard flags & O_CREAT != 0 else { return text }
         let octal = String(mode & 0o7777, radix: 8)
         return text + " mode " + String(repeating: "0", count: max(0, 4 - octal.count)) + octal
+    }
+
+    /// memfd_create's flags by name (`MFD_CLOEXEC|MFD_ALLOW_SEALING`), nil when none.
+    static func memfdFlags(_ flags: UInt64) -> String? {
+        let names: [(UInt64, String)] = [
+            (0x1, "MFD_CLOEXEC"), (0x2, "MFD_ALLOW_SEALING"), (0x4, "MFD_HUGETLB"), (0x8, "MFD_NOEXEC_SEAL"),
+            (0x10, "MFD_EXEC"),
+        ]
+        let set = names.filter { flags & $0.0 != 0 }.map(\.1)
+        return set.isEmpty ? nil : set.joined(separator: "|")
     }
 
     /// A `struct sockaddr` as family, address and port.

@@ -61,15 +61,19 @@ public struct SandboxReport: Encodable, Sendable {
         /// The path as the sample passed it, when it named a descriptor (`/proc/self/fd/3`) and
         /// `path` is what that descriptor named (`/memfd:stage2 (deleted)`).
         public var passedAs: String?
+        /// For prctl(PR_SET_NAME): the name the process gave itself, what `ps` and `top` show.
+        public var renamedTo: String?
 
         public init(
-            syscall: String, path: String?, pid: Int32, arguments: [String]? = nil, argumentsComplete: Bool? = nil
+            syscall: String, path: String?, pid: Int32, arguments: [String]? = nil, argumentsComplete: Bool? = nil,
+            renamedTo: String? = nil
         ) {
             self.syscall = syscall
             self.path = path
             self.pid = pid
             self.arguments = arguments
             self.argumentsComplete = argumentsComplete
+            self.renamedTo = renamedTo
         }
     }
 
@@ -88,6 +92,10 @@ public struct SandboxReport: Encodable, Sendable {
         public var commandLine: String
         /// It had left the sample's session (`setsid`): a daemon.
         public var ownSession: Bool
+        /// Its name as `ps` and `top` show it (the kernel's `comm`), when that is not argv[0]'s
+        /// last component: set by prctl(PR_SET_NAME), or the name of a script or of a file run
+        /// through a descriptor.
+        public var name: String?
     }
 
     public var id: String

@@ -27,25 +27,35 @@ enum SandboxSurvivors {
         for entry in entries {
             guard survivors.count < limit, let pid = Int32(String(decoding: entry.name, as: UTF8.self)),
                 pid != initPID, (try? sys_readlink(Array("/proc/\(pid)/ns/pid".utf8))) == namespace,
-                let session = session(of: pid)
+                let (name, session) = nameAndSession(of: pid)
             else { continue }
             let arguments = commandLine(of: pid)
             survivors.append(
                 SandboxReport.Survivor(
                     pid: pid, commandLine: arguments.map { ShellQuote.quote($0) }.joined(separator: " "),
-                    ownSession: session != initPID))
+                    ownSession: session != initPID, name: shownName(name, arguments.first)))
         }
         return survivors.sorted { $0.pid < $1.pid }
     }
 
-    /// The session id field of `/proc/PID/stat` (in the host's pid numbers, as /proc is the host's).
-    private static func session(of pid: Int32) -> Int32? {
+    /// The name (`comm`) and session id fields of `/proc/PID/stat` (the session in the host's
+    /// pid numbers, as /proc is the host's).
+    private static func nameAndSession(of pid: Int32) -> ([UInt8], Int32)? {
         guard let bytes = try? sys_readFile(Array("/proc/\(pid)/stat".utf8), followingSymlinks: true),
-            let close = bytes.lastIndex(of: UInt8(ascii: ")"))
+            let open = bytes.firstIndex(of: UInt8(ascii: "(")), let close = bytes.lastIndex(of: UInt8(ascii: ")")),
+            open < close
         else { return nil }
         // "pid (comm) state ppid pgrp session …": comm may hold anything, so count after its last ')'.
         let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "), maxSplits: 5)
-        return fields.count > 3 ? Int32(String(decoding: fields[3], as: UTF8.self)) : nil
+        guard fields.count > 3, let session = Int32(String(decoding: fields[3], as: UTF8.self)) else { return nil }
+        return (Array(bytes[(open + 1)..<close]), session)
+    }
+
+    /// The name, unless it is the first 15 bytes of argv[0]'s last component (what the kernel
+    /// names a program run by path, as it is usually called).
+    private static func shownName(_ name: [UInt8], _ zeroth: String?) -> String? {
+        let program = zeroth.map { Array($0.utf8.split(separator: UInt8(ascii: "/")).last ?? []) } ?? []
+        return name.elementsEqual(program.prefix(15)) ? nil : String(decoding: name, as: UTF8.self)
     }
 
     /// Its argument vector, cut at `commandLineLimit` bytes (a kernel thread's is empty).

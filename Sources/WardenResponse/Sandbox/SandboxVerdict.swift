@@ -10,8 +10,10 @@ enum SandboxVerdict {
         var out: [String] = []
         let left = report.stillRunning
         let named = Self.listed(
-            left.map { "pid \($0.pid) \($0.commandLine.isEmpty ? "(no command line)" : $0.commandLine)" }, limit: 3,
-            separator: "; ")
+            left.map {
+                "pid \($0.pid) \($0.commandLine.isEmpty ? "(no command line)" : $0.commandLine)"
+                    + ($0.name.map { " (shown by ps as \($0))" } ?? "")
+            }, limit: 3, separator: "; ")
         let daemons = left.filter(\.ownSession).count
         let daemonNote = daemons == 0 ? "" : ", \(daemons) of them in a session of its own (a daemon)"
         if report.timedOut && !report.exit.atTimeLimit {
@@ -60,7 +62,8 @@ enum SandboxVerdict {
                 "It looked up \(names.count) host name(s) or address(es), each answered as not found: "
                     + "\(Self.listed(names, limit: 5)).")
         }
-        let spawned = report.processes.filter { $0.path != SandboxReport.Process.theSample }
+        let renames = report.processes.filter { $0.syscall == "prctl" }.compactMap(\.renamedTo)
+        let spawned = report.processes.filter { $0.path != SandboxReport.Process.theSample && $0.syscall != "prctl" }
         if !spawned.isEmpty {
             out.append(
                 "It started \(spawned.count) process or program call(s) (\(Array(Set(spawned.map(\.syscall))).sorted().joined(separator: ", ")))."
@@ -81,8 +84,19 @@ enum SandboxVerdict {
         if !fileless.isEmpty {
             out.append("It tried to execute from memory (a memfd: fileless execution): \(Self.listed(fileless)).")
         }
+        // What `ps` and `top` would have shown instead of the program's name.
+        if !renames.isEmpty {
+            let names = renames.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            out.append(
+                "It renamed itself as ps shows it (prctl PR_SET_NAME): \(Self.listed(names.map(ShellQuote.quote))).")
+        }
+        let memfds = report.files.filter { $0.syscall == "memfd_create" }.map(\.path)
+        if !memfds.isEmpty {
+            out.append(
+                "It created \(memfds.count) file(s) that exist only in memory (memfd_create): \(Self.listed(memfds)).")
+        }
         out += Self.sensitiveAccesses(report)
-        let created = report.files.filter(\.created)
+        let created = report.files.filter { $0.created && $0.syscall != "memfd_create" }
         if !created.isEmpty { out.append("It created or truncated \(created.count) file(s).") }
         // What a dropper does next: make a file executable, remove or rename its traces.
         let modes = report.files.filter { ["chmod", "fchmod", "fchmodat"].contains($0.syscall) }
