@@ -51,7 +51,7 @@ struct QuarantineCommand: ParsableCommand {
         func run() throws {
             let directory = state.state
             let vault = try QuarantineCommand.openVault(directory)
-            let absolute = PathBytes(AgentConfiguration.absolute(path))
+            let absolute = PathArgument.absolute(path)
             let entry: QuarantineEntry
             do {
                 entry = try vault.quarantine(absolute)
@@ -125,7 +125,7 @@ struct QuarantineCommand: ParsableCommand {
             let vault = try QuarantineCommand.openVault(state.state)
             let entry: QuarantineEntry
             do {
-                entry = try vault.restore(id, to: to.map { PathBytes(AgentConfiguration.absolute($0)) })
+                entry = try vault.restore(id, to: to.map(PathArgument.absolute))
             } catch {
                 switch error.kind {
                 case .unknownID, .exists, .alreadyRestored, .notFound: throw UsageError(message: error.detail)

@@ -41,7 +41,7 @@ struct SandboxCommand: ParsableCommand {
 
     func validate() throws {
         guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be 1 to 3600 seconds") }
-        guard FileManager.default.fileExists(atPath: file) else { throw ValidationError("'\(file)' does not exist") }
+        guard PathArgument.resolved(file) != nil else { throw ValidationError("'\(file)' does not exist") }
     }
 
     func run() throws {
@@ -62,10 +62,7 @@ struct SandboxCommand: ParsableCommand {
         let report: SandboxReport
         do {
             report = try SandboxRunner(directory: directory.sandboxPath)
-                .run(
-                    path: PathBytes(
-                        URL(fileURLWithPath: AgentConfiguration.absolute(file)).resolvingSymlinksInPath().path),
-                    options: options)
+                .run(path: PathArgument.resolved(file) ?? PathArgument.absolute(file), options: options)
         } catch let error as SandboxRunner.RunError {
             throw UsageError(message: error.description)
         }

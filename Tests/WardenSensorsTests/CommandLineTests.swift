@@ -34,7 +34,10 @@ enum Binary {
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (
-            (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)),
+            (
+                process.terminationStatus, String(decoding: stdout, as: UTF8.self),
+                String(decoding: stderr, as: UTF8.self)
+            ),
             process.terminationReason
         )
     }
@@ -111,6 +114,55 @@ extension SensorIntegration {
             #expect(twoFilesErrors.contains("Unexpected argument '/bin/false'"))
         }
 
+        /// A file name that is not UTF-8 (a byte 0xff) still names its file: Swift's decoding of
+        /// argv would turn it into U+FFFD, and the file could be neither sandboxed nor quarantined.
+        @Test func pathArgumentsThatAreNotUTF8NameTheirFile() throws {
+            try #require(Binary.exists, "build first: swift build")
+            guard getuid() == 0 else { return }  // the sandbox needs root; CI is root
+            let state = makeStateDirectory()
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+            let name = Array("drop".utf8) + [0xff] + Array("x".utf8)
+            let path = Array((state + "/").utf8) + name
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: "/bin/true"))
+            let fd = (path + [0]).withUnsafeBufferPointer {
+                $0.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_WRONLY | O_CREAT | O_EXCL, 0o755) }
+            }
+            try #require(fd >= 0)
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            // The shell makes the byte: Foundation's Process takes only Strings.
+            func shmwarden(_ command: String) throws -> (Int32, String, String) {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = ["-c", "exec \"$0\" \(command) \"$1/$(printf 'drop\\377x')\"", Binary.path, state]
+                let out = Pipe()
+                let err = Pipe()
+                (process.standardOutput, process.standardError) = (out, err)
+                try process.run()
+                let stdout = out.fileHandleForReading.readDataToEndOfFile()
+                let stderr = err.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return (
+                    process.terminationStatus, String(decoding: stdout, as: UTF8.self),
+                    String(decoding: stderr, as: UTF8.self)
+                )
+            }
+            let (ran, output, errors) = try shmwarden("sandbox --json --state-dir \"$1\"")
+            #expect(ran == 0, "\(errors)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+            #expect((report["exit"] as? [String: Any])?["code"] as? Int == 0, "\(output)")
+
+            let (quarantined, sidecar, quarantineErrors) = try shmwarden("quarantine --json --state-dir \"$1\"")
+            #expect(quarantined == 0, "\(quarantineErrors)")
+            let entry = try #require(try JSONSerialization.jsonObject(with: Data(sidecar.utf8)) as? [String: Any])
+            #expect((entry["originalPathBase64"] as? String).flatMap { Data(base64Encoded: $0) } == Data(path))
+            #expect(
+                (path + [0]).withUnsafeBufferPointer {
+                    $0.withMemoryRebound(to: CChar.self) { access($0.baseAddress!, F_OK) }
+                } != 0)
+        }
+
         @Test func helpExitsZero() throws {
             try #require(Binary.exists, "build first: swift build")
             let (status, stdout, _) = try Binary.run(["run", "--help"])
@@ -136,7 +188,10 @@ extension SensorIntegration {
             #expect(filesStatus == 0)
             let files = try #require(try JSONSerialization.jsonObject(with: Data(filesOut.utf8)) as? [[String: Any]])
             let record = try #require(files.first)
-            for key in ["path", "sha256", "size", "mode", "uid", "gid", "device", "inode", "kind", "firstSeen", "state", "evidencePath"] {
+            for key in [
+                "path", "sha256", "size", "mode", "uid", "gid", "device", "inode", "kind", "firstSeen", "state",
+                "evidencePath",
+            ] {
                 #expect(record[key] != nil, "missing \(key)")
             }
             #expect(record["path"] as? String == mount.child("elf"))
@@ -155,7 +210,9 @@ extension SensorIntegration {
             defer { try? FileManager.default.removeItem(atPath: state) }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Binary.path)
-            process.arguments = ["run", "--state-dir", state, "--no-discover", "--watch", mount.path, "--log-level", "info"]
+            process.arguments = [
+                "run", "--state-dir", state, "--no-discover", "--watch", mount.path, "--log-level", "info",
+            ]
             let err = Pipe()
             process.standardError = err
             process.standardOutput = FileHandle.nullDevice
