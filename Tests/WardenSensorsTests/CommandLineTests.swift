@@ -18,11 +18,11 @@ enum Binary {
     }
 
     /// Runs the binary to completion, with how it ended.
-    static func runProcess(_ arguments: [String], environment: [String: String] = [:]) throws
-        -> (result: (Int32, String, String), reason: Process.TerminationReason)
-    {
+    static func runProcess(
+        _ arguments: [String], environment: [String: String] = [:], executable: String = Binary.path
+    ) throws -> (result: (Int32, String, String), reason: Process.TerminationReason) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe()
@@ -133,20 +133,10 @@ extension SensorIntegration {
             close(fd)
             // The shell makes the byte: Foundation's Process takes only Strings.
             func shmwarden(_ command: String) throws -> (Int32, String, String) {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/bin/sh")
-                process.arguments = ["-c", "exec \"$0\" \(command) \"$1/$(printf 'drop\\377x')\"", Binary.path, state]
-                let out = Pipe()
-                let err = Pipe()
-                (process.standardOutput, process.standardError) = (out, err)
-                try process.run()
-                let stdout = out.fileHandleForReading.readDataToEndOfFile()
-                let stderr = err.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return (
-                    process.terminationStatus, String(decoding: stdout, as: UTF8.self),
-                    String(decoding: stderr, as: UTF8.self)
-                )
+                try Binary.runProcess(
+                    ["-c", "exec \"$0\" \(command) \"$1/$(printf 'drop\\377x')\"", Binary.path, state],
+                    executable: "/bin/sh"
+                ).result
             }
             let (ran, output, errors) = try shmwarden("sandbox --json --state-dir \"$1\"")
             #expect(ran == 0, "\(errors)")
