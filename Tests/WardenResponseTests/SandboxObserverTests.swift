@@ -132,6 +132,10 @@ import WardenLinux
                 == "It exited with code 0, and 2 process(es) it left behind were still running at the time limit, 1 of "
                 + "them in a session of its own (a daemon): pid 41 '[kworker/0:1]' -o pool:3333; pid 42 sleep 60; every "
                 + "process in its pid namespace was killed then.")
+        #expect(
+            SandboxVerdict.sentences(report(timedOut: true)).first
+                == "It exited with code 0, and processes it left behind were still running at the time limit; every "
+                + "process in its pid namespace was killed then.")
         let stillAtWork = report(
             exit: .init(code: nil, signal: 9, atTimeLimit: true), timedOut: true, stillRunning: [helper])
         #expect(

@@ -20,9 +20,12 @@ enum SandboxVerdict {
             // The sample ended; what it started did not.
             let ending =
                 report.exit.code.map { "exited with code \($0)" } ?? "was killed by signal \(report.exit.signal ?? 0)"
+            // (An empty list: they could not be read before the kill.)
+            let which = left.isEmpty ? "processes" : "\(left.count) process(es)"
             out.append(
-                "It \(ending), and \(left.count) process(es) it left behind were still running at the time limit"
-                    + "\(daemonNote): \(named); every process in its pid namespace was killed then.")
+                "It \(ending), and \(which) it left behind were still running at the time limit"
+                    + (left.isEmpty ? "" : "\(daemonNote): \(named)")
+                    + "; every process in its pid namespace was killed then.")
         } else if report.timedOut {
             out.append(
                 "It was still running after the time limit; every process in its pid namespace was killed"
