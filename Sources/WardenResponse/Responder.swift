@@ -308,7 +308,7 @@ public final class Responder: Sendable {
         var options = SandboxRunner.Options()
         options.timeoutSeconds = job.timeout
         do {
-            let report = try sandbox.run(path: source, options: options)
+            let report = try sandbox.run(path: source, name: file.path.bytes, options: options)
             return (
                 row(report.setupError == nil ? .performed : .failed, "sandbox run \(report.id): " + report.verdict.joined(separator: " ")),
                 [.sandboxRun(report.record(at: clock(), fileID: file.fileID, alertID: job.alertID))]

@@ -71,6 +71,9 @@ extension SensorIntegration {
             #expect(row.outcome == .performed && row.detail.contains("It exited with code 0"), "\(row.detail)")
             let runs = try agent.database.sandboxRuns(sha256: [sha])
             #expect(runs.count == 1 && runs.first?.verdict.first?.hasPrefix("It exited with code 0") == true)
+            // It runs under the dropped file's own name, not its evidence copy's (the hash).
+            let report = try JSONSerialization.jsonObject(with: Data((runs.first?.reportJSON ?? "{}").utf8))
+            #expect((report as? [String: Any])?["argv"] as? [String] == ["/sample/sample"], "\(report)")
             try await agent.stop()
         }
 

@@ -57,8 +57,10 @@ public struct SandboxRunner: Sendable {
         public var description: String
     }
 
-    /// Runs the regular file at `path` (read through one descriptor, never by path again).
-    public func run(path: PathBytes, options: Options = Options()) throws -> SandboxReport {
+    /// Runs the regular file at `path` (read through one descriptor, never by path again) as
+    /// `/sample/<name>`: by default `path`'s last component (the agent passes the dropped file's
+    /// own name for its content-addressed evidence copy: a sample may check what it is called).
+    public func run(path: PathBytes, name: [UInt8]? = nil, options: Options = Options()) throws -> SandboxReport {
         let source: FileDescriptor
         do {
             source = try sys_open(path.bytes, flags: O_RDONLY)
@@ -71,8 +73,13 @@ public struct SandboxRunner: Sendable {
         }
         return try run(
             source: source,
-            name: path.bytes.split(separator: UInt8(ascii: "/")).last.map(Array.init) ?? Array("sample".utf8),
+            name: Self.sampleName(name ?? path.bytes),
             options: options)
+    }
+
+    /// The last component of `path`, or `sample` when it has none.
+    static func sampleName(_ path: [UInt8]) -> [UInt8] {
+        path.split(separator: UInt8(ascii: "/")).last.map(Array.init) ?? Array("sample".utf8)
     }
 
     /// Runs the sample on a thread of its own in a mount namespace of its own: the jail's tmpfs
@@ -161,7 +168,9 @@ public struct SandboxRunner: Sendable {
         defer { [stdoutRead, stderrRead, statusRead, notifyReceive].forEach(sys_close) }
         let audit = KernelAuditReader()
 
-        let argv = ["/sample/" + String(decoding: name, as: UTF8.self)] + options.arguments
+        // The bytes as they are (a name need not be UTF-8); the report shows them decoded.
+        let argvBytes = [Array("/sample/".utf8) + name] + options.arguments.map { Array($0.utf8) }
+        let argv = argvBytes.map { String(decoding: $0, as: UTF8.self) }
         let environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "LANG=C"]
         let limits: [(UInt64, UInt64)] = [
             (UInt64(options.timeoutSeconds + 1), UInt64(options.timeoutSeconds + 2)),
@@ -203,7 +212,9 @@ public struct SandboxRunner: Sendable {
                 observer.serve(listener)
             } : nil
         let started = sys_monotonicNanoseconds()
-        let initPID = CStrings.with(binds.map(\.path) + argv + environment + [root, "sandbox"]) { strings in
+        let initPID = CStrings.with(
+            binds.map { Array($0.path.utf8) } + argvBytes + (environment + [root, "sandbox"]).map { Array($0.utf8) }
+        ) { strings in
             let bindSources = Array(strings[0..<binds.count]) + [nil]
             let argvPointers = Array(strings[binds.count..<(binds.count + argv.count)]) + [nil]
             let envPointers =

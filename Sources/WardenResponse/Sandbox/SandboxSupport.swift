@@ -8,11 +8,21 @@ import SystemPackage
 import WardenCore
 import WardenLinux
 
-/// NUL-terminated copies of Swift strings that live for the duration of `body` (for C arrays).
+/// NUL-terminated copies of byte strings that live for the duration of `body` (for C arrays).
 enum CStrings {
-    static func with<T>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) throws -> T) rethrows -> T {
-        let pointers = strings.map { strdup($0) }
-        defer { pointers.forEach { free($0) } }
+    static func with<T>(_ strings: [[UInt8]], _ body: ([UnsafeMutablePointer<CChar>?]) throws -> T) rethrows -> T {
+        let pointers = strings.map { bytes -> UnsafeMutablePointer<CChar>? in
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+            bytes.withUnsafeBytes { raw in
+                // An empty string (an empty sample argument) has no base address to copy from.
+                if let base = raw.baseAddress {
+                    UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: raw.count)
+                }
+            }
+            copy[bytes.count] = 0
+            return copy
+        }
+        defer { pointers.forEach { $0?.deallocate() } }
         return try body(pointers)
     }
 }
