@@ -33,6 +33,8 @@ public struct SandboxFilter: Sendable {
     /// Reported only for the option that renames the process (PR_SET_NAME, what `ps` shows):
     /// a miner posing as a kernel thread. Other prctl options are frequent and say little.
     public static let observedPrctlOption: UInt64 = 15
+    /// Every call that may reach the supervisor: `observed`, and prctl for that one option.
+    public static let notified = observed + ["prctl"]
 
     /// The BPF program: `struct sock_filter` records (8 bytes each).
     public let program: [UInt8]

@@ -113,7 +113,7 @@ final class SandboxObserver: @unchecked Sendable {
     /// Paid at the first notification instead, they held the sample's own exec 0.07-0.08 ms
     /// from RECV's return to SEND (perf trace, three runs; 0.04 ms with this).
     func prepare() {
-        for name in SandboxFilter.observed + ["prctl"] {
+        for name in SandboxFilter.notified {
             let number = seccomp_syscall_resolve_name(name)
             guard number >= 0 && Int(number) < Self.tableSize else { continue }
             plans[Int(number)] = ArgumentPlan(name)
