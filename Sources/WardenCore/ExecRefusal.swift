@@ -31,7 +31,8 @@ public enum ExecRefusal {
         #endif
     }
 
-    /// The host directories the jail shares (read-only) under the same names.
+    /// The host directories the jail shares (read-only) under the same names; the sandbox
+    /// builds its root from this list.
     public static let sharedDirectories = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"]
 
     /// One clause, after "The sample did not run: ".

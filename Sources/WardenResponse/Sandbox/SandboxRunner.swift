@@ -332,7 +332,9 @@ public struct SandboxRunner: Sendable {
         }
         binds.append(Bind(path: "/usr", device: false))
         // Merged-/usr systems have /bin → usr/bin: the same symlinks inside; else bind the directory.
-        for name in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
+        // (One list with what a refused exec's explanation calls shared.)
+        for directory in ExecRefusal.sharedDirectories where directory != "/usr" {
+            let name = String(directory.dropFirst())
             let hostPath = Array("/\(name)".utf8)
             guard let status = try? sys_lstat(hostPath) else { continue }
             let target = Array((root + "/" + name).utf8)
