@@ -113,7 +113,7 @@ import WardenLinux
             timedOut: timedOut, stillRunning: stillRunning,
             durationMs: 4.5, syscalls: [:], denied: denied, network: [], lookups: [], files: files,
             processes: processes, signals: signals,
-            written: [], stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, setupError: nil,
+            written: [], writtenTruncated: false, stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, setupError: nil,
             verdict: [])
     }
 

@@ -102,6 +102,28 @@ struct SandboxTests {
         #expect(sandboxProcesses(uid: report.uid).isEmpty)
     }
 
+    /// A name that is not UTF-8 is reported escaped with its exact bytes beside it, and the file
+    /// is kept as evidence (a decoded name would name no file); past 100 files the report says
+    /// that only the first 100 are kept.
+    @Test func filesWithNamesThatAreNotUTF8AreReportedAndKept() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try runShell("printf stage > /tmp/\"$(printf 'a\\377b')\"")
+        #expect(report.exit.code == 0, "\(report.stderr)")
+        let exact = Data(Array("/tmp/a".utf8) + [0xff] + Array("b".utf8)).base64EncodedString()
+        let opened = try #require(report.files.first { $0.created }, "\(report.files)")
+        #expect(opened.path == "/tmp/a\\xffb" && opened.pathBase64 == exact, "\(opened)")
+        let kept = try #require(report.written.first, "\(report.written)")
+        #expect(kept.path == "/tmp/a\\xffb" && kept.pathBase64 == exact && kept.size == 5)
+        #expect(FileManager.default.contents(atPath: kept.evidencePath) == Data("stage".utf8))
+        #expect(!report.writtenTruncated)
+
+        let many = try runShell("for i in $(seq 101); do : > /tmp/f$i; done")
+        #expect(many.written.count == 100 && many.writtenTruncated)
+        #expect(
+            many.verdict.contains("It left more than 100 file(s) in /tmp; the first 100 are kept as evidence."),
+            "\(many.verdict)")
+    }
+
     /// Each exec is reported with the argument vector it passed, read from the sample's memory
     /// while the call waited: a dropper's URL and target path, and an argv[0] that poses as a
     /// kernel thread.

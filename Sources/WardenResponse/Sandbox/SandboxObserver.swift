@@ -371,8 +371,16 @@ final class SandboxObserver: @unchecked Sendable {
             pids.insert(call.pid)
             call.name = names[call.nr] ?? SandboxFilter.name(of: call.nr)
             var event = Self.describe(call)
-            if let passed = call.firstAsPassed, case .file(var access) = event {
-                access.passedAs = String(decoding: passed, as: UTF8.self)
+            if case .file(var access) = event {
+                if let passed = call.firstAsPassed { access.passedAs = PathBytes(passed).displayString }
+                // The exact bytes of a path that JSON cannot carry as text.
+                let raw: [UInt8]? =
+                    switch call.name {
+                    case "fchmod": call.descriptorTarget
+                    case "memfd_create": call.first.map { Array("/memfd:".utf8) + $0 }
+                    default: call.first
+                    }
+                if let raw, !PathBytes(raw).isValidUTF8 { access.pathBase64 = PathBytes(raw).base64 }
                 event = .file(access)
             }
             switch event {
@@ -388,8 +396,10 @@ final class SandboxObserver: @unchecked Sendable {
 
     static func describe(_ call: Captured) -> Event {
         let (name, pid, args) = (call.name, call.pid, call.args)
-        let first = call.first.map { String(decoding: $0, as: UTF8.self) } ?? "?"
-        let second = call.second.map { String(decoding: $0, as: UTF8.self) } ?? "?"
+        // Paths for people: bytes that are not UTF-8, and control bytes, as \xNN (the exact
+        // bytes go in `pathBase64`, set by the caller).
+        let first = call.first.map { PathBytes($0).displayString } ?? "?"
+        let second = call.second.map { PathBytes($0).displayString } ?? "?"
         // Arguments go in as they were, or as much as could be read (nil when none could).
         let arguments = call.arguments.map { $0.strings.map { String(decoding: $0, as: UTF8.self) } }
         let argumentsComplete = call.arguments.map(\.complete) == false ? false : nil

@@ -46,6 +46,9 @@ public struct SandboxReport: Encodable, Sendable {
         /// The path as the sample passed it, when it was relative to its working directory and
         /// `path` is that made absolute.
         public var passedAs: String? = nil
+        /// The exact bytes of `path` when they are not UTF-8 (`path` is then a display form
+        /// with `\xNN` escapes), as everywhere paths go into JSON.
+        public var pathBase64: String? = nil
     }
 
     public struct Process: Encodable, Sendable, Equatable {
@@ -79,6 +82,8 @@ public struct SandboxReport: Encodable, Sendable {
 
     public struct WrittenFile: Encodable, Sendable, Equatable {
         public var path: String
+        /// The exact bytes of `path` when they are not UTF-8.
+        public var pathBase64: String?
         public var size: Int64
         public var sha256: String
         public var evidencePath: String
@@ -120,6 +125,8 @@ public struct SandboxReport: Encodable, Sendable {
     public var processes: [Process]
     public var signals: [String]
     public var written: [WrittenFile]
+    /// More files were left than `written` keeps (the first 100).
+    public var writtenTruncated: Bool
     public var stdout: String
     public var stderr: String
     public var stdoutTruncated: Bool

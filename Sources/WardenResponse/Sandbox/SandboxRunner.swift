@@ -297,7 +297,8 @@ public struct SandboxRunner: Sendable {
         if timedOut && exit.code == nil && exit.signal == nil {
             exit = .init(code: nil, signal: SIGKILL, atTimeLimit: true)
         }
-        let written = collectWritten([(tmp, "/tmp"), (devShm, "/dev/shm")], into: directory + "/" + id)
+        let (written, writtenTruncated) = collectWritten(
+            [(tmp, "/tmp"), (devShm, "/dev/shm")], into: directory + "/" + id)
         var report = SandboxReport(
             id: id, sha256: sha256, argv: argv, uid: identity, exit: exit, timedOut: timedOut,
             stillRunning: stillRunning,
@@ -305,6 +306,7 @@ public struct SandboxRunner: Sendable {
             syscalls: observer.syscalls, denied: audit.deniedCalls(uid: identity), network: observer.network,
             lookups: lookups ?? [],
             files: observer.files, processes: observer.processes, signals: observer.signals, written: written,
+            writtenTruncated: writtenTruncated,
             stdout: stdout, stderr: stderr, stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated,
             setupError: setupError, verdict: [])
         report.verdict = SandboxVerdict.sentences(report)
@@ -479,25 +481,35 @@ public struct SandboxRunner: Sendable {
     /// Regular files the sample left in its writable directories (`places`: where each is mounted
     /// here, and its path in the jail): hashed, and kept under `<runDirectory>/written/<sha256>`
     /// (made for the first one).
+    /// At most this many files the sample left are kept.
+    static let writtenLimit = 100
+
     private func collectWritten(_ places: [(mount: String, jailPath: String)], into runDirectory: String)
-        -> [SandboxReport.WrittenFile]
+        -> (files: [SandboxReport.WrittenFile], truncated: Bool)
     {
         let keep = runDirectory + "/written"
         var out: [SandboxReport.WrittenFile] = []
+        var truncated = false
         var keeping = false
         let digest = DescriptorDigest()
-        func walk(_ directory: String, depth: Int, _ place: (mount: String, jailPath: String)) {
-            guard depth < 16, out.count < 100,
-                let fd = try? sys_open(Array(directory.utf8), flags: O_RDONLY | O_DIRECTORY),
+        // By bytes: a name need not be UTF-8 (a decoded one would name no file, and the file
+        // would be lost as evidence).
+        func walk(_ directory: PathBytes, depth: Int, _ place: (mount: String, jailPath: String)) {
+            guard depth < 16, let fd = try? sys_open(directory.bytes, flags: O_RDONLY | O_DIRECTORY),
                 let entries = try? sys_readDirectory(fd)
             else { return }
             sys_close(fd)
             for (entryName, _) in entries {
-                let path = directory + "/" + String(decoding: entryName, as: UTF8.self)
-                guard let status = try? sys_lstat(Array(path.utf8)) else { continue }
+                let path = directory.appending(entryName)
+                guard let status = try? sys_lstat(path.bytes) else { continue }
                 if status.isDirectory {
                     walk(path, depth: depth + 1, place)
-                } else if status.isRegularFile, let file = try? sys_open(Array(path.utf8), flags: O_RDONLY) {
+                } else if status.isRegularFile {
+                    guard out.count < Self.writtenLimit else {
+                        truncated = true
+                        return
+                    }
+                    guard let file = try? sys_open(path.bytes, flags: O_RDONLY) else { continue }
                     defer { sys_close(file) }
                     guard let sha = try? digest.sha256(of: file) else { continue }
                     if !keeping {
@@ -510,16 +522,16 @@ public struct SandboxRunner: Sendable {
                         _ = try? digest.copy(from: file, to: out)
                         sys_close(out)
                     }
+                    let inJail = PathBytes(Array(place.jailPath.utf8) + path.bytes.dropFirst(place.mount.utf8.count))
                     out.append(
                         .init(
-                            path: place.jailPath + path.dropFirst(place.mount.count), size: status.size, sha256: sha,
-                            evidencePath: kept
-                        ))
+                            path: inJail.displayString, pathBase64: inJail.isValidUTF8 ? nil : inJail.base64,
+                            size: status.size, sha256: sha, evidencePath: kept))
                 }
             }
         }
-        for place in places { walk(place.mount, depth: 0, place) }
-        return out
+        for place in places { walk(PathBytes(place.mount), depth: 0, place) }
+        return (out, truncated)
     }
 
     private func wrap<T>(_ body: () throws(SystemCallError) -> T) throws -> T {

@@ -119,7 +119,11 @@ enum SandboxVerdict {
             // Where, from the paths themselves: /tmp, /dev/shm or both.
             let places = ["/tmp/", "/dev/shm/"].filter { place in report.written.contains { $0.path.hasPrefix(place) } }
             let named = places.map { String($0.dropLast()) }.joined(separator: " and ")
-            out.append("It left \(report.written.count) file(s) in \(named), kept as evidence.")
+            out.append(
+                report.writtenTruncated
+                    ? "It left more than \(report.written.count) file(s) in \(named); the first \(report.written.count) "
+                        + "are kept as evidence."
+                    : "It left \(report.written.count) file(s) in \(named), kept as evidence.")
         }
         if out.count == howItEnded { out.append("Nothing else was observed.") }
         return out
