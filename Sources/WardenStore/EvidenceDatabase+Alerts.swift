@@ -126,14 +126,23 @@ extension EvidenceDatabase {
             try Row.fetchAll(
                 db, sql: "SELECT * FROM sandbox_run WHERE sha256 IN (\(marks)) ORDER BY time",
                 arguments: StatementArguments(sha256)
-            ).map { row in
-                SandboxRunRecord(
-                    id: row["id"], time: Timestamp(nanosecondsSinceEpoch: row["time"]), sha256: row["sha256"],
-                    fileId: row["fileId"], alertId: row["alertId"],
-                    verdict: (row["verdict"] as String).split(separator: "\n").map(String.init),
-                    reportJSON: row["report"])
-            }
+            ).map(Self.sandboxRun)
         }
+    }
+
+    /// The sandbox run with this id, if there is one.
+    public func sandboxRun(id: String) throws -> SandboxRunRecord? {
+        try dbWriter.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM sandbox_run WHERE id = ?", arguments: [id]).map(Self.sandboxRun)
+        }
+    }
+
+    private static func sandboxRun(_ row: Row) -> SandboxRunRecord {
+        SandboxRunRecord(
+            id: row["id"], time: Timestamp(nanosecondsSinceEpoch: row["time"]), sha256: row["sha256"],
+            fileId: row["fileId"], alertId: row["alertId"],
+            verdict: (row["verdict"] as String).split(separator: "\n").map(String.init),
+            reportJSON: row["report"])
     }
 
     /// The file observations with these row ids (those that exist), in id order.

@@ -18,14 +18,19 @@ struct SandboxCommand: ParsableCommand {
             read-only root, its own /tmp, no network but its own loopback, an unprivileged uid with \
             no capabilities, no_new_privs, rlimits and a seccomp filter that kills or refuses \
             ptrace, mount, namespaces, bpf, kexec, module loading, TIOCSTI and non-unix sockets. \
-            execve, open, connect, clone, unlink, rename, chmod and kill are observed through \
-            seccomp user notification. At the time limit the whole pid namespace is killed. Needs root.
+            execve, open, connect, clone, unlink, rename, chmod, kill, memfd_create and \
+            prctl(PR_SET_NAME) are observed through seccomp user notification. At the time limit \
+            the whole pid namespace is killed. Needs root. Every run is stored; --show ID prints \
+            a stored one again (an alert's report names the runs of its files).
             """)
 
     @OptionGroup var state: StateOptions
 
     @Argument(help: "The sample to run (it is copied; the original is never executed).")
-    var file: String
+    var file: String?
+
+    @Option(help: "Print the stored run with this id instead of running a file.")
+    var show: String?
 
     @Option(help: "Wall-clock limit in seconds (1-3600).")
     var timeout: Int = 10
@@ -40,11 +45,18 @@ struct SandboxCommand: ParsableCommand {
     var arguments: [String] = []
 
     func validate() throws {
+        guard show == nil else {
+            guard file == nil else { throw ValidationError("give a file to run or --show ID, not both") }
+            return
+        }
+        guard let file else { throw ValidationError("give a file to run (or --show ID for a stored run)") }
         guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be 1 to 3600 seconds") }
         guard PathArgument.resolved(file) != nil else { throw ValidationError("'\(file)' does not exist") }
     }
 
     func run() throws {
+        if let show { return try printStored(id: show) }
+        guard let file else { throw UsageError(message: "give a file to run (or --show ID for a stored run)") }
         guard getuid() == 0 else { throw UsageError(message: "the sandbox needs root (namespaces, mounts, seccomp)") }
         let directory = state.state
         try directory.prepare()
@@ -81,6 +93,22 @@ struct SandboxCommand: ParsableCommand {
         // started two dispatch threads only for the exit to stop them: 0.3 ms).
         try database.close()
         Foundation.exit(0)
+    }
+
+    /// A stored run, printed as the run that made it printed it.
+    private func printStored(id: String) throws {
+        let directory = state.state
+        guard directory.hasDatabase else { throw UsageError(message: "no database at \(directory.databasePath)") }
+        let database = try EvidenceDatabase(path: directory.databasePath, connections: .single)
+        guard let record = try database.sandboxRun(id: id) else {
+            throw UsageError(message: "no sandbox run with id '\(id)' in \(directory.databasePath)")
+        }
+        let report = try SandboxReport.decodeStored(record.reportJSON)
+        if json {
+            print(try JSONOutput.encode(report))
+        } else {
+            printText(report)
+        }
     }
 
     private func printText(_ report: SandboxReport) {
@@ -193,6 +221,7 @@ extension SandboxCommand {
         var command = SandboxCommand()
         command.state = state
         command.file = file
+        command.show = nil
         command.timeout = timeout
         command.json = json
         command.noObserve = noObserve

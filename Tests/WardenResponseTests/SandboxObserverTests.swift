@@ -1,8 +1,10 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+import Foundation
 @preconcurrency import Glibc
 import Testing
+import WardenCore
 import WardenLinux
 
 @testable import WardenResponse
@@ -113,7 +115,8 @@ import WardenLinux
             timedOut: timedOut, stillRunning: stillRunning,
             durationMs: 4.5, syscalls: [:], denied: denied, network: [], lookups: [], files: files,
             processes: processes, signals: signals,
-            written: [], writtenTruncated: false, stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, setupError: nil,
+            written: [], writtenTruncated: false, stdout: "", stderr: "", stdoutTruncated: false,
+            stderrTruncated: false, setupError: nil,
             verdict: [])
     }
 
@@ -121,6 +124,28 @@ import WardenLinux
         #expect(
             SandboxVerdict.sentences(report()) == ["It exited with code 0 after 4.5 ms.", "Nothing else was observed."])
         #expect(SandboxVerdict.sentences(report(exit: .init(code: nil, signal: nil))) == ["Nothing else was observed."])
+    }
+
+    /// A run stored before `stillRunning`, `writtenTruncated` and `exit.atTimeLimit` existed
+    /// still reads back, with the values that meant "none" then.
+    @Test func aRunStoredBeforeTheNewerFieldsReadsBack() throws {
+        var stored = report(exit: .init(code: nil, signal: 9, atTimeLimit: true), timedOut: true)
+        stored.verdict = ["It was still running after the time limit."]
+        let json = try #require(stored.record(at: Timestamp(nanosecondsSinceEpoch: 0)).reportJSON.data(using: .utf8))
+        var object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        object["stillRunning"] = nil
+        object["writtenTruncated"] = nil
+        var exit = try #require(object["exit"] as? [String: Any])
+        exit["atTimeLimit"] = nil
+        object["exit"] = exit
+        let legacy = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        let read = try SandboxReport.decodeStored(legacy)
+        #expect(read.exit == stored.exit && read.timedOut && read.stillRunning.isEmpty && !read.writtenTruncated)
+        #expect(read.verdict == stored.verdict && read.id == stored.id && read.sha256 == stored.sha256)
+        // A current one reads back as it was written.
+        let current = try SandboxReport.decodeStored(String(decoding: json, as: UTF8.self))
+        #expect(current.exit == stored.exit)
+        #expect(throws: (any Error).self) { try SandboxReport.decodeStored("[1]") }
     }
 
     @Test func whatOutlivedTheSampleIsNamedWithHowItEnded() {

@@ -105,6 +105,16 @@ extension SensorIntegration {
             let sleep = try #require(try JSONSerialization.jsonObject(with: Data(sleptOutput.utf8)) as? [String: Any])
             #expect(sleep["timedOut"] as? Bool == true)
             #expect((sleep["durationMs"] as? Double ?? 0) < 10_000)
+            // A stored run prints again by its id, the same report.
+            let id = try #require(report["id"] as? String)
+            let (shown, shownOutput, shownErrors) = try Binary.run([
+                "sandbox", "--state-dir", state, "--show", id, "--json",
+            ])
+            #expect(shown == 0, "\(shownErrors)")
+            let again = try #require(try JSONSerialization.jsonObject(with: Data(shownOutput.utf8)) as? NSDictionary)
+            #expect(again == report as NSDictionary)
+            let (unknown, _, unknownErrors) = try Binary.run(["sandbox", "--state-dir", state, "--show", "nope"])
+            #expect(unknown == 2 && unknownErrors.contains("no sandbox run with id 'nope'"), "\(unknownErrors)")
             // What the hand reading refuses reaches ArgumentParser, which explains it.
             let (missing, _, missingErrors) = try Binary.run(["sandbox", "/bin/true", "--timeout", "--json"])
             #expect(missing == 2)

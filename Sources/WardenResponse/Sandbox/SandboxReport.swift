@@ -6,9 +6,9 @@ import WardenCore
 import WardenStore
 
 /// What a sample did in the sandbox: the `sandbox run` of DESIGN.md's JSON contract.
-public struct SandboxReport: Encodable, Sendable {
+public struct SandboxReport: Codable, Sendable {
     /// How the sample's own process ended.
-    public struct Exit: Encodable, Sendable, Equatable {
+    public struct Exit: Codable, Sendable, Equatable {
         public var code: Int32?
         public var signal: Int32?
         /// The signal is the time limit's SIGKILL: the sample itself was still running then.
@@ -21,7 +21,7 @@ public struct SandboxReport: Encodable, Sendable {
         }
     }
 
-    public struct NetworkAttempt: Encodable, Sendable, Equatable {
+    public struct NetworkAttempt: Codable, Sendable, Equatable {
         public var syscall: String
         public var family: String
         public var address: String?
@@ -30,14 +30,14 @@ public struct SandboxReport: Encodable, Sendable {
 
     /// A host name (or address) the sample asked glibc to resolve, through the jail's nscd socket
     /// (`SandboxNameService`), answered as not found.
-    public struct NameLookup: Encodable, Sendable, Equatable {
+    public struct NameLookup: Codable, Sendable, Equatable {
         /// `getaddrinfo`, `gethostbyname`, `gethostbyaddr`, …
         public var request: String
         public var name: String
         public var pid: Int32
     }
 
-    public struct FileAccess: Encodable, Sendable, Equatable {
+    public struct FileAccess: Codable, Sendable, Equatable {
         public var syscall: String
         public var path: String
         /// open flags (`O_WRONLY|O_CREAT`), chmod modes, rename targets.
@@ -51,7 +51,7 @@ public struct SandboxReport: Encodable, Sendable {
         public var pathBase64: String? = nil
     }
 
-    public struct Process: Encodable, Sendable, Equatable {
+    public struct Process: Codable, Sendable, Equatable {
         public var syscall: String
         /// The program, for execve/execveat.
         public var path: String?
@@ -80,7 +80,7 @@ public struct SandboxReport: Encodable, Sendable {
         }
     }
 
-    public struct WrittenFile: Encodable, Sendable, Equatable {
+    public struct WrittenFile: Codable, Sendable, Equatable {
         public var path: String
         /// The exact bytes of `path` when they are not UTF-8.
         public var pathBase64: String?
@@ -90,7 +90,7 @@ public struct SandboxReport: Encodable, Sendable {
     }
 
     /// A process of the jail still running at the time limit, named just before it was killed.
-    public struct Survivor: Encodable, Sendable, Equatable {
+    public struct Survivor: Codable, Sendable, Equatable {
         /// Its pid on the host, as in `processes`.
         public var pid: Int32
         /// Its argument vector as a shell would need it typed (cut at 1 KiB): what it said it was.
@@ -138,6 +138,22 @@ public struct SandboxReport: Encodable, Sendable {
 }
 
 extension SandboxReport {
+    /// A run as it was stored (`SandboxRunRecord.reportJSON`). Runs stored before a field was
+    /// added lack it: each gets the value that meant "none" then.
+    public static func decodeStored(_ json: String) throws -> SandboxReport {
+        guard var object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "a stored run is not an object"))
+        }
+        let added: [String: Any] = ["stillRunning": [Any](), "writtenTruncated": false]
+        for (key, value) in added where object[key] == nil { object[key] = value }
+        if var exit = object["exit"] as? [String: Any], exit["atTimeLimit"] == nil {
+            // Before the flag, a SIGKILL with timedOut was always the time limit's.
+            exit["atTimeLimit"] = (object["timedOut"] as? Bool ?? false) && exit["code"] == nil
+            object["exit"] = exit
+        }
+        return try JSONDecoder().decode(SandboxReport.self, from: JSONSerialization.data(withJSONObject: object))
+    }
+
     /// The stored form of this run, linked to the file and alert it was run for.
     public func record(at time: Timestamp, fileID: Int64? = nil, alertID: String? = nil) -> SandboxRunRecord {
         let encoder = JSONEncoder()
