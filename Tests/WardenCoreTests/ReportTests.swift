@@ -40,13 +40,15 @@ enum ReportFixtures {
         receivedAt: Timestamp(rfc3339: "2026-11-29T12:00:02.2Z")!,
         evidence: [
             ReportEvidence(
-                file: file(Array("/dev/shm/x".utf8), mount: "/dev/shm", state: .present), matchedBy: "proc.exepath,fd.name",
+                file: file(Array("/dev/shm/x".utf8), mount: "/dev/shm", state: .present),
+                matchedBy: "proc.exepath,fd.name",
                 confidence: 0.99, mount: devShmMount, quarantineID: nil)
         ],
         noEvidenceReason: nil,
         actions: [
             ReportAction(
-                time: "2026-11-29T12:00:02.300000000Z", rule: "executed-from-tmpfs", action: "quarantine", mode: "monitor",
+                time: "2026-11-29T12:00:02.300000000Z", rule: "executed-from-tmpfs", action: "quarantine",
+                mode: "monitor",
                 outcome: "planned", target: "/dev/shm/x", detail: "would quarantine /dev/shm/x (sha256 \(sha))")
         ],
         eventDropNearby: false, memfdNoexec: 0, generatedAt: Timestamp(rfc3339: "2026-11-29T12:05:00Z")!)
@@ -94,7 +96,8 @@ enum ReportFixtures {
 }
 
 @Suite struct ReportTests {
-    static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+    static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "Golden")
 
     /// The rendered Markdown and JSON are compared byte for byte with the reviewed files in
     /// Golden/; run with SHMWARDEN_UPDATE_GOLDEN=1 to rewrite them after a deliberate change.
@@ -132,7 +135,10 @@ enum ReportFixtures {
         let drop = ReportBuilder.build(ReportFixtures.dropInContainer)
         #expect(drop.identity.location == "container 0123456789ab")
         #expect(drop.identity.exeNote.contains("`./payload`"))
-        #expect(drop.recommendations.first { $0.kind == "restore" }?.commands == ["shmwarden quarantine restore qt4b2x1-9f3a"])
+        #expect(
+            drop.recommendations.first { $0.kind == "restore" }?.commands == [
+                "shmwarden quarantine restore qt4b2x1-9f3a"
+            ])
         #expect(drop.recommendations.first { $0.kind == "noexec-remount" }?.text.contains("Docker container") == true)
         #expect(drop.caveats.contains { $0.contains("26 s after") })
 
@@ -145,7 +151,8 @@ enum ReportFixtures {
         withRun.sandboxRuns = [(id: "s1", sha256: ReportFixtures.sha, verdict: ["It exited with code 0 after 3.0 ms."])]
         #expect(
             ReportBuilder.build(withRun).sandbox
-                == "Run s1 of sha256 \(ReportFixtures.sha): It exited with code 0 after 3.0 ms.")
+                == "Run s1 of sha256 \(ReportFixtures.sha) (the whole report: `shmwarden sandbox --show s1`): It "
+                + "exited with code 0 after 3.0 ms.")
 
         let unknown = ReportBuilder.build(ReportFixtures.unknownRule)
         #expect(unknown.attack.isEmpty)
@@ -177,9 +184,13 @@ enum ReportFixtures {
             case "rule", "condition", "output", "source", "desc":
                 if value.scalar == nil { problems.append("\(key) must be text") }
             case "priority":
-                if !(value.string.map { priorities.contains($0.lowercased()) } ?? false) { problems.append("bad priority") }
+                if !(value.string.map { priorities.contains($0.lowercased()) } ?? false) {
+                    problems.append("bad priority")
+                }
             case "tags":
-                if value.sequence?.allSatisfy({ $0.scalar != nil }) != true { problems.append("tags must be a list of text") }
+                if value.sequence?.allSatisfy({ $0.scalar != nil }) != true {
+                    problems.append("tags must be a list of text")
+                }
             case "enabled":
                 if value.bool == nil { problems.append("enabled must be a boolean") }
             case "override":
@@ -188,7 +199,8 @@ enum ReportFixtures {
                     continue
                 }
                 for (overrideKey, how) in overrides {
-                    if !["condition", "output", "priority", "exceptions", "tags", "enabled", "desc"].contains(overrideKey.string ?? "")
+                    if !["condition", "output", "priority", "exceptions", "tags", "enabled", "desc"].contains(
+                        overrideKey.string ?? "")
                         || !["append", "replace"].contains(how.string ?? "")
                     {
                         problems.append("bad override \(overrideKey.string ?? "?"): \(how.string ?? "?")")
@@ -210,7 +222,9 @@ enum ReportFixtures {
                     let fields = exception["fields"]?.sequence.map { $0.compactMap(\.string) } ?? []
                     let comps = exception["comps"]?.sequence.map { $0.compactMap(\.string) } ?? []
                     if exception["name"]?.string?.isEmpty != false { problems.append("exception needs a name") }
-                    if fields.isEmpty || comps.count != fields.count { problems.append("fields and comps must pair up") }
+                    if fields.isEmpty || comps.count != fields.count {
+                        problems.append("fields and comps must pair up")
+                    }
                     if !comps.allSatisfy(comparisons.contains) { problems.append("unknown comparison in \(comps)") }
                     for tuple in exception["values"]?.sequence ?? [] where tuple.sequence?.count != fields.count {
                         problems.append("each values entry must have one value per field")
@@ -238,7 +252,10 @@ enum ReportFixtures {
         #expect(checked == 4, "every fixture with an executable path or a process name gets an exception")
     }
 
-    @Test(arguments: ["/dev/shm/a: b", "/dev/shm/it's \"quoted\" # not a comment", "/dev/shm/new\nline", "/dev/shm/-", "/dev/shm/*&anchor"])
+    @Test(arguments: [
+        "/dev/shm/a: b", "/dev/shm/it's \"quoted\" # not a comment", "/dev/shm/new\nline", "/dev/shm/-",
+        "/dev/shm/*&anchor",
+    ])
     func hostileValuesStayOneExactScalar(_ path: String) throws {
         let yaml = FalcoRuleYAML.exception(
             rule: "Execution from /dev/shm", name: "n", fields: ["proc.exepath"], values: [path])
@@ -249,7 +266,8 @@ enum ReportFixtures {
     }
 
     @Test func theSchemaCheckCatchesInventedKeys() throws {
-        let invented = try #require(try Yams.compose(yaml: "- rule: X\n  action: block\n  override: {exceptions: merge}\n"))
+        let invented = try #require(
+            try Yams.compose(yaml: "- rule: X\n  action: block\n  override: {exceptions: merge}\n"))
         #expect(Self.problems(invented.sequence![0]).count == 2)
     }
 }

@@ -56,7 +56,8 @@ public enum ReportBuilder {
                 : "No sandbox run exists for this sample (run one with `shmwarden sandbox` on its evidence copy)."
         }
         return input.sandboxRuns.map { run in
-            "Run \(run.id) of sha256 \(run.sha256): " + run.verdict.joined(separator: " ")
+            "Run \(run.id) of sha256 \(run.sha256) (the whole report: `shmwarden sandbox --show \(run.id)`): "
+                + run.verdict.joined(separator: " ")
         }.joined(separator: " ")
     }
 
@@ -71,7 +72,9 @@ public enum ReportBuilder {
     static func details(_ alert: FalcoAlert) -> [AlertReport.Field] {
         let leading = leadingFields.filter { alert.outputFields[$0] != nil }
         let rest = alert.outputFields.keys.filter { !leadingFields.contains($0) }.sorted()
-        return (leading + rest).map { AlertReport.Field(name: $0, value: alert.outputFields[$0]?.description ?? "null") }
+        return (leading + rest).map {
+            AlertReport.Field(name: $0, value: alert.outputFields[$0]?.description ?? "null")
+        }
     }
 
     static func flags(_ alert: FalcoAlert) -> [AlertReport.Flag] {
@@ -92,12 +95,14 @@ public enum ReportBuilder {
         case let (exe?, exepath?) where exe == exepath:
             exeNote = "proc.exe (argv[0]) and proc.exepath (the path the kernel resolved) agree."
         case let (exe?, exepath?):
-            exeNote = "proc.exe is argv[0], which whoever starts a process chooses freely (`\(exe)`); the executable "
+            exeNote =
+                "proc.exe is argv[0], which whoever starts a process chooses freely (`\(exe)`); the executable "
                 + "the kernel ran is proc.exepath (`\(exepath)`)."
         case (nil, _?):
             exeNote = "proc.exepath is the path the kernel resolved; proc.exe (argv[0]) is not in the alert."
         case (_?, nil):
-            exeNote = "Only proc.exe (argv[0]) is in the alert: it is chosen by whoever starts the process and does "
+            exeNote =
+                "Only proc.exe (argv[0]) is in the alert: it is chosen by whoever starts the process and does "
                 + "not prove which file ran."
         case (nil, nil):
             exeNote = "Neither proc.exe nor proc.exepath is in the alert."
@@ -112,7 +117,8 @@ public enum ReportBuilder {
         return AlertReport.Identity(
             user: known(alert, "user.name"), uid: known(alert, "user.uid"), loginuid: loginuid,
             loginuidMeaning: loginuidMeaning, exe: exe, exepath: exepath, exeNote: exeNote,
-            location: container.map { $0 == "host" ? "host" : "container \($0)" } ?? "unknown (container.id is not in the alert)",
+            location: container.map { $0 == "host" ? "host" : "container \($0)" }
+                ?? "unknown (container.id is not in the alert)",
             containerName: known(alert, "container.name"), containerImage: known(alert, "container.image.repository"))
     }
 
@@ -141,7 +147,8 @@ public enum ReportBuilder {
         text += " at \(alert.timeText)."
         if let first = input.evidence.first {
             let sha = first.file.sha256.map { "sha256 \($0)" } ?? "no hash (\(first.file.hashStatus.rawValue))"
-            text += " shmwarden recorded the file \(first.file.path.displayString) (\(sha), now \(first.file.state.rawValue))"
+            text +=
+                " shmwarden recorded the file \(first.file.path.displayString) (\(sha), now \(first.file.state.rawValue))"
             text += input.evidence.count > 1 ? " and \(input.evidence.count - 1) more." : "."
         } else {
             text += " shmwarden holds no file for it: \(noEvidenceText(input))"
@@ -188,7 +195,8 @@ public enum ReportBuilder {
         if let elf = file.elf {
             let type = elf.type == "shared" ? "shared object (ET_DYN: a PIE executable or a library)" : elf.type
             var parts = ["ELF \(elf.bits)-bit \(elf.endianness)-endian \(elf.machine) \(type)"]
-            parts.append(elf.isStatic ? "statically linked" : "dynamically linked (interpreter \(elf.interpreter ?? "?"))")
+            parts.append(
+                elf.isStatic ? "statically linked" : "dynamically linked (interpreter \(elf.interpreter ?? "?"))")
             parts.append(elf.isStripped ? "stripped" : "not stripped")
             return parts.joined(separator: ", ")
         }
@@ -209,14 +217,16 @@ public enum ReportBuilder {
                 out.append(
                     .init(
                         kind: "noexec-remount", title: "Mount \(mountPoint) is gone",
-                        text: "The file was found on \(mountPoint), which is no longer mounted; there is nothing to remount.",
+                        text:
+                            "The file was found on \(mountPoint), which is no longer mounted; there is nothing to remount.",
                         commands: [], yaml: nil))
                 continue
             }
             let advice = NoexecAdvice(mount)
             guard advice.remountIsCommand else { continue }
             var text = "The file was on tmpfs \(advice.mountPoint), mounted \(advice.options.joined(separator: ",")). "
-            text += advice.noexec
+            text +=
+                advice.noexec
                 ? "It is noexec already; the remaining flags (nosuid, nodev) close the rest. "
                 : "With noexec the kernel refuses to execute any file there (execve fails with EACCES). "
             if let fstab = advice.fstabLine {
@@ -236,7 +246,8 @@ public enum ReportBuilder {
                 .init(
                     kind: "memfd-noexec", title: "Restrict memfd execution (vm.memfd_noexec)",
                     text: memfd.explanation + " Persistent: " + memfd.persistentFile + ".",
-                    commands: input.memfdNoexec == nil ? [] : ["sysctl -w vm.memfd_noexec=1", memfd.command], yaml: nil))
+                    commands: input.memfdNoexec == nil ? [] : ["sysctl -w vm.memfd_noexec=1", memfd.command], yaml: nil)
+            )
         }
         for item in input.evidence {
             let file = item.file
@@ -292,16 +303,19 @@ public enum ReportBuilder {
             values.append(name)
         }
         guard fields.last != "container.image.repository", !fields.isEmpty else { return nil }
-        let name = input.evidence.first?.file.sha256.map { "shmwarden_verified_\($0.prefix(12))" } ?? "shmwarden_verified"
+        let name =
+            input.evidence.first?.file.sha256.map { "shmwarden_verified_\($0.prefix(12))" } ?? "shmwarden_verified"
         let yaml = FalcoRuleYAML.exception(rule: alert.rule, name: name, fields: fields, values: values)
-        var text = "Only after you have verified this executable is legitimate: this tells Falco not to alert for "
+        var text =
+            "Only after you have verified this executable is legitimate: this tells Falco not to alert for "
             + fields.joined(separator: " + ") + " in this rule. Falco cannot block, so it silences the alert and "
             + "nothing else. Put it in a rules file loaded after falco_rules.yaml (e.g. /etc/falco/rules.d/)."
         if fields.contains("proc.name") {
             text += " proc.name is chosen by the process itself, so this exception is weak; prefer a path."
         }
         return .init(
-            kind: "falco-exception", title: "Falco rule exception (if legitimate)", text: text, commands: [], yaml: yaml)
+            kind: "falco-exception", title: "Falco rule exception (if legitimate)", text: text, commands: [], yaml: yaml
+        )
     }
 
     // MARK: ATT&CK and caveats
