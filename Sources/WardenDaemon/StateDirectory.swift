@@ -27,8 +27,12 @@ public struct StateDirectory: Sendable {
 
     /// Creates the directory (and parents) if needed and sets it to 0700.
     public func prepare() throws {
-        try FileManager.default.createDirectory(
-            atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        // Usually there already (a stat), and FileManager's creation with attributes costs a
+        // command's start more than the rest of this.
+        if (try? sys_statFollowing(Array(path.utf8)))?.isDirectory != true {
+            try FileManager.default.createDirectory(
+                atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
         try sys_chmod(Array(path.utf8), 0o700)
     }
 

@@ -26,6 +26,23 @@ struct StateOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default: notice).")
     var logLevel: String?
 
+    /// The same three values without ArgumentParser's property wrappers.
+    var settings: StateSettings { StateSettings(stateDirectory: stateDirectory, config: config, logLevel: logLevel) }
+
+    func validate() throws { try settings.validate() }
+    func configFile() throws -> ConfigFile { try settings.configFile() }
+    var state: StateDirectory { settings.state }
+    func makeLogger() -> Logger { settings.makeLogger() }
+}
+
+/// `StateOptions`' values and what they decide, as a plain value: `sandbox`'s own argument
+/// reading builds one without initializing ArgumentParser's wrappers, whose first-time
+/// protocol conformance lookups each scan the binary's conformance records.
+struct StateSettings {
+    var stateDirectory: String?
+    var config: String?
+    var logLevel: String?
+
     func validate() throws {
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -36,7 +53,8 @@ struct StateOptions: ParsableArguments {
     /// The configuration file's settings: `--config` (which must exist), else the default path
     /// when it exists, else none. An invalid file is bad input (exit 2), reported with its lines.
     func configFile() throws -> ConfigFile {
-        let path = config ?? (FileManager.default.fileExists(atPath: ConfigFile.defaultPath) ? ConfigFile.defaultPath : nil)
+        let path =
+            config ?? (FileManager.default.fileExists(atPath: ConfigFile.defaultPath) ? ConfigFile.defaultPath : nil)
         guard let path else { return ConfigFile() }
         guard let bytes = try? sys_readFile(Array(path.utf8), followingSymlinks: true) else {
             throw ValidationError("--config: cannot read '\(path)'")
@@ -48,9 +66,11 @@ struct StateOptions: ParsableArguments {
     }
 
     var state: StateDirectory {
-        let environment = ProcessInfo.processInfo.environment
-        let fromConfig = environment["SHMWARDEN_STATE_DIR"] == nil ? (try? configFile())?.stateDirectory : nil
-        return StateDirectory(flag: stateDirectory ?? fromConfig, environment: environment)
+        // getenv, not ProcessInfo's environment: that builds a dictionary of every variable.
+        let fromEnvironment = getenv("SHMWARDEN_STATE_DIR").map { String(cString: $0) }
+        let fromConfig = fromEnvironment == nil ? (try? configFile())?.stateDirectory : nil
+        return StateDirectory(
+            flag: stateDirectory ?? fromConfig, environment: fromEnvironment.map { ["SHMWARDEN_STATE_DIR": $0] } ?? [:])
     }
 
     /// A logger at the chosen level: journald's native protocol (structured fields) when

@@ -44,115 +44,17 @@ struct SandboxCommand: ParsableCommand {
     @Argument(parsing: .postTerminator, help: "Arguments for the sample, after --.")
     var arguments: [String] = []
 
-    func validate() throws {
-        guard show == nil else {
-            guard file == nil else { throw ValidationError("give a file to run or --show ID, not both") }
-            return
-        }
-        guard let file else { throw ValidationError("give a file to run (or --show ID for a stored run)") }
-        guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be 1 to 3600 seconds") }
-        guard PathArgument.resolved(file) != nil else { throw ValidationError("'\(file)' does not exist") }
+    /// The parsed values as a plain request (what runs).
+    var request: SandboxRequest {
+        SandboxRequest(
+            state: state.settings, file: file, show: show, timeout: timeout, json: json, noObserve: noObserve,
+            arguments: arguments)
     }
 
-    func run() throws {
-        if let show { return try printStored(id: show) }
-        guard let file else { throw UsageError(message: "give a file to run (or --show ID for a stored run)") }
-        guard getuid() == 0 else { throw UsageError(message: "the sandbox needs root (namespaces, mounts, seccomp)") }
-        let directory = state.state
-        try directory.prepare()
-        // Opening (and on first use, migrating) the database takes about as long as the jail
-        // itself; the jail's time is spent mostly waiting on the kernel and the sample, so the
-        // database opens on another thread meanwhile.
-        let databasePath = directory.databasePath
-        let opening = DedicatedThread.start(name: "warden-dbopen") {
-            try EvidenceDatabase(path: databasePath, connections: .single)
-        }
-        var options = SandboxRunner.Options()
-        options.timeoutSeconds = timeout
-        options.arguments = arguments
-        options.observe = !noObserve
-        let report: SandboxReport
-        do {
-            report = try SandboxRunner(directory: directory.sandboxPath)
-                .run(path: PathArgument.resolved(file) ?? PathArgument.absolute(file), options: options)
-        } catch let error as SandboxRunner.RunError {
-            throw UsageError(message: error.description)
-        }
-        let now = Date().timeIntervalSince1970
-        let database = try opening.value()
-        try database.apply([.sandboxRun(report.record(at: Timestamp(nanosecondsSinceEpoch: Int64(now * 1e9))))])
-        if json {
-            print(try JSONOutput.encode(report))
-        } else {
-            printText(report)
-        }
-        // A jail that could not be set up is a runtime failure (exit 1), printed and stored like
-        // any run so that the reason is on record.
-        if report.setupError != nil { throw ExitCode(1) }
-        // Done: the process ends here, with the database closed but not released (its release
-        // started two dispatch threads only for the exit to stop them: 0.3 ms).
-        try database.close()
-        Foundation.exit(0)
-    }
+    func validate() throws { try request.validate() }
 
-    /// A stored run, printed as the run that made it printed it.
-    private func printStored(id: String) throws {
-        let directory = state.state
-        guard directory.hasDatabase else { throw UsageError(message: "no database at \(directory.databasePath)") }
-        let database = try EvidenceDatabase(path: directory.databasePath, connections: .single)
-        guard let record = try database.sandboxRun(id: id) else {
-            throw UsageError(message: "no sandbox run with id '\(id)' in \(directory.databasePath)")
-        }
-        let report = try SandboxReport.decodeStored(record.reportJSON)
-        if json {
-            print(try JSONOutput.encode(report))
-        } else {
-            printText(report)
-        }
-    }
+    func run() throws { try request.run() }
 
-    private func printText(_ report: SandboxReport) {
-        print("sandbox run \(report.id) of sha256 \(report.sha256)")
-        for sentence in report.verdict { print("  \(sentence)") }
-        if !report.syscalls.isEmpty {
-            print(
-                "  observed: "
-                    + report.syscalls.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(
-                        separator: ", "))
-        }
-        for process in report.processes {
-            print(
-                "  process: \(process.syscall)" + (process.path.map { " \($0)" } ?? "") + " (pid \(process.pid))"
-                    + (process.commandLine.map { ": \($0)" } ?? "")
-                    + (process.renamedTo.map { ": PR_SET_NAME \(ShellQuote.quote($0))" } ?? ""))
-        }
-        for signal in report.signals { print("  signal: \(signal)") }
-        for process in report.stillRunning {
-            print(
-                "  still running at the time limit: pid \(process.pid) \(process.commandLine)"
-                    + (process.name.map { " (shown by ps as \($0))" } ?? "")
-                    + (process.ownSession ? " (in a session of its own)" : ""))
-        }
-        for access in report.files.prefix(40) {
-            print(
-                "  file: \(access.syscall) \(access.path)" + (access.detail.map { " \($0)" } ?? "")
-                    + (access.passedAs.map { " (passed as \($0))" } ?? ""))
-        }
-        for attempt in report.network {
-            print(
-                "  network: \(attempt.syscall) \(attempt.family) \(attempt.address ?? "?")"
-                    + (attempt.port.map { ":\($0)" } ?? ""))
-        }
-        for lookup in report.lookups { print("  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))") }
-        for file in report.written { print("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }
-        // The capture ends where its bound did: say so after it, on a line of its own.
-        let cut = "\n  (cut here: the capture keeps the first \(SandboxRunner.Options().outputLimit) bytes)"
-        if !report.stdout.isEmpty { print("  stdout:\n" + report.stdout + (report.stdoutTruncated ? cut : "")) }
-        if !report.stderr.isEmpty { print("  stderr:\n" + report.stderr + (report.stderrTruncated ? cut : "")) }
-    }
-}
-
-extension SandboxCommand {
     /// `sandbox`'s arguments read by hand when they are only the documented ones (as in every
     /// scripted or policy-driven run), with ArgumentParser's meaning: options anywhere before
     /// `--`, `--name value` or `--name=value`, the last one winning; the file the one positional.
@@ -163,7 +65,7 @@ extension SandboxCommand {
     /// scan for a completion-script request) looks up protocol conformances by type for the
     /// first time, each a scan of the binary's ~9,500 conformance records: 30% of the main
     /// thread's CPU in a `sandbox /bin/true` (perf, 40 runs).
-    static func parseDirectly(_ arguments: [String]) -> SandboxCommand? {
+    static func parseDirectly(_ arguments: [String]) -> SandboxRequest? {
         var file: String?
         var timeout = 10
         var json = false
@@ -214,21 +116,12 @@ extension SandboxCommand {
             }
         }
         guard let file else { return nil }
-        var state = StateOptions()
-        state.stateDirectory = stateDirectory
-        state.config = config
-        state.logLevel = logLevel
-        var command = SandboxCommand()
-        command.state = state
-        command.file = file
-        command.show = nil
-        command.timeout = timeout
-        command.json = json
-        command.noObserve = noObserve
-        command.arguments = sampleArguments
+        let request = SandboxRequest(
+            state: StateSettings(stateDirectory: stateDirectory, config: config, logLevel: logLevel), file: file,
+            show: nil, timeout: timeout, json: json, noObserve: noObserve, arguments: sampleArguments)
         // What ArgumentParser checks after its parse; a failure goes back to it, which reports
         // the error with this command's usage.
-        guard (try? state.validate()) != nil, (try? command.validate()) != nil else { return nil }
-        return command
+        guard (try? request.state.validate()) != nil, (try? request.validate()) != nil else { return nil }
+        return request
     }
 }
