@@ -75,6 +75,12 @@ public func sys_close(_ fd: FileDescriptor) {
     _ = Glibc.close(fd.rawValue)
 }
 
+/// Waits for an exclusive advisory lock on `fd`'s open file (flock(2)); closing `fd` releases
+/// it. Locks of separate opens exclude each other, within one process as across processes.
+public func sys_lockExclusive(_ fd: FileDescriptor) throws(SystemCallError) {
+    _ = try retryingInterrupts("flock") { flock(fd.rawValue, LOCK_EX) }
+}
+
 public func sys_fstat(_ fd: FileDescriptor) throws(SystemCallError) -> FileStatus {
     var raw = stat()
     _ = try retryingInterrupts("fstat") { fstat(fd.rawValue, &raw) }
@@ -103,7 +109,7 @@ public func sys_read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPo
 {
     do throws(SystemCallError) {
         return try retryingInterrupts("read") { Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count) }
-    } catch where error.errno == .resourceTemporarilyUnavailable {
+    } catch  where error.errno == .resourceTemporarilyUnavailable {
         return nil
     }
 }
@@ -160,7 +166,7 @@ public func sys_mkdir(_ path: [UInt8], permissions: mode_t) throws(SystemCallErr
     try withCPath(path) { (cPath) throws(SystemCallError) in
         do throws(SystemCallError) {
             _ = try retryingInterrupts("mkdir", path: path) { mkdir(cPath, permissions) }
-        } catch where error.errno == .fileExists {
+        } catch  where error.errno == .fileExists {
             return
         }
     }
@@ -222,9 +228,10 @@ public func sys_realtime() -> (seconds: Int64, nanoseconds: Int64) {
 /// `poll(2)` over `fds`; returns how many have events. `timeout` in milliseconds, -1 for none.
 public func sys_poll(_ fds: inout [pollfd], timeout: Int32) throws(SystemCallError) -> Int {
     let count = fds.count
-    return Int(try fds.withUnsafeMutableBufferPointer { (b) throws(SystemCallError) -> Int32 in
-        try retryingInterrupts("poll") { poll(b.baseAddress, nfds_t(count), timeout) }
-    })
+    return Int(
+        try fds.withUnsafeMutableBufferPointer { (b) throws(SystemCallError) -> Int32 in
+            try retryingInterrupts("poll") { poll(b.baseAddress, nfds_t(count), timeout) }
+        })
 }
 
 public func sys_eventfd() throws(SystemCallError) -> FileDescriptor {
@@ -245,9 +252,9 @@ public func sys_inotify_add_watch(_ fd: FileDescriptor, _ path: [UInt8], mask: U
     throws(SystemCallError) -> Int32
 {
     #if DEBUG
-    if let injected = SyscallFaults.injectedError(for: "inotify_add_watch", path: path) {
-        throw SystemCallError(syscall: "inotify_add_watch", path: path, errno: injected)
-    }
+        if let injected = SyscallFaults.injectedError(for: "inotify_add_watch", path: path) {
+            throw SystemCallError(syscall: "inotify_add_watch", path: path, errno: injected)
+        }
     #endif
     return try withCPath(path) { (cPath) throws(SystemCallError) -> Int32 in
         try retryingInterrupts("inotify_add_watch", path: path) { inotify_add_watch(fd.rawValue, cPath, mask) }

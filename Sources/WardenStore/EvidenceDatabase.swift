@@ -3,10 +3,11 @@
 
 import CWardenLinux
 import Foundation
-import Synchronization
 import GRDB
 import GRDBSQLite
+import Synchronization
 import WardenCore
+import WardenLinux
 
 /// The SQLite database in the state directory: file observations, blobs and sensor events.
 ///
@@ -38,6 +39,15 @@ public final class EvidenceDatabase: Sendable {
         let configuration = Self.configuration(connections)
         let previousMask = umask(0o077)
         defer { umask(previousMask) }
+        // Processes opening a new database at once (parallel `shmwarden sandbox` runs on a
+        // fresh state directory) take turns: GRDB reads which migrations are applied before it
+        // applies each in a transaction of its own, so two of them both created the tables and
+        // the second failed ("table already exists"), as did a WAL switch under a writer. The
+        // lock is on the directory holding the database, for the open and migration only.
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let lock = try? sys_open(Array((directory.isEmpty ? "." : directory).utf8), flags: O_RDONLY | O_DIRECTORY)
+        if let lock { try? sys_lockExclusive(lock) }
+        defer { lock.map(sys_close) }
         switch connections {
         case .pool:
             dbWriter = try DatabasePool(path: path, configuration: configuration)
