@@ -41,9 +41,10 @@ public struct SandboxRunner: Sendable {
     /// in turn, from a place that depends on the process, so that a free one is usually the
     /// first tried.
     private static let nextIdentity = Atomic<UInt32>(UInt32(truncatingIfNeeded: getpid()) &* 61)
-    /// The CPU the next jail runs on: jails take the CPUs in turn, so two at once (the agent's
-    /// and a `shmwarden sandbox` command) do not share one while another idles.
-    private static let nextCPU = Atomic<Int>(0)
+    /// The CPU the next jail runs on: jails take the CPUs in turn, from a place that depends on
+    /// the process, so two at once (the agent's and a `shmwarden sandbox` command's, or two
+    /// commands') do not share one while another idles: each process started at CPU 0 before.
+    private static let nextCPU = Atomic<Int>(Int(getpid()))
 
     let directory: String
     /// The jail's root tmpfs, and the largest sample it takes (the rest holds its few files).
