@@ -26,7 +26,8 @@ struct AlertsCommand: AsyncParsableCommand {
     func run() async throws {
         let directory = state.state
         guard directory.hasDatabase else {
-            throw UsageError(message: "no database at \(directory.databasePath) (run `shmwarden run` or `ingest` first)")
+            throw UsageError(
+                message: "no database at \(directory.databasePath) (run `shmwarden run` or `ingest` first)")
         }
         let alerts = try EvidenceDatabase(path: directory.databasePath, connections: .single).alerts(limit: limit)
         if json {
@@ -37,17 +38,22 @@ struct AlertsCommand: AsyncParsableCommand {
             print("(no alerts)")
             return
         }
+        // The alert's fields and the actions' details carry the attacker's text (rule outputs,
+        // paths, verdicts): control characters are shown, not sent to the terminal.
+        func printLine(_ line: String) { print(TerminalText.escaped(line, keepingLineBreaks: false)) }
         for record in alerts {
-            print("\(record.id)  \(record.alert.timeText)  \(record.alert.priority.name)  \(record.alert.rule)")
+            printLine("\(record.id)  \(record.alert.timeText)  \(record.alert.priority.name)  \(record.alert.rule)")
             if record.correlations.isEmpty {
-                print("    no evidence: \(record.noEvidenceReason?.rawValue ?? "unknown")")
+                printLine("    no evidence: \(record.noEvidenceReason?.rawValue ?? "unknown")")
             }
             for correlation in record.correlations {
                 let sha = correlation.sha256.map { String($0.prefix(12)) } ?? "-"
-                print("    \(sha)  \(correlation.path.displayString)  by \(correlation.matchedBy) (\(correlation.confidence))")
+                printLine(
+                    "    \(sha)  \(correlation.path.displayString)  by \(correlation.matchedBy) (\(correlation.confidence))"
+                )
             }
             for action in record.actions {
-                print("    \(action.outcome.rawValue) \(action.action) [\(action.rule)]: \(action.detail)")
+                printLine("    \(action.outcome.rawValue) \(action.action) [\(action.rule)]: \(action.detail)")
             }
         }
     }

@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Foundation
+import WardenCore
 import WardenDaemon
 import WardenResponse
 import WardenStore
@@ -35,14 +36,21 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let directory = state.state
         guard directory.hasDatabase else {
-            throw UsageError(message: "no database at \(directory.databasePath) (run `shmwarden run` or `ingest` first)")
+            throw UsageError(
+                message: "no database at \(directory.databasePath) (run `shmwarden run` or `ingest` first)")
         }
         let assembler = ReportAssembler(
-            database: try EvidenceDatabase(path: directory.databasePath, connections: .single), quarantineDirectory: directory.quarantinePath)
-        guard let text = try assembler.rendered(alertID: alertID, format: ReportAssembler.Format(rawValue: format) ?? .markdown)
+            database: try EvidenceDatabase(path: directory.databasePath, connections: .single),
+            quarantineDirectory: directory.quarantinePath)
+        guard
+            let text = try assembler.rendered(
+                alertID: alertID, format: ReportAssembler.Format(rawValue: format) ?? .markdown)
         else {
             throw UsageError(message: "no alert with id '\(alertID)' (see `shmwarden alerts`)")
         }
-        print(text, terminator: text.hasSuffix("\n") ? "" : "\n")
+        // Markdown is read in terminals: the alert's fields (a command line, a file name) are the
+        // attacker's text, and their control characters are shown, not sent. JSON escapes its own.
+        let shown = format == "json" ? text : TerminalText.escaped(text, keepingLineBreaks: true)
+        print(shown, terminator: shown.hasSuffix("\n") ? "" : "\n")
     }
 }

@@ -87,44 +87,53 @@ struct SandboxRequest {
         }
     }
 
+    /// The report for a terminal: every field from the sample (names, paths, arguments, its
+    /// output) with its control characters shown, not sent (`TerminalText`).
     private func printText(_ report: SandboxReport) {
-        print("sandbox run \(report.id) of sha256 \(report.sha256)")
-        for sentence in report.verdict { print("  \(sentence)") }
+        func printLine(_ line: String) { print(TerminalText.escaped(line, keepingLineBreaks: false)) }
+        func printOutput(_ name: String, _ text: String, truncated: Bool) {
+            guard !text.isEmpty else { return }
+            print("  \(name):\n" + TerminalText.escaped(text, keepingLineBreaks: true))
+            // The capture ends where its bound did: say so after it, on a line of its own.
+            if truncated {
+                print("  (cut here: the capture keeps the first \(SandboxRunner.Options().outputLimit) bytes)")
+            }
+        }
+        printLine("sandbox run \(report.id) of sha256 \(report.sha256)")
+        for sentence in report.verdict { printLine("  \(sentence)") }
         if !report.syscalls.isEmpty {
-            print(
+            printLine(
                 "  observed: "
                     + report.syscalls.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(
                         separator: ", "))
         }
         for process in report.processes {
-            print(
+            printLine(
                 "  process: \(process.syscall)" + (process.path.map { " \($0)" } ?? "") + " (pid \(process.pid))"
                     + (process.commandLine.map { ": \($0)" } ?? "")
                     + (process.renamedTo.map { ": PR_SET_NAME \(ShellQuote.quote($0))" } ?? ""))
         }
-        for signal in report.signals { print("  signal: \(signal)") }
+        for signal in report.signals { printLine("  signal: \(signal)") }
         for process in report.stillRunning {
-            print(
+            printLine(
                 "  still running at the time limit: pid \(process.pid) \(process.commandLine)"
                     + (process.name.map { " (shown by ps as \($0))" } ?? "")
                     + (process.ownSession ? " (in a session of its own)" : ""))
         }
         for access in report.files.prefix(40) {
-            print(
+            printLine(
                 "  file: \(access.syscall) \(access.path)" + (access.detail.map { " \($0)" } ?? "")
                     + (access.passedAs.map { " (passed as \($0))" } ?? ""))
         }
         for attempt in report.network {
-            print(
+            printLine(
                 "  network: \(attempt.syscall) \(attempt.family) \(attempt.address ?? "?")"
                     + (attempt.port.map { ":\($0)" } ?? ""))
         }
-        for lookup in report.lookups { print("  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))") }
-        for file in report.written { print("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }
-        // The capture ends where its bound did: say so after it, on a line of its own.
-        let cut = "\n  (cut here: the capture keeps the first \(SandboxRunner.Options().outputLimit) bytes)"
-        if !report.stdout.isEmpty { print("  stdout:\n" + report.stdout + (report.stdoutTruncated ? cut : "")) }
-        if !report.stderr.isEmpty { print("  stderr:\n" + report.stderr + (report.stderrTruncated ? cut : "")) }
+        for lookup in report.lookups { printLine("  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))") }
+        for file in report.written { printLine("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }
+        printOutput("stdout", report.stdout, truncated: report.stdoutTruncated)
+        printOutput("stderr", report.stderr, truncated: report.stderrTruncated)
     }
 }
 

@@ -148,6 +148,18 @@ import WardenLinux
         #expect(throws: (any Error).self) { try SandboxReport.decodeStored("[1]") }
     }
 
+    /// What the sample chose (a host name here) reaches a terminal with its escape sequences
+    /// shown, not sent.
+    @Test func controlCharactersFromTheSampleAreEscapedInTheVerdict() {
+        var looked = report()
+        looked.lookups = [.init(request: "getaddrinfo", name: "c2\u{1B}]0;owned\u{07}.example", pid: 7)]
+        let sentence = SandboxVerdict.sentences(looked).first { $0.hasPrefix("It looked up") }
+        #expect(
+            sentence
+                == #"It looked up 1 host name(s) or address(es), each answered as not found: c2\x1b]0;owned\x07.example."#
+        )
+    }
+
     @Test func whatOutlivedTheSampleIsNamedWithHowItEnded() {
         let miner = SandboxReport.Survivor(pid: 41, commandLine: "'[kworker/0:1]' -o pool:3333", ownSession: true)
         let helper = SandboxReport.Survivor(pid: 42, commandLine: "sleep 60", ownSession: false)

@@ -115,6 +115,11 @@ extension SensorIntegration {
             #expect(again == report as NSDictionary)
             let (unknown, _, unknownErrors) = try Binary.run(["sandbox", "--state-dir", state, "--show", "nope"])
             #expect(unknown == 2 && unknownErrors.contains("no sandbox run with id 'nope'"), "\(unknownErrors)")
+            // The sample's output reaches the terminal with its escape sequences shown, not sent.
+            let (printed, text, _) = try Binary.run([
+                "sandbox", "--state-dir", state, "/bin/sh", "--", "-c", #"printf '\033]0;owned\007ok\n'"#,
+            ])
+            #expect(printed == 0 && text.contains(#"\x1b]0;owned\x07ok"#) && !text.contains("\u{1B}"), "\(text)")
             // What the hand reading refuses reaches ArgumentParser, which explains it.
             let (missing, _, missingErrors) = try Binary.run(["sandbox", "/bin/true", "--timeout", "--json"])
             #expect(missing == 2)

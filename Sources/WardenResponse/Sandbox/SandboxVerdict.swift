@@ -5,7 +5,14 @@ import WardenCore
 
 /// The short verdict of a sandbox report: each sentence restates fields of the report, nothing else.
 enum SandboxVerdict {
+    /// Each sentence is one line, and any control character in what the sample chose (a host
+    /// name, a path, a program's name) shows as `\xNN` (`TerminalText`): verdicts are read in
+    /// terminals, in this command's output and in alert reports.
     static func sentences(_ report: SandboxReport) -> [String] {
+        facts(report).map { TerminalText.escaped($0, keepingLineBreaks: false) }
+    }
+
+    private static func facts(_ report: SandboxReport) -> [String] {
         if let setupError = report.setupError { return ["The sample did not run: \(setupError)."] }
         var out: [String] = []
         let left = report.stillRunning
