@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -51,6 +52,15 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "unshare-user")) {
         if (unshare(CLONE_NEWUSER) != 0) return refused("unshare(CLONE_NEWUSER)");
+        return 0;
+    }
+    if (!strcmp(mode, "io-uring")) {
+        // io_uring runs opens, sockets (of any family) and connects in the kernel without
+        // passing the seccomp filter: the filter must refuse the ring itself.
+        char params[120];
+        memset(params, 0, sizeof params);
+        long ring = syscall(SYS_io_uring_setup, 4, params);
+        if (ring < 0) return refused("io_uring_setup");
         return 0;
     }
     if (!strcmp(mode, "tiocsti")) {

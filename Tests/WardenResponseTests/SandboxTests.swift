@@ -351,6 +351,7 @@ struct SandboxTests {
         ("mount", "mount refused: Operation not permitted", "mount"),
         ("unshare-user", "unshare(CLONE_NEWUSER) refused: Operation not permitted", "unshare"),
         ("tiocsti", "ioctl(TIOCSTI) refused: Operation not permitted", "ioctl"),
+        ("io-uring", "io_uring_setup refused: Operation not permitted", "io_uring_setup"),
         // The kernel refuses these by itself: pid 1 here is the jail's init, and /etc has no shadow.
         ("kill-pid1", "kill(1, SIGKILL) refused: Operation not permitted", ""),
         ("read-shadow", "open(/etc/shadow) refused: No such file or directory", ""),
