@@ -18,7 +18,7 @@ struct SandboxCommand: ParsableCommand {
             read-only root, its own /tmp, no network but its own loopback, an unprivileged uid with \
             no capabilities, no_new_privs, rlimits and a seccomp filter that kills or refuses \
             ptrace, mount, namespaces, bpf, kexec, module loading, io_uring, TIOCSTI and non-unix sockets. \
-            execve, open, connect, clone, unlink, rename, chmod, kill, memfd_create and \
+            execve, open, connect, clone, unlink, rename, link, symlink, chmod, kill, memfd_create and \
             prctl(PR_SET_NAME) are observed through seccomp user notification. At the time limit \
             the whole pid namespace is killed. Needs root. Every run is stored; --show ID prints \
             a stored one again (an alert's report names the runs of its files).

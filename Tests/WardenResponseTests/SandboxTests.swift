@@ -102,6 +102,24 @@ struct SandboxTests {
         #expect(sandboxProcesses(uid: report.uid).isEmpty)
     }
 
+    /// Hard links and symlinks are new names: each is reported at the path it was made, with
+    /// what it names, and a relative one is made absolute.
+    @Test func linksAreReportedWhereTheyAreMade() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try runShell(
+            "echo a > /tmp/a && ln /tmp/a /tmp/b && ln -s /etc/passwd /tmp/c && cd /tmp && ln -s a rel")
+        #expect(report.exit.code == 0, "\(report.stderr)")
+        let links = report.files.filter { $0.syscall.contains("link") }.map {
+            "\($0.path) \($0.detail ?? "") \($0.created)"
+        }
+        #expect(
+            links == ["/tmp/b to /tmp/a true", "/tmp/c -> /etc/passwd true", "/tmp/rel -> a true"], "\(report.files)")
+        #expect(report.files.first { $0.path == "/tmp/rel" }?.passedAs == "rel")
+        #expect(
+            report.verdict.contains("It made 3 link(s): /tmp/b to /tmp/a; /tmp/c -> /etc/passwd; /tmp/rel -> a."),
+            "\(report.verdict)")
+    }
+
     /// A name that is not UTF-8 is reported escaped with its exact bytes beside it, and the file
     /// is kept as evidence (a decoded name would name no file); past 100 files the report says
     /// that only the first 100 are kept.

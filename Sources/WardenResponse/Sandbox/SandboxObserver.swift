@@ -84,6 +84,9 @@ final class SandboxObserver: @unchecked Sendable {
         case socketAddress(address: Int, length: Int)
         /// A name in argument `index` that is no path (prctl's process name, memfd_create's).
         case name(Int)
+        /// A symlink's target (its text, as it is stored) and the path it is made at, whose
+        /// directory descriptor, if any, is the argument before it.
+        case symlink(target: Int, path: Int)
 
         init(_ name: String) {
             switch name {
@@ -94,8 +97,10 @@ final class SandboxObserver: @unchecked Sendable {
             case "openat": self = .path(1, openFlags: 2)
             case "unlinkat", "fchmodat": self = .path(1, openFlags: nil)
             case "openat2": self = .pathAndOpenHow(1, 2)
-            case "rename": self = .paths(0, 1)
-            case "renameat", "renameat2": self = .paths(1, 3)
+            case "rename", "link": self = .paths(0, 1)
+            case "renameat", "renameat2", "linkat": self = .paths(1, 3)
+            case "symlink": self = .symlink(target: 0, path: 1)
+            case "symlinkat": self = .symlink(target: 0, path: 2)
             case "connect": self = .socketAddress(address: 1, length: 2)
             case "sendto": self = .socketAddress(address: 4, length: 5)
             case "fchmod": self = .descriptor(0)
@@ -305,6 +310,16 @@ final class SandboxObserver: @unchecked Sendable {
                 bytes.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             }
             call.first = path(index, writes: flags.map(opensToWrite) ?? true)
+        case .symlink(let target, let index):
+            call.second = string(target)
+            // symlink(2) has no directory descriptor: its path is against the working directory.
+            if index == 1 {
+                let passed = string(index)
+                call.first = absolute(passed, at: 0, writes: true) ?? passed
+                if call.first != passed { call.firstAsPassed = passed }
+            } else {
+                call.first = path(index)
+            }
         case .name(let index):
             // Both names are short (16 bytes for a process, 249 for a memfd).
             call.first = sys_readProcessString(pid, address: values(index), limit: 256)
@@ -378,6 +393,7 @@ final class SandboxObserver: @unchecked Sendable {
                     switch call.name {
                     case "fchmod": call.descriptorTarget
                     case "memfd_create": call.first.map { Array("/memfd:".utf8) + $0 }
+                    case "link", "linkat": call.second
                     default: call.first
                     }
                 if let raw, !PathBytes(raw).isValidUTF8 { access.pathBase64 = PathBytes(raw).base64 }
@@ -440,6 +456,10 @@ final class SandboxObserver: @unchecked Sendable {
             return .file(
                 .init(syscall: name, path: first, detail: openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
         case "unlink", "unlinkat": return .file(.init(syscall: name, path: first, detail: nil, created: false))
+        // A new name for an existing file (the path is the new name), and a symlink made at a path.
+        case "link", "linkat": return .file(.init(syscall: name, path: second, detail: "to \(first)", created: true))
+        case "symlink", "symlinkat":
+            return .file(.init(syscall: name, path: first, detail: "-> \(second)", created: true))
         case "rename", "renameat", "renameat2":
             return .file(.init(syscall: name, path: first, detail: "to \(second)", created: false))
         case "chmod": return .file(.init(syscall: name, path: first, detail: String(args.1, radix: 8), created: false))

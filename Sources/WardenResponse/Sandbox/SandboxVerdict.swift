@@ -115,6 +115,12 @@ enum SandboxVerdict {
                 "It changed the mode of \(modes.count) file(s): \(Self.listed(modes.map { "\($0.path) \($0.detail ?? "")" }))."
             )
         }
+        let links = report.files.filter { Self.linking.contains($0.syscall) }
+        if !links.isEmpty {
+            out.append(
+                "It made \(links.count) link(s): \(Self.listed(links.map { "\($0.path) \($0.detail ?? "")" }, separator: "; "))."
+            )
+        }
         let removed = report.files.filter {
             ["unlink", "unlinkat", "rename", "renameat", "renameat2"].contains($0.syscall)
         }
@@ -155,7 +161,8 @@ enum SandboxVerdict {
                 access.syscall.hasPrefix("rename") && detail.hasPrefix("to ") ? String(detail.dropFirst(3)) : nil
             switch SensitivePath.classify(access.path) {
             case .credentials? where opens: note(access.path, into: &credentials)
-            case .persistence? where opens && writes: note(access.path, into: &persistence)
+            case .persistence? where (opens && writes) || Self.linking.contains(access.syscall):
+                note(access.path, into: &persistence)
             case .containerRuntime? where opens: note(access.path, into: &runtimes)
             default: break
             }
@@ -175,6 +182,9 @@ enum SandboxVerdict {
         if !runtimes.isEmpty { out.append("It tried to reach a container runtime's socket: \(listed(runtimes)).") }
         return out
     }
+
+    /// Calls that make a new name (a hard link or a symlink) at their path.
+    static let linking: Set<String> = ["link", "linkat", "symlink", "symlinkat"]
 
     /// The first few items, and how many more there were.
     private static func listed(_ items: [String], limit: Int = 3, separator: String = ", ") -> String {
