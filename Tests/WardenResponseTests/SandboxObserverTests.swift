@@ -160,6 +160,17 @@ import WardenLinux
         )
     }
 
+    /// A link made in a place programs are started from is a persistence attempt like a write.
+    @Test func aLinkMadeAtAPersistencePlaceCounts() {
+        let linked = report(files: [
+            .init(syscall: "symlinkat", path: "/etc/cron.d/job", detail: "-> /tmp/a", created: true)
+        ])
+        #expect(
+            SandboxVerdict.sentences(linked).contains(
+                "It tried to write where programs are started again (persistence): /etc/cron.d/job."),
+            "\(SandboxVerdict.sentences(linked))")
+    }
+
     @Test func whatOutlivedTheSampleIsNamedWithHowItEnded() {
         let miner = SandboxReport.Survivor(pid: 41, commandLine: "'[kworker/0:1]' -o pool:3333", ownSession: true)
         let helper = SandboxReport.Survivor(pid: 42, commandLine: "sleep 60", ownSession: false)
