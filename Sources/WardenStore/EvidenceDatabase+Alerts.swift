@@ -130,6 +130,14 @@ extension EvidenceDatabase {
         }
     }
 
+    /// The latest `limit` sandbox runs, newest first.
+    public func latestSandboxRuns(limit: Int) throws -> [SandboxRunRecord] {
+        try dbWriter.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM sandbox_run ORDER BY time DESC LIMIT ?", arguments: [limit])
+                .map(Self.sandboxRun)
+        }
+    }
+
     /// The sandbox run with this id, if there is one.
     public func sandboxRun(id: String) throws -> SandboxRunRecord? {
         try dbWriter.read { db in

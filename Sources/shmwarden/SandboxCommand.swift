@@ -20,8 +20,8 @@ struct SandboxCommand: ParsableCommand {
             ptrace, mount, namespaces, bpf, kexec, module loading, io_uring, TIOCSTI and non-unix sockets. \
             execve, open, connect, clone, unlink, rename, link, symlink, chmod, kill, memfd_create and \
             prctl(PR_SET_NAME) are observed through seccomp user notification. At the time limit \
-            the whole pid namespace is killed. Needs root. Every run is stored; --show ID prints \
-            a stored one again (an alert's report names the runs of its files).
+            the whole pid namespace is killed. Needs root. Every run is stored; --list lists them and \
+            --show ID prints one again (an alert's report names the runs of its files).
             """)
 
     @OptionGroup var state: StateOptions
@@ -31,6 +31,9 @@ struct SandboxCommand: ParsableCommand {
 
     @Option(help: "Print the stored run with this id instead of running a file.")
     var show: String?
+
+    @Flag(help: "List the stored runs, newest first (id, time, sha256, how it ended).")
+    var list = false
 
     @Option(help: "Wall-clock limit in seconds (1-3600).")
     var timeout: Int = 10
@@ -47,7 +50,8 @@ struct SandboxCommand: ParsableCommand {
     /// The parsed values as a plain request (what runs).
     var request: SandboxRequest {
         SandboxRequest(
-            state: state.settings, file: file, show: show, timeout: timeout, json: json, noObserve: noObserve,
+            state: state.settings, file: file, show: show, list: list, timeout: timeout, json: json,
+            noObserve: noObserve,
             arguments: arguments)
     }
 
@@ -118,7 +122,7 @@ struct SandboxCommand: ParsableCommand {
         guard let file else { return nil }
         let request = SandboxRequest(
             state: StateSettings(stateDirectory: stateDirectory, config: config, logLevel: logLevel), file: file,
-            show: nil, timeout: timeout, json: json, noObserve: noObserve, arguments: sampleArguments)
+            show: nil, list: false, timeout: timeout, json: json, noObserve: noObserve, arguments: sampleArguments)
         // What ArgumentParser checks after its parse; a failure goes back to it, which reports
         // the error with this command's usage.
         guard (try? request.state.validate()) != nil, (try? request.validate()) != nil else { return nil }

@@ -15,24 +15,26 @@ struct SandboxRequest {
     var state: StateSettings
     var file: String?
     var show: String?
+    var list = false
     var timeout = 10
     var json = false
     var noObserve = false
     var arguments: [String] = []
 
     func validate() throws {
-        guard show == nil else {
-            guard file == nil else { throw ValidationError("give a file to run or --show ID, not both") }
-            return
+        guard [file != nil, show != nil, list].filter({ $0 }).count <= 1 else {
+            throw ValidationError("give one of: a file to run, --show ID, --list")
         }
-        guard let file else { throw ValidationError("give a file to run (or --show ID for a stored run)") }
+        guard show == nil && !list else { return }
+        guard let file else { throw ValidationError("give a file to run (or --show ID, --list for stored runs)") }
         guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be 1 to 3600 seconds") }
         guard PathArgument.resolved(file) != nil else { throw ValidationError("'\(file)' does not exist") }
     }
 
     func run() throws {
         if let show { return try printStored(id: show) }
-        guard let file else { throw UsageError(message: "give a file to run (or --show ID for a stored run)") }
+        if list { return try printList() }
+        guard let file else { throw UsageError(message: "give a file to run (or --show ID, --list for stored runs)") }
         guard getuid() == 0 else { throw UsageError(message: "the sandbox needs root (namespaces, mounts, seccomp)") }
         let directory = state.state
         try directory.prepare()
@@ -71,13 +73,44 @@ struct SandboxRequest {
         Foundation.exit(0)
     }
 
-    /// A stored run, printed as the run that made it printed it.
-    private func printStored(id: String) throws {
+    /// The state directory's database, for reading stored runs (never created here).
+    private func storedRuns() throws -> (EvidenceDatabase, String) {
         let directory = state.state
         guard directory.hasDatabase else { throw UsageError(message: "no database at \(directory.databasePath)") }
-        let database = try EvidenceDatabase(path: directory.databasePath, connections: .single)
+        return (try EvidenceDatabase(path: directory.databasePath, connections: .single), directory.databasePath)
+    }
+
+    /// The latest stored runs: one line each, or their records as JSON (without the reports:
+    /// `--show ID` prints one whole).
+    private func printList() throws {
+        let runs = try storedRuns().0.latestSandboxRuns(limit: 100)
+        if json {
+            struct Listed: Encodable {
+                var id, time, sha256: String
+                var fileId: Int64?
+                var alertId: String?
+                var verdict: [String]
+            }
+            let listed = runs.map {
+                Listed(
+                    id: $0.id, time: $0.time.rfc3339, sha256: $0.sha256, fileId: $0.fileId, alertId: $0.alertId,
+                    verdict: $0.verdict)
+            }
+            print(try JSONOutput.encode(listed))
+            return
+        }
+        if runs.isEmpty { print("(no sandbox runs)") }
+        for run in runs {
+            let line = "\(run.id)  \(run.time.rfc3339)  \(run.sha256.prefix(12))  \(run.verdict.first ?? "")"
+            print(TerminalText.escaped(line, keepingLineBreaks: false))
+        }
+    }
+
+    /// A stored run, printed as the run that made it printed it.
+    private func printStored(id: String) throws {
+        let (database, path) = try storedRuns()
         guard let record = try database.sandboxRun(id: id) else {
-            throw UsageError(message: "no sandbox run with id '\(id)' in \(directory.databasePath)")
+            throw UsageError(message: "no sandbox run with id '\(id)' in \(path)")
         }
         let report = try SandboxReport.decodeStored(record.reportJSON)
         if json {

@@ -113,6 +113,12 @@ extension SensorIntegration {
             #expect(shown == 0, "\(shownErrors)")
             let again = try #require(try JSONSerialization.jsonObject(with: Data(shownOutput.utf8)) as? NSDictionary)
             #expect(again == report as NSDictionary)
+            // --list has both runs, newest first, each with its verdict.
+            let (listedStatus, listedOutput, _) = try Binary.run(["sandbox", "--state-dir", state, "--list", "--json"])
+            let listed = try #require(
+                try JSONSerialization.jsonObject(with: Data(listedOutput.utf8)) as? [[String: Any]])
+            #expect(listedStatus == 0 && listed.map { $0["id"] as? String } == [sleep["id"] as? String, id])
+            #expect(listed.last?["verdict"] as? [String] == report["verdict"] as? [String])
             let (unknown, _, unknownErrors) = try Binary.run(["sandbox", "--state-dir", state, "--show", "nope"])
             #expect(unknown == 2 && unknownErrors.contains("no sandbox run with id 'nope'"), "\(unknownErrors)")
             // The sample's output reaches the terminal with its escape sequences shown, not sent.
