@@ -17,6 +17,11 @@ enum Binary {
         try runProcess(arguments, environment: environment).result
     }
 
+    /// `output` parsed as JSON, as `T` (a test's `#require` says when it is not).
+    static func json<T>(_ output: String, as: T.Type = [String: Any].self) throws -> T? {
+        try JSONSerialization.jsonObject(with: Data(output.utf8)) as? T
+    }
+
     /// Runs the binary to completion, with how it ended.
     static func runProcess(
         _ arguments: [String], environment: [String: String] = [:], executable: String = Binary.path
@@ -94,7 +99,7 @@ extension SensorIntegration {
                 "sandbox", "--json", "--state-dir=\(state)", "/bin/echo", "--no-observe", "--", "-n", "a b",
             ])
             #expect(status == 0, "\(errors)")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+            let report = try #require(try Binary.json(output))
             #expect(report["stdout"] as? String == "a b")
             #expect((report["syscalls"] as? [String: Any])?.isEmpty == true, "--no-observe was not applied")
             // The last --timeout wins, as in ArgumentParser.
@@ -102,30 +107,9 @@ extension SensorIntegration {
                 "sandbox", "/bin/sleep", "--timeout", "30", "--timeout=1", "--json", "--state-dir", state, "--", "20",
             ])
             #expect(slept == 0)
-            let sleep = try #require(try JSONSerialization.jsonObject(with: Data(sleptOutput.utf8)) as? [String: Any])
+            let sleep = try #require(try Binary.json(sleptOutput))
             #expect(sleep["timedOut"] as? Bool == true)
             #expect((sleep["durationMs"] as? Double ?? 0) < 10_000)
-            // A stored run prints again by its id, the same report.
-            let id = try #require(report["id"] as? String)
-            let (shown, shownOutput, shownErrors) = try Binary.run([
-                "sandbox", "--state-dir", state, "--show", id, "--json",
-            ])
-            #expect(shown == 0, "\(shownErrors)")
-            let again = try #require(try JSONSerialization.jsonObject(with: Data(shownOutput.utf8)) as? NSDictionary)
-            #expect(again == report as NSDictionary)
-            // --list has both runs, newest first, each with its verdict.
-            let (listedStatus, listedOutput, _) = try Binary.run(["sandbox", "--state-dir", state, "--list", "--json"])
-            let listed = try #require(
-                try JSONSerialization.jsonObject(with: Data(listedOutput.utf8)) as? [[String: Any]])
-            #expect(listedStatus == 0 && listed.map { $0["id"] as? String } == [sleep["id"] as? String, id])
-            #expect(listed.last?["verdict"] as? [String] == report["verdict"] as? [String])
-            let (unknown, _, unknownErrors) = try Binary.run(["sandbox", "--state-dir", state, "--show", "nope"])
-            #expect(unknown == 2 && unknownErrors.contains("no sandbox run with id 'nope'"), "\(unknownErrors)")
-            // The sample's output reaches the terminal with its escape sequences shown, not sent.
-            let (printed, text, _) = try Binary.run([
-                "sandbox", "--state-dir", state, "/bin/sh", "--", "-c", #"printf '\033]0;owned\007ok\n'"#,
-            ])
-            #expect(printed == 0 && text.contains(#"\x1b]0;owned\x07ok"#) && !text.contains("\u{1B}"), "\(text)")
             // What the hand reading refuses reaches ArgumentParser, which explains it.
             let (missing, _, missingErrors) = try Binary.run(["sandbox", "/bin/true", "--timeout", "--json"])
             #expect(missing == 2)
@@ -133,6 +117,45 @@ extension SensorIntegration {
             let (twoFiles, _, twoFilesErrors) = try Binary.run(["sandbox", "/bin/true", "/bin/false"])
             #expect(twoFiles == 2)
             #expect(twoFilesErrors.contains("Unexpected argument '/bin/false'"))
+        }
+
+        /// Every run is stored: `--list` lists the runs newest first, `--show ID` prints one again
+        /// as the run printed it, and an unknown id is bad input.
+        @Test func storedRunsListNewestFirstAndPrintAgain() throws {
+            try #require(Binary.exists, "build first: swift build")
+            guard getuid() == 0 else { return }  // the sandbox needs root; CI is root
+            let state = makeStateDirectory()
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            var runs: [[String: Any]] = []
+            for program in ["/bin/true", "/bin/false"] {
+                let (_, output, errors) = try Binary.run(["sandbox", "--json", "--state-dir", state, program])
+                runs.append(try #require(try Binary.json(output), "\(errors)"))
+            }
+            let (listed, listedOutput, _) = try Binary.run(["sandbox", "--state-dir", state, "--list", "--json"])
+            let list = try #require(try Binary.json(listedOutput, as: [[String: Any]].self))
+            #expect(listed == 0 && list.map { $0["id"] as? String } == runs.reversed().map { $0["id"] as? String })
+            #expect(list.first?["verdict"] as? [String] == runs.last?["verdict"] as? [String])
+            let id = try #require(runs.first?["id"] as? String)
+            let (shown, shownOutput, shownErrors) = try Binary.run([
+                "sandbox", "--state-dir", state, "--show", id, "--json",
+            ])
+            #expect(shown == 0, "\(shownErrors)")
+            let again = try #require(try Binary.json(shownOutput, as: NSDictionary.self))
+            #expect(again == runs.first.map { $0 as NSDictionary })
+            let (unknown, _, unknownErrors) = try Binary.run(["sandbox", "--state-dir", state, "--show", "nope"])
+            #expect(unknown == 2 && unknownErrors.contains("no sandbox run with id 'nope'"), "\(unknownErrors)")
+        }
+
+        /// The sample's output reaches the terminal with its escape sequences shown, not sent.
+        @Test func aSamplesEscapeSequencesAreShownNotSent() throws {
+            try #require(Binary.exists, "build first: swift build")
+            guard getuid() == 0 else { return }  // the sandbox needs root; CI is root
+            let state = makeStateDirectory()
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            let (printed, text, _) = try Binary.run([
+                "sandbox", "--state-dir", state, "/bin/sh", "--", "-c", #"printf '\033]0;owned\007ok\n'"#,
+            ])
+            #expect(printed == 0 && text.contains(#"\x1b]0;owned\x07ok"#) && !text.contains("\u{1B}"), "\(text)")
         }
 
         /// A file name that is not UTF-8 (a byte 0xff) still names its file: Swift's decoding of
@@ -161,12 +184,12 @@ extension SensorIntegration {
             }
             let (ran, output, errors) = try shmwarden("sandbox --json --state-dir \"$1\"")
             #expect(ran == 0, "\(errors)")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+            let report = try #require(try Binary.json(output))
             #expect((report["exit"] as? [String: Any])?["code"] as? Int == 0, "\(output)")
 
             let (quarantined, sidecar, quarantineErrors) = try shmwarden("quarantine --json --state-dir \"$1\"")
             #expect(quarantined == 0, "\(quarantineErrors)")
-            let entry = try #require(try JSONSerialization.jsonObject(with: Data(sidecar.utf8)) as? [String: Any])
+            let entry = try #require(try Binary.json(sidecar))
             #expect((entry["originalPathBase64"] as? String).flatMap { Data(base64Encoded: $0) } == Data(path))
             #expect(
                 (path + [0]).withUnsafeBufferPointer {
