@@ -30,6 +30,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--floor", help="notify_floor built from scripts/notify_floor.c: the kernel's own cost")
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
     runs = 20 if args.quick else 100
@@ -52,7 +53,20 @@ def main():
         find = os.path.realpath("/usr/bin/find")
         heavy = ["--", "/usr/share", "-maxdepth", "3"]
         observed, plain, observed_calls = [], [], []
+        floor_observed, floor_plain = [], []
         for i in range(max(10, runs // 3)):
+            if args.floor:
+                # The least a supervisor can do on the same program, on one CPU like the jail's;
+                # the CPU changes from round to round, as the jails' does from run to run. (The
+                # first round is run twice: its first observed run was once 1.3 s, not 0.05.)
+                cpu = str(i % (os.cpu_count() or 1))
+                for mode, into in (("observed", floor_observed), ("plain", floor_plain)) * (2 if i == 0 else 1):
+                    result = subprocess.run([args.floor, mode, cpu, find] + heavy[1:], capture_output=True, text=True)
+                    if result.returncode != 0:
+                        raise SystemExit(f"notify_floor {mode} failed: {result.stderr[:300]}")
+                    into.append(float(result.stdout))
+                if i == 0:
+                    del floor_observed[0], floor_plain[0]
             _, out = timed([binary, "sandbox", find, "--state-dir", state, "--json", "--timeout", "60"] + heavy)
             report = json.loads(out)
             observed.append(report["durationMs"])
@@ -67,13 +81,24 @@ def main():
                          "ratio": statistics.median(observed) / statistics.median(plain),
                          "observed_calls": statistics.median(observed_calls)},
         }
+        trace = results["trace_ms"]
+        trace["extra_us_per_call"] = (trace["observed_p50"] - trace["filter_only_p50"]) * 1000 / trace["observed_calls"]
+        if floor_observed:
+            o, p = statistics.median(floor_observed), statistics.median(floor_plain)
+            results["kernel_floor_ms"] = {"observed_p50": o, "filter_only_p50": p, "ratio": o / p,
+                                          "extra_us_per_call": (o - p) * 1000 / trace["observed_calls"]}
     finally:
         shutil.rmtree(state, ignore_errors=True)
     s, t = results["start_ms"], results["trace_ms"]
     print(f"/bin/true start-to-exit: shmwarden sandbox (whole CLI) {s['shmwarden_cli_p50']:.1f} ms, "
           f"bwrap {s['bwrap_p50']:.1f} ms -> {s['ratio']:.2f}x; inside the jail (clone to exit) {s['shmwarden_in_jail_p50']:.1f} ms")
     print(f"find /usr/share -maxdepth 3: observed {t['observed_p50']:.1f} ms ({t['observed_calls']:.0f} notified calls), "
-          f"filter only {t['filter_only_p50']:.1f} ms -> {t['ratio']:.2f}x")
+          f"filter only {t['filter_only_p50']:.1f} ms -> {t['ratio']:.2f}x ({t['extra_us_per_call']:.1f} us per notified call)")
+    if "kernel_floor_ms" in results:
+        f = results["kernel_floor_ms"]
+        print(f"  kernel floor (scripts/notify_floor.c: receive, read 256 bytes, answer; no jail): observed "
+              f"{f['observed_p50']:.1f} ms, filter only {f['filter_only_p50']:.1f} ms -> {f['ratio']:.2f}x "
+              f"({f['extra_us_per_call']:.1f} us per notified call)")
     print(json.dumps(results, indent=2))
 
 

@@ -270,6 +270,11 @@ public struct SandboxRunner: Sendable {
             observing?.join()  // it sees the closed socket and returns; it must not outlive the descriptors
             throw RunError(description: "clone of the sandbox failed: errno \(cloneError)")
         }
+        // The sample runs on the jail's CPU; this process's first run meanwhile pays the report's
+        // first-use costs on another.
+        let warming =
+            SandboxReport.firstUseStarted.exchange(true, ordering: .relaxed)
+            ? nil : ThreadJoin.start(name: "warden-warm") { SandboxReport.payFirstUseCosts() }
 
         let stdoutCapture = OutputCapture(stdoutRead, limit: options.outputLimit)
         let stderrCapture = OutputCapture(stderrRead, limit: options.outputLimit)
@@ -310,6 +315,7 @@ public struct SandboxRunner: Sendable {
             writtenTruncated: writtenTruncated,
             stdout: stdout, stderr: stderr, stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated,
             setupError: setupError, verdict: [])
+        warming?.join()
         report.verdict = SandboxVerdict.sentences(report)
         return report
     }
