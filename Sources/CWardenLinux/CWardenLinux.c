@@ -489,6 +489,30 @@ int warden_audit_sentinel(void) {
     return (int)child;
 }
 
+int warden_stop_pid_namespace(int pidns) {
+    // Exit codes of the helper: 0 done (or nothing to stop), else the errno of what failed.
+    pid_t helper = vfork();
+    if (helper < 0) return -1;
+    if (helper == 0) {
+        if (syscall(SYS_setns, pidns, CLONE_NEWPID) != 0) _exit(errno & 0xff);
+        pid_t stopper = vfork();
+        if (stopper < 0) _exit(errno & 0xff);
+        if (stopper == 0) {
+            // ESRCH: no process but the init (and this one) to signal.
+            _exit(syscall(SYS_kill, -1, SIGSTOP) == 0 || errno == ESRCH ? 0 : (errno & 0xff));
+        }
+        int status = 0;
+        while (syscall(SYS_wait4, stopper, &status, 0, NULL) < 0 && errno == EINTR) {}
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : ECHILD);
+    }
+    int status = 0;
+    while (waitpid(helper, &status, 0) < 0 && errno == EINTR) {}
+    int failure = WIFEXITED(status) ? WEXITSTATUS(status) : ECHILD;
+    if (failure == 0) return 0;
+    errno = failure;
+    return -1;
+}
+
 void warden_namespace_flags(uint64_t out[7]) {
     const uint64_t flags[7] = { CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP };
     for (int i = 0; i < 7; i++) out[i] = flags[i];

@@ -104,6 +104,14 @@ public func sys_pidfdSendSignal(_ pidfd: FileDescriptor, _ signal: Int32) throws
     _ = try retryingInterrupts("pidfd_send_signal") { warden_pidfd_send_signal(pidfd.rawValue, signal) }
 }
 
+/// Stops every process of the pid namespace open at `namespace` (/proc/PID/ns/pid) but its
+/// init, at once (`warden_stop_pid_namespace`): none can fork unseen while they are listed.
+public func sys_stopPidNamespace(_ namespace: FileDescriptor) throws(SystemCallError) {
+    _ = try retryingInterrupts("kill(-1, SIGSTOP) in the pid namespace") {
+        warden_stop_pid_namespace(namespace.rawValue)
+    }
+}
+
 /// This process's id.
 public func sys_getpid() -> Int32 { getpid() }
 
@@ -237,7 +245,8 @@ public func sys_writeFileDurably(_ path: [UInt8], _ bytes: [UInt8], permissions:
 
 /// fsyncs the directory that holds `path`, so a create, rename or unlink in it is durable.
 public func sys_fsyncDirectory(containing path: [UInt8]) throws(SystemCallError) {
-    let parent = path.lastIndex(of: UInt8(ascii: "/")).map { $0 == 0 ? [UInt8(ascii: "/")] : Array(path[..<$0]) }
+    let parent =
+        path.lastIndex(of: UInt8(ascii: "/")).map { $0 == 0 ? [UInt8(ascii: "/")] : Array(path[..<$0]) }
         ?? [UInt8(ascii: ".")]
     let fd = try sys_open(parent, flags: O_RDONLY | O_DIRECTORY)
     defer { sys_close(fd) }

@@ -502,6 +502,30 @@ struct SandboxTests {
         #expect(busy.stillRunning.map(\.commandLine) == ["sleep 30"])
     }
 
+    /// A process that forks its successor and exits, over and over (a pid that never stays
+    /// still, the way some droppers evade a list-then-kill), is named at the time limit: the
+    /// jail's processes are all stopped at once before they are listed. Listed while running,
+    /// the one /proc showed was gone when it was read, and its successor not yet shown.
+    @Test func aProcessThatKeepsChangingItsPidIsNamedAtTheLimit() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let hopper = state + "/hop.sh"
+        // Each generation starts the next, then exits: at any moment one or two are alive. (A
+        // script run through its descriptor is its interpreter's /dev/fd/4.)
+        try Data("#!/bin/sh\n/bin/sh \"$0\" &\nexit 0\n".utf8).write(to: URL(fileURLWithPath: hopper))
+        var options = SandboxRunner.Options()
+        options.timeoutSeconds = 1
+        // Listed while running, one run in three or more came back empty: five runs.
+        for _ in 0..<5 {
+            let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(hopper), options: options)
+            #expect(report.timedOut)
+            #expect(!report.stillRunning.isEmpty, "\(report.verdict)")
+            #expect(
+                report.stillRunning.allSatisfy { $0.commandLine == "/bin/sh /dev/fd/4" }, "\(report.stillRunning)")
+            #expect(sandboxProcesses(uid: report.uid).isEmpty)
+        }
+    }
+
     /// A sample whose interpreter or dynamic loader the jail lacks is reported with the path
     /// the kernel looked for, read from the sample itself, not as a broken jail.
     @Test func aMissingInterpreterOrLoaderIsNamed() throws {

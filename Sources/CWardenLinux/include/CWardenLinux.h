@@ -165,6 +165,13 @@ int warden_audit_listen(void);
 /// set if the child could not be made.
 int warden_audit_sentinel(void);
 
+/// Stops (SIGSTOP) every process of the pid namespace `pidns` (an open /proc/PID/ns/pid) but
+/// its init, all at once: a vforked helper joins the namespace for its children, and its child
+/// calls kill(-1, SIGSTOP) there, which walks the namespace's processes under the lock that a
+/// fork takes to add one, so no process is created unseen meanwhile. Raw system calls only in
+/// the children. 0, or -1 with errno set (ENOMEM: the namespace is ending).
+int warden_stop_pid_namespace(int pidns);
+
 /// The CLONE_NEW* flags (mnt, user, pid, net, ipc, uts, cgroup), which Swift's Glibc lacks.
 /// Fills `out` (7 entries).
 void warden_namespace_flags(uint64_t out[7]);

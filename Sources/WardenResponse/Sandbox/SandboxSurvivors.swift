@@ -17,18 +17,36 @@ enum SandboxSurvivors {
     static let commandLineLimit = 1024
 
     /// The processes sharing `initPID`'s pid namespace, the init itself left out, by host pid.
+    /// They are stopped first, all at once (`sys_stopPidNamespace`): listed while running, a
+    /// process that forks a child and exits, over and over, was gone by the time it was read
+    /// and its child not yet there when /proc was, and the list missed it. Stopped, none forks,
+    /// execs or exits before the kill that follows, so the list names what that kill ends.
     static func list(initPID: Int32) -> [SandboxReport.Survivor] {
-        guard let namespace = try? sys_readlink(Array("/proc/\(initPID)/ns/pid".utf8)),
+        let namespacePath = Array("/proc/\(initPID)/ns/pid".utf8)
+        // (A magic link: /proc's name for the namespace, not a path to resolve.)
+        if let namespaceFD = try? sys_open(namespacePath, flags: O_RDONLY, followingSymlinks: true) {
+            try? sys_stopPidNamespace(namespaceFD)
+            sys_close(namespaceFD)
+        }
+        guard let namespace = try? sys_readlink(namespacePath),
             let proc = try? sys_open(Array("/proc".utf8), flags: O_RDONLY | O_DIRECTORY)
         else { return [] }
         let entries = (try? sys_readDirectory(proc)) ?? []
         sys_close(proc)
         var survivors: [SandboxReport.Survivor] = []
+        // A SIGSTOP takes effect when its process next leaves the kernel: one in an exec then
+        // has no command line yet. Each is read once stopped (or gone), within this budget.
+        let stoppedBy = sys_monotonicNanoseconds() + 100_000_000
         for entry in entries {
             guard survivors.count < limit, let pid = Int32(String(decoding: entry.name, as: UTF8.self)),
-                pid != initPID, (try? sys_readlink(Array("/proc/\(pid)/ns/pid".utf8))) == namespace,
-                let (name, session) = nameAndSession(of: pid)
+                pid != initPID, (try? sys_readlink(Array("/proc/\(pid)/ns/pid".utf8))) == namespace
             else { continue }
+            var status = stat(of: pid)
+            while let state = status?.state, !"TtZX".utf8.contains(state), sys_monotonicNanoseconds() < stoppedBy {
+                usleep(200)
+                status = stat(of: pid)
+            }
+            guard let (name, _, session) = status else { continue }
             let arguments = commandLine(of: pid)
             survivors.append(
                 SandboxReport.Survivor(
@@ -38,17 +56,19 @@ enum SandboxSurvivors {
         return survivors.sorted { $0.pid < $1.pid }
     }
 
-    /// The name (`comm`) and session id fields of `/proc/PID/stat` (the session in the host's
-    /// pid numbers, as /proc is the host's).
-    private static func nameAndSession(of pid: Int32) -> ([UInt8], Int32)? {
+    /// The name (`comm`), state and session id fields of `/proc/PID/stat` (the session in the
+    /// host's pid numbers, as /proc is the host's).
+    private static func stat(of pid: Int32) -> (name: [UInt8], state: UInt8, session: Int32)? {
         guard let bytes = try? sys_readFile(Array("/proc/\(pid)/stat".utf8), followingSymlinks: true),
             let open = bytes.firstIndex(of: UInt8(ascii: "(")), let close = bytes.lastIndex(of: UInt8(ascii: ")")),
             open < close
         else { return nil }
         // "pid (comm) state ppid pgrp session …": comm may hold anything, so count after its last ')'.
         let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "), maxSplits: 5)
-        guard fields.count > 3, let session = Int32(String(decoding: fields[3], as: UTF8.self)) else { return nil }
-        return (Array(bytes[(open + 1)..<close]), session)
+        guard fields.count > 3, let state = fields[0].first,
+            let session = Int32(String(decoding: fields[3], as: UTF8.self))
+        else { return nil }
+        return (Array(bytes[(open + 1)..<close]), state, session)
     }
 
     /// The name, unless it is the first 15 bytes of argv[0]'s last component (what the kernel
