@@ -123,12 +123,13 @@ public struct SandboxRunner: Sendable {
         let tmp = root + "/tmp"
         let devShm = root + "/dev/shm"
         for path in [directory, root] { try? sys_mkdir(Array(path.utf8), permissions: 0o700) }
-        // Both mounts are in this thread's namespace only, and removed after the run.
+        // Both mounts are in this thread's namespace only, and go with it: the kernel unmounts
+        // them when the thread exits, after it has handed over the report (an unmount here, on
+        // the way to the report, cost ~0.25 ms of every run).
         let noSuidNoDev = UInt(MS_NOSUID) | UInt(MS_NODEV)
         try wrap { () throws(SystemCallError) in
             try sys_mountTmpfs(Array(root.utf8), options: "size=\(Self.rootBytes >> 20)m,mode=0755", flags: noSuidNoDev)
         }
-        defer { sys_unmount(Array(root.utf8)) }
 
         // Held until the run is over: its processes are gone and its refused calls counted.
         let lease: SandboxIdentityLease
@@ -283,6 +284,7 @@ public struct SandboxRunner: Sendable {
         let (timedOut, stillRunning) = Self.wait(for: initPID, seconds: options.timeoutSeconds)
         _ = try? sys_waitpid(initPID)
         let duration = Double(sys_monotonicNanoseconds() - started) / 1e6
+        audit.runEnded()
         observing?.join()
         lookups = names.stop()
         let (stdout, stdoutTruncated) = stdoutCapture.finish()

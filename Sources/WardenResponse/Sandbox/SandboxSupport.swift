@@ -111,6 +111,16 @@ final class KernelAuditReader {
         }
     }
 
+    /// The sentinel made by `runEnded`, whose record marks where the run's records end.
+    private var sentinel: Int32?
+
+    /// Says the run is over (its processes are gone): makes the sentinel now, so that its
+    /// record travels while the caller collects the rest of the report, instead of after.
+    func runEnded() {
+        guard case .netlink = source, sentinel == nil else { return }
+        sentinel = Self.sentinelArrives.withLock { $0 } == false ? -1 : warden_audit_sentinel()
+    }
+
     /// The refused and killed calls of `uid` since this reader was made, by name.
     func deniedCalls(uid: UInt32) -> [String: Int] {
         switch source {
@@ -131,7 +141,8 @@ final class KernelAuditReader {
     /// later, and under a saturated CPU a sample's last ones were not out yet when the report
     /// was made.
     private func netlinkDeniedCalls(_ fd: FileDescriptor, uid: UInt32) -> [String: Int] {
-        let sentinel = Self.sentinelArrives.withLock { $0 } == false ? -1 : warden_audit_sentinel()
+        runEnded()
+        let sentinel = self.sentinel ?? -1
         var waiting = sentinel > 0
         let deadline = sys_monotonicNanoseconds() + Self.sentinelWaitNanoseconds
         var counts: [String: Int] = [:]
