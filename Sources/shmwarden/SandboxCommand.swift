@@ -41,6 +41,9 @@ struct SandboxCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @Flag(help: "Print the report as Markdown (for a ticket or an incident note).")
+    var markdown = false
+
     @Flag(help: "Do not observe with seccomp user notification (the filter still enforces).")
     var noObserve = false
 
@@ -51,7 +54,7 @@ struct SandboxCommand: ParsableCommand {
     var request: SandboxRequest {
         SandboxRequest(
             state: state.settings, file: file, show: show, list: list, timeout: timeout, json: json,
-            noObserve: noObserve,
+            markdown: markdown, noObserve: noObserve,
             arguments: arguments)
     }
 
@@ -73,6 +76,7 @@ struct SandboxCommand: ParsableCommand {
         var file: String?
         var timeout = 10
         var json = false
+        var markdown = false
         var noObserve = false
         var stateDirectory: String?
         var config: String?
@@ -103,6 +107,7 @@ struct SandboxCommand: ParsableCommand {
             }
             switch name {
             case "--json" where inline == nil: json = true
+            case "--markdown" where inline == nil: markdown = true
             case "--no-observe" where inline == nil: noObserve = true
             case "--timeout":
                 guard let text = value(), let seconds = Int(text) else { return nil }
@@ -122,7 +127,8 @@ struct SandboxCommand: ParsableCommand {
         guard let file else { return nil }
         let request = SandboxRequest(
             state: StateSettings(stateDirectory: stateDirectory, config: config, logLevel: logLevel), file: file,
-            show: nil, list: false, timeout: timeout, json: json, noObserve: noObserve, arguments: sampleArguments)
+            show: nil, list: false, timeout: timeout, json: json, markdown: markdown, noObserve: noObserve,
+            arguments: sampleArguments)
         // What ArgumentParser checks after its parse; a failure goes back to it, which reports
         // the error with this command's usage.
         guard (try? request.state.validate()) != nil, (try? request.validate()) != nil else { return nil }

@@ -18,6 +18,7 @@ struct SandboxRequest {
     var list = false
     var timeout = 10
     var json = false
+    var markdown = false
     var noObserve = false
     var arguments: [String] = []
 
@@ -25,6 +26,8 @@ struct SandboxRequest {
         guard [file != nil, show != nil, list].filter({ $0 }).count <= 1 else {
             throw ValidationError("give one of: a file to run, --show ID, --list")
         }
+        guard !(json && markdown) else { throw ValidationError("give one of --json and --markdown") }
+        guard !(list && markdown) else { throw ValidationError("--markdown prints one run: a file's, or --show ID's") }
         guard show == nil && !list else { return }
         guard let file else { throw ValidationError("give a file to run (or --show ID, --list for stored runs)") }
         guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be 1 to 3600 seconds") }
@@ -59,11 +62,7 @@ struct SandboxRequest {
         let now = Date().timeIntervalSince1970
         let database = try opening.value()
         try database.apply([.sandboxRun(report.record(at: Timestamp(nanosecondsSinceEpoch: Int64(now * 1e9))))])
-        if json {
-            print(try JSONOutput.encode(report))
-        } else {
-            printText(report)
-        }
+        try printReport(report)
         // A jail that could not be set up is a runtime failure (exit 1), printed and stored like
         // any run so that the reason is on record.
         if report.setupError != nil { throw ExitCode(1) }
@@ -112,9 +111,16 @@ struct SandboxRequest {
         guard let record = try database.sandboxRun(id: id) else {
             throw UsageError(message: "no sandbox run with id '\(id)' in \(path)")
         }
-        let report = try SandboxReport.decodeStored(record.reportJSON)
+        try printReport(SandboxReport.decodeStored(record.reportJSON))
+    }
+
+    /// The report in the form asked for. Markdown is read in terminals too: its control
+    /// characters are shown, not sent (`TerminalText`), as in the text form.
+    private func printReport(_ report: SandboxReport) throws {
         if json {
             print(try JSONOutput.encode(report))
+        } else if markdown {
+            print(TerminalText.escaped(SandboxReportMarkdown.render(report), keepingLineBreaks: true), terminator: "")
         } else {
             printText(report)
         }

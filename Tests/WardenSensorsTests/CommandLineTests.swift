@@ -146,6 +146,30 @@ extension SensorIntegration {
             #expect(unknown == 2 && unknownErrors.contains("no sandbox run with id 'nope'"), "\(unknownErrors)")
         }
 
+        /// `--markdown` prints a run for a ticket; the stored run prints the same again.
+        @Test func aRunPrintsAsMarkdownAndSoDoesItsStoredCopy() throws {
+            try #require(Binary.exists, "build first: swift build")
+            guard getuid() == 0 else { return }  // the sandbox needs root; CI is root
+            let state = makeStateDirectory()
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            let (ran, markdown, errors) = try Binary.run([
+                "sandbox", "--markdown", "--state-dir", state, "/bin/sh", "--", "-c", "echo hi; exit 4",
+            ])
+            #expect(ran == 0, "\(errors)")
+            let lines = markdown.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            let title = try #require(lines.first)
+            #expect(title.hasPrefix("# Sandbox run `s") && title.hasSuffix("`"), "\(markdown)")
+            #expect(lines.contains("| ended | exit code 4 |") && lines.contains("## Verdict"), "\(markdown)")
+            #expect(markdown.contains("## stdout\n\n```text\nhi\n```\n"), "\(markdown)")
+            let id = String(title.dropFirst("# Sandbox run `".count).dropLast())
+            let (shown, again, _) = try Binary.run(["sandbox", "--state-dir", state, "--show", id, "--markdown"])
+            #expect(shown == 0 && again == markdown)
+            let (both, _, bothErrors) = try Binary.run([
+                "sandbox", "--state-dir", state, "--json", "--markdown", "/bin/true",
+            ])
+            #expect(both == 2 && bothErrors.contains("give one of --json and --markdown"), "\(bothErrors)")
+        }
+
         /// The sample's output reaches the terminal with its escape sequences shown, not sent.
         @Test func aSamplesEscapeSequencesAreShownNotSent() throws {
             try #require(Binary.exists, "build first: swift build")

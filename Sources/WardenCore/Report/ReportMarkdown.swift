@@ -12,11 +12,11 @@ public enum ReportMarkdown {
         out.append("")
         out.append("| | |")
         out.append("|---|---|")
-        out.append("| alert id | `\(cell(report.alertId))` |")
-        out.append("| host | \(cell(summary.hostname ?? "not in the alert")) |")
+        out.append("| alert id | `\(MarkdownText.cell(report.alertId))` |")
+        out.append("| host | \(MarkdownText.cell(summary.hostname ?? "not in the alert")) |")
         out.append("| time (Falco) | \(summary.time) |")
         out.append("| received | \(summary.receivedAt) |")
-        out.append("| source | \(cell(summary.source ?? "not in the alert")) |")
+        out.append("| source | \(MarkdownText.cell(summary.source ?? "not in the alert")) |")
         out.append("| report generated | \(report.generatedAt) |")
 
         out.append("")
@@ -27,7 +27,7 @@ public enum ReportMarkdown {
         } else {
             out.append("| Falco field | value |")
             out.append("|---|---|")
-            for field in report.details { out.append("| `\(field.name)` | \(code(field.value)) |") }
+            for field in report.details { out.append("| `\(field.name)` | \(MarkdownText.code(field.value)) |") }
         }
 
         out.append("")
@@ -59,7 +59,7 @@ public enum ReportMarkdown {
             out.append("")
         }
         for item in report.evidence {
-            out.append("### \(code(item.path))")
+            out.append("### \(MarkdownText.code(item.path))")
             out.append("")
             if let base64 = item.pathBase64 { out.append("- exact path bytes (base64): `\(base64)`") }
             out.append("- sha256: \(item.sha256.map { "`\($0)`" } ?? "not hashed")")
@@ -81,8 +81,8 @@ public enum ReportMarkdown {
             out.append("|---|---|---|---|---|---|")
             for action in report.actions {
                 out.append(
-                    "| \(action.time) | \(cell(action.rule)) | \(action.action) | \(action.mode) | \(action.outcome) | "
-                        + "\(cell(action.detail)) |")
+                    "| \(action.time) | \(MarkdownText.cell(action.rule)) | \(action.action) | \(action.mode) | \(action.outcome) | "
+                        + "\(MarkdownText.cell(action.detail)) |")
             }
         }
         out.append("")
@@ -125,19 +125,5 @@ public enum ReportMarkdown {
         for caveat in report.caveats { out.append("- \(caveat)") }
         for unknown in report.unknowns { out.append("- \(unknown)") }
         return out.joined(separator: "\n") + "\n"
-    }
-
-    /// Text for a table cell: pipes escaped, newlines shown as `\n`.
-    static func cell(_ text: String) -> String {
-        text.replacingAll("|", with: "\\|").replacingAll("\n", with: "\\n").replacingAll("\r", with: "\\r")
-    }
-
-    /// An inline code span that holds any text (backticks in it get a longer fence).
-    static func code(_ text: String) -> String {
-        let escaped = cell(text)
-        var fence = "`"
-        while escaped.contains(fence) { fence += "`" }
-        let pad = escaped.hasPrefix("`") || escaped.hasSuffix("`") ? " " : ""
-        return fence + pad + escaped + pad + fence
     }
 }
