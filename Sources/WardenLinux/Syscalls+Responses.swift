@@ -328,12 +328,13 @@ public func sys_readProcessString(_ pid: Int32, address: UInt64, limit: Int = 40
 /// strings of at most `stringLimit` bytes each. `complete` is false when the array went on past
 /// `count`, or its end could not be read.
 public func sys_readProcessStringArray(
-    _ pid: Int32, address: UInt64, count: Int = 64, stringLimit: Int = 1024
+    _ pid: Int32, address: UInt64, count: Int = 64, stringLimit: Int = 1024, pointerSize: Int = 8
 ) -> (strings: [[UInt8]], complete: Bool)? {
     // The pointers and the NULL after them, read up to each page's end (the array may end where
-    // its mapping does): one read for the usual short argv.
+    // its mapping does): one read for the usual short argv. Pointers are 4 bytes for an i386
+    // caller.
     var table: [UInt8] = []
-    let wanted = (count + 1) * 8
+    let wanted = (count + 1) * pointerSize
     while table.count < wanted {
         let cursor = address + UInt64(table.count)
         let length = min(4096 - Int(cursor % 4096), wanted - table.count)
@@ -341,11 +342,13 @@ public func sys_readProcessStringArray(
         table += chunk
         if chunk.count < length { break }
     }
-    if table.count < 8 { return nil }
+    if table.count < pointerSize { return nil }
     var strings: [[UInt8]] = []
-    for index in 0..<(table.count / 8) {
+    for index in 0..<(table.count / pointerSize) {
         let pointer = table.withUnsafeBytes {
-            UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
+            pointerSize == 4
+                ? UInt64(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
+                : UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
         }
         if pointer == 0 { return (strings, true) }
         if index == count { break }

@@ -17,7 +17,8 @@ struct SandboxCommand: ParsableCommand {
             descriptor) in new pid, mount, net, ipc, uts and cgroup namespaces with a minimal \
             read-only root, its own /tmp, no network but its own loopback, an unprivileged uid with \
             no capabilities, no_new_privs, rlimits and a seccomp filter that kills or refuses \
-            ptrace, mount, namespaces, bpf, kexec, module loading, io_uring, TIOCSTI and non-unix sockets. \
+            ptrace, mount, namespaces, bpf, kexec, module loading, io_uring, TIOCSTI and non-unix sockets \
+            (for 32-bit x86 programs too, on x86_64). \
             execve, open, connect, clone, unlink, rename, link, symlink, chmod, kill, memfd_create and \
             prctl(PR_SET_NAME) are observed through seccomp user notification. At the time limit \
             the whole pid namespace is killed. Needs root. Every run is stored; --list lists them and \

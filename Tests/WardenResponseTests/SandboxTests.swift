@@ -526,6 +526,41 @@ struct SandboxTests {
         }
     }
 
+    /// A 32-bit x86 program (i386 system calls, on this x86_64 kernel) runs and is observed
+    /// like a native one, under the same rules: the filter covered the native ABI only, and
+    /// killed such a sample at its first call (and the refused call's number was then read in
+    /// x86_64's table: its write(2) reported as stat).
+    @Test(.enabled(if: SandboxFilter.compatibleArchitecture != nil, "an x86_64 host"))
+    func a32BitX86ProgramRunsObservedUnderTheSameRules() throws {
+        var program = I386Program()
+        program.call(5, .string("/etc/passwd"), .number(0))  // open
+        program.call(359, .number(UInt32(AF_INET)), .number(1), .number(0))  // socket(AF_INET, SOCK_STREAM)
+        program.call(102, .number(1), .words([UInt32(AF_UNIX), 1, 0]))  // socketcall(SYS_SOCKET, …)
+        program.call(22, .string("/tmp"))  // umount, i386's older unmount call
+        program.call(4, .number(1), .string("i386 here\n"), .number(10))  // write
+        program.call(11, .string("/bin/echo"), .strings(["/bin/echo", "from", "i386"]), .number(0))  // execve
+        let path = state + "/i386-sample"
+        try Data(program.bytes).write(to: URL(fileURLWithPath: path))
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(path))
+        #expect(report.exit == .init(code: 0, signal: nil), "\(report.verdict)")
+        #expect(report.stdout == "i386 here\nfrom i386\n", "\(report.stdout)")
+        #expect(report.files.contains { $0.syscall == "open" && $0.path == "/etc/passwd" }, "\(report.files)")
+        #expect(
+            report.processes.contains { $0.syscall == "execve" && $0.arguments == ["/bin/echo", "from", "i386"] },
+            "\(report.processes)")
+        #expect(report.denied == ["socket": 1, "socketcall": 1, "umount": 1], "\(report.denied)")
+        #expect(report.verdict.contains { $0.hasPrefix("Its 1 socket creation(s) through socketcall(2)") })
+
+        // ptrace is killed for in i386's numbering too.
+        var tracer = I386Program()
+        tracer.call(26, .number(0))  // ptrace(PTRACE_TRACEME)
+        tracer.call(1, .number(0))  // exit(0), never reached
+        try Data(tracer.bytes).write(to: URL(fileURLWithPath: path))
+        let killed = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(path))
+        #expect(killed.exit.signal == SIGSYS && killed.denied["ptrace"] == 1, "\(killed.exit) \(killed.denied)")
+        #expect(sandboxProcesses(uid: killed.uid).isEmpty)
+    }
+
     /// A sample whose interpreter or dynamic loader the jail lacks is reported with the path
     /// the kernel looked for, read from the sample itself, not as a broken jail.
     @Test func aMissingInterpreterOrLoaderIsNamed() throws {

@@ -21,7 +21,8 @@ public struct SandboxFilter: Sendable {
     ]
     /// Refused with EPERM.
     public static let refused = [
-        "mount", "umount2", "pivot_root", "unshare", "setns", "keyctl", "add_key", "request_key", "chroot",
+        // (`umount` is i386's older unmount call, beside its `umount2`.)
+        "mount", "umount", "umount2", "pivot_root", "unshare", "setns", "keyctl", "add_key", "request_key", "chroot",
         "open_by_handle_at", "fsopen", "fsmount", "fsconfig", "move_mount", "open_tree", "fspick", "mount_setattr",
         // An io_uring's requests (open, socket of any family, connect, …) run in the kernel
         // without passing this filter: a sample would open files unobserved and make the
@@ -48,13 +49,25 @@ public struct SandboxFilter: Sendable {
         public var description: String
     }
 
+    /// The 32-bit ABI the filter also covers, on x86_64: i386 programs (a good share of Linux
+    /// malware is built for it, statically) run on x86_64 kernels, and a filter of the native
+    /// ABI only killed them at their first call, unobserved. Its rules are the native ones,
+    /// by name, through libseccomp.
+    public static let compatibleArchitecture: UInt32? =
+        seccomp_arch_native() == cseccomp_arch_x86_64() ? cseccomp_arch_x86() : nil
+
     /// Builds the filter; `observe` adds the user-notification rules.
     public init(observe: Bool) throws {
         guard let context = seccomp_init(SCMP_ACT_ALLOW) else { throw BuildError(description: "seccomp_init failed") }
         defer { seccomp_release(context) }
-        // Another architecture's syscall numbers (x32, i386 on x86_64) must not slip past the rules.
+        // Another architecture's syscall numbers (x32 on x86_64, or any but the two covered) must
+        // not slip past the rules.
         guard seccomp_attr_set(context, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) == 0 else {
             throw BuildError(description: "seccomp_attr_set(ACT_BADARCH) failed")
+        }
+        if let compatible = Self.compatibleArchitecture {
+            let added = seccomp_arch_add(context, compatible)
+            guard added == 0 || added == -EEXIST else { throw BuildError(description: "seccomp_arch_add: \(added)") }
         }
         // A binary search over the syscall numbers rather than a linear walk: every call the
         // sample makes passes the filter, notified or not. (libseccomp 2.5+; older ones keep the
@@ -84,6 +97,9 @@ public struct SandboxFilter: Sendable {
             [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(TIOCSTI))])
         // No sockets but AF_UNIX (the net namespace has only its own loopback anyway).
         try add("socket", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_NE, datum_a: UInt64(AF_UNIX), datum_b: 0)])
+        // i386's socketcall(2) passes socket's arguments in memory the filter cannot read: its
+        // SYS_SOCKET is refused whatever the family (the direct socket call is filtered above).
+        try add("socketcall", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: 1, datum_b: 0)])
         if observe {
             for name in Self.observed { try add(name, SCMP_ACT_NOTIFY) }
             try add(
@@ -108,9 +124,10 @@ public struct SandboxFilter: Sendable {
         }
     }
 
-    /// The name of syscall `number` on this architecture.
-    public static func name(of number: Int32) -> String {
-        guard let pointer = seccomp_syscall_resolve_num_arch(seccomp_arch_native(), number) else {
+    /// The name of syscall `number` of `architecture` (an AUDIT_ARCH_* value, as in seccomp's
+    /// notifications and audit records; the native one by default).
+    public static func name(of number: Int32, architecture: UInt32 = seccomp_arch_native()) -> String {
+        guard let pointer = seccomp_syscall_resolve_num_arch(architecture, number) else {
             return "syscall-\(number)"
         }
         defer { free(pointer) }

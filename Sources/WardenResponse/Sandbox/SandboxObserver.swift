@@ -21,13 +21,18 @@ final class SandboxObserver: @unchecked Sendable {
     private(set) var signals: [String] = []
     private(set) var pids: Set<Int32> = []
     private static let eventLimit = 2000
-    /// Calls seen and what to read for each, by syscall number: arrays, not dictionaries, since
-    /// the sample waits while the observer looks them up (numbers of the native ABI are far below
-    /// `tableSize`; the filter's arch check kills calls of any other).
+    /// The ABIs whose calls are notified, by the AUDIT_ARCH_* value notifications carry: the
+    /// native one, and on x86_64 i386's (`SandboxFilter.compatibleArchitecture`). The filter's
+    /// arch check kills calls of any other.
+    private static let architectures =
+        [seccomp_arch_native()] + (SandboxFilter.compatibleArchitecture.map { [$0] } ?? [])
+    /// Calls seen and what to read for each, by ABI and syscall number (`slot`): arrays, not
+    /// dictionaries, since the sample waits while the observer looks them up (the numbers of
+    /// both ABIs are far below `tableSize`).
     private static let tableSize = 1024
-    private var counts = [Int](repeating: 0, count: tableSize)
+    private var counts = [Int](repeating: 0, count: tableSize * architectures.count)
     /// Worked out at a number's first notification (libseccomp's name lookup allocates).
-    private var plans = [ArgumentPlan?](repeating: nil, count: tableSize)
+    private var plans = [ArgumentPlan?](repeating: nil, count: tableSize * architectures.count)
     /// What was read while each call waited, described when the run is over: the sample waits
     /// while the observer works, on the same CPU, so the notification path does only the reads.
     private var captured: [Captured] = []
@@ -45,6 +50,8 @@ final class SandboxObserver: @unchecked Sendable {
     /// structures), read while the call was waiting for its answer.
     struct Captured {
         var nr: Int32
+        /// Which of `architectures` the call was made in (0: the native ABI).
+        var abi = 0
         /// Set when the run is over, from `nr`.
         var name = ""
         var pid: Int32
@@ -118,10 +125,12 @@ final class SandboxObserver: @unchecked Sendable {
     /// Paid at the first notification instead, they held the sample's own exec 0.07-0.08 ms
     /// from RECV's return to SEND (perf trace, three runs; 0.04 ms with this).
     func prepare() {
-        for name in SandboxFilter.notified {
-            let number = seccomp_syscall_resolve_name(name)
-            guard number >= 0 && Int(number) < Self.tableSize else { continue }
-            plans[Int(number)] = ArgumentPlan(name)
+        for (abi, architecture) in Self.architectures.enumerated() {
+            for name in SandboxFilter.notified {
+                let number = seccomp_syscall_resolve_name_arch(architecture, name)
+                guard number >= 0 && Int(number) < Self.tableSize else { continue }
+                plans[abi * Self.tableSize + Int(number)] = ArgumentPlan(name)
+            }
         }
         captured.reserveCapacity(1024)
         let path = strdup("/sample")
@@ -173,27 +182,33 @@ final class SandboxObserver: @unchecked Sendable {
                 return
             }
             let notification = request.pointee
-            guard notification.data.nr >= 0 && Int(notification.data.nr) < Self.tableSize else {
-                // Not a native call (the filter kills those): answer, never describe.
+            let abi =
+                notification.data.arch == Self.architectures[0]
+                ? 0 : Self.architectures.firstIndex(of: notification.data.arch)
+            guard let abi, notification.data.nr >= 0 && Int(notification.data.nr) < Self.tableSize else {
+                // Of no ABI the filter lets through (it kills those): answer, never describe.
                 _ = Self.answer(notification.id, on: listener, response)
                 continue
             }
             let nr = Int(notification.data.nr)
+            let slot = abi * Self.tableSize + nr
             let plan: ArgumentPlan
-            if let known = plans[nr] {
+            if let known = plans[slot] {
                 plan = known
             } else {
-                plan = ArgumentPlan(SandboxFilter.name(of: Int32(nr)))
-                plans[nr] = plan
+                plan = ArgumentPlan(SandboxFilter.name(of: Int32(nr), architecture: notification.data.arch))
+                plans[slot] = plan
             }
-            let call = capture(
-                plan, nr: Int32(nr), pid: Int32(bitPattern: notification.pid), args: notification.data.args)
+            var call = capture(
+                plan, nr: Int32(nr), pid: Int32(bitPattern: notification.pid), args: notification.data.args,
+                pointerSize: abi == 0 ? 8 : 4)
+            call?.abi = abi
             // The answer is also the id check: it fails (ENOENT) when the call is no longer
             // waiting (the process died, and its pid may since name another process), so what
             // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
             // the same thing one syscall earlier.
             guard Self.answer(notification.id, on: listener, response) else { continue }
-            counts[nr] += 1
+            counts[slot] += 1
             if let call, captured.count < 4 * Self.eventLimit { captured.append(call) }
         }
     }
@@ -216,8 +231,10 @@ final class SandboxObserver: @unchecked Sendable {
     }
 
     /// Reads what the arguments in `plan` point at; nil for calls only counted.
+    /// `pointerSize`: of the caller's ABI (4 for i386), for the pointers in an argument vector.
     private func capture(
-        _ plan: ArgumentPlan, nr: Int32, pid: Int32, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        _ plan: ArgumentPlan, nr: Int32, pid: Int32, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64),
+        pointerSize: Int = 8
     )
         -> Captured?
     {
@@ -293,7 +310,7 @@ final class SandboxObserver: @unchecked Sendable {
                 }
             }
             if argumentBytes < Self.argumentBudget,
-                let vector = sys_readProcessStringArray(pid, address: values(arguments))
+                let vector = sys_readProcessStringArray(pid, address: values(arguments), pointerSize: pointerSize)
             {
                 argumentBytes += vector.strings.reduce(0) { $0 + $1.count }
                 call.arguments = vector
@@ -376,15 +393,20 @@ final class SandboxObserver: @unchecked Sendable {
     }
 
     private func describeCaptured() {
-        var names: [Int32: String] = [:]
-        for (nr, count) in counts.enumerated() where count > 0 {
-            let name = SandboxFilter.name(of: Int32(nr))
-            names[Int32(nr)] = name
-            syscalls[name] = count
+        // By slot; a call's name is the same in both ABIs, and counted once under it.
+        var names: [Int: String] = [:]
+        for (slot, count) in counts.enumerated() where count > 0 {
+            let name = SandboxFilter.name(
+                of: Int32(slot % Self.tableSize), architecture: Self.architectures[slot / Self.tableSize])
+            names[slot] = name
+            syscalls[name, default: 0] += count
         }
         for var call in captured {
             pids.insert(call.pid)
-            call.name = names[call.nr] ?? SandboxFilter.name(of: call.nr)
+            let slot = call.abi * Self.tableSize + Int(call.nr)
+            call.name =
+                names[slot]
+                ?? SandboxFilter.name(of: call.nr, architecture: Self.architectures[call.abi])
             var event = Self.describe(call)
             if case .file(var access) = event {
                 if let passed = call.firstAsPassed { access.passedAs = PathBytes(passed).displayString }

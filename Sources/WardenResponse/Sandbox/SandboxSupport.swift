@@ -178,7 +178,7 @@ final class KernelAuditReader {
                     } else if text.contains(" uid=\(uid) "),
                         let number = Self.field("syscall", in: text).flatMap({ Int32($0) })
                     {
-                        counts[SandboxFilter.name(of: number), default: 0] += 1
+                        counts[Self.callName(number, in: text), default: 0] += 1
                     }
                 }
                 offset += (length + 3) & ~3
@@ -212,9 +212,18 @@ final class KernelAuditReader {
             guard text.contains("type=1326"), text.contains(" uid=\(uid) "),
                 let number = Self.field("syscall", in: text).flatMap({ Int32($0) })
             else { continue }
-            counts[SandboxFilter.name(of: number), default: 0] += 1
+            counts[Self.callName(number, in: text), default: 0] += 1
         }
         return counts
+    }
+
+    /// The name of call `number` in the ABI the record names (`arch=40000003`: an i386 call,
+    /// whose numbers are not x86_64's: its write(2) is x86_64's stat(2)).
+    static func callName(_ number: Int32, in record: String) -> String {
+        guard let architecture = field("arch", in: record).flatMap({ UInt32($0, radix: 16) }) else {
+            return SandboxFilter.name(of: number)
+        }
+        return SandboxFilter.name(of: number, architecture: architecture)
     }
 
     static func field(_ name: String, in text: String) -> String? {

@@ -57,6 +57,13 @@ enum SandboxVerdict {
                 "Its \(sockets) refused socket call(s) asked for a family other than AF_UNIX, the only one the filter allows (an IPv4 or IPv6 socket, for instance); where it meant to connect is not known."
             )
         }
+        // An i386 program's socketcall(2) carries socket's arguments in memory the filter
+        // cannot read: each of its socket creations is refused, whatever the family.
+        if let sockets = report.denied["socketcall"] {
+            out.append(
+                "Its \(sockets) socket creation(s) through socketcall(2) (the 32-bit x86 way) were refused whatever the family, which the filter cannot read there; where it meant to connect is not known."
+            )
+        }
         // glibc connects to nscd's socket on its own for every user, group and host lookup:
         // that says nothing of the sample (its host lookups have a sentence of their own).
         let attempts = report.network.filter { $0.family != "AF_UNIX" || $0.address != SandboxNameService.socketPath }
