@@ -399,9 +399,16 @@ static void sbx_init(const struct warden_sandbox_spec *spec) {
         close(s);
     }
     if (setsid() < 0) sbx_fail(spec, SBX_SETSID);
-    // A raw clone, not fork(3): glibc's fork takes malloc's locks, which another thread of the
-    // supervisor may have held when we were cloned.
-    pid_t sample = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+    // vfork, not fork(3): glibc's fork takes malloc's locks, which another thread of the
+    // supervisor may have held when we were cloned, and a fork copies this process's page
+    // tables (the supervisor's, copied once already by the clone that made this init) only for
+    // the exec to throw them away. The child shares this memory until its exec: it makes
+    // system calls only, changes nothing of this process but its stack below this frame, and
+    // never returns here (exec or sbx_fail's _exit); what it sets is its own (descriptors,
+    // signal handlers, limits, credentials, filter: no CLONE_FILES, CLONE_SIGHAND or
+    // CLONE_THREAD), except the dumpable flag, which belongs to the memory and is set again by
+    // the exec. This init waits meanwhile.
+    pid_t sample = vfork();
     if (sample < 0) sbx_fail(spec, SBX_FORK);
     if (sample == 0) sbx_sample(spec);
     // The namespace's init: reap everything; the namespace ends when the last process does (or
