@@ -123,7 +123,7 @@ public struct SandboxRunner: Sendable {
         let tmp = root + "/tmp"
         let devShm = root + "/dev/shm"
         for path in [directory, root] { try? sys_mkdir(Array(path.utf8), permissions: 0o700) }
-        // Both mounts are in this thread's namespace only, and go with it: the kernel unmounts
+        // These mounts are in this thread's namespace only, and go with it: the kernel unmounts
         // them when the thread exits, after it has handed over the report (an unmount here, on
         // the way to the report, cost ~0.25 ms of every run).
         let noSuidNoDev = UInt(MS_NOSUID) | UInt(MS_NODEV)
