@@ -75,7 +75,7 @@ static int receive_fd(int socket) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4) {
+    if (argc < 4 || (strcmp(argv[1], "observed") != 0 && strcmp(argv[1], "plain") != 0)) {
         fprintf(stderr, "usage: %s observed|plain CPU PROGRAM [ARGS...]\n", argv[0]);
         return 2;
     }
