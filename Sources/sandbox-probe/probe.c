@@ -46,6 +46,22 @@ int main(int argc, char **argv) {
         if (ptrace(PTRACE_ATTACH, getppid(), 0, 0) != 0) return refused("ptrace");
         return 0;
     }
+#if defined(__x86_64__)
+    // The same call through another ABI must meet the same rule: ptrace through i386's (int 0x80,
+    // its number 26) is killed as the native one is.
+    if (!strcmp(mode, "ptrace-i386")) {
+        long result;
+        __asm__ volatile("int $0x80" : "=a"(result) : "a"(26L), "b"(0L), "c"(0L), "d"(0L) : "memory");
+        printf("i386 ptrace returned %ld\n", result);
+        return 0;
+    }
+    // x32's numbering (bit 30 set) is an ABI the filter does not cover: killed by its arch check.
+    if (!strcmp(mode, "x32")) {
+        long result = syscall(0x40000000L | SYS_getpid);
+        printf("x32 getpid returned %ld\n", result);
+        return 0;
+    }
+#endif
     if (!strcmp(mode, "mount")) {
         if (mount("tmpfs", "/tmp", "tmpfs", 0, NULL) != 0) return refused("mount");
         return 0;

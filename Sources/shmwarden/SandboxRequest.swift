@@ -144,7 +144,8 @@ struct SandboxRequest {
             printLine(
                 "  observed: "
                     + report.syscalls.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(
-                        separator: ", "))
+                        separator: ", ")
+                    + (report.i386Calls > 0 ? " (\(report.i386Calls) through i386's ABI)" : ""))
         }
         for process in report.processes {
             printLine(

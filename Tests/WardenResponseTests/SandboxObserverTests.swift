@@ -126,25 +126,39 @@ import WardenLinux
         #expect(SandboxVerdict.sentences(report(exit: .init(code: nil, signal: nil))) == ["Nothing else was observed."])
     }
 
-    /// A run stored before `stillRunning`, `writtenTruncated` and `exit.atTimeLimit` existed
+    @Test func callsThroughI386sABIAreSaid() {
+        var mixed = report()
+        mixed.i386Calls = 4
+        #expect(
+            SandboxVerdict.sentences(mixed) == [
+                "It exited with code 0 after 4.5 ms.",
+                "4 of its observed calls went through the 32-bit x86 (i386) ABI: a 32-bit program's, or int 0x80 from a 64-bit one.",
+            ])
+        #expect(SandboxReportMarkdown.render(mixed).contains("| observed calls through i386's ABI | 4 |"))
+    }
+
+    /// A run stored before `stillRunning`, `writtenTruncated`, `i386Calls` and `exit.atTimeLimit` existed
     /// still reads back, with the values that meant "none" then.
     @Test func aRunStoredBeforeTheNewerFieldsReadsBack() throws {
         var stored = report(exit: .init(code: nil, signal: 9, atTimeLimit: true), timedOut: true)
         stored.verdict = ["It was still running after the time limit."]
+        stored.i386Calls = 3
         let json = try #require(stored.record(at: Timestamp(nanosecondsSinceEpoch: 0)).reportJSON.data(using: .utf8))
         var object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
         object["stillRunning"] = nil
         object["writtenTruncated"] = nil
+        object["i386Calls"] = nil
         var exit = try #require(object["exit"] as? [String: Any])
         exit["atTimeLimit"] = nil
         object["exit"] = exit
         let legacy = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
         let read = try SandboxReport.decodeStored(legacy)
         #expect(read.exit == stored.exit && read.timedOut && read.stillRunning.isEmpty && !read.writtenTruncated)
+        #expect(read.i386Calls == 0)
         #expect(read.verdict == stored.verdict && read.id == stored.id && read.sha256 == stored.sha256)
         // A current one reads back as it was written.
         let current = try SandboxReport.decodeStored(String(decoding: json, as: UTF8.self))
-        #expect(current.exit == stored.exit)
+        #expect(current.exit == stored.exit && current.i386Calls == 3)
         #expect(throws: (any Error).self) { try SandboxReport.decodeStored("[1]") }
     }
 

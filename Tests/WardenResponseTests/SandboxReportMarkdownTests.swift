@@ -40,6 +40,7 @@ import WardenCore
         #expect(lines.first == "# Sandbox run `s1`")
         #expect(lines.contains("| command | `/sample/drop -x 'a b'` |"))
         #expect(lines.contains("| ended | exit code 0 (time limit reached) |"))
+        #expect(!lines.contains { $0.hasPrefix("| observed calls through i386's ABI") }, "none here")
         #expect(lines.contains("- It exited with code 0, and 1 process(es) …") && lines.contains("- Second."))
         #expect(lines.contains("| 42 | `/tmp/.x/miner --pool p` | yes (a daemon) | `kworker/0:1` |"))
         #expect(lines.contains("| execve | 41 | `/usr/bin/curl` | `/usr/bin/curl -o /tmp/x http://h/y` |"))

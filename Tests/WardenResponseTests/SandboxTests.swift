@@ -399,6 +399,18 @@ struct SandboxTests {
         #expect(report.verdict.contains("It was killed by SIGSYS: it made a call the filter kills for."))
     }
 
+    /// A call made through another ABI than the native one meets the same rules (i386's, which
+    /// the filter covers by its own numbering) or is killed (x32's, which it does not cover).
+    @Test(.enabled(if: SandboxFilter.compatibleArchitecture != nil, "an x86_64 host"))
+    func callsThroughAnotherABIAreHeldToTheSameRules() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let i386 = try run("ptrace-i386")
+        #expect(i386.exit.signal == SIGSYS && i386.denied["ptrace"] == 1, "\(i386.exit) \(i386.denied)")
+        #expect(!i386.stdout.contains("returned"), "\(i386.stdout)")
+        let x32 = try run("x32")
+        #expect(x32.exit.signal == SIGSYS && !x32.stdout.contains("returned"), "\(x32.exit) \(x32.stdout)")
+    }
+
     @Test func resourceLimitsHold() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let fork = try run("fork-bomb", timeout: 5)
@@ -550,6 +562,10 @@ struct SandboxTests {
             "\(report.processes)")
         #expect(report.denied == ["socket": 1, "socketcall": 1, "umount": 1], "\(report.denied)")
         #expect(report.verdict.contains { $0.hasPrefix("Its 1 socket creation(s) through socketcall(2)") })
+        // Its open and its execve (the refused ones are not notified; /bin/echo is x86_64).
+        #expect(report.i386Calls == 2, "\(report.syscalls)")
+        #expect(
+            report.verdict.contains { $0.hasPrefix("2 of its observed calls went through the 32-bit x86 (i386) ABI") })
 
         // ptrace is killed for in i386's numbering too.
         var tracer = I386Program()

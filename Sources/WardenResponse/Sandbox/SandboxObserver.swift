@@ -20,6 +20,8 @@ final class SandboxObserver: @unchecked Sendable {
     private(set) var processes: [SandboxReport.Process] = []
     private(set) var signals: [String] = []
     private(set) var pids: Set<Int32> = []
+    /// Observed calls made through the second ABI of `architectures` (i386's).
+    private(set) var compatibleCalls = 0
     private static let eventLimit = 2000
     /// The ABIs whose calls are notified, by the AUDIT_ARCH_* value notifications carry: the
     /// native one, and on x86_64 i386's (`SandboxFilter.compatibleArchitecture`). The filter's
@@ -400,6 +402,7 @@ final class SandboxObserver: @unchecked Sendable {
                 of: Int32(slot % Self.tableSize), architecture: Self.architectures[slot / Self.tableSize])
             names[slot] = name
             syscalls[name, default: 0] += count
+            if slot >= Self.tableSize { compatibleCalls += count }
         }
         for var call in captured {
             pids.insert(call.pid)

@@ -116,6 +116,9 @@ public struct SandboxReport: Codable, Sendable {
     public var durationMs: Double
     /// Observed syscalls (user notification) by name.
     public var syscalls: [String: Int]
+    /// Of those, the calls made through i386's ABI (x86_64 hosts only): a 32-bit x86 program's,
+    /// or `int 0x80` from a 64-bit one, a way past a filter written for one ABI.
+    public var i386Calls = 0
     /// Refused or killed calls by name, from the kernel's seccomp audit records.
     public var denied: [String: Int]
     public var network: [NetworkAttempt]
@@ -144,7 +147,7 @@ extension SandboxReport {
         guard var object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
             throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "a stored run is not an object"))
         }
-        let added: [String: Any] = ["stillRunning": [Any](), "writtenTruncated": false]
+        let added: [String: Any] = ["stillRunning": [Any](), "writtenTruncated": false, "i386Calls": 0]
         for (key, value) in added where object[key] == nil { object[key] = value }
         if var exit = object["exit"] as? [String: Any], exit["atTimeLimit"] == nil {
             // Before the flag, a SIGKILL with timedOut was always the time limit's.

@@ -20,6 +20,7 @@ public enum SandboxReportMarkdown {
         out.append("| uid and gid | \(report.uid) |")
         out.append("| ended | \(cell(ending(report))) |")
         out.append("| duration | \(report.durationMs) ms |")
+        if report.i386Calls > 0 { out.append("| observed calls through i386's ABI | \(report.i386Calls) |") }
 
         out += ["", "## Verdict", ""]
         out += report.verdict.map { "- \($0)" }

@@ -46,6 +46,11 @@ enum SandboxVerdict {
                     : "It was killed by signal \(signal) after \(report.durationMs) ms.")
         }
         let howItEnded = out.count
+        if report.i386Calls > 0 {
+            out.append(
+                "\(report.i386Calls) of its observed calls went through the 32-bit x86 (i386) ABI: a 32-bit program's, or int 0x80 from a 64-bit one."
+            )
+        }
         if !report.denied.isEmpty {
             let list = report.denied.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
             out.append("The filter refused or killed: \(list).")
