@@ -35,7 +35,8 @@ public struct ReportAssembler: Sendable {
             let entry = quarantine.last { entry in
                 entry.state == .quarantined
                     && (entry.fileId == file.id
-                        || (entry.originalPathBytes == file.path && entry.device == file.device && entry.inode == file.inode))
+                        || (entry.originalPathBytes == file.path && entry.device == file.device
+                            && entry.inode == file.inode))
             }
             return ReportEvidence(
                 file: file, matchedBy: correlation.matchedBy, confidence: correlation.confidence, mount: mount,
@@ -57,12 +58,26 @@ public struct ReportAssembler: Sendable {
         return ReportBuilder.build(input)
     }
 
+    /// How many of a sample's sandbox runs the Markdown report holds whole (the newest).
+    static let sandboxRunsShown = 3
+
+    /// The newest stored sandbox runs of the report's evidence, each as Markdown whose title is
+    /// a level-3 heading. JSON reports name the runs only (`sandbox`): `sandbox --show ID --json`
+    /// prints one whole.
+    func sandboxRunsInMarkdown(_ report: AlertReport) throws -> [String] {
+        let hashes = Array(Set(report.evidence.compactMap(\.sha256))).sorted()
+        let runs = try database.sandboxRuns(sha256: hashes).suffix(Self.sandboxRunsShown).reversed()
+        return runs.compactMap { run in
+            (try? SandboxReport.decodeStored(run.reportJSON)).map { SandboxReportMarkdown.render($0, headingLevel: 3) }
+        }
+    }
+
     /// The report rendered: Markdown, or JSON with sorted keys.
     public func rendered(alertID: String, format: Format) throws -> String? {
         guard let report = try report(alertID: alertID) else { return nil }
         switch format {
         case .markdown:
-            return ReportMarkdown.render(report)
+            return ReportMarkdown.render(report, sandboxRuns: try sandboxRunsInMarkdown(report))
         case .json:
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

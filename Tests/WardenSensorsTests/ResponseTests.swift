@@ -44,7 +44,9 @@ extension SensorIntegration {
                     """))
             let path = mount.child("implant")
             let sha = try drop(trueBinary, at: path)
-            let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) && $0.state == .quarantined } }
+            let records = try await agent.waitForFiles {
+                $0.contains { $0.path == PathBytes(path) && $0.state == .quarantined }
+            }
             #expect(records.first { $0.path == PathBytes(path) }?.sha256 == sha)
             #expect(access(path, F_OK) != 0, "the original is gone")
             let actions = try agent.database.actions()
@@ -96,7 +98,8 @@ extension SensorIntegration {
                         String(decoding: command, as: UTF8.self) == "sleep\u{0}3\u{0}",
                         let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
                         let uid = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })?
-                            .split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap({ UInt32($0) })
+                            .split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap({ UInt32($0) }
+                            )
                     else { return false }
                     return SandboxRunner.identities.contains(uid)
                 }
@@ -160,6 +163,18 @@ extension SensorIntegration {
             // And from the command line, on the same state.
             let (status2, stdout, _) = try Binary.run(["report", id, "--state-dir", agent.stateDirectory])
             #expect(status2 == 0 && stdout.contains("## Evidence"))
+            // Once the sample has a sandbox run, the Markdown report holds it whole (the sandbox
+            // needs root; CI is root).
+            if getuid() == 0 {
+                let (ran, run, runErrors) = try Binary.run([
+                    "sandbox", "--json", "--state-dir", agent.stateDirectory, path,
+                ])
+                #expect(ran == 0, "\(runErrors)")
+                let runID = try #require(try Binary.json(run)?["id"] as? String)
+                let (status3, withRun, _) = try Binary.run(["report", id, "--state-dir", agent.stateDirectory])
+                #expect(status3 == 0 && withRun.contains("\n### Sandbox run `\(runID)`\n"), "\(withRun)")
+                #expect(withRun.contains("\n#### Verdict\n\n- It exited with code 0"), "\(withRun)")
+            }
             #expect(try Binary.run(["report", "nope", "--state-dir", agent.stateDirectory]).0 == 2)
             #expect(try Binary.run(["report", id, "--format", "pdf", "--state-dir", agent.stateDirectory]).0 == 2)
             try? FileManager.default.removeItem(atPath: agent.stateDirectory)
@@ -193,10 +208,14 @@ extension SensorIntegration {
             #expect(inPlace != quarantined, "at \(step): in place \(inPlace), quarantined \(quarantined)")
             // Recovery left no journal, no partial copy and no claimed name behind.
             #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/quarantine/journal").isEmpty)
-            #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/quarantine").allSatisfy {
-                $0 == "journal" || $0.hasSuffix(".sample") || $0.hasSuffix(".json")
-            })
-            #expect(try FileManager.default.contentsOfDirectory(atPath: mount.path).allSatisfy { !$0.hasPrefix(".shmwarden") })
+            #expect(
+                try FileManager.default.contentsOfDirectory(atPath: state + "/quarantine").allSatisfy {
+                    $0 == "journal" || $0.hasSuffix(".sample") || $0.hasSuffix(".json")
+                })
+            #expect(
+                try FileManager.default.contentsOfDirectory(atPath: mount.path).allSatisfy {
+                    !$0.hasPrefix(".shmwarden")
+                })
         }
 
         @Test(.enabled(if: TestEnvironment.isRoot))
@@ -228,7 +247,8 @@ extension SensorIntegration {
             try #require(Binary.exists, "build first: swift build")
             let file = NSTemporaryDirectory() + "shmwarden-policy-\(UUID().uuidString.prefix(8)).yaml"
             defer { try? FileManager.default.removeItem(atPath: file) }
-            try "mode: enforce\nrules:\n  - name: r\n    actions: [explode]\n".write(toFile: file, atomically: true, encoding: .utf8)
+            try "mode: enforce\nrules:\n  - name: r\n    actions: [explode]\n".write(
+                toFile: file, atomically: true, encoding: .utf8)
             let (status, _, stderr) = try Binary.run(["policy", "check", file])
             #expect(status == 2)
             #expect(stderr.contains("\(file):4:15: unknown action 'explode'"))
@@ -269,7 +289,9 @@ extension SensorIntegration {
             let agent = reloading.agent
             try reloading.writePolicy("mode: enforce\nrules: [{name: x, actions: [record]}]\n")
             let deadline = ContinuousClock.now + .seconds(20)
-            while !FileManager.default.fileExists(atPath: reloading.state + "/shmwarden.pid") && ContinuousClock.now < deadline {
+            while !FileManager.default.fileExists(atPath: reloading.state + "/shmwarden.pid")
+                && ContinuousClock.now < deadline
+            {
                 try await Task.sleep(for: .milliseconds(1))
             }
             kill(agent.pid, SIGHUP)

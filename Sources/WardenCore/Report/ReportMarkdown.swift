@@ -3,7 +3,9 @@
 
 /// Renders an `AlertReport` as Markdown: the same content as the JSON form, for people.
 public enum ReportMarkdown {
-    public static func render(_ report: AlertReport) -> String {
+    /// `sandboxRuns`: the sample's stored sandbox runs, already rendered as Markdown (their
+    /// headings from level 3), placed after the sandbox line so that the report holds them whole.
+    public static func render(_ report: AlertReport, sandboxRuns: [String] = []) -> String {
         var out: [String] = []
         let summary = report.summary
         out.append("# \(summary.rule) — \(summary.priority)")
@@ -34,9 +36,10 @@ public enum ReportMarkdown {
         out.append("## Who, what, where")
         out.append("")
         let identity = report.identity
-        out.append("- Where: \(identity.location)"
-            + (identity.containerName.map { ", container name \($0)" } ?? "")
-            + (identity.containerImage.map { ", image \($0)" } ?? "") + ".")
+        out.append(
+            "- Where: \(identity.location)"
+                + (identity.containerName.map { ", container name \($0)" } ?? "")
+                + (identity.containerImage.map { ", image \($0)" } ?? "") + ".")
         out.append("- User: \(identity.user ?? "not in the alert") (uid \(identity.uid ?? "not in the alert")).")
         if let loginuid = identity.loginuid {
             out.append("- user.loginuid \(loginuid): \(identity.loginuidMeaning ?? "").")
@@ -65,7 +68,9 @@ public enum ReportMarkdown {
             out.append("- sha256: \(item.sha256.map { "`\($0)`" } ?? "not hashed")")
             out.append("- \(item.size) bytes, \(item.description)")
             out.append("- mount: \(item.mountPoint ?? "unknown")")
-            out.append("- first seen \(item.firstSeen); state **\(item.state)**" + (item.deletedAt.map { " (since \($0))" } ?? ""))
+            out.append(
+                "- first seen \(item.firstSeen); state **\(item.state)**"
+                    + (item.deletedAt.map { " (since \($0))" } ?? ""))
             out.append("- evidence copy: \(item.evidencePath.map { "`\($0)`" } ?? "none kept")")
             if let id = item.quarantineId { out.append("- quarantine id: `\(id)`") }
             out.append("- matched by \(item.matchedBy), confidence \(item.confidence)")
@@ -87,6 +92,10 @@ public enum ReportMarkdown {
         }
         out.append("")
         out.append("Sandbox: \(report.sandbox)")
+        for run in sandboxRuns {
+            out.append("")
+            out.append(run.hasSuffix("\n") ? String(run.dropLast()) : run)
+        }
 
         out.append("")
         out.append("## Recommendations")
@@ -115,7 +124,9 @@ public enum ReportMarkdown {
         out.append("")
         if report.attack.isEmpty { out.append("The rule carries no ATT&CK tags.") }
         for entry in report.attack {
-            out.append("- [\(entry.id)](\(entry.url))" + (entry.name.map { " \($0)" } ?? "") + " (tag \(entry.tags.map { "`\($0)`" }.joined(separator: ", ")))")
+            out.append(
+                "- [\(entry.id)](\(entry.url))" + (entry.name.map { " \($0)" } ?? "")
+                    + " (tag \(entry.tags.map { "`\($0)`" }.joined(separator: ", ")))")
         }
 
         out.append("")

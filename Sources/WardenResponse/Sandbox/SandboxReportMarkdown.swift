@@ -9,10 +9,13 @@ import WardenCore
 /// come from the sample: each goes into a code span, a table cell or a fenced block that shows
 /// it as it is (`MarkdownText`); control characters are the caller's to escape for a terminal.
 public enum SandboxReportMarkdown {
-    public static func render(_ report: SandboxReport) -> String {
+    /// `headingLevel`: of the run's title (its sections one deeper), 3 inside an alert's report.
+    public static func render(_ report: SandboxReport, headingLevel: Int = 1) -> String {
         let code = MarkdownText.code
         let cell = MarkdownText.cell
-        var out: [String] = ["# Sandbox run \(code(report.id))", ""]
+        let runHeading = String(repeating: "#", count: headingLevel)
+        let sectionHeading = runHeading + "#"
+        var out: [String] = ["\(runHeading) Sandbox run \(code(report.id))", ""]
         out.append("| | |")
         out.append("|---|---|")
         out.append("| sha256 | \(code(report.sha256)) |")
@@ -22,12 +25,12 @@ public enum SandboxReportMarkdown {
         out.append("| duration | \(report.durationMs) ms |")
         if report.i386Calls > 0 { out.append("| observed calls through i386's ABI | \(report.i386Calls) |") }
 
-        out += ["", "## Verdict", ""]
+        out += ["", "\(sectionHeading) Verdict", ""]
         out += report.verdict.map { "- \($0)" }
 
         func table(_ title: String, _ header: [String], _ rows: [[String]], note: String? = nil) {
             guard !rows.isEmpty else { return }
-            out += ["", "## \(title)", ""]
+            out += ["", "\(sectionHeading) \(title)", ""]
             if let note { out += [note, ""] }
             out.append("| " + header.joined(separator: " | ") + " |")
             out.append("|" + String(repeating: "---|", count: header.count))
@@ -73,7 +76,7 @@ public enum SandboxReportMarkdown {
         ] where !text.isEmpty {
             out += [
                 "",
-                "## \(name)"
+                "\(sectionHeading) \(name)"
                     + (truncated
                         ? " (cut: the capture keeps the first \(SandboxRunner.Options().outputLimit) bytes)" : ""),
                 "",
