@@ -366,7 +366,19 @@ static void sbx_sample(const struct warden_sandbox_spec *original) {
     sbx_fail(spec, SBX_EXEC);
 }
 
-static void sbx_init(const struct warden_sandbox_spec *spec) {
+static void sbx_init(const struct warden_sandbox_spec *original) {
+    // Only the descriptors the jail needs, from the start: the supervisor's others (its
+    // database, its sockets, other runs' identity leases, whose abstract names stay bound while
+    // any copy is open) must not stay open here while the jail is set up.
+    struct warden_sandbox_spec own = *original;
+    const struct warden_sandbox_spec *spec = &own;
+    int needed[5] = { own.status_fd, own.sample_fd, own.notify_socket, own.stdout_fd, own.stderr_fd };
+    if (sbx_keep_only(needed, 5) != 0) sbx_fail(spec, SBX_STDIO);
+    own.status_fd = needed[0];
+    own.sample_fd = needed[1];
+    own.notify_socket = needed[2];
+    own.stdout_fd = needed[3];
+    own.stderr_fd = needed[4];
     char path[4096];
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) sbx_fail(spec, SBX_PRIVATE);
     if (mount(spec->root, spec->root, NULL, MS_BIND | MS_REC, NULL) != 0) sbx_fail(spec, SBX_ROOT_BIND);
@@ -485,6 +497,9 @@ int warden_audit_sentinel(void) {
     pid_t child = vfork();
     if (child < 0) return -1;
     if (child == 0) {
+        // Its copy of the descriptor table would keep the supervisor's sockets (a run's identity
+        // lease among them) bound while it lives.
+        syscall(SYS_close_range, 3, ~0U, 0);
         if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
             syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) == 0) {
             syscall(SYS_getppid);
@@ -501,7 +516,10 @@ int warden_stop_pid_namespace(int pidns) {
     pid_t helper = vfork();
     if (helper < 0) return -1;
     if (helper == 0) {
-        if (syscall(SYS_setns, pidns, CLONE_NEWPID) != 0) _exit(errno & 0xff);
+        // The namespace's descriptor is the only one it needs (see warden_audit_sentinel).
+        if (pidns != 3 && syscall(SYS_dup3, pidns, 3, 0) < 0) _exit(errno & 0xff);
+        syscall(SYS_close_range, 4, ~0U, 0);
+        if (syscall(SYS_setns, 3, CLONE_NEWPID) != 0) _exit(errno & 0xff);
         pid_t stopper = vfork();
         if (stopper < 0) _exit(errno & 0xff);
         if (stopper == 0) {

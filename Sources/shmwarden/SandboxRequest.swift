@@ -163,7 +163,8 @@ struct SandboxRequest {
         for access in report.files.prefix(40) {
             printLine(
                 "  file: \(access.syscall) \(access.path)" + (access.detail.map { " \($0)" } ?? "")
-                    + (access.passedAs.map { " (passed as \($0))" } ?? ""))
+                    + (access.passedAs.map { " (passed as \($0))" } ?? "")
+                    + (access.directoryDescriptor.map { " (relative to descriptor \($0))" } ?? ""))
         }
         for attempt in report.network {
             printLine(

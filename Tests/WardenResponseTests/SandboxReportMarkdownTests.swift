@@ -19,6 +19,7 @@ import WardenCore
         files: [
             .init(syscall: "openat", path: "/tmp/a|b`c", detail: "O_WRONLY|O_CREAT mode 0755", created: true),
             .init(syscall: "openat", path: "/etc/shadow", detail: "O_RDONLY", created: false, passedAs: "shadow"),
+            .init(syscall: "openat", path: "cfg", detail: "O_RDONLY", created: false, directoryDescriptor: 5),
         ],
         processes: [
             .init(
@@ -48,6 +49,7 @@ import WardenCore
         // A pipe would end the cell, a backtick the span: escaped, and a longer fence.
         #expect(lines.contains("| openat | ``/tmp/a\\|b`c`` | `O_WRONLY\\|O_CREAT mode 0755` |  |"))
         #expect(lines.contains("| openat | `/etc/shadow` | `O_RDONLY` | `shadow` |"))
+        #expect(lines.contains("| openat | `cfg` | `O_RDONLY` | relative to descriptor 5 |"))
         #expect(lines.contains("| connect | AF_UNIX | `/run/docker.sock` |  |"))
         #expect(lines.contains("| getaddrinfo | `c2.example` | 41 |"))
         #expect(lines.contains("| `kill(1, 9)` |"))

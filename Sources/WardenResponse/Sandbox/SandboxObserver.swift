@@ -65,6 +65,8 @@ final class SandboxObserver: @unchecked Sendable {
         /// `first` as the sample passed it, when it was relative to the working directory and
         /// `first` is now the absolute path (`workingDirectory`).
         var firstAsPassed: [UInt8]?
+        /// The directory descriptor `first` is relative to, when it was left as passed.
+        var directoryDescriptor: Int32?
         /// An exec through a descriptor (execveat with an empty path): whether it is the
         /// launcher's exec of the sample, and otherwise what the descriptor named
         /// (`/memfd:stage2 (deleted)`), read while the call waited.
@@ -281,7 +283,15 @@ final class SandboxObserver: @unchecked Sendable {
         }
         func path(_ index: Int, writes: Bool = true) -> [UInt8]? {
             let passed = string(index)
-            guard let resolved = absolute(passed, at: index, writes: writes) else { return passed }
+            guard let resolved = absolute(passed, at: index, writes: writes) else {
+                // Left relative to a directory descriptor: the report says to which.
+                if let passed, passed.first != UInt8(ascii: "/"), index > 0,
+                    Int32(truncatingIfNeeded: values(index - 1)) != AT_FDCWD
+                {
+                    call.directoryDescriptor = Int32(truncatingIfNeeded: values(index - 1))
+                }
+                return passed
+            }
             call.firstAsPassed = passed
             return resolved
         }
@@ -413,6 +423,8 @@ final class SandboxObserver: @unchecked Sendable {
             var event = Self.describe(call)
             if case .file(var access) = event {
                 if let passed = call.firstAsPassed { access.passedAs = PathBytes(passed).displayString }
+                // (A link's path is its new name, not `first`.)
+                if !["link", "linkat"].contains(call.name) { access.directoryDescriptor = call.directoryDescriptor }
                 // The exact bytes of a path that JSON cannot carry as text.
                 let raw: [UInt8]? =
                     switch call.name {

@@ -49,6 +49,10 @@ public struct SandboxReport: Codable, Sendable {
         /// The exact bytes of `path` when they are not UTF-8 (`path` is then a display form
         /// with `\xNN` escapes), as everywhere paths go into JSON.
         public var pathBase64: String? = nil
+        /// Set when `path` is as the sample passed it, relative to this directory descriptor of
+        /// its process: a read of an ordinarily named file through a descriptor is not made
+        /// absolute (a readlink for each would cost more than the rest of its notification).
+        public var directoryDescriptor: Int32? = nil
     }
 
     public struct Process: Codable, Sendable, Equatable {

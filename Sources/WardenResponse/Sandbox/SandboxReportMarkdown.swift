@@ -50,7 +50,9 @@ public enum SandboxReportMarkdown {
         table(
             "Files", ["call", "path", "detail", "passed as"],
             report.files.map {
-                [$0.syscall, code($0.path), $0.detail.map(code) ?? "", $0.passedAs.map(code) ?? ""]
+                let passed =
+                    $0.passedAs.map(code) ?? $0.directoryDescriptor.map { "relative to descriptor \($0)" } ?? ""
+                return [$0.syscall, code($0.path), $0.detail.map(code) ?? "", passed]
             })
         table(
             "Network", ["call", "family", "address", "port"],
