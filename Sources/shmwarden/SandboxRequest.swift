@@ -45,8 +45,11 @@ struct SandboxRequest {
         // itself; the jail's time is spent mostly waiting on the kernel and the sample, so the
         // database opens on another thread meanwhile.
         let databasePath = directory.databasePath
+        let observe = !noObserve
         let opening = DedicatedThread.start(name: "warden-dbopen") {
-            try EvidenceDatabase(path: databasePath, connections: .single)
+            // Built here, beside the jail's set-up, rather than in its course.
+            _ = try? SandboxFilter.shared(observe: observe)
+            return try EvidenceDatabase(path: databasePath, connections: .single)
         }
         var options = SandboxRunner.Options()
         options.timeoutSeconds = timeout

@@ -154,7 +154,7 @@ public struct SandboxRunner: Sendable {
         defer { if lookups == nil { _ = names.stop() } }
         let (sha256, sampleFD) = try copySample(source, into: root, name: name)
         defer { sys_close(sampleFD) }
-        let filter = try SandboxFilter(observe: options.observe)
+        let filter = try SandboxFilter.shared(observe: options.observe)
         let (stdoutRead, stdoutWrite) = try wrap { () throws(SystemCallError) in try sys_pipe() }
         let (stderrRead, stderrWrite) = try wrap { () throws(SystemCallError) in try sys_pipe() }
         // Writable by the sample, as its terminal or pipe is on a host: `echo … > /dev/stderr`
