@@ -22,7 +22,10 @@ public struct ReportAssembler: Sendable {
     }
 
     /// The report of `alertID`, or nil when no such alert is stored.
-    public func report(alertID: String) throws -> AlertReport? {
+    public func report(alertID: String) throws -> AlertReport? { try assemble(alertID: alertID)?.report }
+
+    /// The report, and the stored sandbox runs of its evidence (oldest first) it names.
+    private func assemble(alertID: String) throws -> (report: AlertReport, sandboxRuns: [SandboxRunRecord])? {
         guard let record = try database.alert(id: alertID) else { return nil }
         let files = try database.files(ids: record.correlations.map(\.fileID))
         let byID = Dictionary(uniqueKeysWithValues: files.compactMap { file in file.id.map { ($0, file) } })
@@ -54,30 +57,28 @@ public struct ReportAssembler: Sendable {
             eventDropNearby: record.eventDropNearby, memfdNoexec: MountAdvisor.memfdAdvice().current,
             generatedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds))
         let hashes = Array(Set(evidence.compactMap(\.file.sha256))).sorted()
-        input.sandboxRuns = ((try? database.sandboxRuns(sha256: hashes)) ?? []).map { ($0.id, $0.sha256, $0.verdict) }
-        return ReportBuilder.build(input)
+        let runs = (try? database.sandboxRuns(sha256: hashes)) ?? []
+        input.sandboxRuns = runs.map { ($0.id, $0.sha256, $0.verdict) }
+        return (ReportBuilder.build(input), runs)
     }
 
     /// How many of a sample's sandbox runs the Markdown report holds whole (the newest).
     static let sandboxRunsShown = 3
 
-    /// The newest stored sandbox runs of the report's evidence, each as Markdown whose title is
-    /// a level-3 heading. JSON reports name the runs only (`sandbox`): `sandbox --show ID --json`
-    /// prints one whole.
-    func sandboxRunsInMarkdown(_ report: AlertReport) throws -> [String] {
-        let hashes = Array(Set(report.evidence.compactMap(\.sha256))).sorted()
-        let runs = try database.sandboxRuns(sha256: hashes).suffix(Self.sandboxRunsShown).reversed()
-        return runs.compactMap { run in
+    /// The newest of `runs`, each as Markdown whose title is a level-3 heading. JSON reports
+    /// name the runs only (`sandbox`): `sandbox --show ID --json` prints one whole.
+    static func sandboxRunsInMarkdown(_ runs: [SandboxRunRecord]) -> [String] {
+        runs.suffix(sandboxRunsShown).reversed().compactMap { run in
             (try? SandboxReport.decodeStored(run.reportJSON)).map { SandboxReportMarkdown.render($0, headingLevel: 3) }
         }
     }
 
     /// The report rendered: Markdown, or JSON with sorted keys.
     public func rendered(alertID: String, format: Format) throws -> String? {
-        guard let report = try report(alertID: alertID) else { return nil }
+        guard let (report, runs) = try assemble(alertID: alertID) else { return nil }
         switch format {
         case .markdown:
-            return ReportMarkdown.render(report, sandboxRuns: try sandboxRunsInMarkdown(report))
+            return ReportMarkdown.render(report, sandboxRuns: Self.sandboxRunsInMarkdown(runs))
         case .json:
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
