@@ -3,6 +3,7 @@
 
 import CSeccomp
 @preconcurrency import Glibc
+import Synchronization
 import SystemPackage
 import WardenLinux
 
@@ -60,12 +61,18 @@ public struct SandboxFilter: Sendable {
     /// as BPF) cost every run 0.6-0.9 ms (medians of 160 runs in one process, interleaved: the
     /// build itself, and the memory it left for the jail's clone to copy), and gives the same
     /// program every time.
-    private static let observing = Result { try SandboxFilter(observe: true) }
-    private static let enforcing = Result { try SandboxFilter(observe: false) }
+    /// A build that failed (its memfd refused for want of descriptors, say) is not kept: the
+    /// next run tries again.
+    private static let built = Mutex<[Bool: SandboxFilter]>([:])
 
     /// The filter with the user-notification rules (`observe`) or without, built once.
     public static func shared(observe: Bool) throws -> SandboxFilter {
-        try (observe ? observing : enforcing).get()
+        try built.withLock { filters in
+            if let filter = filters[observe] { return filter }
+            let filter = try SandboxFilter(observe: observe)
+            filters[observe] = filter
+            return filter
+        }
     }
 
     /// Builds the filter; `observe` adds the user-notification rules.
