@@ -591,3 +591,31 @@ int warden_accept_cloexec(int fd, int *peer_pid) {
 int warden_seccomp_sync_wakeup(int listener) {
     return ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
 }
+
+int warden_seccomp_add_fd_and_answer(int listener, uint64_t id, int fd, int cloexec) {
+    struct seccomp_notif_addfd addfd = {
+        .id = id,
+        .flags = SECCOMP_ADDFD_FLAG_SEND,
+        .srcfd = (uint32_t)fd,
+        .newfd = 0,
+        .newfd_flags = cloexec ? O_CLOEXEC : 0,
+    };
+    return ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &addfd);
+}
+
+int warden_join_net_namespace(int nsfd) { return setns(nsfd, CLONE_NEWNET); }
+
+int warden_unix_stand_in(int type, int nonblocking) {
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+    if (fd < 0) return -1;
+    // Autobind (an address of the family alone): a stand-in the sample "binds" to an IPv4 or IPv6
+    // address can then listen, as an unbound unix socket cannot.
+    sa_family_t family = AF_UNIX;
+    if (bind(fd, (struct sockaddr *)&family, sizeof family) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}

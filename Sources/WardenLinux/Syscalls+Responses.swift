@@ -112,6 +112,34 @@ public func sys_stopPidNamespace(_ namespace: FileDescriptor) throws(SystemCallE
     }
 }
 
+/// Moves the calling thread (only it) into the network namespace of process `pid`; `stillThat`
+/// is asked once the namespace is open, and refuses (ESRCH) when `pid` may since name another
+/// process.
+public func sys_joinNetworkNamespace(ofProcess pid: Int32, stillThat: () -> Bool) throws(SystemCallError) {
+    // A magic link: followed on purpose (no other link can stand in /proc/PID/ns).
+    let namespace = try sys_open(Array("/proc/\(pid)/ns/net".utf8), flags: O_RDONLY, followingSymlinks: true)
+    defer { sys_close(namespace) }
+    guard stillThat() else { throw SystemCallError(syscall: "setns(CLONE_NEWNET)", errno: Errno(rawValue: ESRCH)) }
+    _ = try retryingInterrupts("setns(CLONE_NEWNET)") { warden_join_net_namespace(namespace.rawValue) }
+}
+
+/// An autobound unix socket of `type` (SOCK_STREAM or SOCK_DGRAM), close-on-exec
+/// (`warden_unix_stand_in`).
+public func sys_unixStandInSocket(type: Int32, nonBlocking: Bool) throws(SystemCallError) -> FileDescriptor {
+    FileDescriptor(
+        rawValue: try retryingInterrupts("socket(AF_UNIX)") { warden_unix_stand_in(type, nonBlocking ? 1 : 0) })
+}
+
+/// Answers seccomp notification `id` on `listener` by installing a copy of `fd` in the waiting
+/// process, as what its call returns; the new descriptor's number there.
+public func sys_seccompAnswer(
+    _ listener: FileDescriptor, id: UInt64, installing fd: FileDescriptor, closeOnExec: Bool
+) throws(SystemCallError) -> Int32 {
+    try retryingInterrupts("SECCOMP_IOCTL_NOTIF_ADDFD") {
+        warden_seccomp_add_fd_and_answer(listener.rawValue, id, fd.rawValue, closeOnExec ? 1 : 0)
+    }
+}
+
 /// This process's id.
 public func sys_getpid() -> Int32 { getpid() }
 

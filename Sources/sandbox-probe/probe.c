@@ -42,6 +42,37 @@ int main(int argc, char **argv) {
         printf("connected\n");
         return 0;
     }
+    if (!strcmp(mode, "network") && argc > 2) {
+        // What a dropper does with the network, each outcome printed: a connect-back, a
+        // listener, one on a privileged port, a DNS query, a raw and a packet socket. Then its
+        // IPv4 socket tries the host's abstract unix socket argv[2], which only a socket made in
+        // the host's network namespace could reach.
+        int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (tcp < 0) return refused("socket(AF_INET)");
+        struct sockaddr_in far = { .sin_family = AF_INET, .sin_port = htons(4444) };
+        inet_pton(AF_INET, "203.0.113.7", &far.sin_addr);
+        printf("connect %s\n", connect(tcp, (struct sockaddr *)&far, sizeof far) == 0 ? "ok" : strerror(errno));
+        int listener = socket(AF_INET6, SOCK_STREAM, 0);
+        struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = htons(31337) };
+        printf("bind %s\n", bind(listener, (struct sockaddr *)&any, sizeof any) == 0 ? "ok" : strerror(errno));
+        printf("listen %s\n", listen(listener, 1) == 0 ? "ok" : strerror(errno));
+        int low = socket(AF_INET6, SOCK_STREAM, 0);
+        any.sin6_port = htons(22);
+        printf("bind 22 %s\n", bind(low, (struct sockaddr *)&any, sizeof any) == 0 ? "ok" : strerror(errno));
+        int udp = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in dns = { .sin_family = AF_INET, .sin_port = htons(53) };
+        inet_pton(AF_INET, "8.8.8.8", &dns.sin_addr);
+        ssize_t sent = sendto(udp, "q", 1, 0, (struct sockaddr *)&dns, sizeof dns);
+        printf("sendto %s\n", sent == 1 ? "ok" : strerror(errno));
+        printf("raw %s\n", socket(AF_INET, SOCK_RAW, IPPROTO_ICMP) >= 0 ? "ok" : strerror(errno));
+        printf("packet %s\n", socket(AF_PACKET, SOCK_RAW, 0) >= 0 ? "ok" : strerror(errno));
+        struct sockaddr_un host = { .sun_family = AF_UNIX };
+        size_t length = strlen(argv[2]) < sizeof host.sun_path - 1 ? strlen(argv[2]) : sizeof host.sun_path - 1;
+        memcpy(host.sun_path + 1, argv[2], length);
+        int reached = connect(tcp, (struct sockaddr *)&host, (socklen_t)(sizeof(sa_family_t) + 1 + length));
+        printf("abstract %s\n", reached == 0 ? "ok" : strerror(errno));
+        return reached == 0 ? 0 : 3;
+    }
     if (!strcmp(mode, "ptrace-parent")) {
         if (ptrace(PTRACE_ATTACH, getppid(), 0, 0) != 0) return refused("ptrace");
         return 0;

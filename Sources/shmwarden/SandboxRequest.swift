@@ -170,16 +170,21 @@ struct SandboxRequest {
                     + (access.directoryDescriptor.map { " (relative to descriptor \($0))" } ?? ""))
         }
         for attempt in report.network {
+            // A socket names no address; an IPv6 address with a port goes in brackets.
+            let endpoint =
+                attempt.syscall == "socket"
+                ? attempt.type ?? ""
+                : attempt.port.map { port in
+                    let address = attempt.address ?? "?"
+                    return (address.contains(":") ? "[\(address)]" : address) + ":\(port)"
+                } ?? attempt.address ?? "?"
             printLine(
-                "  network: \(attempt.syscall) \(attempt.family) \(attempt.address ?? "?")"
-                    + (attempt.port.map { ":\($0)" } ?? ""))
+                "  network: \(attempt.syscall) \(attempt.family) \(endpoint)"
+                    + (attempt.result.map { " -> \($0)" } ?? ""))
         }
         for lookup in report.lookups { printLine("  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))") }
         for file in report.written { printLine("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }
         printOutput("stdout", report.stdout, truncated: report.stdoutTruncated)
         printOutput("stderr", report.stderr, truncated: report.stderrTruncated)
     }
-}
-
-extension SandboxCommand {
 }

@@ -19,7 +19,7 @@ import WardenLinux
         // AF_INET6 [::1]:443
         var inet6: [UInt8] = [10, 0, 0x01, 0xbb, 0, 0, 0, 0] + Array(repeating: 0, count: 16) + [0, 0, 0, 0]
         inet6[23] = 1
-        #expect(SandboxObserver.socketAddress(inet6, syscall: "sendto").address == "0:0:0:0:0:0:0:1")
+        #expect(SandboxObserver.socketAddress(inet6, syscall: "sendto").address == "::1")
         #expect(SandboxObserver.socketAddress(inet6, syscall: "sendto").port == 443)
         // AF_UNIX path and abstract
         let path: [UInt8] = [1, 0] + Array("/run/x.sock".utf8) + [0]
@@ -27,6 +27,19 @@ import WardenLinux
         let abstract: [UInt8] = [1, 0, 0] + Array("hidden".utf8)
         #expect(SandboxObserver.socketAddress(abstract, syscall: "connect").address == "@hidden")
         #expect(SandboxObserver.socketAddress([1], syscall: "connect").family == "unknown")
+    }
+
+    /// The kernel's audit records of calls the observer answered itself carry the notification's
+    /// action code; the filter's refusals and kills carry theirs, and only those count.
+    @Test func auditRecordsOfObserverAnswersAreTold() {
+        let record = { (code: String) in
+            " audit(1764800000.123:456): auid=4294967295 uid=2147480381 gid=2147480381 ses=4294967295 pid=875 "
+                + "comm=\"net\" exe=\"/sample/net\" sig=0 arch=c000003e syscall=41 compat=0 ip=0x7f00 code=\(code)"
+        }
+        #expect(KernelAuditReader.isObserverAnswer(record("0x7fc00000")))
+        #expect(!KernelAuditReader.isObserverAnswer(record("0x50001")))  // ERRNO(EPERM)
+        #expect(!KernelAuditReader.isObserverAnswer(record("0x80000000")))  // KILL_PROCESS
+        #expect(!KernelAuditReader.isObserverAnswer(" type=1326 uid=1 syscall=41"))
     }
 
     /// glibc's nscd requests and the negative answers it takes as "not found" (not as "no nscd").

@@ -14,7 +14,10 @@ import WardenCore
         exit: .init(code: 0, signal: nil), timedOut: true,
         stillRunning: [.init(pid: 42, commandLine: "/tmp/.x/miner --pool p", ownSession: true, name: "kworker/0:1")],
         durationMs: 4.5, syscalls: ["openat": 2, "execve": 1], denied: ["socket": 3],
-        network: [.init(syscall: "connect", family: "AF_UNIX", address: "/run/docker.sock", port: nil)],
+        network: [
+            .init(syscall: "connect", family: "AF_UNIX", address: "/run/docker.sock", port: nil),
+            .init(syscall: "connect", family: "AF_INET", address: "203.0.113.7", port: 4444, result: "ENETUNREACH"),
+        ],
         lookups: [.init(request: "getaddrinfo", name: "c2.example", pid: 41)],
         files: [
             .init(syscall: "openat", path: "/tmp/a|b`c", detail: "O_WRONLY|O_CREAT mode 0755", created: true),
@@ -50,7 +53,10 @@ import WardenCore
         #expect(lines.contains("| openat | ``/tmp/a\\|b`c`` | `O_WRONLY\\|O_CREAT mode 0755` |  |"))
         #expect(lines.contains("| openat | `/etc/shadow` | `O_RDONLY` | `shadow` |"))
         #expect(lines.contains("| openat | `cfg` | `O_RDONLY` | relative to descriptor 5 |"))
-        #expect(lines.contains("| connect | AF_UNIX | `/run/docker.sock` |  |"))
+        #expect(lines.contains("| connect | AF_UNIX | `/run/docker.sock` |  |  |  |"))
+        #expect(lines.contains("| connect | AF_INET | `203.0.113.7` | 4444 |  | ENETUNREACH |"))
+        // What a result means, said once above the table, since the sample got an answer.
+        #expect(lines.contains(SandboxVerdict.standInNote))
         #expect(lines.contains("| getaddrinfo | `c2.example` | 41 |"))
         #expect(lines.contains("| `kill(1, 9)` |"))
         #expect(lines.contains("More were left; the first 100 are kept."))

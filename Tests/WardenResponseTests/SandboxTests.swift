@@ -355,17 +355,104 @@ struct SandboxTests {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
         }
         let port = Int(UInt16(bigEndian: address.sin_port))
+        // Observed: the socket is a stand-in, and the connect is answered as the jail's own
+        // loopback would answer it, and reported.
         let report = try run("connect-host", [String(port)])
         #expect(report.exit.code == 3, "\(report.stdout)")
-        #expect(report.stdout.hasPrefix("socket(AF_INET) refused: Operation not permitted"))
-        #expect(report.denied["socket"] == 1)
+        #expect(report.stdout.hasPrefix("connect refused: Connection refused"), "\(report.stdout)")
+        #expect(report.denied.isEmpty, "\(report.denied)")
         #expect(
-            report.verdict.contains {
+            report.network.contains(
+                .init(syscall: "connect", family: "AF_INET", address: "127.0.0.1", port: port, result: "ECONNREFUSED")),
+            "\(report.network)")
+        // The filter alone refuses the socket.
+        var options = SandboxRunner.Options()
+        options.arguments = ["connect-host", String(port)]
+        options.observe = false
+        let unobserved = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
+        #expect(unobserved.exit.code == 3, "\(unobserved.stdout)")
+        #expect(unobserved.stdout.hasPrefix("socket(AF_INET) refused: Operation not permitted"))
+        #expect(unobserved.denied["socket"] == 1)
+        #expect(
+            unobserved.verdict.contains {
                 $0.hasPrefix("Its 1 refused socket call(s) asked for a family other than AF_UNIX")
             })
         // Nothing reached the listener.
         _ = fcntl(listener, F_SETFL, O_NONBLOCK)
         #expect(accept(listener, nil, nil) < 0)
+    }
+
+    /// A dropper's network calls are each reported with where they went and what they got, as a
+    /// host with no network answers them; the sockets standing in for IPv4 and IPv6 ones reach
+    /// nothing of the host's, not even its abstract unix sockets.
+    @Test func networkCallsAreReportedAndAnsweredAsWithNoNetwork() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let name = "shmwarden-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let hostListener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(hostListener) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let nameBytes = Array(name.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { path in
+            for (index, byte) in nameBytes.enumerated() { path[index + 1] = byte }
+        }
+        let addressLength = socklen_t(MemoryLayout<sa_family_t>.size + 1 + nameBytes.count)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(hostListener, $0, addressLength) }
+        }
+        try #require(bound == 0 && listen(hostListener, 8) == 0)
+
+        let report = try run("network", [name])
+        #expect(
+            report.stdout == """
+                connect Network is unreachable
+                bind ok
+                listen ok
+                bind 22 Permission denied
+                sendto Network is unreachable
+                raw Operation not permitted
+                packet Operation not permitted
+                abstract Connection refused
+
+                """, "\(report.stdout)")
+        #expect(report.exit.code == 3)
+        let expected: [SandboxReport.NetworkAttempt] = [
+            .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
+            .init(syscall: "connect", family: "AF_INET", address: "203.0.113.7", port: 4444, result: "ENETUNREACH"),
+            .init(syscall: "socket", family: "AF_INET6", type: "SOCK_STREAM", result: "ok"),
+            .init(syscall: "bind", family: "AF_INET6", address: "::", port: 31337, result: "ok"),
+            .init(syscall: "socket", family: "AF_INET6", type: "SOCK_STREAM", result: "ok"),
+            .init(syscall: "bind", family: "AF_INET6", address: "::", port: 22, result: "EACCES"),
+            .init(syscall: "socket", family: "AF_INET", type: "SOCK_DGRAM", result: "ok"),
+            .init(syscall: "sendto", family: "AF_INET", address: "8.8.8.8", port: 53, result: "ENETUNREACH"),
+            .init(syscall: "socket", family: "AF_INET", type: "SOCK_RAW", result: "EPERM"),
+            .init(syscall: "connect", family: "AF_UNIX", address: "@" + name),
+        ]
+        #expect(report.network == expected, "\(report.network)")
+        // The raw socket (the observer's refusal) and the packet socket (the filter's); the
+        // calls answered as a host would are no refusals.
+        #expect(report.denied == ["socket": 2], "\(report.denied)")
+        #expect(report.syscalls["socket"] == 5 && report.syscalls["bind"] == 2, "\(report.syscalls)")
+        #expect(
+            report.verdict.contains {
+                $0.contains(
+                    "It tried to connect or send: AF_INET 203.0.113.7 4444 (ENETUNREACH); AF_INET 8.8.8.8 53 (ENETUNREACH)"
+                )
+            }, "\(report.verdict)")
+        #expect(
+            report.verdict.contains {
+                $0 == "It bound sockets, to listen or receive on: AF_INET6 :: 22 (EACCES); AF_INET6 :: 31337 (ok)."
+            }, "\(report.verdict)")
+        #expect(
+            report.verdict.contains {
+                $0.hasPrefix(
+                    "It made 4 IPv4 or IPv6 socket(s) (AF_INET SOCK_DGRAM ×1, AF_INET SOCK_STREAM ×1, AF_INET6 SOCK_STREAM ×2)."
+                )
+            })
+        #expect(report.verdict.contains { $0.contains("(AF_INET SOCK_RAW ×1)") })
+        // Nothing reached the host's abstract socket.
+        _ = fcntl(hostListener, F_SETFL, O_NONBLOCK)
+        #expect(accept(hostListener, nil, nil) < 0)
     }
 
     @Test(arguments: [

@@ -197,6 +197,19 @@ int warden_accept_cloexec(int fd, int *peer_pid);
 /// instead of waking each other across CPUs. Fails harmlessly on older kernels.
 int warden_seccomp_sync_wakeup(int listener);
 
+/// Answers seccomp notification `id` by installing `fd` in the waiting process
+/// (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND, Linux 5.14+): the call returns the new
+/// descriptor's number there, O_CLOEXEC when `cloexec`. The new number, or -1 with errno (ENOENT:
+/// the call is no longer waiting; EMFILE: the process is at its descriptor limit).
+int warden_seccomp_add_fd_and_answer(int listener, uint64_t id, int fd, int cloexec);
+
+/// setns(nsfd, CLONE_NEWNET) for the calling thread (Swift's Glibc does not import setns).
+int warden_join_net_namespace(int nsfd);
+
+/// An autobound unix socket of `type` (SOCK_STREAM or SOCK_DGRAM), close-on-exec, non-blocking
+/// when asked: what the sandbox hands a sample instead of an IPv4 or IPv6 socket.
+int warden_unix_stand_in(int type, int nonblocking);
+
 /// Registers, as SQLite's default VFS, a wrapper of the default one that writes each commit's
 /// WAL frames with one write instead of two per frame (CoalescingWAL.c). Call it before the
 /// first database is opened; calling it again does nothing. Returns 0, or -1 if SQLite has no

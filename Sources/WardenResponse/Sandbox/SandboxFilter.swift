@@ -12,7 +12,8 @@ import WardenLinux
 ///
 /// The filter enforces by itself: calls a sample must never make here kill the process or fail
 /// with EPERM whatever the supervisor does. Calls worth reporting go to the supervisor as user
-/// notifications, which it always answers CONTINUE.
+/// notifications, which it answers CONTINUE, but for IPv4 and IPv6 sockets and the addresses
+/// given to them (`SandboxNetworkAnswer`): those it answers itself, without the kernel acting.
 public struct SandboxFilter: Sendable {
     /// Killed with SIGSYS.
     public static let killed = [
@@ -32,15 +33,19 @@ public struct SandboxFilter: Sendable {
     ]
     /// Reported to the supervisor (and then allowed).
     public static let observed = [
-        "execve", "execveat", "open", "openat", "openat2", "creat", "connect", "sendto", "clone", "fork", "vfork",
+        "execve", "execveat", "open", "openat", "openat2", "creat", "connect", "sendto", "bind", "clone", "fork",
+        "vfork",
         "unlink", "unlinkat", "rename", "renameat", "renameat2", "chmod", "fchmod", "fchmodat", "kill", "tkill",
         "tgkill", "memfd_create", "link", "linkat", "symlink", "symlinkat",
     ]
     /// Reported only for the option that renames the process (PR_SET_NAME, what `ps` shows):
     /// a miner posing as a kernel thread. Other prctl options are frequent and say little.
     public static let observedPrctlOption: UInt64 = 15
-    /// Every call that may reach the supervisor: `observed`, and prctl for that one option.
-    public static let notified = observed + ["prctl"]
+    /// Every call that may reach the supervisor: `observed`, prctl for that one option, and
+    /// socket for IPv4 and IPv6 (`SandboxNetworkAnswer`).
+    public static let notified = observed + ["prctl", "socket"]
+    /// The socket families the observer answers with a stand-in, when observing: AF_INET, AF_INET6.
+    static let standInFamilies: [UInt64] = [UInt64(AF_INET), UInt64(AF_INET6)]
 
     /// The BPF program: `struct sock_filter` records (8 bytes each).
     public let program: [UInt8]
@@ -77,21 +82,60 @@ public struct SandboxFilter: Sendable {
 
     /// Builds the filter; `observe` adds the user-notification rules.
     public init(observe: Bool) throws {
-        guard let context = seccomp_init(SCMP_ACT_ALLOW) else { throw BuildError(description: "seccomp_init failed") }
-        defer { seccomp_release(context) }
-        // Another architecture's syscall numbers (x32 on x86_64, or any but the two covered) must
-        // not slip past the rules.
-        guard seccomp_attr_set(context, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) == 0 else {
-            throw BuildError(description: "seccomp_attr_set(ACT_BADARCH) failed")
-        }
+        let native = try Self.context(adding: nil)
+        defer { seccomp_release(native) }
+        try Self.addRules(to: native, observe: observe, standIns: observe)
+        // The second ABI's rules are built apart and merged: libseccomp turns i386's socket
+        // rules into rules on socketcall(SYS_SOCKET) too, whose family it cannot read, and
+        // refuses the stand-in rules there. i386 programs keep having their IPv4 and IPv6
+        // sockets refused.
         if let compatible = Self.compatibleArchitecture {
-            let added = seccomp_arch_add(context, compatible)
-            guard added == 0 || added == -EEXIST else { throw BuildError(description: "seccomp_arch_add: \(added)") }
+            let second = try Self.context(adding: compatible)
+            do {
+                try Self.addRules(to: second, observe: observe, standIns: false)
+            } catch {
+                seccomp_release(second)
+                throw error
+            }
+            let merged = seccomp_merge(native, second)  // releases `second` when it succeeds
+            guard merged == 0 else {
+                seccomp_release(second)
+                throw BuildError(description: "seccomp_merge: \(merged)")
+            }
         }
-        // A binary search over the syscall numbers rather than a linear walk: every call the
-        // sample makes passes the filter, notified or not. (libseccomp 2.5+; older ones keep the
-        // linear filter, which enforces the same.)
-        _ = seccomp_attr_set(context, SCMP_FLTATR_CTL_OPTIMIZE, 2)
+        program = try Self.export(native)
+    }
+
+    /// A context for the native ABI (`architecture` nil) or for `architecture` alone.
+    private static func context(adding architecture: UInt32?) throws -> scmp_filter_ctx {
+        guard let context = seccomp_init(SCMP_ACT_ALLOW) else { throw BuildError(description: "seccomp_init failed") }
+        do {
+            // Another architecture's syscall numbers (x32 on x86_64, or any but the two covered)
+            // must not slip past the rules.
+            guard seccomp_attr_set(context, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) == 0 else {
+                throw BuildError(description: "seccomp_attr_set(ACT_BADARCH) failed")
+            }
+            if let architecture {
+                let removed = seccomp_arch_remove(context, seccomp_arch_native())
+                let added = seccomp_arch_add(context, architecture)
+                guard removed == 0 && added == 0 else {
+                    throw BuildError(description: "seccomp_arch_remove: \(removed), seccomp_arch_add: \(added)")
+                }
+            }
+            // A binary search over the syscall numbers rather than a linear walk: every call the
+            // sample makes passes the filter, notified or not. (libseccomp 2.5+; older ones keep
+            // the linear filter, which enforces the same.)
+            _ = seccomp_attr_set(context, SCMP_FLTATR_CTL_OPTIMIZE, 2)
+            return context
+        } catch {
+            seccomp_release(context)
+            throw error
+        }
+    }
+
+    /// The rules, in `context`: `observe` adds the user-notification rules, `standIns` the ones
+    /// for IPv4 and IPv6 sockets.
+    private static func addRules(to context: scmp_filter_ctx, observe: Bool, standIns: Bool) throws {
         func add(_ name: String, _ action: UInt32, _ comparisons: [scmp_arg_cmp] = []) throws {
             let number = seccomp_syscall_resolve_name(name)
             guard number != __NR_SCMP_ERROR else { return }  // not on this architecture
@@ -114,8 +158,16 @@ public struct SandboxFilter: Sendable {
         try add(
             "ioctl", eperm,
             [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(TIOCSTI))])
-        // No sockets but AF_UNIX (the net namespace has only its own loopback anyway).
+        // No sockets but AF_UNIX (the net namespace has only its own loopback anyway). With
+        // stand-ins, IPv4 and IPv6 ones go to the observer, which answers each with a unix
+        // socket standing in, or a refusal (`SandboxNetworkAnswer`); with no observer there, the
+        // call fails (ENOSYS). (libseccomp tests the equalities first.)
         try add("socket", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_NE, datum_a: UInt64(AF_UNIX), datum_b: 0)])
+        if standIns {
+            for family in Self.standInFamilies {
+                try add("socket", SCMP_ACT_NOTIFY, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: family, datum_b: 0)])
+            }
+        }
         // i386's socketcall(2) passes socket's arguments in memory the filter cannot read: its
         // SYS_SOCKET is refused whatever the family (the direct socket call is filtered above).
         try add("socketcall", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: 1, datum_b: 0)])
@@ -125,7 +177,6 @@ public struct SandboxFilter: Sendable {
                 "prctl", SCMP_ACT_NOTIFY,
                 [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: Self.observedPrctlOption, datum_b: 0)])
         }
-        program = try Self.export(context)
     }
 
     private static func export(_ context: scmp_filter_ctx) throws -> [UInt8] {

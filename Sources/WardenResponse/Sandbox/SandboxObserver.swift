@@ -9,9 +9,12 @@ import WardenCore
 import WardenLinux
 
 /// Answers the sandbox's seccomp user notifications on its own thread: reads each call's
-/// arguments from the sample's memory, always answers CONTINUE, and records the call only when
-/// that answer shows the notification was still valid (the process may have died meanwhile, and
-/// its pid been reused). It never decides anything: the filter does.
+/// arguments from the sample's memory, answers, and records the call only when that answer shows
+/// the notification was still valid (the process may have died meanwhile, and its pid been
+/// reused). The answer is CONTINUE, but for IPv4 and IPv6 sockets and the addresses given to
+/// them, which it answers itself as a host with no network would (`SandboxNetworkAnswer`): no
+/// socket of those families is ever made, and the kernel never acts on an address it read. What
+/// the sample may not do at all, the filter refuses by itself.
 final class SandboxObserver: @unchecked Sendable {
     // Written by the observer thread only; read after it has finished (`join`).
     private(set) var syscalls: [String: Int] = [:]
@@ -22,6 +25,9 @@ final class SandboxObserver: @unchecked Sendable {
     private(set) var pids: Set<Int32> = []
     /// Observed calls made through the second ABI of `architectures` (i386's).
     private(set) var compatibleCalls = 0
+    /// IPv4 and IPv6 socket calls the observer refused (a raw socket, say), as the filter
+    /// refuses other families.
+    private(set) var refusedSockets = 0
     private static let eventLimit = 2000
     /// The ABIs whose calls are notified, by the AUDIT_ARCH_* value notifications carry: the
     /// native one, and on x86_64 i386's (`SandboxFilter.compatibleArchitecture`). The filter's
@@ -72,6 +78,8 @@ final class SandboxObserver: @unchecked Sendable {
         /// (`/memfd:stage2 (deleted)`), read while the call waited.
         var isSampleExec = false
         var descriptorTarget: [UInt8]?
+        /// What the observer answered, when it answered the call itself (`SandboxNetworkAnswer`).
+        var result: String?
     }
 
     /// Which arguments of a call point at something worth reading.
@@ -91,8 +99,12 @@ final class SandboxObserver: @unchecked Sendable {
         case exec(path: Int, arguments: Int)
         /// A path, then a `struct open_how` (openat2).
         case pathAndOpenHow(Int, Int)
-        /// A `struct sockaddr` and its length (connect, sendto).
-        case socketAddress(address: Int, length: Int)
+        /// A `struct sockaddr` and its length (connect, sendto, bind), answered by the observer
+        /// when it holds an IPv4 or IPv6 address (`SandboxNetworkAnswer`).
+        case socketAddress(address: Int, length: Int, call: SandboxNetworkAnswer.AddressCall)
+        /// socket(2) for IPv4 or IPv6 (the only families the filter notifies): described from
+        /// the registers, answered with a stand-in.
+        case socket
         /// A name in argument `index` that is no path (prctl's process name, memfd_create's).
         case name(Int)
         /// A symlink's target (its text, as it is stored) and the path it is made at, whose
@@ -112,8 +124,10 @@ final class SandboxObserver: @unchecked Sendable {
             case "renameat", "renameat2", "linkat": self = .paths(1, 3)
             case "symlink": self = .symlink(target: 0, path: 1)
             case "symlinkat": self = .symlink(target: 0, path: 2)
-            case "connect": self = .socketAddress(address: 1, length: 2)
-            case "sendto": self = .socketAddress(address: 4, length: 5)
+            case "connect": self = .socketAddress(address: 1, length: 2, call: .connect)
+            case "sendto": self = .socketAddress(address: 4, length: 5, call: .sendto)
+            case "bind": self = .socketAddress(address: 1, length: 2, call: .bind)
+            case "socket": self = .socket
             case "fchmod": self = .descriptor(0)
             case "clone", "fork", "vfork", "kill", "tkill", "tgkill": self = .registers
             case "memfd_create": self = .name(0)
@@ -203,15 +217,46 @@ final class SandboxObserver: @unchecked Sendable {
                 plan = ArgumentPlan(SandboxFilter.name(of: Int32(nr), architecture: notification.data.arch))
                 plans[slot] = plan
             }
+            let pid = Int32(bitPattern: notification.pid)
             var call = capture(
-                plan, nr: Int32(nr), pid: Int32(bitPattern: notification.pid), args: notification.data.args,
-                pointerSize: abi == 0 ? 8 : 4)
+                plan, nr: Int32(nr), pid: pid, args: notification.data.args, pointerSize: abi == 0 ? 8 : 4)
             call?.abi = abi
             // The answer is also the id check: it fails (ENOENT) when the call is no longer
             // waiting (the process died, and its pid may since name another process), so what
             // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
             // the same thing one syscall earlier.
-            guard Self.answer(notification.id, on: listener, response) else { continue }
+            switch plan {
+            case .socket, .socketAddress:
+                let args = notification.data.args
+                var decided: SandboxNetworkAnswer =
+                    if case .socketAddress(_, let length, let kind) = plan {
+                        .forAddress(kind, sockaddr: call?.first, length: Self.register(length, of: args))
+                    } else {
+                        .forSocket(domain: args.0, type: args.1, protocolNumber: args.2)
+                    }
+                // Only a call on a socket is answered here: on anything else the kernel refuses
+                // it (EBADF, ENOTSOCK) without looking at the address, as on a host. Whatever
+                // the descriptor is by then, no socket the sample can hold takes an IPv4 or IPv6
+                // address.
+                if case .socketAddress = plan, decided != .proceed,
+                    !Self.isSocket(Int32(truncatingIfNeeded: args.0), of: pid)
+                {
+                    decided = .proceed
+                }
+                if case .standIn(let type, let nonBlocking, let closeOnExec) = decided {
+                    guard
+                        let installed = installStandIn(
+                            type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec, for: notification.id,
+                            of: pid, on: listener)
+                    else { continue }
+                    decided = installed
+                }
+                guard Self.answer(notification.id, decided, on: listener, response) else { continue }
+                call?.result = decided.result
+                if case .socket = plan, case .fail = decided { refusedSockets += 1 }
+            default:
+                guard Self.answer(notification.id, on: listener, response) else { continue }
+            }
             counts[slot] += 1
             if let call, captured.count < 4 * Self.eventLimit { captured.append(call) }
         }
@@ -227,11 +272,85 @@ final class SandboxObserver: @unchecked Sendable {
         return seccomp_notify_respond(listener.rawValue, response) == 0
     }
 
+    /// Answers notification `id` as `answer` says; false when it is no longer waiting. A
+    /// stand-in is answered when it is installed: here it means nothing is left to send.
+    private static func answer(
+        _ id: UInt64, _ answer: SandboxNetworkAnswer, on listener: FileDescriptor,
+        _ response: UnsafeMutablePointer<seccomp_notif_resp>
+    ) -> Bool {
+        switch answer {
+        case .proceed: return Self.answer(id, on: listener, response)
+        case .standIn: return true
+        case .fail, .succeed:
+            memset(response, 0, MemoryLayout<seccomp_notif_resp>.size)
+            response.pointee.id = id
+            if case .fail(let code) = answer { response.pointee.error = -code }
+            return seccomp_notify_respond(listener.rawValue, response) == 0
+        }
+    }
+
+    /// Whether descriptor `fd` of process `pid` is a socket (`socket:[inode]`).
+    private static func isSocket(_ fd: Int32, of pid: Int32) -> Bool {
+        guard fd >= 0, let target = try? sys_readlink(Array("/proc/\(pid)/fd/\(fd)".utf8)) else { return false }
+        return target.starts(with: Array("socket:".utf8))
+    }
+
+    /// Whether this thread has joined the jail's network namespace, where stand-ins are made.
+    private var inJailNetwork = false
+
+    /// Makes a stand-in socket in the jail's network namespace and installs it in process `pid`
+    /// as what its socket(2) call `id` returns: `.standIn` when it was, `.fail` when the call
+    /// is to fail instead (still to be answered), nil when the call is no longer waiting.
+    ///
+    /// The stand-in is made in the jail's namespace, not this process's: a unix socket's
+    /// abstract names are those of the namespace it was made in, and on the host's a sample
+    /// could reach (or claim) a daemon's abstract socket. This thread joins it at the run's
+    /// first stand-in, once the namespace's descriptor is open and the call is known to be
+    /// still waiting (its pid has not been reused); the thread is the run's own and ends with it.
+    private func installStandIn(
+        type: Int32, nonBlocking: Bool, closeOnExec: Bool, for id: UInt64, of pid: Int32, on listener: FileDescriptor
+    ) -> SandboxNetworkAnswer? {
+        if !inJailNetwork {
+            do {
+                try sys_joinNetworkNamespace(ofProcess: pid) { seccomp_notify_id_valid(listener.rawValue, id) == 0 }
+                inJailNetwork = true
+            } catch {
+                return error.errno.rawValue == ESRCH ? nil : .fail(SandboxNetworkAnswer.EPERM)
+            }
+        }
+        let standIn: FileDescriptor
+        do {
+            standIn = try sys_unixStandInSocket(type: type, nonBlocking: nonBlocking)
+        } catch {
+            return .fail(error.errno.rawValue)
+        }
+        defer { sys_close(standIn) }
+        do {
+            _ = try sys_seccompAnswer(listener, id: id, installing: standIn, closeOnExec: closeOnExec)
+            return .standIn(type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec)
+        } catch {
+            // EMFILE, say: the sample is at its descriptor limit, and its call fails so.
+            return error.errno.rawValue == ENOENT ? nil : .fail(error.errno.rawValue)
+        }
+    }
+
     /// Whether no sandboxed process is left and nothing is queued (a poll that does not wait).
     private static func isHungUp(_ listener: FileDescriptor) -> Bool {
         var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)]
         guard (try? sys_poll(&fds, timeout: 0)) != nil else { return true }
         return fds[0].revents & Int16(POLLIN) == 0 && fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0
+    }
+
+    /// Argument `index` of a call, without building an array per call.
+    static func register(_ index: Int, of args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> UInt64 {
+        switch index {
+        case 0: args.0
+        case 1: args.1
+        case 2: args.2
+        case 3: args.3
+        case 4: args.4
+        default: args.5
+        }
     }
 
     /// Reads what the arguments in `plan` point at; nil for calls only counted.
@@ -242,17 +361,7 @@ final class SandboxObserver: @unchecked Sendable {
     )
         -> Captured?
     {
-        // The registers by position, without building an array per call.
-        func values(_ index: Int) -> UInt64 {
-            switch index {
-            case 0: args.0
-            case 1: args.1
-            case 2: args.2
-            case 3: args.3
-            case 4: args.4
-            default: args.5
-            }
-        }
+        func values(_ index: Int) -> UInt64 { Self.register(index, of: args) }
         func string(_ index: Int) -> [UInt8]? { sys_readProcessString(pid, address: values(index)) }
         // What descriptor `fd` of the caller names (`/memfd:stage2 (deleted)`, `/tmp/stage3`).
         func target(ofDescriptor fd: Int32) -> [UInt8]? { try? sys_readlink(Array("/proc/\(pid)/fd/\(fd)".utf8)) }
@@ -352,7 +461,8 @@ final class SandboxObserver: @unchecked Sendable {
         case .name(let index):
             // Both names are short (16 bytes for a process, 249 for a memfd).
             call.first = sys_readProcessString(pid, address: values(index), limit: 256)
-        case .socketAddress(let address, let length):
+        case .socket: break
+        case .socketAddress(let address, let length, _):
             if values(address) != 0 {
                 call.first = sys_readProcessMemory(pid, address: values(address), length: Int(min(values(length), 128)))
             }
@@ -508,11 +618,18 @@ final class SandboxObserver: @unchecked Sendable {
             return .file(.init(syscall: name, path: path, detail: String(args.1, radix: 8), created: false))
         // A send on a connected socket names no address: its peer is the connect's, listed there.
         case "sendto" where args.4 == 0: return .none
-        case "connect", "sendto":
+        case "connect", "sendto", "bind":
             guard let bytes = call.first else {
-                return .network(.init(syscall: name, family: "unknown", address: nil, port: nil))
+                return .network(.init(syscall: name, family: "unknown", address: nil, port: nil, result: call.result))
             }
-            return .network(socketAddress(bytes, syscall: name))
+            var attempt = socketAddress(bytes, syscall: name)
+            attempt.result = call.result
+            return .network(attempt)
+        case "socket":
+            return .network(
+                .init(
+                    syscall: name, family: familyName(Int32(truncatingIfNeeded: args.0)), address: nil, port: nil,
+                    type: socketTypeName(Int32(truncatingIfNeeded: args.1) & 0xf), result: call.result))
         case "prctl": return .process(.init(syscall: name, path: nil, pid: pid, renamedTo: first))
         // A file with no path on any mount: what a fileless dropper writes its next stage into.
         case "memfd_create":
@@ -549,6 +666,48 @@ final class SandboxObserver: @unchecked Sendable {
         return set.isEmpty ? nil : set.joined(separator: "|")
     }
 
+    static func familyName(_ family: Int32) -> String {
+        switch family {
+        case AF_UNIX: "AF_UNIX"
+        case AF_INET: "AF_INET"
+        case AF_INET6: "AF_INET6"
+        default: "family-\(family)"
+        }
+    }
+
+    static func socketTypeName(_ type: Int32) -> String {
+        let names = [
+            1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 4: "SOCK_RDM", 5: "SOCK_SEQPACKET", 6: "SOCK_DCCP",
+        ]
+        return names[Int(type)] ?? "type-\(type)"
+    }
+
+    /// An IPv6 address as RFC 5952 writes it: lowercase hex groups, the longest run of two or
+    /// more zero groups (the first of equals) as `::`, and an IPv4-mapped address's last 32 bits
+    /// in dotted form (`::ffff:192.0.2.1`).
+    static func ipv6Text(_ bytes: [UInt8]) -> String {
+        guard bytes.count == 16 else { return "?" }
+        if bytes.prefix(10).allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
+            return "::ffff:" + bytes[12...].map(String.init).joined(separator: ".")
+        }
+        let groups = stride(from: 0, to: 16, by: 2).map { Int(bytes[$0]) << 8 | Int(bytes[$0 + 1]) }
+        var best = (start: -1, length: 0)
+        var index = 0
+        while index < 8 {
+            guard groups[index] == 0 else {
+                index += 1
+                continue
+            }
+            var end = index
+            while end < 8 && groups[end] == 0 { end += 1 }
+            if end - index > best.length { best = (index, end - index) }
+            index = end
+        }
+        let text = { (range: ArraySlice<Int>) in range.map { String($0, radix: 16) }.joined(separator: ":") }
+        guard best.length >= 2 else { return text(groups[...]) }
+        return text(groups[..<best.start]) + "::" + text(groups[(best.start + best.length)...])
+    }
+
     /// A `struct sockaddr` as family, address and port.
     static func socketAddress(_ bytes: [UInt8], syscall: String) -> SandboxReport.NetworkAttempt {
         guard bytes.count >= 2 else { return .init(syscall: syscall, family: "unknown", address: nil, port: nil) }
@@ -567,11 +726,8 @@ final class SandboxObserver: @unchecked Sendable {
                 syscall: syscall, family: "AF_INET", address: bytes[4..<8].map(String.init).joined(separator: "."),
                 port: Int(bytes[2]) << 8 | Int(bytes[3]))
         case AF_INET6 where bytes.count >= 24:
-            let groups = stride(from: 8, to: 24, by: 2).map {
-                String(Int(bytes[$0]) << 8 | Int(bytes[$0 + 1]), radix: 16)
-            }
             return .init(
-                syscall: syscall, family: "AF_INET6", address: groups.joined(separator: ":"),
+                syscall: syscall, family: "AF_INET6", address: ipv6Text(Array(bytes[8..<24])),
                 port: Int(bytes[2]) << 8 | Int(bytes[3]))
         default:
             return .init(syscall: syscall, family: "family-\(family)", address: nil, port: nil)

@@ -22,10 +22,28 @@ public struct SandboxReport: Codable, Sendable {
     }
 
     public struct NetworkAttempt: Codable, Sendable, Equatable {
+        /// `socket`, `connect`, `sendto` or `bind`.
         public var syscall: String
         public var family: String
         public var address: String?
         public var port: Int?
+        /// A socket's type (`SOCK_STREAM`, `SOCK_DGRAM`, …), for a `socket` entry.
+        public var type: String? = nil
+        /// What the call got when the observer answered it (`SandboxNetworkAnswer`): `ok` or an
+        /// errno's name (`ENETUNREACH`: the jail has no network). Nil: the kernel answered.
+        public var result: String? = nil
+
+        public init(
+            syscall: String, family: String, address: String? = nil, port: Int? = nil, type: String? = nil,
+            result: String? = nil
+        ) {
+            self.syscall = syscall
+            self.family = family
+            self.address = address
+            self.port = port
+            self.type = type
+            self.result = result
+        }
     }
 
     /// A host name (or address) the sample asked glibc to resolve, through the jail's nscd socket

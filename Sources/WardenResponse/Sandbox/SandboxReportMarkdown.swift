@@ -55,8 +55,14 @@ public enum SandboxReportMarkdown {
                 return [$0.syscall, code($0.path), $0.detail.map(code) ?? "", passed]
             })
         table(
-            "Network", ["call", "family", "address", "port"],
-            report.network.map { [$0.syscall, $0.family, $0.address.map(code) ?? "", $0.port.map(String.init) ?? ""] })
+            "Network", ["call", "family", "address", "port", "type", "result"],
+            report.network.map {
+                [
+                    $0.syscall, $0.family, $0.address.map(code) ?? "", $0.port.map(String.init) ?? "", $0.type ?? "",
+                    $0.result ?? "",
+                ]
+            },
+            note: report.network.contains { $0.result != nil } ? SandboxVerdict.standInNote : nil)
         table(
             "Host names looked up", ["request", "name", "pid"],
             report.lookups.map { [$0.request, code($0.name), "\($0.pid)"] },

@@ -311,7 +311,8 @@ public struct SandboxRunner: Sendable {
             id: id, sha256: sha256, argv: argv, uid: identity, exit: exit, timedOut: timedOut,
             stillRunning: stillRunning,
             durationMs: (duration * 10).rounded() / 10,
-            syscalls: observer.syscalls, i386Calls: observer.compatibleCalls, denied: audit.deniedCalls(uid: identity),
+            syscalls: observer.syscalls, i386Calls: observer.compatibleCalls,
+            denied: Self.denied(audited: audit.deniedCalls(uid: identity), observer: observer),
             network: observer.network,
             lookups: lookups ?? [],
             files: observer.files, processes: observer.processes, signals: observer.signals, written: written,
@@ -321,6 +322,13 @@ public struct SandboxRunner: Sendable {
         warming?.join()
         report.verdict = SandboxVerdict.sentences(report)
         return report
+    }
+
+    /// The calls refused or killed for: the filter's, from the kernel's audit records, and the
+    /// IPv4 and IPv6 sockets the observer refused (a raw one, say), which have none of their own.
+    static func denied(audited: [String: Int], observer: SandboxObserver) -> [String: Int] {
+        guard observer.refusedSockets > 0 else { return audited }
+        return audited.merging(["socket": observer.refusedSockets], uniquingKeysWith: +)
     }
 
     // MARK: - Preparation

@@ -175,7 +175,7 @@ final class KernelAuditReader {
                     let text = " " + String(decoding: buffer[(offset + 16)..<(offset + length)], as: UTF8.self)
                     if waiting, Self.field("pid", in: text) == String(sentinel) {
                         waiting = false
-                    } else if text.contains(" uid=\(uid) "),
+                    } else if text.contains(" uid=\(uid) "), !Self.isObserverAnswer(text),
                         let number = Self.field("syscall", in: text).flatMap({ Int32($0) })
                     {
                         counts[Self.callName(number, in: text), default: 0] += 1
@@ -209,7 +209,7 @@ final class KernelAuditReader {
                 break
             }
             let text = String(decoding: record[0..<count], as: UTF8.self)
-            guard text.contains("type=1326"), text.contains(" uid=\(uid) "),
+            guard text.contains("type=1326"), text.contains(" uid=\(uid) "), !Self.isObserverAnswer(text),
                 let number = Self.field("syscall", in: text).flatMap({ Int32($0) })
             else { continue }
             counts[Self.callName(number, in: text), default: 0] += 1
@@ -224,6 +224,15 @@ final class KernelAuditReader {
             return SandboxFilter.name(of: number)
         }
         return SandboxFilter.name(of: number, architecture: architecture)
+    }
+
+    /// Whether a record is of a call the observer answered itself (a stand-in socket, a connect
+    /// answered as with no network): the kernel records every notified call that a supervisor
+    /// answers without CONTINUE, with the notification's action code. The filter's own refusals
+    /// carry ERRNO's or KILL's.
+    static func isObserverAnswer(_ record: String) -> Bool {
+        // SECCOMP_RET_USER_NOTIF (not imported: the C header is not part of any module here).
+        field("code", in: record).flatMap { UInt32($0.dropFirst(2), radix: 16) } == 0x7fc0_0000
     }
 
     static func field(_ name: String, in text: String) -> String? {

@@ -55,12 +55,21 @@ enum SandboxVerdict {
             let list = report.denied.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
             out.append("The filter refused or killed: \(list).")
         }
-        // The filter's only rule on socket(2) refuses every family but AF_UNIX, so a refused
-        // socket call says which kind of access the sample wanted, though not where to.
+        // With no observer (syscalls empty) the filter refuses every family but AF_UNIX; an
+        // observed run has IPv4 and IPv6 stream and datagram sockets stood in for, so its
+        // refusals are of other kinds.
         if let sockets = report.denied["socket"] {
-            out.append(
-                "Its \(sockets) refused socket call(s) asked for a family other than AF_UNIX, the only one the filter allows (an IPv4 or IPv6 socket, for instance); where it meant to connect is not known."
-            )
+            if report.syscalls.isEmpty {
+                out.append(
+                    "Its \(sockets) refused socket call(s) asked for a family other than AF_UNIX, the only one the filter allows (an IPv4 or IPv6 socket, for instance); where it meant to connect is not known."
+                )
+            } else {
+                let raw = report.network.filter { $0.syscall == "socket" && $0.result != "ok" && $0.result != nil }
+                let kinds = raw.isEmpty ? "" : " (\(Self.counted(raw.map { "\($0.family) \($0.type ?? "?")" })))"
+                out.append(
+                    "Its \(sockets) refused socket call(s) asked for a kind the jail does not give: a family other than AF_UNIX, IPv4 and IPv6 (a packet or netlink socket, say), or a raw IPv4 or IPv6 socket\(kinds)."
+                )
+            }
         }
         // An i386 program's socketcall(2) carries socket's arguments in memory the filter
         // cannot read: each of its socket creations is refused, whatever the family.
@@ -69,14 +78,24 @@ enum SandboxVerdict {
                 "Its \(sockets) socket creation(s) through socketcall(2) (the 32-bit x86 way) were refused whatever the family, which the filter cannot read there; where it meant to connect is not known."
             )
         }
+        let standIns = report.network.filter { $0.syscall == "socket" && $0.result == "ok" }
+        if !standIns.isEmpty {
+            out.append(
+                "It made \(standIns.count) IPv4 or IPv6 socket(s) (\(Self.counted(standIns.map { "\($0.family) \($0.type ?? "?")" }))). "
+                    + Self.standInNote)
+        }
         // glibc connects to nscd's socket on its own for every user, group and host lookup:
         // that says nothing of the sample (its host lookups have a sentence of their own).
-        let attempts = report.network.filter { $0.family != "AF_UNIX" || $0.address != SandboxNameService.socketPath }
+        let attempts = report.network.filter {
+            ($0.syscall == "connect" || $0.syscall == "sendto")
+                && ($0.family != "AF_UNIX" || $0.address != SandboxNameService.socketPath)
+        }
         if !attempts.isEmpty {
-            let targets = attempts.map {
-                [$0.family, $0.address, $0.port.map(String.init)].compactMap { $0 }.joined(separator: " ")
-            }
-            out.append("It tried to connect or send: \(Array(Set(targets)).sorted().joined(separator: "; ")).")
+            out.append("It tried to connect or send: \(Self.endpoints(attempts)).")
+        }
+        let binds = report.network.filter { $0.syscall == "bind" }
+        if !binds.isEmpty {
+            out.append("It bound sockets, to listen or receive on: \(Self.endpoints(binds)).")
         }
         if !report.lookups.isEmpty {
             let names = report.lookups.map(\.name).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
@@ -197,6 +216,25 @@ enum SandboxVerdict {
 
     /// Calls that make a new name (a hard link or a symlink) at their path.
     static let linking: Set<String> = ["link", "linkat", "symlink", "symlinkat"]
+
+    /// What the report's `result` of a stood-in call means, said once.
+    static let standInNote =
+        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered as a host with only a loopback answers it, without being made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a bind to a loopback or wildcard address)."
+
+    /// `AF_INET 203.0.113.7 4444 (ENETUNREACH); AF_UNIX /run/x`: each endpoint once, sorted.
+    static func endpoints(_ attempts: [SandboxReport.NetworkAttempt]) -> String {
+        let targets = attempts.map {
+            [$0.family, $0.address, $0.port.map(String.init), $0.result.map { "(\($0))" }].compactMap { $0 }
+                .joined(separator: " ")
+        }
+        return Array(Set(targets)).sorted().joined(separator: "; ")
+    }
+
+    /// `AF_INET SOCK_STREAM ×2, AF_INET6 SOCK_DGRAM ×1`.
+    static func counted(_ kinds: [String]) -> String {
+        let counts = kinds.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
+        return counts.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+    }
 
     /// The first few items, and how many more there were.
     private static func listed(_ items: [String], limit: Int = 3, separator: String = ", ") -> String {
