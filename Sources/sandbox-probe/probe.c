@@ -62,8 +62,12 @@ int main(int argc, char **argv) {
         int udp = socket(AF_INET, SOCK_DGRAM, 0);
         struct sockaddr_in dns = { .sin_family = AF_INET, .sin_port = htons(53) };
         inet_pton(AF_INET, "8.8.8.8", &dns.sin_addr);
-        ssize_t sent = sendto(udp, "q", 1, 0, (struct sockaddr *)&dns, sizeof dns);
-        printf("sendto %s\n", sent == 1 ? "ok" : strerror(errno));
+        // A DNS query, as musl's resolver sends it: id, flags (recursion desired), one
+        // question: c2.example.invalid, type A, class IN.
+        static const unsigned char query[] = { 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
+            2, 'c', '2', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 7, 'i', 'n', 'v', 'a', 'l', 'i', 'd', 0, 0, 1, 0, 1 };
+        ssize_t sent = sendto(udp, query, sizeof query, 0, (struct sockaddr *)&dns, sizeof dns);
+        printf("sendto %s\n", sent == (ssize_t)sizeof query ? "ok" : strerror(errno));
         printf("raw %s\n", socket(AF_INET, SOCK_RAW, IPPROTO_ICMP) >= 0 ? "ok" : strerror(errno));
         printf("packet %s\n", socket(AF_PACKET, SOCK_RAW, 0) >= 0 ? "ok" : strerror(errno));
         struct sockaddr_un host = { .sun_family = AF_UNIX };

@@ -429,6 +429,14 @@ struct SandboxTests {
             .init(syscall: "connect", family: "AF_UNIX", address: "@" + name),
         ]
         #expect(report.network == expected, "\(report.network)")
+        // The DNS query's question, though it was never delivered.
+        #expect(
+            report.lookups.filter { $0.request.hasPrefix("DNS") }.map { "\($0.request) \($0.name)" }
+                == ["DNS A c2.example.invalid"], "\(report.lookups)")
+        #expect(
+            report.verdict.contains(
+                "It sent DNS queries of its own, not through glibc, for 1 name(s): c2.example.invalid (A); none was delivered, the jail having no network."
+            ), "\(report.verdict)")
         // The raw socket (the observer's refusal) and the packet socket (the filter's); the
         // calls answered as a host would are no refusals.
         #expect(report.denied == ["socket": 2], "\(report.denied)")

@@ -22,6 +22,8 @@ final class SandboxObserver: @unchecked Sendable {
     private(set) var files: [SandboxReport.FileAccess] = []
     private(set) var processes: [SandboxReport.Process] = []
     private(set) var signals: [String] = []
+    /// DNS questions sent to a name server directly (`DNSQuestion`).
+    private(set) var lookups: [SandboxReport.NameLookup] = []
     private(set) var pids: Set<Int32> = []
     /// Observed calls made through the second ABI of `architectures` (i386's).
     private(set) var compatibleCalls = 0
@@ -462,9 +464,18 @@ final class SandboxObserver: @unchecked Sendable {
             // Both names are short (16 bytes for a process, 249 for a memfd).
             call.first = sys_readProcessString(pid, address: values(index), limit: 256)
         case .socket: break
-        case .socketAddress(let address, let length, _):
+        case .socketAddress(let address, let length, let kind):
             if values(address) != 0 {
                 call.first = sys_readProcessMemory(pid, address: values(address), length: Int(min(values(length), 128)))
+            }
+            // A datagram to a name server's port: its question is a host name looked up without
+            // glibc (which asks the jail's nscd socket instead).
+            if kind == .sendto, let sockaddr = call.first,
+                case .some(.some(let to)) = SandboxNetworkAnswer.address(
+                    in: sockaddr, length: values(length)), to.port == DNSQuestion.port, values(2) > 0
+            {
+                call.second = sys_readProcessMemory(
+                    pid, address: values(1), length: Int(min(values(2), UInt64(DNSQuestion.readLimit))))
             }
         }
         return call
@@ -548,7 +559,13 @@ final class SandboxObserver: @unchecked Sendable {
             }
             switch event {
             case .file(let access) where files.count < Self.eventLimit: files.append(access)
-            case .network(let attempt) where network.count < Self.eventLimit: network.append(attempt)
+            case .network(let attempt) where network.count < Self.eventLimit:
+                network.append(attempt)
+                if call.name == "sendto", let message = call.second, let question = DNSQuestion(message: message),
+                    lookups.count < SandboxNameService.lookupLimit
+                {
+                    lookups.append(.init(request: "DNS \(question.type)", name: question.name, pid: call.pid))
+                }
             case .process(let process) where processes.count < Self.eventLimit: processes.append(process)
             case .signal(let text) where signals.count < Self.eventLimit: signals.append(text)
             default: break

@@ -47,12 +47,17 @@ public struct SandboxReport: Codable, Sendable {
     }
 
     /// A host name (or address) the sample asked glibc to resolve, through the jail's nscd socket
-    /// (`SandboxNameService`), answered as not found.
+    /// (`SandboxNameService`), answered as not found; or one it asked a name server for itself,
+    /// in a DNS query that was never delivered.
     public struct NameLookup: Codable, Sendable, Equatable {
-        /// `getaddrinfo`, `gethostbyname`, `gethostbyaddr`, …
+        /// `getaddrinfo`, `gethostbyname`, `gethostbyaddr`, … asked of glibc; or `DNS A`,
+        /// `DNS AAAA`, … for the question of a DNS query the sample sent itself (`DNSQuestion`).
         public var request: String
         public var name: String
         public var pid: Int32
+
+        /// How `request` starts for a DNS query the sample sent itself.
+        public static let dnsPrefix = "DNS "
     }
 
     public struct FileAccess: Codable, Sendable, Equatable {

@@ -66,7 +66,10 @@ public enum SandboxReportMarkdown {
         table(
             "Host names looked up", ["request", "name", "pid"],
             report.lookups.map { [$0.request, code($0.name), "\($0.pid)"] },
-            note: "Asked of the jail's name service and answered \"not found\".")
+            note: report.lookups.contains { $0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
+                ? "Asked of the jail's name service and answered \"not found\", or, for a DNS request, sent to a name "
+                    + "server by the sample's own resolver and never delivered (the jail has no network)."
+                : "Asked of the jail's name service and answered \"not found\".")
         table("Signals sent", ["call"], report.signals.map { [code($0)] })
         table(
             "Files left in /tmp and /dev/shm", ["path", "bytes", "sha256", "evidence copy"],

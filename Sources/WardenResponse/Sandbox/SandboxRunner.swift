@@ -314,7 +314,7 @@ public struct SandboxRunner: Sendable {
             syscalls: observer.syscalls, i386Calls: observer.compatibleCalls,
             denied: Self.denied(audited: audit.deniedCalls(uid: identity), observer: observer),
             network: observer.network,
-            lookups: lookups ?? [],
+            lookups: (lookups ?? []) + observer.lookups,
             files: observer.files, processes: observer.processes, signals: observer.signals, written: written,
             writtenTruncated: writtenTruncated,
             stdout: stdout, stderr: stderr, stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated,

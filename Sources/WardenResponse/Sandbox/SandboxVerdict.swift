@@ -97,11 +97,21 @@ enum SandboxVerdict {
         if !binds.isEmpty {
             out.append("It bound sockets, to listen or receive on: \(Self.endpoints(binds)).")
         }
-        if !report.lookups.isEmpty {
-            let names = report.lookups.map(\.name).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        // Through glibc (the jail's nscd socket), or by DNS queries of its own.
+        let queries = report.lookups.filter { $0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
+        let asked = report.lookups.filter { !$0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
+        if !asked.isEmpty {
+            let names = asked.map(\.name).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
             out.append(
                 "It looked up \(names.count) host name(s) or address(es), each answered as not found: "
                     + "\(Self.listed(names, limit: 5)).")
+        }
+        if !queries.isEmpty {
+            let names = queries.map { "\($0.name) (\($0.request.dropFirst(SandboxReport.NameLookup.dnsPrefix.count)))" }
+                .reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            out.append(
+                "It sent DNS queries of its own, not through glibc, for \(names.count) name(s): "
+                    + "\(Self.listed(names, limit: 5)); none was delivered, the jail having no network.")
         }
         let renames = report.processes.filter { $0.syscall == "prctl" }.compactMap(\.renamedTo)
         let spawned = report.processes.filter { $0.path != SandboxReport.Process.theSample && $0.syscall != "prctl" }

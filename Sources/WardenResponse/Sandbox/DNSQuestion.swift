@@ -1,0 +1,69 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+/// The question of a DNS query a sample sent to a name server itself (musl's resolver, or one of
+/// its own), read from the datagram its sendto(2) carried: the host names a program that never
+/// asks glibc (`SandboxNameService`) looked up.
+struct DNSQuestion: Equatable {
+    /// The name, in presentation form: labels joined by dots, a dot or backslash inside a label
+    /// escaped, and any byte outside printable ASCII as `\DDD` (RFC 1035, 5.1).
+    var name: String
+    /// `A`, `AAAA`, `TXT`, … or `TYPE<n>` (RFC 3597) for another.
+    var type: String
+
+    /// The most of a datagram read: a query's question is in its first bytes, and a classic
+    /// DNS message over UDP is at most 512.
+    static let readLimit = 512
+    static let port = 53
+
+    /// The first question of `message`, when it is a standard query (QR 0, opcode 0) with a
+    /// well-formed one; nil otherwise.
+    init?(message: [UInt8]) {
+        guard message.count >= 12 else { return nil }
+        let flags = Int(message[2]) << 8 | Int(message[3])
+        let questions = Int(message[4]) << 8 | Int(message[5])
+        // A response (QR set) or another opcode (an update, a notify) asks no name.
+        guard flags & 0x8000 == 0, flags & 0x7800 == 0, questions > 0 else { return nil }
+        var offset = 12
+        var labels: [String] = []
+        var length = 0
+        while true {
+            guard offset < message.count else { return nil }
+            let size = Int(message[offset])
+            offset += 1
+            if size == 0 { break }
+            // A compression pointer has no place in a query's first name; a label is at most 63
+            // bytes, a name at most 255.
+            guard size <= 63, offset + size <= message.count else { return nil }
+            length += size + 1
+            guard length <= 255 else { return nil }
+            labels.append(Self.presentation(message[offset..<(offset + size)]))
+            offset += size
+        }
+        guard offset + 4 <= message.count else { return nil }
+        name = labels.isEmpty ? "." : labels.joined(separator: ".")
+        type = Self.typeName(Int(message[offset]) << 8 | Int(message[offset + 1]))
+    }
+
+    static func presentation(_ label: ArraySlice<UInt8>) -> String {
+        var text = ""
+        for byte in label {
+            switch byte {
+            case UInt8(ascii: "."), UInt8(ascii: "\\"): text += "\\" + String(UnicodeScalar(byte))
+            case 0x21...0x7e: text.append(Character(UnicodeScalar(byte)))
+            default:
+                let digits = String(byte)
+                text += "\\" + String(repeating: "0", count: 3 - digits.count) + digits
+            }
+        }
+        return text
+    }
+
+    static func typeName(_ type: Int) -> String {
+        let names = [
+            1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV", 64: "SVCB",
+            65: "HTTPS", 255: "ANY",
+        ]
+        return names[type] ?? "TYPE\(type)"
+    }
+}
