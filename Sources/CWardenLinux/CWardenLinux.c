@@ -619,3 +619,38 @@ int warden_unix_stand_in(int type, int nonblocking) {
     }
     return fd;
 }
+
+int warden_unix_stand_in_pair(int type, int nonblocking, int fds[2]) {
+    if (socketpair(AF_UNIX, type | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0, fds) != 0) return -1;
+    int one = 1;
+    if (fcntl(fds[1], F_SETFL, O_NONBLOCK) != 0 || setsockopt(fds[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
+        int saved = errno;
+        close(fds[0]);
+        close(fds[1]);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+long warden_receive_datagram(int fd, void *buffer, size_t size, int *sender_pid) {
+    struct iovec part = { .iov_base = buffer, .iov_len = size };
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(struct ucred))];
+    } control;
+    struct msghdr message = {
+        .msg_iov = &part, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof control.space,
+    };
+    ssize_t count = recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (count < 0) return -1;
+    *sender_pid = 0;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_CREDENTIALS) {
+            struct ucred credentials;
+            memcpy(&credentials, CMSG_DATA(header), sizeof credentials);
+            *sender_pid = credentials.pid;
+        }
+    }
+    return (long)count;
+}

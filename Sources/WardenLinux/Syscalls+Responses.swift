@@ -130,6 +130,32 @@ public func sys_unixStandInSocket(type: Int32, nonBlocking: Bool) throws(SystemC
         rawValue: try retryingInterrupts("socket(AF_UNIX)") { warden_unix_stand_in(type, nonBlocking ? 1 : 0) })
 }
 
+/// A connected pair of unix sockets of `type` (`warden_unix_stand_in_pair`): the sample's end,
+/// and the supervisor's, non-blocking and passing each sender's credentials.
+public func sys_unixStandInPair(type: Int32, nonBlocking: Bool) throws(SystemCallError) -> (
+    sample: FileDescriptor, supervisor: FileDescriptor
+) {
+    var fds: [Int32] = [-1, -1]
+    _ = try retryingInterrupts("socketpair(AF_UNIX)") { warden_unix_stand_in_pair(type, nonBlocking ? 1 : 0, &fds) }
+    return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
+}
+
+/// One datagram from `socket` without waiting, into `buffer`: its length and its sender's pid
+/// (0 when unknown); nil when none is waiting.
+public func sys_receiveDatagram(_ socket: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer)
+    throws(SystemCallError) -> (count: Int, senderPID: Int32)?
+{
+    var pid: Int32 = 0
+    while true {
+        let count = warden_receive_datagram(socket.rawValue, buffer.baseAddress, buffer.count, &pid)
+        if count >= 0 { return (Int(count), pid) }
+        let code = Glibc.errno
+        if code == EINTR { continue }
+        if code == EAGAIN || code == EWOULDBLOCK { return nil }
+        throw SystemCallError(syscall: "recvmsg", errno: Errno(rawValue: code))
+    }
+}
+
 /// Answers seccomp notification `id` on `listener` by installing a copy of `fd` in the waiting
 /// process, as what its call returns; the new descriptor's number there.
 public func sys_seccompAnswer(

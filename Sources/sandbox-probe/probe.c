@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -76,6 +77,37 @@ int main(int argc, char **argv) {
         int reached = connect(tcp, (struct sockaddr *)&host, (socklen_t)(sizeof(sa_family_t) + 1 + length));
         printf("abstract %s\n", reached == 0 ? "ok" : strerror(errno));
         return reached == 0 ? 0 : 3;
+    }
+    if (!strcmp(mode, "resolve-connected") && argc > 2) {
+        // A resolver of its own, as Go's: the name server from resolv.conf, a connected UDP
+        // socket, a query for argv[2] (type A), and the answer's id and response code.
+        FILE *conf = fopen("/etc/resolv.conf", "r");
+        char line[256], server[64] = "";
+        while (conf && fgets(line, sizeof line, conf)) sscanf(line, "nameserver %63s", server);
+        if (conf) fclose(conf);
+        int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (udp < 0) return refused("socket(AF_INET, SOCK_DGRAM)");
+        struct sockaddr_in ns = { .sin_family = AF_INET, .sin_port = htons(53) };
+        if (inet_pton(AF_INET, server, &ns.sin_addr) != 1) return refused("nameserver");
+        if (connect(udp, (struct sockaddr *)&ns, sizeof ns) != 0) return refused("connect");
+        unsigned char query[300] = { 0x4a, 0x11, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0 };
+        size_t length = 12;
+        for (char *label = strtok(argv[2], "."); label; label = strtok(NULL, ".")) {
+            query[length++] = (unsigned char)strlen(label);
+            memcpy(query + length, label, strlen(label));
+            length += strlen(label);
+        }
+        memcpy(query + length, "\0\0\1\0\1", 5);
+        length += 5;
+        if (write(udp, query, length) != (ssize_t)length) return refused("write");
+        struct pollfd wait = { .fd = udp, .events = POLLIN };
+        if (poll(&wait, 1, 2000) != 1) return refused("poll");
+        unsigned char answer[512];
+        ssize_t got = read(udp, answer, sizeof answer);
+        if (got < 12) return refused("read");
+        printf("server %s id %s rcode %d\n", server, answer[0] == 0x4a && answer[1] == 0x11 ? "matches" : "differs",
+            answer[3] & 0x0f);
+        return 3;
     }
     if (!strcmp(mode, "ptrace-parent")) {
         if (ptrace(PTRACE_ATTACH, getppid(), 0, 0) != 0) return refused("ptrace");

@@ -24,6 +24,20 @@ import Testing
         #expect(DNSQuestion(message: query([0, 0, 2, 0, 1]))?.name == ".")
     }
 
+    @Test func theNotFoundAnswerRepeatsTheQuestion() throws {
+        // Two questions' worth of bytes and an additional record (EDNS): the answer repeats the
+        // first question only, and says so.
+        let first = labels(["c2", "example"]) + [0, 1, 0, 1]
+        var message = query(flags: [0x01, 0x20], questions: 1, first + [0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0])
+        message[11] = 1  // ARCOUNT
+        let question = try #require(DNSQuestion(message: message))
+        #expect(
+            question.notFoundAnswer == [0xab, 0xcd, 0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0] + first)
+        // Recursion not desired: not claimed in the answer.
+        let plain = try #require(DNSQuestion(message: query(flags: [0x00, 0x00], first)))
+        #expect(plain.notFoundAnswer[2] == 0x80)
+    }
+
     @Test func bytesAQueryMayHoldAreEscaped() {
         let label: [UInt8] = [4, UInt8(ascii: "a"), UInt8(ascii: "."), 0x0a, 0xc3] + [0]
         #expect(DNSQuestion(message: query(label + [0, 1, 0, 1]))?.name == "a\\.\\010\\195")

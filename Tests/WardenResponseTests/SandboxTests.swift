@@ -435,7 +435,7 @@ struct SandboxTests {
                 == ["DNS A c2.example.invalid"], "\(report.lookups)")
         #expect(
             report.verdict.contains(
-                "It sent DNS queries of its own, not through glibc, for 1 name(s): c2.example.invalid (A); none was delivered, the jail having no network."
+                "It sent DNS queries of its own, not through glibc, for 1 name(s): c2.example.invalid (A); none reached a name server outside: the jail's own answered that the name does not exist (NXDOMAIN), or the query was not delivered."
             ), "\(report.verdict)")
         // The raw socket (the observer's refusal) and the packet socket (the filter's); the
         // calls answered as a host would are no refusals.
@@ -461,6 +461,21 @@ struct SandboxTests {
         // Nothing reached the host's abstract socket.
         _ = fcntl(hostListener, F_SETFL, O_NONBLOCK)
         #expect(accept(hostListener, nil, nil) < 0)
+    }
+
+    /// A resolver of its own on a connected datagram socket (Go's) finds the jail's name server
+    /// in resolv.conf, which records the name and answers NXDOMAIN at once.
+    @Test func aResolverOfItsOwnIsAnsweredAndItsNameRecorded() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try run("resolve-connected", ["pool.miner.example"])
+        #expect(report.stdout == "server 127.0.0.1 id matches rcode 3\n", "\(report.stdout)")
+        #expect(
+            report.lookups.map { "\($0.request) \($0.name)" } == ["DNS A pool.miner.example"], "\(report.lookups)")
+        #expect(report.lookups.first?.pid == report.processes.first?.pid)
+        #expect(
+            report.network.contains(
+                .init(syscall: "connect", family: "AF_INET", address: "127.0.0.1", port: 53, result: "ok")))
+        #expect(report.denied.isEmpty, "\(report.denied)")
     }
 
     @Test(arguments: [

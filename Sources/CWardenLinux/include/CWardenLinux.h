@@ -210,6 +210,14 @@ int warden_join_net_namespace(int nsfd);
 /// when asked: what the sandbox hands a sample instead of an IPv4 or IPv6 socket.
 int warden_unix_stand_in(int type, int nonblocking);
 
+/// A connected pair of unix sockets of `type`, close-on-exec: fds[0] for the sample (non-blocking
+/// when asked), fds[1] for the supervisor, non-blocking and passing each sender's credentials.
+int warden_unix_stand_in_pair(int type, int nonblocking, int fds[2]);
+
+/// One datagram from `fd` without waiting (recvmsg with MSG_DONTWAIT), and its sender's pid from
+/// SCM_CREDENTIALS in *sender_pid (0 when none came). Its length, or -1 with errno.
+long warden_receive_datagram(int fd, void *buffer, size_t size, int *sender_pid);
+
 /// Registers, as SQLite's default VFS, a wrapper of the default one that writes each commit's
 /// WAL frames with one write instead of two per frame (CoalescingWAL.c). Call it before the
 /// first database is opened; calling it again does nothing. Returns 0, or -1 if SQLite has no

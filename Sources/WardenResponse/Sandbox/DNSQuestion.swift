@@ -10,6 +10,8 @@ struct DNSQuestion: Equatable {
     var name: String
     /// `A`, `AAAA`, `TXT`, … or `TYPE<n>` (RFC 3597) for another.
     var type: String
+    /// The query's header and question, as sent: what an answer repeats.
+    var headerAndQuestion: [UInt8]
 
     /// The most of a datagram read: a query's question is in its first bytes, and a classic
     /// DNS message over UDP is at most 512.
@@ -43,6 +45,18 @@ struct DNSQuestion: Equatable {
         guard offset + 4 <= message.count else { return nil }
         name = labels.isEmpty ? "." : labels.joined(separator: ".")
         type = Self.typeName(Int(message[offset]) << 8 | Int(message[offset + 1]))
+        headerAndQuestion = Array(message[..<(offset + 4)])
+    }
+
+    /// A name server's answer that the name does not exist (NXDOMAIN): the query's id and
+    /// question, its recursion-desired bit, recursion available, and no records. A resolver
+    /// takes it as final, where an unanswered query would hold it for its whole timeout.
+    var notFoundAnswer: [UInt8] {
+        var answer = headerAndQuestion
+        answer[2] = 0x80 | (headerAndQuestion[2] & 0x01)  // QR, opcode 0, RD as asked
+        answer[3] = 0x80 | 0x03  // RA, RCODE NXDOMAIN
+        answer.replaceSubrange(4..<12, with: [0, 1, 0, 0, 0, 0, 0, 0])  // one question, no records
+        return answer
     }
 
     static func presentation(_ label: ArraySlice<UInt8>) -> String {

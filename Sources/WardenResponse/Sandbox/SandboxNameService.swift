@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 @preconcurrency import Glibc
+import Synchronization
 import SystemPackage
 import WardenLinux
 
@@ -19,6 +20,13 @@ import WardenLinux
 /// One connection at a time on one thread, each bounded in time and size: a sample that connects
 /// and sends nothing, or trickles bytes, delays its own lookups by half a second at most and
 /// never holds the supervisor.
+///
+/// It is also the jail's name server for resolvers of their own that send on a connected
+/// datagram socket (Go's): the observer hands it the other end of each datagram socket standing
+/// in for an IPv4 or IPv6 one (`adopt`), and answers that socket's connect to the loopback's
+/// port 53 (where the jail's resolv.conf points) as made. Each query that arrives is recorded and
+/// answered NXDOMAIN, so the resolver fails at once. (musl's resolver sends on an unconnected
+/// socket; its queries are read by the observer from the sendto itself.)
 final class SandboxNameService: @unchecked Sendable {
     /// glibc's nscd request types that name a host (nscd-client.h).
     enum RequestType: Int32 {
@@ -49,6 +57,14 @@ final class SandboxNameService: @unchecked Sendable {
 
     private let listener: FileDescriptor
     private let wake: FileDescriptor
+    /// Datagram stand-ins' other ends, handed over by the observer's thread, and the eventfd
+    /// that says one came.
+    private let adopted = Mutex<[FileDescriptor]>([])
+    private let adoptedWake: FileDescriptor
+    /// The most datagram ends a run's name server takes: past it, stand-ins are made without one.
+    static let peerLimit = 64
+    // Owned by the service thread.
+    private var peers: [FileDescriptor] = []
     private var thread: ThreadJoin?
     // Written by the service thread only; read after `stop` has joined it.
     private var lookups: [SandboxReport.NameLookup] = []
@@ -74,6 +90,21 @@ final class SandboxNameService: @unchecked Sendable {
             sys_close(listener)
             throw error
         }
+        do {
+            adoptedWake = try sys_eventfd()
+        } catch {
+            sys_close(listener)
+            sys_close(wake)
+            throw error
+        }
+    }
+
+    /// Takes `peer`, the supervisor's end of a datagram stand-in, to answer the queries sent on
+    /// it; it is closed at `stop`. Called from the observer's thread, at most `peerLimit` times.
+    func adopt(_ peer: FileDescriptor) {
+        adopted.withLock { $0.append(peer) }
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { try? sys_writeAll(adoptedWake, $0) }
     }
 
     /// Serves on a thread of its own until `stop`.
@@ -89,6 +120,9 @@ final class SandboxNameService: @unchecked Sendable {
         thread = nil
         sys_close(listener)
         sys_close(wake)
+        sys_close(adoptedWake)
+        (peers + adopted.withLock { $0 }).forEach(sys_close)
+        peers = []
         return lookups
     }
 
@@ -97,8 +131,22 @@ final class SandboxNameService: @unchecked Sendable {
             var fds = [
                 pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: wake.rawValue, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: adoptedWake.rawValue, events: Int16(POLLIN), revents: 0),
             ]
+            fds += peers.map { pollfd(fd: $0.rawValue, events: Int16(POLLIN), revents: 0) }
             guard (try? sys_poll(&fds, timeout: -1)) != nil, fds[1].revents == 0 else { return }
+            if fds[2].revents != 0 {
+                var count: UInt64 = 0
+                _ = withUnsafeMutableBytes(of: &count) { try? sys_read(adoptedWake, into: $0) }
+                peers += adopted.withLock { taken in
+                    defer { taken = [] }
+                    return taken
+                }
+            }
+            for (index, peer) in zip(fds.indices.dropFirst(3), peers) where fds[index].revents != 0 {
+                answerQueries(on: peer)
+            }
+            guard fds[0].revents != 0 else { continue }
             while true {
                 let accepted: (connection: FileDescriptor, peerPID: Int32)?
                 do {
@@ -118,6 +166,26 @@ final class SandboxNameService: @unchecked Sendable {
                 }
                 _ = sys_sendAll(connection, Self.notFoundAnswer(type))
             }
+        }
+    }
+
+    /// Reads what waits on `peer` (a few datagrams at most, so that no socket holds the thread),
+    /// recording each DNS question and answering it NXDOMAIN; anything else is dropped.
+    private func answerQueries(on peer: FileDescriptor) {
+        var message = [UInt8](repeating: 0, count: DNSQuestion.readLimit)
+        for _ in 0..<16 {
+            guard
+                let (count, pid) = message.withUnsafeMutableBytes({
+                    (try? sys_receiveDatagram(peer, into: $0)) ?? nil
+                })
+            else { return }
+            guard let question = DNSQuestion(message: Array(message[..<count])) else { continue }
+            if lookups.count < Self.lookupLimit {
+                lookups.append(
+                    .init(
+                        request: SandboxReport.NameLookup.dnsPrefix + question.type, name: question.name, pid: pid))
+            }
+            _ = sys_sendAll(peer, question.notFoundAnswer)
         }
     }
 

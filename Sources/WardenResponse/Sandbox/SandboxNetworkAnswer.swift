@@ -120,15 +120,21 @@ enum SandboxNetworkAnswer: Equatable {
     /// connect, sendto or bind with the address `sockaddr` (read from the sample's memory; nil
     /// when it could not be read, or sendto passed none). An IPv4 or IPv6 one is answered as a
     /// host with only a loopback answers it; any other goes on to the kernel.
+    /// `datagram`: the socket is a datagram stand-in with the name server at its other end
+    /// (`SandboxNameService.adopt`).
     /// `privilegedPortsBelow`: net.ipv4.ip_unprivileged_port_start, 1024 in a new network
     /// namespace such as the jail's.
     static func forAddress(
-        _ call: AddressCall, sockaddr: [UInt8]?, length: UInt64, privilegedPortsBelow: Int = 1024
+        _ call: AddressCall, sockaddr: [UInt8]?, length: UInt64, datagram: Bool = false,
+        privilegedPortsBelow: Int = 1024
     ) -> SandboxNetworkAnswer {
         guard let sockaddr, let parsed = address(in: sockaddr, length: length) else { return .proceed }
         guard let address = parsed else { return .fail(EINVAL) }
         let local = address.isLoopback || address.isUnspecified
         switch call {
+        // A datagram socket's connect only sets its peer: made, to the loopback, where what it
+        // then sends reaches the jail's name server (a resolver's query on port 53).
+        case .connect where datagram: return local ? .succeed : .fail(ENETUNREACH)
         // A TCP connect to a loopback port nobody listens on, or anything with no route.
         case .connect, .sendto: return .fail(local ? ECONNREFUSED : ENETUNREACH)
         case .bind:

@@ -240,10 +240,16 @@ final class SandboxObserver: @unchecked Sendable {
                 // it (EBADF, ENOTSOCK) without looking at the address, as on a host. Whatever
                 // the descriptor is by then, no socket the sample can hold takes an IPv4 or IPv6
                 // address.
-                if case .socketAddress = plan, decided != .proceed,
-                    !Self.isSocket(Int32(truncatingIfNeeded: args.0), of: pid)
-                {
-                    decided = .proceed
+                if case .socketAddress(_, let length, let kind) = plan, decided != .proceed {
+                    if let inode = Self.socketInode(Int32(truncatingIfNeeded: args.0), of: pid) {
+                        // A connect on a datagram stand-in with the name server at its other end.
+                        if kind == .connect, datagramStandIns.contains(inode) {
+                            decided = .forAddress(
+                                kind, sockaddr: call?.first, length: Self.register(length, of: args), datagram: true)
+                        }
+                    } else {
+                        decided = .proceed
+                    }
                 }
                 if case .standIn(let type, let nonBlocking, let closeOnExec) = decided {
                     guard
@@ -291,11 +297,19 @@ final class SandboxObserver: @unchecked Sendable {
         }
     }
 
-    /// Whether descriptor `fd` of process `pid` is a socket (`socket:[inode]`).
-    private static func isSocket(_ fd: Int32, of pid: Int32) -> Bool {
-        guard fd >= 0, let target = try? sys_readlink(Array("/proc/\(pid)/fd/\(fd)".utf8)) else { return false }
-        return target.starts(with: Array("socket:".utf8))
+    /// The inode of the socket that descriptor `fd` of process `pid` is (`socket:[inode]`); nil
+    /// when it is no socket.
+    private static func socketInode(_ fd: Int32, of pid: Int32) -> UInt64? {
+        guard fd >= 0, let target = try? sys_readlink(Array("/proc/\(pid)/fd/\(fd)".utf8)) else { return nil }
+        let prefix = Array("socket:[".utf8)
+        guard target.starts(with: prefix), target.last == UInt8(ascii: "]") else { return nil }
+        return UInt64(String(decoding: target[prefix.count..<(target.count - 1)], as: UTF8.self))
     }
+
+    /// The run's name server, which takes the other end of datagram stand-ins (nil: none).
+    var nameServer: SandboxNameService?
+    /// The inodes of the datagram stand-ins whose other end the name server holds.
+    private var datagramStandIns: Set<UInt64> = []
 
     /// Whether this thread has joined the jail's network namespace, where stand-ins are made.
     private var inJailNetwork = false
@@ -320,17 +334,32 @@ final class SandboxObserver: @unchecked Sendable {
                 return error.errno.rawValue == ESRCH ? nil : .fail(SandboxNetworkAnswer.EPERM)
             }
         }
+        // A datagram one is one end of a pair, the name server at the other (up to its limit).
         let standIn: FileDescriptor
+        var peer: FileDescriptor?
         do {
-            standIn = try sys_unixStandInSocket(type: type, nonBlocking: nonBlocking)
+            if type == SandboxNetworkAnswer.datagram, let nameServer = nameServer,
+                datagramStandIns.count < SandboxNameService.peerLimit
+            {
+                (standIn, peer) = try sys_unixStandInPair(type: type, nonBlocking: nonBlocking)
+            } else {
+                standIn = try sys_unixStandInSocket(type: type, nonBlocking: nonBlocking)
+            }
         } catch {
             return .fail(error.errno.rawValue)
         }
         defer { sys_close(standIn) }
         do {
             _ = try sys_seccompAnswer(listener, id: id, installing: standIn, closeOnExec: closeOnExec)
+            if let peer, let nameServer, let inode = try? sys_fstat(standIn).inode {
+                datagramStandIns.insert(inode)
+                nameServer.adopt(peer)
+            } else if let peer {
+                sys_close(peer)
+            }
             return .standIn(type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec)
         } catch {
+            if let peer { sys_close(peer) }
             // EMFILE, say: the sample is at its descriptor limit, and its call fails so.
             return error.errno.rawValue == ENOENT ? nil : .fail(error.errno.rawValue)
         }

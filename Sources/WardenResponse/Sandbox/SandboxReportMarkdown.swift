@@ -67,8 +67,8 @@ public enum SandboxReportMarkdown {
             "Host names looked up", ["request", "name", "pid"],
             report.lookups.map { [$0.request, code($0.name), "\($0.pid)"] },
             note: report.lookups.contains { $0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
-                ? "Asked of the jail's name service and answered \"not found\", or, for a DNS request, sent to a name "
-                    + "server by the sample's own resolver and never delivered (the jail has no network)."
+                ? "Asked of the jail's name service and answered \"not found\", or, for a DNS request, sent by the "
+                    + "sample's own resolver and answered NXDOMAIN by the jail's name server, or not delivered."
                 : "Asked of the jail's name service and answered \"not found\".")
         table("Signals sent", ["call"], report.signals.map { [code($0)] })
         table(

@@ -196,6 +196,7 @@ public struct SandboxRunner: Sendable {
         // The observer waits before the spawn: the sample's first notified call (its own exec)
         // then does not wait for a thread to start.
         let observer = SandboxObserver()
+        observer.nameServer = names
         let observing =
             options.observe
             ? ThreadJoin.start(name: "warden-observe") {
@@ -380,7 +381,11 @@ public struct SandboxRunner: Sendable {
             ("passwd", "root:x:0:0:root:/root:/bin/sh\nsandbox:x:\(uid):\(uid):sandbox:/tmp:/bin/sh\n"),
             ("group", "root:x:0:\nsandbox:x:\(uid):\n"),
             ("hosts", "127.0.0.1 localhost sandbox\n::1 localhost\n"),
-            ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n"),
+            // glibc asks the jail's nscd socket first, and takes its "not found" as final; a
+            // resolver of its own (Go's) reads these two, and asks the jail's name server, whose
+            // NXDOMAIN ends its lookup at once (`SandboxNameService`).
+            ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"),
+            ("resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"),
         ]
         for (name, content) in etc {
             try wrap { () throws(SystemCallError) in

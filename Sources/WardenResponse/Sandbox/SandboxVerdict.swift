@@ -111,7 +111,8 @@ enum SandboxVerdict {
                 .reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
             out.append(
                 "It sent DNS queries of its own, not through glibc, for \(names.count) name(s): "
-                    + "\(Self.listed(names, limit: 5)); none was delivered, the jail having no network.")
+                    + "\(Self.listed(names, limit: 5)); none reached a name server outside: the jail's own answered "
+                    + "that the name does not exist (NXDOMAIN), or the query was not delivered.")
         }
         let renames = report.processes.filter { $0.syscall == "prctl" }.compactMap(\.renamedTo)
         let spawned = report.processes.filter { $0.path != SandboxReport.Process.theSample && $0.syscall != "prctl" }
@@ -229,7 +230,7 @@ enum SandboxVerdict {
 
     /// What the report's `result` of a stood-in call means, said once.
     static let standInNote =
-        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered as a host with only a loopback answers it, without being made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a bind to a loopback or wildcard address)."
+        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered as a host with only a loopback answers it, without being made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a bind to a loopback or wildcard address, or a datagram socket's connect to the loopback, where the jail's name server answers)."
 
     /// `AF_INET 203.0.113.7 4444 (ENETUNREACH); AF_UNIX /run/x`: each endpoint once, sorted.
     static func endpoints(_ attempts: [SandboxReport.NetworkAttempt]) -> String {
