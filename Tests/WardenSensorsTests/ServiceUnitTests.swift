@@ -73,6 +73,16 @@ extension SensorIntegration {
             #expect((report["exit"] as? [String: Any])?["code"] as? Int != nil)
             #expect((report["denied"] as? [String: Int])?["mount"] ?? 0 >= 1, "\(report["denied"] ?? "")")
 
+            // An IPv4 socket's stand-in is made in the jail's network namespace, which the
+            // observer's thread joins (setns: CAP_SYS_ADMIN): a resolver of its own is answered.
+            let (resolved, lookups) = try sandbox(
+                Self.probe, ["resolve-connected", "c2.example.invalid"], capabilities: capabilities, state: state)
+            #expect(resolved == 0, "\(lookups["setupError"] ?? "")")
+            #expect(lookups["stdout"] as? String == "server 127.0.0.1 id matches rcode 3\n", "\(lookups["stdout"] ?? "")")
+            #expect(
+                (lookups["lookups"] as? [[String: Any]])?.first?["name"] as? String == "c2.example.invalid",
+                "\(lookups["lookups"] ?? "")")
+
             let (withoutSetUID, failed) = try sandbox(
                 "/bin/true", [], capabilities: capabilities.filter { $0 != "setuid" && $0 != "setgid" }, state: state)
             #expect(withoutSetUID == 1)
