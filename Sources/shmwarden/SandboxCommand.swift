@@ -19,8 +19,11 @@ struct SandboxCommand: ParsableCommand {
             no capabilities, no_new_privs, rlimits and a seccomp filter that kills or refuses \
             ptrace, mount, namespaces, bpf, kexec, module loading, io_uring, TIOCSTI and non-unix sockets \
             (for 32-bit x86 programs too, on x86_64). \
-            execve, open, connect, clone, unlink, rename, link, symlink, chmod, kill, memfd_create and \
-            prctl(PR_SET_NAME) are observed through seccomp user notification. At the time limit \
+            execve, open, connect, sendto, bind, clone, unlink, rename, link, symlink, chmod, kill, \
+            memfd_create and prctl(PR_SET_NAME) are observed through seccomp user notification. \
+            Observed, an IPv4 or IPv6 socket is a unix socket standing in, and its connects, sends \
+            and binds are reported and answered as on a host with no network; host names looked up \
+            through glibc or by DNS are reported too. At the time limit \
             the whole pid namespace is killed. Needs root. Every run is stored; --list lists them and \
             --show ID prints one again (an alert's report names the runs of its files).
             """)
