@@ -654,3 +654,14 @@ long warden_receive_datagram(int fd, void *buffer, size_t size, int *sender_pid)
     }
     return (long)count;
 }
+
+int warden_seccomp_replace_fd(int listener, uint64_t id, int fd, int target_fd, int cloexec) {
+    struct seccomp_notif_addfd addfd = {
+        .id = id,
+        .flags = SECCOMP_ADDFD_FLAG_SETFD,
+        .srcfd = (uint32_t)fd,
+        .newfd = (uint32_t)target_fd,
+        .newfd_flags = cloexec ? O_CLOEXEC : 0,
+    };
+    return ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &addfd);
+}

@@ -130,6 +130,27 @@ public func sys_unixStandInSocket(type: Int32, nonBlocking: Bool) throws(SystemC
         rawValue: try retryingInterrupts("socket(AF_UNIX)") { warden_unix_stand_in(type, nonBlocking ? 1 : 0) })
 }
 
+/// Puts a copy of `fd` at descriptor `target` of the process waiting on seccomp notification
+/// `id`, in place of what was there (dup2's way), without answering the call.
+public func sys_seccompReplaceDescriptor(
+    _ listener: FileDescriptor, id: UInt64, with fd: FileDescriptor, at target: Int32, closeOnExec: Bool
+) throws(SystemCallError) {
+    _ = try retryingInterrupts("SECCOMP_IOCTL_NOTIF_ADDFD") {
+        warden_seccomp_replace_fd(listener.rawValue, id, fd.rawValue, target, closeOnExec ? 1 : 0)
+    }
+}
+
+/// The status flags (`O_NONBLOCK`, …) and close-on-exec of descriptor `fd` of process `pid`, from
+/// `/proc/PID/fdinfo/FD` (its `flags:` line, octal); nil when it cannot be read.
+public func sys_descriptorFlags(_ fd: Int32, ofProcess pid: Int32) -> Int32? {
+    guard let text = try? sys_readFile(Array("/proc/\(pid)/fdinfo/\(fd)".utf8)) else { return nil }
+    for line in text.split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("flags:".utf8)) {
+        let digits = line.dropFirst(6).filter { $0 != UInt8(ascii: "\t") && $0 != UInt8(ascii: " ") }
+        return Int32(String(decoding: digits, as: UTF8.self), radix: 8)
+    }
+    return nil
+}
+
 /// A connected pair of unix sockets of `type` (`warden_unix_stand_in_pair`): the sample's end,
 /// and the supervisor's, non-blocking and passing each sender's credentials.
 public func sys_unixStandInPair(type: Int32, nonBlocking: Bool) throws(SystemCallError) -> (

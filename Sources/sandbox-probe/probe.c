@@ -44,15 +44,21 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(mode, "network") && argc > 2) {
-        // What a dropper does with the network, each outcome printed: a connect-back, a
-        // listener, one on a privileged port, a DNS query, a raw and a packet socket. Then its
-        // IPv4 socket tries the host's abstract unix socket argv[2], which only a socket made in
-        // the host's network namespace could reach.
+        // What a dropper does with the network, each outcome printed: a connect-back that
+        // sends a greeting and waits for an answer, a listener, one on a privileged port, a DNS
+        // query, a raw and a packet socket. Then an IPv4 socket tries the host's abstract unix
+        // socket argv[2], which only a socket made in the host's network namespace could reach.
         int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (tcp < 0) return refused("socket(AF_INET)");
         struct sockaddr_in far = { .sin_family = AF_INET, .sin_port = htons(4444) };
         inet_pton(AF_INET, "203.0.113.7", &far.sin_addr);
         printf("connect %s\n", connect(tcp, (struct sockaddr *)&far, sizeof far) == 0 ? "ok" : strerror(errno));
+        static const char greeting[] = "HELLO c2\n\x01\xff";
+        printf("write %zd\n", write(tcp, greeting, sizeof greeting - 1));
+        char answer[64];
+        ssize_t answered = read(tcp, answer, sizeof answer);
+        printf("read %s\n", answered == 0 ? "eof" : answered < 0 ? strerror(errno) : "data");
+        printf("fd cloexec %s\n", fcntl(tcp, F_GETFD) & FD_CLOEXEC ? "kept" : "lost");
         int listener = socket(AF_INET6, SOCK_STREAM, 0);
         struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = htons(31337) };
         printf("bind %s\n", bind(listener, (struct sockaddr *)&any, sizeof any) == 0 ? "ok" : strerror(errno));
@@ -74,7 +80,8 @@ int main(int argc, char **argv) {
         struct sockaddr_un host = { .sun_family = AF_UNIX };
         size_t length = strlen(argv[2]) < sizeof host.sun_path - 1 ? strlen(argv[2]) : sizeof host.sun_path - 1;
         memcpy(host.sun_path + 1, argv[2], length);
-        int reached = connect(tcp, (struct sockaddr *)&host, (socklen_t)(sizeof(sa_family_t) + 1 + length));
+        int fresh = socket(AF_INET, SOCK_STREAM, 0);
+        int reached = connect(fresh, (struct sockaddr *)&host, (socklen_t)(sizeof(sa_family_t) + 1 + length));
         printf("abstract %s\n", reached == 0 ? "ok" : strerror(errno));
         return reached == 0 ? 0 : 3;
     }

@@ -29,11 +29,13 @@ struct AdviseCommand: ParsableCommand {
     func run() throws {
         let report = Report(mounts: MountAdvisor.advice(for: try MountTable.read()), memfd: MountAdvisor.memfdAdvice())
         if json {
-            print(try JSONOutput.encode(report.mounts.map { mount in
-                var entry = mount
-                entry.memfd = report.memfd
-                return entry
-            }))
+            print(
+                try JSONOutput.encode(
+                    report.mounts.map { mount in
+                        var entry = mount
+                        entry.memfd = report.memfd
+                        return entry
+                    }))
             return
         }
         for mount in report.mounts {

@@ -37,12 +37,15 @@ struct GuardCommand: ParsableCommand {
 
         func run() throws {
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: policy, isDirectory: &isDirectory), isDirectory.boolValue else {
+            guard FileManager.default.fileExists(atPath: policy, isDirectory: &isDirectory), isDirectory.boolValue
+            else {
                 throw UsageError(message: "--policy must be a policy directory ('\(policy)' is not one)")
             }
-            let isHash = entry.utf8.count == 64 && entry.lowercased().utf8.allSatisfy {
-                ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102)
-            }
+            let isHash =
+                entry.utf8.count == 64
+                && entry.lowercased().utf8.allSatisfy {
+                    ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102)
+                }
             guard isHash || entry.hasPrefix("/") else {
                 throw UsageError(message: "'\(entry)' is neither a SHA-256 (64 hex digits) nor an absolute path glob")
             }
@@ -55,7 +58,9 @@ struct GuardCommand: ParsableCommand {
                 case .failure(let errors): throw UsageError(message: "fix \(file) first:\n\(errors)")
                 }
             }
-            if isHash { allowlist.sha256.insert(entry.lowercased()) } else if !allowlist.paths.contains(PathGlob(entry)) {
+            if isHash {
+                allowlist.sha256.insert(entry.lowercased())
+            } else if !allowlist.paths.contains(PathGlob(entry)) {
                 allowlist.paths.append(PathGlob(entry))
             }
             let text = try Self.render(allowlist)
@@ -114,7 +119,9 @@ struct GuardCommand: ParsableCommand {
             case .failure(let errors): throw UsageError(message: "invalid policy:\n\(errors)")
             }
             let execGuard = loaded.execGuard
-            print("guard: \(execGuard.mode.rawValue), failure: \(execGuard.failure.rawValue), hash-size-cap: \(execGuard.hashSizeCap) bytes")
+            print(
+                "guard: \(execGuard.mode.rawValue), failure: \(execGuard.failure.rawValue), hash-size-cap: \(execGuard.hashSizeCap) bytes"
+            )
             print("allowed sha256 (\(loaded.allowlist.sha256.count)):")
             for sha in loaded.allowlist.sha256.sorted() { print("  \(sha)") }
             print("allowed paths (\(loaded.allowlist.paths.count)):")

@@ -4,10 +4,10 @@
 import ArgumentParser
 import Foundation
 @preconcurrency import Glibc
+import Logging
 import SystemPackage
 import WardenCore
 import WardenDaemon
-import Logging
 import WardenIntake
 import WardenLinux
 import WardenResponse
@@ -85,9 +85,10 @@ struct IngestCommand: AsyncParsableCommand {
             try ingester.ingest(fd)
         }
         let report = ingester.report
-        FileHandle.standardError.write(Data(
-            "shmwarden ingest: \(report.accepted) stored, \(report.duplicates) duplicate, \(report.badLines) bad line(s)\n"
-                .utf8))
+        FileHandle.standardError.write(
+            Data(
+                "shmwarden ingest: \(report.accepted) stored, \(report.duplicates) duplicate, \(report.badLines) bad line(s)\n"
+                    .utf8))
         if report.badLines > 0 { throw ExitCode(2) }
     }
 }

@@ -71,7 +71,9 @@ struct QuarantineCommand: ParsableCommand {
                         time: Timestamp(rfc3339: entry.quarantinedAt) ?? Timestamp(nanosecondsSinceEpoch: 0),
                         alertId: nil, fileId: nil, rule: "manual (shmwarden quarantine)", action: "quarantine",
                         mode: .enforce, outcome: .performed, target: absolute.displayString,
-                        detail: "quarantined as \(entry.id) (sha256 \(entry.sha256), copy verified) at \(entry.samplePath)")),
+                        detail:
+                            "quarantined as \(entry.id) (sha256 \(entry.sha256), copy verified) at \(entry.samplePath)")
+                ),
             ])
             if json {
                 print(try JSONOutput.encode(entry))
@@ -98,9 +100,13 @@ struct QuarantineCommand: ParsableCommand {
             }
             if entries.isEmpty { print("(quarantine is empty)") }
             for entry in entries {
-                print("\(entry.id)  \(entry.state.rawValue)  \(entry.quarantinedAt)  \(entry.sha256.prefix(12))  \(entry.originalPath)")
+                print(
+                    "\(entry.id)  \(entry.state.rawValue)  \(entry.quarantinedAt)  \(entry.sha256.prefix(12))  \(entry.originalPath)"
+                )
                 if let note = entry.note { print("    \(note)") }
-                if let restoredTo = entry.restoredTo { print("    restored to \(restoredTo) at \(entry.restoredAt ?? "?")") }
+                if let restoredTo = entry.restoredTo {
+                    print("    restored to \(restoredTo) at \(entry.restoredAt ?? "?")")
+                }
             }
         }
     }

@@ -78,7 +78,9 @@ struct RunCommand: AsyncParsableCommand {
         if listenAddress != "off", let (host, port) = HostPortText.parse(listenAddress) {
             let tokenPath = tokenFile ?? file.tokenFile
             let limit = bodyLimit ?? file.bodyLimit ?? "1M"
-            guard Self.isValidBodyLimit(limit) else { throw UsageError(message: "body-limit '\(limit)' is out of range") }
+            guard Self.isValidBodyLimit(limit) else {
+                throw UsageError(message: "body-limit '\(limit)' is out of range")
+            }
             let token: String?
             do {
                 token = try tokenPath.map(Self.readToken)

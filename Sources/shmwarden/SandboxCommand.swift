@@ -22,8 +22,9 @@ struct SandboxCommand: ParsableCommand {
             execve, open, connect, sendto, bind, clone, unlink, rename, link, symlink, chmod, kill, \
             memfd_create and prctl(PR_SET_NAME) are observed through seccomp user notification. \
             Observed, an IPv4 or IPv6 socket is a unix socket standing in, and its connects, sends \
-            and binds are reported and answered as on a host with no network; host names looked up \
-            through glibc or by DNS are reported too. At the time limit \
+            and binds are reported and answered by the supervisor: a TCP connect to an outside \
+            address reaches a sink that keeps what the sample sends; host names looked up through \
+            glibc or by DNS are reported too. Nothing leaves the jail. At the time limit \
             the whole pid namespace is killed. Needs root. Every run is stored; --list lists them and \
             --show ID prints one again (an alert's report names the runs of its files).
             """)

@@ -180,7 +180,8 @@ struct SandboxRequest {
                 } ?? attempt.address ?? "?"
             printLine(
                 "  network: \(attempt.syscall) \(attempt.family) \(endpoint)"
-                    + (attempt.result.map { " -> \($0)" } ?? ""))
+                    + (attempt.result.map { " -> \($0)" } ?? "")
+                    + (attempt.sentBytes.map { " (sent \($0) bytes" + (attempt.sent.map { ": \($0))" } ?? ")") } ?? ""))
         }
         for lookup in report.lookups { printLine("  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))") }
         for file in report.written { printLine("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }

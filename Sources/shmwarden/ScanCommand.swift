@@ -35,7 +35,9 @@ struct ScanCommand: AsyncParsableCommand {
         if json {
             print(try JSONOutput.encode(summary))
         } else {
-            print("scanned \(summary.roots.count) root(s), \(summary.entriesExamined) entries; recorded \(summary.files.count):")
+            print(
+                "scanned \(summary.roots.count) root(s), \(summary.entriesExamined) entries; recorded \(summary.files.count):"
+            )
             FileTable.print(summary.files)
         }
     }

@@ -17,6 +17,13 @@ import WardenCore
         network: [
             .init(syscall: "connect", family: "AF_UNIX", address: "/run/docker.sock", port: nil),
             .init(syscall: "connect", family: "AF_INET", address: "203.0.113.7", port: 4444, result: "ENETUNREACH"),
+            {
+                var sunk = SandboxReport.NetworkAttempt(
+                    syscall: "connect", family: "AF_INET", address: "198.51.100.2", port: 3333, result: "ok")
+                sunk.sentBytes = 19
+                sunk.sent = #"{"method":"login"}\x0a"#
+                return sunk
+            }(),
         ],
         lookups: [.init(request: "getaddrinfo", name: "c2.example", pid: 41)],
         files: [
@@ -53,8 +60,11 @@ import WardenCore
         #expect(lines.contains("| openat | ``/tmp/a\\|b`c`` | `O_WRONLY\\|O_CREAT mode 0755` |  |"))
         #expect(lines.contains("| openat | `/etc/shadow` | `O_RDONLY` | `shadow` |"))
         #expect(lines.contains("| openat | `cfg` | `O_RDONLY` | relative to descriptor 5 |"))
-        #expect(lines.contains("| connect | AF_UNIX | `/run/docker.sock` |  |  |  |"))
-        #expect(lines.contains("| connect | AF_INET | `203.0.113.7` | 4444 |  | ENETUNREACH |"))
+        #expect(lines.contains("| connect | AF_UNIX | `/run/docker.sock` |  |  |  |  |"))
+        #expect(lines.contains("| connect | AF_INET | `203.0.113.7` | 4444 |  | ENETUNREACH |  |"))
+        #expect(
+            lines.contains(
+                #"| connect | AF_INET | `198.51.100.2` | 3333 |  | ok | 19 bytes: `{"method":"login"}\x0a` |"#))
         // What a result means, said once above the table, since the sample got an answer.
         #expect(lines.contains(SandboxVerdict.standInNote))
         #expect(lines.contains("| getaddrinfo | `c2.example` | 41 |"))

@@ -405,7 +405,10 @@ struct SandboxTests {
         let report = try run("network", [name])
         #expect(
             report.stdout == """
-                connect Network is unreachable
+                connect ok
+                write 11
+                read eof
+                fd cloexec kept
                 bind ok
                 listen ok
                 bind 22 Permission denied
@@ -416,9 +419,15 @@ struct SandboxTests {
 
                 """, "\(report.stdout)")
         #expect(report.exit.code == 3)
+        // The connect-back is made to the sink, which keeps what was sent and hangs up.
+        var sunk = SandboxReport.NetworkAttempt(
+            syscall: "connect", family: "AF_INET", address: "203.0.113.7", port: 4444, result: "ok")
+        sunk.sentBytes = 11
+        sunk.sent = "HELLO c2\\x0a\\x01\\xff"
+        sunk.sentBase64 = "SEVMTE8gYzIKAf8="
         let expected: [SandboxReport.NetworkAttempt] = [
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
-            .init(syscall: "connect", family: "AF_INET", address: "203.0.113.7", port: 4444, result: "ENETUNREACH"),
+            sunk,
             .init(syscall: "socket", family: "AF_INET6", type: "SOCK_STREAM", result: "ok"),
             .init(syscall: "bind", family: "AF_INET6", address: "::", port: 31337, result: "ok"),
             .init(syscall: "socket", family: "AF_INET6", type: "SOCK_STREAM", result: "ok"),
@@ -426,6 +435,7 @@ struct SandboxTests {
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_DGRAM", result: "ok"),
             .init(syscall: "sendto", family: "AF_INET", address: "8.8.8.8", port: 53, result: "ENETUNREACH"),
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_RAW", result: "EPERM"),
+            .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
             .init(syscall: "connect", family: "AF_UNIX", address: "@" + name),
         ]
         #expect(report.network == expected, "\(report.network)")
@@ -440,11 +450,11 @@ struct SandboxTests {
         // The raw socket (the observer's refusal) and the packet socket (the filter's); the
         // calls answered as a host would are no refusals.
         #expect(report.denied == ["socket": 2], "\(report.denied)")
-        #expect(report.syscalls["socket"] == 5 && report.syscalls["bind"] == 2, "\(report.syscalls)")
+        #expect(report.syscalls["socket"] == 6 && report.syscalls["bind"] == 2, "\(report.syscalls)")
         #expect(
             report.verdict.contains {
                 $0.contains(
-                    "It tried to connect or send: AF_INET 203.0.113.7 4444 (ENETUNREACH); AF_INET 8.8.8.8 53 (ENETUNREACH)"
+                    "It tried to connect or send: AF_INET 203.0.113.7 4444 (ok); AF_INET 8.8.8.8 53 (ENETUNREACH)"
                 )
             }, "\(report.verdict)")
         #expect(
@@ -454,9 +464,13 @@ struct SandboxTests {
         #expect(
             report.verdict.contains {
                 $0.hasPrefix(
-                    "It made 4 IPv4 or IPv6 socket(s) (AF_INET SOCK_DGRAM ×1, AF_INET SOCK_STREAM ×1, AF_INET6 SOCK_STREAM ×2)."
+                    "It made 5 IPv4 or IPv6 socket(s) (AF_INET SOCK_DGRAM ×1, AF_INET SOCK_STREAM ×2, AF_INET6 SOCK_STREAM ×2)."
                 )
             })
+        #expect(
+            report.verdict.contains(
+                "Over its connection to AF_INET 203.0.113.7 4444, made to the jail's sink, it sent 11 byte(s): HELLO c2\\x0a\\x01\\xff"
+            ), "\(report.verdict)")
         #expect(report.verdict.contains { $0.contains("(AF_INET SOCK_RAW ×1)") })
         // Nothing reached the host's abstract socket.
         _ = fcntl(hostListener, F_SETFL, O_NONBLOCK)

@@ -78,7 +78,8 @@ extension SensorIntegration {
             let (resolved, lookups) = try sandbox(
                 Self.probe, ["resolve-connected", "c2.example.invalid"], capabilities: capabilities, state: state)
             #expect(resolved == 0, "\(lookups["setupError"] ?? "")")
-            #expect(lookups["stdout"] as? String == "server 127.0.0.1 id matches rcode 3\n", "\(lookups["stdout"] ?? "")")
+            #expect(
+                lookups["stdout"] as? String == "server 127.0.0.1 id matches rcode 3\n", "\(lookups["stdout"] ?? "")")
             #expect(
                 (lookups["lookups"] as? [[String: Any]])?.first?["name"] as? String == "c2.example.invalid",
                 "\(lookups["lookups"] ?? "")")

@@ -203,6 +203,11 @@ int warden_seccomp_sync_wakeup(int listener);
 /// the call is no longer waiting; EMFILE: the process is at its descriptor limit).
 int warden_seccomp_add_fd_and_answer(int listener, uint64_t id, int fd, int cloexec);
 
+/// Puts a copy of `fd` at descriptor `target_fd` of the process waiting on notification `id`,
+/// in place of what was there, as dup2 would (SECCOMP_ADDFD_FLAG_SETFD, Linux 5.9+), without
+/// answering the call. `target_fd`, or -1 with errno (ENOENT: the call is no longer waiting).
+int warden_seccomp_replace_fd(int listener, uint64_t id, int fd, int target_fd, int cloexec);
+
 /// setns(nsfd, CLONE_NEWNET) for the calling thread (Swift's Glibc does not import setns).
 int warden_join_net_namespace(int nsfd);
 

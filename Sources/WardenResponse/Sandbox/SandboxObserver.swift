@@ -82,6 +82,8 @@ final class SandboxObserver: @unchecked Sendable {
         var descriptorTarget: [UInt8]?
         /// What the observer answered, when it answered the call itself (`SandboxNetworkAnswer`).
         var result: String?
+        /// The sink's connection a connect was made to (`SandboxConnectionSink`).
+        var connection: Int?
     }
 
     /// Which arguments of a call point at something worth reading.
@@ -241,11 +243,23 @@ final class SandboxObserver: @unchecked Sendable {
                 // the descriptor is by then, no socket the sample can hold takes an IPv4 or IPv6
                 // address.
                 if case .socketAddress(_, let length, let kind) = plan, decided != .proceed {
-                    if let inode = Self.socketInode(Int32(truncatingIfNeeded: args.0), of: pid) {
+                    let fd = Int32(truncatingIfNeeded: args.0)
+                    if let inode = Self.socketInode(fd, of: pid) {
                         // A connect on a datagram stand-in with the name server at its other end.
                         if kind == .connect, datagramStandIns.contains(inode) {
                             decided = .forAddress(
                                 kind, sockaddr: call?.first, length: Self.register(length, of: args), datagram: true)
+                        }
+                        // A stream stand-in's connect to an outside address: made, to the sink.
+                        if kind == .connect, decided == .fail(SandboxNetworkAnswer.ENETUNREACH),
+                            streamStandIns.contains(inode)
+                        {
+                            guard let connected = connectToSink(fd, of: pid, for: notification.id, on: listener)
+                            else { continue }
+                            if let connection = connected {
+                                decided = .succeed
+                                call?.connection = connection
+                            }
                         }
                     } else {
                         decided = .proceed
@@ -310,6 +324,39 @@ final class SandboxObserver: @unchecked Sendable {
     var nameServer: SandboxNameService?
     /// The inodes of the datagram stand-ins whose other end the name server holds.
     private var datagramStandIns: Set<UInt64> = []
+    /// The run's sink, which takes the other end of TCP connections to outside addresses
+    /// (nil: such connects fail as unreachable).
+    var sink: SandboxConnectionSink?
+    /// The inodes of the stream stand-ins not yet connected.
+    private var streamStandIns: Set<UInt64> = []
+    /// The id of the sink's next connection.
+    private var nextConnection = 0
+    /// Where each sink connection's connect is in `network`, by connection id.
+    private(set) var connectionEvents: [Int: Int] = [:]
+
+    /// Makes descriptor `fd` of process `pid`, a stream stand-in whose connect `id` waits, one
+    /// end of a connected pair whose other end goes to the sink, keeping its blocking mode and
+    /// close-on-exec: the connection's id, to answer the call as made; `.some(nil)` when it
+    /// should fail as unreachable after all (no sink, no room, no pair); nil when the call is no
+    /// longer waiting.
+    private func connectToSink(_ fd: Int32, of pid: Int32, for id: UInt64, on listener: FileDescriptor) -> Int?? {
+        guard let sink, sink.hasRoom, let flags = sys_descriptorFlags(fd, ofProcess: pid),
+            let (sampleEnd, peer) = try? sys_unixStandInPair(
+                type: SandboxNetworkAnswer.stream, nonBlocking: flags & O_NONBLOCK != 0)
+        else { return .some(nil) }
+        defer { sys_close(sampleEnd) }
+        do {
+            try sys_seccompReplaceDescriptor(
+                listener, id: id, with: sampleEnd, at: fd, closeOnExec: flags & O_CLOEXEC != 0)
+        } catch {
+            sys_close(peer)
+            return error.errno.rawValue == ENOENT ? nil : .some(nil)
+        }
+        let connection = nextConnection
+        nextConnection += 1
+        sink.adopt(peer, id: connection)
+        return connection
+    }
 
     /// Whether this thread has joined the jail's network namespace, where stand-ins are made.
     private var inJailNetwork = false
@@ -356,6 +403,8 @@ final class SandboxObserver: @unchecked Sendable {
                 nameServer.adopt(peer)
             } else if let peer {
                 sys_close(peer)
+            } else if type == SandboxNetworkAnswer.stream, let inode = try? sys_fstat(standIn).inode {
+                streamStandIns.insert(inode)
             }
             return .standIn(type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec)
         } catch {
@@ -589,6 +638,7 @@ final class SandboxObserver: @unchecked Sendable {
             switch event {
             case .file(let access) where files.count < Self.eventLimit: files.append(access)
             case .network(let attempt) where network.count < Self.eventLimit:
+                if let connection = call.connection { connectionEvents[connection] = network.count }
                 network.append(attempt)
                 if call.name == "sendto", let message = call.second, let question = DNSQuestion(message: message),
                     lookups.count < SandboxNameService.lookupLimit

@@ -32,6 +32,12 @@ public struct SandboxReport: Codable, Sendable {
         /// What the call got when the observer answered it (`SandboxNetworkAnswer`): `ok` or an
         /// errno's name (`ENETUNREACH`: the jail has no network). Nil: the kernel answered.
         public var result: String? = nil
+        /// For a connect to an outside address, made to the jail's sink: how many bytes the sample
+        /// sent before the sink hung up, the first of them for reading (`\xNN` for control bytes
+        /// and invalid UTF-8), and exactly (base64), up to 4 KiB.
+        public var sentBytes: Int? = nil
+        public var sent: String? = nil
+        public var sentBase64: String? = nil
 
         public init(
             syscall: String, family: String, address: String? = nil, port: Int? = nil, type: String? = nil,

@@ -55,11 +55,15 @@ public enum SandboxReportMarkdown {
                 return [$0.syscall, code($0.path), $0.detail.map(code) ?? "", passed]
             })
         table(
-            "Network", ["call", "family", "address", "port", "type", "result"],
-            report.network.map {
-                [
-                    $0.syscall, $0.family, $0.address.map(code) ?? "", $0.port.map(String.init) ?? "", $0.type ?? "",
-                    $0.result ?? "",
+            "Network", ["call", "family", "address", "port", "type", "result", "sent"],
+            report.network.map { attempt in
+                let sent = attempt.sentBytes.map { bytes in
+                    "\(bytes) bytes"
+                        + (attempt.sent.map { $0.isEmpty ? "" : ": " + code(String($0.prefix(200))) } ?? "")
+                }
+                return [
+                    attempt.syscall, attempt.family, attempt.address.map(code) ?? "",
+                    attempt.port.map(String.init) ?? "", attempt.type ?? "", attempt.result ?? "", sent ?? "",
                 ]
             },
             note: report.network.contains { $0.result != nil } ? SandboxVerdict.standInNote : nil)

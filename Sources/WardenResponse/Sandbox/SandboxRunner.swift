@@ -197,6 +197,8 @@ public struct SandboxRunner: Sendable {
         // then does not wait for a thread to start.
         let observer = SandboxObserver()
         observer.nameServer = names
+        let sink = try wrap { () throws(SystemCallError) in try SandboxConnectionSink() }
+        observer.sink = sink
         let observing =
             options.observe
             ? ThreadJoin.start(name: "warden-observe") {
@@ -288,6 +290,13 @@ public struct SandboxRunner: Sendable {
         audit.runEnded()
         observing?.join()
         lookups = names.stop()
+        var network = observer.network
+        for (connection, received) in sink.stop() {
+            guard let index = observer.connectionEvents[connection] else { continue }
+            network[index].sentBytes = received.total
+            network[index].sent = PathBytes(received.bytes).displayString
+            network[index].sentBase64 = PathBytes(received.bytes).base64
+        }
         let (stdout, stdoutTruncated) = stdoutCapture.finish()
         let (stderr, stderrTruncated) = stderrCapture.finish()
         let statuses = Self.readStatuses(statusRead)
@@ -314,7 +323,7 @@ public struct SandboxRunner: Sendable {
             durationMs: (duration * 10).rounded() / 10,
             syscalls: observer.syscalls, i386Calls: observer.compatibleCalls,
             denied: Self.denied(audited: audit.deniedCalls(uid: identity), observer: observer),
-            network: observer.network,
+            network: network,
             lookups: (lookups ?? []) + observer.lookups,
             files: observer.files, processes: observer.processes, signals: observer.signals, written: written,
             writtenTruncated: writtenTruncated,

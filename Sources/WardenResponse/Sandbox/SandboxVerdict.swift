@@ -93,6 +93,19 @@ enum SandboxVerdict {
         if !attempts.isEmpty {
             out.append("It tried to connect or send: \(Self.endpoints(attempts)).")
         }
+        // What it sent once a connection seemed made: its C2's protocol.
+        let sunk = report.network.filter { $0.sentBytes != nil }
+        for attempt in sunk.prefix(3) {
+            let target = [attempt.family, attempt.address, attempt.port.map(String.init)].compactMap { $0 }
+                .joined(separator: " ")
+            let bytes = attempt.sentBytes ?? 0
+            let preview = attempt.sent.map { $0.count > 160 ? String($0.prefix(160)) + "…" : $0 } ?? ""
+            out.append(
+                bytes == 0
+                    ? "Its connection to \(target), made to the jail's sink, carried nothing before the sink hung up."
+                    : "Over its connection to \(target), made to the jail's sink, it sent \(bytes) byte(s): \(preview)")
+        }
+        if sunk.count > 3 { out.append("It made \(sunk.count - 3) more connection(s) to the sink.") }
         let binds = report.network.filter { $0.syscall == "bind" }
         if !binds.isEmpty {
             out.append("It bound sockets, to listen or receive on: \(Self.endpoints(binds)).")
@@ -230,7 +243,7 @@ enum SandboxVerdict {
 
     /// What the report's `result` of a stood-in call means, said once.
     static let standInNote =
-        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered as a host with only a loopback answers it, without being made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a bind to a loopback or wildcard address, or a datagram socket's connect to the loopback, where the jail's name server answers)."
+        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered by the supervisor, never made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a TCP connect to an outside address, made to the jail's sink, which keeps what the sample sends and hangs up after half a second without a byte; a bind to a loopback or wildcard address; or a datagram socket's connect to the loopback, where the jail's name server answers)."
 
     /// `AF_INET 203.0.113.7 4444 (ENETUNREACH); AF_UNIX /run/x`: each endpoint once, sorted.
     static func endpoints(_ attempts: [SandboxReport.NetworkAttempt]) -> String {
