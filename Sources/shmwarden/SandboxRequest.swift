@@ -181,7 +181,10 @@ struct SandboxRequest {
             printLine(
                 "  network: \(attempt.syscall) \(attempt.family) \(endpoint)"
                     + (attempt.result.map { " -> \($0)" } ?? "")
-                    + (attempt.sentBytes.map { " (sent \($0) bytes" + (attempt.sent.map { ": \($0))" } ?? ")") } ?? ""))
+                    + (attempt.sentBytes.map { bytes in
+                        if let name = attempt.tlsServerName { return " (sent \(bytes) bytes: TLS for \(name))" }
+                        return " (sent \(bytes) bytes" + (attempt.sent.map { ": \($0))" } ?? ")")
+                    } ?? ""))
         }
         for lookup in report.lookups { printLine("  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))") }
         for file in report.written { printLine("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }

@@ -266,6 +266,64 @@ import WardenLinux
         #expect(!SandboxVerdict.sentences(report(denied: ["mount": 1])).contains { $0.contains("socket") })
     }
 
+    /// An observed run's network story: its stand-ins, where it connected and what it sent to the
+    /// sink (a TLS server name rather than its bytes), its binds, and its own DNS queries.
+    @Test func theNetworkStoryIsTold() {
+        var base = report(denied: ["socket": 1])
+        base.syscalls = ["socket": 4, "connect": 3]
+        var http = SandboxReport.NetworkAttempt(
+            syscall: "connect", family: "AF_INET", address: "203.0.113.5", port: 80, result: "ok")
+        http.sentBytes = 18
+        http.sent = "GET / HTTP/1.1\\x0d\\x0a"
+        var tls = SandboxReport.NetworkAttempt(
+            syscall: "connect", family: "AF_INET", address: "198.51.100.2", port: 443, result: "ok")
+        tls.sentBytes = 517
+        tls.tlsServerName = "pool.example.net"
+        var silent = SandboxReport.NetworkAttempt(
+            syscall: "connect", family: "AF_INET6", address: "2001:db8::1", port: 22, result: "ok")
+        silent.sentBytes = 0
+        base.network = [
+            .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
+            .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
+            .init(syscall: "socket", family: "AF_INET6", type: "SOCK_STREAM", result: "ok"),
+            .init(syscall: "socket", family: "AF_INET", type: "SOCK_RAW", result: "EPERM"),
+            http, tls, silent,
+            .init(syscall: "bind", family: "AF_INET", address: "0.0.0.0", port: 4444, result: "ok"),
+        ]
+        base.lookups = [.init(request: "DNS AAAA", name: "c2.example", pid: 9)]
+        let sentences = SandboxVerdict.sentences(base)
+        #expect(
+            sentences.contains(
+                "Its 1 refused socket call(s) asked for a kind the jail does not give: a family other than AF_UNIX, IPv4 and IPv6 (a packet or netlink socket, say), or a raw IPv4 or IPv6 socket (AF_INET SOCK_RAW ×1)."
+            ), "\(sentences)")
+        #expect(
+            sentences.contains(
+                "It made 3 IPv4 or IPv6 socket(s) (AF_INET SOCK_STREAM ×2, AF_INET6 SOCK_STREAM ×1). "
+                    + SandboxVerdict.standInNote))
+        #expect(
+            sentences.contains(
+                "It tried to connect or send: AF_INET 198.51.100.2 443 (ok); AF_INET 203.0.113.5 80 (ok); AF_INET6 2001:db8::1 22 (ok)."
+            ), "\(sentences)")
+        #expect(
+            sentences.contains(
+                "Over its connection to AF_INET 203.0.113.5 80, made to the jail's sink, it sent 18 byte(s): GET / HTTP/1.1\\x0d\\x0a"
+            ))
+        #expect(
+            sentences.contains(
+                "Over its connection to AF_INET 198.51.100.2 443, made to the jail's sink, it began TLS for the server name pool.example.net (517 byte(s) sent)."
+            ))
+        #expect(
+            sentences.contains(
+                "Its connection to AF_INET6 2001:db8::1 22, made to the jail's sink, carried nothing before the sink hung up."
+            ))
+        #expect(sentences.contains("It bound sockets, to listen or receive on: AF_INET 0.0.0.0 4444 (ok)."))
+        #expect(
+            sentences.contains {
+                $0.hasPrefix("It sent DNS queries of its own, not through glibc, for 1 name(s): c2.example (AAAA);")
+            })
+        #expect(!sentences.contains { $0.hasPrefix("It looked up") })
+    }
+
     /// What an exec was told is the dropper's story (`curl URL -o /dev/shm/x`): the verdict names
     /// each program with its arguments, quoted as a shell needs them, and says when argv[0] lies
     /// about the program or the vector went on past what was read.

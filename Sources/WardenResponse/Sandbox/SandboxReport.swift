@@ -38,6 +38,8 @@ public struct SandboxReport: Codable, Sendable {
         public var sentBytes: Int? = nil
         public var sent: String? = nil
         public var sentBase64: String? = nil
+        /// The server name in a TLS ClientHello the sample sent there (`TLSClientHello`).
+        public var tlsServerName: String? = nil
 
         public init(
             syscall: String, family: String, address: String? = nil, port: Int? = nil, type: String? = nil,

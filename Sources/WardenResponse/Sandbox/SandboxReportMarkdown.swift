@@ -58,7 +58,8 @@ public enum SandboxReportMarkdown {
             "Network", ["call", "family", "address", "port", "type", "result", "sent"],
             report.network.map { attempt in
                 let sent = attempt.sentBytes.map { bytes in
-                    "\(bytes) bytes"
+                    if let name = attempt.tlsServerName { return "\(bytes) bytes: TLS for \(code(name))" }
+                    return "\(bytes) bytes"
                         + (attempt.sent.map { $0.isEmpty ? "" : ": " + code(String($0.prefix(200))) } ?? "")
                 }
                 return [

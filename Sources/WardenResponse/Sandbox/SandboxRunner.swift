@@ -296,6 +296,7 @@ public struct SandboxRunner: Sendable {
             network[index].sentBytes = received.total
             network[index].sent = PathBytes(received.bytes).displayString
             network[index].sentBase64 = PathBytes(received.bytes).base64
+            network[index].tlsServerName = TLSClientHello.serverName(in: received.bytes)
         }
         let (stdout, stdoutTruncated) = stdoutCapture.finish()
         let (stderr, stderrTruncated) = stderrCapture.finish()

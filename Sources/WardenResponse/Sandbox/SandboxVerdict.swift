@@ -100,10 +100,17 @@ enum SandboxVerdict {
                 .joined(separator: " ")
             let bytes = attempt.sentBytes ?? 0
             let preview = attempt.sent.map { $0.count > 160 ? String($0.prefix(160)) + "…" : $0 } ?? ""
-            out.append(
-                bytes == 0
-                    ? "Its connection to \(target), made to the jail's sink, carried nothing before the sink hung up."
-                    : "Over its connection to \(target), made to the jail's sink, it sent \(bytes) byte(s): \(preview)")
+            if let name = attempt.tlsServerName {
+                out.append(
+                    "Over its connection to \(target), made to the jail's sink, it began TLS for the server name \(name) (\(bytes) byte(s) sent)."
+                )
+            } else {
+                out.append(
+                    bytes == 0
+                        ? "Its connection to \(target), made to the jail's sink, carried nothing before the sink hung up."
+                        : "Over its connection to \(target), made to the jail's sink, it sent \(bytes) byte(s): \(preview)"
+                )
+            }
         }
         if sunk.count > 3 { out.append("It made \(sunk.count - 3) more connection(s) to the sink.") }
         let binds = report.network.filter { $0.syscall == "bind" }
