@@ -801,6 +801,24 @@ struct SandboxTests {
         #expect(before == "\(sysconf(Int32(_SC_NPROCESSORS_ONLN)))\n")
     }
 
+    /// Jails take the CPUs in turn: two runs one after the other are each on one CPU, and not on
+    /// the same one (a host's agent and a command would otherwise both start at CPU 0).
+    @Test func jailsTakeTheCPUsInTurn() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let online = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        try #require(online >= 2, "one CPU: nothing to spread over")
+        var options = SandboxRunner.Options()
+        options.arguments = ["/proc/self/status"]
+        let cpus = try (0..<2).map { _ in
+            let report = try SandboxRunner(directory: state + "/sandbox").run(
+                path: PathBytes("/usr/bin/cat"), options: options)
+            let line = report.stdout.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }
+            return line.map { String($0.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)) }
+        }
+        #expect(cpus.allSatisfy { $0.map { Int($0) != nil } ?? false }, "each on one CPU: \(cpus)")
+        #expect(cpus[0] != cpus[1], "\(cpus)")
+    }
+
     /// `nproc` run from this thread: the CPUs its affinity allows.
     private func nproc() throws -> String {
         let process = Process()
