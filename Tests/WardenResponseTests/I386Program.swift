@@ -14,6 +14,9 @@ struct I386Program {
         case strings([String])
         /// Words placed in the program (socketcall's argument block).
         case words([UInt32])
+        /// socketcall's block for connect or bind: `fd`, then the address of `address` (placed
+        /// in the program) and its length.
+        case addressBlock(fd: UInt32, address: [UInt8])
     }
 
     private var calls: [(UInt32, [Argument])] = []
@@ -41,6 +44,9 @@ struct I386Program {
                 let pointers = texts.map { place(Array($0.utf8) + [0]) } + [0]
                 return place(pointers.flatMap(Self.word))
             case .words(let words): return place(words.flatMap(Self.word))
+            case .addressBlock(let fd, let address):
+                let placed = place(address)
+                return place([fd, placed, UInt32(address.count)].flatMap(Self.word))
             }
         }
         var code: [UInt8] = []

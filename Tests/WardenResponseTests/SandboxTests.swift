@@ -675,6 +675,11 @@ struct SandboxTests {
         program.call(5, .string("/etc/passwd"), .number(0))  // open
         program.call(359, .number(UInt32(AF_INET)), .number(1), .number(0))  // socket(AF_INET, SOCK_STREAM)
         program.call(102, .number(1), .words([UInt32(AF_UNIX), 1, 0]))  // socketcall(SYS_SOCKET, …)
+        // A unix socket made directly (descriptor 3, the lowest free), then connected to a
+        // container runtime's socket through socketcall(SYS_CONNECT, …), which the jail lacks.
+        program.call(359, .number(UInt32(AF_UNIX)), .number(1), .number(0))
+        let runtime: [UInt8] = [UInt8(AF_UNIX), 0] + Array("/var/run/docker.sock".utf8) + [0]
+        program.call(102, .number(3), .addressBlock(fd: 3, address: runtime))
         program.call(22, .string("/tmp"))  // umount, i386's older unmount call
         program.call(4, .number(1), .string("i386 here\n"), .number(10))  // write
         program.call(11, .string("/bin/echo"), .strings(["/bin/echo", "from", "i386"]), .number(0))  // execve
@@ -689,10 +694,16 @@ struct SandboxTests {
             "\(report.processes)")
         #expect(report.denied == ["socket": 1, "socketcall": 1, "umount": 1], "\(report.denied)")
         #expect(report.verdict.contains { $0.hasPrefix("Its 1 socket creation(s) through socketcall(2)") })
-        // Its open and its execve (the refused ones are not notified; /bin/echo is x86_64).
-        #expect(report.i386Calls == 2, "\(report.syscalls)")
+        // The connect made through socketcall is read from its argument block.
         #expect(
-            report.verdict.contains { $0.hasPrefix("2 of its observed calls went through the 32-bit x86 (i386) ABI") })
+            report.network.contains(
+                .init(syscall: "connect", family: "AF_UNIX", address: "/var/run/docker.sock")), "\(report.network)")
+        #expect(report.verdict.contains { $0.hasPrefix("It tried to reach a container runtime's socket") })
+        // Its open, socketcall(SYS_CONNECT) and execve (the refused ones are not notified, nor
+        // a unix socket's creation; /bin/echo is x86_64).
+        #expect(report.i386Calls == 3, "\(report.syscalls)")
+        #expect(
+            report.verdict.contains { $0.hasPrefix("3 of its observed calls went through the 32-bit x86 (i386) ABI") })
 
         // ptrace is killed for in i386's numbering too.
         var tracer = I386Program()

@@ -84,6 +84,8 @@ final class SandboxObserver: @unchecked Sendable {
         var result: String?
         /// The sink's connection a connect was made to (`SandboxConnectionSink`).
         var connection: Int?
+        /// The call an i386 socketcall made (`connect`, `bind`, `sendto`), its arguments in `args`.
+        var multiplexed: String?
     }
 
     /// Which arguments of a call point at something worth reading.
@@ -109,6 +111,9 @@ final class SandboxObserver: @unchecked Sendable {
         /// socket(2) for IPv4 or IPv6 (the only families the filter notifies): described from
         /// the registers, answered with a stand-in.
         case socket
+        /// i386's socketcall(2): its call (connect, bind or sendto: the filter notifies those)
+        /// and that call's arguments, 4-byte words in memory, read with the address they give.
+        case socketCall
         /// A name in argument `index` that is no path (prctl's process name, memfd_create's).
         case name(Int)
         /// A symlink's target (its text, as it is stored) and the path it is made at, whose
@@ -132,6 +137,7 @@ final class SandboxObserver: @unchecked Sendable {
             case "sendto": self = .socketAddress(address: 4, length: 5, call: .sendto)
             case "bind": self = .socketAddress(address: 1, length: 2, call: .bind)
             case "socket": self = .socket
+            case "socketcall": self = .socketCall
             case "fchmod": self = .descriptor(0)
             case "clone", "fork", "vfork", "kill", "tkill", "tgkill": self = .registers
             case "memfd_create": self = .name(0)
@@ -542,6 +548,24 @@ final class SandboxObserver: @unchecked Sendable {
             // Both names are short (16 bytes for a process, 249 for a memfd).
             call.first = sys_readProcessString(pid, address: values(index), limit: 256)
         case .socket: break
+        case .socketCall:
+            // (call, its arguments): connect and bind take (fd, address, length), sendto (fd,
+            // buffer, length, flags, address, length). The words become the call's arguments.
+            let count = values(0) == 11 ? 6 : 3
+            guard [2, 3, 11].contains(values(0)),
+                let raw = sys_readProcessMemory(pid, address: values(1) & 0xffff_ffff, length: 4 * count),
+                raw.count == 4 * count
+            else { return nil }
+            let words = (0..<6).map { index in
+                index < count
+                    ? UInt64(raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4 * index, as: UInt32.self) }) : 0
+            }
+            call.multiplexed = values(0) == 2 ? "bind" : values(0) == 3 ? "connect" : "sendto"
+            call.args = (words[0], words[1], words[2], words[3], words[4], words[5])
+            let (address, length) = count == 6 ? (words[4], words[5]) : (words[1], words[2])
+            if address != 0 {
+                call.first = sys_readProcessMemory(pid, address: address, length: Int(min(length, 128)))
+            }
         case .socketAddress(let address, let length, let kind):
             if values(address) != 0 {
                 call.first = sys_readProcessMemory(pid, address: values(address), length: Int(min(values(length), 128)))
@@ -617,7 +641,7 @@ final class SandboxObserver: @unchecked Sendable {
             pids.insert(call.pid)
             let slot = call.abi * Self.tableSize + Int(call.nr)
             call.name =
-                names[slot]
+                call.multiplexed ?? names[slot]
                 ?? SandboxFilter.name(of: call.nr, architecture: Self.architectures[call.abi])
             var event = Self.describe(call)
             if case .file(var access) = event {
