@@ -605,9 +605,9 @@ int warden_seccomp_add_fd_and_answer(int listener, uint64_t id, int fd, int cloe
 
 int warden_join_net_namespace(int nsfd) { return setns(nsfd, CLONE_NEWNET); }
 
-int warden_unix_stand_in(int type, int nonblocking) {
+int warden_unix_stand_in(int type, int nonblocking, int autobind) {
     int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
-    if (fd < 0) return -1;
+    if (fd < 0 || !autobind) return fd;
     // Autobind (an address of the family alone): a stand-in the sample "binds" to an IPv4 or IPv6
     // address can then listen, as an unbound unix socket cannot.
     sa_family_t family = AF_UNIX;

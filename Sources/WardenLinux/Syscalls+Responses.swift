@@ -123,11 +123,15 @@ public func sys_joinNetworkNamespace(ofProcess pid: Int32, stillThat: () -> Bool
     _ = try retryingInterrupts("setns(CLONE_NEWNET)") { warden_join_net_namespace(namespace.rawValue) }
 }
 
-/// An autobound unix socket of `type` (SOCK_STREAM or SOCK_DGRAM), close-on-exec
+/// A unix socket of `type`, close-on-exec, autobound unless told otherwise
 /// (`warden_unix_stand_in`).
-public func sys_unixStandInSocket(type: Int32, nonBlocking: Bool) throws(SystemCallError) -> FileDescriptor {
+public func sys_unixStandInSocket(type: Int32, nonBlocking: Bool, autobind: Bool = true) throws(SystemCallError)
+    -> FileDescriptor
+{
     FileDescriptor(
-        rawValue: try retryingInterrupts("socket(AF_UNIX)") { warden_unix_stand_in(type, nonBlocking ? 1 : 0) })
+        rawValue: try retryingInterrupts("socket(AF_UNIX)") {
+            warden_unix_stand_in(type, nonBlocking ? 1 : 0, autobind ? 1 : 0)
+        })
 }
 
 /// Puts a copy of `fd` at descriptor `target` of the process waiting on seccomp notification

@@ -48,6 +48,25 @@ import Testing
         #expect(Answer.forSocket(domain: 17, type: 3, protocolNumber: 0) == .fail(Answer.EPERM))
     }
 
+    /// i386's socketcall(SYS_SOCKET): a unix socket made for it, IPv4 and IPv6 as socket(2)
+    /// gets them, anything else refused; never left to the kernel.
+    @Test func socketCallsAreAnsweredWithoutTheKernelReadingThem() {
+        #expect(
+            Answer.forSocketCall(domain: 1, type: 1, protocolNumber: 0)
+                == .unixSocket(type: 1, nonBlocking: false, closeOnExec: false))
+        #expect(
+            Answer.forSocketCall(domain: 1, type: 5 | 0o2000000, protocolNumber: 0)
+                == .unixSocket(type: 5, nonBlocking: false, closeOnExec: true))
+        #expect(
+            Answer.forSocketCall(domain: 2, type: 2 | 0o4000, protocolNumber: 17)
+                == .standIn(type: 2, nonBlocking: true, closeOnExec: false))
+        #expect(Answer.forSocketCall(domain: 17, type: 3, protocolNumber: 0) == .fail(Answer.EPERM))
+        #expect(Answer.forSocketCall(domain: 16, type: 2, protocolNumber: 0) == .fail(Answer.EPERM))
+        #expect(Answer.forSocketCall(domain: 1, type: 3, protocolNumber: 0) == .fail(Answer.ESOCKTNOSUPPORT))
+        #expect(Answer.forSocketCall(domain: 1, type: 1, protocolNumber: 6) == .fail(Answer.EPROTONOSUPPORT))
+        #expect(Answer.forSocketCall(domain: 1, type: 1 | 0x100, protocolNumber: 0) == .fail(Answer.EINVAL))
+    }
+
     @Test func connectsAndSendsFailAsWithNoRoute() {
         #expect(
             Answer.forAddress(.connect, sockaddr: inet([203, 0, 113, 7], 4444), length: 16) == .fail(Answer.ENETUNREACH)

@@ -674,12 +674,18 @@ struct SandboxTests {
         var program = I386Program()
         program.call(5, .string("/etc/passwd"), .number(0))  // open
         program.call(359, .number(UInt32(AF_INET)), .number(1), .number(0))  // socket(AF_INET, SOCK_STREAM)
-        program.call(102, .number(1), .words([UInt32(AF_UNIX), 1, 0]))  // socketcall(SYS_SOCKET, …)
-        // A unix socket made directly (descriptor 3, the lowest free), then connected to a
-        // container runtime's socket through socketcall(SYS_CONNECT, …), which the jail lacks.
-        program.call(359, .number(UInt32(AF_UNIX)), .number(1), .number(0))
+        // Sockets the older i386 way, through socketcall(2), whose arguments the filter cannot
+        // read and the observer does: a unix one (descriptor 5: 3 is /etc/passwd, 4 the
+        // sample's own) connected to a container runtime's socket (which the jail lacks); an
+        // IPv4 one (descriptor 6) connected to a C2 and written to; a packet socket, refused.
+        program.call(102, .number(1), .words([UInt32(AF_UNIX), 1, 0]))
         let runtime: [UInt8] = [UInt8(AF_UNIX), 0] + Array("/var/run/docker.sock".utf8) + [0]
-        program.call(102, .number(3), .addressBlock(fd: 3, address: runtime))
+        program.call(102, .number(3), .addressBlock(fd: 5, address: runtime))
+        program.call(102, .number(1), .words([UInt32(AF_INET), 1, 0]))
+        let c2: [UInt8] = [UInt8(AF_INET), 0, 0x11, 0x5c, 203, 0, 113, 7] + [UInt8](repeating: 0, count: 8)
+        program.call(102, .number(3), .addressBlock(fd: 6, address: c2))
+        program.call(4, .number(6), .string("i386 c2\n"), .number(8))  // write
+        program.call(102, .number(1), .words([UInt32(AF_PACKET), 3, 0]))
         program.call(22, .string("/tmp"))  // umount, i386's older unmount call
         program.call(4, .number(1), .string("i386 here\n"), .number(10))  // write
         program.call(11, .string("/bin/echo"), .strings(["/bin/echo", "from", "i386"]), .number(0))  // execve
@@ -692,18 +698,28 @@ struct SandboxTests {
         #expect(
             report.processes.contains { $0.syscall == "execve" && $0.arguments == ["/bin/echo", "from", "i386"] },
             "\(report.processes)")
-        #expect(report.denied == ["socket": 1, "socketcall": 1, "umount": 1], "\(report.denied)")
-        #expect(report.verdict.contains { $0.hasPrefix("Its 1 socket creation(s) through socketcall(2)") })
-        // The connect made through socketcall is read from its argument block.
-        #expect(
-            report.network.contains(
-                .init(syscall: "connect", family: "AF_UNIX", address: "/var/run/docker.sock")), "\(report.network)")
+        // The direct IPv4 socket (the filter's refusal: no stand-ins for i386's socket(2)) and
+        // the packet socket through socketcall (the observer's).
+        #expect(report.denied == ["socket": 2, "umount": 1], "\(report.denied)")
+        var sunk = SandboxReport.NetworkAttempt(
+            syscall: "connect", family: "AF_INET", address: "203.0.113.7", port: 4444, result: "ok")
+        sunk.sentBytes = 8
+        sunk.sent = "i386 c2\\x0a"
+        sunk.sentBase64 = "aTM4NiBjMgo="
+        let expected: [SandboxReport.NetworkAttempt] = [
+            .init(syscall: "socket", family: "AF_UNIX", type: "SOCK_STREAM", result: "ok"),
+            .init(syscall: "connect", family: "AF_UNIX", address: "/var/run/docker.sock"),
+            .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
+            sunk,
+            .init(syscall: "socket", family: "AF_PACKET", type: "SOCK_RAW", result: "EPERM"),
+        ]
+        #expect(report.network == expected, "\(report.network)")
         #expect(report.verdict.contains { $0.hasPrefix("It tried to reach a container runtime's socket") })
-        // Its open, socketcall(SYS_CONNECT) and execve (the refused ones are not notified, nor
-        // a unix socket's creation; /bin/echo is x86_64).
-        #expect(report.i386Calls == 3, "\(report.syscalls)")
+        // Its open, five socketcalls and execve (the refused ones are not notified;
+        // /bin/echo is x86_64).
+        #expect(report.i386Calls == 7, "\(report.syscalls)")
         #expect(
-            report.verdict.contains { $0.hasPrefix("3 of its observed calls went through the 32-bit x86 (i386) ABI") })
+            report.verdict.contains { $0.hasPrefix("7 of its observed calls went through the 32-bit x86 (i386) ABI") })
 
         // ptrace is killed for in i386's numbering too.
         var tracer = I386Program()

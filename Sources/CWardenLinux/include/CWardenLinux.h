@@ -211,9 +211,10 @@ int warden_seccomp_replace_fd(int listener, uint64_t id, int fd, int target_fd, 
 /// setns(nsfd, CLONE_NEWNET) for the calling thread (Swift's Glibc does not import setns).
 int warden_join_net_namespace(int nsfd);
 
-/// An autobound unix socket of `type` (SOCK_STREAM or SOCK_DGRAM), close-on-exec, non-blocking
-/// when asked: what the sandbox hands a sample instead of an IPv4 or IPv6 socket.
-int warden_unix_stand_in(int type, int nonblocking);
+/// A unix socket of `type`, close-on-exec, non-blocking when asked, and autobound when asked:
+/// what the sandbox hands a sample instead of an IPv4 or IPv6 socket (autobound), or for an
+/// i386 socketcall(SYS_SOCKET) of a unix one (not bound).
+int warden_unix_stand_in(int type, int nonblocking, int autobind);
 
 /// A connected pair of unix sockets of `type`, close-on-exec: fds[0] for the sample (non-blocking
 /// when asked), fds[1] for the supervisor, non-blocking and passing each sender's credentials.

@@ -24,6 +24,9 @@ enum SandboxNetworkAnswer: Equatable {
     case succeed
     /// socket(2) returns a new stand-in of this type (SOCK_STREAM or SOCK_DGRAM).
     case standIn(type: Int32, nonBlocking: Bool, closeOnExec: Bool)
+    /// socketcall(SYS_SOCKET) returns a new unix socket of this type, made for it: an i386
+    /// program's unix socket, whose family the filter could not read in memory.
+    case unixSocket(type: Int32, nonBlocking: Bool, closeOnExec: Bool)
 
     /// The calls with an address the observer answers.
     enum AddressCall: Equatable {
@@ -42,6 +45,7 @@ enum SandboxNetworkAnswer: Equatable {
     // errno values (asm-generic, the same on every Linux architecture this runs on).
     static let EPERM: Int32 = 1
     static let EACCES: Int32 = 13
+    static let EFAULT: Int32 = 14
     static let EINVAL: Int32 = 22
     static let EPROTONOSUPPORT: Int32 = 93
     static let ESOCKTNOSUPPORT: Int32 = 94
@@ -54,6 +58,7 @@ enum SandboxNetworkAnswer: Equatable {
         switch code {
         case EPERM: "EPERM"
         case EACCES: "EACCES"
+        case EFAULT: "EFAULT"
         case EINVAL: "EINVAL"
         case 24: "EMFILE"
         case EPROTONOSUPPORT: "EPROTONOSUPPORT"
@@ -85,6 +90,23 @@ enum SandboxNetworkAnswer: Equatable {
         case raw: return .fail(EPERM)
         default: return .fail(ESOCKTNOSUPPORT)
         }
+    }
+
+    /// i386's socketcall(SYS_SOCKET, {domain, type, protocol}): its arguments are in memory the
+    /// filter cannot read, so the observer answers every one itself, and the kernel never makes
+    /// a socket from what the sample's memory says: a unix socket of the type asked for, made
+    /// for it; an IPv4 or IPv6 one as `forSocket` answers; any other family refused (EPERM), as
+    /// the filter refuses it from socket(2).
+    static func forSocketCall(domain: UInt64, type: UInt64, protocolNumber: UInt64) -> SandboxNetworkAnswer {
+        guard domain == unix else { return forSocket(domain: domain, type: type, protocolNumber: protocolNumber) }
+        let flags = type & ~UInt64(0xf)
+        guard flags & ~(nonBlockingFlag | closeOnExecFlag) == 0 else { return .fail(EINVAL) }
+        let base = Int32(type & 0xf)
+        // Stream, datagram, sequenced packets; a unix socket's protocol is 0 (or PF_UNIX).
+        guard [stream, datagram, 5].contains(base) else { return .fail(ESOCKTNOSUPPORT) }
+        guard protocolNumber == 0 || protocolNumber == unix else { return .fail(EPROTONOSUPPORT) }
+        return .unixSocket(
+            type: base, nonBlocking: flags & nonBlockingFlag != 0, closeOnExec: flags & closeOnExecFlag != 0)
     }
 
     /// An IPv4 or IPv6 address, as read from a `struct sockaddr`.
@@ -152,7 +174,7 @@ enum SandboxNetworkAnswer: Equatable {
         switch self {
         case .proceed: nil
         case .fail(let code): Self.errnoName(code)
-        case .succeed, .standIn: "ok"
+        case .succeed, .standIn, .unixSocket: "ok"
         }
     }
 }

@@ -236,52 +236,69 @@ final class SandboxObserver: @unchecked Sendable {
             // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
             // the same thing one syscall earlier.
             switch plan {
-            case .socket, .socketAddress:
-                let args = notification.data.args
-                var decided: SandboxNetworkAnswer =
-                    if case .socketAddress(_, let length, let kind) = plan {
-                        .forAddress(kind, sockaddr: call?.first, length: Self.register(length, of: args))
-                    } else {
-                        .forSocket(domain: args.0, type: args.1, protocolNumber: args.2)
-                    }
-                // Only a call on a socket is answered here: on anything else the kernel refuses
-                // it (EBADF, ENOTSOCK) without looking at the address, as on a host. Whatever
-                // the descriptor is by then, no socket the sample can hold takes an IPv4 or IPv6
-                // address.
-                if case .socketAddress(_, let length, let kind) = plan, decided != .proceed {
-                    let fd = Int32(truncatingIfNeeded: args.0)
-                    if let inode = Self.socketInode(fd, of: pid) {
-                        // A connect on a datagram stand-in with the name server at its other end.
-                        if kind == .connect, datagramStandIns.contains(inode) {
-                            decided = .forAddress(
-                                kind, sockaddr: call?.first, length: Self.register(length, of: args), datagram: true)
-                        }
-                        // A stream stand-in's connect to an outside address: made, to the sink.
-                        if kind == .connect, decided == .fail(SandboxNetworkAnswer.ENETUNREACH),
-                            streamStandIns.contains(inode)
-                        {
-                            guard let connected = connectToSink(fd, of: pid, for: notification.id, on: listener)
-                            else { continue }
-                            if let connection = connected {
-                                decided = .succeed
-                                call?.connection = connection
-                            }
-                        }
-                    } else {
-                        decided = .proceed
-                    }
+            case .socket, .socketAddress, .socketCall:
+                guard let networkCall = Self.networkCall(plan, call) else {
+                    // A socketcall that is none of those observed: as the kernel has it.
+                    guard Self.answer(notification.id, on: listener, response) else { continue }
+                    break
                 }
-                if case .standIn(let type, let nonBlocking, let closeOnExec) = decided {
+                var decided: SandboxNetworkAnswer
+                switch networkCall {
+                case .socket(let domain, let type, let protocolNumber, let viaSocketCall):
+                    decided =
+                        viaSocketCall
+                        ? .forSocketCall(domain: domain, type: type, protocolNumber: protocolNumber)
+                        : .forSocket(domain: domain, type: type, protocolNumber: protocolNumber)
+                case .address(let kind, let fd, let length):
+                    decided = .forAddress(kind, sockaddr: call?.first, length: length)
+                    // Only a call on a socket is answered here: on anything else the kernel
+                    // refuses it (EBADF, ENOTSOCK) without looking at the address, as on a host.
+                    // Whatever the descriptor is by then, no socket the sample can hold takes an
+                    // IPv4 or IPv6 address.
+                    guard decided != .proceed else { break }
+                    guard let inode = Self.socketInode(fd, of: pid) else {
+                        decided = .proceed
+                        break
+                    }
+                    // A connect on a datagram stand-in with the name server at its other end.
+                    if kind == .connect, datagramStandIns.contains(inode) {
+                        decided = .forAddress(kind, sockaddr: call?.first, length: length, datagram: true)
+                    }
+                    // A stream stand-in's connect to an outside address: made, to the sink.
+                    if kind == .connect, decided == .fail(SandboxNetworkAnswer.ENETUNREACH),
+                        streamStandIns.contains(inode)
+                    {
+                        guard let connected = connectToSink(fd, of: pid, for: notification.id, on: listener)
+                        else { continue }
+                        if let connection = connected {
+                            decided = .succeed
+                            call?.connection = connection
+                        }
+                    }
+                case .unreadableSocketCall:
+                    // Its family could not be read: the kernel must not read it instead.
+                    decided = .fail(SandboxNetworkAnswer.EFAULT)
+                }
+                switch decided {
+                case .standIn(let type, let nonBlocking, let closeOnExec):
                     guard
                         let installed = installStandIn(
                             type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec, for: notification.id,
                             of: pid, on: listener)
                     else { continue }
                     decided = installed
+                case .unixSocket(let type, let nonBlocking, let closeOnExec):
+                    guard
+                        let installed = installUnixSocket(
+                            type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec, for: notification.id,
+                            of: pid, on: listener)
+                    else { continue }
+                    decided = installed
+                default: break
                 }
                 guard Self.answer(notification.id, decided, on: listener, response) else { continue }
                 call?.result = decided.result
-                if case .socket = plan, case .fail = decided { refusedSockets += 1 }
+                if case .fail = decided, networkCall.isSocketCreation { refusedSockets += 1 }
             default:
                 guard Self.answer(notification.id, on: listener, response) else { continue }
             }
@@ -300,6 +317,47 @@ final class SandboxObserver: @unchecked Sendable {
         return seccomp_notify_respond(listener.rawValue, response) == 0
     }
 
+    /// A notified network call, once its arguments are known (an i386 socketcall's read from
+    /// its argument block).
+    enum NetworkCall {
+        case socket(domain: UInt64, type: UInt64, protocolNumber: UInt64, viaSocketCall: Bool)
+        /// connect, sendto or bind on descriptor `fd`, with an address of `length` bytes.
+        case address(SandboxNetworkAnswer.AddressCall, fd: Int32, length: UInt64)
+        /// A socketcall(SYS_SOCKET) whose argument block could not be read.
+        case unreadableSocketCall
+
+        var isSocketCreation: Bool {
+            switch self {
+            case .socket, .unreadableSocketCall: true
+            case .address: false
+            }
+        }
+    }
+
+    /// What `plan`'s call is, from what `capture` read; nil for a socketcall of another kind.
+    static func networkCall(_ plan: ArgumentPlan, _ call: Captured?) -> NetworkCall? {
+        switch plan {
+        case .socket:
+            guard let args = call?.args else { return nil }
+            return .socket(domain: args.0, type: args.1, protocolNumber: args.2, viaSocketCall: false)
+        case .socketAddress(_, let length, let kind):
+            guard let args = call?.args else { return nil }
+            return .address(kind, fd: Int32(truncatingIfNeeded: args.0), length: register(length, of: args))
+        case .socketCall:
+            guard let call else { return nil }
+            let args = call.args
+            switch call.multiplexed {
+            case "socket": return .socket(domain: args.0, type: args.1, protocolNumber: args.2, viaSocketCall: true)
+            case "connect": return .address(.connect, fd: Int32(truncatingIfNeeded: args.0), length: args.2)
+            case "bind": return .address(.bind, fd: Int32(truncatingIfNeeded: args.0), length: args.2)
+            case "sendto": return .address(.sendto, fd: Int32(truncatingIfNeeded: args.0), length: args.5)
+            case nil where call.args.0 == 1: return .unreadableSocketCall
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
     /// Answers notification `id` as `answer` says; false when it is no longer waiting. A
     /// stand-in is answered when it is installed: here it means nothing is left to send.
     private static func answer(
@@ -308,7 +366,7 @@ final class SandboxObserver: @unchecked Sendable {
     ) -> Bool {
         switch answer {
         case .proceed: return Self.answer(id, on: listener, response)
-        case .standIn: return true
+        case .standIn, .unixSocket: return true
         case .fail, .succeed:
             memset(response, 0, MemoryLayout<seccomp_notif_resp>.size)
             response.pointee.id = id
@@ -376,9 +434,21 @@ final class SandboxObserver: @unchecked Sendable {
     /// could reach (or claim) a daemon's abstract socket. This thread joins it at the run's
     /// first stand-in, once the namespace's descriptor is open and the call is known to be
     /// still waiting (its pid has not been reused); the thread is the run's own and ends with it.
-    private func installStandIn(
+    /// Makes a unix socket of `type` in the jail's network namespace and installs it in process
+    /// `pid` as what its socketcall(SYS_SOCKET) `id` returns (`installStandIn`'s way, unbound).
+    private func installUnixSocket(
         type: Int32, nonBlocking: Bool, closeOnExec: Bool, for id: UInt64, of pid: Int32, on listener: FileDescriptor
     ) -> SandboxNetworkAnswer? {
+        installStandIn(
+            type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec, for: id, of: pid, on: listener,
+            asked: .unixSocket(type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec))
+    }
+
+    private func installStandIn(
+        type: Int32, nonBlocking: Bool, closeOnExec: Bool, for id: UInt64, of pid: Int32, on listener: FileDescriptor,
+        asked: SandboxNetworkAnswer? = nil
+    ) -> SandboxNetworkAnswer? {
+        let unix = asked != nil
         if !inJailNetwork {
             do {
                 try sys_joinNetworkNamespace(ofProcess: pid) { seccomp_notify_id_valid(listener.rawValue, id) == 0 }
@@ -391,12 +461,12 @@ final class SandboxObserver: @unchecked Sendable {
         let standIn: FileDescriptor
         var peer: FileDescriptor?
         do {
-            if type == SandboxNetworkAnswer.datagram, let nameServer = nameServer,
+            if !unix, type == SandboxNetworkAnswer.datagram, nameServer != nil,
                 datagramStandIns.count < SandboxNameService.peerLimit
             {
                 (standIn, peer) = try sys_unixStandInPair(type: type, nonBlocking: nonBlocking)
             } else {
-                standIn = try sys_unixStandInSocket(type: type, nonBlocking: nonBlocking)
+                standIn = try sys_unixStandInSocket(type: type, nonBlocking: nonBlocking, autobind: !unix)
             }
         } catch {
             return .fail(error.errno.rawValue)
@@ -409,10 +479,10 @@ final class SandboxObserver: @unchecked Sendable {
                 nameServer.adopt(peer)
             } else if let peer {
                 sys_close(peer)
-            } else if type == SandboxNetworkAnswer.stream, let inode = try? sys_fstat(standIn).inode {
+            } else if !unix, type == SandboxNetworkAnswer.stream, let inode = try? sys_fstat(standIn).inode {
                 streamStandIns.insert(inode)
             }
-            return .standIn(type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec)
+            return asked ?? .standIn(type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec)
         } catch {
             if let peer { sys_close(peer) }
             // EMFILE, say: the sample is at its descriptor limit, and its call fails so.
@@ -549,19 +619,23 @@ final class SandboxObserver: @unchecked Sendable {
             call.first = sys_readProcessString(pid, address: values(index), limit: 256)
         case .socket: break
         case .socketCall:
-            // (call, its arguments): connect and bind take (fd, address, length), sendto (fd,
-            // buffer, length, flags, address, length). The words become the call's arguments.
-            let count = values(0) == 11 ? 6 : 3
-            guard [2, 3, 11].contains(values(0)),
-                let raw = sys_readProcessMemory(pid, address: values(1) & 0xffff_ffff, length: 4 * count),
+            // (call, its arguments): socket takes (domain, type, protocol), connect and bind
+            // (fd, address, length), sendto (fd, buffer, length, flags, address, length). The
+            // words become the call's arguments. A socket call whose words cannot be read is
+            // kept as it is, to be refused: the kernel must not read them instead.
+            let subcall = values(0)
+            guard let name = [1: "socket", 2: "bind", 3: "connect", 11: "sendto"][subcall] else { return nil }
+            let count = subcall == 11 ? 6 : 3
+            guard let raw = sys_readProcessMemory(pid, address: values(1) & 0xffff_ffff, length: 4 * count),
                 raw.count == 4 * count
-            else { return nil }
+            else { return subcall == 1 ? call : nil }
             let words = (0..<6).map { index in
                 index < count
                     ? UInt64(raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4 * index, as: UInt32.self) }) : 0
             }
-            call.multiplexed = values(0) == 2 ? "bind" : values(0) == 3 ? "connect" : "sendto"
+            call.multiplexed = name
             call.args = (words[0], words[1], words[2], words[3], words[4], words[5])
+            guard subcall != 1 else { break }
             let (address, length) = count == 6 ? (words[4], words[5]) : (words[1], words[2])
             if address != 0 {
                 call.first = sys_readProcessMemory(pid, address: address, length: Int(min(length, 128)))
@@ -791,6 +865,8 @@ final class SandboxObserver: @unchecked Sendable {
         case AF_UNIX: "AF_UNIX"
         case AF_INET: "AF_INET"
         case AF_INET6: "AF_INET6"
+        case AF_NETLINK: "AF_NETLINK"
+        case AF_PACKET: "AF_PACKET"
         default: "family-\(family)"
         }
     }

@@ -72,10 +72,11 @@ enum SandboxVerdict {
             }
         }
         // An i386 program's socketcall(2) carries socket's arguments in memory the filter
-        // cannot read: each of its socket creations is refused, whatever the family.
+        // cannot read: with no observer to read them, each of its socket creations is refused,
+        // whatever the family.
         if let sockets = report.denied["socketcall"] {
             out.append(
-                "Its \(sockets) socket creation(s) through socketcall(2) (the 32-bit x86 way) were refused whatever the family, which the filter cannot read there; where it meant to connect is not known."
+                "Its \(sockets) socket creation(s) through socketcall(2) (the 32-bit x86 way) were refused whatever the family, which the filter cannot read there and no observer read; where it meant to connect is not known."
             )
         }
         let standIns = report.network.filter { $0.syscall == "socket" && $0.result == "ok" }
