@@ -86,12 +86,14 @@ int main(int argc, char **argv) {
         return reached == 0 ? 0 : 3;
     }
     if (!strcmp(mode, "resolve-connected") && argc > 2) {
-        // A resolver of its own, as Go's: the name server from resolv.conf, a connected UDP
-        // socket, a query for argv[2] (type A), and the answer's id and response code.
+        // A resolver of its own, as Go's: the name server from resolv.conf (or argv[3], built
+        // in, as Mirai's 8.8.8.8), a connected UDP socket, a query for argv[2] (type A), and the
+        // answer's id and response code.
         FILE *conf = fopen("/etc/resolv.conf", "r");
         char line[256], server[64] = "";
         while (conf && fgets(line, sizeof line, conf)) sscanf(line, "nameserver %63s", server);
         if (conf) fclose(conf);
+        if (argc > 3) snprintf(server, sizeof server, "%s", argv[3]);
         int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (udp < 0) return refused("socket(AF_INET, SOCK_DGRAM)");
         struct sockaddr_in ns = { .sin_family = AF_INET, .sin_port = htons(53) };

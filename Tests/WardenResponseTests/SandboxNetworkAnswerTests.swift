@@ -119,6 +119,20 @@ import Testing
                 == .fail(Answer.EINVAL))
     }
 
+    /// A datagram stand-in with the name server at its other end connects where a resolver
+    /// would: the loopback, or any name server's port 53; elsewhere there is no route.
+    @Test func datagramConnectsReachTheNameServer() {
+        #expect(
+            Answer.forAddress(.connect, sockaddr: inet([127, 0, 0, 1], 53), length: 16, datagram: true) == .succeed)
+        #expect(Answer.forAddress(.connect, sockaddr: inet([127, 0, 0, 1], 9), length: 16, datagram: true) == .succeed)
+        #expect(Answer.forAddress(.connect, sockaddr: inet([8, 8, 8, 8], 53), length: 16, datagram: true) == .succeed)
+        #expect(
+            Answer.forAddress(.connect, sockaddr: inet([8, 8, 8, 8], 123), length: 16, datagram: true)
+                == .fail(Answer.ENETUNREACH))
+        // Without the name server there: as any connect.
+        #expect(Answer.forAddress(.connect, sockaddr: inet([8, 8, 8, 8], 53), length: 16) == .fail(Answer.ENETUNREACH))
+    }
+
     @Test func resultsNameTheAnswer() {
         #expect(Answer.proceed.result == nil)
         #expect(Answer.succeed.result == "ok")

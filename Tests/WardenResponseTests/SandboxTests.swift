@@ -490,6 +490,14 @@ struct SandboxTests {
             report.network.contains(
                 .init(syscall: "connect", family: "AF_INET", address: "127.0.0.1", port: 53, result: "ok")))
         #expect(report.denied.isEmpty, "\(report.denied)")
+
+        // One with its name server built in (Mirai's 8.8.8.8) is answered the same way.
+        let builtIn = try run("resolve-connected", ["cnc.example", "8.8.8.8"])
+        #expect(builtIn.stdout == "server 8.8.8.8 id matches rcode 3\n", "\(builtIn.stdout)")
+        #expect(builtIn.lookups.map(\.name) == ["cnc.example"], "\(builtIn.lookups)")
+        #expect(
+            builtIn.network.contains(
+                .init(syscall: "connect", family: "AF_INET", address: "8.8.8.8", port: 53, result: "ok")))
     }
 
     @Test(arguments: [

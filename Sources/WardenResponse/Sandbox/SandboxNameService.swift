@@ -8,14 +8,14 @@ import WardenLinux
 
 /// The jail's name service: a socket where glibc looks for nscd (`/var/run/nscd/socket`), so that
 /// the host names a sample looks up (getaddrinfo, gethostbyname, gethostbyaddr) are on record,
-/// although it can open no network socket and so never connects anywhere.
+/// although it never reaches a name server.
 ///
 /// glibc asks nscd before any NSS module (whatever nsswitch.conf says), static binaries too. Each
 /// host lookup is recorded and answered "not found", as nscd itself answers a negative entry, so
 /// glibc asks again for the next name (a closed connection instead would make it skip nscd for
 /// its next 100 lookups). Other requests (users, groups, nscd's shared-memory maps) are closed
 /// unanswered, and glibc reads the jail's own files as it did without the socket. Programs with
-/// their own resolver (Go's, musl's) never ask: their lookups stay unknown.
+/// their own resolver (Go's, musl's) never ask it: the name server below hears theirs.
 ///
 /// One connection at a time on one thread, each bounded in time and size: a sample that connects
 /// and sends nothing, or trickles bytes, delays its own lookups by half a second at most and
@@ -23,8 +23,9 @@ import WardenLinux
 ///
 /// It is also the jail's name server for resolvers of their own that send on a connected
 /// datagram socket (Go's): the observer hands it the other end of each datagram socket standing
-/// in for an IPv4 or IPv6 one (`adopt`), and answers that socket's connect to the loopback's
-/// port 53 (where the jail's resolv.conf points) as made. Each query that arrives is recorded and
+/// in for an IPv4 or IPv6 one (`adopt`), and answers that socket's connect to the loopback (where
+/// the jail's resolv.conf points) or to any port 53 (a name server built in, as Mirai's 8.8.8.8)
+/// as made. Each query that arrives is recorded and
 /// answered NXDOMAIN, so the resolver fails at once. (musl's resolver sends on an unconnected
 /// socket; its queries are read by the observer from the sendto itself.)
 final class SandboxNameService: @unchecked Sendable {

@@ -154,9 +154,11 @@ enum SandboxNetworkAnswer: Equatable {
         guard let address = parsed else { return .fail(EINVAL) }
         let local = address.isLoopback || address.isUnspecified
         switch call {
-        // A datagram socket's connect only sets its peer: made, to the loopback, where what it
-        // then sends reaches the jail's name server (a resolver's query on port 53).
-        case .connect where datagram: return local ? .succeed : .fail(ENETUNREACH)
+        // A datagram socket's connect only sets its peer: made, to the loopback or to any name
+        // server's port, and what it then sends reaches the jail's name server (a resolver's
+        // query: resolv.conf's 127.0.0.1, or one a sample has built in, such as Mirai's 8.8.8.8).
+        case .connect where datagram:
+            return local || address.port == DNSQuestion.port ? .succeed : .fail(ENETUNREACH)
         // A TCP connect to a loopback port nobody listens on, or anything with no route.
         case .connect, .sendto: return .fail(local ? ECONNREFUSED : ENETUNREACH)
         case .bind:

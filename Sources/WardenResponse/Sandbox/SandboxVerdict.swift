@@ -251,7 +251,7 @@ enum SandboxVerdict {
 
     /// What the report's `result` of a stood-in call means, said once.
     static let standInNote =
-        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered by the supervisor, never made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a TCP connect to an outside address, made to the jail's sink, which keeps what the sample sends and hangs up after half a second without a byte; a bind to a loopback or wildcard address; or a datagram socket's connect to the loopback, where the jail's name server answers)."
+        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered by the supervisor, never made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a TCP connect to an outside address, made to the jail's sink, which keeps what the sample sends and hangs up after half a second without a byte; a bind to a loopback or wildcard address; or a datagram socket's connect to the loopback or to a name server's port, where the jail's name server answers)."
 
     /// `AF_INET 203.0.113.7 4444 (ENETUNREACH); AF_UNIX /run/x`: each endpoint once, sorted.
     static func endpoints(_ attempts: [SandboxReport.NetworkAttempt]) -> String {
