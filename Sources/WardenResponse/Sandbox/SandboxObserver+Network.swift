@@ -1,0 +1,239 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import CSeccomp
+@preconcurrency import Glibc
+import SystemPackage
+import WardenLinux
+
+/// The observer's network calls: what each is (`NetworkCall`), and the sockets it makes and
+/// installs for the sample (stand-ins, an i386 program's unix sockets, a connection to the sink).
+extension SandboxObserver {
+    /// A notified network call, once its arguments are known (an i386 socketcall's read from
+    /// its argument block).
+    enum NetworkCall {
+        case socket(domain: UInt64, type: UInt64, protocolNumber: UInt64, viaSocketCall: Bool)
+        /// connect, sendto or bind on descriptor `fd`, with an address of `length` bytes.
+        case address(SandboxNetworkAnswer.AddressCall, fd: Int32, length: UInt64)
+        /// A socketcall(SYS_SOCKET) whose argument block could not be read.
+        case unreadableSocketCall
+
+        var isSocketCreation: Bool {
+            switch self {
+            case .socket, .unreadableSocketCall: true
+            case .address: false
+            }
+        }
+    }
+
+    /// What `plan`'s call is, from what `capture` read; nil for a socketcall of another kind.
+    static func networkCall(_ plan: ArgumentPlan, _ call: Captured?) -> NetworkCall? {
+        switch plan {
+        case .socket:
+            guard let args = call?.args else { return nil }
+            return .socket(domain: args.0, type: args.1, protocolNumber: args.2, viaSocketCall: false)
+        case .socketAddress(_, let length, let kind):
+            guard let args = call?.args else { return nil }
+            return .address(kind, fd: Int32(truncatingIfNeeded: args.0), length: register(length, of: args))
+        case .socketCall:
+            guard let call else { return nil }
+            let args = call.args
+            switch call.multiplexed {
+            case "socket": return .socket(domain: args.0, type: args.1, protocolNumber: args.2, viaSocketCall: true)
+            case "connect": return .address(.connect, fd: Int32(truncatingIfNeeded: args.0), length: args.2)
+            case "bind": return .address(.bind, fd: Int32(truncatingIfNeeded: args.0), length: args.2)
+            case "sendto": return .address(.sendto, fd: Int32(truncatingIfNeeded: args.0), length: args.5)
+            case nil where call.args.0 == 1: return .unreadableSocketCall
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    /// Answers network call `id` of process `pid` (`plan`, with what `call` read), and records
+    /// the answer in `call`: the stand-ins, the sink, the name server, or the kernel. False when
+    /// the call is no longer waiting (nothing of it is to be counted).
+    func answerNetworkCall(
+        _ plan: ArgumentPlan, _ call: inout Captured?, id: UInt64, pid: Int32, on listener: FileDescriptor,
+        _ response: UnsafeMutablePointer<seccomp_notif_resp>
+    ) -> Bool {
+        guard let networkCall = Self.networkCall(plan, call) else {
+            // A socketcall that is none of those observed: as the kernel has it.
+            return Self.answer(id, on: listener, response)
+        }
+        var decided: SandboxNetworkAnswer
+        switch networkCall {
+        case .socket(let domain, let type, let protocolNumber, let viaSocketCall):
+            decided =
+                viaSocketCall
+                ? .forSocketCall(domain: domain, type: type, protocolNumber: protocolNumber)
+                : .forSocket(domain: domain, type: type, protocolNumber: protocolNumber)
+        case .address(let kind, let fd, let length):
+            decided = .forAddress(kind, sockaddr: call?.first, length: length)
+            // Only a call on a socket is answered here: on anything else the kernel
+            // refuses it (EBADF, ENOTSOCK) without looking at the address, as on a host.
+            // Whatever the descriptor is by then, no socket the sample can hold takes an
+            // IPv4 or IPv6 address.
+            guard decided != .proceed else { break }
+            guard let inode = Self.socketInode(fd, of: pid) else {
+                decided = .proceed
+                break
+            }
+            // A connect on a datagram stand-in with the name server at its other end.
+            if kind == .connect, datagramStandIns.contains(inode) {
+                decided = .forAddress(kind, sockaddr: call?.first, length: length, datagram: true)
+            }
+            // A stream stand-in's connect to an outside address: made, to the sink.
+            if kind == .connect, decided == .fail(SandboxNetworkAnswer.ENETUNREACH),
+                streamStandIns.contains(inode)
+            {
+                guard let connected = connectToSink(fd, of: pid, for: id, on: listener)
+                else { return false }
+                if let connection = connected {
+                    decided = .succeed
+                    call?.connection = connection
+                }
+            }
+        case .unreadableSocketCall:
+            // Its family could not be read: the kernel must not read it instead.
+            decided = .fail(SandboxNetworkAnswer.EFAULT)
+        }
+        switch decided {
+        case .standIn(let type, let nonBlocking, let closeOnExec):
+            guard
+                let installed = installStandIn(
+                    type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec, for: id,
+                    of: pid, on: listener)
+            else { return false }
+            decided = installed
+        case .unixSocket(let type, let nonBlocking, let closeOnExec):
+            guard
+                let installed = installUnixSocket(
+                    type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec, for: id,
+                    of: pid, on: listener)
+            else { return false }
+            decided = installed
+        default: break
+        }
+        guard Self.answer(id, decided, on: listener, response) else { return false }
+        call?.result = decided.result
+        if case .fail = decided, networkCall.isSocketCreation { refusedSockets += 1 }
+        return true
+    }
+
+    /// Answers notification `id` as `answer` says; false when it is no longer waiting. A
+    /// stand-in is answered when it is installed: here it means nothing is left to send.
+    static func answer(
+        _ id: UInt64, _ answer: SandboxNetworkAnswer, on listener: FileDescriptor,
+        _ response: UnsafeMutablePointer<seccomp_notif_resp>
+    ) -> Bool {
+        switch answer {
+        case .proceed: return Self.answer(id, on: listener, response)
+        case .standIn, .unixSocket: return true
+        case .fail, .succeed:
+            memset(response, 0, MemoryLayout<seccomp_notif_resp>.size)
+            response.pointee.id = id
+            if case .fail(let code) = answer { response.pointee.error = -code }
+            return seccomp_notify_respond(listener.rawValue, response) == 0
+        }
+    }
+
+    /// The inode of the socket that descriptor `fd` of process `pid` is (`socket:[inode]`); nil
+    /// when it is no socket.
+    static func socketInode(_ fd: Int32, of pid: Int32) -> UInt64? {
+        guard fd >= 0, let target = try? sys_readlink(Array("/proc/\(pid)/fd/\(fd)".utf8)) else { return nil }
+        let prefix = Array("socket:[".utf8)
+        guard target.starts(with: prefix), target.last == UInt8(ascii: "]") else { return nil }
+        return UInt64(String(decoding: target[prefix.count..<(target.count - 1)], as: UTF8.self))
+    }
+
+    /// Makes descriptor `fd` of process `pid`, a stream stand-in whose connect `id` waits, one
+    /// end of a connected pair whose other end goes to the sink, keeping its blocking mode and
+    /// close-on-exec: the connection's id, to answer the call as made; `.some(nil)` when it
+    /// should fail as unreachable after all (no sink, no room, no pair); nil when the call is no
+    /// longer waiting.
+    func connectToSink(_ fd: Int32, of pid: Int32, for id: UInt64, on listener: FileDescriptor) -> Int?? {
+        guard let sink, sink.hasRoom, let flags = sys_descriptorFlags(fd, ofProcess: pid),
+            let (sampleEnd, peer) = try? sys_unixStandInPair(
+                type: SandboxNetworkAnswer.stream, nonBlocking: flags & O_NONBLOCK != 0)
+        else { return .some(nil) }
+        defer { sys_close(sampleEnd) }
+        do {
+            try sys_seccompReplaceDescriptor(
+                listener, id: id, with: sampleEnd, at: fd, closeOnExec: flags & O_CLOEXEC != 0)
+        } catch {
+            sys_close(peer)
+            return error.errno.rawValue == ENOENT ? nil : .some(nil)
+        }
+        let connection = nextConnection
+        nextConnection += 1
+        sink.adopt(peer, id: connection)
+        return connection
+    }
+
+    /// Makes a unix socket of `type` in the jail's network namespace and installs it in process
+    /// `pid` as what its socketcall(SYS_SOCKET) `id` returns (`installStandIn`'s way, unbound).
+    func installUnixSocket(
+        type: Int32, nonBlocking: Bool, closeOnExec: Bool, for id: UInt64, of pid: Int32, on listener: FileDescriptor
+    ) -> SandboxNetworkAnswer? {
+        installStandIn(
+            type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec, for: id, of: pid, on: listener,
+            asked: .unixSocket(type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec))
+    }
+
+    /// Makes a stand-in socket in the jail's network namespace and installs it in process `pid`
+    /// as what its socket(2) call `id` returns: `.standIn` when it was, `.fail` when the call
+    /// is to fail instead (still to be answered), nil when the call is no longer waiting.
+    ///
+    /// The stand-in is made in the jail's namespace, not this process's: a unix socket's
+    /// abstract names are those of the namespace it was made in, and on the host's a sample
+    /// could reach (or claim) a daemon's abstract socket. This thread joins it at the run's
+    /// first stand-in, once the namespace's descriptor is open and the call is known to be
+    /// still waiting (its pid has not been reused); the thread is the run's own and ends with it.
+    /// `asked`: a unix socket for socketcall(SYS_SOCKET) instead, unbound (`installUnixSocket`).
+    func installStandIn(
+        type: Int32, nonBlocking: Bool, closeOnExec: Bool, for id: UInt64, of pid: Int32, on listener: FileDescriptor,
+        asked: SandboxNetworkAnswer? = nil
+    ) -> SandboxNetworkAnswer? {
+        let unix = asked != nil
+        if !inJailNetwork {
+            do {
+                try sys_joinNetworkNamespace(ofProcess: pid) { seccomp_notify_id_valid(listener.rawValue, id) == 0 }
+                inJailNetwork = true
+            } catch {
+                return error.errno.rawValue == ESRCH ? nil : .fail(SandboxNetworkAnswer.EPERM)
+            }
+        }
+        // A datagram one is one end of a pair, the name server at the other (up to its limit).
+        let standIn: FileDescriptor
+        var peer: FileDescriptor?
+        do {
+            if !unix, type == SandboxNetworkAnswer.datagram, nameServer != nil,
+                datagramStandIns.count < SandboxNameService.peerLimit
+            {
+                (standIn, peer) = try sys_unixStandInPair(type: type, nonBlocking: nonBlocking)
+            } else {
+                standIn = try sys_unixStandInSocket(type: type, nonBlocking: nonBlocking, autobind: !unix)
+            }
+        } catch {
+            return .fail(error.errno.rawValue)
+        }
+        defer { sys_close(standIn) }
+        do {
+            _ = try sys_seccompAnswer(listener, id: id, installing: standIn, closeOnExec: closeOnExec)
+            if let peer, let nameServer, let inode = try? sys_fstat(standIn).inode {
+                datagramStandIns.insert(inode)
+                nameServer.adopt(peer)
+            } else if let peer {
+                sys_close(peer)
+            } else if !unix, type == SandboxNetworkAnswer.stream, let inode = try? sys_fstat(standIn).inode {
+                streamStandIns.insert(inode)
+            }
+            return asked ?? .standIn(type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec)
+        } catch {
+            if let peer { sys_close(peer) }
+            // EMFILE, say: the sample is at its descriptor limit, and its call fails so.
+            return error.errno.rawValue == ENOENT ? nil : .fail(error.errno.rawValue)
+        }
+    }
+}
