@@ -289,6 +289,13 @@ import WardenLinux
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_RAW", result: "EPERM"),
             http, tls, silent,
             .init(syscall: "bind", family: "AF_INET", address: "0.0.0.0", port: 4444, result: "ok"),
+            {
+                var datagram = SandboxReport.NetworkAttempt(
+                    syscall: "sendto", family: "AF_INET", address: "198.51.100.3", port: 9999, result: "ENETUNREACH")
+                datagram.sentBytes = 4
+                datagram.sent = "ping"
+                return datagram
+            }(),
         ]
         base.lookups = [.init(request: "DNS AAAA", name: "c2.example", pid: 9)]
         let sentences = SandboxVerdict.sentences(base)
@@ -302,7 +309,7 @@ import WardenLinux
                     + SandboxVerdict.standInNote))
         #expect(
             sentences.contains(
-                "It tried to connect or send: AF_INET 198.51.100.2 443 (ok); AF_INET 203.0.113.5 80 (ok); AF_INET6 2001:db8::1 22 (ok)."
+                "It tried to connect or send: AF_INET 198.51.100.2 443 (ok); AF_INET 198.51.100.3 9999 (ENETUNREACH); AF_INET 203.0.113.5 80 (ok); AF_INET6 2001:db8::1 22 (ok)."
             ), "\(sentences)")
         #expect(
             sentences.contains(
@@ -317,6 +324,10 @@ import WardenLinux
                 "Its connection to AF_INET6 2001:db8::1 22, made to the jail's sink, carried nothing before the sink hung up."
             ))
         #expect(sentences.contains("It bound sockets, to listen or receive on: AF_INET 0.0.0.0 4444 (ok)."))
+        #expect(
+            sentences.contains(
+                "It tried to send a datagram of 4 byte(s) to AF_INET 198.51.100.3 9999, not delivered: ping"),
+            "\(sentences)")
         #expect(
             sentences.contains {
                 $0.hasPrefix("It sent DNS queries of its own, not through glibc, for 1 name(s): c2.example (AAAA);")

@@ -425,6 +425,15 @@ struct SandboxTests {
         sunk.sentBytes = 11
         sunk.sent = "HELLO c2\\x0a\\x01\\xff"
         sunk.sentBase64 = "SEVMTE8gYzIKAf8="
+        // The DNS query sent to 8.8.8.8 is never delivered, and kept as it was.
+        let question: [UInt8] =
+            [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 2] + Array("c2".utf8) + [7] + Array("example".utf8) + [7]
+            + Array("invalid".utf8) + [0, 0, 1, 0, 1]
+        var query = SandboxReport.NetworkAttempt(
+            syscall: "sendto", family: "AF_INET", address: "8.8.8.8", port: 53, result: "ENETUNREACH")
+        query.sentBytes = question.count
+        query.sent = PathBytes(question).displayString
+        query.sentBase64 = PathBytes(question).base64
         let expected: [SandboxReport.NetworkAttempt] = [
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
             sunk,
@@ -433,7 +442,7 @@ struct SandboxTests {
             .init(syscall: "socket", family: "AF_INET6", type: "SOCK_STREAM", result: "ok"),
             .init(syscall: "bind", family: "AF_INET6", address: "::", port: 22, result: "EACCES"),
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_DGRAM", result: "ok"),
-            .init(syscall: "sendto", family: "AF_INET", address: "8.8.8.8", port: 53, result: "ENETUNREACH"),
+            query,
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_RAW", result: "EPERM"),
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
             .init(syscall: "connect", family: "AF_UNIX", address: "@" + name),

@@ -438,11 +438,12 @@ final class SandboxObserver: @unchecked Sendable {
             if values(address) != 0 {
                 call.first = sys_readProcessMemory(pid, address: values(address), length: Int(min(values(length), 128)))
             }
-            // A datagram to a name server's port: its question is a host name looked up without
-            // glibc (which asks the jail's nscd socket instead).
+            // A datagram to an IPv4 or IPv6 address, which is never delivered: what it carried is
+            // on record (a UDP C2's message, a flood's packet), and when it went to a name
+            // server's port, its question is a host name looked up without glibc (which asks the
+            // jail's nscd socket instead).
             if kind == .sendto, let sockaddr = call.first,
-                case .some(.some(let to)) = SandboxNetworkAnswer.address(
-                    in: sockaddr, length: values(length)), to.port == DNSQuestion.port, values(2) > 0
+                case .some(.some) = SandboxNetworkAnswer.address(in: sockaddr, length: values(length)), values(2) > 0
             {
                 call.second = sys_readProcessMemory(
                     pid, address: values(1), length: Int(min(values(2), UInt64(DNSQuestion.readLimit))))
@@ -612,6 +613,12 @@ final class SandboxObserver: @unchecked Sendable {
             }
             var attempt = socketAddress(bytes, syscall: name)
             attempt.result = call.result
+            // A datagram's first bytes, as the sink keeps a connection's (sendto's length: args.2).
+            if name == "sendto", let payload = call.second {
+                attempt.sentBytes = Int(clamping: args.2)
+                attempt.sent = PathBytes(payload).displayString
+                attempt.sentBase64 = PathBytes(payload).base64
+            }
             return .network(attempt)
         case "socket":
             return .network(

@@ -34,7 +34,8 @@ public struct SandboxReport: Codable, Sendable {
         public var result: String? = nil
         /// For a connect to an outside address, made to the jail's sink: how many bytes the sample
         /// sent before the sink hung up, the first of them for reading (`\xNN` for control bytes
-        /// and invalid UTF-8), and exactly (base64), up to 4 KiB.
+        /// and invalid UTF-8), and exactly (base64), up to 4 KiB. For a sendto to an IPv4 or IPv6
+        /// address (never delivered): the datagram's length and its first 512 bytes.
         public var sentBytes: Int? = nil
         public var sent: String? = nil
         public var sentBase64: String? = nil

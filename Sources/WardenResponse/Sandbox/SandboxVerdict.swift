@@ -95,12 +95,16 @@ enum SandboxVerdict {
             out.append("It tried to connect or send: \(Self.endpoints(attempts)).")
         }
         // What it sent once a connection seemed made: its C2's protocol.
-        let sunk = report.network.filter { $0.sentBytes != nil }
+        let sunk = report.network.filter { $0.sentBytes != nil && $0.syscall == "connect" }
+        func target(_ attempt: SandboxReport.NetworkAttempt) -> String {
+            [attempt.family, attempt.address, attempt.port.map(String.init)].compactMap { $0 }.joined(separator: " ")
+        }
+        func preview(_ attempt: SandboxReport.NetworkAttempt) -> String {
+            attempt.sent.map { $0.count > 160 ? String($0.prefix(160)) + "…" : $0 } ?? ""
+        }
         for attempt in sunk.prefix(3) {
-            let target = [attempt.family, attempt.address, attempt.port.map(String.init)].compactMap { $0 }
-                .joined(separator: " ")
+            let (target, preview) = (target(attempt), preview(attempt))
             let bytes = attempt.sentBytes ?? 0
-            let preview = attempt.sent.map { $0.count > 160 ? String($0.prefix(160)) + "…" : $0 } ?? ""
             if let name = attempt.tlsServerName {
                 out.append(
                     "Over its connection to \(target), made to the jail's sink, it began TLS for the server name \(name) (\(bytes) byte(s) sent)."
@@ -114,6 +118,16 @@ enum SandboxVerdict {
             }
         }
         if sunk.count > 3 { out.append("It made \(sunk.count - 3) more connection(s) to the sink.") }
+        // Datagrams it tried to send (never delivered), but DNS queries: those are lookups.
+        let datagrams = report.network.filter {
+            $0.syscall == "sendto" && $0.sentBytes != nil && $0.port != DNSQuestion.port
+        }
+        for attempt in datagrams.prefix(2) {
+            out.append(
+                "It tried to send a datagram of \(attempt.sentBytes ?? 0) byte(s) to \(target(attempt)), not delivered: \(preview(attempt))"
+            )
+        }
+        if datagrams.count > 2 { out.append("It tried to send \(datagrams.count - 2) more datagram(s).") }
         let binds = report.network.filter { $0.syscall == "bind" }
         if !binds.isEmpty {
             out.append("It bound sockets, to listen or receive on: \(Self.endpoints(binds)).")
