@@ -335,6 +335,19 @@ import WardenLinux
         #expect(!sentences.contains { $0.hasPrefix("It looked up") })
     }
 
+    /// A scanner's hundreds of connects are all in `network`; the verdict names the first ten.
+    @Test func aScannersConnectsAreCountedNotAllNamed() {
+        var base = report()
+        base.syscalls = ["connect": 12]
+        base.network = (0..<12).map {
+            .init(
+                syscall: "connect", family: "AF_INET", address: "198.51.100.\($0 + 10)", port: 23, result: "ENETUNREACH"
+            )
+        }
+        let sentence = SandboxVerdict.sentences(base).first { $0.hasPrefix("It tried to connect or send: ") }
+        #expect(sentence?.hasSuffix("AF_INET 198.51.100.19 23 (ENETUNREACH) and 2 more.") == true, "\(sentence ?? "")")
+    }
+
     /// What an exec was told is the dropper's story (`curl URL -o /dev/shm/x`): the verdict names
     /// each program with its arguments, quoted as a shell needs them, and says when argv[0] lies
     /// about the program or the vector went on past what was read.

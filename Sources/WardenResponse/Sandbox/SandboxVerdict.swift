@@ -267,13 +267,14 @@ enum SandboxVerdict {
     static let standInNote =
         "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered by the supervisor, never made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a TCP connect to an outside address, made to the jail's sink, which keeps what the sample sends and hangs up after half a second without a byte; a bind to a loopback or wildcard address; or a datagram socket's connect to the loopback or to a name server's port, where the jail's name server answers)."
 
-    /// `AF_INET 203.0.113.7 4444 (ENETUNREACH); AF_UNIX /run/x`: each endpoint once, sorted.
+    /// `AF_INET 203.0.113.7 4444 (ENETUNREACH); AF_UNIX /run/x`: each endpoint once, sorted, the
+    /// first ten (a scanner's hundreds are in `network`).
     static func endpoints(_ attempts: [SandboxReport.NetworkAttempt]) -> String {
         let targets = attempts.map {
             [$0.family, $0.address, $0.port.map(String.init), $0.result.map { "(\($0))" }].compactMap { $0 }
                 .joined(separator: " ")
         }
-        return Array(Set(targets)).sorted().joined(separator: "; ")
+        return listed(Array(Set(targets)).sorted(), limit: 10, separator: "; ")
     }
 
     /// `AF_INET SOCK_STREAM ×2, AF_INET6 SOCK_DGRAM ×1`.
