@@ -59,6 +59,7 @@ int main(int argc, char **argv) {
         ssize_t answered = read(tcp, answer, sizeof answer);
         printf("read %s\n", answered == 0 ? "eof" : answered < 0 ? strerror(errno) : "data");
         printf("fd cloexec %s\n", fcntl(tcp, F_GETFD) & FD_CLOEXEC ? "kept" : "lost");
+        printf("connect again %s\n", connect(tcp, (struct sockaddr *)&far, sizeof far) == 0 ? "ok" : strerror(errno));
         int listener = socket(AF_INET6, SOCK_STREAM, 0);
         struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = htons(31337) };
         printf("bind %s\n", bind(listener, (struct sockaddr *)&any, sizeof any) == 0 ? "ok" : strerror(errno));

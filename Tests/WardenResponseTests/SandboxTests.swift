@@ -409,6 +409,7 @@ struct SandboxTests {
                 write 11
                 read eof
                 fd cloexec kept
+                connect again Transport endpoint is already connected
                 bind ok
                 listen ok
                 bind 22 Permission denied
@@ -437,6 +438,7 @@ struct SandboxTests {
         let expected: [SandboxReport.NetworkAttempt] = [
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
             sunk,
+            .init(syscall: "connect", family: "AF_INET", address: "203.0.113.7", port: 4444, result: "EISCONN"),
             .init(syscall: "socket", family: "AF_INET6", type: "SOCK_STREAM", result: "ok"),
             .init(syscall: "bind", family: "AF_INET6", address: "::", port: 31337, result: "ok"),
             .init(syscall: "socket", family: "AF_INET6", type: "SOCK_STREAM", result: "ok"),
@@ -463,7 +465,7 @@ struct SandboxTests {
         #expect(
             report.verdict.contains {
                 $0.contains(
-                    "It tried to connect or send: AF_INET 203.0.113.7 4444 (ok); AF_INET 8.8.8.8 53 (ENETUNREACH)"
+                    "It tried to connect or send: AF_INET 203.0.113.7 4444 (EISCONN); AF_INET 203.0.113.7 4444 (ok); AF_INET 8.8.8.8 53 (ENETUNREACH)"
                 )
             }, "\(report.verdict)")
         #expect(

@@ -51,6 +51,7 @@ enum SandboxNetworkAnswer: Equatable {
     static let ESOCKTNOSUPPORT: Int32 = 94
     static let EADDRNOTAVAIL: Int32 = 99
     static let ENETUNREACH: Int32 = 101
+    static let EISCONN: Int32 = 106
     static let ECONNREFUSED: Int32 = 111
 
     /// Names for the report, of the errors answered here and of what an install may fail with.
@@ -65,6 +66,7 @@ enum SandboxNetworkAnswer: Equatable {
         case ESOCKTNOSUPPORT: "ESOCKTNOSUPPORT"
         case EADDRNOTAVAIL: "EADDRNOTAVAIL"
         case ENETUNREACH: "ENETUNREACH"
+        case EISCONN: "EISCONN"
         case ECONNREFUSED: "ECONNREFUSED"
         default: "errno \(code)"
         }

@@ -83,6 +83,10 @@ extension SandboxObserver {
             if kind == .connect, datagramStandIns.contains(inode) {
                 decided = .forAddress(kind, sockaddr: call?.first, length: length, datagram: true)
             }
+            // A connection to the sink is connected already, as a TCP socket would be.
+            if kind == .connect, sinkConnections.contains(inode) {
+                decided = .fail(SandboxNetworkAnswer.EISCONN)
+            }
             // A stream stand-in's connect to an outside address: made, to the sink.
             if kind == .connect, decided == .fail(SandboxNetworkAnswer.ENETUNREACH),
                 streamStandIns.contains(inode)
@@ -168,6 +172,7 @@ extension SandboxObserver {
         let connection = nextConnection
         nextConnection += 1
         sink.adopt(peer, id: connection)
+        if let inode = try? sys_fstat(sampleEnd).inode { sinkConnections.insert(inode) }
         return connection
     }
 

@@ -267,8 +267,10 @@ final class SandboxObserver: @unchecked Sendable {
     /// The run's sink, which takes the other end of TCP connections to outside addresses
     /// (nil: such connects fail as unreachable).
     var sink: SandboxConnectionSink?
-    /// The inodes of the stream stand-ins not yet connected.
+    /// The inodes of the stream stand-ins not yet connected, and of the sockets connected to the
+    /// sink in their place.
     var streamStandIns: Set<UInt64> = []
+    var sinkConnections: Set<UInt64> = []
     /// The id of the sink's next connection.
     var nextConnection = 0
     /// Where each sink connection's connect is in `network`, by connection id.
