@@ -694,16 +694,17 @@ struct SandboxTests {
         program.call(5, .string("/etc/passwd"), .number(0))  // open
         program.call(359, .number(UInt32(AF_INET)), .number(1), .number(0))  // socket(AF_INET, SOCK_STREAM)
         // Sockets the older i386 way, through socketcall(2), whose arguments the filter cannot
-        // read and the observer does: a unix one (descriptor 5: 3 is /etc/passwd, 4 the
-        // sample's own) connected to a container runtime's socket (which the jail lacks); an
-        // IPv4 one (descriptor 6) connected to a C2 and written to; a packet socket, refused.
+        // read and the observer does: a unix one (descriptor 6: 3 is /etc/passwd, 4 the
+        // sample's own, 5 the IPv4 stand-in above) connected to a container runtime's socket
+        // (which the jail lacks); an IPv4 one (descriptor 7) connected to a C2 and written to; a
+        // packet socket, refused.
         program.call(102, .number(1), .words([UInt32(AF_UNIX), 1, 0]))
         let runtime: [UInt8] = [UInt8(AF_UNIX), 0] + Array("/var/run/docker.sock".utf8) + [0]
-        program.call(102, .number(3), .addressBlock(fd: 5, address: runtime))
+        program.call(102, .number(3), .addressBlock(fd: 6, address: runtime))
         program.call(102, .number(1), .words([UInt32(AF_INET), 1, 0]))
         let c2: [UInt8] = [UInt8(AF_INET), 0, 0x11, 0x5c, 203, 0, 113, 7] + [UInt8](repeating: 0, count: 8)
-        program.call(102, .number(3), .addressBlock(fd: 6, address: c2))
-        program.call(4, .number(6), .string("i386 c2\n"), .number(8))  // write
+        program.call(102, .number(3), .addressBlock(fd: 7, address: c2))
+        program.call(4, .number(7), .string("i386 c2\n"), .number(8))  // write
         program.call(102, .number(1), .words([UInt32(AF_PACKET), 3, 0]))
         program.call(22, .string("/tmp"))  // umount, i386's older unmount call
         program.call(4, .number(1), .string("i386 here\n"), .number(10))  // write
@@ -717,15 +718,15 @@ struct SandboxTests {
         #expect(
             report.processes.contains { $0.syscall == "execve" && $0.arguments == ["/bin/echo", "from", "i386"] },
             "\(report.processes)")
-        // The direct IPv4 socket (the filter's refusal: no stand-ins for i386's socket(2)) and
-        // the packet socket through socketcall (the observer's).
-        #expect(report.denied == ["socket": 2, "umount": 1], "\(report.denied)")
+        // The packet socket through socketcall (the observer's refusal).
+        #expect(report.denied == ["socket": 1, "umount": 1], "\(report.denied)")
         var sunk = SandboxReport.NetworkAttempt(
             syscall: "connect", family: "AF_INET", address: "203.0.113.7", port: 4444, result: "ok")
         sunk.sentBytes = 8
         sunk.sent = "i386 c2\\x0a"
         sunk.sentBase64 = "aTM4NiBjMgo="
         let expected: [SandboxReport.NetworkAttempt] = [
+            .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
             .init(syscall: "socket", family: "AF_UNIX", type: "SOCK_STREAM", result: "ok"),
             .init(syscall: "connect", family: "AF_UNIX", address: "/var/run/docker.sock"),
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
@@ -734,11 +735,11 @@ struct SandboxTests {
         ]
         #expect(report.network == expected, "\(report.network)")
         #expect(report.verdict.contains { $0.hasPrefix("It tried to reach a container runtime's socket") })
-        // Its open, five socketcalls and execve (the refused ones are not notified;
+        // Its open, socket, five socketcalls and execve (the refused ones are not notified;
         // /bin/echo is x86_64).
-        #expect(report.i386Calls == 7, "\(report.syscalls)")
+        #expect(report.i386Calls == 8, "\(report.syscalls)")
         #expect(
-            report.verdict.contains { $0.hasPrefix("7 of its observed calls went through the 32-bit x86 (i386) ABI") })
+            report.verdict.contains { $0.hasPrefix("8 of its observed calls went through the 32-bit x86 (i386) ABI") })
 
         // ptrace is killed for in i386's numbering too.
         var tracer = I386Program()

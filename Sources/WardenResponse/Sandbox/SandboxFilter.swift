@@ -42,7 +42,7 @@ public struct SandboxFilter: Sendable {
     /// a miner posing as a kernel thread. Other prctl options are frequent and say little.
     public static let observedPrctlOption: UInt64 = 15
     /// Every call that may reach the supervisor: `observed`, prctl for that one option, socket
-    /// for IPv4 and IPv6 (`SandboxNetworkAnswer`), and i386's socketcall (`socketCallPrefix`, and
+    /// for IPv4 and IPv6 (`SandboxNetworkAnswer`), and i386's socketcall (`compatibleSocketsPrefix`, and
     /// libseccomp's own rules for the observed calls it multiplexes).
     public static let notified = observed + ["prctl", "socket", "socketcall"]
     /// The socket families the observer answers with a stand-in, when observing: AF_INET, AF_INET6.
@@ -106,21 +106,23 @@ public struct SandboxFilter: Sendable {
         }
         let exported = try Self.export(native)
         if observe, let compatible = Self.compatibleArchitecture {
-            program = Self.socketCallPrefix(compatible) + exported
+            program = Self.compatibleSocketsPrefix(compatible) + exported
         } else {
             program = exported
         }
     }
 
-    /// BPF to run before libseccomp's program: i386's socketcall(SYS_SOCKET) goes to the
-    /// observer. Its family is in memory the filter cannot read, and libseccomp, which turns the
-    /// rule on socket(2) into one on socketcall too, can only refuse it: every i386 program that
-    /// makes its sockets so (older static builds, the Mirai family's among them) had each one
-    /// refused, unix ones too. The observer reads the arguments, makes the socket itself (a unix
-    /// one, or a stand-in for an IPv4 or IPv6 one) and never lets the kernel read them
-    /// (`SandboxNetworkAnswer.forSocketCall`); with no observer there, the call fails (ENOSYS).
+    /// BPF to run before libseccomp's program, for i386's sockets: its socketcall(SYS_SOCKET),
+    /// and its socket(2) for IPv4 or IPv6, go to the observer. libseccomp turns the rule on
+    /// socket(2) into one on socketcall too, and cannot have two actions there (nor filter
+    /// i386's socket(2) apart from it): every i386 socket was refused but a direct unix one, and
+    /// through socketcall, the older way (static builds of the Mirai family's age), unix ones
+    /// too. socketcall's family is in memory the filter cannot read: the observer reads the
+    /// arguments and makes the socket itself (a unix one, or a stand-in for an IPv4 or IPv6
+    /// one), never letting the kernel read them (`SandboxNetworkAnswer.forSocketCall`); socket's
+    /// family is a register, checked here. With no observer there, either call fails (ENOSYS).
     /// Every other call, of any ABI, goes on to libseccomp's program.
-    static func socketCallPrefix(_ architecture: UInt32) -> [UInt8] {
+    static func compatibleSocketsPrefix(_ architecture: UInt32) -> [UInt8] {
         func instruction(_ code: UInt16, _ jumpIfTrue: UInt8, _ jumpIfFalse: UInt8, _ value: UInt32) -> [UInt8] {
             withUnsafeBytes(of: code.littleEndian, Array.init) + [jumpIfTrue, jumpIfFalse]
                 + withUnsafeBytes(of: value.littleEndian, Array.init)
@@ -128,15 +130,23 @@ public struct SandboxFilter: Sendable {
         let load: UInt16 = 0x20  // BPF_LD | BPF_W | BPF_ABS, from struct seccomp_data
         let jumpIfEqual: UInt16 = 0x15  // BPF_JMP | BPF_JEQ | BPF_K
         let returns: UInt16 = 0x06  // BPF_RET | BPF_K
+        let notify: UInt32 = 0x7fc0_0000  // SECCOMP_RET_USER_NOTIF
         let socketcall = UInt32(bitPattern: seccomp_syscall_resolve_name_arch(architecture, "socketcall"))
-        // A false jump skips to the first instruction after these seven (pc + 1 + offset).
-        return instruction(load, 0, 0, 4)  // arch
-            + instruction(jumpIfEqual, 0, 5, architecture)
-            + instruction(load, 0, 0, 0)  // nr
-            + instruction(jumpIfEqual, 0, 3, socketcall)
-            + instruction(load, 0, 0, 16)  // args[0], its low 32 bits (little-endian)
-            + instruction(jumpIfEqual, 0, 1, 1)  // SYS_SOCKET
-            + instruction(returns, 0, 0, 0x7fc0_0000)  // SECCOMP_RET_USER_NOTIF
+        // i386's socket(2): libseccomp has it as a pseudo-call; its number in the i386 table.
+        let socket: UInt32 = 359
+        // A jump goes to pc + 1 + its offset; instruction 12 is libseccomp's first.
+        return instruction(load, 0, 0, 4)  // 0: arch
+            + instruction(jumpIfEqual, 0, 10, architecture)  // 1
+            + instruction(load, 0, 0, 0)  // 2: nr
+            + instruction(jumpIfEqual, 0, 3, socketcall)  // 3
+            + instruction(load, 0, 0, 16)  // 4: args[0], its low 32 bits (little-endian)
+            + instruction(jumpIfEqual, 0, 6, 1)  // 5: SYS_SOCKET
+            + instruction(returns, 0, 0, notify)  // 6
+            + instruction(jumpIfEqual, 0, 4, socket)  // 7: nr still loaded
+            + instruction(load, 0, 0, 16)  // 8: the family
+            + instruction(jumpIfEqual, 1, 0, UInt32(AF_INET))  // 9
+            + instruction(jumpIfEqual, 0, 1, UInt32(AF_INET6))  // 10
+            + instruction(returns, 0, 0, notify)  // 11
     }
 
     /// A context for the native ABI (`architecture` nil) or for `architecture` alone.
