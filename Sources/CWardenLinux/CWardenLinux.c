@@ -351,7 +351,8 @@ static void sbx_sample(const struct warden_sandbox_spec *original) {
         header->cmsg_len = CMSG_LEN(sizeof(int));
         int fd = (int)listener;
         memcpy(CMSG_DATA(header), &fd, sizeof fd);
-        if (sendmsg(spec->notify_socket, &message, MSG_NOSIGNAL) != 1) sbx_fail(spec, SBX_NOTIFY);
+        // The flags the filter leaves this one sendmsg unobserved by: it waits for the listener.
+        if (sendmsg(spec->notify_socket, &message, WARDEN_LAUNCHER_SENDMSG_FLAGS) != 1) sbx_fail(spec, SBX_NOTIFY);
         close(fd);
         close(spec->notify_socket);
     }

@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -76,6 +77,11 @@ int main(int argc, char **argv) {
             2, 'c', '2', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 7, 'i', 'n', 'v', 'a', 'l', 'i', 'd', 0, 0, 1, 0, 1 };
         ssize_t sent = sendto(udp, query, sizeof query, 0, (struct sockaddr *)&dns, sizeof dns);
         printf("sendto %s\n", sent == (ssize_t)sizeof query ? "ok" : strerror(errno));
+        struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(9999) };
+        inet_pton(AF_INET, "198.51.100.3", &peer.sin_addr);
+        struct iovec part = { .iov_base = "ping", .iov_len = 4 };
+        struct msghdr message = { .msg_name = &peer, .msg_namelen = sizeof peer, .msg_iov = &part, .msg_iovlen = 1 };
+        printf("sendmsg %s\n", sendmsg(udp, &message, 0) == 4 ? "ok" : strerror(errno));
         printf("raw %s\n", socket(AF_INET, SOCK_RAW, IPPROTO_ICMP) >= 0 ? "ok" : strerror(errno));
         printf("packet %s\n", socket(AF_PACKET, SOCK_RAW, 0) >= 0 ? "ok" : strerror(errno));
         struct sockaddr_un host = { .sun_family = AF_UNIX };

@@ -414,6 +414,7 @@ struct SandboxTests {
                 listen ok
                 bind 22 Permission denied
                 sendto Network is unreachable
+                sendmsg Network is unreachable
                 raw Operation not permitted
                 packet Operation not permitted
                 abstract Connection refused
@@ -445,6 +446,14 @@ struct SandboxTests {
             .init(syscall: "bind", family: "AF_INET6", address: "::", port: 22, result: "EACCES"),
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_DGRAM", result: "ok"),
             query,
+            {
+                var datagram = SandboxReport.NetworkAttempt(
+                    syscall: "sendmsg", family: "AF_INET", address: "198.51.100.3", port: 9999, result: "ENETUNREACH")
+                datagram.sentBytes = 4
+                datagram.sent = "ping"
+                datagram.sentBase64 = "cGluZw=="
+                return datagram
+            }(),
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_RAW", result: "EPERM"),
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_STREAM", result: "ok"),
             .init(syscall: "connect", family: "AF_UNIX", address: "@" + name),
@@ -465,7 +474,7 @@ struct SandboxTests {
         #expect(
             report.verdict.contains {
                 $0.contains(
-                    "It tried to connect or send: AF_INET 203.0.113.7 4444 (EISCONN); AF_INET 203.0.113.7 4444 (ok); AF_INET 8.8.8.8 53 (ENETUNREACH)"
+                    "It tried to connect or send: AF_INET 198.51.100.3 9999 (ENETUNREACH); AF_INET 203.0.113.7 4444 (EISCONN); AF_INET 203.0.113.7 4444 (ok); AF_INET 8.8.8.8 53 (ENETUNREACH)"
                 )
             }, "\(report.verdict)")
         #expect(

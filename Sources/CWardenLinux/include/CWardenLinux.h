@@ -192,6 +192,11 @@ int warden_pipe_cloexec(int fds[2]);
 /// unknown) in *peer_pid: both need _GNU_SOURCE, which the Glibc module does not define.
 int warden_accept_cloexec(int fd, int *peer_pid);
 
+/// The flags of the launcher's sendmsg of the seccomp listener (MSG_NOSIGNAL | MSG_EOR), made
+/// after the filter is loaded: the filter observes every other sendmsg, and observing this one
+/// would wait for the listener it carries.
+#define WARDEN_LAUNCHER_SENDMSG_FLAGS 0x4080
+
 /// Asks for synchronous wake-ups on a seccomp notification listener (Linux 6.6+,
 /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP): the blocked task and the supervisor hand over on one CPU
 /// instead of waking each other across CPUs. Fails harmlessly on older kernels.

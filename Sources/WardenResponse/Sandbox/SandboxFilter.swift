@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import CSeccomp
+import CWardenLinux
 @preconcurrency import Glibc
 import Synchronization
 import SystemPackage
@@ -44,7 +45,7 @@ public struct SandboxFilter: Sendable {
     /// Every call that may reach the supervisor: `observed`, prctl for that one option, socket
     /// for IPv4 and IPv6 (`SandboxNetworkAnswer`), and i386's socketcall (`compatibleSocketsPrefix`, and
     /// libseccomp's own rules for the observed calls it multiplexes).
-    public static let notified = observed + ["prctl", "socket", "socketcall"]
+    public static let notified = observed + ["prctl", "socket", "socketcall", "sendmsg", "sendmmsg"]
     /// The socket families the observer answers with a stand-in, when observing: AF_INET, AF_INET6.
     static let standInFamilies: [UInt64] = [UInt64(AF_INET), UInt64(AF_INET6)]
 
@@ -210,6 +211,18 @@ public struct SandboxFilter: Sendable {
             for family in Self.standInFamilies {
                 try add("socket", SCMP_ACT_NOTIFY, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: family, datum_b: 0)])
             }
+            // sendmsg and sendmmsg with an IPv4 or IPv6 address, answered as sendto's (the
+            // native ABI only: libseccomp would fold i386's into socketcall, where the flags
+            // cannot be read). All but the launcher's one sendmsg of the listener, told by its
+            // flags: observing it would wait for the listener it carries. A sample's sendmsg with
+            // the same flags goes unobserved, and no further: a stand-in takes no IPv4 address.
+            try add(
+                "sendmsg", SCMP_ACT_NOTIFY,
+                [
+                    scmp_arg_cmp(
+                        arg: 2, op: SCMP_CMP_NE, datum_a: UInt64(WARDEN_LAUNCHER_SENDMSG_FLAGS), datum_b: 0)
+                ])
+            try add("sendmmsg", SCMP_ACT_NOTIFY)
         }
         // i386's socketcall(2) passes socket's arguments in memory the filter cannot read: its
         // SYS_SOCKET is refused whatever the family (the direct socket call is filtered above).

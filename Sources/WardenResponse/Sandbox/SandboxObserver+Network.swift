@@ -35,6 +35,10 @@ extension SandboxObserver {
         case .socketAddress(_, let length, let kind):
             guard let args = call?.args else { return nil }
             return .address(kind, fd: Int32(truncatingIfNeeded: args.0), length: register(length, of: args))
+        case .message:
+            // Answered as sendto's address is (a sendmmsg's first message's stands for all).
+            guard let call, call.first != nil else { return nil }
+            return .address(.sendto, fd: Int32(truncatingIfNeeded: call.args.0), length: call.addressLength ?? 0)
         case .socketCall:
             guard let call else { return nil }
             let args = call.args

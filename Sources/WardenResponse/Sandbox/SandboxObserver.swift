@@ -86,6 +86,9 @@ final class SandboxObserver: @unchecked Sendable {
         var connection: Int?
         /// The call an i386 socketcall made (`connect`, `bind`, `sendto`), its arguments in `args`.
         var multiplexed: String?
+        /// A sendmsg's address length, and its first buffer's length.
+        var addressLength: UInt64?
+        var payloadLength: UInt64?
     }
 
     /// Which arguments of a call point at something worth reading.
@@ -111,6 +114,9 @@ final class SandboxObserver: @unchecked Sendable {
         /// socket(2) for IPv4 or IPv6 (the only families the filter notifies): described from
         /// the registers, answered with a stand-in.
         case socket
+        /// sendmsg's `struct msghdr` (sendmmsg's first), in argument `index`: the address it names
+        /// (then answered as sendto's is) and its first buffer.
+        case message(Int)
         /// i386's socketcall(2): its call (connect, bind or sendto: the filter notifies those)
         /// and that call's arguments, 4-byte words in memory, read with the address they give.
         case socketCall
@@ -136,6 +142,7 @@ final class SandboxObserver: @unchecked Sendable {
             case "connect": self = .socketAddress(address: 1, length: 2, call: .connect)
             case "sendto": self = .socketAddress(address: 4, length: 5, call: .sendto)
             case "bind": self = .socketAddress(address: 1, length: 2, call: .bind)
+            case "sendmsg", "sendmmsg": self = .message(1)
             case "socket": self = .socket
             case "socketcall": self = .socketCall
             case "fchmod": self = .descriptor(0)
@@ -236,7 +243,7 @@ final class SandboxObserver: @unchecked Sendable {
             // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
             // the same thing one syscall earlier.
             switch plan {
-            case .socket, .socketAddress, .socketCall:
+            case .socket, .socketAddress, .socketCall, .message:
                 guard answerNetworkCall(plan, &call, id: notification.id, pid: pid, on: listener, response) else {
                     continue
                 }
@@ -436,6 +443,34 @@ final class SandboxObserver: @unchecked Sendable {
             if address != 0 {
                 call.first = sys_readProcessMemory(pid, address: address, length: Int(min(length, 128)))
             }
+        case .message(let index):
+            // struct msghdr {name, namelen, iov, iovlen, …}: pointers of the caller's ABI, the
+            // length a 4-byte int (padded to a pointer's size), then an iovec {base, len}.
+            let header = sys_readProcessMemory(pid, address: values(index), length: 4 * pointerSize) ?? []
+            func word(_ bytes: [UInt8], _ slot: Int) -> UInt64 {
+                guard bytes.count >= (slot + 1) * pointerSize else { return 0 }
+                return bytes.withUnsafeBytes {
+                    pointerSize == 8
+                        ? $0.loadUnaligned(fromByteOffset: slot * 8, as: UInt64.self)
+                        : UInt64($0.loadUnaligned(fromByteOffset: slot * 4, as: UInt32.self))
+                }
+            }
+            let (name, nameLength) = (word(header, 0), word(header, 1) & 0xffff_ffff)
+            guard name != 0 else { break }
+            call.first = sys_readProcessMemory(pid, address: name, length: Int(min(nameLength, 128)))
+            call.addressLength = nameLength
+            // Its first buffer, when the address is an IPv4 or IPv6 one (never delivered).
+            if let sockaddr = call.first,
+                case .some(.some) = SandboxNetworkAnswer.address(in: sockaddr, length: nameLength),
+                word(header, 3) > 0,
+                let vector = sys_readProcessMemory(pid, address: word(header, 2), length: 2 * pointerSize)
+            {
+                call.payloadLength = word(vector, 1)
+                if word(vector, 1) > 0 {
+                    call.second = sys_readProcessMemory(
+                        pid, address: word(vector, 0), length: Int(min(word(vector, 1), UInt64(DNSQuestion.readLimit))))
+                }
+            }
         case .socketAddress(let address, let length, let kind):
             if values(address) != 0 {
                 call.first = sys_readProcessMemory(pid, address: values(address), length: Int(min(values(length), 128)))
@@ -535,7 +570,8 @@ final class SandboxObserver: @unchecked Sendable {
             case .network(let attempt) where network.count < Self.eventLimit:
                 if let connection = call.connection { connectionEvents[connection] = network.count }
                 network.append(attempt)
-                if call.name == "sendto", let message = call.second, let question = DNSQuestion(message: message),
+                if ["sendto", "sendmsg", "sendmmsg"].contains(call.name), let message = call.second,
+                    let question = DNSQuestion(message: message),
                     lookups.count < SandboxNameService.lookupLimit
                 {
                     lookups.append(.init(request: "DNS \(question.type)", name: question.name, pid: call.pid))
@@ -609,15 +645,16 @@ final class SandboxObserver: @unchecked Sendable {
             return .file(.init(syscall: name, path: path, detail: String(args.1, radix: 8), created: false))
         // A send on a connected socket names no address: its peer is the connect's, listed there.
         case "sendto" where args.4 == 0: return .none
-        case "connect", "sendto", "bind":
+        case "sendmsg" where call.first == nil, "sendmmsg" where call.first == nil: return .none
+        case "connect", "sendto", "bind", "sendmsg", "sendmmsg":
             guard let bytes = call.first else {
                 return .network(.init(syscall: name, family: "unknown", address: nil, port: nil, result: call.result))
             }
             var attempt = socketAddress(bytes, syscall: name)
             attempt.result = call.result
             // A datagram's first bytes, as the sink keeps a connection's (sendto's length: args.2).
-            if name == "sendto", let payload = call.second {
-                attempt.sentBytes = Int(clamping: args.2)
+            if name != "connect" && name != "bind", let payload = call.second {
+                attempt.sentBytes = Int(clamping: name == "sendto" ? args.2 : call.payloadLength ?? 0)
                 attempt.sent = PathBytes(payload).displayString
                 attempt.sentBase64 = PathBytes(payload).base64
             }

@@ -88,7 +88,7 @@ enum SandboxVerdict {
         // glibc connects to nscd's socket on its own for every user, group and host lookup:
         // that says nothing of the sample (its host lookups have a sentence of their own).
         let attempts = report.network.filter {
-            ($0.syscall == "connect" || $0.syscall == "sendto")
+            ["connect", "sendto", "sendmsg", "sendmmsg"].contains($0.syscall)
                 && ($0.family != "AF_UNIX" || $0.address != SandboxNameService.socketPath)
         }
         if !attempts.isEmpty {
@@ -120,7 +120,7 @@ enum SandboxVerdict {
         if sunk.count > 3 { out.append("It made \(sunk.count - 3) more connection(s) to the sink.") }
         // Datagrams it tried to send (never delivered), but DNS queries: those are lookups.
         let datagrams = report.network.filter {
-            $0.syscall == "sendto" && $0.sentBytes != nil && $0.port != DNSQuestion.port
+            $0.syscall.hasPrefix("send") && $0.sentBytes != nil && $0.port != DNSQuestion.port
         }
         for attempt in datagrams.prefix(2) {
             out.append(
