@@ -386,6 +386,35 @@ import WardenLinux
         #expect(!sentences.contains { $0.hasPrefix("It looked up") })
     }
 
+    /// A beacon that reconnects and sends the same each time is one sentence, with how often.
+    @Test func aBeaconsRepeatedConnectionsAreOneSentence() {
+        var base = report()
+        base.syscalls = ["connect": 5]
+        let beacon = { (sent: String) -> SandboxReport.NetworkAttempt in
+            var attempt = SandboxReport.NetworkAttempt(
+                syscall: "connect", family: "AF_INET", address: "203.0.113.9", port: 443, result: "ok")
+            attempt.sentBytes = sent.utf8.count
+            attempt.sent = sent
+            attempt.sentBase64 = PathBytes(sent).base64
+            return attempt
+        }
+        base.network = [beacon("hello"), beacon("hello"), beacon("hello"), beacon("bye"), beacon("")]
+        let sentences = SandboxVerdict.sentences(base)
+        #expect(
+            sentences.contains(
+                "Over each of its 3 connections to AF_INET 203.0.113.9 443, made to the jail's sink, it sent 5 byte(s): hello"
+            ),
+            "\(sentences)")
+        #expect(
+            sentences.contains(
+                "Over its connection to AF_INET 203.0.113.9 443, made to the jail's sink, it sent 3 byte(s): bye"))
+        #expect(
+            sentences.contains(
+                "Its connection to AF_INET 203.0.113.9 443, made to the jail's sink, carried nothing before the sink hung up."
+            ))
+        #expect(!sentences.contains { $0.hasPrefix("It made") && $0.contains("more connection") })
+    }
+
     /// A scanner's hundreds of connects are all in `network`; the verdict names the first ten.
     @Test func aScannersConnectsAreCountedNotAllNamed() {
         var base = report()

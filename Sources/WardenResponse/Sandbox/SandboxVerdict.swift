@@ -102,22 +102,39 @@ enum SandboxVerdict {
         func preview(_ attempt: SandboxReport.NetworkAttempt) -> String {
             attempt.sent.map { $0.count > 160 ? String($0.prefix(160)) + "…" : $0 } ?? ""
         }
-        for attempt in sunk.prefix(3) {
+        // A beacon that reconnects sends the same each time: one sentence for each distinct
+        // target and content, with how many times.
+        var kinds: [(attempt: SandboxReport.NetworkAttempt, times: Int)] = []
+        for attempt in sunk {
+            if let index = kinds.firstIndex(where: {
+                target($0.attempt) == target(attempt) && $0.attempt.sentBase64 == attempt.sentBase64
+                    && $0.attempt.sentBytes == attempt.sentBytes
+            }) {
+                kinds[index].times += 1
+            } else {
+                kinds.append((attempt, 1))
+            }
+        }
+        for (attempt, times) in kinds.prefix(3) {
             let (target, preview) = (target(attempt), preview(attempt))
             let bytes = attempt.sentBytes ?? 0
+            let connections = times == 1 ? "its connection" : "each of its \(times) connections"
             if let name = attempt.tlsServerName {
                 out.append(
-                    "Over its connection to \(target), made to the jail's sink, it began TLS for the server name \(name) (\(bytes) byte(s) sent)."
+                    "Over \(connections) to \(target), made to the jail's sink, it began TLS for the server name \(name) (\(bytes) byte(s) sent)."
                 )
             } else {
                 out.append(
                     bytes == 0
-                        ? "Its connection to \(target), made to the jail's sink, carried nothing before the sink hung up."
-                        : "Over its connection to \(target), made to the jail's sink, it sent \(bytes) byte(s): \(preview)"
+                        ? "\(times == 1 ? "Its connection" : "Each of its \(times) connections") to \(target), made to the jail's sink, carried nothing before the sink hung up."
+                        : "Over \(connections) to \(target), made to the jail's sink, it sent \(bytes) byte(s): \(preview)"
                 )
             }
         }
-        if sunk.count > 3 { out.append("It made \(sunk.count - 3) more connection(s) to the sink.") }
+        if kinds.count > 3 {
+            let more = kinds.dropFirst(3).reduce(0) { $0 + $1.times }
+            out.append("It made \(more) more connection(s) to the sink.")
+        }
         // Datagrams it tried to send (never delivered), but DNS queries: those are lookups.
         let datagrams = report.network.filter {
             $0.syscall.hasPrefix("send") && $0.sentBytes != nil && $0.port != DNSQuestion.port
