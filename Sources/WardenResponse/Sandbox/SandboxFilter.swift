@@ -49,6 +49,10 @@ public struct SandboxFilter: Sendable {
     /// The socket families the observer answers with a stand-in, when observing: AF_INET, AF_INET6.
     static let standInFamilies: [UInt64] = [UInt64(AF_INET), UInt64(AF_INET6)]
 
+    /// The action that hands a call to the observer (SECCOMP_RET_USER_NOTIF), as the filter
+    /// returns it and as the kernel's audit records give it (`code=0x7fc00000`).
+    static let notifyAction: UInt32 = SCMP_ACT_NOTIFY
+
     /// The BPF program: `struct sock_filter` records (8 bytes each).
     public let program: [UInt8]
     public var instructionCount: Int { program.count / 8 }
@@ -131,7 +135,7 @@ public struct SandboxFilter: Sendable {
         let load: UInt16 = 0x20  // BPF_LD | BPF_W | BPF_ABS, from struct seccomp_data
         let jumpIfEqual: UInt16 = 0x15  // BPF_JMP | BPF_JEQ | BPF_K
         let returns: UInt16 = 0x06  // BPF_RET | BPF_K
-        let notify: UInt32 = 0x7fc0_0000  // SECCOMP_RET_USER_NOTIF
+        let notify = Self.notifyAction
         let socketcall = UInt32(bitPattern: seccomp_syscall_resolve_name_arch(architecture, "socketcall"))
         // i386's socket(2): libseccomp has it as a pseudo-call; its number in the i386 table.
         let socket: UInt32 = 359

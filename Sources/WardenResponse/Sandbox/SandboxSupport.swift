@@ -231,8 +231,7 @@ final class KernelAuditReader {
     /// answers without CONTINUE, with the notification's action code. The filter's own refusals
     /// carry ERRNO's or KILL's.
     static func isObserverAnswer(_ record: String) -> Bool {
-        // SECCOMP_RET_USER_NOTIF (not imported: the C header is not part of any module here).
-        field("code", in: record).flatMap { UInt32($0.dropFirst(2), radix: 16) } == 0x7fc0_0000
+        field("code", in: record).flatMap { UInt32($0.dropFirst(2), radix: 16) } == SandboxFilter.notifyAction
     }
 
     static func field(_ name: String, in text: String) -> String? {
