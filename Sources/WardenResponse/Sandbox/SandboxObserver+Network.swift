@@ -107,19 +107,8 @@ extension SandboxObserver {
             decided = .fail(SandboxNetworkAnswer.EFAULT)
         }
         switch decided {
-        case .standIn(let type, let nonBlocking, let closeOnExec):
-            guard
-                let installed = installStandIn(
-                    type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec, for: id,
-                    of: pid, on: listener)
-            else { return false }
-            decided = installed
-        case .unixSocket(let type, let nonBlocking, let closeOnExec):
-            guard
-                let installed = installUnixSocket(
-                    type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec, for: id,
-                    of: pid, on: listener)
-            else { return false }
+        case .standIn, .unixSocket:
+            guard let installed = install(decided, for: id, of: pid, on: listener) else { return false }
             decided = installed
         default: break
         }
@@ -180,31 +169,27 @@ extension SandboxObserver {
         return connection
     }
 
-    /// Makes a unix socket of `type` in the jail's network namespace and installs it in process
-    /// `pid` as what its socketcall(SYS_SOCKET) `id` returns (`installStandIn`'s way, unbound).
-    func installUnixSocket(
-        type: Int32, nonBlocking: Bool, closeOnExec: Bool, for id: UInt64, of pid: Int32, on listener: FileDescriptor
-    ) -> SandboxNetworkAnswer? {
-        installStandIn(
-            type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec, for: id, of: pid, on: listener,
-            asked: .unixSocket(type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec))
-    }
-
-    /// Makes a stand-in socket in the jail's network namespace and installs it in process `pid`
-    /// as what its socket(2) call `id` returns: `.standIn` when it was, `.fail` when the call
-    /// is to fail instead (still to be answered), nil when the call is no longer waiting.
+    /// Makes the socket `answer` says (a stand-in, or a unix socket for an i386 socketcall, not
+    /// bound) in the jail's network namespace and installs it in process `pid` as what its call
+    /// `id` returns: `answer` when it was, `.fail` when the call is to fail instead (still to be
+    /// answered), nil when the call is no longer waiting.
     ///
     /// The stand-in is made in the jail's namespace, not this process's: a unix socket's
     /// abstract names are those of the namespace it was made in, and on the host's a sample
     /// could reach (or claim) a daemon's abstract socket. This thread joins it at the run's
     /// first stand-in, once the namespace's descriptor is open and the call is known to be
     /// still waiting (its pid has not been reused); the thread is the run's own and ends with it.
-    /// `asked`: a unix socket for socketcall(SYS_SOCKET) instead, unbound (`installUnixSocket`).
-    func installStandIn(
-        type: Int32, nonBlocking: Bool, closeOnExec: Bool, for id: UInt64, of pid: Int32, on listener: FileDescriptor,
-        asked: SandboxNetworkAnswer? = nil
-    ) -> SandboxNetworkAnswer? {
-        let unix = asked != nil
+    func install(_ answer: SandboxNetworkAnswer, for id: UInt64, of pid: Int32, on listener: FileDescriptor)
+        -> SandboxNetworkAnswer?
+    {
+        let (type, nonBlocking, closeOnExec, unix): (Int32, Bool, Bool, Bool)
+        switch answer {
+        case .standIn(let kind, let nonBlock, let cloexec):
+            (type, nonBlocking, closeOnExec, unix) = (kind, nonBlock, cloexec, false)
+        case .unixSocket(let kind, let nonBlock, let cloexec):
+            (type, nonBlocking, closeOnExec, unix) = (kind, nonBlock, cloexec, true)
+        default: return answer
+        }
         if !inJailNetwork {
             do {
                 try sys_joinNetworkNamespace(ofProcess: pid) { seccomp_notify_id_valid(listener.rawValue, id) == 0 }
@@ -238,7 +223,7 @@ extension SandboxObserver {
             } else if !unix, type == SandboxNetworkAnswer.stream, let inode = try? sys_fstat(standIn).inode {
                 streamStandIns.insert(inode)
             }
-            return asked ?? .standIn(type: type, nonBlocking: nonBlocking, closeOnExec: closeOnExec)
+            return answer
         } catch {
             if let peer { sys_close(peer) }
             // EMFILE, say: the sample is at its descriptor limit, and its call fails so.
