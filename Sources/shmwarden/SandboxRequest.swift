@@ -154,7 +154,8 @@ struct SandboxRequest {
             printLine(
                 "  process: \(process.syscall)" + (process.path.map { " \($0)" } ?? "") + " (pid \(process.pid))"
                     + (process.commandLine.map { ": \($0)" } ?? "")
-                    + (process.renamedTo.map { ": PR_SET_NAME \(ShellQuote.quote($0))" } ?? ""))
+                    + (process.renamedTo.map { ": PR_SET_NAME \(ShellQuote.quote($0))" } ?? "")
+                    + (process.result.map { " -> \($0)" } ?? ""))
         }
         for signal in report.signals { printLine("  signal: \(signal)") }
         for process in report.stillRunning {
@@ -167,7 +168,8 @@ struct SandboxRequest {
             printLine(
                 "  file: \(access.syscall) \(access.path)" + (access.detail.map { " \($0)" } ?? "")
                     + (access.passedAs.map { " (passed as \($0))" } ?? "")
-                    + (access.directoryDescriptor.map { " (relative to descriptor \($0))" } ?? ""))
+                    + (access.directoryDescriptor.map { " (relative to descriptor \($0))" } ?? "")
+                    + (access.result.map { " -> \($0)" } ?? ""))
         }
         for attempt in report.network {
             // A socket names no address; an IPv6 address with a port goes in brackets.

@@ -282,25 +282,40 @@ import WardenLinux
             sentences == [
                 "It exited with code 0 after 4.5 ms.",
                 "It renamed itself as ps shows it (prctl PR_SET_NAME): '[kworker/0:1]'.",
-                "It created 1 file(s) that exist only in memory (memfd_create): /memfd:x.",
+                "It tried to create 1 file(s) that exist only in memory (memfd_create), with no result seen: /memfd:x.",
             ])
     }
 
-    @Test func aDroppersNextStepsAreNamed() {
-        let files: [SandboxReport.FileAccess] =
+    /// Each kind of call is told as it came out: done, refused (with the error), or with no
+    /// result seen (a call is seen before the kernel runs it).
+    @Test func aDroppersNextStepsAreNamedWithWhatTheyCameTo() {
+        func access(_ syscall: String, _ path: String, _ detail: String?, created: Bool = false, result: String?)
+            -> SandboxReport.FileAccess
+        {
+            var access = SandboxReport.FileAccess(syscall: syscall, path: path, detail: detail, created: created)
+            access.result = result
+            return access
+        }
+        let files =
             [
-                .init(syscall: "openat", path: "/tmp/a", detail: "O_WRONLY|O_CREAT|O_TRUNC mode 0644", created: true),
-                .init(syscall: "fchmodat", path: "/tmp/a", detail: "755", created: false),
-                .init(syscall: "unlinkat", path: "/tmp/a", detail: nil, created: false),
-            ] + (1...4).map { .init(syscall: "rename", path: "/tmp/r\($0)", detail: "/tmp/s\($0)", created: false) }
-        let sentences = SandboxVerdict.sentences(report(files: files, signals: ["kill(1, 9)"]))
+                access("openat", "/tmp/a", "O_WRONLY|O_CREAT|O_TRUNC mode 0644", created: true, result: "ok"),
+                access(
+                    "openat", "/etc/cron.d/x", "O_WRONLY|O_CREAT|O_TRUNC mode 0644", created: true, result: "ENOENT"),
+                access("fchmodat", "/tmp/a", "755", result: "ok"),
+                access("unlinkat", "/tmp/a", nil, result: "ok"),
+            ] + (1...4).map { access("rename", "/tmp/r\($0)", "/tmp/s\($0)", result: nil) }
+        let sentences = SandboxVerdict.sentences(report(files: files, signals: ["kill(1, 9) -> EPERM", "kill(7, 15)"]))
         #expect(
             sentences == [
                 "It exited with code 0 after 4.5 ms.",
-                "It created or truncated 1 file(s).",
+                "It tried to write where programs are started again (persistence): /etc/cron.d/x (ENOENT).",
+                "It created or truncated 1 file(s): /tmp/a.",
+                "It tried to create or truncate 1 more file(s), refused: /etc/cron.d/x (ENOENT).",
                 "It changed the mode of 1 file(s): /tmp/a 755.",
-                "It deleted or renamed 5 path(s): /tmp/a, /tmp/r1, /tmp/r2 and 2 more.",
-                "It sent signals: kill(1, 9).",
+                "It deleted or renamed 1 path(s): /tmp/a.",
+                "It tried to delete or rename 4 more path(s), with no result seen: /tmp/r1, /tmp/r2, /tmp/r3 and 1 more.",
+                "It tried to send 1 signal(s), refused: kill(1, 9) (EPERM).",
+                "It tried to send 1 more signal(s), with no result seen: kill(7, 15).",
             ])
     }
 
@@ -374,7 +389,7 @@ import WardenLinux
             sentences.contains(
                 "Its connection to AF_INET6 2001:db8::1 22, made to the jail's sink, carried nothing before the sink hung up."
             ))
-        #expect(sentences.contains("It bound sockets, to listen or receive on: AF_INET 0.0.0.0 4444 (ok)."))
+        #expect(sentences.contains("It tried to bind sockets, to listen or receive on: AF_INET 0.0.0.0 4444 (ok)."))
         #expect(
             sentences.contains(
                 "It tried to send a datagram of 4 byte(s) to AF_INET 198.51.100.3 9999, not delivered: ping"),
@@ -450,8 +465,8 @@ import WardenLinux
         #expect(
             sentences == [
                 "It exited with code 0 after 4.5 ms.",
-                "It started 5 process or program call(s) (clone, execve).",
-                "It tried to run 4 program(s): /usr/bin/curl -o '/dev/shm/a b' http://h/x; '/dev/shm/a b' (argv[0] '[kworker/0:1]'); /bin/echo 1 …; /bin/true.",
+                "It made 5 call(s) that start a process or a program (clone, execve).",
+                "It tried to run 4 program(s), with no result seen: /usr/bin/curl -o '/dev/shm/a b' http://h/x; '/dev/shm/a b' (argv[0] '[kworker/0:1]'); /bin/echo 1 …; /bin/true.",
             ])
     }
 

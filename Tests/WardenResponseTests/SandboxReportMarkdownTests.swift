@@ -28,12 +28,18 @@ import WardenCore
         lookups: [.init(request: "getaddrinfo", name: "c2.example", pid: 41)],
         files: [
             .init(syscall: "openat", path: "/tmp/a|b`c", detail: "O_WRONLY|O_CREAT mode 0755", created: true),
-            .init(syscall: "openat", path: "/etc/shadow", detail: "O_RDONLY", created: false, passedAs: "shadow"),
+            .init(
+                syscall: "openat", path: "/etc/shadow", detail: "O_RDONLY", created: false, passedAs: "shadow",
+                result: "EACCES"),
             .init(syscall: "openat", path: "cfg", detail: "O_RDONLY", created: false, directoryDescriptor: 5),
         ],
         processes: [
-            .init(
-                syscall: "execve", path: "/usr/bin/curl", pid: 41, arguments: ["curl", "-o", "/tmp/x", "http://h/y"]),
+            {
+                var curl = SandboxReport.Process(
+                    syscall: "execve", path: "/usr/bin/curl", pid: 41, arguments: ["curl", "-o", "/tmp/x", "http://h/y"])
+                curl.result = "ok"
+                return curl
+            }(),
             .init(syscall: "prctl", path: nil, pid: 42, renamedTo: "kworker/0:1"),
         ],
         signals: ["kill(1, 9)"],
@@ -54,12 +60,12 @@ import WardenCore
         #expect(!lines.contains { $0.hasPrefix("| observed calls through i386's ABI") }, "none here")
         #expect(lines.contains("- It exited with code 0, and 1 process(es) …") && lines.contains("- Second."))
         #expect(lines.contains("| 42 | `/tmp/.x/miner --pool p` | yes (a daemon) | `kworker/0:1` |"))
-        #expect(lines.contains("| execve | 41 | `/usr/bin/curl` | `/usr/bin/curl -o /tmp/x http://h/y` |"))
-        #expect(lines.contains("| prctl | 42 |  | `PR_SET_NAME kworker/0:1` |"))
+        #expect(lines.contains("| execve | 41 | `/usr/bin/curl` | `/usr/bin/curl -o /tmp/x http://h/y` | ok |"))
+        #expect(lines.contains("| prctl | 42 |  | `PR_SET_NAME kworker/0:1` |  |"))
         // A pipe would end the cell, a backtick the span: escaped, and a longer fence.
-        #expect(lines.contains("| openat | ``/tmp/a\\|b`c`` | `O_WRONLY\\|O_CREAT mode 0755` |  |"))
-        #expect(lines.contains("| openat | `/etc/shadow` | `O_RDONLY` | `shadow` |"))
-        #expect(lines.contains("| openat | `cfg` | `O_RDONLY` | relative to descriptor 5 |"))
+        #expect(lines.contains("| openat | ``/tmp/a\\|b`c`` | `O_WRONLY\\|O_CREAT mode 0755` |  |  |"))
+        #expect(lines.contains("| openat | `/etc/shadow` | `O_RDONLY` | `shadow` | EACCES |"))
+        #expect(lines.contains("| openat | `cfg` | `O_RDONLY` | relative to descriptor 5 |  |"))
         #expect(lines.contains("| connect | AF_UNIX | `/run/docker.sock` |  |  |  |  |"))
         #expect(lines.contains("| connect | AF_INET | `203.0.113.7` | 4444 |  | ENETUNREACH |  |"))
         #expect(

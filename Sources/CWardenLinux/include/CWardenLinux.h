@@ -240,3 +240,26 @@ struct sqlite3;
 /// Whether closing the last connection to a database checkpoints its WAL
 /// (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, through the variadic sqlite3_db_config). 0 or -1.
 int warden_sqlite_checkpoint_on_close(struct sqlite3 *connection, int enabled);
+
+/// One traced syscall exit (SyscallExitTrace.c): the thread, when (CLOCK_MONOTONIC ns), which
+/// call (the number of the caller's ABI) and what it returned (-errno on failure).
+struct warden_syscall_exit {
+    int32_t tid;
+    uint64_t time;
+    int64_t id;
+    int64_t ret;
+};
+
+/// A perf event on the raw_syscalls:sys_exit tracepoint (`tracepoint`: its id in tracefs) of
+/// process `pid` on `cpu`, inherited by every process it starts from now on, keeping only the
+/// exits `filter` (a tracepoint filter: `id == 2 || id == 257`) lets through, in a ring buffer
+/// of `pages` pages (a power of two) mapped at *ring. The descriptor, or -1 with errno.
+/// (A ring buffer of an inherited event must be per CPU: the kernel refuses one for all CPUs.)
+int warden_exit_trace_open(int pid, int cpu, uint64_t tracepoint, const char *filter, int pages, void **ring);
+
+/// Moves up to `capacity` exits from the ring buffer into `out`, and adds the count of exits the
+/// kernel dropped for want of room to *lost. Returns how many were moved.
+int warden_exit_trace_drain(void *ring, int pages, struct warden_syscall_exit *out, int capacity, uint64_t *lost);
+
+/// Unmaps the ring buffer and closes the event.
+void warden_exit_trace_close(int fd, void *ring, int pages);

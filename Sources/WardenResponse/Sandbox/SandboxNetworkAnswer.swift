@@ -1,6 +1,8 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+import WardenCore
+
 /// How the observer answers a sample's IPv4 and IPv6 socket calls, which it sees only when the
 /// run is observed (the filter alone refuses those sockets).
 ///
@@ -53,24 +55,6 @@ enum SandboxNetworkAnswer: Equatable {
     static let ENETUNREACH: Int32 = 101
     static let EISCONN: Int32 = 106
     static let ECONNREFUSED: Int32 = 111
-
-    /// Names for the report, of the errors answered here and of what an install may fail with.
-    static func errnoName(_ code: Int32) -> String {
-        switch code {
-        case EPERM: "EPERM"
-        case EACCES: "EACCES"
-        case EFAULT: "EFAULT"
-        case EINVAL: "EINVAL"
-        case 24: "EMFILE"
-        case EPROTONOSUPPORT: "EPROTONOSUPPORT"
-        case ESOCKTNOSUPPORT: "ESOCKTNOSUPPORT"
-        case EADDRNOTAVAIL: "EADDRNOTAVAIL"
-        case ENETUNREACH: "ENETUNREACH"
-        case EISCONN: "EISCONN"
-        case ECONNREFUSED: "ECONNREFUSED"
-        default: "errno \(code)"
-        }
-    }
 
     /// socket(domain, type, protocol) for an IPv4 or IPv6 domain (the only ones the filter
     /// notifies): a stand-in for a stream or datagram socket of a protocol the kernel would give;
@@ -177,7 +161,7 @@ enum SandboxNetworkAnswer: Equatable {
     var result: String? {
         switch self {
         case .proceed: nil
-        case .fail(let code): Self.errnoName(code)
+        case .fail(let code): ErrnoName.of(code)
         case .succeed, .standIn, .unixSocket: "ok"
         }
     }

@@ -89,6 +89,8 @@ final class SandboxObserver: @unchecked Sendable {
         /// A sendmsg's address length, and its first buffer's length.
         var addressLength: UInt64?
         var payloadLength: UInt64?
+        /// When the observer answered (CLOCK_MONOTONIC ns): the call's exit comes after it.
+        var answeredAt: Int64 = 0
     }
 
     /// Which arguments of a call point at something worth reading.
@@ -185,7 +187,44 @@ final class SandboxObserver: @unchecked Sendable {
     /// Serves `listener` until every sandboxed process is gone, then describes what it saw.
     func serve(_ listener: FileDescriptor) {
         receive(listener)
+        exitTrace?.close()
         describeCaptured()
+    }
+
+    // What the kernel returned for the calls the observer let through (`SandboxCallResults`).
+
+    /// The CPUs the sample's calls are traced on: the jail's (empty: every online CPU).
+    var traceCPUs: [Int32] = []
+    /// Following the sample from its own exec on; nil before, or where perf or tracefs is not
+    /// available (the report then gives no results for those calls).
+    private var exitTrace: SyscallExitTrace?
+    private var notifiedSinceDrain = 0
+    /// Each thread's first answer after `captured` was full: where the window of its last
+    /// captured call ends.
+    private var answersPastTheLimit: [Int32: Int64] = [:]
+    /// Why the trace could not be made, for the log (nil: it was, or no run started).
+    private(set) var exitTraceError: String?
+    /// The calls whose exits are traced: those the filter always notifies, in the native ABI
+    /// (i386's numbers are others, and their exits are recorded only where they coincide).
+    private static let tracedCalls: [Int32] = SandboxFilter.observed.compactMap { name in
+        let number = seccomp_syscall_resolve_name_arch(seccomp_arch_native(), name)
+        return number >= 0 ? number : nil
+    }
+
+    /// The native numbers of the two exec calls: an execveat that succeeded exits as an execve.
+    private static let execve = Int64(seccomp_syscall_resolve_name_arch(seccomp_arch_native(), "execve"))
+    private static let execveat = Int32(seccomp_syscall_resolve_name_arch(seccomp_arch_native(), "execveat"))
+
+    /// Starts following `pid`, the sample, before its own exec is answered: every process it
+    /// starts is followed too.
+    private func startExitTrace(_ pid: Int32) {
+        let cpus =
+            traceCPUs.isEmpty ? (0..<Int32(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))).map { $0 } : traceCPUs
+        do {
+            exitTrace = try SyscallExitTrace(following: pid, on: cpus, calls: Self.tracedCalls)
+        } catch {
+            exitTraceError = "\(error)"
+        }
     }
 
     private func receive(_ listener: FileDescriptor) {
@@ -238,6 +277,8 @@ final class SandboxObserver: @unchecked Sendable {
             var call = capture(
                 plan, nr: Int32(nr), pid: pid, args: notification.data.args, pointerSize: abi == 0 ? 8 : 4)
             call?.abi = abi
+            if call?.isSampleExec == true && exitTrace == nil && exitTraceError == nil { startExitTrace(pid) }
+            call?.answeredAt = sys_monotonicNanoseconds()
             // The answer is also the id check: it fails (ENOENT) when the call is no longer
             // waiting (the process died, and its pid may since name another process), so what
             // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
@@ -251,7 +292,20 @@ final class SandboxObserver: @unchecked Sendable {
                 guard Self.answer(notification.id, on: listener, response) else { continue }
             }
             counts[slot] += 1
-            if let call, captured.count < 4 * Self.eventLimit { captured.append(call) }
+            if let call {
+                if captured.count < 4 * Self.eventLimit {
+                    captured.append(call)
+                } else if answersPastTheLimit.count < 4096, answersPastTheLimit[call.pid] == nil {
+                    answersPastTheLimit[call.pid] = call.answeredAt
+                }
+            }
+            // Each notified call leaves at most one exit in the ring buffers: drained long
+            // before they fill (32 pages a CPU hold about 2,300).
+            notifiedSinceDrain += 1
+            if notifiedSinceDrain == 512 {
+                notifiedSinceDrain = 0
+                exitTrace?.drain()
+            }
         }
     }
 
@@ -543,13 +597,24 @@ final class SandboxObserver: @unchecked Sendable {
             syscalls[name, default: 0] += count
             if slot >= Self.tableSize { compatibleCalls += count }
         }
-        for var call in captured {
+        let results = callResults()
+        for (index, var call) in captured.enumerated() {
             pids.insert(call.pid)
             let slot = call.abi * Self.tableSize + Int(call.nr)
             call.name =
                 call.multiplexed ?? names[slot]
                 ?? SandboxFilter.name(of: call.nr, architecture: Self.architectures[call.abi])
             var event = Self.describe(call)
+            if let result = results[index] {
+                switch event {
+                case .file(var access): access.result = result; event = .file(access)
+                case .process(var process): process.result = result; event = .process(process)
+                case .network(var attempt) where attempt.result == nil:
+                    attempt.result = result; event = .network(attempt)
+                case .signal(let text): event = .signal("\(text) -> \(result)")
+                default: break
+                }
+            }
             if case .file(var access) = event {
                 if let passed = call.firstAsPassed { access.passedAs = PathBytes(passed).displayString }
                 // (A link's path is its new name, not `first`.)
@@ -582,6 +647,19 @@ final class SandboxObserver: @unchecked Sendable {
             }
         }
         captured = []
+    }
+
+    /// What each captured call returned (`ok`, `EROFS`), where its exit was traced.
+    private func callResults() -> [String?] {
+        guard let exits = exitTrace?.exits, !exits.isEmpty else { return Array(repeating: nil, count: captured.count) }
+        var calls = captured.map { call in
+            SandboxCallResults.Call(
+                tid: call.pid, number: Int64(call.nr), answeredAt: call.answeredAt,
+                numberAfterExec: call.abi == 0 && call.nr == Self.execveat ? Self.execve : nil)
+        }
+        let capturedCount = calls.count
+        calls += answersPastTheLimit.map { .init(tid: $0.key, number: -1, answeredAt: $0.value) }
+        return SandboxCallResults.values(of: calls, in: exits).prefix(capturedCount).map { $0.map(ErrnoName.result) }
     }
 
     static func describe(_ call: Captured) -> Event {

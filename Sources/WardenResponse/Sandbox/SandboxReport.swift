@@ -29,8 +29,9 @@ public struct SandboxReport: Codable, Sendable {
         public var port: Int?
         /// A socket's type (`SOCK_STREAM`, `SOCK_DGRAM`, …), for a `socket` entry.
         public var type: String? = nil
-        /// What the call got when the observer answered it (`SandboxNetworkAnswer`): `ok` or an
-        /// errno's name (`ENETUNREACH`: the jail has no network). Nil: the kernel answered.
+        /// What the call got: `ok` or an errno's name, as the observer answered it
+        /// (`SandboxNetworkAnswer`; `ENETUNREACH`: the jail has no network) or as the kernel did
+        /// (`SandboxCallResults`). Nil: not seen.
         public var result: String? = nil
         /// For a connect to an outside address, made to the jail's sink: how many bytes the sample
         /// sent before the sink hung up, the first of them for reading (`\xNN` for control bytes
@@ -85,6 +86,9 @@ public struct SandboxReport: Codable, Sendable {
         /// its process: a read of an ordinarily named file through a descriptor is not made
         /// absolute (a readlink for each would cost more than the rest of its notification).
         public var directoryDescriptor: Int32? = nil
+        /// What the kernel returned: `ok`, or the error's name (`EROFS`, `ENOENT`); nil when the
+        /// call's exit was not seen (`SandboxCallResults`).
+        public var result: String? = nil
     }
 
     public struct Process: Codable, Sendable, Equatable {
@@ -102,6 +106,9 @@ public struct SandboxReport: Codable, Sendable {
         public var passedAs: String?
         /// For prctl(PR_SET_NAME): the name the process gave itself, what `ps` and `top` show.
         public var renamedTo: String?
+        /// What the kernel returned for an exec, clone, fork or vfork: `ok`, or the error's name
+        /// (`ENOENT`: a shell's PATH search missing); nil when the call's exit was not seen.
+        public var result: String? = nil
 
         public init(
             syscall: String, path: String?, pid: Int32, arguments: [String]? = nil, argumentsComplete: Bool? = nil,
@@ -162,6 +169,7 @@ public struct SandboxReport: Codable, Sendable {
     public var lookups: [NameLookup]
     public var files: [FileAccess]
     public var processes: [Process]
+    /// `kill(1, 9)`, and ` -> EPERM` (or ` -> ok`) when the call's exit was seen.
     public var signals: [String]
     public var written: [WrittenFile]
     /// More files were left than `written` keeps (the first 100).

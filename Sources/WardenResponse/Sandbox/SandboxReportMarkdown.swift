@@ -42,17 +42,20 @@ public enum SandboxReportMarkdown {
                 ["\($0.pid)", code($0.commandLine), $0.ownSession ? "yes (a daemon)" : "no", $0.name.map(code) ?? ""]
             })
         table(
-            "Processes", ["call", "pid", "program", "arguments or name"],
+            "Processes", ["call", "pid", "program", "arguments or name", "result"],
             report.processes.map { process in
                 let words = process.commandLine ?? process.renamedTo.map { "PR_SET_NAME \(ShellQuote.quote($0))" }
-                return [process.syscall, "\(process.pid)", process.path.map(code) ?? "", words.map(code) ?? ""]
+                return [
+                    process.syscall, "\(process.pid)", process.path.map(code) ?? "", words.map(code) ?? "",
+                    process.result ?? "",
+                ]
             })
         table(
-            "Files", ["call", "path", "detail", "passed as"],
+            "Files", ["call", "path", "detail", "passed as", "result"],
             report.files.map {
                 let passed =
                     $0.passedAs.map(code) ?? $0.directoryDescriptor.map { "relative to descriptor \($0)" } ?? ""
-                return [$0.syscall, code($0.path), $0.detail.map(code) ?? "", passed]
+                return [$0.syscall, code($0.path), $0.detail.map(code) ?? "", passed, $0.result ?? ""]
             })
         table(
             "Network", ["call", "family", "address", "port", "type", "result", "sent"],
@@ -67,7 +70,8 @@ public enum SandboxReportMarkdown {
                     attempt.port.map(String.init) ?? "", attempt.type ?? "", attempt.result ?? "", sent ?? "",
                 ]
             },
-            note: report.network.contains { $0.result != nil } ? SandboxVerdict.standInNote : nil)
+            note: report.network.contains { ["AF_INET", "AF_INET6"].contains($0.family) && $0.result != nil }
+                ? SandboxVerdict.standInNote : nil)
         table(
             "Host names looked up", ["request", "name", "pid"],
             report.lookups.map { [$0.request, code($0.name), "\($0.pid)"] },

@@ -197,6 +197,8 @@ public struct SandboxRunner: Sendable {
         // then does not wait for a thread to start.
         let observer = SandboxObserver()
         observer.nameServer = names
+        // The jail's processes inherit the pin; one that moves itself elsewhere is not followed there.
+        observer.traceCPUs = cpu.map { [$0] } ?? []
         let sink = try wrap { () throws(SystemCallError) in try SandboxConnectionSink() }
         observer.sink = sink
         let observing =

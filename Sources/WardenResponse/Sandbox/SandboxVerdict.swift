@@ -147,7 +147,7 @@ enum SandboxVerdict {
         if datagrams.count > 2 { out.append("It tried to send \(datagrams.count - 2) more datagram(s).") }
         let binds = report.network.filter { $0.syscall == "bind" }
         if !binds.isEmpty {
-            out.append("It bound sockets, to listen or receive on: \(Self.endpoints(binds)).")
+            out.append("It tried to bind sockets, to listen or receive on: \(Self.endpoints(binds)).")
         }
         // Through glibc (the jail's nscd socket), or by DNS queries of its own.
         let queries = report.lookups.filter { $0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
@@ -170,19 +170,19 @@ enum SandboxVerdict {
         let spawned = report.processes.filter { $0.path != SandboxReport.Process.theSample && $0.syscall != "prctl" }
         if !spawned.isEmpty {
             out.append(
-                "It started \(spawned.count) process or program call(s) (\(Array(Set(spawned.map(\.syscall))).sorted().joined(separator: ", ")))."
+                "It made \(spawned.count) call(s) that start a process or a program (\(Array(Set(spawned.map(\.syscall))).sorted().joined(separator: ", ")))."
             )
         }
-        // What it ran, as it was told to: a dropper's next steps are in these arguments. "Tried":
-        // the call is seen before the kernel runs it (a shell's PATH search shows every miss).
-        let programs = spawned.filter { $0.path != nil }.map { process -> String in
-            let command = process.commandLine ?? process.path ?? ""
-            return command.count > 160 ? String(command.prefix(160)) + "…" : command
-        }
-        if !programs.isEmpty {
-            let list = Self.listed(programs, limit: 5, separator: "; ")
-            out.append("It tried to run \(programs.count) program(s): \(list).")
-        }
+        // What it ran, as it was told to: a dropper's next steps are in these arguments. A
+        // shell's PATH search fails at each directory before the one that has the program.
+        let execs = spawned.filter { $0.path != nil }
+        out += Self.outcomes(
+            execs, result: \.result,
+            describe: { process in
+                let command = process.commandLine ?? process.path ?? ""
+                return command.count > 160 ? String(command.prefix(160)) + "…" : command
+            },
+            done: "It ran", trying: "run", noun: "program(s)", limit: 5, separator: "; ")
         // An exec through a memfd's descriptor: a program with no file on any mount.
         let fileless = Array(Set(spawned.compactMap(\.path).filter { $0.hasPrefix("/memfd:") })).sorted()
         if !fileless.isEmpty {
@@ -194,34 +194,34 @@ enum SandboxVerdict {
             out.append(
                 "It renamed itself as ps shows it (prctl PR_SET_NAME): \(Self.listed(names.map(ShellQuote.quote))).")
         }
-        let memfds = report.files.filter { $0.syscall == "memfd_create" }.map(\.path)
-        if !memfds.isEmpty {
-            out.append(
-                "It created \(memfds.count) file(s) that exist only in memory (memfd_create): \(Self.listed(memfds)).")
-        }
+        out += Self.outcomes(
+            report.files.filter { $0.syscall == "memfd_create" }, result: \.result, describe: \.path,
+            done: "It created", trying: "create", noun: "file(s) that exist only in memory (memfd_create)")
         out += Self.sensitiveAccesses(report)
-        let created = report.files.filter { $0.created && $0.syscall != "memfd_create" }
-        if !created.isEmpty { out.append("It created or truncated \(created.count) file(s).") }
+        out += Self.outcomes(
+            // (`> /dev/null` opens it to create or truncate: that says nothing.)
+            report.files.filter {
+                $0.created && $0.syscall != "memfd_create" && !Self.linking.contains($0.syscall)
+                    && $0.path != "/dev/null"
+            },
+            result: \.result, describe: \.path, done: "It created or truncated", trying: "create or truncate",
+            noun: "file(s)")
         // What a dropper does next: make a file executable, remove or rename its traces.
-        let modes = report.files.filter { ["chmod", "fchmod", "fchmodat"].contains($0.syscall) }
-        if !modes.isEmpty {
-            out.append(
-                "It changed the mode of \(modes.count) file(s): \(Self.listed(modes.map { "\($0.path) \($0.detail ?? "")" }))."
-            )
-        }
-        let links = report.files.filter { Self.linking.contains($0.syscall) }
-        if !links.isEmpty {
-            out.append(
-                "It made \(links.count) link(s): \(Self.listed(links.map { "\($0.path) \($0.detail ?? "")" }, separator: "; "))."
-            )
-        }
-        let removed = report.files.filter {
-            ["unlink", "unlinkat", "rename", "renameat", "renameat2"].contains($0.syscall)
-        }
-        if !removed.isEmpty {
-            out.append("It deleted or renamed \(removed.count) path(s): \(Self.listed(removed.map(\.path))).")
-        }
-        if !report.signals.isEmpty { out.append("It sent signals: \(Self.listed(report.signals)).") }
+        out += Self.outcomes(
+            report.files.filter { ["chmod", "fchmod", "fchmodat"].contains($0.syscall) }, result: \.result,
+            describe: { "\($0.path) \($0.detail ?? "")" }, done: "It changed the mode of",
+            trying: "change the mode of", noun: "file(s)")
+        out += Self.outcomes(
+            report.files.filter { Self.linking.contains($0.syscall) }, result: \.result,
+            describe: { "\($0.path) \($0.detail ?? "")" }, done: "It made", trying: "make", noun: "link(s)",
+            separator: "; ")
+        out += Self.outcomes(
+            report.files.filter { ["unlink", "unlinkat", "rename", "renameat", "renameat2"].contains($0.syscall) },
+            result: \.result, describe: \.path, done: "It deleted or renamed", trying: "delete or rename",
+            noun: "path(s)")
+        out += Self.outcomes(
+            report.signals.map(Self.splitResult), result: \.result, describe: \.call, done: "It sent",
+            trying: "send", noun: "signal(s)")
         if !report.written.isEmpty {
             // Where, from the paths themselves: /tmp, /dev/shm or both.
             let places = ["/tmp/", "/dev/shm/"].filter { place in report.written.contains { $0.path.hasPrefix(place) } }
@@ -236,13 +236,56 @@ enum SandboxVerdict {
         return out
     }
 
+    /// What calls of one kind came to, as their results say: those that succeeded (`done`),
+    /// those the kernel refused (each with its error), and those whose result was not seen
+    /// (the trace was not available, or lost that exit). Seen only before the kernel ran it, a
+    /// call is never said to have done what it may not have.
+    static func outcomes<Entry>(
+        _ entries: [Entry], result: (Entry) -> String?, describe: (Entry) -> String, done: String, trying: String,
+        noun: String, limit: Int = 3, separator: String = ", "
+    ) -> [String] {
+        let succeeded = entries.filter { result($0) == "ok" }
+        let refused = entries.filter { result($0).map { $0 != "ok" } ?? false }
+        let unseen = entries.filter { result($0) == nil }
+        var out: [String] = []
+        if !succeeded.isEmpty {
+            out.append(
+                "\(done) \(succeeded.count) \(noun): \(listed(succeeded.map(describe), limit: limit, separator: separator))."
+            )
+        }
+        if !refused.isEmpty {
+            let more = succeeded.isEmpty ? "" : " more"
+            let list = refused.map { "\(describe($0)) (\(result($0) ?? ""))" }
+            out.append(
+                "It tried to \(trying) \(refused.count)\(more) \(noun), refused: \(listed(list, limit: limit, separator: separator))."
+            )
+        }
+        if !unseen.isEmpty {
+            let more = succeeded.isEmpty && refused.isEmpty ? "" : " more"
+            out.append(
+                "It tried to \(trying) \(unseen.count)\(more) \(noun), with no result seen: "
+                    + "\(listed(unseen.map(describe), limit: limit, separator: separator)).")
+        }
+        return out
+    }
+
+    /// A `signals` entry as its call and its result: `kill(1, 9) -> EPERM`.
+    static func splitResult(_ entry: String) -> (call: String, result: String?) {
+        guard let range = entry.ranges(of: " -> ").last else { return (entry, nil) }
+        return (String(entry[..<range.lowerBound]), String(entry[range.upperBound...]))
+    }
+
     /// Attempts on the places that say most about intent (`SensitivePath`): credentials opened
     /// in any way, persistence places written, container runtime sockets opened or connected to.
     static func sensitiveAccesses(_ report: SandboxReport) -> [String] {
         var credentials: [String] = []
         var persistence: [String] = []
         var runtimes: [String] = []
-        func note(_ path: String, into list: inout [String]) { if !list.contains(path) { list.append(path) } }
+        // Each place once, with what the call got where that was seen: `/etc/shadow (EACCES)`.
+        func note(_ path: String, _ result: String?, into list: inout [String]) {
+            let entry = path + (result.map { " (\($0))" } ?? "")
+            if !list.contains(entry) { list.append(entry) }
+        }
         for access in report.files {
             let opens = ["open", "openat", "openat2", "creat"].contains(access.syscall)
             let detail = access.detail ?? ""
@@ -254,17 +297,19 @@ enum SandboxVerdict {
             let renamedTo =
                 access.syscall.hasPrefix("rename") && detail.hasPrefix("to ") ? String(detail.dropFirst(3)) : nil
             switch SensitivePath.classify(access.path) {
-            case .credentials? where opens: note(access.path, into: &credentials)
+            case .credentials? where opens: note(access.path, access.result, into: &credentials)
             case .persistence? where (opens && writes) || Self.linking.contains(access.syscall):
-                note(access.path, into: &persistence)
-            case .containerRuntime? where opens: note(access.path, into: &runtimes)
+                note(access.path, access.result, into: &persistence)
+            case .containerRuntime? where opens: note(access.path, access.result, into: &runtimes)
             default: break
             }
-            if let renamedTo, SensitivePath.classify(renamedTo) == .persistence { note(renamedTo, into: &persistence) }
+            if let renamedTo, SensitivePath.classify(renamedTo) == .persistence {
+                note(renamedTo, access.result, into: &persistence)
+            }
         }
         for attempt in report.network where attempt.family == "AF_UNIX" {
             if let address = attempt.address, SensitivePath.classify(address) == .containerRuntime {
-                note(address, into: &runtimes)
+                note(address, attempt.result, into: &runtimes)
             }
         }
         var out: [String] = []

@@ -1,0 +1,101 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import CWardenLinux
+@preconcurrency import Glibc
+import SystemPackage
+
+/// What some system calls of a process and of every process it starts returned: the kernel's
+/// `raw_syscalls:sys_exit` tracepoint through perf, filtered in the kernel to the calls asked
+/// for, one ring buffer per CPU followed.
+///
+/// Seccomp user notification shows a call before the kernel runs it, never its result: this is
+/// how the sandbox learns whether an open, an unlink or a kill it let through succeeded. Not
+/// thread-safe: one thread opens, drains and closes it.
+public final class SyscallExitTrace {
+    public struct Exit: Equatable, Sendable {
+        public var tid: Int32
+        /// CLOCK_MONOTONIC, in nanoseconds (`sys_monotonicNanoseconds`).
+        public var time: Int64
+        /// The call's number, in the caller's ABI.
+        public var number: Int64
+        /// What it returned: -errno when it failed.
+        public var value: Int64
+
+        public init(tid: Int32, time: Int64, number: Int64, value: Int64) {
+            self.tid = tid
+            self.time = time
+            self.number = number
+            self.value = value
+        }
+    }
+
+    /// The exits drained so far, in each CPU's order.
+    public private(set) var exits: [Exit] = []
+    /// Exits the kernel dropped because a ring buffer was full.
+    public private(set) var lost: UInt64 = 0
+    private var rings: [(fd: Int32, ring: UnsafeMutableRawPointer)] = []
+    private let pages: Int32
+    private var batch: [warden_syscall_exit]
+
+    /// The tracepoint's id, from tracefs (mounted at /sys/kernel/tracing, or under debugfs);
+    /// nil where neither is mounted. Read once per process.
+    public static let tracepoint: UInt64? = {
+        for path in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+            let file = path + "/events/raw_syscalls/sys_exit/id"
+            guard let bytes = try? sys_readFile(Array(file.utf8)),
+                let id = UInt64(String(decoding: bytes.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self))
+            else { continue }
+            return id
+        }
+        return nil
+    }()
+
+    /// Follows `pid` (and what it starts after this call) on each of `cpus`, keeping the exits
+    /// of the calls numbered `calls`. `pages`: each ring buffer's size (a power of two).
+    /// Throws when the tracepoint is unknown or perf refuses (no CAP_PERFMON, a kernel without
+    /// syscall tracepoints).
+    public init(following pid: Int32, on cpus: [Int32], calls: [Int32], pages: Int32 = 32) throws(SystemCallError) {
+        self.pages = pages
+        self.batch = [warden_syscall_exit](repeating: warden_syscall_exit(), count: 512)
+        guard let tracepoint = Self.tracepoint, !cpus.isEmpty else {
+            throw SystemCallError(syscall: "perf_event_open", errno: Errno(rawValue: ENOENT))
+        }
+        let filter = calls.map { "id == \($0)" }.joined(separator: " || ")
+        for cpu in cpus {
+            var ring: UnsafeMutableRawPointer?
+            let fd = warden_exit_trace_open(pid, cpu, tracepoint, filter, pages, &ring)
+            guard fd >= 0, let ring else {
+                let error = errno
+                close()
+                throw SystemCallError(syscall: "perf_event_open", errno: Errno(rawValue: error))
+            }
+            rings.append((fd, ring))
+        }
+    }
+
+    deinit { close() }
+
+    /// Moves what the ring buffers hold into `exits`.
+    public func drain() {
+        for (_, ring) in rings {
+            while true {
+                let count = batch.withUnsafeMutableBufferPointer { buffer in
+                    warden_exit_trace_drain(ring, pages, buffer.baseAddress, Int32(buffer.count), &lost)
+                }
+                for record in batch.prefix(Int(count)) {
+                    exits.append(
+                        Exit(tid: record.tid, time: Int64(record.time), number: record.id, value: record.ret))
+                }
+                if count < batch.count { break }
+            }
+        }
+    }
+
+    /// Drains, then stops following and frees the ring buffers; `exits` stays.
+    public func close() {
+        if !rings.isEmpty { drain() }
+        for (fd, ring) in rings { warden_exit_trace_close(fd, ring, pages) }
+        rings = []
+    }
+}
