@@ -67,7 +67,7 @@ def main():
                 warm_bwrap.append(timed(bwrap_cmd)[0] * 1000)
         find = os.path.realpath("/usr/bin/find")
         heavy = ["--", "/usr/share", "-maxdepth", "3"]
-        observed, plain, observed_calls = [], [], []
+        observed, unresulted, plain, observed_calls = [], [], [], []
         floor_observed, floor_plain = [], []
         for i in range(max(10, runs // 3)):
             if args.floor:
@@ -86,6 +86,9 @@ def main():
             report = json.loads(out)
             observed.append(report["durationMs"])
             observed_calls.append(sum(report["syscalls"].values()))
+            # Observed, without the trace of the calls' results (the default has it).
+            _, out = timed([binary, "sandbox", find, "--state-dir", state, "--json", "--timeout", "60", "--no-results"] + heavy)
+            unresulted.append(json.loads(out)["durationMs"])
             _, out = timed([binary, "sandbox", find, "--state-dir", state, "--json", "--timeout", "60", "--no-observe"] + heavy)
             plain.append(json.loads(out)["durationMs"])
         results = {
@@ -99,6 +102,8 @@ def main():
                         / statistics.median(warm_bwrap), "runs": len(warm)},
             "trace_ms": {"observed_p50": statistics.median(observed), "filter_only_p50": statistics.median(plain),
                          "ratio": statistics.median(observed) / statistics.median(plain),
+                         "observed_without_results_p50": statistics.median(unresulted),
+                         "ratio_without_results": statistics.median(unresulted) / statistics.median(plain),
                          "observed_calls": statistics.median(observed_calls)},
         }
         trace = results["trace_ms"]
@@ -117,7 +122,9 @@ def main():
           f"bwrap {w['bwrap_p50']:.1f} ms -> {w['ratio']:.2f}x; with the report's durable store "
           f"(+{w['store_p50']:.1f} ms, an fsync) {w['ratio_with_store']:.2f}x")
     print(f"find /usr/share -maxdepth 3: observed {t['observed_p50']:.1f} ms ({t['observed_calls']:.0f} notified calls), "
-          f"filter only {t['filter_only_p50']:.1f} ms -> {t['ratio']:.2f}x ({t['extra_us_per_call']:.1f} us per notified call)")
+          f"filter only {t['filter_only_p50']:.1f} ms -> {t['ratio']:.2f}x ({t['extra_us_per_call']:.1f} us per notified call); "
+          f"observed without the results' trace (--no-results) {t['observed_without_results_p50']:.1f} ms -> "
+          f"{t['ratio_without_results']:.2f}x")
     if "kernel_floor_ms" in results:
         f = results["kernel_floor_ms"]
         print(f"  kernel floor (scripts/notify_floor.c: receive, read 256 bytes, answer; no jail): observed "

@@ -11,7 +11,7 @@ import SystemPackage
 ///
 /// Seccomp user notification shows a call before the kernel runs it, never its result: this is
 /// how the sandbox learns whether an open, an unlink or a kill it let through succeeded. Not
-/// thread-safe: one thread opens, drains and closes it.
+/// thread-safe: one thread opens, drains and stops it.
 public final class SyscallExitTrace {
     public struct Exit: Equatable, Sendable {
         public var tid: Int32
@@ -67,14 +67,36 @@ public final class SyscallExitTrace {
             let fd = warden_exit_trace_open(pid, cpu, tracepoint, filter, pages, &ring)
             guard fd >= 0, let ring else {
                 let error = errno
-                close()
+                stop().wait()
                 throw SystemCallError(syscall: "perf_event_open", errno: Errno(rawValue: error))
             }
             rings.append((fd, ring))
         }
     }
 
-    deinit { close() }
+    /// A stopped trace's events, being closed by a child process (`warden_close_in_child`): the
+    /// last close of a tracepoint's event waits for an RCU grace period, 35-50 ms here, that no
+    /// run needs to wait for. `wait` reaps the child; whoever stopped the trace calls it, on a
+    /// thread that may wait.
+    public struct PendingClose: Sendable {
+        let pid: Int32
+        let stack: UInt
+
+        /// Waits for the child to have closed the events, and frees its stack.
+        public func wait() {
+            guard pid > 0 else { return }
+            _ = try? sys_waitpid(pid)
+            warden_free_child_stack(UnsafeMutableRawPointer(bitPattern: stack))
+        }
+    }
+
+    deinit {
+        // Not stopped (an error path): closed here, waiting if it must.
+        for (fd, ring) in rings {
+            warden_exit_trace_unmap(ring, pages)
+            Glibc.close(fd)
+        }
+    }
 
     /// Moves what the ring buffers hold into `exits`.
     public func drain() {
@@ -92,10 +114,19 @@ public final class SyscallExitTrace {
         }
     }
 
-    /// Drains, then stops following and frees the ring buffers; `exits` stays.
-    public func close() {
-        if !rings.isEmpty { drain() }
-        for (fd, ring) in rings { warden_exit_trace_close(fd, ring, pages) }
+    /// Drains, then stops following: the ring buffers are unmapped and the events closed by a
+    /// child process (`PendingClose`), `linger` milliseconds later. `exits` stays.
+    public func stop(lingeringFor linger: Int32 = 0) -> PendingClose {
+        drain()
+        var fds: [Int32] = []
+        for (fd, ring) in rings {
+            warden_exit_trace_unmap(ring, pages)
+            fds.append(fd)
+        }
         rings = []
+        guard !fds.isEmpty else { return PendingClose(pid: 0, stack: 0) }
+        var stack: UnsafeMutableRawPointer?
+        let pid = warden_close_in_child(fds, Int32(fds.count), linger, &stack)
+        return PendingClose(pid: pid, stack: UInt(bitPattern: stack))
     }
 }

@@ -52,6 +52,14 @@ struct SandboxCommand: ParsableCommand {
     @Flag(help: "Do not observe with seccomp user notification (the filter still enforces).")
     var noObserve = false
 
+    @Flag(
+        help: """
+            Do not trace what the kernel returned for the observed calls (the report then says \
+            what the sample tried, not what was refused); each system call of the sample costs \
+            about 0.2 µs less.
+            """)
+    var noResults = false
+
     @Argument(parsing: .postTerminator, help: "Arguments for the sample, after --.")
     var arguments: [String] = []
 
@@ -59,7 +67,7 @@ struct SandboxCommand: ParsableCommand {
     var request: SandboxRequest {
         SandboxRequest(
             state: state.settings, file: file, show: show, list: list, timeout: timeout, json: json,
-            markdown: markdown, noObserve: noObserve,
+            markdown: markdown, noObserve: noObserve, noResults: noResults,
             arguments: arguments)
     }
 
@@ -83,6 +91,7 @@ struct SandboxCommand: ParsableCommand {
         var json = false
         var markdown = false
         var noObserve = false
+        var noResults = false
         var stateDirectory: String?
         var config: String?
         var logLevel: String?
@@ -114,6 +123,7 @@ struct SandboxCommand: ParsableCommand {
             case "--json" where inline == nil: json = true
             case "--markdown" where inline == nil: markdown = true
             case "--no-observe" where inline == nil: noObserve = true
+            case "--no-results" where inline == nil: noResults = true
             case "--timeout":
                 guard let text = value(), let seconds = Int(text) else { return nil }
                 timeout = seconds
@@ -133,7 +143,7 @@ struct SandboxCommand: ParsableCommand {
         let request = SandboxRequest(
             state: StateSettings(stateDirectory: stateDirectory, config: config, logLevel: logLevel), file: file,
             show: nil, list: false, timeout: timeout, json: json, markdown: markdown, noObserve: noObserve,
-            arguments: sampleArguments)
+            noResults: noResults, arguments: sampleArguments)
         // What ArgumentParser checks after its parse; a failure goes back to it, which reports
         // the error with this command's usage.
         guard (try? request.state.validate()) != nil, (try? request.validate()) != nil else { return nil }

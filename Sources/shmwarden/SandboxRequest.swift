@@ -20,6 +20,7 @@ struct SandboxRequest {
     var json = false
     var markdown = false
     var noObserve = false
+    var noResults = false
     var arguments: [String] = []
 
     func validate() throws {
@@ -55,6 +56,7 @@ struct SandboxRequest {
         options.timeoutSeconds = timeout
         options.arguments = arguments
         options.observe = !noObserve
+        options.traceResults = !noResults
         let report: SandboxReport
         do {
             report = try SandboxRunner(directory: directory.sandboxPath)

@@ -261,5 +261,18 @@ int warden_exit_trace_open(int pid, int cpu, uint64_t tracepoint, const char *fi
 /// kernel dropped for want of room to *lost. Returns how many were moved.
 int warden_exit_trace_drain(void *ring, int pages, struct warden_syscall_exit *out, int capacity, uint64_t *lost);
 
-/// Unmaps the ring buffer and closes the event.
-void warden_exit_trace_close(int fd, void *ring, int pages);
+/// Unmaps a ring buffer of warden_exit_trace_open.
+void warden_exit_trace_unmap(void *ring, int pages);
+
+/// Closes `fds` (perf events of a tracepoint) without waiting for what the last close of such
+/// an event waits for: the tracepoint's probe is unregistered, and the kernel then waits for an
+/// RCU grace period (35-50 ms measured here), holding the kernel's trace-event lock, which the
+/// next run's perf_event_open then waits for. A child process, which shares this memory and runs
+/// on a stack of its own, holds copies, and closes them `linger_ms` after this process has closed
+/// its own: runs in that time keep the tracepoint registered. Returns the child's pid, to be
+/// reaped (then warden_free_child_stack(*stack_out)), or 0 when the descriptors were closed here
+/// instead (no child could be made).
+int warden_close_in_child(const int *fds, int count, int linger_ms, void **stack_out);
+
+/// Frees a stack warden_close_in_child gave, once its child has been reaped.
+void warden_free_child_stack(void *stack);

@@ -187,13 +187,17 @@ final class SandboxObserver: @unchecked Sendable {
     /// Serves `listener` until every sandboxed process is gone, then describes what it saw.
     func serve(_ listener: FileDescriptor) {
         receive(listener)
-        exitTrace?.close()
+        // A second: the next run of a batch (or of a command run again) opens its trace at once.
+        if let pending = exitTrace?.stop(lingeringFor: 1000) {
+            DedicatedThread.detach(name: "warden-release", stackSize: 64 << 10) { pending.wait() }
+        }
         describeCaptured()
     }
 
     // What the kernel returned for the calls the observer let through (`SandboxCallResults`).
 
-    /// The CPUs the sample's calls are traced on: the jail's (empty: every online CPU).
+    /// Whether to trace the results at all, and on which CPUs: the jail's (empty: every online CPU).
+    var traceResults = true
     var traceCPUs: [Int32] = []
     /// Following the sample from its own exec on; nil before, or where perf or tracefs is not
     /// available (the report then gives no results for those calls).
@@ -277,7 +281,9 @@ final class SandboxObserver: @unchecked Sendable {
             var call = capture(
                 plan, nr: Int32(nr), pid: pid, args: notification.data.args, pointerSize: abi == 0 ? 8 : 4)
             call?.abi = abi
-            if call?.isSampleExec == true && exitTrace == nil && exitTraceError == nil { startExitTrace(pid) }
+            if call?.isSampleExec == true && traceResults && exitTrace == nil && exitTraceError == nil {
+                startExitTrace(pid)
+            }
             call?.answeredAt = sys_monotonicNanoseconds()
             // The answer is also the id check: it fails (ENOENT) when the call is no longer
             // waiting (the process died, and its pid may since name another process), so what
