@@ -4,6 +4,7 @@
 import Foundation
 @preconcurrency import Glibc
 import Testing
+import WardenLinux
 
 /// The shipped systemd unit, `dist/systemd/shmwarden.service`, against what the agent does under
 /// it. The sandbox action runs samples from the service, so the service's capability bounding
@@ -72,6 +73,12 @@ extension SensorIntegration {
             #expect((report["uid"] as? Int ?? 0) > 0)
             #expect((report["exit"] as? [String: Any])?["code"] as? Int != nil)
             #expect((report["denied"] as? [String: Int])?["mount"] ?? 0 >= 1, "\(report["denied"] ?? "")")
+            // What the calls came to is traced with the unit's capabilities too (perf on the
+            // sample: CAP_SYS_ADMIN and CAP_SYS_PTRACE).
+            if SyscallExitTrace.tracepoint != nil {
+                let processes = report["processes"] as? [[String: Any]] ?? []
+                #expect(processes.first?["result"] as? String == "ok", "\(processes)")
+            }
 
             // An IPv4 socket's stand-in is made in the jail's network namespace, which the
             // observer's thread joins (setns: CAP_SYS_ADMIN): a resolver of its own is answered.
