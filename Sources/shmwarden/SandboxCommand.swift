@@ -20,7 +20,9 @@ struct SandboxCommand: ParsableCommand {
             ptrace, mount, namespaces, bpf, kexec, module loading, io_uring, TIOCSTI and non-unix sockets \
             (for 32-bit x86 programs too, on x86_64). \
             execve, open, connect, sendto, bind, clone, unlink, rename, link, symlink, chmod, kill, \
-            memfd_create and prctl(PR_SET_NAME) are observed through seccomp user notification. \
+            memfd_create and prctl(PR_SET_NAME) are observed through seccomp user notification, \
+            and what the kernel returned for each is traced (perf on the raw_syscalls:sys_exit \
+            tracepoint), so the report says what was done and what was refused, and why. \
             Observed, an IPv4 or IPv6 socket is a unix socket standing in, and its connects, sends \
             and binds are reported and answered by the supervisor: a TCP connect to an outside \
             address reaches a sink that keeps what the sample sends; host names looked up through \
