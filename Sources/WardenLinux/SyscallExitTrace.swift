@@ -32,8 +32,11 @@ public final class SyscallExitTrace {
 
     /// The exits drained so far, in each CPU's order.
     public private(set) var exits: [Exit] = []
-    /// Exits the kernel dropped because a ring buffer was full.
+    /// Exits the kernel dropped because a ring buffer was full, and those drained past `limit`.
     public private(set) var lost: UInt64 = 0
+    /// The most exits kept: a sample that opens a million files would otherwise have the
+    /// supervisor hold 32 MB of them (a report keeps the first few thousand calls anyway).
+    public let limit: Int
     private var rings: [(fd: Int32, ring: UnsafeMutableRawPointer)] = []
     private let pages: Int32
     private var batch: [warden_syscall_exit]
@@ -55,13 +58,20 @@ public final class SyscallExitTrace {
     /// of the calls numbered `calls`. `pages`: each ring buffer's size (a power of two).
     /// Throws when the tracepoint is unknown or perf refuses (no CAP_PERFMON, a kernel without
     /// syscall tracepoints).
-    public init(following pid: Int32, on cpus: [Int32], calls: [Int32], pages: Int32 = 32) throws(SystemCallError) {
+    public init(following pid: Int32, on cpus: [Int32], calls: [Int32], pages: Int32 = 32, limit: Int = 1 << 16)
+        throws(SystemCallError)
+    {
         self.pages = pages
+        self.limit = limit
         self.batch = [warden_syscall_exit](repeating: warden_syscall_exit(), count: 512)
-        guard let tracepoint = Self.tracepoint, !cpus.isEmpty else {
-            throw SystemCallError(syscall: "perf_event_open", errno: Errno(rawValue: ENOENT))
+        guard let tracepoint = Self.tracepoint else {
+            // tracefs is not mounted where it is looked for: no id for the tracepoint.
+            throw SystemCallError(
+                syscall: "open", path: Array("/sys/kernel/tracing/events/raw_syscalls/sys_exit/id".utf8),
+                errno: Errno(rawValue: ENOENT))
         }
-        let filter = calls.map { "id == \($0)" }.joined(separator: " || ")
+        guard !cpus.isEmpty else { throw SystemCallError(syscall: "perf_event_open", errno: Errno(rawValue: EINVAL)) }
+        let filter = Self.filter(calls)
         for cpu in cpus {
             var ring: UnsafeMutableRawPointer?
             let fd = warden_exit_trace_open(pid, cpu, tracepoint, filter, pages, &ring)
@@ -98,6 +108,11 @@ public final class SyscallExitTrace {
         }
     }
 
+    /// A tracepoint filter that lets through the exits of `calls`: `id == 2 || id == 257`.
+    static func filter(_ calls: [Int32]) -> String {
+        Set(calls).sorted().map { "id == \($0)" }.joined(separator: " || ")
+    }
+
     /// Moves what the ring buffers hold into `exits`.
     public func drain() {
         for (_, ring) in rings {
@@ -106,6 +121,10 @@ public final class SyscallExitTrace {
                     warden_exit_trace_drain(ring, pages, buffer.baseAddress, Int32(buffer.count), &lost)
                 }
                 for record in batch.prefix(Int(count)) {
+                    guard exits.count < limit else {
+                        lost += 1
+                        continue
+                    }
                     exits.append(
                         Exit(tid: record.tid, time: Int64(record.time), number: record.id, value: record.ret))
                 }

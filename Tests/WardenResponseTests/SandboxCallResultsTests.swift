@@ -54,8 +54,8 @@ import WardenLinux
     /// An execveat that replaced the program exits as an execve; one that failed, as itself.
     @Test func anExecveatThatSucceededExitsAsAnExecve() {
         let calls = [
-            Call(tid: 7, number: execveat, answeredAt: 10, numberAfterExec: execve),
-            Call(tid: 8, number: execveat, answeredAt: 10, numberAfterExec: execve),
+            Call(tid: 7, number: execveat, answeredAt: 10, numbersAfterExec: [execve]),
+            Call(tid: 8, number: execveat, answeredAt: 10, numbersAfterExec: [execve]),
         ]
         let exits = [
             Exit(tid: 7, time: 20, number: execve, value: 0), Exit(tid: 8, time: 20, number: execveat, value: -2),

@@ -319,6 +319,23 @@ import WardenLinux
             ])
     }
 
+    /// Where the results could not be traced, the verdict says so once, after the attempts.
+    @Test func untracedResultsAreSaidOnce() {
+        var untraced = report(
+            files: [.init(syscall: "unlinkat", path: "/usr/bin/ls", detail: nil, created: false)])
+        untraced.resultsError = "perf_event_open failed: Permission denied (errno 13)"
+        #expect(
+            SandboxVerdict.sentences(untraced) == [
+                "It exited with code 0 after 4.5 ms.",
+                "It tried to delete or rename 1 path(s), with no result seen: /usr/bin/ls.",
+                "What its calls came to could not be traced (perf_event_open failed: Permission denied (errno 13)): where it tried, the outcome is not known.",
+            ])
+        var quiet = report()
+        quiet.resultsError = untraced.resultsError
+        #expect(
+            SandboxVerdict.sentences(quiet) == ["It exited with code 0 after 4.5 ms.", "Nothing else was observed."])
+    }
+
     /// A refused socket call can only have asked for a family other than AF_UNIX: the verdict
     /// says so, and says nothing of a destination it never saw.
     @Test func refusedSocketsNameTheKindOfAccess() {

@@ -19,9 +19,10 @@ enum SandboxCallResults {
         var number: Int64
         /// When the observer answered it (CLOCK_MONOTONIC ns), before the sample could go on.
         var answeredAt: Int64
-        /// The number its exit carries when the call replaced the program: the kernel gives an
-        /// execveat that succeeded the exit of an execve.
-        var numberAfterExec: Int64? = nil
+        /// The numbers its exit may carry when the call replaced the program: the kernel gives
+        /// an execveat that succeeded the exit of an execve, and an i386 program's exec of an
+        /// x86_64 one the exit of x86_64's execve.
+        var numbersAfterExec: [Int64] = []
     }
 
     /// For each of `calls` (in the order they were answered), what its exit returned; nil when
@@ -45,7 +46,7 @@ enum SandboxCallResults {
             cursor[call.tid] = next
             while next < threadExits.count && threadExits[next].time < windowEnd[index] {
                 let number = threadExits[next].number
-                if number == call.number || number == call.numberAfterExec { return threadExits[next].value }
+                if number == call.number || call.numbersAfterExec.contains(number) { return threadExits[next].value }
                 next += 1
             }
             return nil

@@ -188,7 +188,8 @@ final class SandboxObserver: @unchecked Sendable {
     func serve(_ listener: FileDescriptor) {
         receive(listener)
         // A second: the next run of a batch (or of a command run again) opens its trace at once.
-        if let pending = exitTrace?.stop(lingeringFor: 1000) {
+        for trace in [exitTrace, compatibleTrace].compactMap({ $0 }) {
+            let pending = trace.stop(lingeringFor: 1000)
             DedicatedThread.detach(name: "warden-release", stackSize: 64 << 10) { pending.wait() }
         }
         describeCaptured()
@@ -206,29 +207,49 @@ final class SandboxObserver: @unchecked Sendable {
     /// Each thread's first answer after `captured` was full: where the window of its last
     /// captured call ends.
     private var answersPastTheLimit: [Int32: Int64] = [:]
-    /// Why the trace could not be made, for the log (nil: it was, or no run started).
+    /// Why the trace could not be made, for the report (nil: it was, or it was not asked for).
     private(set) var exitTraceError: String?
-    /// The calls whose exits are traced: those the filter always notifies, in the native ABI
-    /// (i386's numbers are others, and their exits are recorded only where they coincide).
-    private static let tracedCalls: [Int32] = SandboxFilter.observed.compactMap { name in
-        let number = seccomp_syscall_resolve_name_arch(seccomp_arch_native(), name)
-        return number >= 0 ? number : nil
+    /// The calls whose exits are traced: those the filter always notifies, by the numbers of
+    /// each ABI (`architectures`). A run traces the native ones; from its first i386 call, that
+    /// process's i386 ones too, in a trace of their own (they name other, frequent calls
+    /// natively: i386's `open` is x86_64's `fstat`).
+    /// (And i386's socketcall: a unix socket's connect through it goes on to the kernel.)
+    private static let tracedCalls: [[Int32]] = architectures.map { architecture in
+        (SandboxFilter.observed + ["socketcall"]).compactMap { name in
+            let number = seccomp_syscall_resolve_name_arch(architecture, name)
+            return number >= 0 ? number : nil
+        }
     }
+    /// Following the first process that made an i386 call, and what it starts, by i386's
+    /// numbers (a perf event's filter cannot be changed once set).
+    private var compatibleTrace: SyscallExitTrace?
 
-    /// The native numbers of the two exec calls: an execveat that succeeded exits as an execve.
-    private static let execve = Int64(seccomp_syscall_resolve_name_arch(seccomp_arch_native(), "execve"))
-    private static let execveat = Int32(seccomp_syscall_resolve_name_arch(seccomp_arch_native(), "execveat"))
+    /// The numbers of the two exec calls in each ABI: an exec that succeeded exits as the execve
+    /// of the program's ABI.
+    private static let execve = architectures.map { seccomp_syscall_resolve_name_arch($0, "execve") }
+    private static let execveat = architectures.map { seccomp_syscall_resolve_name_arch($0, "execveat") }
 
     /// Starts following `pid`, the sample, before its own exec is answered: every process it
     /// starts is followed too.
     private func startExitTrace(_ pid: Int32) {
-        let cpus =
-            traceCPUs.isEmpty ? (0..<Int32(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))).map { $0 } : traceCPUs
         do {
-            exitTrace = try SyscallExitTrace(following: pid, on: cpus, calls: Self.tracedCalls)
+            // Twice what `captured` holds: each captured call leaves at most one exit.
+            exitTrace = try SyscallExitTrace(
+                following: pid, on: cpusToTrace(), calls: Self.tracedCalls[0], limit: 8 * Self.eventLimit)
         } catch {
             exitTraceError = "\(error)"
         }
+    }
+
+    /// Starts following `pid` by i386's numbers, before its first i386 call is answered.
+    private func startCompatibleTrace(_ pid: Int32, abi: Int) {
+        compatibleTrace = try? SyscallExitTrace(
+            following: pid, on: cpusToTrace(), calls: Self.tracedCalls[abi], limit: 8 * Self.eventLimit)
+    }
+
+    /// `traceCPUs`, or every online CPU.
+    private func cpusToTrace() -> [Int32] {
+        traceCPUs.isEmpty ? (0..<Int32(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))).map { $0 } : traceCPUs
     }
 
     private func receive(_ listener: FileDescriptor) {
@@ -284,6 +305,7 @@ final class SandboxObserver: @unchecked Sendable {
             if call?.isSampleExec == true && traceResults && exitTrace == nil && exitTraceError == nil {
                 startExitTrace(pid)
             }
+            if abi != 0 && compatibleTrace == nil && exitTrace != nil { startCompatibleTrace(pid, abi: abi) }
             call?.answeredAt = sys_monotonicNanoseconds()
             // The answer is also the id check: it fails (ENOENT) when the call is no longer
             // waiting (the process died, and its pid may since name another process), so what
@@ -657,11 +679,13 @@ final class SandboxObserver: @unchecked Sendable {
 
     /// What each captured call returned (`ok`, `EROFS`), where its exit was traced.
     private func callResults() -> [String?] {
-        guard let exits = exitTrace?.exits, !exits.isEmpty else { return Array(repeating: nil, count: captured.count) }
+        let exits = (exitTrace?.exits ?? []) + (compatibleTrace?.exits ?? [])
+        guard !exits.isEmpty else { return Array(repeating: nil, count: captured.count) }
         var calls = captured.map { call in
             SandboxCallResults.Call(
                 tid: call.pid, number: Int64(call.nr), answeredAt: call.answeredAt,
-                numberAfterExec: call.abi == 0 && call.nr == Self.execveat ? Self.execve : nil)
+                numbersAfterExec: [Self.execve[call.abi], Self.execveat[call.abi]].contains(call.nr)
+                    ? Self.execve.map(Int64.init) : [])
         }
         let capturedCount = calls.count
         calls += answersPastTheLimit.map { .init(tid: $0.key, number: -1, answeredAt: $0.value) }

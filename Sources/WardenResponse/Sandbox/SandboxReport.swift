@@ -180,6 +180,9 @@ public struct SandboxReport: Codable, Sendable {
     public var stderrTruncated: Bool
     /// Set when the jail could not be built (the sample never ran).
     public var setupError: String?
+    /// Why what the observed calls came to was not traced (perf or tracefs unavailable), when
+    /// it was not: every `result` of a call the kernel answered is then missing.
+    public var resultsError: String? = nil
     /// Sentences built only from the fields above.
     public var verdict: [String]
 }

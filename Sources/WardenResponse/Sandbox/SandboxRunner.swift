@@ -337,6 +337,7 @@ public struct SandboxRunner: Sendable {
             writtenTruncated: writtenTruncated,
             stdout: stdout, stderr: stderr, stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated,
             setupError: setupError, verdict: [])
+        report.resultsError = observer.exitTraceError
         warming?.join()
         report.verdict = SandboxVerdict.sentences(report)
         return report

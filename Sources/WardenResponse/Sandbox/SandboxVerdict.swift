@@ -233,6 +233,12 @@ enum SandboxVerdict {
                     : "It left \(report.written.count) file(s) in \(named), kept as evidence.")
         }
         if out.count == howItEnded { out.append("Nothing else was observed.") }
+        if let reason = report.resultsError,
+            !report.files.isEmpty || report.processes.count > 1 || !report.signals.isEmpty
+        {
+            out.append(
+                "What its calls came to could not be traced (\(reason)): where it tried, the outcome is not known.")
+        }
         return out
     }
 
