@@ -9,9 +9,12 @@ public enum ErrnoName {
         names[code] ?? "errno \(code)"
     }
 
-    /// What a call's return value says: `ok` for zero or more, the error's name for -errno.
+    /// What a call's return value says: `ok` for zero or more, the error's name for -errno, and
+    /// `interrupted` for the kernel's own restart codes (512-516), which a process never sees: a
+    /// signal came, and the call was made again or failed with EINTR.
     public static func result(_ value: Int64) -> String {
-        value >= 0 || value < -4095 ? "ok" : of(Int32(-value))
+        if value >= 0 || value < -4095 { return "ok" }
+        return (512...516).contains(-value) ? "interrupted" : of(Int32(-value))
     }
 
     private static let names: [Int32: String] = [

@@ -72,5 +72,6 @@ import WardenLinux
         #expect(ErrnoName.result(0) == "ok")
         #expect(ErrnoName.result(12) == "ok")
         #expect(ErrnoName.result(-1) == "EPERM")
+        #expect(ErrnoName.result(-513) == "interrupted")
     }
 }

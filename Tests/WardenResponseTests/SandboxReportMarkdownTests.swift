@@ -36,7 +36,8 @@ import WardenCore
         processes: [
             {
                 var curl = SandboxReport.Process(
-                    syscall: "execve", path: "/usr/bin/curl", pid: 41, arguments: ["curl", "-o", "/tmp/x", "http://h/y"])
+                    syscall: "execve", path: "/usr/bin/curl", pid: 41,
+                    arguments: ["curl", "-o", "/tmp/x", "http://h/y"])
                 curl.result = "ok"
                 return curl
             }(),

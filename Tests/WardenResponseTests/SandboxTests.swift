@@ -198,6 +198,20 @@ struct SandboxTests {
             "\(report.verdict)")
     }
 
+    /// A program that runs itself again through `/proc/self/exe` (busybox's applets, a dropper
+    /// under another argv[0]) is reported as the program it is, as the jail names it (the
+    /// supervisor's name for the sample's copy is another).
+    @Test func anExecOfItsOwnProgramIsNamed() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try runShell("exec -a '[kswapd0]' /proc/self/exe -c 'echo again'", shell: "/bin/bash")
+        #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
+        #expect(report.stdout == "again\n")
+        let again = try #require(report.processes.first { $0.syscall == "execve" }, "\(report.processes)")
+        // The shell is the sample here: its copy in the jail.
+        #expect(again.path == report.argv.first && again.passedAs == "/proc/self/exe", "\(again)")
+        #expect(again.arguments?.first == "[kswapd0]")
+    }
+
     /// Fileless execution in the jail: an exec through a memfd's descriptor is reported with what
     /// the descriptor named, not mistaken for the sample's own exec, and the verdict says so.
     @Test func anExecFromAMemfdIsReportedAsSuch() throws {

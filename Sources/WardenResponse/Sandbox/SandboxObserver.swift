@@ -398,7 +398,9 @@ final class SandboxObserver: @unchecked Sendable {
         func values(_ index: Int) -> UInt64 { Self.register(index, of: args) }
         func string(_ index: Int) -> [UInt8]? { sys_readProcessString(pid, address: values(index)) }
         // What descriptor `fd` of the caller names (`/memfd:stage2 (deleted)`, `/tmp/stage3`).
-        func target(ofDescriptor fd: Int32) -> [UInt8]? { try? sys_readlink(Array("/proc/\(pid)/fd/\(fd)".utf8)) }
+        func target(ofDescriptor fd: Int32) -> [UInt8]? {
+            (try? sys_readlink(Array("/proc/\(pid)/fd/\(fd)".utf8))).map(inJail)
+        }
         // A relative path against the working directory (AT_FDCWD, or a call without a
         // directory descriptor: its path is argument 0) is made absolute with the directory the
         // process is in while the call waits (`cd /etc; cat shadow`). One against another
@@ -454,6 +456,11 @@ final class SandboxObserver: @unchecked Sendable {
             // A path through a descriptor (`/proc/self/fd/3`, `/dev/fd/3`): the memfd trick by path.
             if let passed = call.first, let fd = Self.descriptorNumber(inPath: passed) {
                 call.descriptorTarget = target(ofDescriptor: fd)
+            }
+            // Its own program again (`/proc/self/exe`): busybox's applets, a dropper that
+            // re-executes itself under another argv[0].
+            if let passed = call.first, Self.ownProgramPaths.contains(passed) {
+                call.descriptorTarget = (try? sys_readlink(Array("/proc/\(pid)/exe".utf8))).map(inJail)
             }
             // execveat (path in argument 1) with an empty path runs its descriptor (argument 0).
             if index == 1, call.first?.isEmpty == true {
@@ -570,6 +577,22 @@ final class SandboxObserver: @unchecked Sendable {
         }
         return call
     }
+
+    /// Where the jail's root is mounted in the supervisor's mount namespace (set before the run):
+    /// a file the supervisor opened for the jail (the sample's copy, which it executes by its
+    /// descriptor) is named from there by `/proc`, and is shown as the sample sees it.
+    var jailRoot: [UInt8] = []
+
+    /// `path` as the sample sees it: the jail root's prefix taken off.
+    func inJail(_ path: [UInt8]) -> [UInt8] {
+        guard !jailRoot.isEmpty, path.count > jailRoot.count, path.starts(with: jailRoot),
+            path[jailRoot.count] == UInt8(ascii: "/")
+        else { return path }
+        return Array(path[jailRoot.count...])
+    }
+
+    /// The paths by which a process names its own program.
+    static let ownProgramPaths: Set<[UInt8]> = [Array("/proc/self/exe".utf8), Array("/proc/thread-self/exe".utf8)]
 
     /// What the kernel appends to the name of a directory that was removed while open.
     static let deletedSuffix = Array(" (deleted)".utf8)

@@ -204,6 +204,7 @@ public struct SandboxRunner: Sendable {
         // The jail's processes inherit the pin; one that moves itself elsewhere is not followed there.
         observer.traceCPUs = cpu.map { [$0] } ?? []
         observer.traceResults = options.traceResults
+        observer.jailRoot = Array(root.utf8)
         let sink = try wrap { () throws(SystemCallError) in try SandboxConnectionSink() }
         observer.sink = sink
         let observing =
