@@ -19,8 +19,8 @@ struct SandboxCommand: ParsableCommand {
             no capabilities, no_new_privs, rlimits and a seccomp filter that kills or refuses \
             ptrace, mount, namespaces, bpf, kexec, module loading, io_uring, TIOCSTI and non-unix sockets \
             (for 32-bit x86 programs too, on x86_64). \
-            execve, open, connect, sendto, bind, clone, unlink, rename, link, symlink, chmod, kill, \
-            memfd_create and prctl(PR_SET_NAME) are observed through seccomp user notification, \
+            execve, open, connect, sendto, bind, clone, unlink, rename, link, symlink, mkdir, chmod, \
+            kill, memfd_create and prctl(PR_SET_NAME) are observed through seccomp user notification, \
             and what the kernel returned for each is traced (perf on the raw_syscalls:sys_exit \
             tracepoint), so the report says what was done and what was refused, and why. \
             Observed, an IPv4 or IPv6 socket is a unix socket standing in, and its connects, sends \

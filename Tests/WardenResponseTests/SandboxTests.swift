@@ -128,7 +128,7 @@ struct SandboxTests {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let report = try runShell(
             ": > /tmp/made; chmod 4755 /tmp/made; true > /etc/blocked; rm -f /usr/bin/env; ln -s x /etc/l; "
-                + "kill -9 1; /nonexistent/prog; exit 0")
+                + "mkdir /tmp/.x /etc/.y; kill -9 1; /nonexistent/prog; exit 0")
         #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
         func result(_ syscall: String, _ path: String) -> String? {
             report.files.first { $0.syscall == syscall && $0.path == path }?.result
@@ -146,6 +146,8 @@ struct SandboxTests {
             "It tried to create or truncate 1 more file(s), refused: /etc/blocked (EROFS).",
             "It changed the mode of 1 file(s): /tmp/made 4755.",
             "It tried to make 1 link(s), refused: /etc/l -> x (EROFS).",
+            "It made 1 directory(ies): /tmp/.x.",
+            "It tried to make 1 more directory(ies), refused: /etc/.y (EROFS).",
             "It tried to delete or rename 1 path(s), refused: /usr/bin/env (EROFS).",
             "It tried to send 1 signal(s), refused: kill(1, 9) (EPERM).",
         ] {

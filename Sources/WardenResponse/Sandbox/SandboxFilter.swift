@@ -37,7 +37,7 @@ public struct SandboxFilter: Sendable {
         "execve", "execveat", "open", "openat", "openat2", "creat", "connect", "sendto", "bind", "clone", "fork",
         "vfork",
         "unlink", "unlinkat", "rename", "renameat", "renameat2", "chmod", "fchmod", "fchmodat", "kill", "tkill",
-        "tgkill", "memfd_create", "link", "linkat", "symlink", "symlinkat",
+        "tgkill", "memfd_create", "link", "linkat", "symlink", "symlinkat", "mkdir", "mkdirat",
     ]
     /// Reported only for the option that renames the process (PR_SET_NAME, what `ps` shows):
     /// a miner posing as a kernel thread. Other prctl options are frequent and say little.

@@ -133,9 +133,9 @@ final class SandboxObserver: @unchecked Sendable {
             case "execve": self = .exec(path: 0, arguments: 1)
             case "execveat": self = .exec(path: 1, arguments: 2)
             case "open": self = .path(0, openFlags: 1)
-            case "creat", "unlink", "chmod": self = .path(0, openFlags: nil)
+            case "creat", "unlink", "chmod", "mkdir": self = .path(0, openFlags: nil)
             case "openat": self = .path(1, openFlags: 2)
-            case "unlinkat", "fchmodat": self = .path(1, openFlags: nil)
+            case "unlinkat", "fchmodat", "mkdirat": self = .path(1, openFlags: nil)
             case "openat2": self = .pathAndOpenHow(1, 2)
             case "rename", "link": self = .paths(0, 1)
             case "renameat", "renameat2", "linkat": self = .paths(1, 3)
@@ -761,6 +761,10 @@ final class SandboxObserver: @unchecked Sendable {
             return .file(
                 .init(syscall: name, path: first, detail: openFlags(flags, mode: mode), created: flags & O_CREAT != 0))
         case "unlink", "unlinkat": return .file(.init(syscall: name, path: first, detail: nil, created: false))
+        // A directory: a hidden place to work in (`/tmp/.X11-unix/.x`), a persistence place.
+        case "mkdir", "mkdirat":
+            let mode = String(name == "mkdir" ? args.1 & 0o7777 : args.2 & 0o7777, radix: 8)
+            return .file(.init(syscall: name, path: first, detail: "mode " + mode, created: false))
         // A new name for an existing file (the path is the new name), and a symlink made at a path.
         case "link", "linkat": return .file(.init(syscall: name, path: second, detail: "to \(first)", created: true))
         case "symlink", "symlinkat":

@@ -216,6 +216,9 @@ enum SandboxVerdict {
             describe: { "\($0.path) \($0.detail ?? "")" }, done: "It made", trying: "make", noun: "link(s)",
             separator: "; ")
         out += Self.outcomes(
+            report.files.filter { ["mkdir", "mkdirat"].contains($0.syscall) }, result: \.result, describe: \.path,
+            done: "It made", trying: "make", noun: "directory(ies)")
+        out += Self.outcomes(
             report.files.filter { ["unlink", "unlinkat", "rename", "renameat", "renameat2"].contains($0.syscall) },
             result: \.result, describe: \.path, done: "It deleted or renamed", trying: "delete or rename",
             noun: "path(s)")
@@ -304,7 +307,8 @@ enum SandboxVerdict {
                 access.syscall.hasPrefix("rename") && detail.hasPrefix("to ") ? String(detail.dropFirst(3)) : nil
             switch SensitivePath.classify(access.path) {
             case .credentials? where opens: note(access.path, access.result, into: &credentials)
-            case .persistence? where (opens && writes) || Self.linking.contains(access.syscall):
+            case .persistence?
+            where (opens && writes) || Self.linking.contains(access.syscall) || access.syscall.hasPrefix("mkdir"):
                 note(access.path, access.result, into: &persistence)
             case .containerRuntime? where opens: note(access.path, access.result, into: &runtimes)
             default: break
