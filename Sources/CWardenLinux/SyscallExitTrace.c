@@ -1,176 +1,233 @@
-// CWardenLinux: the perf ring buffer of the sandbox's syscall-exit trace (see
-// warden_exit_trace_open in include/CWardenLinux.h). In C: struct perf_event_attr and the ring
-// buffer's head and tail, which need acquire and release ordering against the kernel.
+// CWardenLinux: the sandbox's trace of system call exits (see warden_exit_trace_open in
+// include/CWardenLinux.h): a BPF program on the raw sys_exit tracepoint, written here as
+// instructions, and its ring buffer, whose positions need acquire and release ordering against
+// the kernel.
 #define _GNU_SOURCE
 
 #include "CWardenLinux.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/perf_event.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdlib.h>
+#include <linux/bpf.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <pthread.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
-int warden_exit_trace_open(int pid, int cpu, uint64_t tracepoint, const char *filter, int pages, void **ring) {
-    struct perf_event_attr attr;
-    memset(&attr, 0, sizeof attr);
-    attr.size = sizeof attr;
-    attr.type = PERF_TYPE_TRACEPOINT;
-    attr.config = tracepoint;
-    attr.sample_period = 1;
-    attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_RAW;
-    // The processes the traced one starts from now on are traced too.
-    attr.inherit = 1;
-    // Times comparable with clock_gettime(CLOCK_MONOTONIC), which the observer stamps its
-    // answers with.
-    attr.use_clockid = 1;
-    attr.clockid = CLOCK_MONOTONIC;
-    int fd = (int)syscall(SYS_perf_event_open, &attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-    if (fd < 0) return -1;
-    // Kept in the kernel: only these calls' exits reach the buffer. (Inherited events use the
-    // first event's filter.)
-    if (filter && ioctl(fd, PERF_EVENT_IOC_SET_FILTER, filter) != 0) {
+#define INSN(c, d, s, o, i) ((struct bpf_insn){ .code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i) })
+#define MOV_REG(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
+#define MOV_IMM(d, v) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, v)
+#define ADD_IMM(d, v) INSN(BPF_ALU64 | BPF_ADD | BPF_K, d, 0, 0, v)
+#define OR_REG(d, s) INSN(BPF_ALU64 | BPF_OR | BPF_X, d, s, 0, 0)
+#define LOAD64(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_DW, d, s, o, 0)
+#define STORE64(d, s, o) INSN(BPF_STX | BPF_MEM | BPF_DW, d, s, o, 0)
+#define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
+#define JUMP_NE(d, v, o) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, o, v)
+#define JUMP_EQ(d, v, o) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, v)
+#define JUMP(o) INSN(BPF_JMP | BPF_JA, 0, 0, o, 0)
+#define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+#define LOAD_IMM64(d, s, v) \
+    INSN(BPF_LD | BPF_DW | BPF_IMM, d, s, 0, (int32_t)(uint32_t)(uint64_t)(v)), \
+        INSN(0, 0, 0, 0, (int32_t)((uint64_t)(v) >> 32))
+
+static long bpf(int command, union bpf_attr *attributes) {
+    return syscall(SYS_bpf, command, attributes, sizeof *attributes);
+}
+
+#if defined(__x86_64__)
+
+// struct pt_regs (x86_64): orig_ax at 120, ip at 128, cs at 136. A 32-bit call (int 0x80,
+// sysenter) comes from the i386 code segment: its numbers are i386's.
+enum { REGS_ORIG_AX = 120, REGS_CS = 136, USER32_CS = 0x23 };
+
+int warden_exit_trace_open(uint64_t pidns_device, uint64_t pidns_inode, const int *native, int native_count,
+                           const int *compat, int compat_count, int ring_bytes, struct warden_exit_trace *trace) {
+    memset(trace, 0, sizeof *trace);
+    trace->map = trace->link = -1;
+    if (native_count + compat_count > 256) {
+        errno = E2BIG;
+        return -1;
+    }
+    union bpf_attr attributes;
+    memset(&attributes, 0, sizeof attributes);
+    attributes.map_type = BPF_MAP_TYPE_RINGBUF;
+    attributes.max_entries = (uint32_t)ring_bytes;
+    int map = (int)bpf(BPF_MAP_CREATE, &attributes);
+    if (map < 0) return -1;
+
+    // r6: the context (args[0]: struct pt_regs *, args[1]: the return value); r8: the call's
+    // number, with bit 32 set for an i386 call.
+    struct bpf_insn program[600];
+    int n = 0, exit_jumps[8], exits = 0;
+    program[n++] = MOV_REG(6, 1);
+    // orig_ax, ip and cs in one read.
+    program[n++] = LOAD64(7, 6, 0);
+    program[n++] = MOV_REG(1, 10);
+    program[n++] = ADD_IMM(1, -24);
+    program[n++] = MOV_IMM(2, 24);
+    program[n++] = MOV_REG(3, 7);
+    program[n++] = ADD_IMM(3, REGS_ORIG_AX);
+    program[n++] = CALL(BPF_FUNC_probe_read_kernel);
+    exit_jumps[exits++] = n;
+    program[n++] = JUMP_NE(0, 0, 0);
+    program[n++] = LOAD64(8, 10, -24);
+    program[n++] = LOAD64(9, 10, -8);
+    // The number first (most calls are none of these), by the caller's ABI.
+    int to_compat = n;
+    program[n++] = JUMP_EQ(9, USER32_CS, 0);
+    int native_first = n;
+    for (int i = 0; i < native_count; i++) program[n++] = JUMP_EQ(8, native[i], 0);
+    exit_jumps[exits++] = n;
+    program[n++] = JUMP(0);
+    program[to_compat].off = (int16_t)(n - to_compat - 1);
+    int compat_first = n;
+    for (int i = 0; i < compat_count; i++) program[n++] = JUMP_EQ(8, compat[i], 0);
+    exit_jumps[exits++] = n;
+    program[n++] = JUMP(0);
+    int compat_match = n;
+    struct bpf_insn flag[] = { LOAD_IMM64(1, 0, 1ULL << 32) };
+    program[n++] = flag[0];
+    program[n++] = flag[1];
+    program[n++] = OR_REG(8, 1);
+    int match = n;
+    for (int i = 0; i < native_count; i++) program[native_first + i].off = (int16_t)(match - (native_first + i) - 1);
+    for (int i = 0; i < compat_count; i++)
+        program[compat_first + i].off = (int16_t)(compat_match - (compat_first + i) - 1);
+    // Then whether the caller is the jail's: its pid namespace, by device and inode.
+    struct bpf_insn namespace[] = { LOAD_IMM64(1, 0, pidns_device), LOAD_IMM64(2, 0, pidns_inode) };
+    for (int i = 0; i < 4; i++) program[n++] = namespace[i];
+    program[n++] = MOV_REG(3, 10);
+    program[n++] = ADD_IMM(3, -32);
+    program[n++] = MOV_IMM(4, 8);
+    program[n++] = CALL(BPF_FUNC_get_ns_current_pid_tgid);
+    exit_jumps[exits++] = n;
+    program[n++] = JUMP_NE(0, 0, 0);
+    // {pid and tid in the initial namespace, CLOCK_MONOTONIC ns, number, return value}
+    struct bpf_insn ring[] = { LOAD_IMM64(1, BPF_PSEUDO_MAP_FD, map) };
+    program[n++] = ring[0];
+    program[n++] = ring[1];
+    program[n++] = MOV_IMM(2, 32);
+    program[n++] = MOV_IMM(3, 0);
+    program[n++] = CALL(BPF_FUNC_ringbuf_reserve);
+    exit_jumps[exits++] = n;
+    program[n++] = JUMP_EQ(0, 0, 0);
+    program[n++] = MOV_REG(7, 0);
+    program[n++] = CALL(BPF_FUNC_get_current_pid_tgid);
+    program[n++] = STORE64(7, 0, 0);
+    program[n++] = CALL(BPF_FUNC_ktime_get_ns);
+    program[n++] = STORE64(7, 0, 8);
+    program[n++] = STORE64(7, 8, 16);
+    program[n++] = LOAD64(1, 6, 8);
+    program[n++] = STORE64(7, 1, 24);
+    program[n++] = MOV_REG(1, 7);
+    program[n++] = MOV_IMM(2, 0);
+    program[n++] = CALL(BPF_FUNC_ringbuf_submit);
+    int end = n;
+    program[n++] = MOV_IMM(0, 0);
+    program[n++] = EXIT();
+    for (int i = 0; i < exits; i++) program[exit_jumps[i]].off = (int16_t)(end - exit_jumps[i] - 1);
+
+    memset(&attributes, 0, sizeof attributes);
+    attributes.prog_type = BPF_PROG_TYPE_RAW_TRACEPOINT;
+    attributes.insns = (uint64_t)(uintptr_t)program;
+    attributes.insn_cnt = (uint32_t)n;
+    attributes.license = (uint64_t)(uintptr_t) "GPL";
+    int loaded = (int)bpf(BPF_PROG_LOAD, &attributes);
+    if (loaded < 0) {
         int saved = errno;
-        close(fd);
+        close(map);
         errno = saved;
         return -1;
     }
+    memset(&attributes, 0, sizeof attributes);
+    attributes.raw_tracepoint.name = (uint64_t)(uintptr_t) "sys_exit";
+    attributes.raw_tracepoint.prog_fd = (uint32_t)loaded;
+    int link = (int)bpf(BPF_RAW_TRACEPOINT_OPEN, &attributes);
+    int saved = errno;
+    close(loaded);  // the link holds the program
+    if (link < 0) {
+        close(map);
+        errno = saved;
+        return -1;
+    }
+    // The consumer's position (written here), then the producer's page and the data, which
+    // the kernel maps twice in a row: a record that wraps around reads as one.
     long page = sysconf(_SC_PAGESIZE);
-    void *mapped = mmap(NULL, (size_t)(pages + 1) * (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mapped == MAP_FAILED) {
-        int saved = errno;
-        close(fd);
+    void *consumer = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, map, 0);
+    void *producer =
+        consumer == MAP_FAILED ? MAP_FAILED
+                               : mmap(NULL, (size_t)page + 2 * (size_t)ring_bytes, PROT_READ, MAP_SHARED, map, page);
+    if (consumer == MAP_FAILED || producer == MAP_FAILED) {
+        saved = errno;
+        if (consumer != MAP_FAILED) munmap(consumer, (size_t)page);
+        close(link);
+        close(map);
         errno = saved;
         return -1;
     }
-    *ring = mapped;
-    return fd;
-}
-
-int warden_exit_trace_drain(void *ring, int pages, struct warden_syscall_exit *out, int capacity, uint64_t *lost) {
-    struct perf_event_mmap_page *control = ring;
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t size = (size_t)pages * page;
-    unsigned char *data = (unsigned char *)ring + page;
-    uint64_t head = __atomic_load_n(&control->data_head, __ATOMIC_ACQUIRE);
-    uint64_t tail = control->data_tail;
-    int count = 0;
-    unsigned char record[256];
-    while (tail < head && count < capacity) {
-        struct perf_event_header header;
-        // A record may wrap around the end of the buffer: copied out in two parts then.
-        for (size_t i = 0; i < sizeof header; i++) ((unsigned char *)&header)[i] = data[(tail + i) % size];
-        if (header.size < sizeof header || tail + header.size > head) break;
-        size_t length = header.size < sizeof record ? header.size : sizeof record;
-        for (size_t i = 0; i < length; i++) record[i] = data[(tail + i) % size];
-        if (header.type == PERF_RECORD_SAMPLE && length >= 8 + 8 + 8 + 4 + 24) {
-            // {header, u32 pid, u32 tid, u64 time, u32 size, raw: common fields (8), long id, long ret}
-            struct warden_syscall_exit *exit = &out[count];
-            memcpy(&exit->tid, record + 12, 4);
-            memcpy(&exit->time, record + 16, 8);
-            memcpy(&exit->id, record + 28 + 8, 8);
-            memcpy(&exit->ret, record + 28 + 16, 8);
-            count++;
-        } else if (header.type == PERF_RECORD_LOST && length >= 8 + 16) {
-            uint64_t dropped;
-            memcpy(&dropped, record + 16, 8);  // {header, u64 id, u64 lost}
-            *lost += dropped;
-        }
-        tail += header.size;
-    }
-    __atomic_store_n(&control->data_tail, tail, __ATOMIC_RELEASE);
-    return count;
-}
-
-void warden_exit_trace_unmap(void *ring, int pages) {
-    if (ring) munmap(ring, (size_t)(pages + 1) * (size_t)sysconf(_SC_PAGESIZE));
-}
-
-// The releasing child: its own stack, this process's memory. System calls only (through
-// syscall(2), which touches errno only on a failure, and none is expected here).
-// Its arguments: {pipe read end, linger in ms, count, the descriptors it keeps in ascending
-// order: the events' and the pipe's read end}.
-static int release_main(void *argument) {
-    const int *words = argument;
-    const int read_end = words[0], linger_ms = words[1], count = words[2];
-    const int *kept = words + 3;
-    // Every other copy at once: the caller's other descriptors (its output, its database, its
-    // listeners) must not outlive it here.
-    unsigned int next = 0;
-    for (int i = 0; i < count; i++) {
-        if ((unsigned int)kept[i] > next) syscall(SYS_close_range, next, (unsigned int)kept[i] - 1, 0);
-        next = (unsigned int)kept[i] + 1;
-    }
-    syscall(SYS_close_range, next, ~0U, 0);
-    // The read ends when the caller has closed the write end, which it does after closing its
-    // copies of the events: this process's copies are then the last ones.
-    char byte;
-    while (syscall(SYS_read, read_end, &byte, 1) < 0) {
-    }
-    syscall(SYS_close, read_end);
-    // Held a while first: a run that starts meanwhile finds the tracepoint registered and opens
-    // its events at once, instead of waiting for this unregistration, which holds the kernel's
-    // lock of trace events through its grace period.
-    struct timespec linger = { linger_ms / 1000, (long)(linger_ms % 1000) * 1000000L };
-    while (syscall(SYS_nanosleep, &linger, &linger) < 0) {
-    }
-    syscall(SYS_close_range, 0, ~0U, 0);
+    trace->map = map;
+    trace->link = link;
+    trace->consumer = consumer;
+    trace->producer = producer;
+    trace->ring_bytes = ring_bytes;
     return 0;
 }
 
-static int ascending(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+#else
 
-int warden_close_in_child(const int *fds, int count, int linger_ms, void **stack_out) {
-    const size_t size = 64 * 1024;
-    *stack_out = NULL;
-    int pipe_fds[2];
-    void *stack = MAP_FAILED;
-    if (count <= 1024 && pipe2(pipe_fds, O_CLOEXEC) == 0) {
-        stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (stack == MAP_FAILED) {
-            close(pipe_fds[0]);
-            close(pipe_fds[1]);
-        }
-    }
-    if (stack == MAP_FAILED) {
-        for (int i = 0; i < count; i++) close(fds[i]);
-        return 0;
-    }
-    int *arguments = stack;
-    arguments[0] = pipe_fds[0];
-    arguments[1] = linger_ms;
-    arguments[2] = count + 1;
-    memcpy(arguments + 3, fds, (size_t)count * sizeof(int));
-    arguments[3 + count] = pipe_fds[0];
-    qsort(arguments + 3, (size_t)count + 1, sizeof(int), ascending);
-    // No signal handler of this process may run in the child (it shares this memory): it starts
-    // with every signal blocked.
-    sigset_t all, previous;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
-    // CLONE_VM: no copy of this process's page tables. Not CLONE_FILES: a table of its own, with
-    // copies of the events. A process, not a thread: it may outlive this one.
-    int child = clone(release_main, (char *)stack + size, CLONE_VM | SIGCHLD, arguments);
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
-    for (int i = 0; i < count; i++) close(fds[i]);
-    close(pipe_fds[0]);
-    close(pipe_fds[1]);
-    if (child < 0) {
-        munmap(stack, size);
-        return 0;
-    }
-    *stack_out = stack;
-    return child;
+int warden_exit_trace_open(uint64_t pidns_device, uint64_t pidns_inode, const int *native, int native_count,
+                           const int *compat, int compat_count, int ring_bytes, struct warden_exit_trace *trace) {
+    (void)pidns_device, (void)pidns_inode, (void)native, (void)native_count, (void)compat, (void)compat_count;
+    (void)ring_bytes;
+    memset(trace, 0, sizeof *trace);
+    trace->map = trace->link = -1;
+    errno = ENOTSUP;  // the program reads x86_64's struct pt_regs
+    return -1;
 }
 
-void warden_free_child_stack(void *stack) {
-    if (stack) munmap(stack, 64 * 1024);
+#endif
+
+int warden_exit_trace_drain(struct warden_exit_trace *trace, struct warden_syscall_exit *out, int capacity) {
+    if (trace->map < 0) return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t *consumer_position = trace->consumer;
+    const uint64_t *producer_position = trace->producer;
+    const unsigned char *data = (const unsigned char *)trace->producer + page;
+    const uint64_t mask = (uint64_t)trace->ring_bytes - 1;
+    uint64_t consumed = __atomic_load_n(consumer_position, __ATOMIC_ACQUIRE);
+    uint64_t produced = __atomic_load_n(producer_position, __ATOMIC_ACQUIRE);
+    int count = 0;
+    while (consumed < produced && count < capacity) {
+        const uint32_t *header = (const uint32_t *)(data + (consumed & mask));
+        uint32_t length = __atomic_load_n(header, __ATOMIC_ACQUIRE);
+        if (length & BPF_RINGBUF_BUSY_BIT) break;  // still being written
+        if (!(length & BPF_RINGBUF_DISCARD_BIT) && (length & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) >= 32) {
+            const unsigned char *record = (const unsigned char *)header + BPF_RINGBUF_HDR_SZ;
+            uint64_t identity, time, number;
+            int64_t value;
+            memcpy(&identity, record, 8);
+            memcpy(&time, record + 8, 8);
+            memcpy(&number, record + 16, 8);
+            memcpy(&value, record + 24, 8);
+            out[count].tid = (int32_t)(uint32_t)identity;
+            out[count].time = time;
+            out[count].id = (int64_t)number;
+            out[count].ret = value;
+            count++;
+        }
+        uint32_t size = (length & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) + BPF_RINGBUF_HDR_SZ;
+        consumed += (size + 7) & ~7u;
+        __atomic_store_n(consumer_position, consumed, __ATOMIC_RELEASE);
+    }
+    return count;
+}
+
+void warden_exit_trace_close(struct warden_exit_trace *trace) {
+    long page = sysconf(_SC_PAGESIZE);
+    // The link first: the program stops running at once (no grace period is waited for).
+    if (trace->link >= 0) close(trace->link);
+    if (trace->producer) munmap(trace->producer, (size_t)page + 2 * (size_t)trace->ring_bytes);
+    if (trace->consumer) munmap(trace->consumer, (size_t)page);
+    if (trace->map >= 0) close(trace->map);
+    trace->map = trace->link = -1;
+    trace->consumer = trace->producer = NULL;
 }

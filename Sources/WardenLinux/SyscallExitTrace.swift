@@ -5,19 +5,20 @@ import CWardenLinux
 @preconcurrency import Glibc
 import SystemPackage
 
-/// What some system calls of a process and of every process it starts returned: the kernel's
-/// `raw_syscalls:sys_exit` tracepoint through perf, filtered in the kernel to the calls asked
-/// for, one ring buffer per CPU followed.
+/// What some system calls of every process of a pid namespace returned: a BPF program on the
+/// kernel's raw `sys_exit` tracepoint keeps the exits of the calls asked for, made in that
+/// namespace, in a ring buffer (`warden_exit_trace_open`).
 ///
 /// Seccomp user notification shows a call before the kernel runs it, never its result: this is
 /// how the sandbox learns whether an open, an unlink or a kill it let through succeeded. Not
 /// thread-safe: one thread opens, drains and stops it.
 public final class SyscallExitTrace {
     public struct Exit: Equatable, Sendable {
+        /// The thread, by its id in the initial pid namespace.
         public var tid: Int32
         /// CLOCK_MONOTONIC, in nanoseconds (`sys_monotonicNanoseconds`).
         public var time: Int64
-        /// The call's number, in the caller's ABI.
+        /// The call's number in its caller's ABI, plus `compatibleABI` for an i386 call.
         public var number: Int64
         /// What it returned: -errno when it failed.
         public var value: Int64
@@ -30,122 +31,85 @@ public final class SyscallExitTrace {
         }
     }
 
-    /// The exits drained so far, in each CPU's order.
+    /// Added to the number of a call made through i386's ABI.
+    public static let compatibleABI: Int64 = 1 << 32
+
+    /// The exits drained so far, in order.
     public private(set) var exits: [Exit] = []
-    /// Exits the kernel dropped because a ring buffer was full, and those drained past `limit`.
-    public private(set) var lost: UInt64 = 0
+    /// Exits drained past `limit`, dropped.
+    public private(set) var dropped = 0
     /// The most exits kept: a sample that opens a million files would otherwise have the
     /// supervisor hold 32 MB of them (a report keeps the first few thousand calls anyway).
     public let limit: Int
-    private var rings: [(fd: Int32, ring: UnsafeMutableRawPointer)] = []
-    private let pages: Int32
-    private var batch: [warden_syscall_exit]
+    private var trace = warden_exit_trace()
+    private var batch = [warden_syscall_exit](repeating: warden_syscall_exit(), count: 512)
 
-    /// The tracepoint's id, from tracefs (mounted at /sys/kernel/tracing, or under debugfs);
-    /// nil where neither is mounted. Read once per process.
-    public static let tracepoint: UInt64? = {
-        for path in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
-            let file = path + "/events/raw_syscalls/sys_exit/id"
-            guard let bytes = try? sys_readFile(Array(file.utf8)),
-                let id = UInt64(String(decoding: bytes.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self))
-            else { continue }
-            return id
+    /// Whether this process is in the initial pid namespace, where the trace's thread ids are
+    /// the ones it sees (the nsfs inode of the initial pid namespace is fixed:
+    /// PROC_PID_INIT_INO).
+    public static let threadIDsAreOurs: Bool = {
+        guard let status = try? sys_statFollowing(Array("/proc/self/ns/pid".utf8)) else {
+            return false
         }
-        return nil
+        return status.inode == 0xEFFF_FFFC
     }()
 
-    /// Follows `pid` (and what it starts after this call) on each of `cpus`, keeping the exits
-    /// of the calls numbered `calls`. `pages`: each ring buffer's size (a power of two).
-    /// Throws when the tracepoint is unknown or perf refuses (no CAP_PERFMON, a kernel without
-    /// syscall tracepoints).
-    public init(following pid: Int32, on cpus: [Int32], calls: [Int32], pages: Int32 = 32, limit: Int = 1 << 16)
-        throws(SystemCallError)
-    {
-        self.pages = pages
+    /// Whether the trace can be made here at all, given the privileges: the program is written
+    /// for x86_64, and its thread ids must be ours.
+    public static var isSupported: Bool {
+        #if arch(x86_64)
+            return threadIDsAreOurs
+        #else
+            return false
+        #endif
+    }
+
+    /// Traces the exits of the calls numbered `calls` (x86_64's numbers) and `compatibleCalls`
+    /// (i386's) made by the processes in the pid namespace of `process`, from now until `stop`.
+    /// `ringBytes`: the ring buffer's size (a power of two). Throws when the kernel refuses
+    /// (no CAP_BPF and CAP_PERFMON, no BPF, another architecture than x86_64).
+    public init(
+        pidNamespaceOf process: Int32, calls: [Int32], compatibleCalls: [Int32], ringBytes: Int32 = 256 << 10,
+        limit: Int = 1 << 16
+    ) throws(SystemCallError) {
         self.limit = limit
-        self.batch = [warden_syscall_exit](repeating: warden_syscall_exit(), count: 512)
-        guard let tracepoint = Self.tracepoint else {
-            // tracefs is not mounted where it is looked for: no id for the tracepoint.
-            throw SystemCallError(
-                syscall: "open", path: Array("/sys/kernel/tracing/events/raw_syscalls/sys_exit/id".utf8),
-                errno: Errno(rawValue: ENOENT))
-        }
-        guard !cpus.isEmpty else { throw SystemCallError(syscall: "perf_event_open", errno: Errno(rawValue: EINVAL)) }
-        let filter = Self.filter(calls)
-        for cpu in cpus {
-            var ring: UnsafeMutableRawPointer?
-            let fd = warden_exit_trace_open(pid, cpu, tracepoint, filter, pages, &ring)
-            guard fd >= 0, let ring else {
-                let error = errno
-                stop().wait()
-                throw SystemCallError(syscall: "perf_event_open", errno: Errno(rawValue: error))
+        // A magic link: followed on purpose (no other link can stand in /proc/PID/ns).
+        let namespacePath = Array("/proc/\(process)/ns/pid".utf8)
+        let namespace = try sys_statFollowing(namespacePath)
+        let opened = calls.withUnsafeBufferPointer { nativeBuffer in
+            compatibleCalls.withUnsafeBufferPointer { compatibleBuffer in
+                warden_exit_trace_open(
+                    namespace.device, namespace.inode, nativeBuffer.baseAddress, Int32(nativeBuffer.count),
+                    compatibleBuffer.baseAddress, Int32(compatibleBuffer.count), ringBytes, &trace)
             }
-            rings.append((fd, ring))
+        }
+        guard opened == 0 else {
+            throw SystemCallError(syscall: "bpf(sys_exit tracepoint)", errno: Errno(rawValue: errno))
         }
     }
 
-    /// A stopped trace's events, being closed by a child process (`warden_close_in_child`): the
-    /// last close of a tracepoint's event waits for an RCU grace period, 35-50 ms here, that no
-    /// run needs to wait for. `wait` reaps the child; whoever stopped the trace calls it, on a
-    /// thread that may wait.
-    public struct PendingClose: Sendable {
-        let pid: Int32
-        let stack: UInt
+    deinit { warden_exit_trace_close(&trace) }
 
-        /// Waits for the child to have closed the events, and frees its stack.
-        public func wait() {
-            guard pid > 0 else { return }
-            _ = try? sys_waitpid(pid)
-            warden_free_child_stack(UnsafeMutableRawPointer(bitPattern: stack))
-        }
-    }
-
-    deinit {
-        // Not stopped (an error path): closed here, waiting if it must.
-        for (fd, ring) in rings {
-            warden_exit_trace_unmap(ring, pages)
-            Glibc.close(fd)
-        }
-    }
-
-    /// A tracepoint filter that lets through the exits of `calls`: `id == 2 || id == 257`.
-    static func filter(_ calls: [Int32]) -> String {
-        Set(calls).sorted().map { "id == \($0)" }.joined(separator: " || ")
-    }
-
-    /// Moves what the ring buffers hold into `exits`.
+    /// Moves what the ring buffer holds into `exits`.
     public func drain() {
-        for (_, ring) in rings {
-            while true {
-                let count = batch.withUnsafeMutableBufferPointer { buffer in
-                    warden_exit_trace_drain(ring, pages, buffer.baseAddress, Int32(buffer.count), &lost)
-                }
-                for record in batch.prefix(Int(count)) {
-                    guard exits.count < limit else {
-                        lost += 1
-                        continue
-                    }
-                    exits.append(
-                        Exit(tid: record.tid, time: Int64(record.time), number: record.id, value: record.ret))
-                }
-                if count < batch.count { break }
+        while true {
+            let count = batch.withUnsafeMutableBufferPointer { buffer in
+                warden_exit_trace_drain(&trace, buffer.baseAddress, Int32(buffer.count))
             }
+            for record in batch.prefix(Int(count)) {
+                guard exits.count < limit else {
+                    dropped += 1
+                    continue
+                }
+                exits.append(Exit(tid: record.tid, time: Int64(record.time), number: record.id, value: record.ret))
+            }
+            if count < batch.count { break }
         }
     }
 
-    /// Drains, then stops following: the ring buffers are unmapped and the events closed by a
-    /// child process (`PendingClose`), `linger` milliseconds later. `exits` stays.
-    public func stop(lingeringFor linger: Int32 = 0) -> PendingClose {
+    /// Drains, then detaches the program and frees the ring buffer; `exits` stays.
+    public func stop() {
         drain()
-        var fds: [Int32] = []
-        for (fd, ring) in rings {
-            warden_exit_trace_unmap(ring, pages)
-            fds.append(fd)
-        }
-        rings = []
-        guard !fds.isEmpty else { return PendingClose(pid: 0, stack: 0) }
-        var stack: UnsafeMutableRawPointer?
-        let pid = warden_close_in_child(fds, Int32(fds.count), linger, &stack)
-        return PendingClose(pid: pid, stack: UInt(bitPattern: stack))
+        warden_exit_trace_close(&trace)
     }
 }

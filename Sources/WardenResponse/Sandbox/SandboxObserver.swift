@@ -187,21 +187,16 @@ final class SandboxObserver: @unchecked Sendable {
     /// Serves `listener` until every sandboxed process is gone, then describes what it saw.
     func serve(_ listener: FileDescriptor) {
         receive(listener)
-        // A second: the next run of a batch (or of a command run again) opens its trace at once.
-        for trace in [exitTrace, compatibleTrace].compactMap({ $0 }) {
-            let pending = trace.stop(lingeringFor: 1000)
-            DedicatedThread.detach(name: "warden-release", stackSize: 64 << 10) { pending.wait() }
-        }
+        exitTrace?.stop()
         describeCaptured()
     }
 
     // What the kernel returned for the calls the observer let through (`SandboxCallResults`).
 
-    /// Whether to trace the results at all, and on which CPUs: the jail's (empty: every online CPU).
+    /// Whether to trace the results at all.
     var traceResults = true
-    var traceCPUs: [Int32] = []
-    /// Following the sample from its own exec on; nil before, or where perf or tracefs is not
-    /// available (the report then gives no results for those calls).
+    /// Tracing the jail's processes from the sample's own exec on; nil before, or where the
+    /// trace cannot be made (the report then gives no results for those calls).
     private var exitTrace: SyscallExitTrace?
     private var notifiedSinceDrain = 0
     /// Each thread's first answer after `captured` was full: where the window of its last
@@ -210,46 +205,42 @@ final class SandboxObserver: @unchecked Sendable {
     /// Why the trace could not be made, for the report (nil: it was, or it was not asked for).
     private(set) var exitTraceError: String?
     /// The calls whose exits are traced: those the filter always notifies, by the numbers of
-    /// each ABI (`architectures`). A run traces the native ones; from its first i386 call, that
-    /// process's i386 ones too, in a trace of their own (they name other, frequent calls
-    /// natively: i386's `open` is x86_64's `fstat`).
-    /// (And i386's socketcall: a unix socket's connect through it goes on to the kernel.)
+    /// each ABI (`architectures`), and i386's socketcall (a unix socket's connect through it
+    /// goes on to the kernel).
     private static let tracedCalls: [[Int32]] = architectures.map { architecture in
         (SandboxFilter.observed + ["socketcall"]).compactMap { name in
             let number = seccomp_syscall_resolve_name_arch(architecture, name)
             return number >= 0 ? number : nil
         }
     }
-    /// Following the first process that made an i386 call, and what it starts, by i386's
-    /// numbers (a perf event's filter cannot be changed once set).
-    private var compatibleTrace: SyscallExitTrace?
 
     /// The numbers of the two exec calls in each ABI: an exec that succeeded exits as the execve
     /// of the program's ABI.
     private static let execve = architectures.map { seccomp_syscall_resolve_name_arch($0, "execve") }
     private static let execveat = architectures.map { seccomp_syscall_resolve_name_arch($0, "execveat") }
 
-    /// Starts following `pid`, the sample, before its own exec is answered: every process it
-    /// starts is followed too.
+    /// A call's number as the trace gives it: with `compatibleABI` added for an i386 call.
+    private static func tracedNumber(_ nr: Int32, abi: Int) -> Int64 {
+        Int64(nr) + (abi == 0 ? 0 : SyscallExitTrace.compatibleABI)
+    }
+
+    /// Starts tracing the jail's processes (`pid`'s pid namespace) before the sample's own exec
+    /// is answered.
     private func startExitTrace(_ pid: Int32) {
+        // Its thread ids are the initial pid namespace's; the notifications' are this process's.
+        guard SyscallExitTrace.threadIDsAreOurs else {
+            exitTraceError =
+                "the supervisor runs in a pid namespace of its own, whose thread ids the trace does not give"
+            return
+        }
         do {
             // Twice what `captured` holds: each captured call leaves at most one exit.
             exitTrace = try SyscallExitTrace(
-                following: pid, on: cpusToTrace(), calls: Self.tracedCalls[0], limit: 8 * Self.eventLimit)
+                pidNamespaceOf: pid, calls: Self.tracedCalls[0],
+                compatibleCalls: Self.tracedCalls.count > 1 ? Self.tracedCalls[1] : [], limit: 8 * Self.eventLimit)
         } catch {
             exitTraceError = "\(error)"
         }
-    }
-
-    /// Starts following `pid` by i386's numbers, before its first i386 call is answered.
-    private func startCompatibleTrace(_ pid: Int32, abi: Int) {
-        compatibleTrace = try? SyscallExitTrace(
-            following: pid, on: cpusToTrace(), calls: Self.tracedCalls[abi], limit: 8 * Self.eventLimit)
-    }
-
-    /// `traceCPUs`, or every online CPU.
-    private func cpusToTrace() -> [Int32] {
-        traceCPUs.isEmpty ? (0..<Int32(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))).map { $0 } : traceCPUs
     }
 
     private func receive(_ listener: FileDescriptor) {
@@ -305,7 +296,6 @@ final class SandboxObserver: @unchecked Sendable {
             if call?.isSampleExec == true && traceResults && exitTrace == nil && exitTraceError == nil {
                 startExitTrace(pid)
             }
-            if abi != 0 && compatibleTrace == nil && exitTrace != nil { startCompatibleTrace(pid, abi: abi) }
             call?.answeredAt = sys_monotonicNanoseconds()
             // The answer is also the id check: it fails (ENOENT) when the call is no longer
             // waiting (the process died, and its pid may since name another process), so what
@@ -327,8 +317,8 @@ final class SandboxObserver: @unchecked Sendable {
                     answersPastTheLimit[call.pid] = call.answeredAt
                 }
             }
-            // Each notified call leaves at most one exit in the ring buffers: drained long
-            // before they fill (32 pages a CPU hold about 2,300).
+            // Each notified call leaves at most one exit in the ring buffer: drained long before
+            // it fills (256 KiB hold about 6,500).
             notifiedSinceDrain += 1
             if notifiedSinceDrain == 512 {
                 notifiedSinceDrain = 0
@@ -702,13 +692,12 @@ final class SandboxObserver: @unchecked Sendable {
 
     /// What each captured call returned (`ok`, `EROFS`), where its exit was traced.
     private func callResults() -> [String?] {
-        let exits = (exitTrace?.exits ?? []) + (compatibleTrace?.exits ?? [])
-        guard !exits.isEmpty else { return Array(repeating: nil, count: captured.count) }
+        guard let exits = exitTrace?.exits, !exits.isEmpty else { return Array(repeating: nil, count: captured.count) }
         var calls = captured.map { call in
             SandboxCallResults.Call(
-                tid: call.pid, number: Int64(call.nr), answeredAt: call.answeredAt,
+                tid: call.pid, number: Self.tracedNumber(call.nr, abi: call.abi), answeredAt: call.answeredAt,
                 numbersAfterExec: [Self.execve[call.abi], Self.execveat[call.abi]].contains(call.nr)
-                    ? Self.execve.map(Int64.init) : [])
+                    ? Self.execve.enumerated().map { Self.tracedNumber($0.element, abi: $0.offset) } : [])
         }
         let capturedCount = calls.count
         calls += answersPastTheLimit.map { .init(tid: $0.key, number: -1, answeredAt: $0.value) }

@@ -201,8 +201,6 @@ public struct SandboxRunner: Sendable {
         // then does not wait for a thread to start.
         let observer = SandboxObserver()
         observer.nameServer = names
-        // The jail's processes inherit the pin; one that moves itself elsewhere is not followed there.
-        observer.traceCPUs = cpu.map { [$0] } ?? []
         observer.traceResults = options.traceResults
         observer.jailRoot = Array(root.utf8)
         let sink = try wrap { () throws(SystemCallError) in try SandboxConnectionSink() }
