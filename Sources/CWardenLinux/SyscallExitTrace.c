@@ -119,7 +119,9 @@ int warden_exit_trace_open(uint64_t pidns_device, uint64_t pidns_inode, const in
     program[n++] = LOAD64(1, 6, 8);
     program[n++] = STORE64(7, 1, 24);
     program[n++] = MOV_REG(1, 7);
-    program[n++] = MOV_IMM(2, 0);
+    // No wake-up: nothing waits on the buffer, which is drained as the observer goes; a
+    // wake-up is an interrupt (a VM exit, in a VM).
+    program[n++] = MOV_IMM(2, BPF_RB_NO_WAKEUP);
     program[n++] = CALL(BPF_FUNC_ringbuf_submit);
     int end = n;
     program[n++] = MOV_IMM(0, 0);

@@ -3,7 +3,9 @@
 
 import CSeccomp
 import CWardenLinux
+import Dispatch
 @preconcurrency import Glibc
+import Synchronization
 import SystemPackage
 import WardenCore
 import WardenLinux
@@ -188,6 +190,8 @@ final class SandboxObserver: @unchecked Sendable {
     func serve(_ listener: FileDescriptor) {
         receive(listener)
         exitTrace?.stop()
+        // (Made but never taken: the sample never got to its exec.)
+        if exitTrace == nil { preparedTrace.withLock { $0.trace }?.stop() }
         describeCaptured()
     }
 
@@ -224,23 +228,46 @@ final class SandboxObserver: @unchecked Sendable {
         Int64(nr) + (abi == 0 ? 0 : SyscallExitTrace.compatibleABI)
     }
 
-    /// Starts tracing the jail's processes (`pid`'s pid namespace) before the sample's own exec
-    /// is answered.
-    private func startExitTrace(_ pid: Int32) {
-        // Its thread ids are the initial pid namespace's; the notifications' are this process's.
-        guard SyscallExitTrace.threadIDsAreOurs else {
-            exitTraceError =
-                "the supervisor runs in a pid namespace of its own, whose thread ids the trace does not give"
-            return
+    /// Signalled once `prepareExitTrace` is done: the observer waits for it before it answers
+    /// the sample's own exec, so no call of the sample comes before the trace.
+    private let exitTraceReady = DispatchSemaphore(value: 0)
+    private var exitTracePrepared = false
+    /// What `prepareExitTrace` made, handed over under a lock: the observer may have stopped
+    /// waiting (`abandoned`), and then what comes later is let go.
+    private let preparedTrace = Mutex<PreparedTrace>(PreparedTrace())
+    private struct PreparedTrace: @unchecked Sendable {
+        var trace: SyscallExitTrace?
+        var error: String?
+        var abandoned = false
+    }
+
+    /// Starts tracing the jail's processes (`pid`, the jail's init: its pid namespace), on the
+    /// thread that spawned the jail, while the jail is being set up: loading and attaching the
+    /// program takes about 0.6 ms, which the sample's own exec then does not wait for. Called
+    /// once per run, and only when the run is observed with `traceResults`.
+    func prepareExitTrace(_ pid: Int32) {
+        defer { exitTraceReady.signal() }
+        var made = PreparedTrace()
+        if !SyscallExitTrace.threadIDsAreOurs {
+            // Its thread ids are the initial pid namespace's; the notifications' are this process's.
+            made.error = "the supervisor runs in a pid namespace of its own, whose thread ids the trace does not give"
+        } else {
+            do {
+                // Twice what `captured` holds: each captured call leaves at most one exit.
+                made.trace = try SyscallExitTrace(
+                    pidNamespaceOf: pid, calls: Self.tracedCalls[0],
+                    compatibleCalls: Self.tracedCalls.count > 1 ? Self.tracedCalls[1] : [],
+                    limit: 8 * Self.eventLimit)
+            } catch {
+                made.error = "\(error)"
+            }
         }
-        do {
-            // Twice what `captured` holds: each captured call leaves at most one exit.
-            exitTrace = try SyscallExitTrace(
-                pidNamespaceOf: pid, calls: Self.tracedCalls[0],
-                compatibleCalls: Self.tracedCalls.count > 1 ? Self.tracedCalls[1] : [], limit: 8 * Self.eventLimit)
-        } catch {
-            exitTraceError = "\(error)"
+        let late = preparedTrace.withLock { state -> SyscallExitTrace? in
+            guard !state.abandoned else { return made.trace }
+            state = made
+            return nil
         }
+        late?.stop()
     }
 
     private func receive(_ listener: FileDescriptor) {
@@ -293,8 +320,17 @@ final class SandboxObserver: @unchecked Sendable {
             var call = capture(
                 plan, nr: Int32(nr), pid: pid, args: notification.data.args, pointerSize: abi == 0 ? 8 : 4)
             call?.abi = abi
-            if call?.isSampleExec == true && traceResults && exitTrace == nil && exitTraceError == nil {
-                startExitTrace(pid)
+            if call?.isSampleExec == true && traceResults && !exitTracePrepared {
+                // Ready long before, as a rule (the jail's set-up takes longer); a run whose
+                // spawning thread never got to it goes on without results.
+                exitTracePrepared = true
+                let timedOut = exitTraceReady.wait(timeout: .now() + .seconds(2)) == .timedOut
+                let prepared = preparedTrace.withLock { state -> PreparedTrace in
+                    if timedOut && state.trace == nil && state.error == nil { state.abandoned = true }
+                    return state
+                }
+                exitTrace = prepared.trace
+                exitTraceError = prepared.abandoned ? "the trace was not ready in time" : prepared.error
             }
             call?.answeredAt = sys_monotonicNanoseconds()
             // The answer is also the id check: it fails (ENOENT) when the call is no longer

@@ -280,6 +280,8 @@ public struct SandboxRunner: Sendable {
             observing?.join()  // it sees the closed socket and returns; it must not outlive the descriptors
             throw RunError(description: "clone of the sandbox failed: errno \(cloneError)")
         }
+        // The trace of what the calls come to, while the jail is being set up.
+        if options.observe && options.traceResults { observer.prepareExitTrace(initPID) }
         // The sample runs on the jail's CPU; this process's first run meanwhile pays the report's
         // first-use costs on another.
         let warming =
