@@ -20,6 +20,7 @@
 #define OR_REG(d, s) INSN(BPF_ALU64 | BPF_OR | BPF_X, d, s, 0, 0)
 #define LOAD64(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_DW, d, s, o, 0)
 #define STORE64(d, s, o) INSN(BPF_STX | BPF_MEM | BPF_DW, d, s, o, 0)
+#define STORE32_IMM(d, o, v) INSN(BPF_ST | BPF_MEM | BPF_W, d, 0, o, v)
 #define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
 #define JUMP_NE(d, v, o) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, o, v)
 #define JUMP_EQ(d, v, o) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, v)
@@ -39,10 +40,10 @@ static long bpf(int command, union bpf_attr *attributes) {
 // sysenter) comes from the i386 code segment: its numbers are i386's.
 enum { REGS_ORIG_AX = 120, REGS_CS = 136, USER32_CS = 0x23 };
 
-int warden_exit_trace_open(uint64_t pidns_device, uint64_t pidns_inode, const int *native, int native_count,
-                           const int *compat, int compat_count, int ring_bytes, struct warden_exit_trace *trace) {
+int warden_exit_trace_load(const int *native, int native_count, const int *compat, int compat_count, int ring_bytes,
+                           struct warden_exit_trace *trace) {
     memset(trace, 0, sizeof *trace);
-    trace->map = trace->link = -1;
+    trace->map = trace->link = trace->target = trace->program = -1;
     if (native_count + compat_count > 256) {
         errno = E2BIG;
         return -1;
@@ -53,6 +54,19 @@ int warden_exit_trace_open(uint64_t pidns_device, uint64_t pidns_inode, const in
     attributes.max_entries = (uint32_t)ring_bytes;
     int map = (int)bpf(BPF_MAP_CREATE, &attributes);
     if (map < 0) return -1;
+    // The pid namespace followed, {device, inode}, set for each run (warden_exit_trace_target).
+    memset(&attributes, 0, sizeof attributes);
+    attributes.map_type = BPF_MAP_TYPE_ARRAY;
+    attributes.key_size = 4;
+    attributes.value_size = 16;
+    attributes.max_entries = 1;
+    int target = (int)bpf(BPF_MAP_CREATE, &attributes);
+    if (target < 0) {
+        int saved = errno;
+        close(map);
+        errno = saved;
+        return -1;
+    }
 
     // r6: the context (args[0]: struct pt_regs *, args[1]: the return value); r8: the call's
     // number, with bit 32 set for an i386 call.
@@ -93,8 +107,17 @@ int warden_exit_trace_open(uint64_t pidns_device, uint64_t pidns_inode, const in
     for (int i = 0; i < compat_count; i++)
         program[compat_first + i].off = (int16_t)(compat_match - (compat_first + i) - 1);
     // Then whether the caller is the jail's: its pid namespace, by device and inode.
-    struct bpf_insn namespace[] = { LOAD_IMM64(1, 0, pidns_device), LOAD_IMM64(2, 0, pidns_inode) };
-    for (int i = 0; i < 4; i++) program[n++] = namespace[i];
+    struct bpf_insn target_map[] = { LOAD_IMM64(1, BPF_PSEUDO_MAP_FD, target) };
+    program[n++] = target_map[0];
+    program[n++] = target_map[1];
+    program[n++] = STORE32_IMM(10, -40, 0);
+    program[n++] = MOV_REG(2, 10);
+    program[n++] = ADD_IMM(2, -40);
+    program[n++] = CALL(BPF_FUNC_map_lookup_elem);
+    exit_jumps[exits++] = n;
+    program[n++] = JUMP_EQ(0, 0, 0);
+    program[n++] = LOAD64(1, 0, 0);
+    program[n++] = LOAD64(2, 0, 8);
     program[n++] = MOV_REG(3, 10);
     program[n++] = ADD_IMM(3, -32);
     program[n++] = MOV_IMM(4, 8);
@@ -137,20 +160,11 @@ int warden_exit_trace_open(uint64_t pidns_device, uint64_t pidns_inode, const in
     if (loaded < 0) {
         int saved = errno;
         close(map);
+        close(target);
         errno = saved;
         return -1;
     }
-    memset(&attributes, 0, sizeof attributes);
-    attributes.raw_tracepoint.name = (uint64_t)(uintptr_t) "sys_exit";
-    attributes.raw_tracepoint.prog_fd = (uint32_t)loaded;
-    int link = (int)bpf(BPF_RAW_TRACEPOINT_OPEN, &attributes);
-    int saved = errno;
-    close(loaded);  // the link holds the program
-    if (link < 0) {
-        close(map);
-        errno = saved;
-        return -1;
-    }
+    int saved;
     // The consumer's position (written here), then the producer's page and the data, which
     // the kernel maps twice in a row: a record that wraps around reads as one.
     long page = sysconf(_SC_PAGESIZE);
@@ -161,13 +175,15 @@ int warden_exit_trace_open(uint64_t pidns_device, uint64_t pidns_inode, const in
     if (consumer == MAP_FAILED || producer == MAP_FAILED) {
         saved = errno;
         if (consumer != MAP_FAILED) munmap(consumer, (size_t)page);
-        close(link);
+        close(loaded);
+        close(target);
         close(map);
         errno = saved;
         return -1;
     }
     trace->map = map;
-    trace->link = link;
+    trace->target = target;
+    trace->program = loaded;
     trace->consumer = consumer;
     trace->producer = producer;
     trace->ring_bytes = ring_bytes;
@@ -176,17 +192,45 @@ int warden_exit_trace_open(uint64_t pidns_device, uint64_t pidns_inode, const in
 
 #else
 
-int warden_exit_trace_open(uint64_t pidns_device, uint64_t pidns_inode, const int *native, int native_count,
-                           const int *compat, int compat_count, int ring_bytes, struct warden_exit_trace *trace) {
-    (void)pidns_device, (void)pidns_inode, (void)native, (void)native_count, (void)compat, (void)compat_count;
-    (void)ring_bytes;
+int warden_exit_trace_load(const int *native, int native_count, const int *compat, int compat_count, int ring_bytes,
+                           struct warden_exit_trace *trace) {
+    (void)native, (void)native_count, (void)compat, (void)compat_count, (void)ring_bytes;
     memset(trace, 0, sizeof *trace);
-    trace->map = trace->link = -1;
+    trace->map = trace->link = trace->target = trace->program = -1;
     errno = ENOTSUP;  // the program reads x86_64's struct pt_regs
     return -1;
 }
 
 #endif
+
+int warden_exit_trace_target(struct warden_exit_trace *trace, uint64_t pidns_device, uint64_t pidns_inode) {
+    uint32_t key = 0;
+    uint64_t value[2] = { pidns_device, pidns_inode };
+    union bpf_attr attributes;
+    memset(&attributes, 0, sizeof attributes);
+    attributes.map_fd = (uint32_t)trace->target;
+    attributes.key = (uint64_t)(uintptr_t)&key;
+    attributes.value = (uint64_t)(uintptr_t)value;
+    attributes.flags = BPF_ANY;
+    return bpf(BPF_MAP_UPDATE_ELEM, &attributes) == 0 ? 0 : -1;
+}
+
+int warden_exit_trace_attach(struct warden_exit_trace *trace) {
+    if (trace->link >= 0) return 0;
+    union bpf_attr attributes;
+    memset(&attributes, 0, sizeof attributes);
+    attributes.raw_tracepoint.name = (uint64_t)(uintptr_t) "sys_exit";
+    attributes.raw_tracepoint.prog_fd = (uint32_t)trace->program;
+    int link = (int)bpf(BPF_RAW_TRACEPOINT_OPEN, &attributes);
+    if (link < 0) return -1;
+    trace->link = link;
+    return 0;
+}
+
+void warden_exit_trace_detach(struct warden_exit_trace *trace) {
+    if (trace->link >= 0) close(trace->link);
+    trace->link = -1;
+}
 
 int warden_exit_trace_drain(struct warden_exit_trace *trace, struct warden_syscall_exit *out, int capacity) {
     if (trace->map < 0) return 0;
@@ -225,11 +269,12 @@ int warden_exit_trace_drain(struct warden_exit_trace *trace, struct warden_sysca
 
 void warden_exit_trace_close(struct warden_exit_trace *trace) {
     long page = sysconf(_SC_PAGESIZE);
-    // The link first: the program stops running at once (no grace period is waited for).
-    if (trace->link >= 0) close(trace->link);
+    warden_exit_trace_detach(trace);
     if (trace->producer) munmap(trace->producer, (size_t)page + 2 * (size_t)trace->ring_bytes);
     if (trace->consumer) munmap(trace->consumer, (size_t)page);
+    if (trace->program >= 0) close(trace->program);
+    if (trace->target >= 0) close(trace->target);
     if (trace->map >= 0) close(trace->map);
-    trace->map = trace->link = -1;
+    trace->map = trace->target = trace->program = -1;
     trace->consumer = trace->producer = NULL;
 }

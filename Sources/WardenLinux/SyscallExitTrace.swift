@@ -6,12 +6,13 @@ import CWardenLinux
 import SystemPackage
 
 /// What some system calls of every process of a pid namespace returned: a BPF program on the
-/// kernel's raw `sys_exit` tracepoint keeps the exits of the calls asked for, made in that
-/// namespace, in a ring buffer (`warden_exit_trace_open`).
+/// kernel's raw `sys_exit` tracepoint keeps the exits of the calls asked for, made in the pid
+/// namespace followed, in a ring buffer (`warden_exit_trace_load`).
 ///
 /// Seccomp user notification shows a call before the kernel runs it, never its result: this is
-/// how the sandbox learns whether an open, an unlink or a kill it let through succeeded. Not
-/// thread-safe: one thread opens, drains and stops it.
+/// how the sandbox learns whether an open, an unlink or a kill it let through succeeded. A trace
+/// is loaded once and follows one pid namespace after another (`follow`). Not thread-safe: one
+/// thread at a time uses it.
 public final class SyscallExitTrace {
     public struct Exit: Equatable, Sendable {
         /// The thread, by its id in the initial pid namespace.
@@ -34,7 +35,7 @@ public final class SyscallExitTrace {
     /// Added to the number of a call made through i386's ABI.
     public static let compatibleABI: Int64 = 1 << 32
 
-    /// The exits drained so far, in order.
+    /// The exits drained since `follow`, in order.
     public private(set) var exits: [Exit] = []
     /// Exits drained past `limit`, dropped.
     public private(set) var dropped = 0
@@ -48,9 +49,7 @@ public final class SyscallExitTrace {
     /// the ones it sees (the nsfs inode of the initial pid namespace is fixed:
     /// PROC_PID_INIT_INO).
     public static let threadIDsAreOurs: Bool = {
-        guard let status = try? sys_statFollowing(Array("/proc/self/ns/pid".utf8)) else {
-            return false
-        }
+        guard let status = try? sys_statFollowing(Array("/proc/self/ns/pid".utf8)) else { return false }
         return status.inode == 0xEFFF_FFFC
     }()
 
@@ -64,31 +63,42 @@ public final class SyscallExitTrace {
         #endif
     }
 
-    /// Traces the exits of the calls numbered `calls` (x86_64's numbers) and `compatibleCalls`
-    /// (i386's) made by the processes in the pid namespace of `process`, from now until `stop`.
-    /// `ringBytes`: the ring buffer's size (a power of two). Throws when the kernel refuses
-    /// (no CAP_BPF and CAP_PERFMON, no BPF, another architecture than x86_64).
-    public init(
-        pidNamespaceOf process: Int32, calls: [Int32], compatibleCalls: [Int32], ringBytes: Int32 = 256 << 10,
-        limit: Int = 1 << 16
-    ) throws(SystemCallError) {
+    /// Loads the program for the calls numbered `calls` (x86_64's numbers) and
+    /// `compatibleCalls` (i386's); it follows nothing until `follow`. `ringBytes`: the ring
+    /// buffer's size (a power of two). Throws when the kernel refuses (no CAP_BPF and
+    /// CAP_PERFMON, no BPF, another architecture than x86_64).
+    public init(calls: [Int32], compatibleCalls: [Int32], ringBytes: Int32 = 256 << 10, limit: Int = 1 << 16)
+        throws(SystemCallError)
+    {
         self.limit = limit
-        // A magic link: followed on purpose (no other link can stand in /proc/PID/ns).
-        let namespacePath = Array("/proc/\(process)/ns/pid".utf8)
-        let namespace = try sys_statFollowing(namespacePath)
-        let opened = calls.withUnsafeBufferPointer { nativeBuffer in
-            compatibleCalls.withUnsafeBufferPointer { compatibleBuffer in
-                warden_exit_trace_open(
-                    namespace.device, namespace.inode, nativeBuffer.baseAddress, Int32(nativeBuffer.count),
-                    compatibleBuffer.baseAddress, Int32(compatibleBuffer.count), ringBytes, &trace)
+        let loaded = calls.withUnsafeBufferPointer { native in
+            compatibleCalls.withUnsafeBufferPointer { compatible in
+                warden_exit_trace_load(
+                    native.baseAddress, Int32(native.count), compatible.baseAddress, Int32(compatible.count),
+                    ringBytes, &trace)
             }
         }
-        guard opened == 0 else {
-            throw SystemCallError(syscall: "bpf(sys_exit tracepoint)", errno: Errno(rawValue: errno))
-        }
+        guard loaded == 0 else { throw SystemCallError(syscall: "bpf(BPF_PROG_LOAD)", errno: Errno(rawValue: errno)) }
     }
 
     deinit { warden_exit_trace_close(&trace) }
+
+    /// Follows the processes in the pid namespace of `process` from now on (and no other), with
+    /// the program attached; `exits` starts empty.
+    public func follow(pidNamespaceOf process: Int32) throws(SystemCallError) {
+        // A magic link: followed on purpose (no other link can stand in /proc/PID/ns).
+        let namespace = try sys_statFollowing(Array("/proc/\(process)/ns/pid".utf8))
+        guard warden_exit_trace_target(&trace, namespace.device, namespace.inode) == 0 else {
+            throw SystemCallError(syscall: "bpf(BPF_MAP_UPDATE_ELEM)", errno: Errno(rawValue: errno))
+        }
+        // Whatever the namespace followed before left (nothing, as a rule: its processes are gone).
+        drain()
+        exits = []
+        dropped = 0
+        guard warden_exit_trace_attach(&trace) == 0 else {
+            throw SystemCallError(syscall: "bpf(BPF_RAW_TRACEPOINT_OPEN)", errno: Errno(rawValue: errno))
+        }
+    }
 
     /// Moves what the ring buffer holds into `exits`.
     public func drain() {
@@ -107,9 +117,7 @@ public final class SyscallExitTrace {
         }
     }
 
-    /// Drains, then detaches the program and frees the ring buffer; `exits` stays.
-    public func stop() {
-        drain()
-        warden_exit_trace_close(&trace)
-    }
+    /// Detaches the program: the host's system calls no longer run it. `follow` attaches it
+    /// again.
+    public func detach() { warden_exit_trace_detach(&trace) }
 }

@@ -35,14 +35,16 @@ import WardenLinux
             }
             let inNamespace = try #require(shell, "unshare made no child")
             let openat: Int32 = 257
-            let trace = try SyscallExitTrace(pidNamespaceOf: inNamespace, calls: [openat], compatibleCalls: [5])
+            let trace = try SyscallExitTrace(calls: [openat], compatibleCalls: [5])
+            try trace.follow(pidNamespaceOf: inNamespace)
             let start = sys_monotonicNanoseconds()
             // An open of this process's own (another pid namespace's): not traced.
             let ours = open("/dev/null", O_RDONLY)
             close(ours)
             input.fileHandleForWriting.write(Data("go\n".utf8))
             unshare.waitUntilExit()
-            trace.stop()
+            trace.drain()
+            trace.detach()
             #expect(unshare.terminationStatus == 0)
             #expect(FileManager.default.fileExists(atPath: directory + "/made"))
             // Only openat's exits were kept, each after the trace began, none of this process's.
@@ -51,13 +53,23 @@ import WardenLinux
             // The child's (cat's own thread) refusal, and the shell's creation: a descriptor.
             #expect(trace.exits.contains { $0.value == -Int64(ENOENT) && $0.tid != inNamespace }, "\(trace.exits)")
             #expect(trace.exits.contains { $0.value >= 0 && $0.tid == inNamespace }, "\(trace.exits)")
+
+            // Loaded once, it follows the next namespace afresh: this process's own (the
+            // initial one), whose open now is traced, and nothing of the one before.
+            try trace.follow(pidNamespaceOf: getpid())
+            #expect(trace.exits.isEmpty)
+            let again = open("/dev/null", O_RDONLY)
+            close(again)
+            trace.drain()
+            trace.detach()
+            #expect(trace.exits.contains { $0.number == Int64(openat) && $0.value == Int64(again) }, "\(trace.exits)")
         }
     #endif
 
     @Test(.enabled(if: getuid() == 0, "needs root"))
     func aProcessThatIsGoneCannotBeFollowed() {
         #expect(throws: SystemCallError.self) {
-            _ = try SyscallExitTrace(pidNamespaceOf: Int32.max - 1, calls: [257], compatibleCalls: [])
+            try SyscallExitTrace(calls: [257], compatibleCalls: []).follow(pidNamespaceOf: Int32.max - 1)
         }
     }
 }

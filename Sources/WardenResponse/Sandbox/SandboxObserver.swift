@@ -189,10 +189,10 @@ final class SandboxObserver: @unchecked Sendable {
     /// Serves `listener` until every sandboxed process is gone, then describes what it saw.
     func serve(_ listener: FileDescriptor) {
         receive(listener)
-        exitTrace?.stop()
-        // (Made but never taken: the sample never got to its exec.)
-        if exitTrace == nil { preparedTrace.withLock { $0.trace }?.stop() }
+        exitTrace?.trace.drain()
         describeCaptured()
+        // For the next run (also one made but never taken: the sample never got to its exec).
+        if let holder = exitTrace ?? preparedTrace.withLock({ $0.trace }) { SandboxExitTraces.give(holder) }
     }
 
     // What the kernel returned for the calls the observer let through (`SandboxCallResults`).
@@ -201,7 +201,7 @@ final class SandboxObserver: @unchecked Sendable {
     var traceResults = true
     /// Tracing the jail's processes from the sample's own exec on; nil before, or where the
     /// trace cannot be made (the report then gives no results for those calls).
-    private var exitTrace: SyscallExitTrace?
+    private var exitTrace: SandboxExitTraces.Holder?
     private var notifiedSinceDrain = 0
     /// Each thread's first answer after `captured` was full: where the window of its last
     /// captured call ends.
@@ -236,7 +236,7 @@ final class SandboxObserver: @unchecked Sendable {
     /// waiting (`abandoned`), and then what comes later is let go.
     private let preparedTrace = Mutex<PreparedTrace>(PreparedTrace())
     private struct PreparedTrace: @unchecked Sendable {
-        var trace: SyscallExitTrace?
+        var trace: SandboxExitTraces.Holder?
         var error: String?
         var abandoned = false
     }
@@ -254,20 +254,26 @@ final class SandboxObserver: @unchecked Sendable {
         } else {
             do {
                 // Twice what `captured` holds: each captured call leaves at most one exit.
-                made.trace = try SyscallExitTrace(
-                    pidNamespaceOf: pid, calls: Self.tracedCalls[0],
-                    compatibleCalls: Self.tracedCalls.count > 1 ? Self.tracedCalls[1] : [],
+                let holder = try SandboxExitTraces.take(
+                    calls: Self.tracedCalls[0], compatibleCalls: Self.tracedCalls.count > 1 ? Self.tracedCalls[1] : [],
                     limit: 8 * Self.eventLimit)
+                do {
+                    try holder.trace.follow(pidNamespaceOf: pid)
+                    made.trace = holder
+                } catch {
+                    SandboxExitTraces.give(holder)
+                    throw error
+                }
             } catch {
                 made.error = "\(error)"
             }
         }
-        let late = preparedTrace.withLock { state -> SyscallExitTrace? in
+        let late = preparedTrace.withLock { state -> SandboxExitTraces.Holder? in
             guard !state.abandoned else { return made.trace }
             state = made
             return nil
         }
-        late?.stop()
+        if let late { SandboxExitTraces.give(late) }
     }
 
     private func receive(_ listener: FileDescriptor) {
@@ -358,7 +364,7 @@ final class SandboxObserver: @unchecked Sendable {
             notifiedSinceDrain += 1
             if notifiedSinceDrain == 512 {
                 notifiedSinceDrain = 0
-                exitTrace?.drain()
+                exitTrace?.trace.drain()
             }
         }
     }
@@ -728,7 +734,9 @@ final class SandboxObserver: @unchecked Sendable {
 
     /// What each captured call returned (`ok`, `EROFS`), where its exit was traced.
     private func callResults() -> [String?] {
-        guard let exits = exitTrace?.exits, !exits.isEmpty else { return Array(repeating: nil, count: captured.count) }
+        guard let exits = exitTrace?.trace.exits, !exits.isEmpty else {
+            return Array(repeating: nil, count: captured.count)
+        }
         var calls = captured.map { call in
             SandboxCallResults.Call(
                 tid: call.pid, number: Self.tracedNumber(call.nr, abi: call.abi), answeredAt: call.answeredAt,
