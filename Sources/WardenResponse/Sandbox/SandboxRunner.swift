@@ -26,7 +26,7 @@ public struct SandboxRunner: Sendable {
         public var observe = true
         /// Trace what the kernel returned for the observed calls (`SyscallExitTrace`): its
         /// program runs at every system call's exit while the sample runs (a syscall-heavy
-        /// sample takes 4-9% longer). Off, the report says "tried" where it would say "refused".
+        /// sample takes 4-15% longer). Off, the report says "tried" where it would say "refused".
         public var traceResults = true
         public var outputLimit = 64 * 1024
         public var memoryLimit: UInt64 = 1 << 30
