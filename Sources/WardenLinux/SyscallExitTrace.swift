@@ -37,10 +37,9 @@ public final class SyscallExitTrace {
 
     /// The exits drained since `follow`, in order.
     public private(set) var exits: [Exit] = []
-    /// Exits drained past `limit`, dropped.
-    public private(set) var dropped = 0
-    /// The most exits kept: a sample that opens a million files would otherwise have the
-    /// supervisor hold 32 MB of them (a report keeps the first few thousand calls anyway).
+    /// The most exits kept (those drained past it are dropped): a sample that opens a million
+    /// files would otherwise have the supervisor hold 32 MB of them (a report keeps the first few
+    /// thousand calls anyway).
     public let limit: Int
     private var trace = warden_exit_trace()
     private var batch = [warden_syscall_exit](repeating: warden_syscall_exit(), count: 512)
@@ -94,7 +93,6 @@ public final class SyscallExitTrace {
         // Whatever the namespace followed before left (nothing, as a rule: its processes are gone).
         drain()
         exits = []
-        dropped = 0
         guard warden_exit_trace_attach(&trace) == 0 else {
             throw SystemCallError(syscall: "bpf(BPF_RAW_TRACEPOINT_OPEN)", errno: Errno(rawValue: errno))
         }
@@ -106,11 +104,7 @@ public final class SyscallExitTrace {
             let count = batch.withUnsafeMutableBufferPointer { buffer in
                 warden_exit_trace_drain(&trace, buffer.baseAddress, Int32(buffer.count))
             }
-            for record in batch.prefix(Int(count)) {
-                guard exits.count < limit else {
-                    dropped += 1
-                    continue
-                }
+            for record in batch.prefix(Int(count)) where exits.count < limit {
                 exits.append(Exit(tid: record.tid, time: Int64(record.time), number: record.id, value: record.ret))
             }
             if count < batch.count { break }
