@@ -553,6 +553,12 @@ long warden_read_process_memory(int pid, uint64_t address, void *buffer, size_t 
     return (long)process_vm_readv(pid, &local, 1, &remote, 1, 0);
 }
 
+long warden_write_process_memory(int pid, uint64_t address, const void *bytes, size_t length) {
+    struct iovec local = { (void *)bytes, length };
+    struct iovec remote = { (void *)(uintptr_t)address, length };
+    return (long)process_vm_writev(pid, &local, 1, &remote, 1, 0);
+}
+
 int warden_receive_fd(int socket) {
     char data;
     struct iovec iov = { &data, 1 };

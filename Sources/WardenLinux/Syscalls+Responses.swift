@@ -364,6 +364,21 @@ public func sys_readProcessMemory(_ pid: Int32, address: UInt64, length: Int) ->
     return bytes.isEmpty ? nil : bytes
 }
 
+/// Writes `bytes` into `pid`'s memory at `address` (`process_vm_writev`), all of them or none
+/// (a short write, into a mapping that ends, fails as EFAULT): a call's result where the call
+/// had it written, while the call waits for its answer.
+public func sys_writeProcessMemory(_ pid: Int32, address: UInt64, _ bytes: [UInt8]) throws(SystemCallError) {
+    guard !bytes.isEmpty else { return }
+    // Not `retryingInterrupts`: EFAULT is the sample's bad pointer here, not this process's bug.
+    while true {
+        let written = bytes.withUnsafeBytes { warden_write_process_memory(pid, address, $0.baseAddress, $0.count) }
+        if written == bytes.count { return }
+        let code = written < 0 ? Glibc.errno : EFAULT
+        if code == EINTR { continue }
+        throw SystemCallError(syscall: "process_vm_writev", errno: Errno(rawValue: code))
+    }
+}
+
 /// A NUL-terminated string in `pid`'s memory (at most `limit` bytes), read page by page so a
 /// string near the end of a mapping is still read.
 public func sys_readProcessString(_ pid: Int32, address: UInt64, limit: Int = 4096) -> [UInt8]? {

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -91,6 +92,62 @@ int main(int argc, char **argv) {
         int reached = connect(fresh, (struct sockaddr *)&host, (socklen_t)(sizeof(sa_family_t) + 1 + length));
         printf("abstract %s\n", reached == 0 ? "ok" : strerror(errno));
         return reached == 0 ? 0 : 3;
+    }
+    if (!strcmp(mode, "stand-in-queries")) {
+        // What a client asks of its socket around a connect, as an IPv4 socket answers it:
+        // its options (TCP_NODELAY, as Python's urllib3 sets it), its names before and after,
+        // a name cut short, a bad pointer; then an HTTP request and the first line answered.
+        // A unix socket's own queries, beside it, are the kernel's.
+        int tcp = socket(AF_INET, SOCK_STREAM, 0);
+        if (tcp < 0) return refused("socket(AF_INET)");
+        int one = 1, value = -1;
+        socklen_t length = sizeof value;
+        printf("nodelay %s\n", setsockopt(tcp, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0 ? "ok" : strerror(errno));
+        getsockopt(tcp, IPPROTO_TCP, TCP_NODELAY, &value, &length);
+        printf("nodelay read %d (%u)\n", value, (unsigned)length);
+        length = sizeof value;
+        getsockopt(tcp, IPPROTO_IP, IP_TTL, &value, &length);
+        printf("ttl %d\n", value);
+        struct sockaddr_in name = { 0 };
+        length = sizeof name;
+        printf("peer before %s\n", getpeername(tcp, (struct sockaddr *)&name, &length) == 0 ? "ok" : strerror(errno));
+        struct sockaddr_in far = { .sin_family = AF_INET, .sin_port = htons(80) };
+        inet_pton(AF_INET, "203.0.113.7", &far.sin_addr);
+        if (connect(tcp, (struct sockaddr *)&far, sizeof far) != 0) return refused("connect");
+        char text[64];
+        length = sizeof name;
+        getsockname(tcp, (struct sockaddr *)&name, &length);
+        printf("name %d %s %s (%u)\n", name.sin_family, inet_ntop(AF_INET, &name.sin_addr, text, sizeof text),
+            ntohs(name.sin_port) ? "port" : "no port", (unsigned)length);
+        length = sizeof name;
+        getpeername(tcp, (struct sockaddr *)&name, &length);
+        printf("peer %d %s:%d\n", name.sin_family, inet_ntop(AF_INET, &name.sin_addr, text, sizeof text), ntohs(name.sin_port));
+        length = 4;
+        getsockname(tcp, (struct sockaddr *)&name, &length);
+        printf("cut short %u\n", (unsigned)length);
+        length = sizeof name;
+        printf("bad pointer %s\n", getsockname(tcp, (struct sockaddr *)8, &length) == 0 ? "ok" : strerror(errno));
+        static const char request[] = "GET /stage2 HTTP/1.1\r\nHost: c2.example\r\n\r\n";
+        if (write(tcp, request, sizeof request - 1) != (ssize_t)sizeof request - 1) return refused("write");
+        char answer[256] = "";
+        ssize_t got = read(tcp, answer, sizeof answer - 1);
+        if (got > 0) answer[strcspn(answer, "\r\n")] = 0;
+        printf("answer %s\n", got > 0 ? answer : "none");
+        int six = socket(AF_INET6, SOCK_STREAM, 0);
+        struct sockaddr_in6 any = { .sin6_family = AF_INET6 };
+        if (bind(six, (struct sockaddr *)&any, sizeof any) != 0) return refused("bind");
+        struct sockaddr_in6 bound = { 0 };
+        length = sizeof bound;
+        getsockname(six, (struct sockaddr *)&bound, &length);
+        printf("bound %d %s %s (%u)\n", bound.sin6_family, inet_ntop(AF_INET6, &bound.sin6_addr, text, sizeof text),
+            ntohs(bound.sin6_port) ? "port" : "no port", (unsigned)length);
+        int local = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_storage own;
+        length = sizeof own;
+        getsockname(local, (struct sockaddr *)&own, &length);
+        printf("unix %d\n", own.ss_family);
+        printf("unix nodelay %s\n", setsockopt(local, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0 ? "ok" : strerror(errno));
+        return 3;
     }
     if (!strcmp(mode, "resolve-connected") && argc > 2) {
         // A resolver of its own, as Go's: the name server from resolv.conf (or argv[3], built

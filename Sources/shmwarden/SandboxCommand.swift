@@ -25,7 +25,9 @@ struct SandboxCommand: ParsableCommand {
             tracepoint), so the report says what was done and what was refused, and why. \
             Observed, an IPv4 or IPv6 socket is a unix socket standing in, and its connects, sends \
             and binds are reported and answered by the supervisor: a TCP connect to an outside \
-            address reaches a sink that keeps what the sample sends; host names looked up through \
+            address reaches a sink that keeps what the sample sends and answers an HTTP request (an \
+            empty 200) or a TLS ClientHello (an alert); a stand-in's names and IP-level options \
+            are those of the socket it stands for; host names looked up through \
             glibc or by DNS are reported too. Nothing leaves the jail. At the time limit \
             the whole pid namespace is killed. Needs root. Every run is stored; --list lists them and \
             --show ID prints one again (an alert's report names the runs of its files).

@@ -186,8 +186,11 @@ struct SandboxRequest {
                 "  network: \(attempt.syscall) \(attempt.family) \(endpoint)"
                     + (attempt.result.map { " -> \($0)" } ?? "")
                     + (attempt.sentBytes.map { bytes in
-                        if let name = attempt.tlsServerName { return " (sent \(bytes) bytes: TLS for \(name))" }
-                        return " (sent \(bytes) bytes" + (attempt.sent.map { ": \($0))" } ?? ")")
+                        let answered = attempt.sinkAnswer.map { "; answered \($0)" } ?? ""
+                        if let name = attempt.tlsServerName {
+                            return " (sent \(bytes) bytes: TLS for \(name)\(answered))"
+                        }
+                        return " (sent \(bytes) bytes" + (attempt.sent.map { ": \($0)" } ?? "") + answered + ")"
                     } ?? ""))
         }
         for lookup in report.lookups { printLine("  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))") }

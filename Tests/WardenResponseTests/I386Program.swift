@@ -17,6 +17,18 @@ struct I386Program {
         /// socketcall's block for connect or bind: `fd`, then the address of `address` (placed
         /// in the program) and its length.
         case addressBlock(fd: UInt32, address: [UInt8])
+        /// A buffer of `size` zero bytes named `name`, placed once: the same address wherever
+        /// the name is used (what a call writes, another reads).
+        case buffer(String, size: Int)
+        /// socketcall's block for getsockname, getpeername or getsockopt's last two: `fd`,
+        /// then the address of buffer `name` and of a word holding its size.
+        case queryBlock(fd: UInt32, buffer: String, size: Int)
+        /// socketcall's block for setsockopt: `fd`, `level`, `option`, the address of the word
+        /// `value`, and its length (4).
+        case optionBlock(fd: UInt32, level: UInt32, option: UInt32, value: UInt32)
+        /// socketcall's block for getsockopt: `fd`, `level`, `option`, then the address of
+        /// buffer `name` and of a word holding its size.
+        case optionQueryBlock(fd: UInt32, level: UInt32, option: UInt32, buffer: String, size: Int)
     }
 
     private var calls: [(UInt32, [Argument])] = []
@@ -36,6 +48,13 @@ struct I386Program {
             defer { data += bytes }
             return dataAddress + UInt32(data.count)
         }
+        var buffers: [String: UInt32] = [:]
+        func buffer(_ name: String, size: Int) -> UInt32 {
+            if let placed = buffers[name] { return placed }
+            let placed = place([UInt8](repeating: 0, count: size))
+            buffers[name] = placed
+            return placed
+        }
         func value(_ argument: Argument) -> UInt32 {
             switch argument {
             case .number(let number): return number
@@ -47,6 +66,16 @@ struct I386Program {
             case .addressBlock(let fd, let address):
                 let placed = place(address)
                 return place([fd, placed, UInt32(address.count)].flatMap(Self.word))
+            case .buffer(let name, let size): return buffer(name, size: size)
+            case .queryBlock(let fd, let name, let size):
+                let (placed, room) = (buffer(name, size: size), place(Self.word(UInt32(size))))
+                return place([fd, placed, room].flatMap(Self.word))
+            case .optionBlock(let fd, let level, let option, let value):
+                let placed = place(Self.word(value))
+                return place([fd, level, option, placed, 4].flatMap(Self.word))
+            case .optionQueryBlock(let fd, let level, let option, let name, let size):
+                let (placed, room) = (buffer(name, size: size), place(Self.word(UInt32(size))))
+                return place([fd, level, option, placed, room].flatMap(Self.word))
             }
         }
         var code: [UInt8] = []

@@ -50,6 +50,39 @@ import WardenLinux
         #expect(received[2] == .init(bytes: [], total: 0))
     }
 
+    /// A whole HTTP request is answered at once (200, empty body) and the connection closed; a
+    /// request whose body is still coming waits for it.
+    @Test func itAnswersAWholeHTTPRequestAndHangsUp() throws {
+        let sink = try SandboxConnectionSink()
+        let (client, clientPeer) = try pair()
+        let (poster, posterPeer) = try pair()
+        defer { [client, poster].forEach(sys_close) }
+        sink.adopt(clientPeer, id: 0)
+        sink.adopt(posterPeer, id: 1)
+        let request = Array("GET /x.sh HTTP/1.1\r\nHost: c2.example\r\n\r\n".utf8)
+        #expect(sys_sendAll(client, request))
+        let head = Array("POST /up HTTP/1.1\r\nContent-Length: 5\r\n\r\nab".utf8)
+        #expect(sys_sendAll(poster, head))
+        let started = sys_monotonicNanoseconds()
+        var answer = [UInt8](repeating: 0, count: 512)
+        var fds = [pollfd(fd: client.rawValue, events: Int16(POLLIN), revents: 0)]
+        #expect(poll(&fds, 1, 3000) == 1)
+        let got = Glibc.read(client.rawValue, &answer, answer.count)
+        #expect(sys_monotonicNanoseconds() - started < SandboxConnectionSink.quietMilliseconds * 1_000_000)
+        #expect(
+            String(decoding: answer.prefix(max(0, got)), as: UTF8.self)
+                == String(decoding: SandboxSinkAnswer.http.bytes, as: UTF8.self))
+        #expect(readAfterWaiting(client, seconds: 3) == 0)
+        // The body's last bytes, then the answer.
+        #expect(sys_sendAll(poster, Array("cde".utf8)))
+        fds = [pollfd(fd: poster.rawValue, events: Int16(POLLIN), revents: 0)]
+        #expect(poll(&fds, 1, 3000) == 1)
+        #expect(Glibc.read(poster.rawValue, &answer, answer.count) == SandboxSinkAnswer.http.bytes.count)
+        let received = sink.stop()
+        #expect(received[0] == .init(bytes: request, total: request.count, answer: .http))
+        #expect(received[1]?.answer == .http && received[1]?.total == head.count + 3)
+    }
+
     @Test func aSinkThatTookNothingStopsAtOnce() throws {
         let sink = try SandboxConnectionSink()
         #expect(sink.hasRoom)

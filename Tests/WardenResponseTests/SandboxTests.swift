@@ -553,6 +553,44 @@ struct SandboxTests {
         #expect(accept(hostListener, nil, nil) < 0)
     }
 
+    /// A stand-in asked what it is, or given an option at an IP level, answers as the IPv4 or
+    /// IPv6 socket asked for would (a unix socket said AF_UNIX and EOPNOTSUPP, and a client that
+    /// sets TCP_NODELAY failed there); an HTTP request over a connection to the sink is answered.
+    /// A unix socket's own queries stay the kernel's.
+    @Test func standInsAnswerForTheSocketsTheyStandFor() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try run("stand-in-queries")
+        #expect(
+            report.stdout == """
+                nodelay ok
+                nodelay read 1 (4)
+                ttl 64
+                peer before Transport endpoint is not connected
+                name 2 192.168.1.37 port (16)
+                peer 2 203.0.113.7:80
+                cut short 16
+                bad pointer Bad address
+                answer HTTP/1.1 200 OK
+                bound 10 :: port (28)
+                unix 1
+                unix nodelay Operation not supported
+
+                """, "\(report.stdout)")
+        #expect(report.exit.code == 3)
+        // Counted, not listed: the network entries are the socket, connect and bind calls.
+        #expect(report.syscalls["getsockname"] == 5 && report.syscalls["setsockopt"] == 2, "\(report.syscalls)")
+        #expect(report.network.map(\.syscall) == ["socket", "connect", "socket", "bind"], "\(report.network)")
+        let connect = report.network[1]
+        #expect(connect.sinkAnswer == "HTTP 200 with an empty body" && connect.sent?.hasPrefix("GET /stage2 ") == true)
+        #expect(
+            report.verdict.contains {
+                $0.hasPrefix(
+                    "Over its connection to AF_INET 203.0.113.7 80, made to the jail's sink, it sent 42 byte(s): GET /stage2"
+                )
+                    && $0.hasSuffix("The sink answered HTTP 200 with an empty body.")
+            }, "\(report.verdict)")
+    }
+
     /// A resolver of its own on a connected datagram socket (Go's) finds the jail's name server
     /// in resolv.conf, which records the name and answers NXDOMAIN at once.
     @Test func aResolverOfItsOwnIsAnsweredAndItsNameRecorded() throws {
@@ -770,6 +808,14 @@ struct SandboxTests {
         let c2: [UInt8] = [UInt8(AF_INET), 0, 0x11, 0x5c, 203, 0, 113, 7] + [UInt8](repeating: 0, count: 8)
         program.call(102, .number(3), .addressBlock(fd: 7, address: c2))
         program.call(4, .number(7), .string("i386 c2\n"), .number(8))  // write
+        // Its queries through socketcall, answered for the stand-in: setsockopt(TCP_NODELAY),
+        // getsockopt of it, getpeername; what they returned written to /tmp/answers (descriptor 8).
+        program.call(102, .number(14), .optionBlock(fd: 7, level: 6, option: 1, value: 1))
+        program.call(102, .number(15), .optionQueryBlock(fd: 7, level: 6, option: 1, buffer: "option", size: 4))
+        program.call(102, .number(7), .queryBlock(fd: 7, buffer: "peer", size: 16))
+        program.call(5, .string("/tmp/answers"), .number(0o101), .number(0o644))  // open(O_WRONLY | O_CREAT)
+        program.call(4, .number(8), .buffer("peer", size: 16), .number(16))  // write
+        program.call(4, .number(8), .buffer("option", size: 4), .number(4))  // write
         program.call(102, .number(1), .words([UInt32(AF_PACKET), 3, 0]))
         program.call(22, .string("/tmp"))  // umount, i386's older unmount call
         program.call(4, .number(1), .string("i386 here\n"), .number(10))  // write
@@ -807,11 +853,16 @@ struct SandboxTests {
         ]
         #expect(report.network == expected, "\(report.network)")
         #expect(report.verdict.contains { $0.hasPrefix("It tried to reach a container runtime's socket") })
-        // Its open, socket, five socketcalls and execve (the refused ones are not notified;
-        // /bin/echo is x86_64).
-        #expect(report.i386Calls == 8, "\(report.syscalls)")
+        // The connection's peer, as an IPv4 socket gives it, and the option as it was set.
+        let answers: [UInt8] = c2 + [1, 0, 0, 0]
         #expect(
-            report.verdict.contains { $0.hasPrefix("8 of its observed calls went through the 32-bit x86 (i386) ABI") })
+            report.written.map { "\($0.path) \($0.sha256)" } == ["/tmp/answers \(sha256Hex(Data(answers)))"],
+            "\(report.written)")
+        // Its two opens, socket, eight socketcalls and execve (the refused ones are not
+        // notified; /bin/echo is x86_64).
+        #expect(report.i386Calls == 12, "\(report.syscalls)")
+        #expect(
+            report.verdict.contains { $0.hasPrefix("12 of its observed calls went through the 32-bit x86 (i386) ABI") })
 
         // ptrace is killed for in i386's numbering too.
         var tracer = I386Program()

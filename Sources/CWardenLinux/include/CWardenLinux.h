@@ -182,6 +182,9 @@ int warden_memfd(const char *name);
 /// process_vm_readv(2) of one range of `pid`'s memory.
 long warden_read_process_memory(int pid, uint64_t address, void *buffer, size_t length);
 
+/// process_vm_writev(2) of `length` bytes into one range of `pid`'s memory.
+long warden_write_process_memory(int pid, uint64_t address, const void *bytes, size_t length);
+
 /// Receives one descriptor sent with SCM_RIGHTS on `socket`; -1 with errno on failure.
 int warden_receive_fd(int socket);
 

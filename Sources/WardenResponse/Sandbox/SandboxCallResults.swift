@@ -25,31 +25,38 @@ enum SandboxCallResults {
         var numbersAfterExec: [Int64] = []
     }
 
-    /// For each of `calls` (in the order they were answered), what its exit returned; nil when
-    /// no exit of it was recorded.
+    /// For each of `calls`, what its exit returned; nil when no exit of it was recorded.
     static func values(of calls: [Call], in exits: [SyscallExitTrace.Exit]) -> [Int64?] {
         var byThread: [Int32: [SyscallExitTrace.Exit]] = [:]
         for exit in exits { byThread[exit.tid, default: []].append(exit) }
         for tid in byThread.keys { byThread[tid]!.sort { $0.time < $1.time } }
+        // In the order they were answered (calls only counted come after those described).
+        let order = calls.indices.sorted { (calls[$0].answeredAt, $0) < (calls[$1].answeredAt, $1) }
         // Each call's window ends at its thread's next answer (the next notification came before it).
         var windowEnd = [Int64](repeating: .max, count: calls.count)
         var latest: [Int32: Int] = [:]
-        for (index, call) in calls.enumerated() {
+        for index in order {
+            let call = calls[index]
             if let previous = latest[call.tid] { windowEnd[previous] = call.answeredAt }
             latest[call.tid] = index
         }
         var cursor: [Int32: Int] = [:]
-        return calls.enumerated().map { index, call in
-            guard let threadExits = byThread[call.tid] else { return nil }
+        var values = [Int64?](repeating: nil, count: calls.count)
+        for index in order {
+            let call = calls[index]
+            guard let threadExits = byThread[call.tid] else { continue }
             var next = cursor[call.tid] ?? 0
             while next < threadExits.count && threadExits[next].time <= call.answeredAt { next += 1 }
             cursor[call.tid] = next
             while next < threadExits.count && threadExits[next].time < windowEnd[index] {
                 let number = threadExits[next].number
-                if number == call.number || call.numbersAfterExec.contains(number) { return threadExits[next].value }
+                if number == call.number || call.numbersAfterExec.contains(number) {
+                    values[index] = threadExits[next].value
+                    break
+                }
                 next += 1
             }
-            return nil
         }
+        return values
     }
 }

@@ -11,9 +11,11 @@ import WardenLinux
 /// unix socket pair, and hands the other end here. What the sample sends first is its C2's
 /// protocol: a miner's pool login (with its wallet), a bot's registration, a reverse shell's
 /// prompt, a TLS ClientHello with the server's name. The sink keeps the first `keptBytes` of
-/// each connection, answers nothing, and closes it once `quietMilliseconds` pass without a byte
-/// (or the kept bytes are all in), so that the sample sees its server hang up and goes on: to
-/// its next server, say, which is then on record too.
+/// each connection. A whole HTTP request or TLS ClientHello it answers (`SandboxSinkAnswer`)
+/// and then closes; anything else it answers nothing, and closes once `quietMilliseconds` pass
+/// without a byte (or the kept bytes are all in). Either way the sample sees its server answer
+/// or hang up and goes on: to the next stage of its chain, or to its next server, which is then
+/// on record too.
 ///
 /// Its thread starts with the run's first connection: a run that connects nowhere pays nothing.
 final class SandboxConnectionSink: @unchecked Sendable {
@@ -21,6 +23,8 @@ final class SandboxConnectionSink: @unchecked Sendable {
     struct Received: Equatable {
         var bytes: [UInt8] = []
         var total = 0
+        /// What the sink answered before it closed (nil: nothing).
+        var answer: SandboxSinkAnswer?
     }
 
     static let keptBytes = 4096
@@ -115,7 +119,18 @@ final class SandboxConnectionSink: @unchecked Sendable {
                 if fds[index + 1].revents != 0 {
                     let (got, ended) = read(connection, into: &buffer)
                     if got > 0 { connection.deadline = after + Self.quietMilliseconds * 1_000_000 }
-                    finished = ended || received[connection.id, default: Received()].bytes.count >= Self.keptBytes
+                    var record = received[connection.id, default: Received()]
+                    finished = ended || record.bytes.count >= Self.keptBytes
+                    if got > 0, record.answer == nil,
+                        let answer = SandboxSinkAnswer.answer(toFirst: record.bytes, total: record.total)
+                    {
+                        // A few hundred bytes into an empty socket buffer: sent whole, or not
+                        // at all when the sample has closed its end (no SIGPIPE).
+                        _ = sys_sendAll(connection.fd, answer.bytes)
+                        record.answer = answer
+                        received[connection.id] = record
+                        finished = true
+                    }
                 }
                 if finished || after >= connection.deadline {
                     sys_close(connection.fd)

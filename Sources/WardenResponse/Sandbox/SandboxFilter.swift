@@ -45,7 +45,12 @@ public struct SandboxFilter: Sendable {
     /// Every call that may reach the supervisor: `observed`, prctl for that one option, socket
     /// for IPv4 and IPv6 (`SandboxNetworkAnswer`), and i386's socketcall (`compatibleSocketsPrefix`, and
     /// libseccomp's own rules for the observed calls it multiplexes).
-    public static let notified = observed + ["prctl", "socket", "socketcall", "sendmsg", "sendmmsg"]
+    public static let notified =
+        observed + ["prctl", "socket", "socketcall", "sendmsg", "sendmmsg"] + standInQueries
+    /// The calls that ask a socket what it is, or set its options, answered for a stand-in as
+    /// the socket it stands for would answer (`SandboxStandIn`): every getsockname and
+    /// getpeername, and setsockopt and getsockopt at an IP level (i386's at every level).
+    public static let standInQueries = ["getsockname", "getpeername", "setsockopt", "getsockopt"]
     /// The socket families the observer answers with a stand-in, when observing: AF_INET, AF_INET6.
     static let standInFamilies: [UInt64] = [UInt64(AF_INET), UInt64(AF_INET6)]
 
@@ -227,6 +232,21 @@ public struct SandboxFilter: Sendable {
                         arg: 2, op: SCMP_CMP_NE, datum_a: UInt64(WARDEN_LAUNCHER_SENDMSG_FLAGS), datum_b: 0)
                 ])
             try add("sendmmsg", SCMP_ACT_NOTIFY)
+            for name in Self.standInQueries {
+                guard name.hasSuffix("sockopt") else {
+                    try add(name, SCMP_ACT_NOTIFY)
+                    continue
+                }
+                // The level is an int: its register's upper half is not the caller's.
+                for level in SandboxStandIn.levels {
+                    try add(
+                        name, SCMP_ACT_NOTIFY,
+                        [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(level))])
+                }
+            }
+        } else if observe {
+            // i386's, which libseccomp also folds into socketcall, whose level is in memory.
+            for name in Self.standInQueries { try add(name, SCMP_ACT_NOTIFY) }
         }
         // i386's socketcall(2) passes socket's arguments in memory the filter cannot read: its
         // SYS_SOCKET is refused whatever the family (the direct socket call is filtered above).

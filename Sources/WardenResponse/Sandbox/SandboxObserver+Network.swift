@@ -17,11 +17,17 @@ extension SandboxObserver {
         case address(SandboxNetworkAnswer.AddressCall, fd: Int32, length: UInt64)
         /// A socketcall(SYS_SOCKET) whose argument block could not be read.
         case unreadableSocketCall
+        /// getsockname or getpeername (`peer`) on descriptor `fd`: the address goes at
+        /// `address`, its length at `lengthAddress` (which holds the room there).
+        case name(fd: Int32, address: UInt64, lengthAddress: UInt64, peer: Bool)
+        /// setsockopt (`set`: its value at `value`, `length` bytes) or getsockopt (its value goes
+        /// at `value`, its length at address `length`, which holds the room there).
+        case option(fd: Int32, level: Int32, name: Int32, value: UInt64, length: UInt64, set: Bool)
 
         var isSocketCreation: Bool {
             switch self {
             case .socket, .unreadableSocketCall: true
-            case .address: false
+            case .address, .name, .option: false
             }
         }
     }
@@ -32,6 +38,12 @@ extension SandboxObserver {
         case .socket:
             guard let args = call?.args else { return nil }
             return .socket(domain: args.0, type: args.1, protocolNumber: args.2, viaSocketCall: false)
+        case .socketName(let peer):
+            guard let args = call?.args else { return nil }
+            return .name(fd: Int32(truncatingIfNeeded: args.0), address: args.1, lengthAddress: args.2, peer: peer)
+        case .socketOption(let set):
+            guard let args = call?.args else { return nil }
+            return option(args, set: set)
         case .socketAddress(_, let length, let kind):
             guard let args = call?.args else { return nil }
             return .address(kind, fd: Int32(truncatingIfNeeded: args.0), length: register(length, of: args))
@@ -47,11 +59,23 @@ extension SandboxObserver {
             case "connect": return .address(.connect, fd: Int32(truncatingIfNeeded: args.0), length: args.2)
             case "bind": return .address(.bind, fd: Int32(truncatingIfNeeded: args.0), length: args.2)
             case "sendto": return .address(.sendto, fd: Int32(truncatingIfNeeded: args.0), length: args.5)
+            case "getsockname", "getpeername":
+                return .name(
+                    fd: Int32(truncatingIfNeeded: args.0), address: args.1, lengthAddress: args.2,
+                    peer: call.multiplexed == "getpeername")
+            case "setsockopt", "getsockopt": return option(args, set: call.multiplexed == "setsockopt")
             case nil where call.args.0 == 1: return .unreadableSocketCall
             default: return nil
             }
         default: return nil
         }
+    }
+
+    /// setsockopt's or getsockopt's (fd, level, name, value, length).
+    private static func option(_ args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64), set: Bool) -> NetworkCall {
+        .option(
+            fd: Int32(truncatingIfNeeded: args.0), level: Int32(truncatingIfNeeded: args.1),
+            name: Int32(truncatingIfNeeded: args.2), value: args.3, length: args.4, set: set)
     }
 
     /// Answers network call `id` of process `pid` (`plan`, with what `call` read), and records
@@ -66,7 +90,11 @@ extension SandboxObserver {
             return Self.answer(id, on: listener, response)
         }
         var decided: SandboxNetworkAnswer
+        // The stand-in an address call is on, if it is on one.
+        var onStandIn: UInt64?
         switch networkCall {
+        case .name, .option:
+            return answerStandInQuery(networkCall, id: id, pid: pid, on: listener, response)
         case .socket(let domain, let type, let protocolNumber, let viaSocketCall):
             decided =
                 viaSocketCall
@@ -83,6 +111,7 @@ extension SandboxObserver {
                 decided = .proceed
                 break
             }
+            onStandIn = standIns[inode] == nil ? nil : inode
             // A connect on a datagram stand-in with the name server at its other end.
             if kind == .connect, datagramStandIns.contains(inode) {
                 decided = .forAddress(kind, sockaddr: call?.first, length: length, datagram: true)
@@ -93,9 +122,10 @@ extension SandboxObserver {
             }
             // A stream stand-in's connect to an outside address: made, to the sink.
             if kind == .connect, decided == .fail(SandboxNetworkAnswer.ENETUNREACH),
-                streamStandIns.contains(inode)
+                standIns[inode]?.type == SandboxNetworkAnswer.stream,
+                case .some(.some(let address)) = SandboxNetworkAnswer.address(in: call?.first ?? [], length: length)
             {
-                guard let connected = connectToSink(fd, of: pid, for: id, on: listener)
+                guard let connected = connectToSink(fd, of: pid, for: id, on: listener, from: inode, to: address)
                 else { return false }
                 if let connection = connected {
                     decided = .succeed
@@ -106,14 +136,29 @@ extension SandboxObserver {
             // Its family could not be read: the kernel must not read it instead.
             decided = .fail(SandboxNetworkAnswer.EFAULT)
         }
-        switch decided {
-        case .standIn, .unixSocket:
-            guard let installed = install(decided, for: id, of: pid, on: listener) else { return false }
+        switch (decided, networkCall) {
+        case (.standIn, .socket(let domain, _, _, _)), (.unixSocket, .socket(let domain, _, _, _)):
+            guard
+                let installed = install(
+                    decided, isIPv6: domain == SandboxNetworkAnswer.inet6, for: id, of: pid, on: listener)
+            else { return false }
             decided = installed
         default: break
         }
         guard Self.answer(id, decided, on: listener, response) else { return false }
         call?.result = decided.result
+        // What a stand-in's bind or connect made of it, for its queries.
+        if decided == .succeed, let inode = onStandIn, var standIn = standIns[inode],
+            case .address(let kind, _, let length) = networkCall,
+            case .some(.some(let address)) = SandboxNetworkAnswer.address(in: call?.first ?? [], length: length)
+        {
+            switch kind {
+            case .bind: standIn.bound(to: address, ephemeralPort: takeEphemeralPort())
+            case .connect: standIn.connected(to: address, ephemeralPort: takeEphemeralPort())
+            case .sendto: break
+            }
+            standIns[inode] = standIn
+        }
         if case .fail = decided, networkCall.isSocketCreation { refusedSockets += 1 }
         return true
     }
@@ -144,12 +189,15 @@ extension SandboxObserver {
         return UInt64(String(decoding: target[prefix.count..<(target.count - 1)], as: UTF8.self))
     }
 
-    /// Makes descriptor `fd` of process `pid`, a stream stand-in whose connect `id` waits, one
-    /// end of a connected pair whose other end goes to the sink, keeping its blocking mode and
-    /// close-on-exec: the connection's id, to answer the call as made; `.some(nil)` when it
-    /// should fail as unreachable after all (no sink, no room, no pair); nil when the call is no
-    /// longer waiting.
-    func connectToSink(_ fd: Int32, of pid: Int32, for id: UInt64, on listener: FileDescriptor) -> Int?? {
+    /// Makes descriptor `fd` of process `pid`, stream stand-in `inode` whose connect `id` to
+    /// `address` waits, one end of a connected pair whose other end goes to the sink, keeping
+    /// its blocking mode and close-on-exec: the connection's id, to answer the call as made;
+    /// `.some(nil)` when it should fail as unreachable after all (no sink, no room, no pair);
+    /// nil when the call is no longer waiting.
+    func connectToSink(
+        _ fd: Int32, of pid: Int32, for id: UInt64, on listener: FileDescriptor, from inode: UInt64,
+        to address: SandboxNetworkAnswer.Address
+    ) -> Int?? {
         guard let sink, sink.hasRoom, let flags = sys_descriptorFlags(fd, ofProcess: pid),
             let (sampleEnd, peer) = try? sys_unixStandInPair(
                 type: SandboxNetworkAnswer.stream, nonBlocking: flags & O_NONBLOCK != 0)
@@ -165,7 +213,16 @@ extension SandboxObserver {
         let connection = nextConnection
         nextConnection += 1
         sink.adopt(peer, id: connection)
-        if let inode = try? sys_fstat(sampleEnd).inode { sinkConnections.insert(inode) }
+        // The stand-in is gone (closed in the sample as its descriptor was replaced); the
+        // connection answers its queries now.
+        if let connected = try? sys_fstat(sampleEnd).inode {
+            sinkConnections.insert(connected)
+            if var standIn = standIns[inode] {
+                standIn.connected(to: address, ephemeralPort: takeEphemeralPort())
+                standIns[connected] = standIn
+            }
+        }
+        standIns[inode] = nil
         return connection
     }
 
@@ -179,9 +236,9 @@ extension SandboxObserver {
     /// could reach (or claim) a daemon's abstract socket. This thread joins it at the run's
     /// first stand-in, once the namespace's descriptor is open and the call is known to be
     /// still waiting (its pid has not been reused); the thread is the run's own and ends with it.
-    func install(_ answer: SandboxNetworkAnswer, for id: UInt64, of pid: Int32, on listener: FileDescriptor)
-        -> SandboxNetworkAnswer?
-    {
+    func install(
+        _ answer: SandboxNetworkAnswer, isIPv6: Bool, for id: UInt64, of pid: Int32, on listener: FileDescriptor
+    ) -> SandboxNetworkAnswer? {
         let (type, nonBlocking, closeOnExec, unix): (Int32, Bool, Bool, Bool)
         switch answer {
         case .standIn(let kind, let nonBlock, let cloexec):
@@ -215,19 +272,108 @@ extension SandboxObserver {
         defer { sys_close(standIn) }
         do {
             _ = try sys_seccompAnswer(listener, id: id, installing: standIn, closeOnExec: closeOnExec)
-            if let peer, let nameServer, let inode = try? sys_fstat(standIn).inode {
+            let inode = try? sys_fstat(standIn).inode
+            if let peer, let nameServer, let inode {
                 datagramStandIns.insert(inode)
                 nameServer.adopt(peer)
             } else if let peer {
                 sys_close(peer)
-            } else if !unix, type == SandboxNetworkAnswer.stream, let inode = try? sys_fstat(standIn).inode {
-                streamStandIns.insert(inode)
             }
+            if !unix, let inode { standIns[inode] = SandboxStandIn(isIPv6: isIPv6, type: type) }
             return answer
         } catch {
             if let peer { sys_close(peer) }
             // EMFILE, say: the sample is at its descriptor limit, and its call fails so.
             return error.errno.rawValue == ENOENT ? nil : .fail(error.errno.rawValue)
         }
+    }
+}
+
+extension SandboxObserver {
+    /// Answers a stand-in's query `id` (`NetworkCall.name` or `.option`) of process `pid` as
+    /// the IPv4 or IPv6 socket it stands for would (`SandboxStandIn`), writing what the call
+    /// returns into the sample's memory while the call waits. A query on any other descriptor,
+    /// or of another level, goes on to the kernel. False when the call is no longer waiting.
+    func answerStandInQuery(
+        _ query: NetworkCall, id: UInt64, pid: Int32, on listener: FileDescriptor,
+        _ response: UnsafeMutablePointer<seccomp_notif_resp>
+    ) -> Bool {
+        let fd: Int32
+        switch query {
+        case .name(let descriptor, _, _, _): fd = descriptor
+        // (i386's are notified at every level: socketcall's is in memory the filter cannot read.)
+        case .option(let descriptor, let level, _, _, _, _) where SandboxStandIn.levels.contains(level): fd = descriptor
+        default: return Self.answer(id, on: listener, response)
+        }
+        guard let inode = Self.socketInode(fd, of: pid), var standIn = standIns[inode] else {
+            return Self.answer(id, on: listener, response)
+        }
+        // What is written goes to the process whose call waits: its pid has not been reused
+        // (the answer checks again, for what was read).
+        guard seccomp_notify_id_valid(listener.rawValue, id) == 0 else { return false }
+        let outcome: Result<Void, SandboxCallFailure>
+        switch query {
+        case .name(_, let address, let lengthAddress, let peer):
+            outcome = standIn.name(peer: peer).flatMap { name in
+                Self.room(at: lengthAddress, of: pid).flatMap { room in
+                    // Cut to the room there; the length written back is the whole one.
+                    Self.write(
+                        Array(name.prefix(Int(room))), at: address, length: name.count, at: lengthAddress, of: pid)
+                }
+            }
+        case .option(_, let level, let name, let value, let length, set: true):
+            let bytes =
+                length == 0
+                ? []
+                : sys_readProcessMemory(
+                    pid, address: value, length: Int(min(length, UInt64(SandboxStandIn.optionLimit))))
+            if let bytes {
+                outcome = standIn.setOption(level: level, name: name, value: bytes).map { .failure($0) } ?? .success(())
+                standIns[inode] = standIn
+            } else {
+                outcome = .failure(SandboxCallFailure(errno: SandboxNetworkAnswer.EFAULT))
+            }
+        case .option(_, let level, let name, let value, let lengthAddress, set: false):
+            outcome = Self.room(at: lengthAddress, of: pid).flatMap { room in
+                standIn.option(level: level, name: name, room: Int(room)).flatMap { bytes in
+                    Self.write(bytes, at: value, length: bytes.count, at: lengthAddress, of: pid)
+                }
+            }
+        default: outcome = .success(())
+        }
+        switch outcome {
+        case .success: return Self.answer(id, .succeed, on: listener, response)
+        case .failure(let failure): return Self.answer(id, .fail(failure.errno), on: listener, response)
+        }
+    }
+
+    /// The `socklen_t` at `address` in `pid`'s memory: the room a query's caller gave.
+    private static func room(at address: UInt64, of pid: Int32) -> Result<Int32, SandboxCallFailure> {
+        guard let bytes = sys_readProcessMemory(pid, address: address, length: 4), bytes.count == 4 else {
+            return .failure(SandboxCallFailure(errno: SandboxNetworkAnswer.EFAULT))
+        }
+        let room = bytes.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(as: Int32.self)) }
+        return room < 0 ? .failure(SandboxCallFailure(errno: SandboxNetworkAnswer.EINVAL)) : .success(room)
+    }
+
+    /// Writes `bytes` at `address` and `length` as a `socklen_t` at `lengthAddress`, in `pid`'s
+    /// memory, as the kernel answers a query.
+    private static func write(
+        _ bytes: [UInt8], at address: UInt64, length: Int, at lengthAddress: UInt64, of pid: Int32
+    ) -> Result<Void, SandboxCallFailure> {
+        do {
+            try sys_writeProcessMemory(pid, address: address, bytes)
+            try sys_writeProcessMemory(pid, address: lengthAddress, SandboxStandIn.intBytes(Int32(length)))
+            return .success(())
+        } catch {
+            return .failure(SandboxCallFailure(errno: SandboxNetworkAnswer.EFAULT))
+        }
+    }
+
+    /// A port for a stand-in that gets one without asking (an unbound one's connect, a bind to
+    /// port 0): from the range Linux gives them (32768-60999), in turn.
+    func takeEphemeralPort() -> Int {
+        defer { nextEphemeralPort = nextEphemeralPort == 60999 ? 32768 : nextEphemeralPort + 1 }
+        return nextEphemeralPort
     }
 }

@@ -93,6 +93,14 @@ final class SandboxObserver: @unchecked Sendable {
         var payloadLength: UInt64?
         /// When the observer answered (CLOCK_MONOTONIC ns): the call's exit comes after it.
         var answeredAt: Int64 = 0
+
+        /// A getsockname, getpeername, setsockopt or getsockopt (`SandboxStandIn`).
+        var isStandInQuery: Bool {
+            switch multiplexed ?? name {
+            case "getsockname", "getpeername", "setsockopt", "getsockopt": true
+            default: false
+            }
+        }
     }
 
     /// Which arguments of a call point at something worth reading.
@@ -121,14 +129,20 @@ final class SandboxObserver: @unchecked Sendable {
         /// sendmsg's `struct msghdr` (sendmmsg's first), in argument `index`: the address it names
         /// (then answered as sendto's is) and its first buffer.
         case message(Int)
-        /// i386's socketcall(2): its call (connect, bind or sendto: the filter notifies those)
-        /// and that call's arguments, 4-byte words in memory, read with the address they give.
+        /// i386's socketcall(2): its call (socket, connect, bind, sendto, and the stand-ins'
+        /// queries: the filter notifies those) and that call's arguments, 4-byte words in
+        /// memory, read with the address a connect, bind or sendto gives.
         case socketCall
         /// A name in argument `index` that is no path (prctl's process name, memfd_create's).
         case name(Int)
         /// A symlink's target (its text, as it is stored) and the path it is made at, whose
         /// directory descriptor, if any, is the argument before it.
         case symlink(target: Int, path: Int)
+        /// getsockname or getpeername (`peer`): answered for a stand-in (`SandboxStandIn`),
+        /// only counted.
+        case socketName(peer: Bool)
+        /// setsockopt (`set`) or getsockopt at an IP level: answered for a stand-in, only counted.
+        case socketOption(set: Bool)
 
         init(_ name: String) {
             switch name {
@@ -149,6 +163,10 @@ final class SandboxObserver: @unchecked Sendable {
             case "sendmsg", "sendmmsg": self = .message(1)
             case "socket": self = .socket
             case "socketcall": self = .socketCall
+            case "getsockname": self = .socketName(peer: false)
+            case "getpeername": self = .socketName(peer: true)
+            case "setsockopt": self = .socketOption(set: true)
+            case "getsockopt": self = .socketOption(set: false)
             case "fchmod": self = .descriptor(0)
             case "clone", "fork", "vfork", "kill", "tkill", "tgkill": self = .registers
             case "memfd_create": self = .name(0)
@@ -206,6 +224,9 @@ final class SandboxObserver: @unchecked Sendable {
     /// Each thread's first answer after `captured` was full: where the window of its last
     /// captured call ends.
     private var answersPastTheLimit: [Int32: Int64] = [:]
+    /// The i386 stand-in queries answered (through socketcall, whose exits are traced), by
+    /// thread: each ends its thread's last call's window, as a captured call does.
+    private var queryAnswers: [(tid: Int32, answeredAt: Int64)] = []
     /// Why the trace could not be made, for the report (nil: it was, or it was not asked for).
     private(set) var exitTraceError: String?
     /// The calls whose exits are traced: those the filter always notifies, by the numbers of
@@ -344,9 +365,17 @@ final class SandboxObserver: @unchecked Sendable {
             // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
             // the same thing one syscall earlier.
             switch plan {
-            case .socket, .socketAddress, .socketCall, .message:
+            case .socket, .socketAddress, .socketCall, .message, .socketName, .socketOption:
                 guard answerNetworkCall(plan, &call, id: notification.id, pid: pid, on: listener, response) else {
                     continue
+                }
+                // A stand-in's query is only counted; an i386 one (through socketcall, traced)
+                // still ends its thread's last call's window for an exit.
+                if let query = call, query.isStandInQuery {
+                    if query.multiplexed != nil, queryAnswers.count < 4096 {
+                        queryAnswers.append((query.pid, query.answeredAt))
+                    }
+                    call = nil
                 }
             default:
                 guard Self.answer(notification.id, on: listener, response) else { continue }
@@ -388,10 +417,13 @@ final class SandboxObserver: @unchecked Sendable {
     /// The run's sink, which takes the other end of TCP connections to outside addresses
     /// (nil: such connects fail as unreachable).
     var sink: SandboxConnectionSink?
-    /// The inodes of the stream stand-ins not yet connected, and of the sockets connected to the
-    /// sink in their place.
-    var streamStandIns: Set<UInt64> = []
+    /// The stand-ins by inode (and the sockets connected to the sink in their place): what
+    /// their queries are answered from (`SandboxStandIn`).
+    var standIns: [UInt64: SandboxStandIn] = [:]
+    /// The inodes of the sockets connected to the sink.
     var sinkConnections: Set<UInt64> = []
+    /// The port the next stand-in that needs one gets (`takeEphemeralPort`).
+    var nextEphemeralPort = 41_537
     /// The id of the sink's next connection.
     var nextConnection = 0
     /// Where each sink connection's connect is in `network`, by connection id.
@@ -534,22 +566,25 @@ final class SandboxObserver: @unchecked Sendable {
         case .name(let index):
             // Both names are short (16 bytes for a process, 249 for a memfd).
             call.first = sys_readProcessString(pid, address: values(index), limit: 256)
-        case .socket: break
+        case .socket, .socketName, .socketOption: break
         case .socketCall:
             // (call, its arguments): socket takes (domain, type, protocol), connect and bind
             // (fd, address, length), sendto (fd, buffer, length, flags, address, length). The
             // words become the call's arguments. A socket call whose words cannot be read is
             // kept as it is, to be refused: the kernel must not read them instead.
             let subcall = values(0)
-            let name: String
+            let (name, count): (String, Int)
             switch subcall {
-            case 1: name = "socket"
-            case 2: name = "bind"
-            case 3: name = "connect"
-            case 11: name = "sendto"
+            case 1: (name, count) = ("socket", 3)
+            case 2: (name, count) = ("bind", 3)
+            case 3: (name, count) = ("connect", 3)
+            case 6: (name, count) = ("getsockname", 3)
+            case 7: (name, count) = ("getpeername", 3)
+            case 11: (name, count) = ("sendto", 6)
+            case 14: (name, count) = ("setsockopt", 5)
+            case 15: (name, count) = ("getsockopt", 5)
             default: return nil
             }
-            let count = subcall == 11 ? 6 : 3
             guard let raw = sys_readProcessMemory(pid, address: values(1) & 0xffff_ffff, length: 4 * count),
                 raw.count == 4 * count
             else { return subcall == 1 ? call : nil }
@@ -559,7 +594,7 @@ final class SandboxObserver: @unchecked Sendable {
             }
             call.multiplexed = name
             call.args = (words[0], words[1], words[2], words[3], words[4], words[5])
-            guard subcall != 1 else { break }
+            guard [2, 3, 11].contains(subcall) else { break }
             let (address, length) = count == 6 ? (words[4], words[5]) : (words[1], words[2])
             if address != 0 {
                 call.first = sys_readProcessMemory(pid, address: address, length: Int(min(length, 128)))
@@ -745,6 +780,7 @@ final class SandboxObserver: @unchecked Sendable {
         }
         let capturedCount = calls.count
         calls += answersPastTheLimit.map { .init(tid: $0.key, number: -1, answeredAt: $0.value) }
+        calls += queryAnswers.map { .init(tid: $0.tid, number: -1, answeredAt: $0.answeredAt) }
         return SandboxCallResults.values(of: calls, in: exits).prefix(capturedCount).map { $0.map(ErrnoName.result) }
     }
 

@@ -42,6 +42,10 @@ public struct SandboxReport: Codable, Sendable {
         public var sentBase64: String? = nil
         /// The server name in a TLS ClientHello the sample sent there (`TLSClientHello`).
         public var tlsServerName: String? = nil
+        /// What the sink answered before it hung up (`SandboxSinkAnswer`): `HTTP 200 with an
+        /// empty body` for a whole HTTP request, `a TLS handshake_failure alert` for a
+        /// ClientHello; nil when it answered nothing.
+        public var sinkAnswer: String? = nil
 
         public init(
             syscall: String, family: String, address: String? = nil, port: Int? = nil, type: String? = nil,

@@ -61,9 +61,10 @@ public enum SandboxReportMarkdown {
             "Network", ["call", "family", "address", "port", "type", "result", "sent"],
             report.network.map { attempt in
                 let sent = attempt.sentBytes.map { bytes in
-                    if let name = attempt.tlsServerName { return "\(bytes) bytes: TLS for \(code(name))" }
+                    let answered = attempt.sinkAnswer.map { "; answered \($0)" } ?? ""
+                    if let name = attempt.tlsServerName { return "\(bytes) bytes: TLS for \(code(name))" + answered }
                     return "\(bytes) bytes"
-                        + (attempt.sent.map { $0.isEmpty ? "" : ": " + code(String($0.prefix(200))) } ?? "")
+                        + (attempt.sent.map { $0.isEmpty ? "" : ": " + code(String($0.prefix(200))) } ?? "") + answered
                 }
                 return [
                     attempt.syscall, attempt.family, attempt.address.map(code) ?? "",

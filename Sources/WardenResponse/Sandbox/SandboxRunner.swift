@@ -305,6 +305,7 @@ public struct SandboxRunner: Sendable {
             network[index].sent = PathBytes(received.bytes).displayString
             network[index].sentBase64 = PathBytes(received.bytes).base64
             network[index].tlsServerName = TLSClientHello.serverName(in: received.bytes)
+            network[index].sinkAnswer = received.answer?.summary
         }
         let (stdout, stdoutTruncated) = stdoutCapture.finish()
         let (stderr, stderrTruncated) = stderrCapture.finish()

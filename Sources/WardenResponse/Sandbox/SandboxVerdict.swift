@@ -119,15 +119,18 @@ enum SandboxVerdict {
             let (target, preview) = (target(attempt), preview(attempt))
             let bytes = attempt.sentBytes ?? 0
             let connections = times == 1 ? "its connection" : "each of its \(times) connections"
+            let answered = attempt.sinkAnswer.map { " The sink answered \($0)." } ?? ""
             if let name = attempt.tlsServerName {
                 out.append(
                     "Over \(connections) to \(target), made to the jail's sink, it began TLS for the server name \(name) (\(bytes) byte(s) sent)."
+                        + answered
                 )
             } else {
                 out.append(
                     bytes == 0
                         ? "\(times == 1 ? "Its connection" : "Each of its \(times) connections") to \(target), made to the jail's sink, carried nothing before the sink hung up."
                         : "Over \(connections) to \(target), made to the jail's sink, it sent \(bytes) byte(s): \(preview)"
+                            + (answered.isEmpty ? "" : (preview.hasSuffix(".") ? "" : ".") + answered)
                 )
             }
         }
@@ -337,7 +340,7 @@ enum SandboxVerdict {
 
     /// What the report's `result` of a stood-in call means, said once.
     static let standInNote =
-        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered by the supervisor, never made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a TCP connect to an outside address, made to the jail's sink, which keeps what the sample sends and hangs up after half a second without a byte; a bind to a loopback or wildcard address; or a datagram socket's connect to the loopback or to a name server's port, where the jail's name server answers)."
+        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered by the supervisor, never made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a TCP connect to an outside address, made to the jail's sink, which keeps what the sample sends, answers a whole HTTP request with a 200 and an empty body and a TLS ClientHello with an alert, and otherwise hangs up after half a second without a byte; a bind to a loopback or wildcard address; or a datagram socket's connect to the loopback or to a name server's port, where the jail's name server answers). Asked for its addresses or its IP-level options, a stand-in answered as the socket asked for would."
 
     /// `AF_INET 203.0.113.7 4444 (ENETUNREACH); AF_UNIX /run/x`: each endpoint once, sorted, the
     /// first ten (a scanner's hundreds are in `network`).
