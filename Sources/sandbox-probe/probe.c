@@ -178,8 +178,11 @@ int main(int argc, char **argv) {
         unsigned char answer[512];
         ssize_t got = read(udp, answer, sizeof answer);
         if (got < 12) return refused("read");
-        printf("server %s id %s rcode %d\n", server, answer[0] == 0x4a && answer[1] == 0x11 ? "matches" : "differs",
+        // One A record at the end, when there is one.
+        printf("server %s id %s rcode %d", server, answer[0] == 0x4a && answer[1] == 0x11 ? "matches" : "differs",
             answer[3] & 0x0f);
+        if (answer[7] == 1 && got >= 16) printf(" address %d.%d.%d.%d", answer[got - 4], answer[got - 3], answer[got - 2], answer[got - 1]);
+        printf("\n");
         return 3;
     }
     if (!strcmp(mode, "ptrace-parent")) {

@@ -27,8 +27,10 @@ struct SandboxCommand: ParsableCommand {
             and binds are reported and answered by the supervisor: a TCP connect to an outside \
             address reaches a sink that keeps what the sample sends and answers an HTTP request (an \
             empty 200) or a TLS ClientHello (an alert); a stand-in's names and IP-level options \
-            are those of the socket it stands for; host names looked up through \
-            glibc or by DNS are reported too. Nothing leaves the jail. At the time limit \
+            are those of the socket it stands for. Host names looked up through glibc or by DNS \
+            are reported and answered with addresses of their own (198.18.0.0/15, routed nowhere), \
+            so a connection to a C2 by name reaches the sink and is reported under the name. \
+            Nothing leaves the jail. At the time limit \
             the whole pid namespace is killed. Needs root. Every run is stored; --list lists them and \
             --show ID prints one again (an alert's report names the runs of its files).
             """)

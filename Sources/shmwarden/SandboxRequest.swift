@@ -184,6 +184,7 @@ struct SandboxRequest {
                 } ?? attempt.address ?? "?"
             printLine(
                 "  network: \(attempt.syscall) \(attempt.family) \(endpoint)"
+                    + (attempt.hostName.map { " (\($0))" } ?? "")
                     + (attempt.result.map { " -> \($0)" } ?? "")
                     + (attempt.sentBytes.map { bytes in
                         let answered = attempt.sinkAnswer.map { "; answered \($0)" } ?? ""
@@ -193,7 +194,14 @@ struct SandboxRequest {
                         return " (sent \(bytes) bytes" + (attempt.sent.map { ": \($0)" } ?? "") + answered + ")"
                     } ?? ""))
         }
-        for lookup in report.lookups { printLine("  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))") }
+        for lookup in report.lookups {
+            printLine(
+                "  lookup: \(lookup.request) \(lookup.name) (pid \(lookup.pid))"
+                    + (lookup.answer.map { " -> \($0)" }
+                        ?? (lookup.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix)
+                            ? " -> no address" : " -> not found"))
+            )
+        }
         for file in report.written { printLine("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }
         printOutput("stdout", report.stdout, truncated: report.stdoutTruncated)
         printOutput("stderr", report.stderr, truncated: report.stderrTruncated)

@@ -38,6 +38,25 @@ import Testing
         #expect(plain.notFoundAnswer[2] == 0x80)
     }
 
+    /// An A question answered with one record pointing at the question's name; any other with
+    /// none, NOERROR.
+    @Test func theAddressAnswerHoldsOneRecord() throws {
+        let first = labels(["c2", "example"]) + [0, 1, 0, 1]
+        let question = try #require(DNSQuestion(message: query(first)))
+        #expect(question.isAddressQuestion)
+        #expect(
+            question.answer(address: [198, 18, 0, 7])
+                == [0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0] + first
+                + [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 0, 7])
+        let aaaa = try #require(DNSQuestion(message: query(labels(["c2", "example"]) + [0, 28, 0, 1])))
+        #expect(!aaaa.isAddressQuestion)
+        #expect(
+            aaaa.answer(address: nil) == [0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0] + labels(["c2", "example"])
+                + [0, 28, 0, 1])
+        // A of another class (CHAOS) is no address question.
+        #expect(DNSQuestion(message: query(labels(["version", "bind"]) + [0, 1, 0, 3]))?.isAddressQuestion == false)
+    }
+
     @Test func bytesAQueryMayHoldAreEscaped() {
         let label: [UInt8] = [4, UInt8(ascii: "a"), UInt8(ascii: "."), 0x0a, 0xc3] + [0]
         #expect(DNSQuestion(message: query(label + [0, 1, 0, 1]))?.name == "a\\.\\010\\195")

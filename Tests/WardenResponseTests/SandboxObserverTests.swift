@@ -60,6 +60,13 @@ import WardenLinux
                 == "2001:db8:0:0:0:0:0:1")
         #expect(SandboxNameService.notFoundAnswer(.getAddressInfo) == bytes([2, 0, 0, 0, 0, 1]))
         #expect(SandboxNameService.notFoundAnswer(.getHostByName) == bytes([2, 0, 0, 0, -1, -1, 0, 1]))
+        // Found: the header, then what glibc reads after it (aicache.c's and hstcache.c's layouts).
+        #expect(
+            SandboxNameService.foundAnswer(.getAddressInfo, name: "c2.io", address: [198, 18, 0, 1])
+                == bytes([2, 1, 1, 4, 6, 0]) + [198, 18, 0, 1, 2] + Array("c2.io\0".utf8))
+        #expect(
+            SandboxNameService.foundAnswer(.getHostByName, name: "c2.io", address: [198, 18, 0, 1])
+                == bytes([2, 1, 6, 0, 2, 4, 1, 0]) + Array("c2.io\0".utf8) + [198, 18, 0, 1])
     }
 
     /// Relative paths against a working directory the kernel named (no symlinks in it).
@@ -234,7 +241,7 @@ import WardenLinux
         let sentence = SandboxVerdict.sentences(looked).first { $0.hasPrefix("It looked up") }
         #expect(
             sentence
-                == #"It looked up 1 host name(s) or address(es), each answered as not found: c2\x1b]0;owned\x07.example."#
+                == #"It looked up 1 host name(s) or address(es) through glibc, answered by the jail's name service: c2\x1b]0;owned\x07.example (not found)."#
         )
     }
 

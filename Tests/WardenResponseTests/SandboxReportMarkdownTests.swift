@@ -25,7 +25,7 @@ import WardenCore
                 return sunk
             }(),
         ],
-        lookups: [.init(request: "getaddrinfo", name: "c2.example", pid: 41)],
+        lookups: [.init(request: "getaddrinfo", name: "c2.example", pid: 41, answer: "198.18.0.1")],
         files: [
             .init(syscall: "openat", path: "/tmp/a|b`c", detail: "O_WRONLY|O_CREAT mode 0755", created: true),
             .init(
@@ -74,7 +74,7 @@ import WardenCore
                 #"| connect | AF_INET | `198.51.100.2` | 3333 |  | ok | 19 bytes: `{"method":"login"}\x0a` |"#))
         // What a result means, said once above the table, since the sample got an answer.
         #expect(lines.contains(SandboxVerdict.standInNote))
-        #expect(lines.contains("| getaddrinfo | `c2.example` | 41 |"))
+        #expect(lines.contains("| getaddrinfo | `c2.example` | `198.18.0.1` | 41 |"))
         #expect(lines.contains("| `kill(1, 9)` |"))
         #expect(lines.contains("More were left; the first 100 are kept."))
         #expect(lines.contains("| `/tmp/x` | 5 | `\(String(repeating: "b", count: 64))` | `/e/x` |"))

@@ -313,22 +313,56 @@ struct SandboxTests {
         #expect(execs.first?.arguments?.count == 33)
     }
 
-    /// Host name lookups reach the jail's nscd socket, are on record, and are answered "not
-    /// found"; user and group lookups still read the jail's files.
+    /// Host name lookups reach the jail's nscd socket and are on record: a name is answered with
+    /// an address of its own (198.18.0.0/15), the same each time, localhost with the loopback,
+    /// an address's name "not found"; user and group lookups still read the jail's files.
     @Test func hostNameLookupsAreRecorded() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
-        let report = try runShell("getent ahosts c2.example.net; getent hosts 192.0.2.7; echo $?; id -un")
+        let report = try runShell(
+            "getent ahostsv4 c2.example.net; getent hosts 192.0.2.7; echo $?; id -un; getent hosts C2.example.net; "
+                + "getent ahostsv4 localhost")
         #expect(report.exit.code == 0, "\(report.setupError ?? "") \(report.stderr)")
-        #expect(report.stdout == "2\nsandbox\n", "getent: not found (2); id reads the jail's /etc/passwd")
-        #expect(report.lookups.map(\.request) == ["getaddrinfo", "gethostbyaddr"])
-        #expect(report.lookups.map(\.name) == ["c2.example.net", "192.0.2.7"])
+        let lines = report.stdout.split(separator: "\n", omittingEmptySubsequences: false).map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        }
+        #expect(
+            lines == [
+                "198.18.0.1 STREAM c2.example.net", "198.18.0.1 DGRAM", "198.18.0.1 RAW", "2", "sandbox",
+                "198.18.0.1 C2.example.net", "127.0.0.1 STREAM localhost", "127.0.0.1 DGRAM", "127.0.0.1 RAW", "",
+            ], "getent: not found (2) for the address; id reads the jail's /etc/passwd: \(report.stdout)")
+        #expect(
+            report.lookups.map { "\($0.request) \($0.name) \($0.answer ?? "-")" } == [
+                "getaddrinfo c2.example.net 198.18.0.1", "gethostbyaddr 192.0.2.7 -",
+                "gethostbyname (IPv6) C2.example.net -", "gethostbyname C2.example.net 198.18.0.1",
+                "getaddrinfo localhost 127.0.0.1",
+            ], "\(report.lookups)")
         // glibc's own connects to the socket are listed, but are no attempt of the sample's.
         #expect(report.network.contains { $0.address == "/var/run/nscd/socket" })
         #expect(!report.verdict.contains { $0.hasPrefix("It tried to connect or send") }, "\(report.verdict)")
         #expect(
             report.verdict.contains(
-                "It looked up 2 host name(s) or address(es), each answered as not found: c2.example.net, 192.0.2.7."),
+                "It looked up 5 host name(s) or address(es) through glibc, answered by the jail's name service: "
+                    + "c2.example.net (198.18.0.1), 192.0.2.7 (not found), C2.example.net (not found), "
+                    + "C2.example.net (198.18.0.1), localhost (127.0.0.1)."),
             "\(report.verdict)")
+        #expect(
+            report.verdict.contains { $0.hasPrefix("The jail's name service answers each host name with an address") })
+    }
+
+    /// A name looked up, then connected to: the connection is made to the sink and reported
+    /// under the name, with what was sent there.
+    @Test func aConnectionToANameLookedUpIsReportedUnderIt() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try runShell(
+            "python3 -c \"import socket; s = socket.create_connection(('c2.example', 8443)); "
+                + "s.sendall(b'HELLO'); print(s.getpeername())\"")
+        #expect(report.stdout == "('198.18.0.1', 8443)\n", "\(report.stdout) \(report.stderr)")
+        let connect = report.network.first { $0.syscall == "connect" && $0.family == "AF_INET" }
+        #expect(connect?.hostName == "c2.example" && connect?.address == "198.18.0.1" && connect?.sent == "HELLO")
+        #expect(
+            report.verdict.contains {
+                $0.hasPrefix("Over its connection to AF_INET 198.18.0.1 8443 (c2.example), made to the jail's sink")
+            }, "\(report.verdict)")
     }
 
     /// Connections that send nothing, announce a huge key or speak another version are closed
@@ -339,7 +373,8 @@ struct SandboxTests {
         options.arguments = ["nscd-abuse", "after.example"]
         let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(probe), options: options)
         #expect(
-            report.exit.code == 2, "getent's not found: \(report.setupError ?? "") \(report.stdout) \(report.stderr)")
+            report.exit.code == 0 && report.stdout.hasPrefix("198.18.0.1 "),
+            "getent's answer: \(report.setupError ?? "") \(report.stdout) \(report.stderr)")
         #expect(report.lookups.map(\.name) == ["after.example"])
         #expect(report.durationMs < 3000)
     }
@@ -520,7 +555,7 @@ struct SandboxTests {
                 == ["DNS A c2.example.invalid"], "\(report.lookups)")
         #expect(
             report.verdict.contains(
-                "It sent DNS queries of its own, not through glibc, for 1 name(s): c2.example.invalid (A); none reached a name server outside: the jail's own answered that the name does not exist (NXDOMAIN), or the query was not delivered."
+                "It sent DNS queries of its own, not through glibc, for 1 name(s): c2.example.invalid (A); none reached a name server outside: the jail's own answered, or the query was not delivered."
             ), "\(report.verdict)")
         // The raw socket (the observer's refusal) and the packet socket (the filter's); the
         // calls answered as a host would are no refusals.
@@ -592,13 +627,14 @@ struct SandboxTests {
     }
 
     /// A resolver of its own on a connected datagram socket (Go's) finds the jail's name server
-    /// in resolv.conf, which records the name and answers NXDOMAIN at once.
+    /// in resolv.conf, which records the name and answers at once with its address.
     @Test func aResolverOfItsOwnIsAnsweredAndItsNameRecorded() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let report = try run("resolve-connected", ["pool.miner.example"])
-        #expect(report.stdout == "server 127.0.0.1 id matches rcode 3\n", "\(report.stdout)")
+        #expect(report.stdout == "server 127.0.0.1 id matches rcode 0 address 198.18.0.1\n", "\(report.stdout)")
         #expect(
-            report.lookups.map { "\($0.request) \($0.name)" } == ["DNS A pool.miner.example"], "\(report.lookups)")
+            report.lookups.map { "\($0.request) \($0.name) \($0.answer ?? "-")" }
+                == ["DNS A pool.miner.example 198.18.0.1"], "\(report.lookups)")
         #expect(report.lookups.first?.pid == report.processes.first?.pid)
         #expect(
             report.network.contains(
@@ -607,7 +643,7 @@ struct SandboxTests {
 
         // One with its name server built in (Mirai's 8.8.8.8) is answered the same way.
         let builtIn = try run("resolve-connected", ["cnc.example", "8.8.8.8"])
-        #expect(builtIn.stdout == "server 8.8.8.8 id matches rcode 3\n", "\(builtIn.stdout)")
+        #expect(builtIn.stdout == "server 8.8.8.8 id matches rcode 0 address 198.18.0.1\n", "\(builtIn.stdout)")
         #expect(builtIn.lookups.map(\.name) == ["cnc.example"], "\(builtIn.lookups)")
         #expect(
             builtIn.network.contains(

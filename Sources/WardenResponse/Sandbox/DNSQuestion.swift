@@ -59,6 +59,21 @@ struct DNSQuestion: Equatable {
         return answer
     }
 
+    /// Whether it asks for an IPv4 address of the Internet class (A, IN).
+    var isAddressQuestion: Bool { headerAndQuestion.suffix(4).elementsEqual([0, 1, 0, 1]) }
+
+    /// A name server's answer with `address` (4 bytes, for an A question) as the one record,
+    /// or with no record (the name exists, with nothing of the type asked): the query's id and
+    /// question, its recursion-desired bit, recursion available, NOERROR. A record's name
+    /// points at the question's (offset 12); it may be kept a minute.
+    func answer(address: [UInt8]?) -> [UInt8] {
+        var answer = notFoundAnswer
+        answer[3] = 0x80  // RA, RCODE NOERROR
+        guard let address, address.count == 4 else { return answer }
+        answer[7] = 1  // ANCOUNT
+        return answer + [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4] + address
+    }
+
     static func presentation(_ label: ArraySlice<UInt8>) -> String {
         var text = ""
         for byte in label {

@@ -11,11 +11,14 @@ import WardenLinux
 /// although it never reaches a name server.
 ///
 /// glibc asks nscd before any NSS module (whatever nsswitch.conf says), static binaries too. Each
-/// host lookup is recorded and answered "not found", as nscd itself answers a negative entry, so
-/// glibc asks again for the next name (a closed connection instead would make it skip nscd for
-/// its next 100 lookups). Other requests (users, groups, nscd's shared-memory maps) are closed
-/// unanswered, and glibc reads the jail's own files as it did without the socket. Programs with
-/// their own resolver (Go's, musl's) never ask it: the name server below hears theirs.
+/// host lookup is recorded. A host name is answered with an address of its own
+/// (`SandboxNameBook`: 198.18.0.1 on, routed nowhere), so the sample goes on to connect there,
+/// to the sink; an IPv6-only request and an address's name are answered "not found", as nscd
+/// itself answers a negative entry, so glibc asks again for the next one (a closed connection
+/// instead would make it skip nscd for its next 100 lookups). Other requests (users, groups,
+/// nscd's shared-memory maps) are closed unanswered, and glibc reads the jail's own files as it
+/// did without the socket. Programs with their own resolver (Go's, musl's) never ask it: the
+/// name server below hears theirs.
 ///
 /// One connection at a time on one thread, each bounded in time and size: a sample that connects
 /// and sends nothing, or trickles bytes, delays its own lookups by half a second at most and
@@ -25,9 +28,10 @@ import WardenLinux
 /// datagram socket (Go's): the observer hands it the other end of each datagram socket standing
 /// in for an IPv4 or IPv6 one (`adopt`), and answers that socket's connect to the loopback (where
 /// the jail's resolv.conf points) or to any port 53 (a name server built in, as Mirai's 8.8.8.8)
-/// as made. Each query that arrives is recorded and
-/// answered NXDOMAIN, so the resolver fails at once. (musl's resolver sends on an unconnected
-/// socket; its queries are read by the observer from the sendto itself.)
+/// as made. Each query that arrives is recorded and answered at once: an A question with the
+/// name's address from the same book, any other with no record (and a name that is none with
+/// NXDOMAIN). (musl's resolver sends on an unconnected socket; its queries are read by the
+/// observer from the sendto itself, and never answered.)
 final class SandboxNameService: @unchecked Sendable {
     /// glibc's nscd request types that name a host (nscd-client.h).
     enum RequestType: Int32 {
@@ -69,6 +73,7 @@ final class SandboxNameService: @unchecked Sendable {
     private var thread: ThreadJoin?
     // Written by the service thread only; read after `stop` has joined it.
     private var lookups: [SandboxReport.NameLookup] = []
+    private var book = SandboxNameBook()
 
     /// Makes `<root>` + `socketPath`, connectable by the sandbox's uid.
     init(root: String) throws(SystemCallError) {
@@ -113,8 +118,9 @@ final class SandboxNameService: @unchecked Sendable {
         thread = ThreadJoin.start(name: "warden-names") { [self] in serve() }
     }
 
-    /// Stops serving (the sample is gone: nothing more can connect) and returns what was looked up.
-    func stop() -> [SandboxReport.NameLookup] {
+    /// Stops serving (the sample is gone: nothing more can connect) and returns what was looked
+    /// up, and the addresses given to names.
+    func stop() -> (lookups: [SandboxReport.NameLookup], book: SandboxNameBook) {
         var one: UInt64 = 1
         _ = withUnsafeBytes(of: &one) { try? sys_writeAll(wake, $0) }
         thread?.join()
@@ -124,7 +130,7 @@ final class SandboxNameService: @unchecked Sendable {
         sys_close(adoptedWake)
         (peers + adopted.withLock { $0 }).forEach(sys_close)
         peers = []
-        return lookups
+        return (lookups, book)
     }
 
     private func serve() {
@@ -162,16 +168,21 @@ final class SandboxNameService: @unchecked Sendable {
                 defer { sys_close(connection) }
                 guard let request = Self.readRequest(connection) else { continue }
                 guard let type = RequestType(rawValue: request.type) else { continue }  // closed unanswered
+                let name = Self.describe(request.key, type)
+                let address = type == .getAddressInfo || type == .getHostByName ? book.address(for: name) : nil
                 if lookups.count < Self.lookupLimit {
-                    lookups.append(.init(request: type.name, name: Self.describe(request.key, type), pid: pid))
+                    lookups.append(
+                        .init(request: type.name, name: name, pid: pid, answer: address.map(SandboxNameBook.text)))
                 }
-                _ = sys_sendAll(connection, Self.notFoundAnswer(type))
+                _ = sys_sendAll(
+                    connection,
+                    address.map { Self.foundAnswer(type, name: name, address: $0) } ?? Self.notFoundAnswer(type))
             }
         }
     }
 
     /// Reads what waits on `peer` (a few datagrams at most, so that no socket holds the thread),
-    /// recording each DNS question and answering it NXDOMAIN; anything else is dropped.
+    /// recording each DNS question and answering it from the book; anything else is dropped.
     private func answerQueries(on peer: FileDescriptor) {
         var message = [UInt8](repeating: 0, count: DNSQuestion.readLimit)
         for _ in 0..<16 {
@@ -181,12 +192,16 @@ final class SandboxNameService: @unchecked Sendable {
                 })
             else { return }
             guard let question = DNSQuestion(message: Array(message[..<count])) else { continue }
+            // A name that is none (`\DDD` escapes, say) does not exist.
+            let address = question.name.contains("\\") ? nil : book.address(for: question.name)
+            let answered = question.isAddressQuestion ? address : nil
             if lookups.count < Self.lookupLimit {
                 lookups.append(
                     .init(
-                        request: SandboxReport.NameLookup.dnsPrefix + question.type, name: question.name, pid: pid))
+                        request: SandboxReport.NameLookup.dnsPrefix + question.type, name: question.name, pid: pid,
+                        answer: answered.map(SandboxNameBook.text)))
             }
-            _ = sys_sendAll(peer, question.notFoundAnswer)
+            _ = sys_sendAll(peer, address == nil ? question.notFoundAnswer : question.answer(address: answered))
         }
     }
 
@@ -239,6 +254,27 @@ final class SandboxNameService: @unchecked Sendable {
             return stride(from: 0, to: 16, by: 2).map { String(Int(key[$0]) << 8 | Int(key[$0 + 1]), radix: 16) }
                 .joined(separator: ":")
         default: return String(decoding: key.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    /// nscd's answer for host name `name`, found at IPv4 `address`, to a getaddrinfo or
+    /// gethostbyname request (aicache.c's and hstcache.c's layouts: a header, then the data the
+    /// client reads after it). getaddrinfo's: the addresses, their families, the canonical
+    /// name; gethostbyname's: the name, then the addresses (no aliases).
+    static func foundAnswer(_ type: RequestType, name: String, address: [UInt8]) -> [UInt8] {
+        let canonical = Array(name.utf8) + [0]
+        let inet = Int32(SandboxNetworkAnswer.inet)
+        func header(_ fields: [Int32]) -> [UInt8] {
+            fields.flatMap { value in withUnsafeBytes(of: value) { Array($0) } }
+        }
+        switch type {
+        case .getAddressInfo:
+            // ai_response_header: version, found, naddrs, addrslen, canonlen, error
+            return header([protocolVersion, 1, 1, 4, Int32(canonical.count), 0]) + address + [UInt8(inet)] + canonical
+        default:
+            // hst_response_header: version, found, h_name_len, h_aliases_cnt, h_addrtype,
+            // h_length, h_addr_list_cnt, error
+            return header([protocolVersion, 1, Int32(canonical.count), 0, inet, 4, 1, 0]) + canonical + address
         }
     }
 

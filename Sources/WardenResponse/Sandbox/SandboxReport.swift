@@ -40,6 +40,9 @@ public struct SandboxReport: Codable, Sendable {
         public var sentBytes: Int? = nil
         public var sent: String? = nil
         public var sentBase64: String? = nil
+        /// For an address the jail's name service gave (`NameLookup.answer`), the host name it
+        /// was given for: the name the sample connected to.
+        public var hostName: String? = nil
         /// The server name in a TLS ClientHello the sample sent there (`TLSClientHello`).
         public var tlsServerName: String? = nil
         /// What the sink answered before it hung up (`SandboxSinkAnswer`): `HTTP 200 with an
@@ -61,14 +64,26 @@ public struct SandboxReport: Codable, Sendable {
     }
 
     /// A host name (or address) the sample asked glibc to resolve, through the jail's nscd socket
-    /// (`SandboxNameService`), answered as not found; or one it asked a name server for itself,
-    /// in a DNS query that was never delivered.
+    /// (`SandboxNameService`); or one it asked a name server for itself, in a DNS query answered
+    /// by the jail's name server or never delivered.
     public struct NameLookup: Codable, Sendable, Equatable {
         /// `getaddrinfo`, `gethostbyname`, `gethostbyaddr`, … asked of glibc; or `DNS A`,
         /// `DNS AAAA`, … for the question of a DNS query the sample sent itself (`DNSQuestion`).
         public var request: String
         public var name: String
         public var pid: Int32
+        /// The address the jail's name service answered with (`SandboxNameBook`: 198.18.0.0/15,
+        /// routed nowhere; what the sample then connected to is under this `hostName` in
+        /// `network`); nil when it answered "not found" or no record, or the query was not
+        /// delivered.
+        public var answer: String? = nil
+
+        public init(request: String, name: String, pid: Int32, answer: String? = nil) {
+            self.request = request
+            self.name = name
+            self.pid = pid
+            self.answer = answer
+        }
 
         /// How `request` starts for a DNS query the sample sent itself.
         public static let dnsPrefix = "DNS "

@@ -67,19 +67,20 @@ public enum SandboxReportMarkdown {
                         + (attempt.sent.map { $0.isEmpty ? "" : ": " + code(String($0.prefix(200))) } ?? "") + answered
                 }
                 return [
-                    attempt.syscall, attempt.family, attempt.address.map(code) ?? "",
+                    attempt.syscall, attempt.family,
+                    (attempt.address.map(code) ?? "") + (attempt.hostName.map { " (\(code($0)))" } ?? ""),
                     attempt.port.map(String.init) ?? "", attempt.type ?? "", attempt.result ?? "", sent ?? "",
                 ]
             },
             note: report.network.contains { ["AF_INET", "AF_INET6"].contains($0.family) && $0.result != nil }
                 ? SandboxVerdict.standInNote : nil)
         table(
-            "Host names looked up", ["request", "name", "pid"],
-            report.lookups.map { [$0.request, code($0.name), "\($0.pid)"] },
-            note: report.lookups.contains { $0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
-                ? "Asked of the jail's name service and answered \"not found\", or, for a DNS request, sent by the "
-                    + "sample's own resolver and answered NXDOMAIN by the jail's name server, or not delivered."
-                : "Asked of the jail's name service and answered \"not found\".")
+            "Host names looked up", ["request", "name", "answer", "pid"],
+            report.lookups.map { [$0.request, code($0.name), $0.answer.map(code) ?? "", "\($0.pid)"] },
+            note: SandboxVerdict.nameNote
+                + (report.lookups.contains { $0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
+                    ? " A DNS request was sent by the sample's own resolver: an empty answer there is no record, or the "
+                        + "query was not delivered." : ""))
         table("Signals sent", ["call"], report.signals.map { [code($0)] })
         table(
             "Files left in /tmp and /dev/shm", ["path", "bytes", "sha256", "evidence copy"],

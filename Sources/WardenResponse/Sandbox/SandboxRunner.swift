@@ -297,8 +297,14 @@ public struct SandboxRunner: Sendable {
         let duration = Double(sys_monotonicNanoseconds() - started) / 1e6
         audit.runEnded()
         observing?.join()
-        lookups = names.stop()
+        let (looked, book) = names.stop()
+        lookups = looked
         var network = observer.network
+        for index in network.indices where network[index].family != "AF_UNIX" {
+            if let address = network[index].address, let bytes = SandboxNameBook.addressBytes(address) {
+                network[index].hostName = book.name(of: bytes)
+            }
+        }
         for (connection, received) in sink.stop() {
             guard let index = observer.connectionEvents[connection] else { continue }
             network[index].sentBytes = received.total
@@ -401,9 +407,9 @@ public struct SandboxRunner: Sendable {
             ("passwd", "root:x:0:0:root:/root:/bin/sh\nsandbox:x:\(uid):\(uid):sandbox:/tmp:/bin/sh\n"),
             ("group", "root:x:0:\nsandbox:x:\(uid):\n"),
             ("hosts", "127.0.0.1 localhost sandbox\n::1 localhost\n"),
-            // glibc asks the jail's nscd socket first, and takes its "not found" as final; a
-            // resolver of its own (Go's) reads these two, and asks the jail's name server, whose
-            // NXDOMAIN ends its lookup at once (`SandboxNameService`).
+            // glibc asks the jail's nscd socket first, and takes its answer as final; a resolver
+            // of its own (Go's) reads these two, and asks the jail's name server, which answers at
+            // once (`SandboxNameService`).
             ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"),
             ("resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"),
         ]

@@ -97,7 +97,8 @@ enum SandboxVerdict {
         // What it sent once a connection seemed made: its C2's protocol.
         let sunk = report.network.filter { $0.sentBytes != nil && $0.syscall == "connect" }
         func target(_ attempt: SandboxReport.NetworkAttempt) -> String {
-            [attempt.family, attempt.address, attempt.port.map(String.init)].compactMap { $0 }.joined(separator: " ")
+            [attempt.family, attempt.address, attempt.port.map(String.init), attempt.hostName.map { "(\($0))" }]
+                .compactMap { $0 }.joined(separator: " ")
         }
         func preview(_ attempt: SandboxReport.NetworkAttempt) -> String {
             attempt.sent.map { $0.count > 160 ? String($0.prefix(160)) + "…" : $0 } ?? ""
@@ -156,18 +157,24 @@ enum SandboxVerdict {
         let queries = report.lookups.filter { $0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
         let asked = report.lookups.filter { !$0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
         if !asked.isEmpty {
-            let names = asked.map(\.name).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-            out.append(
-                "It looked up \(names.count) host name(s) or address(es), each answered as not found: "
-                    + "\(Self.listed(names, limit: 5)).")
-        }
-        if !queries.isEmpty {
-            let names = queries.map { "\($0.name) (\($0.request.dropFirst(SandboxReport.NameLookup.dnsPrefix.count)))" }
+            let names = asked.map { "\($0.name) (\($0.answer ?? "not found"))" }
                 .reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
             out.append(
+                "It looked up \(names.count) host name(s) or address(es) through glibc, answered by the jail's name "
+                    + "service: \(Self.listed(names, limit: 5)).")
+        }
+        if !queries.isEmpty {
+            let names = queries.map {
+                "\($0.name) (\($0.request.dropFirst(SandboxReport.NameLookup.dnsPrefix.count))\($0.answer.map { ": \($0)" } ?? ""))"
+            }
+            .reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            out.append(
                 "It sent DNS queries of its own, not through glibc, for \(names.count) name(s): "
-                    + "\(Self.listed(names, limit: 5)); none reached a name server outside: the jail's own answered "
-                    + "that the name does not exist (NXDOMAIN), or the query was not delivered.")
+                    + "\(Self.listed(names, limit: 5)); none reached a name server outside: the jail's own answered, "
+                    + "or the query was not delivered.")
+        }
+        if report.lookups.contains(where: { $0.answer != nil }) {
+            out.append(Self.nameNote)
         }
         let renames = report.processes.filter { $0.syscall == "prctl" }.compactMap(\.renamedTo)
         let spawned = report.processes.filter { $0.path != SandboxReport.Process.theSample && $0.syscall != "prctl" }
@@ -339,6 +346,9 @@ enum SandboxVerdict {
     static let linking: Set<String> = ["link", "linkat", "symlink", "symlinkat"]
 
     /// What the report's `result` of a stood-in call means, said once.
+    static let nameNote =
+        "The jail's name service answers each host name with an address of its own in 198.18.0.0/15 (RFC 2544's benchmarking range, routed nowhere; localhost is the loopback), an address's name and an IPv6-only request with not found, and a DNS question other than A with no record: a connect to such an address is made to the sink, under the name."
+
     static let standInNote =
         "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered by the supervisor, never made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a TCP connect to an outside address, made to the jail's sink, which keeps what the sample sends, answers a whole HTTP request with a 200 and an empty body and a TLS ClientHello with an alert, and otherwise hangs up after half a second without a byte; a bind to a loopback or wildcard address; or a datagram socket's connect to the loopback or to a name server's port, where the jail's name server answers). Asked for its addresses or its IP-level options, a stand-in answered as the socket asked for would."
 
@@ -346,8 +356,12 @@ enum SandboxVerdict {
     /// first ten (a scanner's hundreds are in `network`).
     static func endpoints(_ attempts: [SandboxReport.NetworkAttempt]) -> String {
         let targets = attempts.map {
-            [$0.family, $0.address, $0.port.map(String.init), $0.result.map { "(\($0))" }].compactMap { $0 }
-                .joined(separator: " ")
+            [
+                $0.family, $0.address, $0.port.map(String.init), $0.hostName.map { "(\($0))" },
+                $0.result.map { "(\($0))" },
+            ]
+            .compactMap { $0 }
+            .joined(separator: " ")
         }
         return listed(Array(Set(targets)).sorted(), limit: 10, separator: "; ")
     }

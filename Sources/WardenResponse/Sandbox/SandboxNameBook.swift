@@ -1,0 +1,64 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+/// The addresses the jail's name service gives the host names it is asked for
+/// (`SandboxNameService`): each name an IPv4 address of its own in 198.18.0.0/15, RFC 2544's
+/// benchmarking range, which is routed nowhere, given in the order the names are asked.
+///
+/// A name answered "not found" ended a sample's story at its lookup: `curl http://c2.example/x`
+/// stopped there, and the request it meant to make, the TLS server name, the miner's login were
+/// never seen. Answered with an address, the sample connects to it, the connect is made to the
+/// sink like any to an outside address, and what it sends is on record under the name it
+/// looked up (`name(of:)`). `localhost` and names under it are the loopback, as the jail's
+/// /etc/hosts has it.
+///
+/// Pure.
+struct SandboxNameBook: Equatable {
+    private var addressesByName: [String: [UInt8]] = [:]
+    private var namesByAddress: [[UInt8]: String] = [:]
+
+    /// The most names given an address in one run; past it, a name is answered "not found".
+    static let limit = 4096
+    static let loopback: [UInt8] = [127, 0, 0, 1]
+
+    /// The address for host name `name` (the one it was given, or the next free one); nil for
+    /// no host name (empty, over 253 bytes, with a byte outside printable ASCII or a space) or
+    /// past `limit`.
+    mutating func address(for name: String) -> [UInt8]? {
+        var key = name.lowercased()
+        if key.hasSuffix(".") { key.removeLast() }
+        guard !key.isEmpty, key.utf8.count <= 253, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return nil }
+        if key == "localhost" || key.hasSuffix(".localhost") { return Self.loopback }
+        if let known = addressesByName[key] { return known }
+        guard addressesByName.count < Self.limit else { return nil }
+        // 198.18.0.1 on: the count's two low bytes after 198.18.
+        let index = addressesByName.count + 1
+        let address: [UInt8] = [198, 18 + UInt8(index >> 16), UInt8(index >> 8 & 0xff), UInt8(index & 0xff)]
+        addressesByName[key] = address
+        namesByAddress[address] = key
+        return address
+    }
+
+    /// The name that was given `address` (4 bytes, or IPv4-mapped in 16), if one was.
+    func name(of address: [UInt8]) -> String? {
+        let v4 =
+            address.count == 16 && address.prefix(12).elementsEqual(SandboxStandIn.mappedPrefix)
+            ? Array(address.suffix(4)) : address
+        return namesByAddress[v4]
+    }
+
+    /// How many names were given an address.
+    var count: Int { addressesByName.count }
+
+    /// `address` (4 bytes) as text.
+    static func text(_ address: [UInt8]) -> String { address.map(String.init).joined(separator: ".") }
+
+    /// The IPv4 address in `text` as the report writes one (`198.18.0.1`, or IPv4-mapped:
+    /// `::ffff:198.18.0.1`); nil for any other.
+    static func addressBytes(_ text: String) -> [UInt8]? {
+        let dotted = text.hasPrefix("::ffff:") ? String(text.dropFirst(7)) : text
+        let parts = dotted.split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
+        guard parts.count == 4, parts.allSatisfy({ $0 != nil }) else { return nil }
+        return parts.map { $0! }
+    }
+}
