@@ -129,6 +129,9 @@ int warden_syncfs(int fd) { return syncfs(fd); }
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
@@ -138,6 +141,8 @@ int warden_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 int warden_pidfd_send_signal(int pidfd, int signal) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0);
 }
+
+int warden_pidfd_getfd(int pidfd, int fd) { return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0); }
 
 // PIDFD_GET_INFO (Linux 6.13+), from <linux/pidfd.h> of newer headers than Debian 12 ships: the
 // first published struct (PIDFD_INFO_SIZE_VER0, 64 bytes); the kernel takes the size from the
@@ -575,6 +580,20 @@ int warden_receive_fd(int socket) {
     int fd;
     memcpy(&fd, CMSG_DATA(header), sizeof fd);
     return fd;
+}
+
+long warden_send_now_as(int fd, const void *bytes, size_t length, int pid) {
+    struct iovec iov = { (void *)bytes, length };
+    union { char buffer[CMSG_SPACE(sizeof(struct ucred))]; struct cmsghdr align; } control;
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer,
+                              .msg_controllen = sizeof control.buffer };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_CREDENTIALS;
+    header->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+    struct ucred credentials = { .pid = pid, .uid = getuid(), .gid = getgid() };
+    memcpy(CMSG_DATA(header), &credentials, sizeof credentials);
+    return (long)sendmsg(fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 int warden_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

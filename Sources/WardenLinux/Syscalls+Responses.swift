@@ -167,6 +167,47 @@ public func sys_unixStandInPair(type: Int32, nonBlocking: Bool) throws(SystemCal
 
 /// One datagram from `socket` without waiting, into `buffer`: its length and its sender's pid
 /// (0 when unknown); nil when none is waiting.
+/// A copy of descriptor `fd` of process `pid` in this process (`pidfd_getfd`), close-on-exec.
+public func sys_descriptor(_ fd: Int32, ofProcess pid: Int32) throws(SystemCallError) -> FileDescriptor {
+    let pidfd = try sys_pidfdOpen(pid)
+    defer { sys_close(pidfd) }
+    let copy = try retryingInterrupts("pidfd_getfd") { warden_pidfd_getfd(pidfd.rawValue, fd) }
+    return FileDescriptor(rawValue: copy)
+}
+
+/// Sends `bytes` on unix socket `socket` as one message without waiting (`MSG_DONTWAIT`, no
+/// SIGPIPE), as process `pid` (its credentials, for a receiver that asks: needs CAP_SYS_ADMIN):
+/// the count sent, or nil when it would have had to wait.
+public func sys_sendNow(_ socket: FileDescriptor, _ bytes: [UInt8], asProcess pid: Int32) throws(SystemCallError)
+    -> Int?
+{
+    while true {
+        let sent = bytes.withUnsafeBytes { warden_send_now_as(socket.rawValue, $0.baseAddress, $0.count, pid) }
+        if sent >= 0 { return sent }
+        let code = Glibc.errno
+        if code == EINTR { continue }
+        if code == EAGAIN || code == EWOULDBLOCK { return nil }
+        throw SystemCallError(syscall: "send", errno: Errno(rawValue: code))
+    }
+}
+
+/// Receives one message waiting on `socket`, up to `limit` bytes, without waiting
+/// (`MSG_DONTWAIT`; `peek` leaves it queued): nil when none waits.
+public func sys_receiveNow(_ socket: FileDescriptor, limit: Int, peek: Bool = false) throws(SystemCallError) -> [UInt8]?
+{
+    var buffer = [UInt8](repeating: 0, count: limit)
+    while true {
+        let got = buffer.withUnsafeMutableBytes {
+            recv(socket.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | (peek ? Int32(MSG_PEEK) : 0))
+        }
+        if got >= 0 { return Array(buffer.prefix(got)) }
+        let code = Glibc.errno
+        if code == EINTR { continue }
+        if code == EAGAIN || code == EWOULDBLOCK { return nil }
+        throw SystemCallError(syscall: "recv", errno: Errno(rawValue: code))
+    }
+}
+
 public func sys_receiveDatagram(_ socket: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer)
     throws(SystemCallError) -> (count: Int, senderPID: Int32)?
 {

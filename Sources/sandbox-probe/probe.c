@@ -93,6 +93,43 @@ int main(int argc, char **argv) {
         printf("abstract %s\n", reached == 0 ? "ok" : strerror(errno));
         return reached == 0 ? 0 : 3;
     }
+    if (!strcmp(mode, "resolve-unconnected") && argc > 3) {
+        // A resolver as musl's: an unconnected non-blocking datagram socket, a query for argv[2]
+        // (type A) sent to argv[3] port 53, the answer received with its source address, which
+        // must be that name server's; then a second receive, with nothing left.
+        int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (udp < 0) return refused("socket(AF_INET, SOCK_DGRAM)");
+        struct sockaddr_in ns = { .sin_family = AF_INET, .sin_port = htons(53) };
+        if (inet_pton(AF_INET, argv[3], &ns.sin_addr) != 1) return refused("nameserver");
+        unsigned char query[300] = { 0x5a, 0x5b, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0 };
+        size_t length = 12;
+        for (char *label = strtok(argv[2], "."); label; label = strtok(NULL, ".")) {
+            query[length++] = (unsigned char)strlen(label);
+            memcpy(query + length, label, strlen(label));
+            length += strlen(label);
+        }
+        memcpy(query + length, "\0\0\1\0\1", 5);
+        length += 5;
+        ssize_t sent = sendto(udp, query, length, MSG_NOSIGNAL, (struct sockaddr *)&ns, sizeof ns);
+        printf("sendto %s\n", sent == (ssize_t)length ? "whole" : strerror(errno));
+        struct pollfd wait = { .fd = udp, .events = POLLIN };
+        if (poll(&wait, 1, 2000) != 1) return refused("poll");
+        unsigned char answer[512];
+        struct sockaddr_in from = { 0 };
+        socklen_t fromLength = sizeof from;
+        ssize_t got = recvfrom(udp, answer, sizeof answer, 0, (struct sockaddr *)&from, &fromLength);
+        if (got < 16) return refused("recvfrom");
+        char text[64];
+        printf("from %s:%d (%u) %s, id %s, rcode %d", inet_ntop(AF_INET, &from.sin_addr, text, sizeof text),
+            ntohs(from.sin_port), (unsigned)fromLength, memcmp(&from, &ns, sizeof ns) == 0 ? "the server" : "another",
+            answer[0] == 0x5a && answer[1] == 0x5b ? "matches" : "differs", answer[3] & 0x0f);
+        if (answer[7] == 1) printf(", address %d.%d.%d.%d", answer[got - 4], answer[got - 3], answer[got - 2], answer[got - 1]);
+        printf("\n");
+        fromLength = sizeof from;
+        got = recvfrom(udp, answer, sizeof answer, 0, (struct sockaddr *)&from, &fromLength);
+        printf("again %s\n", got < 0 ? strerror(errno) : "data");
+        return 3;
+    }
     if (!strcmp(mode, "stand-in-queries")) {
         // What a client asks of its socket around a connect, as an IPv4 socket answers it:
         // its options (TCP_NODELAY, as Python's urllib3 sets it), its names before and after,

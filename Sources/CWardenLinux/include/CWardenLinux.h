@@ -58,6 +58,14 @@ int warden_syncfs(int fd);
 /// reuse. Not wrapped by Debian 12's glibc.
 int warden_pidfd_open(int pid);
 
+/// pidfd_getfd(2): a copy of descriptor `fd` of the process `pidfd` refers to (close-on-exec).
+int warden_pidfd_getfd(int pidfd, int fd);
+
+/// sendmsg(2) of `length` bytes on unix socket `fd` without waiting, no SIGPIPE, with
+/// SCM_CREDENTIALS naming process `pid` as the sender (CAP_SYS_ADMIN): what the receiver's
+/// SO_PASSCRED sees is the process the message is sent for.
+long warden_send_now_as(int fd, const void *bytes, size_t length, int pid);
+
 /// The parent pid and effective uid of `pid`, from one `PIDFD_GET_INFO` ioctl on a pidfd
 /// (Linux 6.13+; a zombie not yet reaped still answers). 0, or -errno: -ESRCH when the process
 /// is gone, -ENOTTY or -EINVAL on a kernel without the ioctl.

@@ -46,7 +46,7 @@ public struct SandboxFilter: Sendable {
     /// for IPv4 and IPv6 (`SandboxNetworkAnswer`), and i386's socketcall (`compatibleSocketsPrefix`, and
     /// libseccomp's own rules for the observed calls it multiplexes).
     public static let notified =
-        observed + ["prctl", "socket", "socketcall", "sendmsg", "sendmmsg"] + standInQueries
+        observed + ["prctl", "socket", "socketcall", "sendmsg", "sendmmsg", "recvfrom"] + standInQueries
     /// The calls that ask a socket what it is, or set its options, answered for a stand-in as
     /// the socket it stands for would answer (`SandboxStandIn`): every getsockname and
     /// getpeername, and setsockopt and getsockopt at an IP level (i386's at every level).
@@ -244,6 +244,9 @@ public struct SandboxFilter: Sendable {
                         [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(level))])
                 }
             }
+            // recvfrom with an address to fill in: a DNS answer's, from the name server its
+            // query went to (musl's resolver checks). The native ABI's only.
+            try add("recvfrom", SCMP_ACT_NOTIFY, [scmp_arg_cmp(arg: 4, op: SCMP_CMP_NE, datum_a: 0, datum_b: 0)])
         } else if observe {
             // i386's, which libseccomp also folds into socketcall, whose level is in memory.
             for name in Self.standInQueries { try add(name, SCMP_ACT_NOTIFY) }

@@ -24,6 +24,9 @@ enum SandboxNetworkAnswer: Equatable {
     case fail(Int32)
     /// The call returns 0, without running.
     case succeed
+    /// The call returns this count, the supervisor having done what it asked (a DNS query's
+    /// sendto, delivered to the jail's name server).
+    case returns(Int64)
     /// socket(2) returns a new stand-in of this type (SOCK_STREAM or SOCK_DGRAM).
     case standIn(type: Int32, nonBlocking: Bool, closeOnExec: Bool)
     /// socketcall(SYS_SOCKET) returns a new unix socket of this type, made for it: an i386
@@ -162,7 +165,7 @@ enum SandboxNetworkAnswer: Equatable {
         switch self {
         case .proceed: nil
         case .fail(let code): ErrnoName.of(code)
-        case .succeed, .standIn, .unixSocket: "ok"
+        case .succeed, .returns, .standIn, .unixSocket: "ok"
         }
     }
 }

@@ -23,11 +23,13 @@ extension SandboxObserver {
         /// setsockopt (`set`: its value at `value`, `length` bytes) or getsockopt (its value goes
         /// at `value`, its length at address `length`, which holds the room there).
         case option(fd: Int32, level: Int32, name: Int32, value: UInt64, length: UInt64, set: Bool)
+        /// recvfrom(fd, buffer, length, flags, address, length address).
+        case receive(fd: Int32, buffer: UInt64, length: UInt64, flags: UInt64, address: UInt64, lengthAddress: UInt64)
 
         var isSocketCreation: Bool {
             switch self {
             case .socket, .unreadableSocketCall: true
-            case .address, .name, .option: false
+            case .address, .name, .option, .receive: false
             }
         }
     }
@@ -44,6 +46,11 @@ extension SandboxObserver {
         case .socketOption(let set):
             guard let args = call?.args else { return nil }
             return option(args, set: set)
+        case .receiveFrom:
+            guard let args = call?.args else { return nil }
+            return .receive(
+                fd: Int32(truncatingIfNeeded: args.0), buffer: args.1, length: args.2, flags: args.3, address: args.4,
+                lengthAddress: args.5)
         case .socketAddress(_, let length, let kind):
             guard let args = call?.args else { return nil }
             return .address(kind, fd: Int32(truncatingIfNeeded: args.0), length: register(length, of: args))
@@ -93,7 +100,7 @@ extension SandboxObserver {
         // The stand-in an address call is on, if it is on one.
         var onStandIn: UInt64?
         switch networkCall {
-        case .name, .option:
+        case .name, .option, .receive:
             return answerStandInQuery(networkCall, id: id, pid: pid, on: listener, response)
         case .socket(let domain, let type, let protocolNumber, let viaSocketCall):
             decided =
@@ -115,6 +122,22 @@ extension SandboxObserver {
             // A connect on a datagram stand-in with the name server at its other end.
             if kind == .connect, datagramStandIns.contains(inode) {
                 decided = .forAddress(kind, sockaddr: call?.first, length: length, datagram: true)
+            }
+            // A DNS query sent with an address on a datagram stand-in whose other end is the
+            // name server (musl's resolver, and Rust's through it): delivered there, to be
+            // answered, and the send made. (Its answer's source is given by its recvfrom.)
+            if kind == .sendto, datagramStandIns.contains(inode), let payload = call?.second,
+                UInt64(payload.count) == call?.args.2, DNSQuestion(message: payload) != nil,
+                case .some(.some(let address)) = SandboxNetworkAnswer.address(in: call?.first ?? [], length: length),
+                address.port == DNSQuestion.port
+            {
+                guard let delivered = deliver(payload, on: fd, of: pid, for: id, on: listener) else { return false }
+                if delivered {
+                    decided = .returns(Int64(payload.count))
+                    call?.delivered = true
+                    let port = standIns[inode]?.local.port == 0 ? takeEphemeralPort() : 0
+                    standIns[inode]?.sent(to: address, ephemeralPort: port)
+                }
             }
             // A connection to the sink is connected already, as a TCP socket would be.
             if kind == .connect, sinkConnections.contains(inode) {
@@ -172,10 +195,11 @@ extension SandboxObserver {
         switch answer {
         case .proceed: return Self.answer(id, on: listener, response)
         case .standIn, .unixSocket: return true
-        case .fail, .succeed:
+        case .fail, .succeed, .returns:
             memset(response, 0, MemoryLayout<seccomp_notif_resp>.size)
             response.pointee.id = id
             if case .fail(let code) = answer { response.pointee.error = -code }
+            if case .returns(let value) = answer { response.pointee.val = value }
             return seccomp_notify_respond(listener.rawValue, response) == 0
         }
     }
@@ -301,11 +325,15 @@ extension SandboxObserver {
         let fd: Int32
         switch query {
         case .name(let descriptor, _, _, _): fd = descriptor
+        case .receive(let descriptor, _, _, _, _, _): fd = descriptor
         // (i386's are notified at every level: socketcall's is in memory the filter cannot read.)
         case .option(let descriptor, let level, _, _, _, _) where SandboxStandIn.levels.contains(level): fd = descriptor
         default: return Self.answer(id, on: listener, response)
         }
         guard let inode = Self.socketInode(fd, of: pid), var standIn = standIns[inode] else {
+            return Self.answer(id, on: listener, response)
+        }
+        if case .receive = query, !datagramStandIns.contains(inode) || standIn.source == nil {
             return Self.answer(id, on: listener, response)
         }
         // What is written goes to the process whose call waits: its pid has not been reused
@@ -339,12 +367,75 @@ extension SandboxObserver {
                     Self.write(bytes, at: value, length: bytes.count, at: lengthAddress, of: pid)
                 }
             }
+        case .receive(_, let buffer, let length, let flags, let address, let lengthAddress):
+            return answerReceive(
+                from: standIn, fd: fd, buffer: buffer, length: length, flags: flags, address: address,
+                lengthAddress: lengthAddress, id: id, pid: pid, on: listener, response)
         default: outcome = .success(())
         }
         switch outcome {
         case .success: return Self.answer(id, .succeed, on: listener, response)
         case .failure(let failure): return Self.answer(id, .fail(failure.errno), on: listener, response)
         }
+    }
+
+    /// Answers recvfrom `id` on datagram stand-in `standIn` (descriptor `fd` of process `pid`,
+    /// the name server at its other end): the message waiting there, written at `buffer` (up to
+    /// `length` bytes), and the address it came from as the socket it stands for would give it
+    /// (the name server the query went to), at `address`. With no message waiting, a receive that
+    /// would not wait fails (EAGAIN), and one that would wait goes on to the kernel (whose
+    /// source address is then the unix socket's). False when the call is no longer waiting.
+    private func answerReceive(
+        from standIn: SandboxStandIn, fd: Int32, buffer: UInt64, length: UInt64, flags: UInt64, address: UInt64,
+        lengthAddress: UInt64, id: UInt64, pid: Int32, on listener: FileDescriptor,
+        _ response: UnsafeMutablePointer<seccomp_notif_resp>
+    ) -> Bool {
+        guard let source = standIn.source, let copy = try? sys_descriptor(fd, ofProcess: pid) else {
+            return Self.answer(id, on: listener, response)
+        }
+        defer { sys_close(copy) }
+        let message: [UInt8]?
+        do {
+            message = try sys_receiveNow(
+                copy, limit: Int(min(length, 65_536)), peek: flags & UInt64(MSG_PEEK) != 0)
+        } catch {
+            return Self.answer(id, .fail(error.errno.rawValue), on: listener, response)
+        }
+        guard let message else {
+            let nonBlocking =
+                flags & UInt64(MSG_DONTWAIT) != 0 || (sys_descriptorFlags(fd, ofProcess: pid) ?? 0) & O_NONBLOCK != 0
+            return nonBlocking
+                ? Self.answer(id, .fail(EAGAIN), on: listener, response) : Self.answer(id, on: listener, response)
+        }
+        do {
+            try sys_writeProcessMemory(pid, address: buffer, message)
+        } catch {
+            return Self.answer(id, .fail(SandboxNetworkAnswer.EFAULT), on: listener, response)
+        }
+        if address != 0 {
+            let written = Self.room(at: lengthAddress, of: pid).flatMap { room in
+                Self.write(
+                    Array(source.prefix(Int(room))), at: address, length: source.count, at: lengthAddress, of: pid)
+            }
+            if case .failure(let failure) = written {
+                return Self.answer(id, .fail(failure.errno), on: listener, response)
+            }
+        }
+        return Self.answer(id, .returns(Int64(message.count)), on: listener, response)
+    }
+
+    /// Sends `payload` (a DNS query) on descriptor `fd` of process `pid`, a datagram stand-in
+    /// whose other end is the name server, as that process, for its sendto `id`: true when it
+    /// was sent, false when it could not be (the call then fails as undelivered), nil when the
+    /// call is no longer waiting.
+    func deliver(_ payload: [UInt8], on fd: Int32, of pid: Int32, for id: UInt64, on listener: FileDescriptor)
+        -> Bool?
+    {
+        // Its pid is still the caller's (the descriptor taken is the sample's).
+        guard seccomp_notify_id_valid(listener.rawValue, id) == 0 else { return nil }
+        guard let copy = try? sys_descriptor(fd, ofProcess: pid) else { return false }
+        defer { sys_close(copy) }
+        return (try? sys_sendNow(copy, payload, asProcess: pid)) == payload.count
     }
 
     /// The `socklen_t` at `address` in `pid`'s memory: the room a query's caller gave.

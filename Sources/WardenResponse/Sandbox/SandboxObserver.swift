@@ -93,11 +93,14 @@ final class SandboxObserver: @unchecked Sendable {
         var payloadLength: UInt64?
         /// When the observer answered (CLOCK_MONOTONIC ns): the call's exit comes after it.
         var answeredAt: Int64 = 0
+        /// A DNS query's sendto that the observer delivered to the jail's name server (which
+        /// records its question).
+        var delivered = false
 
         /// A getsockname, getpeername, setsockopt or getsockopt (`SandboxStandIn`).
         var isStandInQuery: Bool {
             switch multiplexed ?? name {
-            case "getsockname", "getpeername", "setsockopt", "getsockopt": true
+            case "getsockname", "getpeername", "setsockopt", "getsockopt", "recvfrom": true
             default: false
             }
         }
@@ -143,6 +146,9 @@ final class SandboxObserver: @unchecked Sendable {
         case socketName(peer: Bool)
         /// setsockopt (`set`) or getsockopt at an IP level: answered for a stand-in, only counted.
         case socketOption(set: Bool)
+        /// recvfrom with an address to fill in: answered for a datagram stand-in whose other end
+        /// is the name server, only counted.
+        case receiveFrom
 
         init(_ name: String) {
             switch name {
@@ -167,6 +173,7 @@ final class SandboxObserver: @unchecked Sendable {
             case "getpeername": self = .socketName(peer: true)
             case "setsockopt": self = .socketOption(set: true)
             case "getsockopt": self = .socketOption(set: false)
+            case "recvfrom": self = .receiveFrom
             case "fchmod": self = .descriptor(0)
             case "clone", "fork", "vfork", "kill", "tkill", "tgkill": self = .registers
             case "memfd_create": self = .name(0)
@@ -365,7 +372,7 @@ final class SandboxObserver: @unchecked Sendable {
             // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
             // the same thing one syscall earlier.
             switch plan {
-            case .socket, .socketAddress, .socketCall, .message, .socketName, .socketOption:
+            case .socket, .socketAddress, .socketCall, .message, .socketName, .socketOption, .receiveFrom:
                 guard answerNetworkCall(plan, &call, id: notification.id, pid: pid, on: listener, response) else {
                     continue
                 }
@@ -566,7 +573,7 @@ final class SandboxObserver: @unchecked Sendable {
         case .name(let index):
             // Both names are short (16 bytes for a process, 249 for a memfd).
             call.first = sys_readProcessString(pid, address: values(index), limit: 256)
-        case .socket, .socketName, .socketOption: break
+        case .socket, .socketName, .socketOption, .receiveFrom: break
         case .socketCall:
             // (call, its arguments): socket takes (domain, type, protocol), connect and bind
             // (fd, address, length), sendto (fd, buffer, length, flags, address, length). The
@@ -753,7 +760,7 @@ final class SandboxObserver: @unchecked Sendable {
             case .network(let attempt) where network.count < Self.eventLimit:
                 if let connection = call.connection { connectionEvents[connection] = network.count }
                 network.append(attempt)
-                if ["sendto", "sendmsg", "sendmmsg"].contains(call.name), let message = call.second,
+                if ["sendto", "sendmsg", "sendmmsg"].contains(call.name), !call.delivered, let message = call.second,
                     let question = DNSQuestion(message: message),
                     lookups.count < SandboxNameService.lookupLimit
                 {

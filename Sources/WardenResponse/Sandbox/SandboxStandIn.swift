@@ -20,6 +20,9 @@ struct SandboxStandIn: Equatable {
     private(set) var local: Address
     /// Where it is connected (nil: nowhere).
     private(set) var peer: Address?
+    /// Where its last datagram delivered with an address went (a DNS query's name server):
+    /// what its answer comes from.
+    private(set) var lastSentTo: Address?
     /// The options set at an IP level, by level and name.
     private var options: [OptionName: [UInt8]] = [:]
 
@@ -72,13 +75,16 @@ struct SandboxStandIn: Equatable {
         if local.port == 0 { local.port = ephemeralPort }
     }
 
-    /// It sent a datagram: an unbound socket gets its port then (`ephemeralPort`).
-    mutating func sent(ephemeralPort: Int) {
+    /// It sent a datagram to `address`, delivered: an unbound socket gets its port then
+    /// (`ephemeralPort`).
+    mutating func sent(to address: Address, ephemeralPort: Int) {
+        lastSentTo = address
         if local.port == 0 { local.port = ephemeralPort }
     }
 
-    /// Whether it has a port of its own yet (a bind, connect or send gave it one).
-    var hasPort: Bool { local.port != 0 }
+    /// Where what it receives comes from, as a `struct sockaddr` of its family: its peer, else
+    /// where it last sent; nil when neither is known.
+    var source: [UInt8]? { (peer ?? lastSentTo).map { Self.sockaddr($0, ofIPv6Socket: isIPv6) } }
 
     static let mappedPrefix: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
 
