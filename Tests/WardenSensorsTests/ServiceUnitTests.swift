@@ -86,10 +86,24 @@ extension SensorIntegration {
                 Self.probe, ["resolve-connected", "c2.example.invalid"], capabilities: capabilities, state: state)
             #expect(resolved == 0, "\(lookups["setupError"] ?? "")")
             #expect(
-                lookups["stdout"] as? String == "server 127.0.0.1 id matches rcode 3\n", "\(lookups["stdout"] ?? "")")
+                lookups["stdout"] as? String == "server 127.0.0.1 id matches rcode 0 address 198.18.0.1\n",
+                "\(lookups["stdout"] ?? "")")
             #expect(
                 (lookups["lookups"] as? [[String: Any]])?.first?["name"] as? String == "c2.example.invalid",
                 "\(lookups["lookups"] ?? "")")
+            // One on an unconnected socket (musl's): its query goes through a copy of the
+            // sample's socket (pidfd_getfd: CAP_SYS_PTRACE), sent as the sample's process
+            // (SCM_CREDENTIALS of another pid: CAP_SYS_ADMIN), and its answer is written into the
+            // sample's memory (process_vm_writev: CAP_SYS_PTRACE).
+            let (_, unconnected) = try sandbox(
+                Self.probe, ["resolve-unconnected", "c2.example.invalid", "127.0.0.1"], capabilities: capabilities,
+                state: state)
+            #expect(
+                (unconnected["stdout"] as? String)?.contains("from 127.0.0.1:53 (16) the server, id matches, rcode 0")
+                    == true, "\(unconnected["stdout"] ?? "") \(unconnected["setupError"] ?? "")")
+            let asked = (unconnected["lookups"] as? [[String: Any]])?.first
+            let sample = (unconnected["processes"] as? [[String: Any]])?.first
+            #expect(asked?["pid"] as? Int == sample?["pid"] as? Int && asked?["pid"] != nil, "\(asked ?? [:])")
 
             let (withoutSetUID, failed) = try sandbox(
                 "/bin/true", [], capabilities: capabilities.filter { $0 != "setuid" && $0 != "setgid" }, state: state)
