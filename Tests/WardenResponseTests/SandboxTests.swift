@@ -349,6 +349,20 @@ struct SandboxTests {
             report.verdict.contains { $0.hasPrefix("The jail's name service answers each host name with an address") })
     }
 
+    /// A thread (clone with CLONE_THREAD) is counted with the calls, not reported as a process
+    /// started; a fork is.
+    @Test func aThreadIsNoProcess() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try runShell(
+            "python3 -c \"import os, threading; t = threading.Thread(target=print, args=('thread',)); t.start(); "
+                + "t.join(); os.waitpid(os.fork() or os._exit(0), 0) if True else None\"")
+        #expect(report.stdout == "thread\n", "\(report.stdout) \(report.stderr)")
+        // glibc's pthread_create: clone3 (refused, ENOSYS), then clone with CLONE_THREAD; the
+        // fork: clone without it.
+        #expect((report.syscalls["clone"] ?? 0) >= 2, "\(report.syscalls)")
+        #expect(report.processes.filter { $0.syscall == "clone" }.count == 1, "\(report.processes)")
+    }
+
     /// A name looked up, then connected to: the connection is made to the sink and reported
     /// under the name, with what was sent there.
     @Test func aConnectionToANameLookedUpIsReportedUnderIt() throws {

@@ -665,6 +665,9 @@ final class SandboxObserver: @unchecked Sendable {
         return Array(path[jailRoot.count...])
     }
 
+    /// clone(2)'s CLONE_THREAD flag.
+    static let cloneThread: UInt64 = 0x10000
+
     /// The paths by which a process names its own program.
     static let ownProgramPaths: Set<[UInt8]> = [Array("/proc/self/exe".utf8), Array("/proc/thread-self/exe".utf8)]
 
@@ -820,6 +823,9 @@ final class SandboxObserver: @unchecked Sendable {
                 .init(
                     syscall: name, path: first.isEmpty ? byDescriptor : first, pid: pid,
                     arguments: arguments, argumentsComplete: argumentsComplete))
+        // A clone with CLONE_THREAD starts a thread of the same process (Go's runtime makes a
+        // few at start): counted with the calls, no process.
+        case "clone" where args.0 & Self.cloneThread != 0: return .none
         case "clone", "fork", "vfork": return .process(.init(syscall: name, path: nil, pid: pid))
         case "open", "creat":
             let flags = name == "creat" ? Int32(O_CREAT | O_WRONLY | O_TRUNC) : Int32(truncatingIfNeeded: args.1)
