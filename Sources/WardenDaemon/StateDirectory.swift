@@ -35,7 +35,14 @@ public struct StateDirectory: Sendable {
                 components.append(component)
             }
         }
-        return "/" + components.joined(separator: "/")
+        // By hand: `joined(separator:)` on substrings is generic, and its first use looked up
+        // a protocol conformance by scanning the binary's records, 0.2 ms of every start.
+        var standardized = ""
+        for component in components {
+            standardized += "/"
+            standardized += component
+        }
+        return standardized.isEmpty ? "/" : standardized
     }
 
     public var databasePath: String { path + "/shmwarden.sqlite" }

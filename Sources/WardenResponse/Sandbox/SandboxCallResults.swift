@@ -26,36 +26,48 @@ enum SandboxCallResults {
     }
 
     /// For each of `calls`, what its exit returned; nil when no exit of it was recorded.
+    ///
+    /// Thread by thread, through both lists sorted by thread and time. (No dictionary by
+    /// thread: its first use cost the end of every run a protocol conformance lookup, the
+    /// runtime's scan of the binary's records.)
     static func values(of calls: [Call], in exits: [SyscallExitTrace.Exit]) -> [Int64?] {
-        var byThread: [Int32: [SyscallExitTrace.Exit]] = [:]
-        for exit in exits { byThread[exit.tid, default: []].append(exit) }
-        for tid in byThread.keys { byThread[tid]!.sort { $0.time < $1.time } }
-        // In the order they were answered (calls only counted come after those described).
-        let order = calls.indices.sorted { (calls[$0].answeredAt, $0) < (calls[$1].answeredAt, $1) }
-        // Each call's window ends at its thread's next answer (the next notification came before it).
-        var windowEnd = [Int64](repeating: .max, count: calls.count)
-        var latest: [Int32: Int] = [:]
-        for index in order {
-            let call = calls[index]
-            if let previous = latest[call.tid] { windowEnd[previous] = call.answeredAt }
-            latest[call.tid] = index
+        let exits = exits.sorted { $0.tid != $1.tid ? $0.tid < $1.tid : $0.time < $1.time }
+        // In the order each thread's calls were answered (calls only counted come after
+        // those described; ties keep that order).
+        let order = calls.indices.sorted { a, b in
+            let (x, y) = (calls[a], calls[b])
+            if x.tid != y.tid { return x.tid < y.tid }
+            return x.answeredAt != y.answeredAt ? x.answeredAt < y.answeredAt : a < b
         }
-        var cursor: [Int32: Int] = [:]
         var values = [Int64?](repeating: nil, count: calls.count)
-        for index in order {
-            let call = calls[index]
-            guard let threadExits = byThread[call.tid] else { continue }
-            var next = cursor[call.tid] ?? 0
-            while next < threadExits.count && threadExits[next].time <= call.answeredAt { next += 1 }
-            cursor[call.tid] = next
-            while next < threadExits.count && threadExits[next].time < windowEnd[index] {
-                let number = threadExits[next].number
-                if number == call.number || call.numbersAfterExec.contains(number) {
-                    values[index] = threadExits[next].value
-                    break
+        var threadStart = 0  // in `exits`
+        var position = 0  // in `order`
+        while position < order.count {
+            let tid = calls[order[position]].tid
+            var end = position
+            while end < order.count && calls[order[end]].tid == tid { end += 1 }
+            while threadStart < exits.count && exits[threadStart].tid < tid { threadStart += 1 }
+            var threadEnd = threadStart
+            while threadEnd < exits.count && exits[threadEnd].tid == tid { threadEnd += 1 }
+            var next = threadStart
+            for rank in position..<end {
+                let index = order[rank]
+                let call = calls[index]
+                // Its window ends at its thread's next answer (the next notification came before it).
+                let windowEnd = rank + 1 < end ? calls[order[rank + 1]].answeredAt : .max
+                while next < threadEnd && exits[next].time <= call.answeredAt { next += 1 }
+                var probe = next
+                while probe < threadEnd && exits[probe].time < windowEnd {
+                    let number = exits[probe].number
+                    if number == call.number || call.numbersAfterExec.contains(number) {
+                        values[index] = exits[probe].value
+                        break
+                    }
+                    probe += 1
                 }
-                next += 1
             }
+            threadStart = threadEnd
+            position = end
         }
         return values
     }

@@ -530,7 +530,7 @@ final class SandboxObserver: @unchecked Sendable {
             }
             // Its own program again (`/proc/self/exe`): busybox's applets, a dropper that
             // re-executes itself under another argv[0].
-            if let passed = call.first, Self.ownProgramPaths.contains(passed) {
+            if let passed = call.first, Self.ownProgramPaths.contains(where: { $0 == passed }) {
                 call.descriptorTarget = (try? sys_readlink(Array("/proc/\(pid)/exe".utf8))).map(inJail)
             }
             // execveat (path in argument 1) with an empty path runs its descriptor (argument 0).
@@ -669,7 +669,9 @@ final class SandboxObserver: @unchecked Sendable {
     static let cloneThread: UInt64 = 0x10000
 
     /// The paths by which a process names its own program.
-    static let ownProgramPaths: Set<[UInt8]> = [Array("/proc/self/exe".utf8), Array("/proc/thread-self/exe".utf8)]
+    /// (An array, not a set: a `Set<[UInt8]>`'s first use looked up its element's Hashable
+    /// conformance by scanning the binary's records, 0.3 ms while the jail was set up.)
+    static let ownProgramPaths: [[UInt8]] = [Array("/proc/self/exe".utf8), Array("/proc/thread-self/exe".utf8)]
 
     /// What the kernel appends to the name of a directory that was removed while open.
     static let deletedSuffix = Array(" (deleted)".utf8)
@@ -717,7 +719,9 @@ final class SandboxObserver: @unchecked Sendable {
 
     private func describeCaptured() {
         // By slot; a call's name is the same in both ABIs, and counted once under it.
-        var names: [Int: String] = [:]
+        // (An array by slot: a dictionary of its own type cost a conformance lookup on the way
+        // to the report.)
+        var names = [String?](repeating: nil, count: counts.count)
         for (slot, count) in counts.enumerated() where count > 0 {
             let name = SandboxFilter.name(
                 of: Int32(slot % Self.tableSize), architecture: Self.architectures[slot / Self.tableSize])

@@ -98,19 +98,25 @@ public struct SandboxRunner: Sendable {
                 description: "the sample is \(size) bytes; the jail's root takes samples of at most "
                     + "\(Self.sampleSizeLimit) bytes")
         }
-        let outcome = Mutex<Result<SandboxReport, any Error>?>(nil)
+        // The report or the error, apart: a `Result` of the two cost a conformance lookup (the
+        // runtime's scan of the binary's records) on the way to the report.
+        let outcome = Mutex<(report: SandboxReport?, error: (any Error)?)>((nil, nil))
         ThreadJoin.start(name: "warden-jail") {
-            let result = Result<SandboxReport, any Error> {
+            do {
                 do {
                     try sys_privateMountNamespace()
                 } catch {
                     throw RunError(description: "cannot make a private mount namespace for the jail: \(error)")
                 }
-                return try runInPrivateNamespace(source: source, name: name, options: options)
+                let report = try runInPrivateNamespace(source: source, name: name, options: options)
+                outcome.withLock { $0.report = report }
+            } catch {
+                outcome.withLock { $0.error = error }
             }
-            outcome.withLock { $0 = result }
         }.join()
-        return try outcome.withLock { $0! }.get()
+        let (report, error) = outcome.withLock { $0 }
+        if let error { throw error }
+        return report!
     }
 
     private func runInPrivateNamespace(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport
