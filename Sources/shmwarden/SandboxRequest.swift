@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import WardenCore
 import WardenDaemon
+import WardenLinux
 import WardenResponse
 import WardenStore
 
@@ -48,7 +49,9 @@ struct SandboxRequest {
         let databasePath = directory.databasePath
         let observe = !noObserve
         let opening = DedicatedThread.start(name: "warden-dbopen") {
-            // Built here, beside the jail's set-up, rather than in its course.
+            // Paid here, beside the jail's set-up, rather than in its course: SHA-256's first
+            // use (before the jail hashes the sample's copy), the filter's build.
+            DescriptorDigest.payFirstUseCosts()
             _ = try? SandboxFilter.shared(observe: observe)
             return try EvidenceDatabase(path: databasePath, connections: .single)
         }

@@ -79,14 +79,16 @@ public struct SandboxFilter: Sendable {
     /// program every time.
     /// A build that failed (its memfd refused for want of descriptors, say) is not kept: the
     /// next run tries again.
-    private static let built = Mutex<[Bool: SandboxFilter]>([:])
+    /// (Two slots, not a dictionary by `observe`: a `[Bool: SandboxFilter]`'s first use looked
+    /// up a protocol conformance, the runtime's scan of the binary's records.)
+    private static let built = Mutex<(observing: SandboxFilter?, enforcing: SandboxFilter?)>((nil, nil))
 
     /// The filter with the user-notification rules (`observe`) or without, built once.
     public static func shared(observe: Bool) throws -> SandboxFilter {
         try built.withLock { filters in
-            if let filter = filters[observe] { return filter }
+            if let filter = observe ? filters.observing : filters.enforcing { return filter }
             let filter = try SandboxFilter(observe: observe)
-            filters[observe] = filter
+            if observe { filters.observing = filter } else { filters.enforcing = filter }
             return filter
         }
     }

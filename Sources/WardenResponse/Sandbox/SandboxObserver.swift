@@ -26,7 +26,6 @@ final class SandboxObserver: @unchecked Sendable {
     private(set) var signals: [String] = []
     /// DNS questions sent to a name server directly (`DNSQuestion`).
     private(set) var lookups: [SandboxReport.NameLookup] = []
-    private(set) var pids: Set<Int32> = []
     /// Observed calls made through the second ABI of `architectures` (i386's).
     private(set) var compatibleCalls = 0
     /// IPv4 and IPv6 socket calls the observer refused (a raw socket, say), as the filter
@@ -731,7 +730,6 @@ final class SandboxObserver: @unchecked Sendable {
         }
         let results = callResults()
         for (index, var call) in captured.enumerated() {
-            pids.insert(call.pid)
             let slot = call.abi * Self.tableSize + Int(call.nr)
             call.name =
                 call.multiplexed ?? names[slot]

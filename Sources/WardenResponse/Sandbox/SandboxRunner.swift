@@ -98,9 +98,7 @@ public struct SandboxRunner: Sendable {
                 description: "the sample is \(size) bytes; the jail's root takes samples of at most "
                     + "\(Self.sampleSizeLimit) bytes")
         }
-        // The report or the error, apart: a `Result` of the two cost a conformance lookup (the
-        // runtime's scan of the binary's records) on the way to the report.
-        let outcome = Mutex<(report: SandboxReport?, error: (any Error)?)>((nil, nil))
+        let outcome = Outcome()
         ThreadJoin.start(name: "warden-jail") {
             do {
                 do {
@@ -108,15 +106,22 @@ public struct SandboxRunner: Sendable {
                 } catch {
                     throw RunError(description: "cannot make a private mount namespace for the jail: \(error)")
                 }
-                let report = try runInPrivateNamespace(source: source, name: name, options: options)
-                outcome.withLock { $0.report = report }
+                outcome.report = try runInPrivateNamespace(source: source, name: name, options: options)
             } catch {
-                outcome.withLock { $0.error = error }
+                outcome.error = error
             }
         }.join()
-        let (report, error) = outcome.withLock { $0 }
-        if let error { throw error }
-        return report!
+        if let error = outcome.error { throw error }
+        return outcome.report!
+    }
+
+    /// What the jail's thread came to, read after it is joined (the join orders the accesses).
+    /// A class of its own: a `Result`, or a `Mutex` of the two, cost a protocol conformance
+    /// lookup (the runtime's scan of the binary's records) as it was released, on the way to
+    /// the report.
+    private final class Outcome: @unchecked Sendable {
+        var report: SandboxReport?
+        var error: (any Error)?
     }
 
     private func runInPrivateNamespace(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport
