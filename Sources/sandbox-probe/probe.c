@@ -33,6 +33,21 @@ static int refused(const char *what) {
     return 3;
 }
 
+// A DNS query for `name` (type A, class IN, recursion desired) with id `id`, in `query` (300
+// bytes); its length.
+static size_t dns_query(unsigned char *query, unsigned id, char *name) {
+    const unsigned char header[12] = { id >> 8, id & 0xff, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0 };
+    memcpy(query, header, sizeof header);
+    size_t length = sizeof header;
+    for (char *label = strtok(name, "."); label && length + strlen(label) + 6 < 300; label = strtok(NULL, ".")) {
+        query[length++] = (unsigned char)strlen(label);
+        memcpy(query + length, label, strlen(label));
+        length += strlen(label);
+    }
+    memcpy(query + length, "\0\0\1\0\1", 5);
+    return length + 5;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "";
@@ -101,15 +116,8 @@ int main(int argc, char **argv) {
         if (udp < 0) return refused("socket(AF_INET, SOCK_DGRAM)");
         struct sockaddr_in ns = { .sin_family = AF_INET, .sin_port = htons(53) };
         if (inet_pton(AF_INET, argv[3], &ns.sin_addr) != 1) return refused("nameserver");
-        unsigned char query[300] = { 0x5a, 0x5b, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0 };
-        size_t length = 12;
-        for (char *label = strtok(argv[2], "."); label; label = strtok(NULL, ".")) {
-            query[length++] = (unsigned char)strlen(label);
-            memcpy(query + length, label, strlen(label));
-            length += strlen(label);
-        }
-        memcpy(query + length, "\0\0\1\0\1", 5);
-        length += 5;
+        unsigned char query[300];
+        size_t length = dns_query(query, 0x5a5b, argv[2]);
         ssize_t sent = sendto(udp, query, length, MSG_NOSIGNAL, (struct sockaddr *)&ns, sizeof ns);
         printf("sendto %s\n", sent == (ssize_t)length ? "whole" : strerror(errno));
         struct pollfd wait = { .fd = udp, .events = POLLIN };
@@ -200,15 +208,8 @@ int main(int argc, char **argv) {
         struct sockaddr_in ns = { .sin_family = AF_INET, .sin_port = htons(53) };
         if (inet_pton(AF_INET, server, &ns.sin_addr) != 1) return refused("nameserver");
         if (connect(udp, (struct sockaddr *)&ns, sizeof ns) != 0) return refused("connect");
-        unsigned char query[300] = { 0x4a, 0x11, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0 };
-        size_t length = 12;
-        for (char *label = strtok(argv[2], "."); label; label = strtok(NULL, ".")) {
-            query[length++] = (unsigned char)strlen(label);
-            memcpy(query + length, label, strlen(label));
-            length += strlen(label);
-        }
-        memcpy(query + length, "\0\0\1\0\1", 5);
-        length += 5;
+        unsigned char query[300];
+        size_t length = dns_query(query, 0x4a11, argv[2]);
         if (write(udp, query, length) != (ssize_t)length) return refused("write");
         struct pollfd wait = { .fd = udp, .events = POLLIN };
         if (poll(&wait, 1, 2000) != 1) return refused("poll");

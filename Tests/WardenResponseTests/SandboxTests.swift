@@ -354,8 +354,8 @@ struct SandboxTests {
     @Test func aThreadIsNoProcess() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let report = try runShell(
-            "python3 -c \"import os, threading; t = threading.Thread(target=print, args=('thread',)); t.start(); "
-                + "t.join(); os.waitpid(os.fork() or os._exit(0), 0) if True else None\"")
+            "python3 -c \"import os, threading\nt = threading.Thread(target=print, args=('thread',))\nt.start(); t.join()\n"
+                + "child = os.fork()\nif child == 0: os._exit(0)\nos.waitpid(child, 0)\"")
         #expect(report.stdout == "thread\n", "\(report.stdout) \(report.stderr)")
         // glibc's pthread_create: clone3 (refused, ENOSYS), then clone with CLONE_THREAD; the
         // fork: clone without it.
