@@ -186,6 +186,12 @@ int main(int argc, char **argv) {
         getsockname(six, (struct sockaddr *)&bound, &length);
         printf("bound %d %s %s (%u)\n", bound.sin6_family, inet_ntop(AF_INET6, &bound.sin6_addr, text, sizeof text),
             ntohs(bound.sin6_port) ? "port" : "no port", (unsigned)length);
+        // A listen with no bind before it gets a port of its own, as TCP's does.
+        int server = socket(AF_INET, SOCK_STREAM, 0);
+        if (listen(server, 1) != 0) return refused("listen");
+        length = sizeof name;
+        getsockname(server, (struct sockaddr *)&name, &length);
+        printf("listening %s %s\n", inet_ntop(AF_INET, &name.sin_addr, text, sizeof text), ntohs(name.sin_port) ? "port" : "no port");
         int local = socket(AF_UNIX, SOCK_STREAM, 0);
         struct sockaddr_storage own;
         length = sizeof own;

@@ -19,7 +19,7 @@ struct SandboxCommand: ParsableCommand {
             no capabilities, no_new_privs, rlimits and a seccomp filter that kills or refuses \
             ptrace, mount, namespaces, bpf, kexec, module loading, io_uring, TIOCSTI and non-unix sockets \
             (for 32-bit x86 programs too, on x86_64). \
-            execve, open, connect, sendto, bind, clone, unlink, rename, link, symlink, mkdir, chmod, \
+            execve, open, connect, sendto, bind, listen, clone, unlink, rename, link, symlink, mkdir, chmod, \
             kill, memfd_create and prctl(PR_SET_NAME) are observed through seccomp user notification, \
             and what the kernel returned for each is traced (a BPF program on the sys_exit \
             tracepoint), so the report says what was done and what was refused, and why. \

@@ -544,6 +544,10 @@ struct SandboxTests {
             .init(syscall: "connect", family: "AF_INET", address: "203.0.113.7", port: 4444, result: "EISCONN"),
             .init(syscall: "socket", family: "AF_INET6", type: "SOCK_STREAM", result: "ok"),
             .init(syscall: "bind", family: "AF_INET6", address: "::", port: 31337, result: "ok"),
+            // Made on the stand-in by the kernel, with the address it was bound to.
+            .init(
+                syscall: "listen", family: "AF_INET6", address: "::", port: 31337,
+                result: SyscallExitTrace.isSupported ? "ok" : nil),
             .init(syscall: "socket", family: "AF_INET6", type: "SOCK_STREAM", result: "ok"),
             .init(syscall: "bind", family: "AF_INET6", address: "::", port: 22, result: "EACCES"),
             .init(syscall: "socket", family: "AF_INET", type: "SOCK_DGRAM", result: "ok"),
@@ -587,6 +591,10 @@ struct SandboxTests {
                     == "It tried to bind sockets, to listen or receive on: AF_INET6 :: 22 (EACCES); AF_INET6 :: 31337 (ok)."
             }, "\(report.verdict)")
         #expect(
+            report.verdict.contains(
+                "It listened for connections on: AF_INET6 :: 31337\(SyscallExitTrace.isSupported ? " (ok)" : "")."),
+            "\(report.verdict)")
+        #expect(
             report.verdict.contains {
                 $0.hasPrefix(
                     "It made 5 IPv4 or IPv6 socket(s) (AF_INET SOCK_DGRAM ×1, AF_INET SOCK_STREAM ×2, AF_INET6 SOCK_STREAM ×2)."
@@ -621,14 +629,20 @@ struct SandboxTests {
                 bad pointer Bad address
                 answer HTTP/1.1 200 OK
                 bound 10 :: port (28)
+                listening 0.0.0.0 port
                 unix 1
                 unix nodelay Operation not supported
 
                 """, "\(report.stdout)")
         #expect(report.exit.code == 3)
         // Counted, not listed: the network entries are the socket, connect and bind calls.
-        #expect(report.syscalls["getsockname"] == 5 && report.syscalls["setsockopt"] == 2, "\(report.syscalls)")
-        #expect(report.network.map(\.syscall) == ["socket", "connect", "socket", "bind"], "\(report.network)")
+        #expect(report.syscalls["getsockname"] == 6 && report.syscalls["setsockopt"] == 2, "\(report.syscalls)")
+        #expect(
+            report.network.map(\.syscall) == ["socket", "connect", "socket", "bind", "socket", "listen"],
+            "\(report.network)")
+        // The listen, with the port it got.
+        #expect(
+            report.network.last.map { $0.address == "0.0.0.0" && ($0.port ?? 0) > 0 } == true, "\(report.network)")
         let connect = report.network[1]
         #expect(connect.sinkAnswer == "HTTP 200 with an empty body" && connect.sent?.hasPrefix("GET /stage2 ") == true)
         #expect(

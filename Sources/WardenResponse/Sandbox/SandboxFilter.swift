@@ -34,7 +34,8 @@ public struct SandboxFilter: Sendable {
     ]
     /// Reported to the supervisor (and then allowed).
     public static let observed = [
-        "execve", "execveat", "open", "openat", "openat2", "creat", "connect", "sendto", "bind", "clone", "fork",
+        "execve", "execveat", "open", "openat", "openat2", "creat", "connect", "sendto", "bind", "listen", "clone",
+        "fork",
         "vfork",
         "unlink", "unlinkat", "rename", "renameat", "renameat2", "chmod", "fchmod", "fchmodat", "kill", "tkill",
         "tgkill", "memfd_create", "link", "linkat", "symlink", "symlinkat", "mkdir", "mkdirat",

@@ -23,13 +23,15 @@ extension SandboxObserver {
         /// setsockopt (`set`: its value at `value`, `length` bytes) or getsockopt (its value goes
         /// at `value`, its length at address `length`, which holds the room there).
         case option(fd: Int32, level: Int32, name: Int32, value: UInt64, length: UInt64, set: Bool)
+        /// listen(2) on descriptor `fd`.
+        case listen(fd: Int32)
         /// recvfrom(fd, buffer, length, flags, address, length address).
         case receive(fd: Int32, buffer: UInt64, length: UInt64, flags: UInt64, address: UInt64, lengthAddress: UInt64)
 
         var isSocketCreation: Bool {
             switch self {
             case .socket, .unreadableSocketCall: true
-            case .address, .name, .option, .receive: false
+            case .address, .name, .option, .receive, .listen: false
             }
         }
     }
@@ -46,6 +48,9 @@ extension SandboxObserver {
         case .socketOption(let set):
             guard let args = call?.args else { return nil }
             return option(args, set: set)
+        case .listen:
+            guard let args = call?.args else { return nil }
+            return .listen(fd: Int32(truncatingIfNeeded: args.0))
         case .receiveFrom:
             guard let args = call?.args else { return nil }
             return .receive(
@@ -66,6 +71,7 @@ extension SandboxObserver {
             case "connect": return .address(.connect, fd: Int32(truncatingIfNeeded: args.0), length: args.2)
             case "bind": return .address(.bind, fd: Int32(truncatingIfNeeded: args.0), length: args.2)
             case "sendto": return .address(.sendto, fd: Int32(truncatingIfNeeded: args.0), length: args.5)
+            case "listen": return .listen(fd: Int32(truncatingIfNeeded: args.0))
             case "getsockname", "getpeername":
                 return .name(
                     fd: Int32(truncatingIfNeeded: args.0), address: args.1, lengthAddress: args.2,
@@ -102,6 +108,15 @@ extension SandboxObserver {
         switch networkCall {
         case .name, .option, .receive:
             return answerStandInQuery(networkCall, id: id, pid: pid, on: listener, response)
+        case .listen(let fd):
+            // Made by the kernel, on the unix socket; described with the address the stand-in
+            // has (a port of its own when it had none, as a TCP listen gives one).
+            if let inode = Self.socketInode(fd, of: pid), var standIn = standIns[inode] {
+                if standIn.local.port == 0 { standIn.bound(to: standIn.local, ephemeralPort: takeEphemeralPort()) }
+                standIns[inode] = standIn
+                call?.first = standIn.name(peer: false).value
+            }
+            return Self.answer(id, on: listener, response)
         case .socket(let domain, let type, let protocolNumber, let viaSocketCall):
             decided =
                 viaSocketCall

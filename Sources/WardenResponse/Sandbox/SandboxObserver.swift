@@ -148,6 +148,8 @@ final class SandboxObserver: @unchecked Sendable {
         /// recvfrom with an address to fill in: answered for a datagram stand-in whose other end
         /// is the name server, only counted.
         case receiveFrom
+        /// listen(2): described with the address of the stand-in it is made on.
+        case listen
 
         init(_ name: String) {
             switch name {
@@ -173,6 +175,7 @@ final class SandboxObserver: @unchecked Sendable {
             case "setsockopt": self = .socketOption(set: true)
             case "getsockopt": self = .socketOption(set: false)
             case "recvfrom": self = .receiveFrom
+            case "listen": self = .listen
             case "fchmod": self = .descriptor(0)
             case "clone", "fork", "vfork", "kill", "tkill", "tgkill": self = .registers
             case "memfd_create": self = .name(0)
@@ -371,7 +374,7 @@ final class SandboxObserver: @unchecked Sendable {
             // was read before it counts only when it succeeds. A separate ID_VALID ioctl said
             // the same thing one syscall earlier.
             switch plan {
-            case .socket, .socketAddress, .socketCall, .message, .socketName, .socketOption, .receiveFrom:
+            case .socket, .socketAddress, .socketCall, .message, .socketName, .socketOption, .receiveFrom, .listen:
                 guard answerNetworkCall(plan, &call, id: notification.id, pid: pid, on: listener, response) else {
                     continue
                 }
@@ -572,7 +575,7 @@ final class SandboxObserver: @unchecked Sendable {
         case .name(let index):
             // Both names are short (16 bytes for a process, 249 for a memfd).
             call.first = sys_readProcessString(pid, address: values(index), limit: 256)
-        case .socket, .socketName, .socketOption, .receiveFrom: break
+        case .socket, .socketName, .socketOption, .receiveFrom, .listen: break
         case .socketCall:
             // (call, its arguments): socket takes (domain, type, protocol), connect and bind
             // (fd, address, length), sendto (fd, buffer, length, flags, address, length). The
@@ -584,6 +587,7 @@ final class SandboxObserver: @unchecked Sendable {
             case 1: (name, count) = ("socket", 3)
             case 2: (name, count) = ("bind", 3)
             case 3: (name, count) = ("connect", 3)
+            case 4: (name, count) = ("listen", 2)
             case 6: (name, count) = ("getsockname", 3)
             case 7: (name, count) = ("getpeername", 3)
             case 11: (name, count) = ("sendto", 6)
@@ -865,6 +869,12 @@ final class SandboxObserver: @unchecked Sendable {
         // A send on a connected socket names no address: its peer is the connect's, listed there.
         case "sendto" where args.4 == 0: return .none
         case "sendmsg" where call.first == nil, "sendmmsg" where call.first == nil: return .none
+        // On a stand-in, with the address it listens on (`first`); on a unix socket, not described.
+        case "listen" where call.first == nil: return .none
+        case "listen":
+            var attempt = socketAddress(call.first ?? [], syscall: name)
+            attempt.result = call.result
+            return .network(attempt)
         case "connect", "sendto", "bind", "sendmsg", "sendmmsg":
             guard let bytes = call.first else {
                 return .network(.init(syscall: name, family: "unknown", address: nil, port: nil, result: call.result))

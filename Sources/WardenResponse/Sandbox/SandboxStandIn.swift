@@ -130,6 +130,14 @@ struct SandboxStandIn: Equatable {
     static func intBytes(_ value: Int32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
 }
 
+extension Result {
+    /// The value, if it is one.
+    var value: Success? {
+        if case .success(let value) = self { return value }
+        return nil
+    }
+}
+
 /// A call answered with this errno.
 struct SandboxCallFailure: Error, Equatable {
     var errno: Int32

@@ -153,6 +153,10 @@ enum SandboxVerdict {
         if !binds.isEmpty {
             out.append("It tried to bind sockets, to listen or receive on: \(Self.endpoints(binds)).")
         }
+        let listens = report.network.filter { $0.syscall == "listen" }
+        if !listens.isEmpty {
+            out.append("It listened for connections on: \(Self.endpoints(listens)).")
+        }
         // Through glibc (the jail's nscd socket), or by DNS queries of its own.
         let queries = report.lookups.filter { $0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
         let asked = report.lookups.filter { !$0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
