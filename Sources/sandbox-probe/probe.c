@@ -153,6 +153,14 @@ int main(int argc, char **argv) {
         length = sizeof value;
         getsockopt(tcp, IPPROTO_IP, IP_TTL, &value, &length);
         printf("ttl %d\n", value);
+        int domain = -1, protocol = -1, type = -1;
+        length = sizeof domain;
+        getsockopt(tcp, SOL_SOCKET, SO_DOMAIN, &domain, &length);
+        length = sizeof protocol;
+        getsockopt(tcp, SOL_SOCKET, SO_PROTOCOL, &protocol, &length);
+        length = sizeof type;
+        getsockopt(tcp, SOL_SOCKET, SO_TYPE, &type, &length);
+        printf("domain %d protocol %d type %d\n", domain, protocol, type);
         struct sockaddr_in name = { 0 };
         length = sizeof name;
         printf("peer before %s\n", getpeername(tcp, (struct sockaddr *)&name, &length) == 0 ? "ok" : strerror(errno));

@@ -66,6 +66,15 @@ import Testing
         #expect(try standIn.option(level: 6, name: 1, room: 1).get() == [1])
         #expect(standIn.option(level: 6, name: 1, room: -1) == .failure(SandboxCallFailure(errno: 22)))
         #expect(standIn.setOption(level: 0, name: 2, value: []) == SandboxCallFailure(errno: 22))
+        // What SOL_SOCKET says of its kind; never set there.
+        #expect(try standIn.option(level: 1, name: 39, room: 4).get() == [2, 0, 0, 0])
+        #expect(try standIn.option(level: 1, name: 38, room: 4).get() == [6, 0, 0, 0])
+        #expect(
+            try SandboxStandIn(isIPv6: true, type: SandboxNetworkAnswer.datagram).option(level: 1, name: 38, room: 4)
+                .get() == [17, 0, 0, 0])
+        #expect(SandboxStandIn.answers(level: 1, name: 39, set: false))
+        #expect(!SandboxStandIn.answers(level: 1, name: 39, set: true))
+        #expect(!SandboxStandIn.answers(level: 1, name: 4, set: false))  // SO_ERROR: the unix socket's
         // The hop limits' defaults.
         #expect(try standIn.option(level: 0, name: 2, room: 4).get() == [64, 0, 0, 0])
         #expect(try standIn.option(level: 41, name: 16, room: 4).get() == [64, 0, 0, 0])

@@ -241,10 +241,14 @@ public struct SandboxFilter: Sendable {
                     continue
                 }
                 // The level is an int: its register's upper half is not the caller's.
-                for level in SandboxStandIn.levels {
-                    try add(
-                        name, SCMP_ACT_NOTIFY,
-                        [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(level))])
+                func int(_ argument: UInt32, _ value: Int32) -> scmp_arg_cmp {
+                    scmp_arg_cmp(arg: argument, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(value))
+                }
+                for level in SandboxStandIn.levels { try add(name, SCMP_ACT_NOTIFY, [int(1, level)]) }
+                if name == "getsockopt" {
+                    for option in SandboxStandIn.familyOptions {
+                        try add(name, SCMP_ACT_NOTIFY, [int(1, SandboxStandIn.socketLevel), int(2, option)])
+                    }
                 }
             }
             // recvfrom with an address to fill in: a DNS answer's, from the name server its

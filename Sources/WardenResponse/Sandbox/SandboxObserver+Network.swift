@@ -342,7 +342,9 @@ extension SandboxObserver {
         case .name(let descriptor, _, _, _): fd = descriptor
         case .receive(let descriptor, _, _, _, _, _): fd = descriptor
         // (i386's are notified at every level: socketcall's is in memory the filter cannot read.)
-        case .option(let descriptor, let level, _, _, _, _) where SandboxStandIn.levels.contains(level): fd = descriptor
+        case .option(let descriptor, let level, let name, _, _, let set)
+        where SandboxStandIn.answers(level: level, name: name, set: set):
+            fd = descriptor
         default: return Self.answer(id, on: listener, response)
         }
         guard let inode = Self.socketInode(fd, of: pid), var standIn = standIns[inode] else {

@@ -32,8 +32,17 @@ struct SandboxStandIn: Equatable {
     }
 
     /// The levels whose options the stand-in keeps: IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP,
-    /// IPPROTO_IPV6 (SOL_SOCKET's the unix socket answers for itself).
+    /// IPPROTO_IPV6 (SOL_SOCKET's the unix socket answers for itself, but for `familyOptions`).
     static let levels: [Int32] = [0, 6, 17, 41]
+    static let socketLevel: Int32 = 1
+    /// SOL_SOCKET's options that name the socket's kind, read only: SO_PROTOCOL, SO_DOMAIN
+    /// (the unix socket's are AF_UNIX and 0).
+    static let familyOptions: [Int32] = [38, 39]
+
+    /// Whether the stand-in answers option `name` of `level` (`set`: setsockopt).
+    static func answers(level: Int32, name: Int32, set: Bool) -> Bool {
+        levels.contains(level) || (!set && level == socketLevel && familyOptions.contains(name))
+    }
 
     /// The address a connection to an outside address is made from, as the sample is told: a
     /// home network's, not one known as a sandbox's (10.0.2.15 is VirtualBox's NAT), and a
@@ -118,12 +127,19 @@ struct SandboxStandIn: Equatable {
     static let optionLimit = 256
 
     /// getsockopt(level, name) with room for `room` bytes: what was set, else the option's
-    /// default (an int: 64 for IP_TTL and IPV6_UNICAST_HOPS, 0 for the rest), cut to `room`.
+    /// default (an int: 64 for IP_TTL and IPV6_UNICAST_HOPS, 0 for the rest), cut to `room`;
+    /// SO_DOMAIN and SO_PROTOCOL as the socket asked for has them.
     func option(level: Int32, name: Int32, room: Int) -> Result<[UInt8], SandboxCallFailure> {
         guard room >= 0 else { return .failure(SandboxCallFailure(errno: SandboxNetworkAnswer.EINVAL)) }
-        let value =
-            options[OptionName(level: level, name: name)]
-            ?? Self.intBytes((level == 0 && name == 2) || (level == 41 && name == 16) ? 64 : 0)
+        let value: [UInt8]
+        switch (level, name) {
+        case (Self.socketLevel, 39): value = Self.intBytes(isIPv6 ? 10 : 2)  // SO_DOMAIN
+        case (Self.socketLevel, 38): value = Self.intBytes(type == SandboxNetworkAnswer.stream ? 6 : 17)  // SO_PROTOCOL
+        default:
+            value =
+                options[OptionName(level: level, name: name)]
+                ?? Self.intBytes((level == 0 && name == 2) || (level == 41 && name == 16) ? 64 : 0)
+        }
         return .success(Array(value.prefix(room)))
     }
 
