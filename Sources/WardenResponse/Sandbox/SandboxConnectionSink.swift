@@ -11,9 +11,10 @@ import WardenLinux
 /// unix socket pair, and hands the other end here. What the sample sends first is its C2's
 /// protocol: a miner's pool login (with its wallet), a bot's registration, a reverse shell's
 /// prompt, a TLS ClientHello with the server's name. The sink keeps the first `keptBytes` of
-/// each connection. A whole HTTP request or TLS ClientHello it answers (`SandboxSinkAnswer`)
-/// and then closes; anything else it answers nothing, and closes once `quietMilliseconds` pass
-/// without a byte (or the kept bytes are all in). Either way the sample sees its server answer
+/// each connection and counts the rest, up to `drainLimit` (an upload's size is on record, and
+/// a POST whose body is past what is kept is still whole, and answered). A whole HTTP request or
+/// TLS ClientHello it answers (`SandboxSinkAnswer`) and then closes; anything else it answers
+/// nothing, and closes once `quietMilliseconds` pass without a byte (or at `drainLimit`). Either way the sample sees its server answer
 /// or hang up and goes on: to the next stage of its chain, or to its next server, which is then
 /// on record too.
 ///
@@ -28,6 +29,9 @@ final class SandboxConnectionSink: @unchecked Sendable {
     }
 
     static let keptBytes = 4096
+    /// The most bytes read from one connection: past it, the sink hangs up (a flood over TCP
+    /// does not keep its thread busy to the time limit).
+    static let drainLimit = 64 << 20
     static let quietMilliseconds: Int64 = 500
     /// The most connections a run keeps open at once: past it, a connect fails as unreachable.
     static let openLimit = 32
@@ -120,7 +124,7 @@ final class SandboxConnectionSink: @unchecked Sendable {
                     let (got, ended) = read(connection, into: &buffer)
                     if got > 0 { connection.deadline = after + Self.quietMilliseconds * 1_000_000 }
                     var record = received[connection.id, default: Received()]
-                    finished = ended || record.bytes.count >= Self.keptBytes
+                    finished = ended || record.total >= Self.drainLimit
                     if got > 0, record.answer == nil,
                         let answer = SandboxSinkAnswer.answer(toFirst: record.bytes, total: record.total)
                     {
@@ -163,7 +167,7 @@ final class SandboxConnectionSink: @unchecked Sendable {
             let room = Self.keptBytes - record.bytes.count
             if room > 0 { record.bytes += buffer[..<min(room, count)] }
             received[connection.id] = record
-            if record.bytes.count >= Self.keptBytes { return (got, false) }
+            if record.total >= Self.drainLimit { return (got, false) }
         }
     }
 }
