@@ -703,6 +703,47 @@ struct SandboxTests {
         #expect(report.syscalls["recvfrom"] == 2, "\(report.syscalls)")
     }
 
+    /// DNS over TCP, to a name server outside or to the loopback's (glibc's after a truncated
+    /// answer), is answered by the sink from the jail's name service, query after query on one
+    /// connection, and each question is on record.
+    @Test func dnsOverTCPIsAnswered() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let script = """
+            import socket, struct
+            for server in ('8.8.8.8', '127.0.0.1'):
+                s = socket.create_connection((server, 53))
+                for name in (b'\\x02c2\\x07example\\x00', b'\\x04pool\\x07example\\x00'):
+                    q = bytes.fromhex('abcd01000001000000000000') + name + b'\\x00\\x01\\x00\\x01'
+                    s.sendall(struct.pack('>H', len(q)) + q)
+                    n = struct.unpack('>H', s.recv(2))[0]
+                    a = s.recv(n)
+                    print(server, a[:2].hex(), a[3] & 15, '.'.join(map(str, a[-4:])))
+            """
+        var options = SandboxRunner.Options()
+        options.arguments = ["-c", script]
+        let python = URL(fileURLWithPath: "/usr/bin/python3").resolvingSymlinksInPath().path
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(python), options: options)
+        #expect(
+            report.stdout == """
+                8.8.8.8 abcd 0 198.18.0.1
+                8.8.8.8 abcd 0 198.18.0.2
+                127.0.0.1 abcd 0 198.18.0.1
+                127.0.0.1 abcd 0 198.18.0.2
+
+                """, "\(report.stdout) \(report.stderr)")
+        #expect(
+            report.lookups.map { "\($0.request) \($0.name) \($0.answer ?? "-")" } == [
+                "DNS A c2.example 198.18.0.1", "DNS A pool.example 198.18.0.2", "DNS A c2.example 198.18.0.1",
+                "DNS A pool.example 198.18.0.2",
+            ], "\(report.lookups)")
+        #expect(
+            report.verdict.contains {
+                $0.hasPrefix(
+                    "Over its connection to AF_INET 127.0.0.1 53, made to the jail's sink, it sent DNS queries over TCP"
+                )
+            }, "\(report.verdict)")
+    }
+
     /// A static musl program resolves its C2 by name (musl's own resolver, never glibc's nscd
     /// socket), connects there and sends its beacon: all of it on record under the name.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/musl-gcc"), "musl-tools"))

@@ -26,6 +26,8 @@ final class SandboxConnectionSink: @unchecked Sendable {
         var total = 0
         /// What the sink answered before it closed (nil: nothing).
         var answer: SandboxSinkAnswer?
+        /// The questions of DNS queries sent over it (a connection to port 53), each answered.
+        var lookups: [SandboxReport.NameLookup] = []
     }
 
     static let keptBytes = 4096
@@ -40,7 +42,16 @@ final class SandboxConnectionSink: @unchecked Sendable {
         var id: Int
         var fd: FileDescriptor
         var deadline: Int64
+        /// The port the sample connected to, and its pid.
+        var port: Int
+        var pid: Int32
+        /// How far its DNS messages have been answered (port 53), in its kept bytes.
+        var answeredUpTo = 0
     }
+
+    /// Answers DNS over TCP (a connection to port 53) from the jail's name service's book;
+    /// nil: no name service, such connections are answered nothing.
+    private let names: SandboxNameService?
 
     private let handedOver = Mutex<[Connection]>([])
     private let wake: FileDescriptor
@@ -51,8 +62,9 @@ final class SandboxConnectionSink: @unchecked Sendable {
     /// Connections handed over and not yet closed, counted by the observer's thread.
     private let open = Atomic<Int>(0)
 
-    init() throws(SystemCallError) {
+    init(names: SandboxNameService? = nil) throws(SystemCallError) {
         wake = try sys_eventfd()
+        self.names = names
     }
 
     deinit { sys_close(wake) }
@@ -60,11 +72,14 @@ final class SandboxConnectionSink: @unchecked Sendable {
     /// Whether another connection may be taken (`openLimit`).
     var hasRoom: Bool { open.load(ordering: .relaxed) < Self.openLimit }
 
-    /// Takes `peer`, the supervisor's end of connection `id`. Called from the observer's thread.
-    func adopt(_ peer: FileDescriptor, id: Int) {
+    /// Takes `peer`, the supervisor's end of connection `id`, made by process `pid` to `port`.
+    /// Called from the observer's thread.
+    func adopt(_ peer: FileDescriptor, id: Int, port: Int = 0, pid: Int32 = 0) {
         open.add(1, ordering: .relaxed)
         let deadline = sys_monotonicNanoseconds() + Self.quietMilliseconds * 1_000_000
-        handedOver.withLock { $0.append(Connection(id: id, fd: peer, deadline: deadline)) }
+        handedOver.withLock {
+            $0.append(Connection(id: id, fd: peer, deadline: deadline, port: port, pid: pid))
+        }
         if thread == nil {
             thread = ThreadJoin.start(name: "warden-sink") { [self] in serve() }
         }
@@ -125,7 +140,10 @@ final class SandboxConnectionSink: @unchecked Sendable {
                     if got > 0 { connection.deadline = after + Self.quietMilliseconds * 1_000_000 }
                     var record = received[connection.id, default: Received()]
                     finished = ended || record.total >= Self.drainLimit
-                    if got > 0, record.answer == nil,
+                    if got > 0, connection.port == DNSQuestion.port, let names {
+                        answerQueries(on: &connection, in: &record, from: names)
+                        received[connection.id] = record
+                    } else if got > 0, record.answer == nil,
                         let answer = SandboxSinkAnswer.answer(toFirst: record.bytes, total: record.total)
                     {
                         // A few hundred bytes into an empty socket buffer: sent whole, or not
@@ -144,6 +162,31 @@ final class SandboxConnectionSink: @unchecked Sendable {
                 }
             }
             connections = kept
+        }
+    }
+
+    /// Answers each DNS message over TCP (a 2-byte length, then the message) that is whole in
+    /// `record`'s kept bytes past `connection.answeredUpTo`, and records its question. The
+    /// connection stays open for the next (a resolver asks A and AAAA on one).
+    private func answerQueries(
+        on connection: inout Connection, in record: inout Received, from names: SandboxNameService
+    ) {
+        let kept = record.bytes
+        while kept.count >= connection.answeredUpTo + 2 {
+            let length = Int(kept[connection.answeredUpTo]) << 8 | Int(kept[connection.answeredUpTo + 1])
+            let start = connection.answeredUpTo + 2
+            guard kept.count >= start + length else { return }
+            connection.answeredUpTo = start + length
+            guard let question = DNSQuestion(message: Array(kept[start..<(start + length)])) else { continue }
+            let (message, address) = names.answer(question)
+            _ = sys_sendAll(connection.fd, [UInt8(message.count >> 8), UInt8(message.count & 0xff)] + message)
+            record.answer = .dns
+            if record.lookups.count < SandboxNameService.lookupLimit {
+                record.lookups.append(
+                    .init(
+                        request: SandboxReport.NameLookup.dnsPrefix + question.type, name: question.name,
+                        pid: connection.pid, answer: address.map(SandboxNameBook.text)))
+            }
         }
     }
 

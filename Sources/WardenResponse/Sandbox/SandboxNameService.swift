@@ -73,7 +73,8 @@ final class SandboxNameService: @unchecked Sendable {
     private var thread: ThreadJoin?
     // Written by the service thread only; read after `stop` has joined it.
     private var lookups: [SandboxReport.NameLookup] = []
-    private var book = SandboxNameBook()
+    /// The addresses given, shared with the sink's thread (DNS over TCP, `answer(_:)`).
+    private let book = Mutex(SandboxNameBook())
 
     /// Makes `<root>` + `socketPath`, connectable by the sandbox's uid.
     init(root: String) throws(SystemCallError) {
@@ -130,7 +131,23 @@ final class SandboxNameService: @unchecked Sendable {
         sys_close(adoptedWake)
         (peers + adopted.withLock { $0 }).forEach(sys_close)
         peers = []
-        return (lookups, book)
+        return (lookups, book.withLock { $0 })
+    }
+
+    /// The address for host name `name`, as this service gives it (`SandboxNameBook`); nil
+    /// for a name that is none. Any thread.
+    func address(for name: String) -> [UInt8]? {
+        // A name with bytes no host name has (`\DDD` escapes) does not exist.
+        name.contains("\\") ? nil : book.withLock { $0.address(for: name) }
+    }
+
+    /// The answer to DNS query `question`, from the book: an A question with the name's
+    /// address, any other with no record, a name that is none NXDOMAIN; and the address given,
+    /// if one was. Any thread.
+    func answer(_ question: DNSQuestion) -> (message: [UInt8], address: [UInt8]?) {
+        let address = address(for: question.name)
+        let answered = question.isAddressQuestion ? address : nil
+        return (address == nil ? question.notFoundAnswer : question.answer(address: answered), answered)
     }
 
     private func serve() {
@@ -169,7 +186,8 @@ final class SandboxNameService: @unchecked Sendable {
                 guard let request = Self.readRequest(connection) else { continue }
                 guard let type = RequestType(rawValue: request.type) else { continue }  // closed unanswered
                 let name = Self.describe(request.key, type)
-                let address = type == .getAddressInfo || type == .getHostByName ? book.address(for: name) : nil
+                let address =
+                    type == .getAddressInfo || type == .getHostByName ? book.withLock { $0.address(for: name) } : nil
                 if lookups.count < Self.lookupLimit {
                     lookups.append(
                         .init(request: type.name, name: name, pid: pid, answer: address.map(SandboxNameBook.text)))
@@ -192,16 +210,14 @@ final class SandboxNameService: @unchecked Sendable {
                 })
             else { return }
             guard let question = DNSQuestion(message: Array(message[..<count])) else { continue }
-            // A name that is none (`\DDD` escapes, say) does not exist.
-            let address = question.name.contains("\\") ? nil : book.address(for: question.name)
-            let answered = question.isAddressQuestion ? address : nil
+            let (answer, answered) = answer(question)
             if lookups.count < Self.lookupLimit {
                 lookups.append(
                     .init(
                         request: SandboxReport.NameLookup.dnsPrefix + question.type, name: question.name, pid: pid,
                         answer: answered.map(SandboxNameBook.text)))
             }
-            _ = sys_sendAll(peer, address == nil ? question.notFoundAnswer : question.answer(address: answered))
+            _ = sys_sendAll(peer, answer)
         }
     }
 

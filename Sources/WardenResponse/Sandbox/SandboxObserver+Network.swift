@@ -158,10 +158,14 @@ extension SandboxObserver {
             if kind == .connect, sinkConnections.contains(inode) {
                 decided = .fail(SandboxNetworkAnswer.EISCONN)
             }
-            // A stream stand-in's connect to an outside address: made, to the sink.
-            if kind == .connect, decided == .fail(SandboxNetworkAnswer.ENETUNREACH),
-                standIns[inode]?.type == SandboxNetworkAnswer.stream,
-                case .some(.some(let address)) = SandboxNetworkAnswer.address(in: call?.first ?? [], length: length)
+            // A stream stand-in's connect to an outside address, or to the loopback's name
+            // server port (DNS over TCP: glibc's after a truncated answer, or with `use-vc`):
+            // made, to the sink, which answers DNS there.
+            if kind == .connect, standIns[inode]?.type == SandboxNetworkAnswer.stream,
+                case .some(.some(let address)) = SandboxNetworkAnswer.address(in: call?.first ?? [], length: length),
+                decided == .fail(SandboxNetworkAnswer.ENETUNREACH)
+                    || (decided == .fail(SandboxNetworkAnswer.ECONNREFUSED) && address.port == DNSQuestion.port
+                        && nameServer != nil)
             {
                 guard let connected = connectToSink(fd, of: pid, for: id, on: listener, from: inode, to: address)
                 else { return false }
@@ -251,7 +255,7 @@ extension SandboxObserver {
         }
         let connection = nextConnection
         nextConnection += 1
-        sink.adopt(peer, id: connection)
+        sink.adopt(peer, id: connection, port: address.port, pid: pid)
         // The stand-in is gone (closed in the sample as its descriptor was replaced); the
         // connection answers its queries now.
         if let connected = try? sys_fstat(sampleEnd).inode {

@@ -214,7 +214,7 @@ public struct SandboxRunner: Sendable {
         observer.nameServer = names
         observer.traceResults = options.traceResults
         observer.jailRoot = Array(root.utf8)
-        let sink = try wrap { () throws(SystemCallError) in try SandboxConnectionSink() }
+        let sink = try wrap { () throws(SystemCallError) in try SandboxConnectionSink(names: names) }
         observer.sink = sink
         let observing =
             options.observe
@@ -308,6 +308,8 @@ public struct SandboxRunner: Sendable {
         let duration = Double(sys_monotonicNanoseconds() - started) / 1e6
         audit.runEnded()
         observing?.join()
+        // The sink first: it may still answer DNS over TCP from the name service's book.
+        let sunk = sink.stop()
         let (looked, book) = names.stop()
         lookups = looked
         var network = observer.network
@@ -316,13 +318,14 @@ public struct SandboxRunner: Sendable {
                 network[index].hostName = book.name(of: bytes)
             }
         }
-        for (connection, received) in sink.stop() {
+        for (connection, received) in sunk.sorted(by: { $0.key < $1.key }) {
             guard let index = observer.connectionEvents[connection] else { continue }
             network[index].sentBytes = received.total
             network[index].sent = PathBytes(received.bytes).displayString
             network[index].sentBase64 = PathBytes(received.bytes).base64
             network[index].tlsServerName = TLSClientHello.serverName(in: received.bytes)
             network[index].sinkAnswer = received.answer?.summary
+            lookups? += received.lookups
         }
         let (stdout, stdoutTruncated) = stdoutCapture.finish()
         let (stderr, stderrTruncated) = stderrCapture.finish()

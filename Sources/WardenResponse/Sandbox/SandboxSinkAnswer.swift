@@ -16,6 +16,9 @@
 enum SandboxSinkAnswer: String, Equatable {
     case http
     case tlsAlert
+    /// DNS over TCP, to port 53: each query answered from the name service's book
+    /// (`SandboxConnectionSink`), the connection left open for the next.
+    case dns
 
     /// The answer to a connection whose first bytes (up to the sink's keep limit) are `kept`,
     /// of `total` sent so far: nil while it is no whole request yet, or of no protocol known.
@@ -39,6 +42,7 @@ enum SandboxSinkAnswer: String, Equatable {
                     .utf8)
         // An alert record (21, TLS 1.2's version, 2 bytes): fatal (2), handshake_failure (40).
         case .tlsAlert: [21, 3, 3, 0, 2, 2, 40]
+        case .dns: []  // each query's own
         }
     }
 
@@ -47,6 +51,7 @@ enum SandboxSinkAnswer: String, Equatable {
         switch self {
         case .http: "HTTP 200 with an empty body"
         case .tlsAlert: "a TLS handshake_failure alert"
+        case .dns: "each DNS query over TCP from the jail's name service"
         }
     }
 

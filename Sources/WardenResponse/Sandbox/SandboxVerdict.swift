@@ -121,7 +121,12 @@ enum SandboxVerdict {
             let bytes = attempt.sentBytes ?? 0
             let connections = times == 1 ? "its connection" : "each of its \(times) connections"
             let answered = attempt.sinkAnswer.map { " The sink answered \($0)." } ?? ""
-            if let name = attempt.tlsServerName {
+            if attempt.sinkAnswer == SandboxSinkAnswer.dns.summary {
+                // Its questions are among the lookups, with their answers.
+                out.append(
+                    "Over \(connections) to \(target), made to the jail's sink, it sent DNS queries over TCP (\(bytes) byte(s)), each answered from the jail's name service."
+                )
+            } else if let name = attempt.tlsServerName {
                 out.append(
                     "Over \(connections) to \(target), made to the jail's sink, it began TLS for the server name \(name) (\(bytes) byte(s) sent)."
                         + answered
@@ -354,7 +359,7 @@ enum SandboxVerdict {
         "The jail's name service answers each host name with an address of its own in 198.18.0.0/15 (RFC 2544's benchmarking range, routed nowhere; localhost is the loopback), an address's name and an IPv6-only request with not found, and a DNS question other than A with no record: a connect to such an address is made to the sink, under the name."
 
     static let standInNote =
-        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered by the supervisor, never made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a TCP connect to an outside address, made to the jail's sink, which keeps what the sample sends, answers a whole HTTP request with a 200 and an empty body and a TLS ClientHello with an alert, and otherwise hangs up after half a second without a byte; a bind to a loopback or wildcard address; or a datagram socket's connect to the loopback or to a name server's port, where the jail's name server answers). Asked for its addresses or its IP-level options, a stand-in answered as the socket asked for would."
+        "The jail has no network: each IPv4 or IPv6 socket was a unix socket standing in, and each connect, send or bind with an IPv4 or IPv6 address was answered by the supervisor, never made (ENETUNREACH: no route; ECONNREFUSED: a loopback port nobody listens on; ok: a TCP connect to an outside address or to the loopback's port 53, made to the jail's sink, which keeps what the sample sends, answers a whole HTTP request with a 200 and an empty body, a TLS ClientHello with an alert and DNS over TCP from the jail's name service, and otherwise hangs up after half a second without a byte; a bind to a loopback or wildcard address; or a datagram socket's connect to the loopback or to a name server's port, where the jail's name server answers). Asked for its addresses or its IP-level options, a stand-in answered as the socket asked for would."
 
     /// `AF_INET 203.0.113.7 4444 (ENETUNREACH); AF_UNIX /run/x`: each endpoint once, sorted, the
     /// first ten (a scanner's hundreds are in `network`).
