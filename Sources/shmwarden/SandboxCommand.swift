@@ -66,6 +66,14 @@ struct SandboxCommand: ParsableCommand {
             """)
     var noResults = false
 
+    @Flag(
+        help: """
+            Answer every host name as not found (but localhost), instead of with an address of its \
+            own that leads to the sink: for a sample that checks that a name which should not \
+            exist does not resolve.
+            """)
+    var namesNotFound = false
+
     @Argument(parsing: .postTerminator, help: "Arguments for the sample, after --.")
     var arguments: [String] = []
 
@@ -73,7 +81,7 @@ struct SandboxCommand: ParsableCommand {
     var request: SandboxRequest {
         SandboxRequest(
             state: state.settings, file: file, show: show, list: list, timeout: timeout, json: json,
-            markdown: markdown, noObserve: noObserve, noResults: noResults,
+            markdown: markdown, noObserve: noObserve, noResults: noResults, namesNotFound: namesNotFound,
             arguments: arguments)
     }
 
@@ -98,6 +106,7 @@ struct SandboxCommand: ParsableCommand {
         var markdown = false
         var noObserve = false
         var noResults = false
+        var namesNotFound = false
         var stateDirectory: String?
         var config: String?
         var logLevel: String?
@@ -130,6 +139,7 @@ struct SandboxCommand: ParsableCommand {
             case "--markdown" where inline == nil: markdown = true
             case "--no-observe" where inline == nil: noObserve = true
             case "--no-results" where inline == nil: noResults = true
+            case "--names-not-found" where inline == nil: namesNotFound = true
             case "--timeout":
                 guard let text = value(), let seconds = Int(text) else { return nil }
                 timeout = seconds
@@ -149,7 +159,7 @@ struct SandboxCommand: ParsableCommand {
         let request = SandboxRequest(
             state: StateSettings(stateDirectory: stateDirectory, config: config, logLevel: logLevel), file: file,
             show: nil, list: false, timeout: timeout, json: json, markdown: markdown, noObserve: noObserve,
-            noResults: noResults, arguments: sampleArguments)
+            noResults: noResults, namesNotFound: namesNotFound, arguments: sampleArguments)
         // What ArgumentParser checks after its parse; a failure goes back to it, which reports
         // the error with this command's usage.
         guard (try? request.state.validate()) != nil, (try? request.validate()) != nil else { return nil }

@@ -22,6 +22,7 @@ struct SandboxRequest {
     var markdown = false
     var noObserve = false
     var noResults = false
+    var namesNotFound = false
     var arguments: [String] = []
 
     func validate() throws {
@@ -60,6 +61,7 @@ struct SandboxRequest {
         options.arguments = arguments
         options.observe = !noObserve
         options.traceResults = !noResults
+        options.answerNames = !namesNotFound
         let report: SandboxReport
         do {
             report = try SandboxRunner(directory: directory.sandboxPath)

@@ -23,6 +23,7 @@ import Testing
         var book = SandboxNameBook()
         #expect(book.address(for: "localhost") == [127, 0, 0, 1])
         #expect(book.address(for: "api.localhost") == [127, 0, 0, 1])
+        #expect(SandboxNameBook.isLocalhost("LocalHost.") && !SandboxNameBook.isLocalhost("localhost.example"))
         #expect(book.address(for: "") == nil)
         #expect(book.address(for: "a b") == nil)
         #expect(book.address(for: String(repeating: "a", count: 254)) == nil)

@@ -363,6 +363,24 @@ struct SandboxTests {
         #expect(report.processes.filter { $0.syscall == "clone" }.count == 1, "\(report.processes)")
     }
 
+    /// With names answered "not found" (`--names-not-found`), a lookup fails as before, and
+    /// localhost still resolves.
+    @Test func namesCanBeAnsweredNotFound() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var options = SandboxRunner.Options()
+        options.answerNames = false
+        options.arguments = ["-c", "getent ahostsv4 c2.example.net; echo $?; getent hosts localhost"]
+        let shell = URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path
+        let report = try SandboxRunner(directory: state + "/sandbox").run(path: PathBytes(shell), options: options)
+        let lines = report.stdout.split(separator: "\n").map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        }
+        #expect(lines == ["2", "127.0.0.1 localhost"], "\(report.stdout)")
+        #expect(
+            report.lookups.map { "\($0.name) \($0.answer ?? "-")" }.contains("c2.example.net -"), "\(report.lookups)")
+        #expect(!report.verdict.contains { $0.hasPrefix("The jail's name service answers each host name") })
+    }
+
     /// A name looked up, then connected to: the connection is made to the sink and reported
     /// under the name, with what was sent there.
     @Test func aConnectionToANameLookedUpIsReportedUnderIt() throws {

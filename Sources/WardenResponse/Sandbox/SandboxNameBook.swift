@@ -25,10 +25,9 @@ struct SandboxNameBook: Equatable {
     /// no host name (empty, over 253 bytes, with a byte outside printable ASCII or a space) or
     /// past `limit`.
     mutating func address(for name: String) -> [UInt8]? {
-        var key = name.lowercased()
-        if key.hasSuffix(".") { key.removeLast() }
+        let key = Self.key(name)
         guard !key.isEmpty, key.utf8.count <= 253, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return nil }
-        if key == "localhost" || key.hasSuffix(".localhost") { return Self.loopback }
+        if Self.isLocalhost(name) { return Self.loopback }
         if let known = addressesByName[key] { return known }
         guard addressesByName.count < Self.limit else { return nil }
         // 198.18.0.1 on: the count's two low bytes after 198.18.
@@ -37,6 +36,19 @@ struct SandboxNameBook: Equatable {
         addressesByName[key] = address
         namesByAddress[address] = key
         return address
+    }
+
+    /// `name` as the book keys it: lower case, without a final dot.
+    private static func key(_ name: String) -> String {
+        var key = name.lowercased()
+        if key.hasSuffix(".") { key.removeLast() }
+        return key
+    }
+
+    /// Whether `name` is localhost or a name under it (the loopback, RFC 6761).
+    static func isLocalhost(_ name: String) -> Bool {
+        let key = key(name)
+        return key == "localhost" || key.hasSuffix(".localhost")
     }
 
     /// The name that was given `address` (4 bytes, or IPv4-mapped in 16), if one was.
@@ -52,6 +64,12 @@ struct SandboxNameBook: Equatable {
 
     /// `address` (4 bytes) as text.
     static func text(_ address: [UInt8]) -> String { address.map(String.init).joined(separator: ".") }
+
+    /// Whether `text` is an address of the book's range (198.18.0.0/15).
+    static func isGiven(_ text: String) -> Bool {
+        guard let bytes = addressBytes(text) else { return false }
+        return bytes[0] == 198 && (bytes[1] == 18 || bytes[1] == 19)
+    }
 
     /// The IPv4 address in `text` as the report writes one (`198.18.0.1`, or IPv4-mapped:
     /// `::ffff:198.18.0.1`); nil for any other.

@@ -76,8 +76,12 @@ final class SandboxNameService: @unchecked Sendable {
     /// The addresses given, shared with the sink's thread (DNS over TCP, `answer(_:)`).
     private let book = Mutex(SandboxNameBook())
 
+    /// Whether host names get addresses of their own (`SandboxRunner.Options.answerNames`).
+    private let answerNames: Bool
+
     /// Makes `<root>` + `socketPath`, connectable by the sandbox's uid.
-    init(root: String) throws(SystemCallError) {
+    init(root: String, answerNames: Bool = true) throws(SystemCallError) {
+        self.answerNames = answerNames
         var components = Self.socketPath.split(separator: "/").map(String.init)
         let name = components.removeLast()
         var directory = root
@@ -138,7 +142,9 @@ final class SandboxNameService: @unchecked Sendable {
     /// for a name that is none. Any thread.
     func address(for name: String) -> [UInt8]? {
         // A name with bytes no host name has (`\DDD` escapes) does not exist.
-        name.contains("\\") ? nil : book.withLock { $0.address(for: name) }
+        guard !name.contains("\\") else { return nil }
+        guard answerNames else { return SandboxNameBook.isLocalhost(name) ? SandboxNameBook.loopback : nil }
+        return book.withLock { $0.address(for: name) }
     }
 
     /// The answer to DNS query `question`, from the book: an A question with the name's
@@ -186,8 +192,7 @@ final class SandboxNameService: @unchecked Sendable {
                 guard let request = Self.readRequest(connection) else { continue }
                 guard let type = RequestType(rawValue: request.type) else { continue }  // closed unanswered
                 let name = Self.describe(request.key, type)
-                let address =
-                    type == .getAddressInfo || type == .getHostByName ? book.withLock { $0.address(for: name) } : nil
+                let address = type == .getAddressInfo || type == .getHostByName ? address(for: name) : nil
                 if lookups.count < Self.lookupLimit {
                     lookups.append(
                         .init(request: type.name, name: name, pid: pid, answer: address.map(SandboxNameBook.text)))

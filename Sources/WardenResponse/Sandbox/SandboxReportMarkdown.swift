@@ -77,7 +77,8 @@ public enum SandboxReportMarkdown {
         table(
             "Host names looked up", ["request", "name", "answer", "pid"],
             report.lookups.map { [$0.request, code($0.name), $0.answer.map(code) ?? "", "\($0.pid)"] },
-            note: SandboxVerdict.nameNote
+            note: (report.lookups.contains { $0.answer.map(SandboxNameBook.isGiven) == true }
+                ? SandboxVerdict.nameNote : "Asked of the jail's name service; an empty answer is \"not found\".")
                 + (report.lookups.contains { $0.request.hasPrefix(SandboxReport.NameLookup.dnsPrefix) }
                     ? " A DNS request was sent by the sample's own resolver: an empty answer there is no record, or the "
                         + "query was not delivered." : ""))

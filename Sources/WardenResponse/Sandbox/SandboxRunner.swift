@@ -28,6 +28,10 @@ public struct SandboxRunner: Sendable {
         /// program runs at every system call's exit while the sample runs (a syscall-heavy
         /// sample takes 4-15% longer). Off, the report says "tried" where it would say "refused".
         public var traceResults = true
+        /// Answer each host name with an address of its own that leads to the sink
+        /// (`SandboxNameBook`). Off, every name but localhost is "not found", as before: for a
+        /// sample that checks that a name which should not exist does not resolve.
+        public var answerNames = true
         public var outputLimit = 64 * 1024
         public var memoryLimit: UInt64 = 1 << 30
         public var fileSizeLimit: UInt64 = 64 << 20
@@ -162,7 +166,9 @@ public struct SandboxRunner: Sendable {
             try sys_mkdir(Array(devShm.utf8), permissions: 0o755)
             try sys_mountTmpfs(Array(devShm.utf8), options: "size=64m,mode=1777", flags: noSuidNoDev)
         }
-        let names = try wrap { () throws(SystemCallError) in try SandboxNameService(root: root) }
+        let names = try wrap { () throws(SystemCallError) in
+            try SandboxNameService(root: root, answerNames: options.answerNames)
+        }
         names.start()
         // Stopped once the sample is gone; on a failed setup, before the jail is unmounted.
         var lookups: [SandboxReport.NameLookup]?

@@ -182,7 +182,8 @@ enum SandboxVerdict {
                     + "\(Self.listed(names, limit: 5)); none reached a name server outside: the jail's own answered, "
                     + "or the query was not delivered.")
         }
-        if report.lookups.contains(where: { $0.answer != nil }) {
+        // (Not when names were answered "not found": only localhost had an address then.)
+        if report.lookups.contains(where: { $0.answer.map(SandboxNameBook.isGiven) == true }) {
             out.append(Self.nameNote)
         }
         let renames = report.processes.filter { $0.syscall == "prctl" }.compactMap(\.renamedTo)
