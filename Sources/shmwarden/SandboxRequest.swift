@@ -48,20 +48,21 @@ struct SandboxRequest {
         // itself; the jail's time is spent mostly waiting on the kernel and the sample, so the
         // database opens on another thread meanwhile.
         let databasePath = directory.databasePath
-        let observe = !noObserve
-        let opening = DedicatedThread.start(name: "warden-dbopen") {
-            // Paid here, beside the jail's set-up, rather than in its course: SHA-256's first
-            // use (before the jail hashes the sample's copy), the filter's build.
-            DescriptorDigest.payFirstUseCosts()
-            _ = try? SandboxFilter.shared(observe: observe)
-            return try EvidenceDatabase(path: databasePath, connections: .single)
-        }
         var options = SandboxRunner.Options()
         options.timeoutSeconds = timeout
         options.arguments = arguments
         options.observe = !noObserve
         options.traceResults = !noResults
         options.answerNames = !namesNotFound
+        let prepared = options
+        let opening = DedicatedThread.start(name: "warden-dbopen") {
+            // Paid here, beside the jail's set-up, rather than in its course: SHA-256's first
+            // use (before the jail hashes the sample's copy), the filter's build, the results'
+            // trace's load.
+            DescriptorDigest.payFirstUseCosts()
+            SandboxRunner.prepare(for: prepared)
+            return try EvidenceDatabase(path: databasePath, connections: .single)
+        }
         let report: SandboxReport
         do {
             report = try SandboxRunner(directory: directory.sandboxPath)

@@ -275,6 +275,13 @@ final class SandboxObserver: @unchecked Sendable {
     /// thread that spawned the jail, while the jail is being set up: loading and attaching the
     /// program takes about 0.6 ms, which the sample's own exec then does not wait for. Called
     /// once per run, and only when the run is observed with `traceResults`.
+    /// Loads a trace for the next run, on the calling thread (`SandboxExitTraces.preload`).
+    static func preloadExitTrace() {
+        guard SyscallExitTrace.isSupported, SyscallExitTrace.threadIDsAreOurs else { return }
+        SandboxExitTraces.preload(
+            calls: tracedCalls[0], compatibleCalls: tracedCalls.count > 1 ? tracedCalls[1] : [], limit: 8 * eventLimit)
+    }
+
     func prepareExitTrace(_ pid: Int32) {
         defer { exitTraceReady.signal() }
         var made = PreparedTrace()

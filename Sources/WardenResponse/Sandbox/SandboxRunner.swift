@@ -42,6 +42,15 @@ public struct SandboxRunner: Sendable {
         public init() {}
     }
 
+    /// Pays, on the calling thread, what a run of `options` would otherwise pay on its way: the
+    /// filter's build (once per process) and, with the results traced, the trace's load and
+    /// attach (kept for the next run). For a thread that starts before the run (the command's
+    /// database thread).
+    public static func prepare(for options: Options) {
+        _ = try? SandboxFilter.shared(observe: options.observe)
+        if options.observe && options.traceResults { SandboxObserver.preloadExitTrace() }
+    }
+
     /// The unprivileged identities samples run as, uid and gid alike (no such users on a normal
     /// host). Each run holds one of its own for as long as it runs (`SandboxIdentityLease`).
     public static let identities: ClosedRange<UInt32> = (2_147_483_646 - 4095)...2_147_483_646
