@@ -13,10 +13,11 @@ import WardenLinux
 /// prompt, a TLS ClientHello with the server's name. The sink keeps the first `keptBytes` of
 /// each connection and counts the rest, up to `drainLimit` (an upload's size is on record, and
 /// a POST whose body is past what is kept is still whole, and answered). A whole HTTP request or
-/// TLS ClientHello it answers (`SandboxSinkAnswer`) and then closes; anything else it answers
-/// nothing, and closes once `quietMilliseconds` pass without a byte (or at `drainLimit`). Either way the sample sees its server answer
-/// or hang up and goes on: to the next stage of its chain, or to its next server, which is then
-/// on record too.
+/// TLS ClientHello it answers (`SandboxSinkAnswer`) and then closes; DNS over TCP (a connection
+/// to port 53) it answers query by query from the jail's name service; anything else it answers
+/// nothing. It closes a connection once `quietMilliseconds` pass without a byte (or at
+/// `drainLimit`). Either way the sample sees its server answer or hang up, and goes on: to the
+/// next stage of its chain, or to its next server, which is then on record too.
 ///
 /// Its thread starts with the run's first connection: a run that connects nowhere pays nothing.
 final class SandboxConnectionSink: @unchecked Sendable {

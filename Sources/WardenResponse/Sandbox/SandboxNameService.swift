@@ -30,8 +30,9 @@ import WardenLinux
 /// the jail's resolv.conf points) or to any port 53 (a name server built in, as Mirai's 8.8.8.8)
 /// as made. Each query that arrives is recorded and answered at once: an A question with the
 /// name's address from the same book, any other with no record (and a name that is none with
-/// NXDOMAIN). (musl's resolver sends on an unconnected socket; its queries are read by the
-/// observer from the sendto itself, and never answered.)
+/// NXDOMAIN). musl's resolver sends on an unconnected socket: the observer delivers its queries
+/// here (`SandboxObserver.deliver`) and gives their answers the source it checks. DNS over TCP
+/// is answered from the same book by the sink (`answer(_:)`).
 final class SandboxNameService: @unchecked Sendable {
     /// glibc's nscd request types that name a host (nscd-client.h).
     enum RequestType: Int32 {
