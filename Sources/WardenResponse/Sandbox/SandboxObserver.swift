@@ -96,7 +96,8 @@ final class SandboxObserver: @unchecked Sendable {
         /// records its question).
         var delivered = false
 
-        /// A getsockname, getpeername, setsockopt or getsockopt (`SandboxStandIn`).
+        /// A getsockname, getpeername, setsockopt, getsockopt or recvfrom: a call answered for a
+        /// stand-in (`SandboxStandIn`), only counted.
         var isStandInQuery: Bool {
             switch multiplexed ?? name {
             case "getsockname", "getpeername", "setsockopt", "getsockopt", "recvfrom": true
@@ -143,7 +144,8 @@ final class SandboxObserver: @unchecked Sendable {
         /// getsockname or getpeername (`peer`): answered for a stand-in (`SandboxStandIn`),
         /// only counted.
         case socketName(peer: Bool)
-        /// setsockopt (`set`) or getsockopt at an IP level: answered for a stand-in, only counted.
+        /// setsockopt (`set`) or getsockopt at an IP level (and getsockopt's SO_DOMAIN and
+        /// SO_PROTOCOL): answered for a stand-in, only counted.
         case socketOption(set: Bool)
         /// recvfrom with an address to fill in: answered for a datagram stand-in whose other end
         /// is the name server, only counted.

@@ -43,9 +43,9 @@ public struct SandboxRunner: Sendable {
     }
 
     /// Pays, on the calling thread, what a run of `options` would otherwise pay on its way: the
-    /// filter's build (once per process) and, with the results traced, the trace's load and
-    /// attach (kept for the next run). For a thread that starts before the run (the command's
-    /// database thread).
+    /// filter's build (once per process) and, with the results traced, the trace's load (kept
+    /// for the next run, which attaches it). For a thread that starts before the run (the
+    /// command's database thread).
     public static func prepare(for options: Options) {
         _ = try? SandboxFilter.shared(observe: options.observe)
         if options.observe && options.traceResults { SandboxObserver.preloadExitTrace() }
