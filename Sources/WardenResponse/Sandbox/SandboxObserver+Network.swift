@@ -112,7 +112,7 @@ extension SandboxObserver {
             // Made by the kernel, on the unix socket; described with the address the stand-in
             // has (a port of its own when it had none, as a TCP listen gives one).
             if let inode = Self.socketInode(fd, of: pid), var standIn = standIns[inode] {
-                if standIn.local.port == 0 { standIn.bound(to: standIn.local, ephemeralPort: takeEphemeralPort()) }
+                standIn.bound(to: standIn.local, ephemeralPort: takeEphemeralPort)
                 standIns[inode] = standIn
                 call?.first = standIn.name(peer: false).value
             }
@@ -150,8 +150,7 @@ extension SandboxObserver {
                 if delivered {
                     decided = .returns(Int64(payload.count))
                     call?.delivered = true
-                    let port = standIns[inode]?.local.port == 0 ? takeEphemeralPort() : 0
-                    standIns[inode]?.sent(to: address, ephemeralPort: port)
+                    standIns[inode]?.sent(to: address, ephemeralPort: takeEphemeralPort)
                 }
             }
             // A connection to the sink is connected already, as a TCP socket would be.
@@ -195,8 +194,8 @@ extension SandboxObserver {
             case .some(.some(let address)) = SandboxNetworkAnswer.address(in: call?.first ?? [], length: length)
         {
             switch kind {
-            case .bind: standIn.bound(to: address, ephemeralPort: takeEphemeralPort())
-            case .connect: standIn.connected(to: address, ephemeralPort: takeEphemeralPort())
+            case .bind: standIn.bound(to: address, ephemeralPort: takeEphemeralPort)
+            case .connect: standIn.connected(to: address, ephemeralPort: takeEphemeralPort)
             case .sendto: break
             }
             standIns[inode] = standIn
@@ -261,7 +260,7 @@ extension SandboxObserver {
         if let connected = try? sys_fstat(sampleEnd).inode {
             sinkConnections.insert(connected)
             if var standIn = standIns[inode] {
-                standIn.connected(to: address, ephemeralPort: takeEphemeralPort())
+                standIn.connected(to: address, ephemeralPort: takeEphemeralPort)
                 standIns[connected] = standIn
             }
         }

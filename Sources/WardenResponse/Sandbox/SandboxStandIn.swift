@@ -58,17 +58,17 @@ struct SandboxStandIn: Equatable {
         local = Address(isIPv6: isIPv6, bytes: [UInt8](repeating: 0, count: isIPv6 ? 16 : 4), port: 0)
     }
 
-    /// Its bind to `address` succeeded; a port of 0 becomes `ephemeralPort`.
-    mutating func bound(to address: Address, ephemeralPort: Int) {
+    /// Its bind to `address` succeeded; a port of 0 becomes one `ephemeralPort` gives.
+    mutating func bound(to address: Address, ephemeralPort: () -> Int) {
         local = address
-        if local.port == 0 { local.port = ephemeralPort }
+        if local.port == 0 { local.port = ephemeralPort() }
     }
 
     /// Its connect to `address` succeeded: it is connected there, from an address of its own
     /// (what it was bound to, else the loopback for a loopback peer, else `outsideIPv4` or
-    /// `outsideIPv6`, IPv4-mapped for an IPv4-mapped peer), with a port (`ephemeralPort` when
-    /// it had none).
-    mutating func connected(to address: Address, ephemeralPort: Int) {
+    /// `outsideIPv6`, IPv4-mapped for an IPv4-mapped peer), with a port (one `ephemeralPort`
+    /// gives, when it had none).
+    mutating func connected(to address: Address, ephemeralPort: () -> Int) {
         peer = address
         if local.isUnspecified {
             let mapped = address.isIPv6 && address.bytes.prefix(12).elementsEqual(Self.mappedPrefix)
@@ -81,14 +81,14 @@ struct SandboxStandIn: Equatable {
                     : address.isLoopback ? [UInt8](repeating: 0, count: 15) + [1] : Self.outsideIPv6
             local.isIPv6 = address.isIPv6
         }
-        if local.port == 0 { local.port = ephemeralPort }
+        if local.port == 0 { local.port = ephemeralPort() }
     }
 
-    /// It sent a datagram to `address`, delivered: an unbound socket gets its port then
-    /// (`ephemeralPort`).
-    mutating func sent(to address: Address, ephemeralPort: Int) {
+    /// It sent a datagram to `address`, delivered: an unbound socket gets its port then (one
+    /// `ephemeralPort` gives).
+    mutating func sent(to address: Address, ephemeralPort: () -> Int) {
         lastSentTo = address
-        if local.port == 0 { local.port = ephemeralPort }
+        if local.port == 0 { local.port = ephemeralPort() }
     }
 
     /// Where what it receives comes from, as a `struct sockaddr` of its family: its peer, else
