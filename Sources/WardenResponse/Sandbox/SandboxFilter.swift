@@ -14,7 +14,9 @@ import WardenLinux
 /// The filter enforces by itself: calls a sample must never make here kill the process or fail
 /// with EPERM whatever the supervisor does. Calls worth reporting go to the supervisor as user
 /// notifications, which it answers CONTINUE, but for IPv4 and IPv6 sockets and the addresses
-/// given to them (`SandboxNetworkAnswer`): those it answers itself, without the kernel acting.
+/// given to them (`SandboxNetworkAnswer`), and the questions asked of those sockets
+/// (`SandboxStandIn`): those it answers itself, without the kernel acting. No answer gives the
+/// sample anything the filter refuses: its sockets stay unix ones.
 public struct SandboxFilter: Sendable {
     /// Killed with SIGSYS.
     public static let killed = [
