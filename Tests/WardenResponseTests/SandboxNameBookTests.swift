@@ -45,5 +45,9 @@ import Testing
         #expect(SandboxNameBook.addressBytes("2001:db8::1") == nil)
         #expect(SandboxNameBook.addressBytes("198.18.0") == nil)
         #expect(SandboxNameBook.addressBytes("198.18.0.256") == nil)
+        // The book's range is 198.18.0.0/15.
+        #expect(SandboxNameBook.isGiven("198.18.0.1") && SandboxNameBook.isGiven("::ffff:198.19.255.1"))
+        #expect(!SandboxNameBook.isGiven("127.0.0.1") && !SandboxNameBook.isGiven("198.20.0.1"))
+        #expect(SandboxNameBook.text([198, 18, 1, 0]) == "198.18.1.0")
     }
 }

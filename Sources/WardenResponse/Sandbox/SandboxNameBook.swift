@@ -14,8 +14,9 @@
 ///
 /// Pure.
 struct SandboxNameBook: Equatable {
-    private var addressesByName: [String: [UInt8]] = [:]
-    private var namesByAddress: [[UInt8]: String] = [:]
+    /// The names given addresses, in turn: the nth (from 1) has address `address(n)`.
+    private var names: [String] = []
+    private var numbers: [String: Int] = [:]
 
     /// The most names given an address in one run; past it, a name is answered "not found".
     static let limit = 4096
@@ -28,14 +29,24 @@ struct SandboxNameBook: Equatable {
         let key = Self.key(name)
         guard !key.isEmpty, key.utf8.count <= 253, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return nil }
         if Self.isLocalhost(name) { return Self.loopback }
-        if let known = addressesByName[key] { return known }
-        guard addressesByName.count < Self.limit else { return nil }
-        // 198.18.0.1 on: the count's two low bytes after 198.18.
-        let index = addressesByName.count + 1
-        let address: [UInt8] = [198, 18 + UInt8(index >> 16), UInt8(index >> 8 & 0xff), UInt8(index & 0xff)]
-        addressesByName[key] = address
-        namesByAddress[address] = key
-        return address
+        if let number = numbers[key] { return Self.address(number) }
+        guard names.count < Self.limit else { return nil }
+        names.append(key)
+        numbers[key] = names.count
+        return Self.address(names.count)
+    }
+
+    /// The `number`th address: 198.18.0.1 on, the number's low bytes after 198.18.
+    private static func address(_ number: Int) -> [UInt8] {
+        [198, 18 + UInt8(number >> 16), UInt8(number >> 8 & 0xff), UInt8(number & 0xff)]
+    }
+
+    /// Which address of the range (198.18.0.0/15) `address` is, counting from 198.18.0.1; nil
+    /// for one outside it.
+    private static func number(of address: [UInt8]) -> Int? {
+        guard address.count == 4, address[0] == 198, address[1] == 18 || address[1] == 19 else { return nil }
+        let number = Int(address[1] - 18) << 16 | Int(address[2]) << 8 | Int(address[3])
+        return number > 0 ? number : nil
     }
 
     /// `name` as the book keys it: lower case, without a final dot.
@@ -56,20 +67,21 @@ struct SandboxNameBook: Equatable {
         let v4 =
             address.count == 16 && address.prefix(12).elementsEqual(SandboxStandIn.mappedPrefix)
             ? Array(address.suffix(4)) : address
-        return namesByAddress[v4]
+        guard let number = Self.number(of: v4), number <= names.count else { return nil }
+        return names[number - 1]
     }
 
     /// How many names were given an address.
-    var count: Int { addressesByName.count }
+    var count: Int { names.count }
 
     /// `address` (4 bytes) as text.
-    static func text(_ address: [UInt8]) -> String { address.map(String.init).joined(separator: ".") }
+    static func text(_ address: [UInt8]) -> String {
+        guard address.count == 4 else { return "" }
+        return "\(address[0]).\(address[1]).\(address[2]).\(address[3])"
+    }
 
     /// Whether `text` is an address of the book's range (198.18.0.0/15).
-    static func isGiven(_ text: String) -> Bool {
-        guard let bytes = addressBytes(text) else { return false }
-        return bytes[0] == 198 && (bytes[1] == 18 || bytes[1] == 19)
-    }
+    static func isGiven(_ text: String) -> Bool { addressBytes(text).flatMap(number(of:)) != nil }
 
     /// The IPv4 address in `text` as the report writes one (`198.18.0.1`, or IPv4-mapped:
     /// `::ffff:198.18.0.1`); nil for any other.
