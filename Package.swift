@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // The only hand-written C: what Swift cannot call (variadic calls, macros, missing headers).
@@ -91,6 +94,12 @@ let package = Package(
             dependencies: [
                 "WardenCore", "WardenStore", "WardenIntake",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -122,6 +131,11 @@ let package = Package(
         // The containment tests' helper: tries one forbidden thing inside the sandbox.
         // Linked with the Swift runtime statically: it must run inside a jail that has only /usr.
         .executableTarget(name: "sandbox-probe", linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+        // The hostile-input parsers as fuzz targets; `shmwarden-fuzz` is libFuzzer's front end
+        // (scripts/fuzz builds it with -sanitize=fuzzer) or, built plainly, a corpus replayer.
+        .target(name: "WardenFuzzing", dependencies: ["WardenCore", "WardenLinux"], swiftSettings: strictSettings),
+        .executableTarget(
+            name: "shmwarden-fuzz", dependencies: ["WardenFuzzing"], swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]),
         // Real tmpfs mounts and state directories for the test targets; never linked into shmwarden.
         .target(name: "WardenTestSupport", swiftSettings: strictSettings),
         .testTarget(
@@ -137,6 +151,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "WardenLinuxTests", dependencies: ["WardenLinux", "CSeccomp"]),
+        .testTarget(name: "WardenFuzzingTests", dependencies: ["WardenFuzzing", "WardenTestSupport"]),
         .testTarget(
             name: "WardenStoreTests",
             dependencies: ["WardenStore", "WardenCore", .product(name: "GRDB", package: "GRDB.swift")]

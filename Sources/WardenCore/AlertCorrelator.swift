@@ -21,6 +21,39 @@ public struct Correlation: Hashable, Sendable {
         self.matchedBy = matchedBy
         self.confidence = confidence
     }
+
+    /// The strongest basis among the ways this file was matched.
+    public var basis: CorrelationBasis { CorrelationBasis(matchedBy: matchedBy) }
+}
+
+/// What a correlation rests on: facts the kernel resolved, or words the alert's process chose.
+///
+/// `kernel`: the kernel-resolved executable path (`proc.exepath`), the file a descriptor names
+/// (`fd.name`), an inode (`proc.exe_ino`, `fd.ino`) on a watched tmpfs, the exec guard's own
+/// record of the pid, and a container's path mapped into that container's own shm mount (its id
+/// in the mount's path). `text`: argv[0] (`proc.exe`), command-line words, paths joined to
+/// `proc.cwd`, a bare 64-hex value, and paths mapped into a mount that no id in the alert names
+/// (another container's shm, or the host's /dev/shm for a container not known to share it).
+public enum CorrelationBasis: String, Hashable, Sendable, Codable, CaseIterable, Comparable {
+    case text
+    case kernel
+
+    /// The basis of a `matchedBy` list: `kernel` when any one way is.
+    public init(matchedBy: String) {
+        let kernel = matchedBy.split(separator: ",").contains { Self.isKernelFact(Substring($0)) }
+        self = kernel ? .kernel : .text
+    }
+
+    static let kernelFields: Set<Substring> = ["proc.exepath", "fd.name", "proc.exe_ino", "fd.ino", "exec-record:proc.pid"]
+    static let kernelMappings: Set<Substring> = ["container-shm-mount", "pod-sandbox-shm-mount"]
+
+    static func isKernelFact(_ way: Substring) -> Bool {
+        let parts = way.split(separator: "+")
+        guard let field = parts.first, kernelFields.contains(field) else { return false }
+        return parts.dropFirst().allSatisfy { kernelMappings.contains($0) }
+    }
+
+    public static func < (lhs: CorrelationBasis, rhs: CorrelationBasis) -> Bool { lhs == .text && rhs == .kernel }
 }
 
 /// Why an alert has no file evidence.
@@ -129,10 +162,8 @@ public enum AlertCorrelator {
         }
         // The exec guard saw this pid exec a file: the surest link there is (the kernel's own).
         if let pid = alert.field("proc.pid").flatMap({ Int32($0) }) {
-            let t = alert.time.nanosecondsSinceEpoch
             let execs = try lookup.execs(
-                pid: pid, from: Timestamp(nanosecondsSinceEpoch: t - timeSlack),
-                to: Timestamp(nanosecondsSinceEpoch: t + timeSlack))
+                pid: pid, from: alert.time.adding(nanoseconds: -timeSlack), to: alert.time.adding(nanoseconds: timeSlack))
             for exec in execs {
                 let byPath = try lookup.files(atPath: exec.path)
                 let candidates = byPath.isEmpty ? try lookup.files(inode: exec.inode) : byPath
@@ -184,9 +215,8 @@ public enum AlertCorrelator {
 
     /// The file existed (was recorded, and not yet deleted) around the alert's time.
     static func existed(_ record: FileRecord, at time: Timestamp) -> Bool {
-        let t = time.nanosecondsSinceEpoch
-        guard record.firstSeen.nanosecondsSinceEpoch <= t + timeSlack else { return false }
-        if let deleted = record.deletedAt { return deleted.nanosecondsSinceEpoch >= t - timeSlack }
+        guard record.firstSeen <= time.adding(nanoseconds: timeSlack) else { return false }
+        if let deleted = record.deletedAt { return deleted >= time.adding(nanoseconds: -timeSlack) }
         return true
     }
 

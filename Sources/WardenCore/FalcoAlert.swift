@@ -158,7 +158,10 @@ extension FalcoAlert {
     ///
     /// - Throws: `AlertDecodingError` naming what is wrong: not JSON, not an object, or a missing
     ///   or invalid `rule`, `priority` or `time`.
-    public static func decode(_ data: Data) throws(AlertDecodingError) -> FalcoAlert {
+    ///
+    /// - Parameter acceptingAnyTime: an alert read back from the store is shown whatever its
+    ///   time; one arriving from outside must have a time in the accepted window.
+    public static func decode(_ data: Data, acceptingAnyTime: Bool = false) throws(AlertDecodingError) -> FalcoAlert {
         let wire = try data.withUnsafeBytes { bytes in
             Result { () throws(AlertDecodingError) in try FalcoAlertReader.read(bytes) }
         }.get()
@@ -171,10 +174,33 @@ extension FalcoAlert {
         guard let time = Timestamp(rfc3339: timeText) else {
             throw AlertDecodingError("\"time\" is not RFC 3339: \"\(timeText)\"")
         }
+        guard acceptingAnyTime || time.isInAcceptedWindow else {
+            throw AlertDecodingError(
+                "\"time\" \(timeText) is outside the accepted window "
+                    + "(\(Timestamp.earliestAccepted.rfc3339) to \(Timestamp.latestAccepted.rfc3339))")
+        }
         return FalcoAlert(
             rule: rule, priority: priority, time: time, timeText: timeText, source: wire.source,
             hostname: wire.hostname, output: wire.output, outputFields: wire.outputFields ?? [:],
             tags: wire.tags ?? [], uuid: wire.uuid?.isEmpty == false ? wire.uuid : nil,
             raw: String(decoding: data, as: UTF8.self))
     }
+}
+
+/// Who handed an alert over, and whether the agent may believe it came from Falco.
+public struct AlertSender: Hashable, Sendable {
+    /// Authenticated senders: mutual TLS with a client certificate of the agent's CA, the bearer
+    /// token, a unix-socket peer with an allowed uid, an ingested file only root can write.
+    public var authenticated: Bool
+    /// How, for the audit: `mtls CN=falco`, `bearer token`, `unix peer uid 0`, `ingest /var/log/falco.json`,
+    /// `unauthenticated (intake.insecure)`.
+    public var via: String
+
+    public init(authenticated: Bool, via: String) {
+        self.authenticated = authenticated
+        self.via = via
+    }
+
+    /// Alerts stored before senders were recorded, and those the tests hand in directly.
+    public static let unrecorded = AlertSender(authenticated: true, via: "not recorded")
 }

@@ -95,9 +95,9 @@ extension FileRecord: Encodable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encodeIfPresent(id, forKey: .id)
-        try container.encode(path.displayString, forKey: .path)
+        try container.encode(path.jsonText, forKey: .path)
         if !path.isValidUTF8 { try container.encode(path.base64, forKey: .pathBase64) }
-        try container.encodeIfPresent(mountPoint?.displayString, forKey: .mountPoint)
+        try container.encodeIfPresent(mountPoint?.jsonText, forKey: .mountPoint)
         try container.encode(fileType, forKey: .fileType)
         try container.encode(device, forKey: .device)
         try container.encode(inode, forKey: .inode)
@@ -121,7 +121,7 @@ extension FileRecord: Encodable {
         try container.encodeIfPresent(script, forKey: .script)
         try container.encode(evidencePath, forKey: .evidencePath)
         if let linkTarget {
-            try container.encode(linkTarget.displayString, forKey: .linkTarget)
+            try container.encode(linkTarget.jsonText, forKey: .linkTarget)
             if !linkTarget.isValidUTF8 { try container.encode(linkTarget.base64, forKey: .linkTargetBase64) }
         }
     }

@@ -17,10 +17,13 @@ public struct GuardDecision: Hashable, Sendable {
 
     /// Decides for a file with this path and hash under `policy` (pure; the guard adds caching).
     ///
-    /// - Parameter sha256: nil when the file could not be hashed (then `failure` applies).
-    public static func decide(path: PathBytes, sha256: String?, policy: Policy, failureReason: String? = nil)
-        -> GuardDecision
-    {
+    /// - Parameters:
+    ///   - sha256: nil when the file could not be hashed (then `failure` applies).
+    ///   - pathDistrust: why the file's owners do not vouch for its path (`OwnershipChain`), or
+    ///     nil when they do; a matching path glob counts only when they do.
+    public static func decide(
+        path: PathBytes, sha256: String?, policy: Policy, failureReason: String? = nil, pathDistrust: String? = nil
+    ) -> GuardDecision {
         let execGuard = policy.execGuard
         let wouldBe: Verdict
         let rule: String
@@ -32,7 +35,14 @@ public struct GuardDecision: Hashable, Sendable {
         } else if let sha256, policy.allowlist.sha256.contains(sha256) {
             (wouldBe, rule, reason) = (.allow, "allowlist-sha256", "sha256 \(sha256) is allowlisted")
         } else if let glob = policy.allowlist.paths.first(where: { $0.matches(path) }) {
-            (wouldBe, rule, reason) = (.allow, "allowlist-path", "path matches allowlisted glob \(glob)")
+            if let pathDistrust {
+                (wouldBe, rule, reason) = (
+                    .deny, "unknown",
+                    "its sha256 is not allowlisted, and its path matches glob \(glob), which does not count: \(pathDistrust)"
+                )
+            } else {
+                (wouldBe, rule, reason) = (.allow, "allowlist-path", "path matches allowlisted glob \(glob)")
+            }
         } else {
             (wouldBe, rule, reason) = (.deny, "unknown", "neither its sha256 nor its path is allowlisted")
         }

@@ -45,6 +45,11 @@ public struct PathBytes: Hashable, Sendable, Comparable, CustomStringConvertible
         return out
     }
 
+    /// The form JSON carries as `path`: the exact text when the bytes are valid UTF-8 (a newline
+    /// stays a newline, JSON escapes it), the display form otherwise, beside `pathBase64`. Escaping
+    /// for display belongs to the human tables only: JSON readers must tell `a<LF>b` from `a\x0ab`.
+    public var jsonText: String { utf8String ?? displayString }
+
     /// The exact bytes in base64, for JSON consumers that must round-trip the path.
     public var base64: String { Data(bytes).base64EncodedString() }
 

@@ -10,8 +10,35 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public init(nanosecondsSinceEpoch: Int64) { self.nanosecondsSinceEpoch = nanosecondsSinceEpoch }
 
+    /// Saturates at the ends of `Int64` rather than wrap or trap: the parts may come from
+    /// outside (a file's times, an alert's).
     public init(seconds: Int64, nanoseconds: Int64) {
-        self.nanosecondsSinceEpoch = seconds &* 1_000_000_000 &+ nanoseconds
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else {
+            self.nanosecondsSinceEpoch = seconds < 0 ? .min : .max
+            return
+        }
+        self.nanosecondsSinceEpoch = Self.saturating(scaled, plus: nanoseconds)
+    }
+
+    /// The first instant an alert may carry: the Unix epoch.
+    public static let earliestAccepted = Timestamp(nanosecondsSinceEpoch: 0)
+    /// The last instant an alert may carry: 2100-01-01T00:00:00Z. Later times are typos or
+    /// attacks, and far enough from Int64's end (2262) that arithmetic on them stays in range.
+    public static let latestAccepted = Timestamp(nanosecondsSinceEpoch: 4_102_444_800 * 1_000_000_000)
+
+    /// Whether an alert's time lies in the window this agent accepts.
+    public var isInAcceptedWindow: Bool { self >= Self.earliestAccepted && self <= Self.latestAccepted }
+
+    /// `self` moved by `nanoseconds`, clamped to `Int64`'s range instead of trapping.
+    public func adding(nanoseconds: Int64) -> Timestamp {
+        Timestamp(nanosecondsSinceEpoch: Self.saturating(nanosecondsSinceEpoch, plus: nanoseconds))
+    }
+
+    static func saturating(_ value: Int64, plus delta: Int64) -> Int64 {
+        let (sum, overflow) = value.addingReportingOverflow(delta)
+        guard overflow else { return sum }
+        return delta < 0 ? .min : .max
     }
 
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {

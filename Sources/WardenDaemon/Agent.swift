@@ -97,10 +97,27 @@ public enum Agent {
                     PrometheusGauge(
                         "shmwarden_sandbox_queue_depth", responseQueues.sandboxRuns,
                         help: "Sandbox runs waiting to start."),
+                    PrometheusGauge(
+                        "shmwarden_intake_insecure", configuration.http?.insecure == true ? 1 : 0,
+                        help: "1 when the TCP intake takes plain HTTP without authentication (intake.insecure)."),
                 ])
         }
         var http: [any Service] = []
+        var tlsContext: IntakeTLSContext?
         if let server = configuration.http {
+            if let problem = server.problem { throw AgentError(problem) }
+            if let tls = server.tls {
+                do {
+                    tlsContext = try IntakeTLSContext(tls)
+                } catch {
+                    throw AgentError("the intake's TLS files cannot be used (\(tls.certificate), \(tls.key), \(tls.clientCA)): \(error)")
+                }
+            }
+            if server.insecure {
+                logger.warning(
+                    "the intake listens with plain HTTP (intake.insecure): anyone who can connect may post alerts; they are stored but trigger nothing beyond record and advise-noexec",
+                    metadata: ["intake.insecure": "true"])
+            }
             let reports = ReportAssembler(
                 database: database, quarantineDirectory: configuration.stateDirectory.quarantinePath)
             let router = IntakeRoutes.router(
@@ -113,7 +130,7 @@ public enum Agent {
                 })
             http.append(
                 Application(
-                    router: router,
+                    router: router, server: IntakeServerConfiguration.tcpServer(tls: tlsContext),
                     configuration: .init(address: .hostname(server.host, port: server.port), serverName: "shmwarden"),
                     onServerRunning: { channel in
                         let port = channel.localAddress?.port ?? server.port
@@ -125,10 +142,17 @@ public enum Agent {
                 unlink(socketPath)
                 http.append(
                     Application(
-                        router: IntakeRoutes.router(intake: intake, configuration: server, extraMetrics: agentMetrics),
+                        router: IntakeRoutes.router(
+                            intake: intake, configuration: server, extraMetrics: agentMetrics,
+                            report: { id, json in
+                                try await DedicatedThread.result(name: "warden-report") {
+                                    try reports.rendered(alertID: id, format: json ? .json : .markdown)
+                                }
+                            }),
+                        server: IntakeServerConfiguration.unixServer(peers: server.unixSocketPeers, logger: logger),
                         configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "shmwarden"),
                         onServerRunning: { _ in
-                            chmod(socketPath, 0o600)
+                            chmod(socketPath, server.unixSocketPeers.uids.isEmpty && server.unixSocketPeers.gids.isEmpty ? 0o600 : 0o666)
                             logger.notice("listening for Falco alerts", metadata: ["http.socket": "\(socketPath)"])
                         },
                         logger: logger))
@@ -137,7 +161,16 @@ public enum Agent {
         var services = Services(
             store: StoreService(writer: writer), sensor: sensor, database: database, intake: intake,
             responder: ResponderService(
-                responder: responder, policy: policy, policyPath: configuration.policyPath, logger: logger),
+                responder: responder, policy: policy, policyPath: configuration.policyPath, logger: logger,
+                onReload: { [tlsContext] in
+                    guard let tlsContext else { return }
+                    do {
+                        try tlsContext.reload()
+                        logger.notice("intake TLS certificates reloaded", metadata: ["tls.certificate": "\(tlsContext.settings.certificate)"])
+                    } catch {
+                        logger.error("intake TLS certificates not reloaded; the ones in use stay", metadata: ["error": "\(error)"])
+                    }
+                }),
             http: http, listening: listening)
         if let retention = configuration.retention {
             services.retention = RetentionService(
@@ -178,6 +211,12 @@ public enum Agent {
         try await group.run()
         logger.notice("shmwarden stopped", metadata: ["files.recorded": "\(services.sensor.metrics[.filesRecorded])"])
     }
+}
+
+/// Why the agent cannot start, in one line.
+public struct AgentError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Appends `<monotonic ns>\t<path>` per committed record: the benchmark's view of commit time.

@@ -8,7 +8,7 @@ import WardenCore
 import WardenResponse
 
 /// The response thread as a service; SIGHUP reloads the policy, keeping the last good one when
-/// the new one is invalid.
+/// the new one is invalid, and then whatever else `onReload` reloads (the intake's certificates).
 public struct ResponderService: Service {
     public let responder: Responder
     /// The policy every part of the agent reads; a reload replaces it.
@@ -18,8 +18,14 @@ public struct ResponderService: Service {
     /// Called once SIGHUP reloads the policy (the agent announces itself then: a reload sent
     /// earlier would find no one listening).
     var onReloadArmed: (@Sendable () -> Void)?
+    /// Runs at each SIGHUP after the policy.
+    let onReload: @Sendable () -> Void
 
-    init(responder: Responder, policy: SharedPolicy, policyPath: String?, logger: Logger) {
+    init(
+        responder: Responder, policy: SharedPolicy, policyPath: String?, logger: Logger,
+        onReload: @escaping @Sendable () -> Void = {}
+    ) {
+        self.onReload = onReload
         self.responder = responder
         self.policy = policy
         self.policyPath = policyPath
@@ -39,6 +45,7 @@ public struct ResponderService: Service {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         onReloadArmed?()
         for await _ in hangups.cancelOnGracefulShutdown() {
+            defer { onReload() }
             guard let policyPath else {
                 logger.notice("SIGHUP: no --policy was given, nothing to reload")
                 continue

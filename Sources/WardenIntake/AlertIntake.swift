@@ -71,6 +71,7 @@ public final class AlertIntake: Sendable {
         let raw: [UInt8]
         let receivedAt: Timestamp
         let noEvidenceReason: NoEvidenceReason?
+        let sender: AlertSender
         let attempt: Int
         let due: ContinuousClock.Instant
         /// The writer's `evidenceGeneration` and the mount table's `version` before the last
@@ -83,6 +84,7 @@ public final class AlertIntake: Sendable {
             self.raw = Array(record.alert.raw.utf8)
             self.receivedAt = record.receivedAt
             self.noEvidenceReason = record.noEvidenceReason
+            self.sender = record.sender
             self.attempt = attempt
             self.due = due
             self.lookedAt = lookedAt
@@ -93,6 +95,7 @@ public final class AlertIntake: Sendable {
             self.raw = previous.raw
             self.receivedAt = previous.receivedAt
             self.noEvidenceReason = previous.noEvidenceReason
+            self.sender = previous.sender
             self.attempt = attempt
             self.due = due
             self.lookedAt = lookedAt
@@ -102,7 +105,8 @@ public final class AlertIntake: Sendable {
         /// arrived no longer does, which cannot happen.
         func record() -> AlertRecord? {
             guard let alert = try? FalcoAlert.decode(Data(raw)) else { return nil }
-            return AlertRecord(id: id, alert: alert, receivedAt: receivedAt, noEvidenceReason: noEvidenceReason)
+            return AlertRecord(
+                id: id, alert: alert, receivedAt: receivedAt, noEvidenceReason: noEvidenceReason, sender: sender)
         }
     }
 
@@ -157,12 +161,15 @@ public final class AlertIntake: Sendable {
     /// insert that would store it, and no alert pays a read transaction of its own (the WAL
     /// read locks of two per alert were 5% of the agent's CPU under load, half as much as the
     /// correlation itself).
-    public func submit(_ body: Data) async -> Outcome {
+    ///
+    /// - Parameter sender: who sent it; stored with it, and an unauthenticated sender's alert
+    ///   triggers nothing beyond `record` and `advise-noexec`.
+    public func submit(_ body: Data, from sender: AlertSender = .unrecorded) async -> Outcome {
         let started = sys_monotonicNanoseconds()
         metrics.add(.received)
         let received: AlertRecord
         do {
-            received = try Self.decode(body)
+            received = try Self.decode(body, from: sender)
         } catch let error as AlertDecodingError {
             metrics.add(.rejected)
             logRefusal("refused an alert (400): \(error.reason)", in: rejectionLog, at: started)
@@ -292,12 +299,12 @@ public final class AlertIntake: Sendable {
     /// that in the writer).
     ///
     /// - Throws: `AlertDecodingError` for a body that is not a valid alert.
-    public static func decode(_ body: Data) throws -> AlertRecord {
+    public static func decode(_ body: Data, from sender: AlertSender = .unrecorded) throws -> AlertRecord {
         let alert = try FalcoAlert.decode(body)
         let now = sys_realtime()
         return AlertRecord(
             id: identifier(for: alert), alert: alert,
-            receivedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds))
+            receivedAt: Timestamp(seconds: now.seconds, nanoseconds: now.nanoseconds), sender: sender)
     }
 
     /// Logs a refused alert, at most once a minute per kind (with how many went unlogged): Falco's

@@ -13,6 +13,8 @@ public final class IntakeMetrics: Sendable {
         case withoutEvidence = "alerts_without_evidence_total"
         case busy = "alerts_busy_total"
         case unauthorized = "alerts_unauthorized_total"
+        /// Accepted without authentication (`intake.insecure`): stored, never acted on.
+        case unauthenticated = "alerts_unauthenticated_total"
         case tooLarge = "alerts_too_large_total"
         case failed = "alerts_failed_total"
         case lateCorrelations = "alerts_late_correlated_total"

@@ -9,6 +9,15 @@ import WardenCore
 import WardenLinux
 import WardenStore
 
+/// `ingest --follow` will not read a file that others could write alerts into.
+public struct FollowRefusal: Error, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String {
+        "refusing to follow \(path): \(reason); only a file that nobody but root can write (nor replace) may feed alerts"
+    }
+}
+
 /// What one `ingest` run took in.
 public struct IngestReport: Sendable {
     public var accepted = 0
@@ -32,12 +41,15 @@ public final class NDJSONIngester {
     public private(set) var report = IngestReport()
     /// Told of each batch of alerts once it is committed (the responder's trigger).
     private let onCommitted: (([AlertRecord]) -> Void)?
+    /// Who the lines come from (stored with each alert).
+    private let sender: AlertSender
     static let batchSize = 1000
 
     public init(
         database: EvidenceDatabase, mounts: TmpfsMountCache, onBadLine: @escaping (Int, String) -> Void,
-        onCommitted: (([AlertRecord]) -> Void)? = nil
+        onCommitted: (([AlertRecord]) -> Void)? = nil, sender: AlertSender = .unrecorded
     ) {
+        self.sender = sender
         self.database = database
         self.mounts = mounts
         self.onBadLine = onBadLine
@@ -57,6 +69,10 @@ public final class NDJSONIngester {
 
     /// Tails the file at `path` like `tail -F`: follows appends, starts over when the file is
     /// truncated, and reopens it when it is replaced (rotation), until `shouldStop` says so.
+    ///
+    /// - Throws: `FollowRefusal` when the file, or a directory on its path, may be written by
+    ///   anyone but root (checked again at each rotation): whoever can write it could forge
+    ///   alerts as Falco.
     public func follow(path: String, shouldStop: () -> Bool) throws {
         var fd = try Self.open(path)
         var identity = try sys_fstat(fd)
@@ -96,14 +112,33 @@ public final class NDJSONIngester {
     }
 
     private static func open(_ path: String) throws -> FileDescriptor {
-        try sys_open(Array(path.utf8), flags: O_RDONLY, followingSymlinks: true)
+        let fd = try sys_open(Array(path.utf8), flags: O_RDONLY, followingSymlinks: true)
+        if let reason = distrust(ofOpened: fd) {
+            sys_close(fd)
+            throw FollowRefusal(path: path, reason: reason)
+        }
+        return fd
+    }
+
+    /// Why the file open at `fd` could be written by someone other than root, or nil.
+    ///
+    /// Judged from the descriptor's own file and the kernel's name for it (no symbolic link
+    /// left to swap), up to `/`.
+    public static func distrust(ofOpened fd: FileDescriptor) -> String? {
+        guard let status = try? sys_fstat(fd), let resolved = try? sys_readlink(Array("/proc/self/fd/\(fd.rawValue)".utf8))
+        else { return "it cannot be examined" }
+        let directories = DirectoryChain.statuses(above: resolved, device: nil) ?? []
+        return OwnershipChain.distrust(
+            file: .init(uid: status.uid, mode: status.mode),
+            directories: directories.map { .init(uid: $0.uid, mode: $0.mode) }, trustedOwners: [])
     }
 
     private func take(_ line: [UInt8]) throws {
         lineNumber += 1
         guard line.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0d }) else { return }
         do {
-            pending.append(.correlateAndStore(try AlertIntake.decode(Data(line)), tmpfsMounts: mounts.mounts))
+            pending.append(
+                .correlateAndStore(try AlertIntake.decode(Data(line), from: sender), tmpfsMounts: mounts.mounts))
             if pending.count >= Self.batchSize { try flush() }
         } catch let error as AlertDecodingError {
             report.badLines += 1

@@ -68,10 +68,13 @@ public final class Responder: Sendable {
 
     /// Queues a newly recorded executable for the response thread; never blocks.
     public func submit(droppedExecutable file: FileRecord) {
-        guard currentPolicy.hasRules(for: .droppedExecutable) else { return }
+        let policy = currentPolicy
+        guard policy.hasRules(for: .droppedExecutable) else { return }
         let identity = FileIdentity(device: file.device, inode: file.inode)
         guard !recentlyQuarantined.withLock({ $0.contains(identity) }) else { return }
-        enqueue(.subject(.droppedExecutable(PolicyFile(file))), alertID: nil)
+        var subject = PolicyFile(file)
+        subject.ownershipTrusted = Self.ownershipTrusted(subject, allowlist: policy.allowlist)
+        enqueue(.subject(.droppedExecutable(subject)), alertID: nil)
     }
 
     /// A full queue is itself audited: a response is never silently lost.
@@ -89,13 +92,36 @@ public final class Responder: Sendable {
         }
     }
 
-    /// The alert's subject: the alert with its correlated files as the store has them now.
+    /// The alert's subject: the alert with its correlated files as the store has them now, each
+    /// with the basis of its correlation and, where an allowlist glob could vouch for it, whether
+    /// its owners do.
     public func subject(for alert: AlertRecord) -> PolicySubject {
         let files = (try? database.files(ids: alert.correlations.map(\.fileID))) ?? []
         // Highest-confidence correlation first, as the alert lists them.
         let order = Dictionary(uniqueKeysWithValues: alert.correlations.enumerated().map { ($1.fileID, $0) })
         let sorted = files.sorted { (order[$0.id ?? -1] ?? .max) < (order[$1.id ?? -1] ?? .max) }
-        return .alert(id: alert.id, alert.alert, files: sorted.map(PolicyFile.init))
+        let policy = currentPolicy
+        return .alert(
+            id: alert.id, alert.alert,
+            files: sorted.map { record in
+                var file = PolicyFile(record)
+                file.basis = alert.correlations[order[record.id ?? -1] ?? 0].basis
+                file.ownershipTrusted = Self.ownershipTrusted(file, allowlist: policy.allowlist)
+                return file
+            }, authenticated: alert.sender.authenticated)
+    }
+
+    /// Whether the owners of `file`'s path vouch for it, checked only when an allowlist glob
+    /// matches it (nil otherwise: no glob to vouch, nothing to check).
+    static func ownershipTrusted(_ file: PolicyFile, allowlist: Allowlist) -> Bool? {
+        guard allowlist.paths.contains(where: { $0.matches(file.path) }) else { return nil }
+        guard let status = try? sys_lstat(file.path.bytes), status.device == file.device, status.inode == file.inode
+        else { return false }
+        let directories = DirectoryChain.statuses(above: file.path.bytes, device: status.device) ?? []
+        return OwnershipChain.distrust(
+            file: .init(uid: status.uid, mode: status.mode),
+            directories: directories.map { .init(uid: $0.uid, mode: $0.mode) },
+            trustedOwners: allowlist.trustedOwners) == nil
     }
 
     /// Runs the response thread until `finish()`.
@@ -162,11 +188,12 @@ public final class Responder: Sendable {
     private func carryOut(_ planned: PlannedAction, subject: PolicySubject, mode: PolicyMode)
         -> [(ActionRecord, [StoreCommand])]
     {
+        let notes = planned.notes.map { " (\($0))" }.joined()
         let row = { (outcome: ActionRecord.Outcome, file: PolicyFile?, target: String?, detail: String, errno: Int32?) in
             ActionRecord(
                 time: self.clock(), alertId: subject.alertID, fileId: file?.fileID ?? subject.files.first?.fileID,
                 rule: planned.rule, action: planned.action.name, mode: mode, outcome: outcome, target: target,
-                detail: detail, errno: errno)
+                detail: detail + notes, errno: errno)
         }
         if case .skip(let reason) = planned.disposition {
             return [(row(.skipped, planned.files.first, planned.files.first?.path.displayString, reason, nil), [])]
@@ -211,11 +238,16 @@ public final class Responder: Sendable {
             guard let alert = subject.alert, let pid = alert.field("proc.pid").flatMap({ Int32($0) }) else {
                 return [(row(.skipped, nil, nil, "the alert has no proc.pid", nil), [])]
             }
-            let expectation = Self.expectation(alert, files: planned.files)
+            let expectation = Self.expectation(files: planned.files)
             guard perform else {
                 return [(row(.planned, nil, "pid \(pid)", "would send SIG\(signal.rawValue) to pid \(pid) if it still runs \(Self.describe(expectation))", nil), [])]
             }
-            switch ProcessKiller.kill(pid: pid, expecting: expectation, signal: signal) {
+            let outcome = ProcessKiller.kill(
+                pid: pid, expecting: expectation, signal: signal,
+                isCaptured: { device, inode in
+                    (try? self.database.capturedFile(device: device, inode: inode))??.mountPoint != nil
+                }, protected: currentPolicy.protectedProcesses)
+            switch outcome {
             case .signalled(let detail): return [(row(.performed, nil, "pid \(pid)", detail, nil), [])]
             case .refused(let detail): return [(row(.skipped, nil, "pid \(pid)", detail, nil), [])]
             case .failed(let detail, let errno): return [(row(.failed, nil, "pid \(pid)", detail, errno), [])]
@@ -332,27 +364,19 @@ public final class Responder: Sendable {
         }
     }
 
-    /// What the process must still be running: the correlated ELF (by inode), else the alert's
-    /// `proc.exe_ino`, else its `proc.exepath` (host processes only: a container's paths differ).
-    static func expectation(_ alert: FalcoAlert, files: [PolicyFile]) -> ProcessKiller.Expectation {
-        if let elf = files.first(where: { $0.kind == .elf }) {
-            return ProcessKiller.Expectation(file: (elf.device, elf.inode))
+    /// What the process must still be running beyond the kernel's facts: the ELF correlated by
+    /// kernel facts, when there is one. Nothing the alert says is an expectation.
+    static func expectation(files: [PolicyFile]) -> ProcessKiller.Expectation {
+        guard let elf = files.first(where: { $0.kind == .elf && $0.basis == .kernel }) else {
+            return ProcessKiller.Expectation()
         }
-        if let inode = alert.outputFields["proc.exe_ino"]?.unsignedValue {
-            return ProcessKiller.Expectation(inode: inode)
-        }
-        let container = alert.field("container.id")
-        if let path = alert.field("proc.exepath"), container == nil || container == "host" {
-            return ProcessKiller.Expectation(path: PathBytes(path))
-        }
-        return ProcessKiller.Expectation()
+        return ProcessKiller.Expectation(file: (elf.device, elf.inode))
     }
 
     static func describe(_ expectation: ProcessKiller.Expectation) -> String {
-        if let file = expectation.file { return "the evidence file (device \(file.device), inode \(file.inode))" }
-        if let inode = expectation.inode { return "inode \(inode) (proc.exe_ino)" }
-        if let path = expectation.path { return "\(path) (proc.exepath)" }
-        return "nothing verifiable (it would be refused)"
+        let kernel = "an executable shmwarden captured on a watched tmpfs, or a memfd or deleted one"
+        guard let file = expectation.file else { return kernel }
+        return "the evidence file (device \(file.device), inode \(file.inode)), \(kernel)"
     }
 
     private func log(_ row: ActionRecord) {

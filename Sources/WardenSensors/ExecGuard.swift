@@ -302,8 +302,13 @@ final class ExecGuard {
         } else {
             failure = "cannot fstat the executable's descriptor"
         }
+        // A path glob vouches only where the owners do: checked only when one matches.
+        var pathDistrust: String?
+        if let path, let status, current.allowlist.paths.contains(where: { $0.matches(path) }) {
+            pathDistrust = OwnershipChain.distrust(path: path, status: status, trustedOwners: current.allowlist.trustedOwners)
+        }
         let decision = GuardDecision.decide(
-            path: path ?? PathBytes([]), sha256: sha, policy: current, failureReason: failure)
+            path: path ?? PathBytes([]), sha256: sha, policy: current, failureReason: failure, pathDistrust: pathDistrust)
         // Who is exec'ing: read while the exec waits, so the process surely still exists (one
         // pidfd ioctl, a few µs; an allowed process may exit right after the answer).
         let identity = sys_processIdentity(of: event.pid)

@@ -17,14 +17,18 @@ public struct AlertRecord: Sendable {
     public var eventDropNearby = false
     /// The audit rows of the responses to this alert, oldest first. Filled in when read from the store.
     public var actions: [ActionRecord] = []
+    /// Who sent it, and whether it authenticated: an unauthenticated alert triggers nothing
+    /// beyond `record` and `advise-noexec`.
+    public var sender: AlertSender = .unrecorded
 
     /// How close (either side) a drop report must be to count, in nanoseconds.
     public static let eventDropWindow: Int64 = EventDropWindow.nanoseconds
 
     public init(
         id: String, alert: FalcoAlert, receivedAt: Timestamp, correlations: [Correlation] = [],
-        noEvidenceReason: NoEvidenceReason? = nil
+        noEvidenceReason: NoEvidenceReason? = nil, sender: AlertSender = .unrecorded
     ) {
+        self.sender = sender
         self.id = id
         self.alert = alert
         self.receivedAt = receivedAt
@@ -36,7 +40,7 @@ public struct AlertRecord: Sendable {
 extension AlertRecord: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, rule, priority, time, hostname, source, tags, output, outputFields, uuid, `internal`, receivedAt
-        case correlations, actions, noEvidenceReason, caveats
+        case correlations, actions, noEvidenceReason, caveats, authenticated, sender
     }
 
     struct CorrelationJSON: Encodable {
@@ -45,6 +49,7 @@ extension AlertRecord: Encodable {
         var path: String
         var pathBase64: String?
         var matchedBy: String
+        var basis: CorrelationBasis
         var confidence: Double
     }
 
@@ -65,13 +70,15 @@ extension AlertRecord: Encodable {
         try container.encode(
             correlations.map {
                 CorrelationJSON(
-                    fileId: $0.fileID, sha256: $0.sha256, path: $0.path.displayString,
+                    fileId: $0.fileID, sha256: $0.sha256, path: $0.path.jsonText,
                     pathBase64: $0.path.isValidUTF8 ? nil : $0.path.base64, matchedBy: $0.matchedBy,
-                    confidence: ($0.confidence * 100).rounded() / 100)
+                    basis: $0.basis, confidence: ($0.confidence * 100).rounded() / 100)
             }, forKey: .correlations)
         try container.encode(actions, forKey: .actions)
         try container.encode(noEvidenceReason, forKey: .noEvidenceReason)
         try container.encode(caveats, forKey: .caveats)
+        try container.encode(sender.authenticated, forKey: .authenticated)
+        try container.encode(sender.via, forKey: .sender)
     }
 
     /// Facts that limit what this alert's record can say.

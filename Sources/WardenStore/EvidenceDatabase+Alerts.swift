@@ -37,7 +37,7 @@ extension EvidenceDatabase {
 
     static func alertRecord(_ row: Row, in db: Database) throws -> AlertRecord? {
         let raw: String = row["raw"]
-        guard let alert = try? FalcoAlert.decode(Data(raw.utf8)) else { return nil }
+        guard let alert = try? FalcoAlert.decode(Data(raw.utf8), acceptingAnyTime: true) else { return nil }
         let id: String = row["id"]
         let seq: Int64 = row["seq"]
         let correlations = try Row.fetchAll(
@@ -52,9 +52,11 @@ extension EvidenceDatabase {
             id: id, alert: alert, receivedAt: Timestamp(nanosecondsSinceEpoch: row["receivedAt"]),
             correlations: correlations,
             noEvidenceReason: (row["noEvidenceReason"] as String?).flatMap(NoEvidenceReason.init(rawValue:)))
+        if let via: String = row["sender"] {
+            record.sender = AlertSender(authenticated: row["authenticated"] ?? true, via: via)
+        }
         record.actions = try Self.actions(alertID: id, in: db)
         if !alert.isInternal {
-            let time = alert.time.nanosecondsSinceEpoch
             record.eventDropNearby =
                 try Bool.fetchOne(
                     db.cachedStatement(
@@ -62,7 +64,10 @@ extension EvidenceDatabase {
                             SELECT EXISTS (SELECT 1 FROM alert WHERE internal = 1 AND rule LIKE '%event drop%'
                                 AND time BETWEEN ? AND ? AND hostname IS ?)
                             """),
-                    arguments: [time - AlertRecord.eventDropWindow, time + AlertRecord.eventDropWindow, alert.hostname])
+                    arguments: [
+                        alert.time.adding(nanoseconds: -AlertRecord.eventDropWindow).nanosecondsSinceEpoch,
+                        alert.time.adding(nanoseconds: AlertRecord.eventDropWindow).nanosecondsSinceEpoch, alert.hostname,
+                    ])
                 ?? false
         }
         return record

@@ -59,6 +59,21 @@ extension EvidenceDatabase {
         return records
     }
 
+    /// The newest record of the file with this device and inode, if the sensor captured one: the
+    /// kernel's own identity of a running executable, checked before a process is signalled.
+    public func capturedFile(device: UInt64, inode: UInt64) throws -> FileRecord? {
+        try dbWriter.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT file.*, blob.elf AS blobElf, blob.script AS blobScript, blob.evidencePath AS blobEvidence
+                    FROM file LEFT JOIN blob ON blob.sha256 = file.sha256
+                    WHERE file.inode = ? AND file.device = ? ORDER BY file.id DESC LIMIT 1
+                    """, arguments: [Int64(bitPattern: inode), Int64(bitPattern: device)]
+            ).map { Self.fileRecord($0) }
+        }
+    }
+
     /// The blob for `sha256`, if one was recorded.
     public func blob(sha256: String) throws -> BlobRecord? {
         try dbWriter.read { db in

@@ -153,8 +153,8 @@ extension EvidenceDatabase {
             try db.cachedStatement(
                 sql: """
                     INSERT INTO alert (id, rule, priority, time, hostname, source, internal, raw, receivedAt,
-                        noEvidenceReason)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
+                        noEvidenceReason, authenticated, sender)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
                     """))
         insert.bind(1, record.id)
         insert.bind(2, record.alert.rule)
@@ -166,6 +166,8 @@ extension EvidenceDatabase {
         insert.bind(8, record.alert.raw)
         insert.bind(9, record.receivedAt.nanosecondsSinceEpoch)
         insert.bind(10, record.noEvidenceReason?.rawValue)
+        insert.bind(11, Int64(record.sender.authenticated ? 1 : 0))
+        insert.bind(12, record.sender.via)
         try insert.execute(in: db)
         guard db.changesCount > 0 else { return false }
         try insertCorrelations(alertSeq: db.lastInsertedRowID, record.correlations, in: db)

@@ -339,6 +339,14 @@ public final class EvidenceDatabase: Sendable {
             // per group commit, fewer).
             try db.execute(sql: "DROP INDEX alert_time")
         }
+        migrator.registerMigration("v11-alert-sender") { db in
+            // Who sent each alert: an unauthenticated one may only be recorded and advised on.
+            try db.execute(
+                sql: """
+                    ALTER TABLE alert ADD COLUMN authenticated INTEGER NOT NULL DEFAULT 1;
+                    ALTER TABLE alert ADD COLUMN sender TEXT;
+                    """)
+        }
         return migrator
     }
 

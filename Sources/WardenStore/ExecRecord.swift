@@ -69,7 +69,7 @@ public struct ExecRecord: Hashable, Sendable, Encodable {
         try container.encode(pid, forKey: .pid)
         try container.encode(ppid, forKey: .ppid)
         try container.encode(uid, forKey: .uid)
-        try container.encode(path.displayString, forKey: .path)
+        try container.encode(path.jsonText, forKey: .path)
         if !path.isValidUTF8 { try container.encode(path.base64, forKey: .pathBase64) }
         try container.encode(sha256, forKey: .sha256)
         try container.encode(device, forKey: .device)

@@ -73,10 +73,16 @@ struct IngestCommand: AsyncParsableCommand {
             },
             onCommitted: responder.map { responder in
                 { records in for record in records { responder.respond(to: responder.subject(for: record)) } }
-            })
+            },
+            sender: AlertSender(
+                authenticated: true, via: "ingest \(file == "-" ? "standard input" : file) by uid \(getuid())"))
         if follow {
             let stop = StopFlag()
-            try ingester.follow(path: file, shouldStop: { stop.isSet })
+            do {
+                try ingester.follow(path: file, shouldStop: { stop.isSet })
+            } catch let refusal as FollowRefusal {
+                throw UsageError(message: refusal.description)
+            }
         } else if file == "-" {
             try ingester.ingest(FileDescriptor.standardInput)
         } else {

@@ -33,8 +33,14 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Also take alerts on this unix socket (created mode 0600).")
     var unixSocket: String?
 
-    @Option(help: "A file holding a bearer token; when set, every request must carry it.")
+    @Option(help: "A file holding a bearer token (Falcosidekick's customheaders); a wrong one gets 401.")
     var tokenFile: String?
+
+    @Option(help: "The intake's TLS directory, as `certs init` writes it (default /etc/shmwarden/tls).")
+    var tlsDirectory: String?
+
+    @Flag(help: "Plain HTTP without authentication on the TCP intake: alerts are stored, never acted on beyond record and advise-noexec.")
+    var insecure = false
 
     @Option(help: "Largest alert body accepted (bytes; K, M suffixes; default 1M); larger gets 413.")
     var bodyLimit: String?
@@ -87,9 +93,25 @@ struct RunCommand: AsyncParsableCommand {
             } catch {
                 throw UsageError(message: "token-file: cannot read a non-empty token from '\(tokenPath ?? "")'")
             }
+            let insecure = self.insecure || file.intake.insecure == true
+            let directory = tlsDirectory ?? IntakeCertificates.defaultDirectory
+            let defaults = IntakeCertificates.ServerFiles(directory: directory)
+            let tls = insecure
+                ? nil
+                : IntakeTLS(
+                    certificate: file.intake.certificate ?? defaults.certificate, key: file.intake.key ?? defaults.key,
+                    clientCA: file.intake.clientCA ?? defaults.clientCA,
+                    clientCertificates: file.intake.clientCertificates == "optional" ? .optional : .required)
+            if let tls, !FileManager.default.fileExists(atPath: tls.certificate) {
+                throw UsageError(
+                    message: "the intake's TLS certificate \(tls.certificate) does not exist: run `shmwarden certs init` "
+                        + "(it prints the falco.yaml http_output block), or set intake.insecure: true for plain HTTP")
+            }
             configuration.http = IntakeServerConfiguration(
-                host: host, port: port, unixSocketPath: unixSocket ?? file.unixSocket, bearerToken: token,
-                bodyLimit: Int(ByteSizeText.parse(limit) ?? 1 << 20))
+                host: host, port: port, unixSocketPath: unixSocket ?? file.unixSocket,
+                unixSocketPeers: UnixPeerPolicy(uids: Set(file.intake.peerUIDs), gids: Set(file.intake.peerGIDs)),
+                bearerToken: token, tls: tls, insecure: insecure, bodyLimit: Int(ByteSizeText.parse(limit) ?? 1 << 20))
+            if let problem = configuration.http?.problem { throw UsageError(message: problem) }
         }
         let logger = state.makeLogger()
         try await Agent.run(configuration: configuration, logger: logger)

@@ -21,7 +21,7 @@ struct Shmwarden: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, ScanCommand.self, FilesCommand.self, IngestCommand.self, AlertsCommand.self,
             ReportCommand.self, QuarantineCommand.self, AdviseCommand.self, PolicyCommand.self, ExecsCommand.self,
-            GuardCommand.self, ConfigCommand.self, PruneCommand.self, SandboxCommand.self,
+            GuardCommand.self, ConfigCommand.self, PruneCommand.self, SandboxCommand.self, CertsCommand.self,
             BenchHashCommand.self, BenchBareServerCommand.self, BenchSandboxRunsCommand.self,
         ]
     )

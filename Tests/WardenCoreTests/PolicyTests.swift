@@ -130,7 +130,7 @@ private func shmFile(
         let found = errors(text)
         let expected = [
             "p.yaml:1:7: mode must be 'monitor' or 'enforce', not 'enforced'",
-            "p.yaml:2:1: the policy: unknown key 'colour' (expected one of: version, mode, allowlist, rules, guard)",
+            "p.yaml:2:1: the policy: unknown key 'colour' (expected one of: version, mode, allowlist, rules, guard, protect)",
             "p.yaml:4:12: allowlist sha256 'abc' is not a SHA-256 (64 hexadecimal digits)",
             "p.yaml:5:11: allowlist path 'relative/*' must be an absolute path or glob (starting with /)",
             "p.yaml:14:9: unknown action 'explode' (expected one of: record, quarantine, kill-process, advise-noexec, remount-noexec, sandbox)",
@@ -272,7 +272,8 @@ private func shmFile(
                 actions: [quarantine, kill-process]
             """)
         let allowedByHash = shmFile(sha: sha)
-        let allowedByPath = shmFile("/dev/shm/ok-1")
+        var allowedByPath = shmFile("/dev/shm/ok-1")
+        allowedByPath.ownershipTrusted = true
         var plan = PolicyEvaluator.evaluate(policy, for: .alert(id: "a", alert, files: [allowedByHash, allowedByPath]))
         #expect(plan.map(\.rule) == ["any", "any"])
         guard case .skip(let reason) = plan[0].disposition else {
@@ -289,6 +290,14 @@ private func shmFile(
         #expect(plan[1].files.count == 2)
         // The alert has no proc.pid: nothing to kill.
         #expect(plan[2].disposition == .skip("the alert has no proc.pid"))
+
+        // A glob vouches only where the file's owners do: anyone may create /dev/shm/ok-2.
+        var untrusted = shmFile("/dev/shm/ok-2")
+        untrusted.ownershipTrusted = false
+        plan = PolicyEvaluator.evaluate(policy, for: .alert(id: "a", alert, files: [untrusted]))
+        #expect(plan.map(\.rule) == ["any", "any"])
+        #expect(plan[0].disposition == .perform && plan[0].files.map(\.path) == [PathBytes("/dev/shm/ok-2")])
+        #expect(plan[0].notes.count == 1 && plan[0].notes[0].contains("matches allowlisted glob /dev/shm/ok-*, which did not count"))
     }
 
     @Test func droppedExecutableRulesNeedNoAlert() throws {

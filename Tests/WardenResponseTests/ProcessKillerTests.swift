@@ -25,17 +25,24 @@ import WardenTestSupport
         return (UInt64(status.st_dev), UInt64(status.st_ino))
     }
 
-    @Test func killsTheProcessRunningTheEvidenceFile() throws {
+    /// The store's answer, for the one file `path` names.
+    func captured(_ path: String) throws -> (UInt64, UInt64) -> Bool {
+        let file = try identity(path)
+        return { $0 == file.device && $1 == file.inode }
+    }
+
+    @Test func killsAProcessRunningACapturedFile() throws {
         defer { mount.remove() }
         let child = try launch(binary, ["30"])
         let outcome = ProcessKiller.kill(
-            pid: child.processIdentifier, expecting: .init(file: try identity(binary)), signal: .kill)
+            pid: child.processIdentifier, expecting: .init(file: try identity(binary)), signal: .kill,
+            isCaptured: try captured(binary))
         guard case .signalled(let detail) = outcome else {
             Issue.record("not signalled: \(outcome)")
             kill(child.processIdentifier, SIGKILL)
             return
         }
-        #expect(detail.contains("SIGKILL") && detail.contains("sleeper"))
+        #expect(detail.contains("SIGKILL") && detail.contains("sleeper") && detail.contains("captured"))
         child.waitUntilExit()
         #expect(child.terminationReason == .uncaughtSignal && child.terminationStatus == SIGKILL)
     }
@@ -49,7 +56,8 @@ import WardenTestSupport
             child.waitUntilExit()
         }
         let outcome = ProcessKiller.kill(
-            pid: child.processIdentifier, expecting: .init(file: try identity(binary)), signal: .kill)
+            pid: child.processIdentifier, expecting: .init(file: try identity(binary)), signal: .kill,
+            isCaptured: try captured(binary))
         guard case .refused(let reason) = outcome else {
             Issue.record("a mismatched process was signalled: \(outcome)")
             return
@@ -58,52 +66,81 @@ import WardenTestSupport
         #expect(child.isRunning)
     }
 
-    @Test func checksByInodeOrPathWhenThereIsNoEvidenceFile() throws {
+    /// What a forged alert asks: a process that runs a system binary, named by pid. Without
+    /// the kernel saying it runs a captured, memfd or deleted file, nothing is signalled.
+    @Test func refusesAProcessWhoseExecutableWasNotCaptured() throws {
         defer { mount.remove() }
-        let child = try launch(binary, ["30"])
+        let child = try launch("/bin/sleep", ["30"])
         defer {
-            if child.isRunning { kill(child.processIdentifier, SIGKILL) }
+            kill(child.processIdentifier, SIGKILL)
             child.waitUntilExit()
         }
-        let wrongInode = ProcessKiller.kill(
-            pid: child.processIdentifier, expecting: .init(inode: try identity(binary).inode + 1), signal: .term)
-        guard case .refused = wrongInode else {
-            Issue.record("wrong proc.exe_ino was signalled")
+        let outcome = ProcessKiller.kill(
+            pid: child.processIdentifier, expecting: .init(), signal: .kill, isCaptured: { _, _ in false })
+        guard case .refused(let reason) = outcome else {
+            Issue.record("an uncaptured executable's process was signalled: \(outcome)")
             return
         }
-        let wrongPath = ProcessKiller.kill(
-            pid: child.processIdentifier, expecting: .init(path: PathBytes("/dev/shm/other")), signal: .term)
-        guard case .refused = wrongPath else {
-            Issue.record("wrong proc.exepath was signalled")
-            return
-        }
-        #expect(
-            ProcessKiller.kill(pid: child.processIdentifier, expecting: .init(), signal: .term)
-                == .refused(
-                    "nothing to check process \(child.processIdentifier) against (no evidence, proc.exe_ino or proc.exepath)"
-                ))
+        #expect(reason.contains("not a file shmwarden captured"), "\(reason)")
         #expect(child.isRunning)
-        let byPath = ProcessKiller.kill(
-            pid: child.processIdentifier, expecting: .init(path: PathBytes(binary)), signal: .kill)
-        guard case .signalled = byPath else {
-            Issue.record("matching proc.exepath was refused: \(byPath)")
+    }
+
+    @Test func killsAProcessWhoseExecutableWasDeleted() throws {
+        defer { mount.remove() }
+        let child = try launch(binary, ["30"])
+        defer { if child.isRunning { kill(child.processIdentifier, SIGKILL) } }
+        unlink(binary)
+        let outcome = ProcessKiller.kill(
+            pid: child.processIdentifier, expecting: .init(), signal: .kill, isCaptured: { _, _ in false })
+        guard case .signalled(let detail) = outcome else {
+            Issue.record("a deleted executable's process was not signalled: \(outcome)")
             return
         }
+        #expect(detail.contains("was deleted"))
         child.waitUntilExit()
         #expect(child.terminationStatus == SIGKILL)
     }
 
-    @Test func refusesGoneProcessesAndItself() throws {
+    @Test func protectedProgramsAreNeverSignalled() throws {
+        defer { mount.remove() }
+        let sshd = mount.child("sshd")
+        try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: sshd)
+        chmod(sshd, 0o755)
+        let child = try launch(sshd, ["30"])
+        defer {
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+        }
+        let outcome = ProcessKiller.kill(
+            pid: child.processIdentifier, expecting: .init(), signal: .kill, isCaptured: { _, _ in true })
+        #expect(outcome == .refused("process \(child.processIdentifier) runs \(sshd): sshd is protected (sshd); not signalled"))
+        #expect(child.isRunning)
+    }
+
+    @Test func refusesGoneProcessesItselfItsParentAndKernelThreads() throws {
         defer { mount.remove() }
         let child = try launch(binary, ["0"])
         child.waitUntilExit()
         let pid = child.processIdentifier
+        let always: (UInt64, UInt64) -> Bool = { _, _ in true }
         #expect(
-            ProcessKiller.kill(pid: pid, expecting: .init(file: try identity(binary)), signal: .kill)
+            ProcessKiller.kill(pid: pid, expecting: .init(file: try identity(binary)), signal: .kill, isCaptured: always)
                 == .refused("process \(pid) has already exited"))
         #expect(
-            ProcessKiller.kill(pid: getpid(), expecting: .init(path: PathBytes("/x")), signal: .kill)
+            ProcessKiller.kill(pid: getpid(), expecting: .init(), signal: .kill, isCaptured: always)
                 == .refused("pid \(getpid()) is shmwarden itself"))
-        #expect(ProcessKiller.kill(pid: 1, expecting: .init(), signal: .kill) == .refused("pid 1 is never signalled"))
+        #expect(
+            ProcessKiller.kill(pid: getppid(), expecting: .init(), signal: .kill, isCaptured: always)
+                == .refused("pid \(getppid()) is shmwarden's parent"))
+        #expect(
+            ProcessKiller.kill(pid: 1, expecting: .init(), signal: .kill, isCaptured: always)
+                == .refused("pid 1 is never signalled"))
+        // kthreadd (pid 2) has no executable.
+        guard case .refused(let reason) = ProcessKiller.kill(pid: 2, expecting: .init(), signal: .kill, isCaptured: always)
+        else {
+            Issue.record("a kernel thread was signalled")
+            return
+        }
+        #expect(reason.contains("no executable"))
     }
 }

@@ -269,7 +269,7 @@ extension SensorIntegration {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Binary.path)
             process.arguments = [
-                "run", "--state-dir", state, "--no-discover", "--watch", mount.path, "--log-level", "info",
+                "run", "--state-dir", state, "--no-discover", "--watch", mount.path, "--log-level", "info", "--insecure",
             ]
             let err = Pipe()
             process.standardError = err
@@ -337,6 +337,7 @@ extension SensorIntegration.CommandLineTests {
             process.executableURL = URL(fileURLWithPath: Binary.path)
             process.arguments = [
                 "run", "--state-dir", state, "--no-discover", "--watch", mount.path, "--listen", "127.0.0.1:0",
+                "--insecure",
             ]
             let err = Pipe()
             process.standardError = err

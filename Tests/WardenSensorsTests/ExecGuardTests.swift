@@ -179,7 +179,7 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             let agent = try await AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0), policy: try guardPolicy("monitor"))
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true), policy: try guardPolicy("monitor"))
             let port = await agent.services.listening.port()
             try await Task.sleep(for: .milliseconds(300))
             let path = mount.child("attributed")

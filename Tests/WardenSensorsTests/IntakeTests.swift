@@ -62,7 +62,7 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             let agent = try await AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0), storeQueueCapacity: 2)
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true), storeQueueCapacity: 2)
             let port = await agent.services.listening.port()
             // Another connection holds SQLite's write lock: the writer waits, its queue fills.
             var lockConfiguration = Configuration()
@@ -108,7 +108,7 @@ extension SensorIntegration {
         @Test func alertsAreStoredAndCorrelatedWithTheDroppedFile() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0))
+            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
             let port = await agent.services.listening.port()
             let path = mount.child("dropper")
             let sha = try drop(trueBinary, at: path)
@@ -159,7 +159,7 @@ extension SensorIntegration {
         @Test func theAlertsWaitingForTheirFileAreCounted() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0))
+            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
             let port = await agent.services.listening.port()
             func waiting() async throws -> Int? {
                 gauge("shmwarden_alerts_waiting_for_evidence", in: try await get("http://127.0.0.1:\(port)/metrics").1)
@@ -178,7 +178,7 @@ extension SensorIntegration {
         @Test func aSenderChosenIdComesBackAsValidJSON() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0))
+            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
             let port = await agent.services.listening.port()
             let hostile = "id \"with\" \\ quotes\nand a newline \u{1}"
             let (status, body, _) = try await post(
@@ -193,7 +193,7 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             let agent = try await AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0, bodyLimit: 4096))
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true, bodyLimit: 4096))
             let port = await agent.services.listening.port()
             let url = "http://127.0.0.1:\(port)/falco"
             let (malformed, malformedBody, _) = try await post(url, Data("{not json".utf8))
@@ -224,7 +224,7 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             let agent = try await AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "s3cret"))
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "s3cret", insecure: true))
             let port = await agent.services.listening.port()
             let url = "http://127.0.0.1:\(port)/falco"
             let (none, _, _) = try await post(url, devShmAlert(exepath: "/dev/shm/x"))
@@ -232,8 +232,11 @@ extension SensorIntegration {
             let (wrong, _, _) = try await post(
                 url, devShmAlert(exepath: "/dev/shm/x"), headers: ["Authorization": "Bearer nope"])
             #expect(wrong == 401)
-            let (metrics, _) = try await get("http://127.0.0.1:\(port)/metrics")
-            #expect(metrics == 401)
+            // Metrics stay open: counters only, nothing about files, processes or alerts.
+            let (metrics, text) = try await get("http://127.0.0.1:\(port)/metrics")
+            #expect(metrics == 200)
+            #expect(!text.contains("/dev/shm") && !text.contains(mount.path))
+            #expect(gauge("shmwarden_intake_insecure", in: text) == 1)
             let (right, _, _) = try await post(
                 url, devShmAlert(exepath: "/dev/shm/x"), headers: ["Authorization": "Bearer s3cret"])
             #expect(right == 200)
@@ -244,7 +247,7 @@ extension SensorIntegration {
         @Test func aLateFileIsCorrelatedWhenItArrives() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0))
+            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
             let port = await agent.services.listening.port()
             let path = mount.child("late")
             // The alert first (Falco was faster than our sensor), then the file.
@@ -272,7 +275,7 @@ extension SensorIntegration {
             let socketPath = NSTemporaryDirectory() + "shmwarden-\(UUID().uuidString.prefix(8)).sock"
             defer { unlink(socketPath) }
             let agent = try await AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0, unixSocketPath: socketPath))
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, unixSocketPath: socketPath, insecure: true))
             _ = await agent.services.listening.port()
             let deadline = ContinuousClock.now + .seconds(10)
             while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline {

@@ -120,7 +120,7 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             let agent = try await AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0),
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true),
                 policy: try policy(
                     """
                     mode: monitor
@@ -133,7 +133,9 @@ extension SensorIntegration {
             let path = mount.child("dropper")
             _ = try drop(trueBinary, at: path)
             try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
-            let (status, body, _) = try await post("http://127.0.0.1:\(port)/falco", devShmAlert(exepath: path))
+            let token = ["Authorization": "Bearer t0ken"]
+            let (status, body, _) = try await post(
+                "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: path), headers: token)
             #expect(status == 200)
             let id = try #require(body["id"] as? String)
             var actions: [ActionRecord] = []
@@ -147,17 +149,19 @@ extension SensorIntegration {
             #expect(access(path, F_OK) == 0, "monitor mode touched the file")
 
             // The report of that alert, over HTTP, in both forms.
-            let (jsonStatus, jsonText) = try await get("http://127.0.0.1:\(port)/alerts/\(id)/report?format=json")
+            let (jsonStatus, jsonText) = try await get("http://127.0.0.1:\(port)/alerts/\(id)/report?format=json", headers: token)
             #expect(jsonStatus == 200)
             let report = try #require(try JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any])
             #expect((report["summary"] as? [String: Any])?["rule"] as? String == "Execution from /dev/shm")
             #expect((report["evidence"] as? [[String: Any]])?.first?["path"] as? String == path)
             #expect((report["actions"] as? [[String: Any]])?.count == 4)
-            let (markdownStatus, markdown) = try await get("http://127.0.0.1:\(port)/alerts/\(id)/report")
+            let (markdownStatus, markdown) = try await get("http://127.0.0.1:\(port)/alerts/\(id)/report", headers: token)
             #expect(markdownStatus == 200 && markdown.hasPrefix("# Execution from /dev/shm — Warning"))
             #expect(markdown.contains("shmwarden quarantine \(path)"))
-            #expect(try await get("http://127.0.0.1:\(port)/alerts/nope/report").0 == 404)
-            #expect(try await get("http://127.0.0.1:\(port)/alerts/\(id)/report?format=pdf").0 == 400)
+            #expect(try await get("http://127.0.0.1:\(port)/alerts/nope/report", headers: token).0 == 404)
+            // Without the token, no report: it reveals paths and command lines.
+            #expect(try await get("http://127.0.0.1:\(port)/alerts/\(id)/report").0 == 401)
+            #expect(try await get("http://127.0.0.1:\(port)/alerts/\(id)/report?format=pdf", headers: token).0 == 400)
             try await agent.stop(keepState: true)
 
             // And from the command line, on the same state.

@@ -22,6 +22,8 @@ public struct ConfigFile: Hashable, Sendable {
     /// `journal` or `text`; unset: journal when started by systemd, text otherwise.
     public var logFormat: String?
     public var retention: RetentionSettings?
+    /// `intake:`, how the intake authenticates its senders.
+    public var intake = IntakeSettings()
 
     public init() {}
 
@@ -30,7 +32,7 @@ public struct ConfigFile: Hashable, Sendable {
 
     static let keys = [
         "state-dir", "watch", "discover", "hash-size-cap", "max-pinned-files", "listen", "unix-socket", "token-file",
-        "body-limit", "policy", "log-level", "log-format", "retention",
+        "body-limit", "policy", "log-level", "log-format", "retention", "intake",
     ]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
@@ -124,11 +126,77 @@ public struct ConfigFile: Hashable, Sendable {
                     continue
                 }
                 config.logFormat = format
+            case "intake":
+                config.intake = IntakeSettings.parse(value, fail: fail, absolute: absolute)
             default:
                 config.retention = RetentionSettings.parse(value, fail: fail)
             }
         }
         return errors.isEmpty ? .success(config) : .failure(PolicyErrors(errors))
+    }
+}
+
+/// How the intake authenticates senders (`intake:` in the configuration file).
+public struct IntakeSettings: Hashable, Sendable {
+    /// Plain HTTP on the TCP listener, without authentication: said explicitly or never.
+    public var insecure: Bool?
+    /// The server's certificate, its key, and the CA of the client certificates it accepts
+    /// (default: `/etc/shmwarden/tls/server.crt`, `server.key`, `ca.crt`).
+    public var certificate: String?
+    public var key: String?
+    public var clientCA: String?
+    /// `required` (default) or `optional` (then a client without one must send the token).
+    public var clientCertificates: String?
+    /// Who may post on the unix socket besides root.
+    public var peerUIDs: [UInt32] = []
+    public var peerGIDs: [UInt32] = []
+
+    public init() {}
+
+    static let keys = ["insecure", "certificate", "key", "client-ca", "client-certificates", "peer-uids", "peer-gids"]
+
+    static func parse(_ node: Node, fail: (Node, String) -> Void, absolute: (Node, String) -> String?) -> IntakeSettings {
+        var settings = IntakeSettings()
+        guard case .mapping(let mapping) = node else {
+            fail(node, "intake must be a mapping (insecure, certificate, key, client-ca, client-certificates, peer-uids, peer-gids)")
+            return settings
+        }
+        func ids(_ value: Node, _ key: String) -> [UInt32] {
+            (value.sequence.map(Array.init) ?? [value]).compactMap { item in
+                guard case .scalar = item, let number = item.int, let id = UInt32(exactly: number) else {
+                    fail(item, "\(key) lists numeric ids (0 to 4294967295)")
+                    return nil
+                }
+                return id
+            }
+        }
+        for (keyNode, value) in mapping {
+            switch keyNode.string {
+            case "insecure":
+                guard let flag = value.bool, value.scalar != nil else {
+                    fail(value, "intake.insecure must be true or false")
+                    continue
+                }
+                settings.insecure = flag
+            case "certificate": settings.certificate = absolute(value, "intake.certificate")
+            case "key": settings.key = absolute(value, "intake.key")
+            case "client-ca": settings.clientCA = absolute(value, "intake.client-ca")
+            case "client-certificates":
+                guard let text = value.string, text == "required" || text == "optional" else {
+                    fail(value, "intake.client-certificates must be required or optional")
+                    continue
+                }
+                settings.clientCertificates = text
+            case "peer-uids": settings.peerUIDs = ids(value, "intake.peer-uids")
+            case "peer-gids": settings.peerGIDs = ids(value, "intake.peer-gids")
+            default:
+                fail(keyNode, "unknown key '\(keyNode.string ?? "?")' in intake (expected one of: \(keys.joined(separator: ", ")))")
+            }
+        }
+        if settings.insecure == true && (settings.certificate != nil || settings.key != nil || settings.clientCA != nil) {
+            fail(node, "intake.insecure: true excludes certificate, key and client-ca")
+        }
+        return settings
     }
 }
 

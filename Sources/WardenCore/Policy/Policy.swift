@@ -14,6 +14,15 @@ public struct Policy: Hashable, Sendable {
     public var sources: [String]
     /// The fanotify exec guard's settings; it allows what `allowlist` allows.
     public var execGuard: GuardPolicy
+    /// Executable names (globs) `kill-process` never signals: the built-in list plus the
+    /// policy's `protect` entries.
+    public var protectedProcesses: [String] = Policy.defaultProtectedProcesses
+
+    /// init, systemd and its helpers, sshd, the container runtimes, kubelet, Falco, journald.
+    public static let defaultProtectedProcesses = [
+        "init", "systemd", "systemd-*", "sshd", "containerd", "containerd-shim*", "dockerd", "kubelet", "falco",
+        "journald",
+    ]
 
     public init(
         mode: PolicyMode, allowlist: Allowlist = Allowlist(), rules: [PolicyRule], sources: [String] = [],
@@ -71,17 +80,41 @@ public struct Allowlist: Hashable, Sendable {
     /// Lowercase hex SHA-256 values.
     public var sha256: Set<String>
     public var paths: [PathGlob]
+    /// Owners besides root whose files (and directories) a path glob may vouch for.
+    public var trustedOwners: Set<UInt32>
 
-    public init(sha256: Set<String> = [], paths: [PathGlob] = []) {
+    public init(sha256: Set<String> = [], paths: [PathGlob] = [], trustedOwners: Set<UInt32> = []) {
         self.sha256 = sha256
         self.paths = paths
+        self.trustedOwners = trustedOwners
     }
 
-    /// Why `file` is allowlisted, or nil when it is not.
+    /// Why `file` is allowlisted, or nil when it is not. A path glob counts only for a file
+    /// whose ownership was checked and trusted (`PolicyFile.ownershipTrusted`): anyone may
+    /// create a directory a glob names on a world-writable tmpfs.
     public func reason(for file: PolicyFile) -> String? {
         if let sha = file.sha256, sha256.contains(sha) { return "sha256 \(sha) is allowlisted" }
-        if let glob = paths.first(where: { $0.matches(file.path) }) { return "path matches allowlisted glob \(glob)" }
+        if file.ownershipTrusted == true, let glob = paths.first(where: { $0.matches(file.path) }) {
+            return "path matches allowlisted glob \(glob)"
+        }
         return nil
+    }
+
+    /// Why a path glob that matches `file` did not count, or nil when none matched or it counted.
+    public func ignoredGlobNote(for file: PolicyFile) -> String? {
+        guard file.ownershipTrusted != true, let glob = paths.first(where: { $0.matches(file.path) }) else { return nil }
+        let why =
+            file.ownershipTrusted == nil
+            ? "its ownership could not be checked"
+            : "it or a directory above it is not owned by root (or a trusted uid) or is writable by others"
+        return "\(file.path) matches allowlisted glob \(glob), which did not count: \(why)"
+    }
+}
+
+extension PolicyRule {
+    /// The weakest correlation basis `kind` accepts in this rule.
+    public func weakestBasis(for kind: PolicyAction.Kind) -> CorrelationBasis {
+        acceptedBasis[kind] ?? kind.defaultWeakestBasis
     }
 }
 
@@ -103,11 +136,15 @@ public struct PolicyRule: Hashable, Sendable {
     public var continues: Bool
     /// 1-based line of the rule in its file (0 when built in code).
     public var line: Int
+    /// Actions whose weakest accepted basis the rule set (`basis: text`); the rest take
+    /// their kind's default.
+    public var acceptedBasis: [PolicyAction.Kind: CorrelationBasis]
 
     public init(
         name: String, trigger: PolicyTrigger = .alert, match: PolicyMatch, actions: [PolicyAction],
-        continues: Bool, line: Int = 0
+        continues: Bool, line: Int = 0, acceptedBasis: [PolicyAction.Kind: CorrelationBasis] = [:]
     ) {
+        self.acceptedBasis = acceptedBasis
         self.name = name
         self.trigger = trigger
         self.match = match

@@ -37,6 +37,22 @@ public enum PolicyAction: Hashable, Sendable {
         case adviseNoexec = "advise-noexec"
         case remountNoexec = "remount-noexec"
         case sandbox
+
+        /// Whether carrying it out changes anything on the host (files, processes, mounts) or
+        /// runs the sample: such actions need a sender that authenticated and kernel facts.
+        public var changesTheHost: Bool {
+            switch self {
+            case .record, .adviseNoexec: false
+            case .quarantine, .killProcess, .remountNoexec, .sandbox: true
+            }
+        }
+
+        /// Whether it acts on the correlated files (kill-process acts on a process the kernel
+        /// vouches for instead).
+        var needsFile: Bool { self == .quarantine || self == .sandbox || self == .remountNoexec }
+
+        /// The weakest correlation basis it accepts unless the rule says otherwise.
+        public var defaultWeakestBasis: CorrelationBasis { changesTheHost ? .kernel : .text }
     }
 }
 

@@ -12,11 +12,21 @@ public struct PolicyFile: Hashable, Sendable {
     public var state: FileState
     public var device: UInt64
     public var inode: UInt64
+    /// How the file was tied to the subject: a dropped executable is the sensor's own record
+    /// (`kernel`); an alert's file is as strong as its correlation.
+    public var basis: CorrelationBasis
+    /// Whether the file and every directory from its mount's root down to it are owned by root
+    /// (or a trusted uid) and writable by nobody else: only then may a path glob vouch for it.
+    /// Nil when not checked; then no path glob counts.
+    public var ownershipTrusted: Bool?
 
     public init(
         fileID: Int64?, path: PathBytes, mountPoint: PathBytes?, kind: FileKind, size: Int64, sha256: String?,
-        state: FileState, device: UInt64, inode: UInt64
+        state: FileState, device: UInt64, inode: UInt64, basis: CorrelationBasis = .kernel,
+        ownershipTrusted: Bool? = nil
     ) {
+        self.basis = basis
+        self.ownershipTrusted = ownershipTrusted
         self.fileID = fileID
         self.path = path
         self.mountPoint = mountPoint
@@ -42,9 +52,15 @@ public struct PolicySubject: Hashable, Sendable {
     public var alert: FalcoAlert?
     /// The correlated files (for an alert) or the dropped file.
     public var files: [PolicyFile]
+    /// Whether the alert came from an authenticated sender (mutual TLS, the token, a trusted
+    /// unix peer, an ingested file only root can write). An unauthenticated alert
+    /// (`intake.insecure`) may be recorded and advised on, nothing more.
+    public var authenticated: Bool = true
 
-    public static func alert(id: String, _ alert: FalcoAlert, files: [PolicyFile]) -> PolicySubject {
-        PolicySubject(trigger: .alert, alertID: id, alert: alert, files: files)
+    public static func alert(id: String, _ alert: FalcoAlert, files: [PolicyFile], authenticated: Bool = true)
+        -> PolicySubject
+    {
+        PolicySubject(trigger: .alert, alertID: id, alert: alert, files: files, authenticated: authenticated)
     }
 
     public static func droppedExecutable(_ file: PolicyFile) -> PolicySubject {
@@ -68,6 +84,8 @@ public struct PlannedAction: Hashable, Sendable {
     /// The files the action is about (not allowlisted, matching the rule's file condition).
     public var files: [PolicyFile]
     public var disposition: Disposition
+    /// Facts the audit row must carry beside the outcome (an allowlist glob that did not count).
+    public var notes: [String] = []
 }
 
 /// Decides, without touching anything, what a policy asks for a subject.
@@ -81,14 +99,24 @@ public enum PolicyEvaluator {
             // A file condition needs a file that satisfies it.
             if rule.match.file != nil && candidates.isEmpty { continue }
             let allowed = candidates.compactMap { file in policy.allowlist.reason(for: file).map { (file, $0) } }
-            let targets = candidates.filter { policy.allowlist.reason(for: $0) == nil }
+            let unlisted = candidates.filter { policy.allowlist.reason(for: $0) == nil }
             for action in rule.actions {
+                let weakest = rule.weakestBasis(for: action.kind)
+                let targets = unlisted.filter { $0.basis >= weakest }
+                var disposition = disposition(
+                    of: action, mode: policy.mode, subject: subject, targets: targets, allowlisted: allowed.map(\.1))
+                if !subject.authenticated && action.kind.changesTheHost {
+                    disposition = .skip(
+                        "the alert arrived unauthenticated (intake.insecure): only record and advise-noexec act on it")
+                } else if targets.isEmpty, !unlisted.isEmpty, action.kind.needsFile {
+                    disposition = .skip(
+                        "every matched file was correlated by \(unlisted.map(\.basis.rawValue).joined(separator: ", ")) "
+                            + "alone (words the alert's process chose); \(action.name) needs \(weakest.rawValue) facts")
+                }
                 planned.append(
                     PlannedAction(
-                        rule: rule.name, action: action, files: targets,
-                        disposition: disposition(
-                            of: action, mode: policy.mode, subject: subject, targets: targets,
-                            allowlisted: allowed.map(\.1))))
+                        rule: rule.name, action: action, files: targets, disposition: disposition,
+                        notes: unlisted.compactMap(policy.allowlist.ignoredGlobNote)))
             }
             if !rule.continues { break }
         }

@@ -14,6 +14,8 @@ public struct PolicyDocument: Hashable, Sendable {
     /// The `guard:` section, when the file has one, and its line.
     public var execGuard: GuardPolicy? = nil
     public var guardLine: Int = 0
+    /// `protect:`, executable names `kill-process` never signals, added to the built-in list.
+    public var protectedProcesses: [String] = []
 }
 
 /// Reads policy YAML strictly: unknown keys, wrong types and bad values are errors with their
@@ -45,7 +47,9 @@ public enum PolicyParser {
         var rules: [PolicyRule] = []
         var ruleFiles: [String: String] = [:]
         var execGuard: (GuardPolicy, PolicyDocument)?
+        var protectedProcesses = Policy.defaultProtectedProcesses
         for document in documents {
+            protectedProcesses += document.protectedProcesses
             if let documentGuard = document.execGuard {
                 if let (_, first) = execGuard {
                     errors.append(
@@ -69,6 +73,7 @@ public enum PolicyParser {
             }
             allowlist.sha256.formUnion(document.allowlist.sha256)
             allowlist.paths.append(contentsOf: document.allowlist.paths)
+            allowlist.trustedOwners.formUnion(document.allowlist.trustedOwners)
             for rule in document.rules {
                 if let other = ruleFiles[rule.name] {
                     errors.append(
@@ -87,10 +92,11 @@ public enum PolicyParser {
                     reason: "no 'mode' set: add 'mode: monitor' or 'mode: enforce'"))
         }
         guard errors.isEmpty, let (policyMode, _) = mode else { return .failure(PolicyErrors(errors)) }
-        return .success(
-            Policy(
-                mode: policyMode, allowlist: allowlist, rules: rules, sources: documents.map(\.file),
-                execGuard: execGuard?.0 ?? GuardPolicy()))
+        var policy = Policy(
+            mode: policyMode, allowlist: allowlist, rules: rules, sources: documents.map(\.file),
+            execGuard: execGuard?.0 ?? GuardPolicy())
+        policy.protectedProcesses = protectedProcesses
+        return .success(policy)
     }
 
     static func yamlError(_ error: YamlError, file: String) -> PolicyError {
@@ -205,7 +211,7 @@ private struct Reader {
 
     mutating func document(_ root: Node) -> PolicyDocument {
         var document = PolicyDocument(file: file, mode: nil, modeLine: 0, allowlist: Allowlist(), rules: [])
-        guard let pairs = mapping(root, "the policy", allowed: ["version", "mode", "allowlist", "rules", "guard"]) else {
+        guard let pairs = mapping(root, "the policy", allowed: ["version", "mode", "allowlist", "rules", "guard", "protect"]) else {
             return document
         }
         var sawRules = false
@@ -223,6 +229,14 @@ private struct Reader {
                 document.modeLine = keyNode.mark?.line ?? 0
             case "allowlist":
                 document.allowlist = allowlist(value)
+            case "protect":
+                for item in value.sequence.map(Array.init) ?? [value] {
+                    guard let name = string(item, "protect"), !name.isEmpty, !name.contains("/") else {
+                        fail(item, "protect lists executable names (globs without '/'), e.g. 'postgres' or 'nginx*'")
+                        continue
+                    }
+                    document.protectedProcesses.append(name)
+                }
             case "guard":
                 document.execGuard = execGuard(value)
                 document.guardLine = keyNode.mark?.line ?? 0
@@ -253,7 +267,7 @@ private struct Reader {
 
     mutating func allowlist(_ node: Node) -> Allowlist {
         var allowlist = Allowlist()
-        guard let pairs = mapping(node, "allowlist", allowed: ["sha256", "paths"]) else { return allowlist }
+        guard let pairs = mapping(node, "allowlist", allowed: ["sha256", "paths", "owners"]) else { return allowlist }
         // A key left empty (every item commented out) is an empty list.
         for (key, _, value) in pairs where value.null == nil {
             switch key {
@@ -262,6 +276,14 @@ private struct Reader {
                     guard let text = string(item, "allowlist sha256"), let sha = sha256(item, text, "allowlist sha256")
                     else { continue }
                     allowlist.sha256.insert(sha)
+                }
+            case "owners":
+                for item in value.sequence.map(Array.init) ?? [value] {
+                    guard case .scalar = item, let uid = item.int, let owner = UInt32(exactly: uid) else {
+                        fail(item, "allowlist owners are numeric uids (0 to 4294967295)")
+                        continue
+                    }
+                    allowlist.trustedOwners.insert(owner)
                 }
             default:
                 for item in value.sequence.map(Array.init) ?? [value] {
@@ -316,6 +338,7 @@ private struct Reader {
         var trigger = PolicyTrigger.alert
         var matchNode: Node?
         var actions: [PolicyAction] = []
+        var acceptedBasis: [PolicyAction.Kind: CorrelationBasis] = [:]
         var sawActions = false
         var continues = false
         var enabled = true
@@ -339,7 +362,7 @@ private struct Reader {
                 matchNode = value
             case "actions":
                 sawActions = true
-                actions = self.actions(value)
+                (actions, acceptedBasis) = self.actions(value)
             case "continue":
                 continues = bool(value, "continue") ?? false
             default:
@@ -350,7 +373,9 @@ private struct Reader {
         if !sawActions { fail(node, "rule '\(name ?? "?")' needs 'actions' (at least 'record')") }
         let match = matchNode.map { self.match($0, trigger: trigger) } ?? PolicyMatch()
         guard errors.count == errorsBefore, let name, enabled else { return nil }
-        return PolicyRule(name: name, trigger: trigger, match: match, actions: actions, continues: continues, line: line)
+        return PolicyRule(
+            name: name, trigger: trigger, match: match, actions: actions, continues: continues, line: line,
+            acceptedBasis: acceptedBasis)
     }
 
     mutating func match(_ node: Node, trigger: PolicyTrigger) -> PolicyMatch {
@@ -477,12 +502,33 @@ private struct Reader {
 
     // MARK: Actions
 
-    mutating func actions(_ node: Node) -> [PolicyAction] {
+    mutating func actions(_ node: Node) -> ([PolicyAction], [PolicyAction.Kind: CorrelationBasis]) {
         guard case .sequence(let sequence) = node, !sequence.isEmpty else {
             fail(node, "actions must be a non-empty list (e.g. '- record')")
-            return []
+            return ([], [:])
         }
-        return sequence.compactMap { action($0) }
+        var actions: [PolicyAction] = []
+        var bases: [PolicyAction.Kind: CorrelationBasis] = [:]
+        for item in sequence {
+            guard let action = action(item) else { continue }
+            actions.append(action)
+            if let basis = basis(of: item, for: action.kind) { bases[action.kind] = basis }
+        }
+        return (actions, bases)
+    }
+
+    /// An action's `basis:`, the weakest correlation it accepts (`kernel` or `text`).
+    mutating func basis(of node: Node, for kind: PolicyAction.Kind) -> CorrelationBasis? {
+        guard case .mapping(let mapping) = node, let value = mapping["basis"] else { return nil }
+        guard let text = string(value, "basis") else { return nil }
+        guard let basis = CorrelationBasis(rawValue: text) else {
+            fail(value, "basis '\(text)' is not one of: kernel, text")
+            return nil
+        }
+        if !kind.changesTheHost && basis == .kernel {
+            fail(value, "action '\(kind.rawValue)' changes nothing and accepts any basis; 'basis' is for host-changing actions")
+        }
+        return basis
     }
 
     mutating func action(_ node: Node) -> PolicyAction? {
@@ -495,7 +541,7 @@ private struct Reader {
             kindText = text
         case .mapping:
             guard
-                let pairs = mapping(node, "an action", allowed: ["action", "signal", "flags", "timeout"]),
+                let pairs = mapping(node, "an action", allowed: ["action", "signal", "flags", "timeout", "basis"]),
                 let actionPair = pairs.first(where: { $0.key == "action" })
             else {
                 if case .mapping = node { fail(node, "an action written as a mapping needs 'action: NAME'") }
@@ -515,7 +561,7 @@ private struct Reader {
         let allowedParameters: [PolicyAction.Kind: [String]] = [
             .killProcess: ["signal"], .remountNoexec: ["flags"], .sandbox: ["timeout"],
         ]
-        for parameter in parameters where !(allowedParameters[kind] ?? []).contains(parameter.key) {
+        for parameter in parameters where !(allowedParameters[kind] ?? []).contains(parameter.key) && parameter.key != "basis" {
             fail(parameter.keyNode, "action '\(kind.rawValue)' takes no '\(parameter.key)' parameter")
         }
         let value = { (key: String) in parameters.first { $0.key == key }?.value }

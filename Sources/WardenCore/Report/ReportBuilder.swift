@@ -183,7 +183,7 @@ public enum ReportBuilder {
     static func evidence(_ item: ReportEvidence) -> AlertReport.Evidence {
         let file = item.file
         return AlertReport.Evidence(
-            fileId: file.id, path: file.path.displayString, pathBase64: file.path.isValidUTF8 ? nil : file.path.base64,
+            fileId: file.id, path: file.path.jsonText, pathBase64: file.path.isValidUTF8 ? nil : file.path.base64,
             sha256: file.sha256, size: file.size, kind: file.kind.rawValue, description: describe(file),
             mountPoint: file.mountPoint?.displayString, firstSeen: file.firstSeen.rfc3339, state: file.state.rawValue,
             deletedAt: file.deletedAt?.rfc3339, evidencePath: file.evidencePath, quarantineId: item.quarantineID,
@@ -361,7 +361,9 @@ public enum ReportBuilder {
                 "\(item.file.path.displayString) matched by \(item.matchedBy) with confidence "
                     + "\((item.confidence * 100).rounded() / 100): it may not be the file the alert is about.")
         }
-        let delay = (input.receivedAt.nanosecondsSinceEpoch - input.alert.time.nanosecondsSinceEpoch) / 1_000_000_000
+        let (difference, overflow) = input.receivedAt.nanosecondsSinceEpoch.subtractingReportingOverflow(
+            input.alert.time.nanosecondsSinceEpoch)
+        let delay = overflow ? Int64.max / 1_000_000_000 : difference / 1_000_000_000
         if delay > 10 {
             out.append("The alert reached shmwarden \(delay) s after the event it reports.")
         }

@@ -603,7 +603,7 @@ public struct SandboxRunner: Sendable {
                     let inJail = PathBytes(Array(place.jailPath.utf8) + path.bytes.dropFirst(place.mount.utf8.count))
                     out.append(
                         .init(
-                            path: inJail.displayString, pathBase64: inJail.isValidUTF8 ? nil : inJail.base64,
+                            path: inJail.jsonText, pathBase64: inJail.isValidUTF8 ? nil : inJail.base64,
                             size: status.size, sha256: sha, evidencePath: kept))
                 }
             }
