@@ -189,7 +189,7 @@ def start_agent(binary, work, name):
     watch = os.path.join(work, f"watch-{name}")
     os.mkdir(watch)
     agent = subprocess.Popen([binary, "run", "--state-dir", state, "--no-discover", "--watch", watch,
-                              "--listen", "127.0.0.1:28050", "--log-level", "error"],
+                              "--listen", "127.0.0.1:28050", "--log-level", "error", "--insecure"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(28050)
     return agent, state, watch

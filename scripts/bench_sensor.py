@@ -39,7 +39,7 @@ class Agent:
         self.stderr = open(os.path.join(self.state, "agent.log"), "w+")
         self.process = subprocess.Popen(
             [binary, "run", "--state-dir", self.state, "--no-discover", "--watch", watch,
-             "--log-level", "notice", "--commit-log", self.commit_log],
+             "--log-level", "notice", "--commit-log", self.commit_log, "--insecure"],
             stdout=subprocess.DEVNULL, stderr=self.stderr)
         deadline = time.time() + 30
         while time.time() < deadline:

@@ -34,14 +34,19 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "1. start the agent on $drop (monitor-mode policy Policies/default.yaml, exec guard in monitor mode)"
+# The intake takes alerts over mutual TLS, as Falco's http_output sends them with mtls: true:
+# a CA, the agent's certificate and a client certificate for "Falco" (here, curl).
+tls="$state/tls"
+"$bin" certs init --directory "$tls" --listen "127.0.0.1:$port" >/dev/null
+falco=(--cacert "$tls/ca.crt" --cert "$tls/clients/falco.crt" --key "$tls/clients/falco.key")
 "$bin" run --no-discover --watch "$drop" --listen "127.0.0.1:$port" --policy Policies/default.yaml \
-    --state-dir "$state" 2>"$state.log" &
+    --tls-directory "$tls" --state-dir "$state" 2>"$state.log" &
 agent=$!
 for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+    curl -sf "${falco[@]}" "https://127.0.0.1:$port/healthz" >/dev/null && break
     sleep 0.1
 done
-echo "shmwarden pid $agent, Falco intake on http://127.0.0.1:$port/falco"
+echo "shmwarden pid $agent, Falco intake on https://127.0.0.1:$port/falco (mutual TLS)"
 
 step "2. a dropper: write, chmod, run and delete an ELF and a script"
 cp /bin/true "$drop/.kworker"
@@ -64,9 +69,9 @@ alert() { # exepath pid name cmdline
 {"hostname":"$(hostname)","output":"$(date -u +%H:%M:%S.%N): Warning File execution detected from /dev/shm | evt_res=SUCCESS file=$1 proc_cwd=/root/ user=root user_uid=0 process=$3 proc_exepath=$1 command=$4 exe_flags=EXE_WRITABLE","priority":"Warning","rule":"Execution from /dev/shm","source":"syscall","tags":["T1059.004","container","host","maturity_stable","mitre_execution"],"time":"$now","output_fields":{"container.id":"host","evt.arg.flags":"EXE_WRITABLE","evt.res":"SUCCESS","evt.type":"execve","fd.name":"$1","group.gid":0,"group.name":"root","proc.cmdline":"$4","proc.cwd":"/root/","proc.exepath":"$1","proc.name":"$3","proc.pcmdline":"demo.sh","proc.pid":$2,"proc.pname":"bash","proc.tty":0,"user.loginname":"root","user.loginuid":0,"user.name":"root","user.uid":0}}
 JSON
 }
-first=$(alert "$drop/.kworker" $elf_pid .kworker ".kworker --fast" | curl -s -H 'Content-Type: application/json' --data-binary @- "http://127.0.0.1:$port/falco")
+first=$(alert "$drop/.kworker" $elf_pid .kworker ".kworker --fast" | curl -s "${falco[@]}" -H 'Content-Type: application/json' --data-binary @- "https://127.0.0.1:$port/falco")
 echo "$first"
-alert "$drop/stage2.sh" $script_pid stage2.sh "sh $drop/stage2.sh" | curl -s -H 'Content-Type: application/json' --data-binary @- "http://127.0.0.1:$port/falco"
+alert "$drop/stage2.sh" $script_pid stage2.sh "sh $drop/stage2.sh" | curl -s "${falco[@]}" -H 'Content-Type: application/json' --data-binary @- "https://127.0.0.1:$port/falco"
 echo
 sleep 0.5
 id=$(printf '%s' "$first" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')

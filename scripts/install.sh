@@ -51,6 +51,11 @@ install -d -m 0755 /etc/shmwarden /etc/shmwarden/policies
 [ -e /etc/shmwarden/policies/default.yaml ] || install -m 0644 Policies/default.yaml /etc/shmwarden/policies/default.yaml
 install -m 0644 Policies/enforce-example.yaml /etc/shmwarden/policies/enforce-example.yaml
 install -d -m 0700 /var/lib/shmwarden
+# The intake's CA, server certificate and client certificates for Falco and Falcosidekick
+# (kept when the CA exists; `shmwarden certs init` again rotates the rest, then reload).
+if [ ! -e /etc/shmwarden/tls/server.crt ]; then
+    /usr/local/bin/shmwarden certs init --directory /etc/shmwarden/tls
+fi
 /usr/local/bin/shmwarden config check /etc/shmwarden/shmwarden.yaml >/dev/null
 /usr/local/bin/shmwarden policy check /etc/shmwarden/policies >/dev/null
 
@@ -72,4 +77,4 @@ if have_systemd; then
 else
     echo "no systemd here: start it with  /usr/local/bin/shmwarden run --config /etc/shmwarden/shmwarden.yaml" >&2
 fi
-echo "installed. Falco: set http_output.url: http://127.0.0.1:2804/falco (see README, 'Connect Falco')."
+echo "installed. Falco: put the http_output block printed by 'shmwarden certs init' in falco.yaml (see README, 'Connect Falco')."

@@ -213,9 +213,11 @@ public enum IntakeRoutes {
             return json(.contentTooLarge, ["error": "body larger than \(configuration.bodyLimit) bytes"])
         }
         switch await intake.submit(Data(body.readableBytesView), from: sender) {
-        case .accepted(let id, let duplicate, let correlations):
+        case .accepted(let id, let duplicate, _):
             // The hot path: written by hand, JSONSerialization costs more than the rest of the reply.
-            let text = #"{"correlations":\#(correlations),"duplicate":\#(duplicate),"id":"\#(jsonEscaped(id))"}"#
+            // Nothing about what was correlated: a sender could otherwise probe for other users'
+            // files by naming paths.
+            let text = #"{"duplicate":\#(duplicate),"id":"\#(jsonEscaped(id))"}"#
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
         case .rejected(let reason):

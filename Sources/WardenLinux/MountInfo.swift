@@ -64,7 +64,7 @@ public enum MountInfoParser {
         guard let separator = fields.firstIndex(of: [UInt8(ascii: "-")]), separator >= 6 else {
             throw fail("no ' - ' separator after the six leading fields")
         }
-        guard fields.count >= separator + 3 else { throw fail("fewer than three fields after ' - '") }
+        guard fields.count >= separator + 4 else { throw fail("fewer than three fields after ' - '") }
         let text: ([UInt8]) -> String = { String(decoding: $0, as: UTF8.self) }
         guard let mountID = Int(text(fields[0])), let parentID = Int(text(fields[1])) else {
             throw fail("mount or parent id is not a number")

@@ -17,7 +17,8 @@ struct ConfigCommand: ParsableCommand {
             discussion: """
                 Keys: state-dir, watch, discover, hash-size-cap, max-pinned-files, listen (HOST:PORT or \
                 off), unix-socket, token-file, body-limit, policy, log-level, log-format (journal or \
-                text), retention {max-age, evidence-budget}. Every error is printed as \
+                text), retention {max-age, evidence-budget}, intake {certificate, key, client-ca, \
+                client-certificates (required or optional), peer-uids, peer-gids, insecure}. Every error is printed as \
                 FILE:LINE:COLUMN: reason, with exit code 2. Flags given to `run` win over the file.
                 """)
 
@@ -53,6 +54,14 @@ struct ConfigCommand: ParsableCommand {
             show("log-format", file.logFormat, "journal under systemd, else text")
             show("retention.max-age", file.retention?.maxAgeSeconds.map { "\($0) s" }, "(keep forever)")
             show("retention.evidence-budget", file.retention?.evidenceBudgetBytes.map { "\($0) bytes" }, "(no budget)")
+            let intake = file.intake
+            show("intake.insecure", intake.insecure.map(String.init), "false (mutual TLS)")
+            show("intake.certificate", intake.certificate, "/etc/shmwarden/tls/server.crt")
+            show("intake.key", intake.key, "/etc/shmwarden/tls/server.key")
+            show("intake.client-ca", intake.clientCA, "/etc/shmwarden/tls/ca.crt")
+            show("intake.client-certificates", intake.clientCertificates, "required")
+            show("intake.peer-uids", intake.peerUIDs.isEmpty ? nil : intake.peerUIDs.map(String.init).joined(separator: ", "), "(root only)")
+            show("intake.peer-gids", intake.peerGIDs.isEmpty ? nil : intake.peerGIDs.map(String.init).joined(separator: ", "), "(none)")
         }
     }
 }

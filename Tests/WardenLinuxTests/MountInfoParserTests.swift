@@ -95,5 +95,9 @@ import WardenLinux
         } catch {
             Issue.record("unexpected \(error)")
         }
+        // Two fields after the separator, not three (the fuzzer's first find: it read past the end).
+        #expect(throws: MountInfoParseError.self) {
+            try MountInfoParser.parse(Array("22 27 0:21 / /proc rw,relatime - proc proc\n".utf8))
+        }
     }
 }
