@@ -83,8 +83,11 @@ public struct ExecutableReasons: OptionSet, Hashable, Sendable {
 public enum HashStatus: String, Sendable, Codable, CaseIterable {
     /// `sha256` is the hash of the whole file as it was when recorded.
     case ok
-    /// The file was larger than the configured cap: recorded with its size, not hashed.
+    /// The file was, or grew while it was read, larger than the configured cap: recorded with
+    /// its size, not hashed, and read no further than one byte past the cap.
     case tooLarge
+    /// The file could not be read within its time budget: not hashed.
+    case timedOut
     /// The file kept changing while it was hashed; `sha256` is the last attempt's.
     case unstable
     /// The file could not be read (an I/O error); the error is in the log.

@@ -7,8 +7,19 @@
 /// Pure and byte-exact, so it matches non-UTF-8 names the same way `fnmatch(FNM_PATHNAME)` would.
 public struct PathGlob: Hashable, Sendable, CustomStringConvertible {
     public let pattern: [UInt8]
+    /// The pattern compiled once: matching runs these as an automaton, one pass over the path
+    /// with a set of positions (no backtracking), so it takes time linear in the path's length
+    /// times the pattern's, whatever the path's sender chose: a path is matched while an exec
+    /// waits.
+    private let tokens: [Token]
 
-    public init(_ pattern: String) { self.pattern = Array(pattern.utf8) }
+    public init(_ pattern: String) {
+        self.pattern = Array(pattern.utf8)
+        self.tokens = Self.compile(self.pattern)
+    }
+
+    public static func == (lhs: PathGlob, rhs: PathGlob) -> Bool { lhs.pattern == rhs.pattern }
+    public func hash(into hasher: inout Hasher) { hasher.combine(pattern) }
 
     public var description: String { String(decoding: pattern, as: UTF8.self) }
 
@@ -17,89 +28,125 @@ public struct PathGlob: Hashable, Sendable, CustomStringConvertible {
         pattern.contains { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "[") }
     }
 
-    public func matches(_ path: PathBytes) -> Bool {
-        Self.match(pattern[...], path.bytes[...])
+    enum Token: Sendable {
+        case byte(UInt8)
+        /// `?`: one byte but `/`.
+        case one
+        /// `[...]`: one byte but `/`, in the set (or not in it, negated).
+        case set([Bool], negated: Bool)
+        /// `*`: any run of bytes but `/`.
+        case run
+        /// `**`: any run of bytes.
+        case anything
     }
 
     private static let slash = UInt8(ascii: "/")
 
-    private static func match(_ pattern: ArraySlice<UInt8>, _ text: ArraySlice<UInt8>) -> Bool {
-        var p = pattern.startIndex
-        var t = text.startIndex
-        while p < pattern.endIndex {
+    static func compile(_ pattern: [UInt8]) -> [Token] {
+        var tokens: [Token] = []
+        var p = 0
+        while p < pattern.count {
             let c = pattern[p]
             switch c {
             case UInt8(ascii: "*"):
-                let doubleStar = p + 1 < pattern.endIndex && pattern[p + 1] == UInt8(ascii: "*")
-                let rest = pattern[(p + (doubleStar ? 2 : 1))...]
-                var k = t
-                while true {
-                    if match(rest, text[k...]) { return true }
-                    guard k < text.endIndex, doubleStar || text[k] != slash else { return false }
-                    k += 1
+                let double = p + 1 < pattern.count && pattern[p + 1] == UInt8(ascii: "*")
+                p += double ? 2 : 1
+                // Consecutive stars say no more than one: `***` is `**`.
+                while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
+                switch (tokens.last, double) {
+                case (.anything?, _): continue
+                case (.run?, true): tokens[tokens.count - 1] = .anything
+                case (.run?, false): continue
+                default: tokens.append(double ? .anything : .run)
                 }
             case UInt8(ascii: "?"):
-                guard t < text.endIndex, text[t] != slash else { return false }
+                tokens.append(.one)
                 p += 1
-                t += 1
             case UInt8(ascii: "["):
-                guard t < text.endIndex, text[t] != slash,
-                    let (matched, next) = matchClass(pattern, p + 1, text[t])
-                else {
+                if let (set, negated, next) = compileClass(pattern, p + 1) {
+                    tokens.append(.set(set, negated: negated))
+                    p = next
+                } else {
                     // An unterminated class matches a literal "[".
-                    if t < text.endIndex, text[t] == c, classEnd(pattern, p + 1) == nil {
-                        p += 1
-                        t += 1
-                        continue
-                    }
-                    return false
+                    tokens.append(.byte(c))
+                    p += 1
                 }
-                guard matched else { return false }
-                p = next
-                t += 1
-            case UInt8(ascii: "\\") where p + 1 < pattern.endIndex:
-                guard t < text.endIndex, text[t] == pattern[p + 1] else { return false }
+            case UInt8(ascii: "\\") where p + 1 < pattern.count:
+                tokens.append(.byte(pattern[p + 1]))
                 p += 2
-                t += 1
             default:
-                guard t < text.endIndex, text[t] == c else { return false }
+                tokens.append(.byte(c))
                 p += 1
-                t += 1
             }
         }
-        return t == text.endIndex
+        return tokens
     }
 
-    private static func classEnd(_ pattern: ArraySlice<UInt8>, _ start: Int) -> Int? {
+    private static func compileClass(_ pattern: [UInt8], _ start: Int) -> ([Bool], Bool, Int)? {
         var i = start
-        if i < pattern.endIndex, pattern[i] == UInt8(ascii: "!") || pattern[i] == UInt8(ascii: "^") { i += 1 }
-        if i < pattern.endIndex, pattern[i] == UInt8(ascii: "]") { i += 1 }
-        while i < pattern.endIndex {
-            if pattern[i] == UInt8(ascii: "]") { return i }
+        var negated = false
+        if i < pattern.count, pattern[i] == UInt8(ascii: "!") || pattern[i] == UInt8(ascii: "^") {
+            negated = true
             i += 1
         }
-        return nil
-    }
-
-    private static func matchClass(_ pattern: ArraySlice<UInt8>, _ start: Int, _ byte: UInt8) -> (Bool, Int)? {
-        guard let end = classEnd(pattern, start) else { return nil }
-        var i = start
-        var negate = false
-        if pattern[i] == UInt8(ascii: "!") || pattern[i] == UInt8(ascii: "^") {
-            negate = true
-            i += 1
-        }
-        var found = false
-        while i < end {
-            let low = pattern[i]
-            if i + 2 < end, pattern[i + 1] == UInt8(ascii: "-") {
-                if low <= byte && byte <= pattern[i + 2] { found = true }
-                i += 3
+        let first = i
+        if i < pattern.count, pattern[i] == UInt8(ascii: "]") { i += 1 }
+        while i < pattern.count, pattern[i] != UInt8(ascii: "]") { i += 1 }
+        guard i < pattern.count else { return nil }
+        let end = i
+        var set = [Bool](repeating: false, count: 256)
+        var j = first
+        while j < end {
+            let low = pattern[j]
+            if j + 2 < end, pattern[j + 1] == UInt8(ascii: "-") {
+                if low <= pattern[j + 2] { for byte in low...pattern[j + 2] { set[Int(byte)] = true } }
+                j += 3
             } else {
-                if low == byte { found = true }
-                i += 1
+                set[Int(low)] = true
+                j += 1
             }
         }
-        return (found != negate, end + 1)
+        return (set, negated, end + 1)
+    }
+
+    public func matches(_ path: PathBytes) -> Bool {
+        let count = tokens.count
+        var current = [Bool](repeating: false, count: count + 1)
+        var next = current
+        func enter(_ state: Int, _ set: inout [Bool]) {
+            var state = state
+            // A run may be empty: being before it is also being after it.
+            while state <= count, !set[state] {
+                set[state] = true
+                guard state < count else { return }
+                switch tokens[state] {
+                case .run, .anything: state += 1
+                default: return
+                }
+            }
+        }
+        enter(0, &current)
+        for byte in path.bytes {
+            for index in next.indices { next[index] = false }
+            var any = false
+            for state in 0..<count where current[state] {
+                switch tokens[state] {
+                case .byte(let expected):
+                    if byte == expected { enter(state + 1, &next); any = true }
+                case .one:
+                    if byte != Self.slash { enter(state + 1, &next); any = true }
+                case .set(let set, let negated):
+                    if byte != Self.slash && set[Int(byte)] != negated { enter(state + 1, &next); any = true }
+                case .run:
+                    if byte != Self.slash { enter(state, &next); any = true }
+                case .anything:
+                    enter(state, &next)
+                    any = true
+                }
+            }
+            guard any else { return false }
+            swap(&current, &next)
+        }
+        return current[count]
     }
 }

@@ -258,7 +258,7 @@ extension Agent {
     public static func sha256(ofFile path: String) throws -> String {
         let fd = try sys_open(Array(path.utf8), flags: O_RDONLY)
         defer { sys_close(fd) }
-        return try FileHasher().digestOf(fd)
+        return try FileHasher().hash(fd, sizeCap: .max).sha256 ?? ""
     }
 }
 

@@ -4,8 +4,43 @@
 import Crypto
 import SystemPackage
 
+/// Where a read of untrusted content stops: a cap on the bytes read and a deadline.
+public struct ReadLimit: Sendable, Equatable {
+    public var maxBytes: Int64
+    /// `sys_monotonicNanoseconds()` after which reading stops; nil for none.
+    public var deadline: Int64?
+
+    public init(maxBytes: Int64, deadline: Int64? = nil) {
+        self.maxBytes = max(0, maxBytes)
+        self.deadline = deadline
+    }
+
+    /// At most `maxBytes`, for at most `seconds` from now.
+    public static func bytes(_ maxBytes: Int64, seconds: Double?) -> ReadLimit {
+        ReadLimit(
+            maxBytes: maxBytes,
+            deadline: seconds.map { sys_monotonicNanoseconds() &+ Int64(min($0, 86_400) * 1_000_000_000) })
+    }
+}
+
+/// How a bounded read ended.
+public enum BoundedRead: Sendable, Equatable {
+    /// Read to the end: the SHA-256 of every byte and how many there were.
+    case complete(sha256: String, bytes: Int64)
+    /// More than the cap: reading stopped one byte past it.
+    case tooLarge(bytesRead: Int64)
+    /// The deadline passed first.
+    case outOfTime(bytesRead: Int64)
+
+    /// The digest when the read was complete.
+    public var sha256: String? {
+        if case .complete(let sha256, _) = self { return sha256 }
+        return nil
+    }
+}
+
 /// SHA-256 over what a descriptor holds, read by `pread` with one reused buffer (the offset is
-/// never moved), and a copy that hashes the bytes as it writes them.
+/// never moved), and a copy that hashes the bytes as it writes them; both bounded.
 ///
 /// - Important: Not thread-safe (it owns its buffer); give each thread its own.
 public final class DescriptorDigest {
@@ -17,35 +52,46 @@ public final class DescriptorDigest {
 
     deinit { buffer.deallocate() }
 
-    /// The SHA-256 of everything `fd` holds from offset 0 to end of file, as lowercase hex.
-    public func sha256(of fd: FileDescriptor) throws(SystemCallError) -> String {
-        var hasher = SHA256()
-        var offset: Int64 = 0
-        while true {
-            let count = try sys_pread(fd, into: buffer, at: offset)
-            if count == 0 { break }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-            offset += Int64(count)
-        }
-        return Self.hex(hasher.finalize())
+    /// The SHA-256 of what `fd` holds from offset 0 to end of file, read up to `limit`.
+    ///
+    /// The cap counts bytes actually read, not a size taken beforehand: a file that grows while
+    /// it is read (a sparse file `ftruncate`d to a petabyte) stops being read one byte past the
+    /// cap, and a digest is only ever of bytes that were read.
+    public func sha256(of fd: FileDescriptor, limit: ReadLimit) throws(SystemCallError) -> BoundedRead {
+        try read(fd, limit: limit, into: nil)
     }
 
-    /// Copies all of `source` (from offset 0) to `destination`'s current offset; returns the
-    /// SHA-256 of the bytes copied and their count.
-    public func copy(from source: FileDescriptor, to destination: FileDescriptor) throws(SystemCallError)
-        -> (sha256: String, bytes: Int64)
+    /// Copies what `source` holds (from offset 0) to `destination`'s current offset, up to
+    /// `limit`; the digest is of the bytes copied. Past the cap or the deadline, `destination`
+    /// holds a prefix and the caller must discard it.
+    public func copy(from source: FileDescriptor, to destination: FileDescriptor, limit: ReadLimit)
+        throws(SystemCallError) -> BoundedRead
+    {
+        try read(source, limit: limit, into: destination)
+    }
+
+    private func read(_ fd: FileDescriptor, limit: ReadLimit, into destination: FileDescriptor?)
+        throws(SystemCallError) -> BoundedRead
     {
         var hasher = SHA256()
         var offset: Int64 = 0
         while true {
-            let count = try sys_pread(source, into: buffer, at: offset)
+            if let deadline = limit.deadline, sys_monotonicNanoseconds() > deadline {
+                return .outOfTime(bytesRead: offset)
+            }
+            // One byte past the cap at most: enough to know the file is larger.
+            let (past, overflow) = limit.maxBytes.addingReportingOverflow(1)
+            let room = overflow ? Int64.max : past
+            let want = Int(min(Int64(buffer.count), room - offset))
+            let count = try sys_pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset)
             if count == 0 { break }
+            offset += Int64(count)
+            if offset > limit.maxBytes { return .tooLarge(bytesRead: offset) }
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
             hasher.update(bufferPointer: chunk)
-            try sys_writeAll(destination, chunk)
-            offset += Int64(count)
+            if let destination { try sys_writeAll(destination, chunk) }
         }
-        return (Self.hex(hasher.finalize()), offset)
+        return .complete(sha256: Self.hex(hasher.finalize()), bytes: offset)
     }
 
     public static func hex(_ digest: SHA256.Digest) -> String {

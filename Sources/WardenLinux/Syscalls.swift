@@ -238,6 +238,12 @@ public func sys_eventfd() throws(SystemCallError) -> FileDescriptor {
     FileDescriptor(rawValue: try retryingInterrupts("eventfd") { warden_eventfd() })
 }
 
+/// A second descriptor for the same open file (`fcntl(F_DUPFD_CLOEXEC)`): another thread may
+/// `pread` it and close it on its own schedule.
+public func sys_duplicate(_ fd: FileDescriptor) throws(SystemCallError) -> FileDescriptor {
+    FileDescriptor(rawValue: try retryingInterrupts("fcntl") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })
+}
+
 public func sys_lseek(_ fd: FileDescriptor, to offset: Int64) throws(SystemCallError) {
     _ = try retryingInterrupts("lseek") { lseek(fd.rawValue, off_t(offset), SEEK_SET) }
 }

@@ -55,6 +55,9 @@ public struct QuarantineError: Error, Hashable, Sendable, CustomStringConvertibl
     public enum Kind: String, Sendable {
         case notFound, notRegularFile, isSymlink, changedWhileCopying, copyMismatch, replaced, io, alreadyRestored
         case unknownID, exists, corruptSample
+        /// The file is, or grew while it was copied, larger than the quarantine takes; or it
+        /// could not be copied in time. Left in place.
+        case tooLarge
     }
 
     public var kind: Kind

@@ -20,8 +20,16 @@ public final class QuarantineVault: Sendable {
     private let journalDirectory: String
     /// Called at each step of a move (tests stop or meddle there).
     private let onStep: (@Sendable (QuarantineStep) -> Void)?
+    /// The largest sample a move copies, counted in bytes read: a file that is larger, or grows
+    /// past it while copied, is left in place.
+    public let maxSampleBytes: Int64
+    /// How long one copy may take.
+    public static let copySeconds = 120.0
 
-    public init(directory: String, onStep: (@Sendable (QuarantineStep) -> Void)? = nil) throws(SystemCallError) {
+    public init(
+        directory: String, maxSampleBytes: Int64 = 1 << 30, onStep: (@Sendable (QuarantineStep) -> Void)? = nil
+    ) throws(SystemCallError) {
+        self.maxSampleBytes = maxSampleBytes
         self.directory = directory
         self.journalDirectory = directory + "/journal"
         self.onStep = onStep
@@ -87,19 +95,28 @@ public final class QuarantineVault: Sendable {
 
         let partial = Array("\(directory)/\(id).partial".utf8)
         let digest = DescriptorDigest()
-        let copied = try wrap("copy \(path) into the quarantine") { () throws(SystemCallError) in
+        let read = try wrap("copy \(path) into the quarantine") { () throws(SystemCallError) in
             let out = try sys_create(partial, flags: O_WRONLY, permissions: 0)
             defer { sys_close(out) }
-            let result = try digest.copy(from: sourceFD, to: out)
+            let result = try digest.copy(
+                from: sourceFD, to: out, limit: .bytes(maxSampleBytes, seconds: Self.copySeconds))
             try sys_fsync(out)
             return result
         }
+        guard case .complete(let copiedSHA256, let copiedBytes) = read else {
+            abandon(id)
+            let why =
+                if case .outOfTime(let bytes) = read { "could not be copied within \(Int(Self.copySeconds)) s (\(bytes) bytes read)" }
+                else { "is larger than the quarantine takes (\(maxSampleBytes) bytes), or grew past it while copied" }
+            throw QuarantineError(.tooLarge, "\(path) \(why); left in place")
+        }
+        let copied = (sha256: copiedSHA256, bytes: copiedBytes)
         step(.copied)
         let after = try wrap("fstat \(path)") { () throws(SystemCallError) in try sys_fstat(sourceFD) }
         let verified = try wrap("read the copy back") { () throws(SystemCallError) in
             let copy = try sys_open(partial, flags: O_RDONLY)
             defer { sys_close(copy) }
-            return try digest.sha256(of: copy)
+            return try digest.sha256(of: copy, limit: ReadLimit(maxBytes: copied.bytes)).sha256
         }
         guard after.contentVersion == status.contentVersion, copied.bytes == after.size else {
             abandon(id)
@@ -290,7 +307,9 @@ public final class QuarantineVault: Sendable {
         }
         defer { sys_close(sampleFD) }
         let digest = DescriptorDigest()
-        let actual = try wrap("hash sample \(id)") { () throws(SystemCallError) in try digest.sha256(of: sampleFD) }
+        let actual = try wrap("hash sample \(id)") { () throws(SystemCallError) in
+            try digest.sha256(of: sampleFD, limit: ReadLimit(maxBytes: entry.size)).sha256 ?? "(longer than \(entry.size) bytes)"
+        }
         guard actual == entry.sha256 else {
             throw QuarantineError(.corruptSample, "sample \(id) hashes to \(actual), not \(entry.sha256); not restored")
         }
@@ -306,7 +325,7 @@ public final class QuarantineVault: Sendable {
         try wrap("write \(target)") { () throws(SystemCallError) in
             let out = try sys_createAt(directoryFD, temporary, flags: O_WRONLY, permissions: 0o600)
             defer { sys_close(out) }
-            let copied = try digest.copy(from: sampleFD, to: out)
+            let copied = try digest.copy(from: sampleFD, to: out, limit: ReadLimit(maxBytes: entry.size))
             guard copied.sha256 == entry.sha256 else {
                 throw SystemCallError(syscall: "read", errno: .ioError)
             }

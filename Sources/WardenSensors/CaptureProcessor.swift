@@ -101,7 +101,8 @@ final class CaptureProcessor {
                 if recorded.removeValue(forKey: path) != nil { emit(.markDeleted(path, at: now())) }
                 return
             }
-            let hash = try hasher.hash(fd, sizeCap: configuration.hashSizeCap)
+            let hash = try hasher.hash(
+                fd, sizeCap: configuration.hashSizeCap, seconds: configuration.hashTimeBudgetSeconds)
             if hash.attempts > 1 { metrics.add(.rehashes, hash.attempts - 1) }
             status = hash.fileStatus
             metrics.add(.bytesHashed, hash.sha256 == nil ? 0 : Int(status.size))
@@ -126,7 +127,7 @@ final class CaptureProcessor {
             emit(.record(record, blob))
             metrics.captureLatency.observe(seconds: Double(sys_monotonicNanoseconds() - pinned.openedAt) / 1e9)
             if let sha = hash.sha256, hash.status == .ok {
-                keepEvidence(EvidenceJob(descriptor: fd, sha256: sha, path: path))
+                keepEvidence(EvidenceJob(descriptor: fd, sha256: sha, size: status.size, path: path))
                 handedOver = true
             }
             logger.info(

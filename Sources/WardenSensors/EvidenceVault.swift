@@ -29,14 +29,19 @@ public final class EvidenceVault {
         }
     }
 
-    /// One file to keep: a descriptor whose bytes hash to `sha256`. The caller keeps ownership.
+    /// One file to keep: a descriptor whose first `size` bytes hash to `sha256`. The caller
+    /// keeps ownership.
     public struct Item {
         public var source: FileDescriptor
         public var sha256: String
+        /// The bytes that were hashed: the copy takes these and no more, however much the file
+        /// has grown since.
+        public var size: Int64
 
-        public init(source: FileDescriptor, sha256: String) {
+        public init(source: FileDescriptor, sha256: String, size: Int64) {
             self.source = source
             self.sha256 = sha256
+            self.size = size
         }
     }
 
@@ -84,7 +89,10 @@ public final class EvidenceVault {
                 let copy = try sys_create(temporary.bytes, flags: O_RDWR, permissions: 0o600)
                 do throws(SystemCallError) {
                     var offset: Int64 = 0
-                    while try sys_sendfile(to: copy, from: item.source, offset: &offset, count: 1 << 30) > 0 {}
+                    while offset < item.size,
+                        try sys_sendfile(
+                            to: copy, from: item.source, offset: &offset, count: Int(min(item.size - offset, 1 << 30))) > 0
+                    {}
                 } catch {
                     sys_close(copy)
                     try? sys_unlink(temporary.bytes)
@@ -111,7 +119,7 @@ public final class EvidenceVault {
         for entry in pending {
             defer { sys_close(entry.copy) }
             do throws(Failure) {
-                try verifyAndPlace(entry.item.sha256, temporary: entry.temporary, copy: entry.copy)
+                try verifyAndPlace(entry.item.sha256, size: entry.item.size, temporary: entry.temporary, copy: entry.copy)
                 placed = true
                 remember(entry.item.sha256)
             } catch {
@@ -127,10 +135,12 @@ public final class EvidenceVault {
         return results
     }
 
-    private func verifyAndPlace(_ sha256: String, temporary: PathBytes, copy: FileDescriptor) throws(Failure) {
+    private func verifyAndPlace(_ sha256: String, size: Int64, temporary: PathBytes, copy: FileDescriptor)
+        throws(Failure)
+    {
         let got: String
         do throws(SystemCallError) {
-            got = try hasher.digestOf(copy)
+            got = try hasher.digest(of: copy, size: size) ?? "longer than \(size) bytes"
         } catch {
             throw .system(error)
         }

@@ -64,8 +64,14 @@ final class ExecGuard {
     private var marked: [PathBytes: Bool] = [:]
     private var generation = -1
     private var mode = GuardPolicy.Mode.off
-    /// SHA-256 (nil: not hashable) by (device, inode, size, mtime, ctime); cleared on a policy change.
-    private var hashes: [ContentVersion: String?] = [:]
+    /// SHA-256, or why there is none, by (device, inode, size, mtime, ctime); cleared on a policy change.
+    private var hashes: [ContentVersion: GuardHash] = [:]
+    /// Reads and hashes files off this thread; nil until the first group starts.
+    private var hasher: GuardHasher?
+    /// Content versions the hasher has in hand or queued.
+    private var hashing: Set<ContentVersion> = []
+    /// Held execs waiting for their file's hash, each with its deadline.
+    private var waiting: [HeldExec] = []
     private static let cacheLimit = 65_536
     /// Exec records not yet handed to the store: a burst of execs becomes one transaction.
     private var pendingRecords: [ExecRecord] = []
@@ -101,23 +107,35 @@ final class ExecGuard {
     func run() {
         // Every exec on a guarded mount waits for this thread: let it run before ordinary work.
         try? sys_setThreadNice(-10)
+        do {
+            hasher = try GuardHasher(perUser: Self.perUserHashes)
+        } catch {
+            logger.critical("exec guard: cannot start its hashing threads", metadata: ["error": "\(error)"])
+        }
+        defer { hasher?.close() }
         applyPolicyIfChanged()
         var fds = [
             pollfd(fd: -1, events: Int16(POLLIN), revents: 0),
             pollfd(fd: stop.descriptor.rawValue, events: Int16(POLLIN), revents: 0),
             pollfd(fd: mountInfo.rawValue, events: Int16(POLLPRI), revents: 0),
+            pollfd(fd: hasher?.wake.descriptor.rawValue ?? -1, events: Int16(POLLIN), revents: 0),
         ]
         while true {
             fds[0].fd = fanotify?.descriptor.rawValue ?? -1
             for index in fds.indices { fds[index].revents = 0 }
             do {
-                // The timeout is how soon a reloaded policy (guard on/off) takes effect, and how
-                // long exec records wait to be batched.
-                _ = try sys_poll(&fds, timeout: pendingRecords.isEmpty ? 250 : 20)
+                // The timeout is how soon a reloaded policy (guard on/off) takes effect, how
+                // long exec records wait to be batched, and no later than the next held exec's
+                // deadline.
+                let base: Int32 = pendingRecords.isEmpty ? 250 : 20
+                let due = millisecondsToNextDeadline(now: sys_monotonicNanoseconds()) ?? base
+                _ = try sys_poll(&fds, timeout: min(base, due))
             } catch {
                 logger.error("exec guard: poll failed", metadata: ["error": "\(error)"])
                 break
             }
+            if fds[3].revents != 0 { takeHashes() }
+            answerOverdue(now: sys_monotonicNanoseconds())
             if fds[0].revents != 0, let fanotify { answerQueued(on: fanotify) } else { flushRecords() }
             if !answeredByOldGroup.isEmpty && sys_monotonicNanoseconds() - oldGroupDrainedAt > 1_000_000_000 {
                 answeredByOldGroup.removeAll()
@@ -128,6 +146,8 @@ final class ExecGuard {
         }
         // Answer what is still queued, then close the group: the kernel lets later execs through.
         if let fanotify { answerQueued(on: fanotify) }
+        for held in waiting { conclude(held, hash: .failed("the guard stopped before the file was hashed"), cached: false) }
+        waiting.removeAll()
         fanotify = nil
         marked.removeAll()
         flushRecords()
@@ -271,37 +291,120 @@ final class ExecGuard {
             sys_close(fd)
             return
         }
-        let current = policy.current
-        var cached = false
-        var path: PathBytes?
+        let held = HeldExec(event: event, fd: fd, fanotify: fanotify, status: try? sys_fstat(fd), started: started)
+        guard let status = held.status else {
+            conclude(held, hash: .failed("cannot fstat the executable's descriptor"), cached: false)
+            return
+        }
+        let key = status.contentVersion
+        if let known = hashes[key] {
+            metrics.add(.guardCacheHits)
+            conclude(held, hash: known, cached: true)
+            return
+        }
+        let execGuard = policy.current.execGuard
+        if status.size > execGuard.hashSizeCap {
+            remember(key, .failed("larger than guard.hash-size-cap (\(status.size) bytes)"))
+            conclude(held, hash: hashes[key], cached: false)
+            return
+        }
+        // Hashed off this thread: the exec waits for the hash or the deadline, whichever is first,
+        // and every other exec is decided meanwhile.
+        if !hashing.contains(key) {
+            let uid = sys_processUID(of: event.pid) ?? UInt32.max
+            guard let duplicate = try? sys_duplicate(fd),
+                hasher?.submit(
+                    GuardHasher.Job(
+                        key: key, descriptor: duplicate, uid: uid,
+                        limit: .bytes(execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds))) == true
+            else {
+                metrics.add(.guardDeadlines)
+                conclude(
+                    held, hash: .failed("uid \(uid) has \(Self.perUserHashes) files waiting to be hashed already"),
+                    cached: false)
+                return
+            }
+            hashing.insert(key)
+        }
+        var parked = held
+        parked.deadline = started &+ Int64(execGuard.deadlineMilliseconds) * 1_000_000
+        waiting.append(parked)
+    }
+
+    /// How long a file's hash may take on the pool (its result is cached for later execs even
+    /// when the exec that asked for it was answered at its deadline).
+    static let hashTimeBudgetSeconds = 10.0
+    static let perUserHashes = 32
+
+    /// An exec the kernel holds until this thread answers.
+    struct HeldExec {
+        var event: FanotifyEvent
+        var fd: FileDescriptor
+        /// The group the event came from: the answer goes there, even after a policy swap.
+        var fanotify: Fanotify
         var status: FileStatus?
+        var started: Int64
+        /// When the answer is due, for an exec waiting for its file's hash.
+        var deadline: Int64 = .max
+    }
+
+    /// Takes the pool's results: caches each, and answers the execs waiting for it.
+    private func takeHashes() {
+        guard let hasher else { return }
+        for done in hasher.done() {
+            hashing.remove(done.key)
+            let hash: GuardHash
+            switch done.result {
+            case .success(.complete(let sha256, _)): hash = .sha256(sha256)
+            case .success(.tooLarge(let read)): hash = .failed("grew past guard.hash-size-cap while read (\(read) bytes read)")
+            case .success(.outOfTime(let read)):
+                hash = .failed("not hashed within \(Int(Self.hashTimeBudgetSeconds)) s (\(read) bytes read)")
+            case .failure(let error): hash = .failed("cannot hash: \(error)")
+            }
+            remember(done.key, hash)
+            let ready = waiting.filter { $0.status?.contentVersion == done.key }
+            waiting.removeAll { $0.status?.contentVersion == done.key }
+            for held in ready { conclude(held, hash: hash, cached: false) }
+        }
+    }
+
+    /// Answers, per `guard.failure`, every waiting exec whose deadline has passed.
+    private func answerOverdue(now: Int64) {
+        guard waiting.contains(where: { $0.deadline <= now }) else { return }
+        let overdue = waiting.filter { $0.deadline <= now }
+        waiting.removeAll { $0.deadline <= now }
+        for held in overdue {
+            metrics.add(.guardDeadlines)
+            let deadline = policy.current.execGuard.deadlineMilliseconds
+            conclude(
+                held, hash: .failed("deadline: not hashed within guard.deadline (\(deadline) ms); the hash goes on for later execs"),
+                cached: false)
+        }
+    }
+
+    /// Milliseconds until the next waiting exec is due (nil when none waits).
+    private func millisecondsToNextDeadline(now: Int64) -> Int32? {
+        guard let next = waiting.map(\.deadline).min() else { return nil }
+        return Int32(clamping: max(0, (next - now + 999_999) / 1_000_000))
+    }
+
+    /// Decides a held exec from its file's hash (or why there is none), answers the kernel, and
+    /// records it.
+    private func conclude(_ held: HeldExec, hash: GuardHash?, cached: Bool) {
+        let current = policy.current
+        let fd = held.fd
+        let event = held.event
+        let status = held.status
         var sha: String?
         var failure: String?
-        if let fileStatus = try? sys_fstat(fd) {
-            status = fileStatus
-            let key = fileStatus.contentVersion
-            if let known = hashes[key] {
-                sha = known
-                cached = true
-                metrics.add(.guardCacheHits)
-                if known == nil { failure = "larger than guard.hash-size-cap" }
-            } else if fileStatus.size > current.execGuard.hashSizeCap {
-                failure = "larger than guard.hash-size-cap (\(fileStatus.size) bytes)"
-                remember(key, nil)
-            } else {
-                do {
-                    let digest = try digest.sha256(of: fd)
-                    sha = digest
-                    remember(key, digest)
-                } catch {
-                    failure = "cannot hash: \(error)"
-                }
-            }
-            // The path decides only through path globs: without any, it is read after the answer.
-            if !current.allowlist.paths.isEmpty { path = sys_descriptorTarget(fd, status: fileStatus).map(PathBytes.init) }
-        } else {
-            failure = "cannot fstat the executable's descriptor"
+        switch hash {
+        case .sha256(let digest)?: sha = digest
+        case .failed(let reason)?: failure = reason
+        case nil: failure = "not hashed"
         }
+        var path: PathBytes?
+        // The path decides only through path globs: without any, it is read after the answer.
+        if !current.allowlist.paths.isEmpty, let status { path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) }
         // A path glob vouches only where the owners do: checked only when one matches.
         var pathDistrust: String?
         if let path, let status, current.allowlist.paths.contains(where: { $0.matches(path) }) {
@@ -314,9 +417,9 @@ final class ExecGuard {
         let identity = sys_processIdentity(of: event.pid)
         // The decision is made: what follows (the write, and any preemption by the process it
         // wakes) is not decision time.
-        let elapsed = sys_monotonicNanoseconds() - started
+        let elapsed = sys_monotonicNanoseconds() - held.started
         do {
-            try fanotify.respond(to: fd, allow: decision.verdict == .allow)
+            try held.fanotify.respond(to: fd, allow: decision.verdict == .allow)
         } catch {
             logger.critical("exec guard: cannot answer the kernel", metadata: ["error": "\(error)"])
         }
@@ -324,7 +427,7 @@ final class ExecGuard {
         if decision.verdict == .allow, failure == nil, let status {
             if recordedAtPermission.count >= Self.cacheLimit { recordedAtPermission.removeAll(keepingCapacity: true) }
             recordedAtPermission.insert(ExecKey(pid: event.pid, device: status.device, inode: status.inode))
-            if Self.mayIgnore(decision) { ignoreLaterExecs(of: fd, as: status, on: fanotify) }
+            if Self.mayIgnore(decision), held.fanotify === fanotify { ignoreLaterExecs(of: fd, as: status, on: held.fanotify) }
         }
         if path == nil, let status { path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) }
         let filePath = path ?? PathBytes([])
@@ -353,15 +456,17 @@ final class ExecGuard {
             }
         }
         let exec = ExecRecord(
-            time: now(), pid: event.pid, ppid: identity.ppid, uid: identity.uid, path: filePath, sha256: sha, device: status?.device ?? 0,
-            inode: status?.inode ?? 0, verdict: decision.verdict, wouldBe: decision.wouldBe, mode: current.execGuard.mode,
-            rule: decision.rule, reason: decision.reason, cached: cached, decisionNanoseconds: elapsed)
+            time: now(), pid: event.pid, ppid: identity.ppid, uid: identity.uid, path: filePath, sha256: sha,
+            device: status?.device ?? 0, inode: status?.inode ?? 0, verdict: decision.verdict, wouldBe: decision.wouldBe,
+            mode: current.execGuard.mode, rule: decision.rule, reason: decision.reason, cached: cached,
+            decisionNanoseconds: elapsed)
         finish(exec, decision: decision, fd: fd, status: status)
     }
 
     /// Records an exec the kernel did not hold (the file carries an ignore mark from an earlier
     /// allow), restating the decision from the cache. Execs already recorded at their permission
-    /// event, and our own, are skipped.
+    /// event, and our own, are skipped. Nothing is hashed here: a file no longer in the cache is
+    /// recorded unhashed, and queued for hashing so the cache knows it again.
     private func recordNotification(_ event: FanotifyEvent, fd: FileDescriptor) {
         guard event.pid != ownPID, let status = try? sys_fstat(fd),
             recordedAtPermission.remove(ExecKey(pid: event.pid, device: status.device, inode: status.inode)) == nil
@@ -373,16 +478,19 @@ final class ExecGuard {
         let key = status.contentVersion
         var sha: String?
         var failure: String?
-        if let known = hashes[key] {
-            sha = known
-            if known == nil { failure = "larger than guard.hash-size-cap" }
-        } else if status.size > current.execGuard.hashSizeCap {
-            failure = "larger than guard.hash-size-cap (\(status.size) bytes)"
-        } else {
-            // Evicted from the cache since: hash now (the exec is not waiting on this).
-            sha = try? digest.sha256(of: fd)
-            remember(key, sha)
-            if sha == nil { failure = "cannot hash" }
+        switch hashes[key] {
+        case .sha256(let digest)?: sha = digest
+        case .failed(let reason)?: failure = reason
+        case nil:
+            failure = "no longer in the guard's cache; not hashed on the exec's way"
+            if !hashing.contains(key), status.size <= current.execGuard.hashSizeCap, let duplicate = try? sys_duplicate(fd),
+                hasher?.submit(
+                    GuardHasher.Job(
+                        key: key, descriptor: duplicate, uid: sys_processUID(of: event.pid) ?? UInt32.max,
+                        limit: .bytes(current.execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds))) == true
+            {
+                hashing.insert(key)
+            }
         }
         let identity = sys_processIdentity(of: event.pid)
         let path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) ?? PathBytes([])
@@ -442,14 +550,20 @@ final class ExecGuard {
         }
     }
 
-    private func remember(_ key: ContentVersion, _ sha: String?) {
+    private func remember(_ key: ContentVersion, _ hash: GuardHash) {
         if hashes.count >= Self.cacheLimit { hashes.removeAll(keepingCapacity: true) }
-        hashes[key] = .some(sha)
+        hashes[key] = hash
     }
 
     private func root(for path: PathBytes) -> PathBytes? {
         marked.keys.filter { path.isWithin($0) }.max { $0.bytes.count < $1.bytes.count }
     }
+}
+
+/// A file's hash as the guard knows it, or why it has none.
+enum GuardHash {
+    case sha256(String)
+    case failed(String)
 }
 
 /// One exec of one file by one process: matches a permission event with its notification.

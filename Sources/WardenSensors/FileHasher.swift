@@ -32,26 +32,41 @@ public final class FileHasher {
         self.maxAttempts = max(1, maxAttempts)
     }
 
-    /// Hashes `fd` if it is at most `sizeCap` bytes.
-    public func hash(_ fd: FileDescriptor, sizeCap: Int64) throws(SystemCallError) -> HashResult {
+    /// Hashes `fd` if it holds at most `sizeCap` bytes, read within `seconds`.
+    ///
+    /// The cap holds while reading: a file that grows past it is `tooLarge` and read no further,
+    /// whatever its size was when it was opened. A digest is returned only for a read that
+    /// covered the whole file as `fileStatus` describes it.
+    public func hash(_ fd: FileDescriptor, sizeCap: Int64, seconds: Double? = nil) throws(SystemCallError)
+        -> HashResult
+    {
         var before = try sys_fstat(fd)
-        var digest = ""
+        var digest: String?
+        let limit = ReadLimit.bytes(sizeCap, seconds: seconds)
         for attempt in 1...maxAttempts {
             if before.size > sizeCap {
                 return HashResult(sha256: nil, status: .tooLarge, fileStatus: before, attempts: attempt)
             }
-            digest = try digestOf(fd)
-            let after = try sys_fstat(fd)
-            if after.contentVersion == before.contentVersion {
-                return HashResult(sha256: digest, status: .ok, fileStatus: after, attempts: attempt)
+            switch try reader.sha256(of: fd, limit: limit) {
+            case .tooLarge:
+                return HashResult(sha256: nil, status: .tooLarge, fileStatus: try sys_fstat(fd), attempts: attempt)
+            case .outOfTime:
+                return HashResult(sha256: nil, status: .timedOut, fileStatus: try sys_fstat(fd), attempts: attempt)
+            case .complete(let sha256, let bytes):
+                let after = try sys_fstat(fd)
+                if after.contentVersion == before.contentVersion && bytes == after.size {
+                    return HashResult(sha256: sha256, status: .ok, fileStatus: after, attempts: attempt)
+                }
+                digest = sha256
+                before = after
             }
-            before = after
         }
         return HashResult(sha256: digest, status: .unstable, fileStatus: before, attempts: maxAttempts)
     }
 
-    /// The SHA-256 of everything `fd` holds from offset 0 to end of file, as lowercase hex.
-    public func digestOf(_ fd: FileDescriptor) throws(SystemCallError) -> String {
-        try reader.sha256(of: fd)
+    /// The SHA-256 of `fd` when it holds exactly `size` bytes (a copy of our own); nil when it
+    /// holds more.
+    public func digest(of fd: FileDescriptor, size: Int64) throws(SystemCallError) -> String? {
+        try reader.sha256(of: fd, limit: ReadLimit(maxBytes: size)).sha256
     }
 }

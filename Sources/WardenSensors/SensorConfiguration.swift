@@ -22,8 +22,11 @@ public struct SensorConfiguration: Sendable {
     public var watchPaths: [PathBytes]
     /// Never watched or scanned (the state directory, should it sit on a tmpfs).
     public var excludedPaths: [PathBytes]
-    /// Files above this size are recorded as `tooLarge`, not hashed.
+    /// Files above this size, or that grow past it while read, are recorded as `tooLarge`, not
+    /// hashed.
     public var hashSizeCap: Int64
+    /// How long one file's hash may take before it is recorded `timedOut`.
+    public var hashTimeBudgetSeconds: Double = 30
     /// How many files may be pinned open between create and close-write.
     public var maxPinnedFiles: Int
     /// Capacity of the reader → capture queue; a full queue turns into a rescan.

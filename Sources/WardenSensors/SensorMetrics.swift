@@ -49,6 +49,9 @@ public final class SensorMetrics: Sendable {
         case guardCacheHits = "guard_cache_hits"
         /// The guard could not decide (error, too large to hash) and answered per `guard.failure`.
         case guardFailures = "guard_failures"
+        /// Held execs answered per guard.failure because their file was not hashed in time (or
+        /// their uid had too many files waiting to be hashed).
+        case guardDeadlines = "guard_deadlines"
         /// Exec records the store's full queue refused (the answer itself was given).
         case execRecordsDropped = "exec_records_dropped"
     }

@@ -67,9 +67,31 @@ import WardenCore
         ("**/payload", "/run/user/0/payload", true),
         ("/exact", "/exact", true),
         ("/exact", "/exactly", false),
+        ("/dev/shm/a*b*c", "/dev/shm/aXbYc", true),
+        ("/dev/shm/a*b*c", "/dev/shm/aXbY/c", false),
+        ("/dev/shm/***", "/dev/shm/a/b", true),
+        ("/a/**/b", "/a/b", false),
+        ("/a/**/b", "/a/x/y/b", true),
+        ("/a/**b", "/a/x/yb", true),
+        ("*", "", true),
+        ("", "", true),
+        ("[z-a]", "b", false),
+        ("/x\\", "/x\\", true),
     ])
     func glob(pattern: String, path: String, expected: Bool) {
         #expect(PathGlob(pattern).matches(PathBytes(path)) == expected)
+    }
+
+    /// A glob is matched while an exec waits, on a path its sender chose: no backtracking.
+    /// Twenty `**` against a 4,000-byte path that almost matches would take longer than the
+    /// universe's age with a backtracking matcher.
+    @Test func manyStarsAgainstALongPathAnswerAtOnce() {
+        let glob = PathGlob("/" + String(repeating: "**a", count: 20) + "b")
+        let path = PathBytes("/" + String(repeating: "a/", count: 2000))
+        let started = ContinuousClock.now
+        #expect(!glob.matches(path))
+        #expect(glob.matches(PathBytes("/" + String(repeating: "a/", count: 2000) + "ab")))
+        #expect(ContinuousClock.now - started < .seconds(1))
     }
 
     @Test func matchesNonUTF8Bytes() {

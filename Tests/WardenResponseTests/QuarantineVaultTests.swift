@@ -37,6 +37,26 @@ struct QuarantineVaultTests {
         return path
     }
 
+    /// A file larger than the quarantine takes, counted while copying (a petabyte sparse file
+    /// costs nothing on tmpfs), is left in place and nothing of it is kept.
+    @Test func aFileBeyondTheCapIsLeftInPlace() throws {
+        defer { cleanUp() }
+        let path = try dropSample(Array("huge".utf8))
+        let cPath = path.map { CChar(bitPattern: $0) } + [0]
+        #expect(truncate(cPath, 1 << 50) == 0)
+        let vault = try QuarantineVault(directory: state + "/quarantine", maxSampleBytes: 1 << 20)
+        let started = ContinuousClock.now
+        #expect {
+            try vault.quarantine(PathBytes(path), alertIDs: [], fileID: nil)
+        } throws: { error in
+            (error as? QuarantineError)?.kind == .tooLarge
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(lstatOf(path) != nil, "the original stays")
+        let left = try FileManager.default.contentsOfDirectory(atPath: state + "/quarantine").filter { $0 != "journal" }
+        #expect(left.isEmpty, "\(left)")
+    }
+
     @Test func quarantineThenRestoreBringsBackBytesOwnerModeAndTimes() throws {
         defer { cleanUp() }
         let path = try dropSample(Array("dropper".utf8))

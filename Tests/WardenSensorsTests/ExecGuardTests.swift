@@ -285,3 +285,43 @@ extension SensorIntegration {
         }
     }
 }
+
+extension SensorIntegration.ExecGuardTests {
+    /// The attack of the issue: an executable on a guarded tmpfs, held open for writing, exec'd,
+    /// and turned into a petabyte sparse file while the guard hashes it. Its exec is answered
+    /// within the deadline, and a plain exec on the same tmpfs meanwhile runs at once.
+    @Test func aGrowingFileNeitherStallsItsExecNorAnyOther() async throws {
+        let mount = try TestMount(size: "256m")
+        defer { mount.remove() }
+        let agent = try await AgentHarness(
+            watch: [mount.path], policy: try guardPolicy("monitor", extra: "")
+        )
+        defer { Task { try? await agent.stop() } }
+        let plain = mount.child("plain")
+        _ = try drop(trueBinary + [5], at: plain)
+        let big = mount.child("big")
+        var bytes = trueBinary + [6]
+        bytes += [UInt8](repeating: 0, count: (60 << 20) - bytes.count)
+        _ = try drop(bytes, at: big)
+        let writer = open(big, O_WRONLY)
+        try #require(writer >= 0)
+        defer { close(writer) }
+        // The exec of the big file (it may well fail with ETXTBSY: the point is how long the
+        // guard holds it), then the petabyte, then an exec of the plain file.
+        let bigExec = Task { try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", big], errors: true) }
+        try await Task.sleep(for: .milliseconds(5))
+        #expect(ftruncate(writer, 1 << 50) == 0)
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        #expect(try await execStatus(plain) == 0)
+        let plainTook = ContinuousClock.now - started
+        #expect(plainTook < .seconds(2), "a plain exec waited \(plainTook) behind the growing file")
+        _ = try await bigExec.value
+        let records = try await waitForExecs(agent.database, path: big, count: 1)
+        let record = try #require(records.first)
+        #expect(record.sha256 == nil, "no hash of bytes that were not read")
+        #expect(record.reason.contains("deadline") || record.reason.contains("hash-size-cap"), "\(record.reason)")
+        #expect(Double(record.decisionNanoseconds) < 1e9, "held for \(record.decisionNanoseconds) ns")
+        try await agent.stop()
+    }
+}

@@ -65,13 +65,27 @@ public struct GuardPolicy: Hashable, Sendable {
     public var mode: Mode
     /// The answer when the guard cannot decide (an error, or a file too large to hash in time).
     public var failure: Failure
-    /// Files above this size are not hashed on the exec path: they get the `failure` answer.
+    /// Files above this size (or that grow past it while read) are not hashed for an exec: they
+    /// get the `failure` answer.
     public var hashSizeCap: Int64
+    /// Every held exec is answered within this many milliseconds: a file not hashed by then gets
+    /// the `failure` answer (its hash goes on, for the next exec of it).
+    public var deadlineMilliseconds: Int
 
-    public init(mode: Mode = .off, failure: Failure = .allow, hashSizeCap: Int64 = 64 << 20) {
+    public init(mode: Mode = .off, failure: Failure = .allow, hashSizeCap: Int64 = 64 << 20, deadlineMilliseconds: Int = 100) {
         self.mode = mode
         self.failure = failure
         self.hashSizeCap = hashSizeCap
+        self.deadlineMilliseconds = deadlineMilliseconds
+    }
+
+    /// `100ms`, `0.5s`, `2s`, or a bare number of milliseconds.
+    public static func parseMilliseconds(_ text: String) -> Int? {
+        if text.hasSuffix("ms") { return Int(text.dropLast(2)) }
+        if text.hasSuffix("s"), let seconds = Double(text.dropLast()), seconds.isFinite, seconds >= 0, seconds < 1e6 {
+            return Int((seconds * 1000).rounded())
+        }
+        return Int(text)
     }
 }
 

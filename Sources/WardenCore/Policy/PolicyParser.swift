@@ -298,7 +298,9 @@ private struct Reader {
 
     mutating func execGuard(_ node: Node) -> GuardPolicy {
         var policy = GuardPolicy()
-        guard let pairs = mapping(node, "guard", allowed: ["mode", "failure", "hash-size-cap"]) else { return policy }
+        guard let pairs = mapping(node, "guard", allowed: ["mode", "failure", "hash-size-cap", "deadline"]) else {
+            return policy
+        }
         for (key, _, value) in pairs {
             guard let text = string(value, key) else { continue }
             switch key {
@@ -314,6 +316,12 @@ private struct Reader {
                     continue
                 }
                 policy.failure = failure
+            case "deadline":
+                guard let milliseconds = GuardPolicy.parseMilliseconds(text), (1...10_000).contains(milliseconds) else {
+                    fail(value, "guard deadline '\(text)' is not a time from 1ms to 10s (e.g. 100ms, 0.5s)")
+                    continue
+                }
+                policy.deadlineMilliseconds = milliseconds
             default:
                 guard let size = SizeCondition(parsing: text), size.comparison == .equal, size.bytes > 0 else {
                     fail(value, "hash-size-cap '\(text)' is not a size like 64MiB")

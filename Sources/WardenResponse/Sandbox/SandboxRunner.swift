@@ -485,14 +485,20 @@ public struct SandboxRunner: Sendable {
     ) {
         let path = Array((root + "/sample/").utf8) + name
         let digest = DescriptorDigest()
-        let copied = try wrap { () throws(SystemCallError) in
+        let read = try wrap { () throws(SystemCallError) in
             let out = try sys_create(path, flags: O_WRONLY, permissions: 0o755)
             defer { sys_close(out) }
             try sys_fchmod(out, 0o755)
-            return try digest.copy(from: source, to: out)
+            return try digest.copy(from: source, to: out, limit: .bytes(Self.maxSampleBytes, seconds: 60))
         }
+        guard case .complete(let sha256, let bytes) = read else {
+            throw RunError(description: "the sample is larger than \(Self.maxSampleBytes) bytes (or grew past it), or took over 60 s to copy")
+        }
+        let copied = (sha256: sha256, bytes: bytes)
         let fd = try wrap { () throws(SystemCallError) in try sys_open(path, flags: O_RDONLY) }
-        let verified = try wrap { () throws(SystemCallError) in try digest.sha256(of: fd) }
+        let verified = try wrap { () throws(SystemCallError) in
+            try digest.sha256(of: fd, limit: ReadLimit(maxBytes: copied.bytes)).sha256
+        }
         guard verified == copied.sha256 else {
             sys_close(fd)
             throw RunError(description: "the sample's copy does not hash like the source")
@@ -561,6 +567,10 @@ public struct SandboxRunner: Sendable {
     /// (made for the first one).
     /// At most this many files the sample left are kept.
     static let writtenLimit = 100
+    /// The largest file a sample wrote that is hashed and kept.
+    static let writtenFileBytes: Int64 = 64 << 20
+    /// The largest sample copied into the jail.
+    public static let maxSampleBytes: Int64 = 1 << 30
 
     private func collectWritten(_ places: [(mount: String, jailPath: String)], into runDirectory: String)
         -> (files: [SandboxReport.WrittenFile], truncated: Bool)
@@ -589,7 +599,9 @@ public struct SandboxRunner: Sendable {
                     }
                     guard let file = try? sys_open(path.bytes, flags: O_RDONLY) else { continue }
                     defer { sys_close(file) }
-                    guard let sha = try? digest.sha256(of: file) else { continue }
+                    // Whatever the sample wrote is hostile too: at most `writtenFileBytes` of it.
+                    guard let sha = (try? digest.sha256(of: file, limit: .bytes(Self.writtenFileBytes, seconds: 10)))?.sha256
+                    else { continue }
                     if !keeping {
                         try? sys_mkdir(Array(runDirectory.utf8), permissions: 0o700)
                         try? sys_mkdir(Array(keep.utf8), permissions: 0o700)
@@ -597,8 +609,9 @@ public struct SandboxRunner: Sendable {
                     }
                     let kept = keep + "/" + sha
                     if let out = try? sys_create(Array(kept.utf8), flags: O_WRONLY, permissions: 0o400) {
-                        _ = try? digest.copy(from: file, to: out)
+                        let copy = try? digest.copy(from: file, to: out, limit: .bytes(Self.writtenFileBytes, seconds: 10))
                         sys_close(out)
+                        if copy?.sha256 != sha { try? sys_unlink(Array(kept.utf8)) }
                     }
                     let inJail = PathBytes(Array(place.jailPath.utf8) + path.bytes.dropFirst(place.mount.utf8.count))
                     out.append(

@@ -1,0 +1,100 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import SystemPackage
+import WardenCore
+import WardenLinux
+
+/// Hashes the exec guard's files on threads of their own, so the guard thread answers every
+/// held exec by its deadline whatever one file costs to read.
+///
+/// Jobs wait in a queue served by uid in turn (`RoundRobinQueue`): a user who floods the guard
+/// with execs of new files waits behind their own jobs, not in front of anyone else's, and past
+/// their share the guard answers their execs at once, per `guard.failure`. Each result is
+/// handed back through `done()`, and the guard thread is woken by `wake`'s descriptor.
+///
+/// - Important: `@unchecked Sendable` is sound because `queue`, `finished` and `closed` are only
+///   touched with `condition` locked; the workers own their buffers.
+final class GuardHasher: @unchecked Sendable {
+    struct Job {
+        var key: ContentVersion
+        /// A duplicate of the event's descriptor: the guard may answer and close its own first.
+        var descriptor: FileDescriptor
+        var uid: UInt32
+        var limit: ReadLimit
+    }
+
+    struct Done {
+        var key: ContentVersion
+        var result: Result<BoundedRead, SystemCallError>
+    }
+
+    let wake: StopSignal
+    private let condition = NSCondition()
+    private var queue: RoundRobinQueue<UInt32, Job>
+    private var finished: [Done] = []
+    private var closed = false
+    private var running = 0
+
+    /// - Parameters:
+    ///   - workers: threads reading files; each reads one file at a time.
+    ///   - perUser: jobs one uid may have waiting.
+    init(workers: Int = 2, perUser: Int = 32, total: Int = 1024) throws(SystemCallError) {
+        wake = try StopSignal()
+        queue = RoundRobinQueue(perOwnerLimit: perUser, totalLimit: total)
+        running = workers
+        for index in 0..<workers {
+            DedicatedThread.detach(name: "warden-ghash-\(index)") { [self] in work() }
+        }
+    }
+
+    /// Queues `job`; false (and the job's descriptor closed) when its uid's share is full.
+    func submit(_ job: Job) -> Bool {
+        condition.lock()
+        let queued = !closed && queue.append(job, owner: job.uid)
+        if queued { condition.signal() }
+        condition.unlock()
+        if !queued { sys_close(job.descriptor) }
+        return queued
+    }
+
+    /// The results since the last call.
+    func done() -> [Done] {
+        wake.drain()
+        condition.lock()
+        defer { condition.unlock() }
+        defer { finished.removeAll(keepingCapacity: true) }
+        return finished
+    }
+
+    /// Stops the workers once they finish the file in hand; queued jobs are dropped.
+    func close() {
+        condition.lock()
+        closed = true
+        let dropped = queue.removeAll()
+        condition.broadcast()
+        condition.unlock()
+        for job in dropped { sys_close(job.descriptor) }
+    }
+
+    private func work() {
+        let digest = DescriptorDigest()
+        while true {
+            condition.lock()
+            while queue.isEmpty && !closed { condition.wait() }
+            guard !closed, let job = queue.next() else {
+                running -= 1
+                condition.unlock()
+                return
+            }
+            condition.unlock()
+            let result = Result { () throws(SystemCallError) in try digest.sha256(of: job.descriptor, limit: job.limit) }
+            sys_close(job.descriptor)
+            condition.lock()
+            finished.append(Done(key: job.key, result: result))
+            condition.unlock()
+            wake.fire()
+        }
+    }
+}
