@@ -28,6 +28,8 @@ public struct AgentConfiguration: Sendable {
     public var policy: Policy = .none
     /// How long records and evidence are kept (nil: forever).
     public var retention: RetentionSettings?
+    /// The share of `fs.inotify.max_user_watches` the sensor may take.
+    public var inotifyWatchShare = 0.5
     /// Where it came from, for SIGHUP reloads (nil: the built-in empty policy, nothing to reload).
     public var policyPath: String?
 
@@ -61,6 +63,7 @@ public struct AgentConfiguration: Sendable {
             fallbackRescanIntervalMilliseconds: fallbackRescanIntervalMilliseconds,
             useFanotify: useFanotify
         )
+        configuration.inotifyWatchShare = inotifyWatchShare
         // The exec guard, when the starting policy runs it, captures on exec instead (decided
         // at start: a reload that turns the guard off leaves close-write capture only).
         configuration.captureOnExec = policy.execGuard.mode == .off

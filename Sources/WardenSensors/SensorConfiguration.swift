@@ -36,6 +36,10 @@ public struct SensorConfiguration: Sendable {
     public var evidenceQueueCapacity: Int
     /// How often a mount that could not be fully watched (inotify watch limit) is rescanned.
     public var fallbackRescanIntervalMilliseconds: Int
+    /// The share of `fs.inotify.max_user_watches` the sensor may take (root shares the limit
+    /// with systemd, udev and the rest): past it, directories are not watched and their mount
+    /// is rescanned periodically instead, as at the kernel's own limit.
+    public var inotifyWatchShare: Double = 0.5
     /// How many times a file that changes while being hashed is hashed again.
     public var maxHashAttempts: Int
     /// Mark watched directories with fanotify too (needs CAP_SYS_ADMIN; falls back when refused).

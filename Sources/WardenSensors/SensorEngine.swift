@@ -49,6 +49,8 @@ final class SensorEngine {
     private let mountInfo: FileDescriptor
 
     private var roots: [PathBytes: Root] = [:]
+    /// At most this many inotify watches: the sensor's share of the user's limit.
+    private let watchBudget: Int
     private var watches: [Int32: (directory: PathBytes, root: PathBytes)] = [:]
     private var watchByDirectory: [PathBytes: Int32] = [:]
     private let pins: PinTable
@@ -79,6 +81,15 @@ final class SensorEngine {
         self.stop = try StopSignal()
         self.mountInfo = try sys_open(MountTable.path, flags: O_RDONLY, followingSymlinks: true)
         self.pins = PinTable(capacity: configuration.maxPinnedFiles)
+        self.watchBudget = Self.watchBudget(share: configuration.inotifyWatchShare)
+    }
+
+    /// The share of `fs.inotify.max_user_watches`; unbounded when it cannot be read.
+    static func watchBudget(share: Double) -> Int {
+        guard let text = try? sys_readFile(Array("/proc/sys/fs/inotify/max_user_watches".utf8)),
+            let limit = Int(String(decoding: text.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }, as: UTF8.self))
+        else { return .max }
+        return max(1, Int(Double(limit) * min(1, max(0, share))))
     }
 
     deinit {
@@ -323,6 +334,11 @@ final class SensorEngine {
 
     private func addWatch(_ directory: PathBytes, root: PathBytes) {
         do {
+            if watchByDirectory[directory] == nil && watches.count >= watchBudget {
+                metrics.add(.watchBudgetHits)
+                degrade(root, because: "the sensor's share of fs.inotify.max_user_watches (\(watchBudget) watches) is taken")
+                return
+            }
             let wd = try inotify.addWatch(directory.bytes, mask: .sensorDirectory)
             if watches[wd] == nil { metrics.add(.watchesAdded) }
             if let previous = watches[wd]?.directory, previous != directory {
@@ -334,20 +350,27 @@ final class SensorEngine {
         } catch {
             if error.errno == .noSpace {
                 metrics.add(.watchLimitHits)
-                if roots[root]?.degraded == false {
-                    roots[root]?.degraded = true
-                    roots[root]?.nextFallbackRescan = sys_monotonicNanoseconds() + fallbackInterval
-                    logger.error(
-                        "inotify watch limit reached (fs.inotify.max_user_watches); falling back to periodic rescans",
-                        metadata: ["mount.point": "\(root)", "interval.ms": "\(configuration.fallbackRescanIntervalMilliseconds)"])
-                    push(.event(SensorEvent(
-                        time: now(), kind: .watchLimit, mountPoint: root,
-                        detail: "ENOSPC from inotify_add_watch on \(directory); rescanning every \(configuration.fallbackRescanIntervalMilliseconds) ms")))
-                }
+                degrade(root, because: "ENOSPC from inotify_add_watch on \(directory) (fs.inotify.max_user_watches)")
             } else if error.errno != .noSuchFileOrDirectory && error.errno != .notDirectory {
                 logger.warning("cannot watch directory", metadata: ["file.path": "\(directory)", "error": "\(error)"])
             }
         }
+    }
+
+    /// The mount cannot be fully watched: it is rescanned every fallback interval instead.
+    private func degrade(_ root: PathBytes, because reason: String) {
+        guard roots[root]?.degraded == false else { return }
+        roots[root]?.degraded = true
+        roots[root]?.nextFallbackRescan = sys_monotonicNanoseconds() + fallbackInterval
+        logger.error(
+            "inotify watches exhausted; falling back to periodic rescans",
+            metadata: [
+                "mount.point": "\(root)", "reason": "\(reason)",
+                "interval.ms": "\(configuration.fallbackRescanIntervalMilliseconds)",
+            ])
+        push(.event(SensorEvent(
+            time: now(), kind: .watchLimit, mountPoint: root,
+            detail: "\(reason); rescanning every \(configuration.fallbackRescanIntervalMilliseconds) ms")))
     }
 
     private func markForFanotify(_ directory: PathBytes) {

@@ -20,6 +20,8 @@ public final class SensorMetrics: Sendable {
         case watchesAdded = "watches_added"
         /// `inotify_add_watch` failed with ENOSPC: the mount falls back to periodic rescans.
         case watchLimitHits = "watch_limit_hits"
+        /// Directories left unwatched because the sensor's share of the watch limit was taken.
+        case watchBudgetHits = "watch_budget_hits"
         /// Files pinned open at create time.
         case filesPinned = "files_pinned"
         /// Pins released early because the pin table was full.

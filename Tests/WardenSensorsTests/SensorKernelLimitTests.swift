@@ -111,6 +111,31 @@ extension SensorIntegration {
             try await agent.stop()
         }
 
+        /// A user who makes thousands of directories on /dev/shm must not take root's inotify
+        /// watches from systemd and udev: the sensor stops at its share and rescans instead.
+        @Test func theSensorTakesNoMoreThanItsShareOfWatches() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            for index in 0..<20 {
+                try FileManager.default.createDirectory(atPath: mount.child("d\(index)"), withIntermediateDirectories: false)
+            }
+            let limit = Double(
+                try String(contentsOfFile: "/proc/sys/fs/inotify/max_user_watches", encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines))!
+            let agent = try await AgentHarness(
+                watch: [mount.path], fallbackRescanIntervalMilliseconds: 200, useFanotify: false,
+                configure: { $0.inotifyWatchShare = 5.5 / limit })
+            #expect(try await agent.waitForMetrics { $0[.watchBudgetHits] >= 1 })
+            #expect(agent.metrics[.watchesAdded] <= 5)
+            // Files in the unwatched directories are still found, by the rescans.
+            let path = mount.child("d19/payload")
+            let sha = try drop(trueBinary + [3], at: path)
+            let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+            #expect(records.first { $0.path == PathBytes(path) }?.sha256 == sha)
+            #expect(try agent.database.sensorEvents(kind: .watchLimit).contains { $0.detail.contains("share") })
+            try await agent.stop()
+        }
+
         @Test func inotifyAloneStillPinsAtCreate() async throws {
             let mount = try TestMount()
             defer { mount.remove() }

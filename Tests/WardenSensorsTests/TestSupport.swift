@@ -30,7 +30,8 @@ final class AgentHarness: Sendable {
     init(
         watch: [String], discovery: TmpfsDiscovery = .none, hashSizeCap: Int64 = 256 << 20,
         maxPinnedFiles: Int = 4096, fallbackRescanIntervalMilliseconds: Int = 5000, useFanotify: Bool = true,
-        http: IntakeServerConfiguration? = nil, policy: Policy = .none, storeQueueCapacity: Int = 65_536
+        http: IntakeServerConfiguration? = nil, policy: Policy = .none, storeQueueCapacity: Int = 65_536,
+        configure: (inout AgentConfiguration) -> Void = { _ in }
     ) async throws {
         stateDirectory = makeStateDirectory()
         var configuration = AgentConfiguration(
@@ -41,6 +42,7 @@ final class AgentHarness: Sendable {
         configuration.http = http
         configuration.policy = policy
         configuration.storeQueueCapacity = storeQueueCapacity
+        configure(&configuration)
         services = try Agent.buildServices(configuration: configuration, logger: silentLogger)
         group = ServiceGroup(
             configuration: .init(
