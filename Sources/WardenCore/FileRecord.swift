@@ -36,6 +36,8 @@ public struct FileRecord: Hashable, Sendable {
     public var script: ScriptFacts?
     /// The content-addressed evidence copy, when one was kept.
     public var evidencePath: String?
+    /// Why no evidence copy was made (`budget: …`), when none was.
+    public var evidenceSkipped: String?
     /// For a symlink: its target, read and never followed.
     public var linkTarget: PathBytes?
 
@@ -45,8 +47,9 @@ public struct FileRecord: Hashable, Sendable {
         modified: Timestamp, changed: Timestamp, firstSeen: Timestamp, lastSeen: Timestamp,
         deletedAt: Timestamp? = nil, state: FileState = .present, kind: FileKind, reasons: ExecutableReasons,
         hashStatus: HashStatus, sha256: String?, elf: ELFFacts? = nil, script: ScriptFacts? = nil,
-        evidencePath: String? = nil, linkTarget: PathBytes? = nil
+        evidencePath: String? = nil, linkTarget: PathBytes? = nil, evidenceSkipped: String? = nil
     ) {
+        self.evidenceSkipped = evidenceSkipped
         self.id = id
         self.path = path
         self.mountPoint = mountPoint
@@ -84,11 +87,21 @@ public struct FileRecord: Hashable, Sendable {
     }
 }
 
+extension FileRecord {
+    /// `stored`, `pending` (hashed, the copy not made yet), `skipped, <why>`, or `none` (no
+    /// hash of the whole file to keep a copy of).
+    public var evidenceState: String {
+        if evidencePath != nil { return "stored" }
+        if let evidenceSkipped { return "skipped, \(evidenceSkipped)" }
+        return sha256 != nil && hashStatus == .ok ? "pending" : "none"
+    }
+}
+
 extension FileRecord: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, path, pathBase64, mountPoint, fileType, device, inode, size, mode, modeOctal, uid, gid
         case linkCount, modified, changed, firstSeen, lastSeen, deletedAt, state, kind, executableReasons
-        case hashStatus, sha256, elf, script, evidencePath, linkTarget, linkTargetBase64
+        case hashStatus, sha256, elf, script, evidencePath, evidence, linkTarget, linkTargetBase64
     }
 
     /// Encodes the contract's keys; a path that is not UTF-8 gets `pathBase64` with the exact bytes.
@@ -120,6 +133,7 @@ extension FileRecord: Encodable {
         try container.encodeIfPresent(elf, forKey: .elf)
         try container.encodeIfPresent(script, forKey: .script)
         try container.encode(evidencePath, forKey: .evidencePath)
+        try container.encode(evidenceState, forKey: .evidence)
         if let linkTarget {
             try container.encode(linkTarget.jsonText, forKey: .linkTarget)
             if !linkTarget.isValidUTF8 { try container.encode(linkTarget.base64, forKey: .linkTargetBase64) }

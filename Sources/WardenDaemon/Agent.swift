@@ -50,7 +50,8 @@ public enum Agent {
         let writer = StoreWriter(
             database: database, capacity: configuration.storeQueueCapacity, clock: { sys_monotonicNanoseconds() }, observer: observer,
             onError: { error in logger.error("store error", metadata: ["error": "\(error)"]) })
-        let vault = try QuarantineVault(directory: configuration.stateDirectory.quarantinePath)
+        let budget = StateBudget(directory: configuration.stateDirectory.path, budget: configuration.storage)
+        let vault = try QuarantineVault(directory: configuration.stateDirectory.quarantinePath, budget: budget)
         for line in vault.recover() { logger.warning("quarantine journal: \(line)") }
         let policy = SharedPolicy(configuration.policy)
         let responder = Responder(
@@ -64,8 +65,10 @@ public enum Agent {
                 "policy.mode": "\(configuration.policy.mode.rawValue)", "policy.rules": "\(configuration.policy.rules.count)",
                 "policy.files": "\(configuration.policy.sources.joined(separator: ","))",
             ])
+        var sensorConfiguration = configuration.sensorConfiguration
+        sensorConfiguration.stateBudget = budget
         let sensor = SensorService(
-            configuration: configuration.sensorConfiguration, writer: writer, logger: logger,
+            configuration: sensorConfiguration, writer: writer, logger: logger,
             onExecutableRecorded: { responder.submit(droppedExecutable: $0) }, policy: policy)
         let intake = AlertIntake(
             database: database, writer: writer,
@@ -97,6 +100,12 @@ public enum Agent {
                     PrometheusGauge(
                         "shmwarden_sandbox_queue_depth", responseQueues.sandboxRuns,
                         help: "Sandbox runs waiting to start."),
+                    PrometheusGauge(
+                        "shmwarden_state_bytes", Int(clamping: budget.usedBytes),
+                        help: "Bytes the state directory holds (evidence, quarantine, database), as last measured."),
+                    PrometheusGauge(
+                        "shmwarden_state_over_budget", budget.isOverBudget ? 1 : 0,
+                        help: "1 while evidence copies are refused by storage.budget or storage.keep-free."),
                     PrometheusGauge(
                         "shmwarden_intake_insecure", configuration.http?.insecure == true ? 1 : 0,
                         help: "1 when the TCP intake takes plain HTTP without authentication (intake.insecure)."),
@@ -174,7 +183,7 @@ public enum Agent {
             http: http, listening: listening)
         if let retention = configuration.retention {
             services.retention = RetentionService(
-                database: database, quarantineDirectory: configuration.stateDirectory.quarantinePath,
+                database: database, budget: budget, quarantineDirectory: configuration.stateDirectory.quarantinePath,
                 sandboxDirectory: configuration.stateDirectory.sandboxPath,
                 settings: retention, logger: logger, clock: SensorService.wallClock)
         }

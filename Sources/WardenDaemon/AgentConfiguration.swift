@@ -30,6 +30,8 @@ public struct AgentConfiguration: Sendable {
     public var retention: RetentionSettings?
     /// The share of `fs.inotify.max_user_watches` the sensor may take.
     public var inotifyWatchShare = 0.5
+    /// The state directory's disk budget (evidence, quarantine, database).
+    public var storage = StorageBudget()
     /// Where it came from, for SIGHUP reloads (nil: the built-in empty policy, nothing to reload).
     public var policyPath: String?
 

@@ -7,9 +7,11 @@ import WardenCore
 import WardenResponse
 import WardenStore
 
-/// Prunes per the retention settings a minute after start and then every hour.
+/// Prunes per the retention settings a minute after start and then every hour, or every minute
+/// while the state directory is over its budget (evidence copies are refused meanwhile).
 struct RetentionService: Service {
     let database: EvidenceDatabase
+    let budget: StateBudget
     let quarantineDirectory: String
     let sandboxDirectory: String
     let settings: RetentionSettings
@@ -23,7 +25,7 @@ struct RetentionService: Service {
             let wait = delay
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             if Task.isCancelled || Task.isShuttingDownGracefully { return }
-            delay = .seconds(3600)
+            delay = budget.isOverBudget ? .seconds(60) : .seconds(3600)
             let (database, quarantine, sandbox, settings, clock) = (
                 database, quarantineDirectory, sandboxDirectory, settings, clock
             )
@@ -34,6 +36,7 @@ struct RetentionService: Service {
                         settings: settings,
                         now: clock(), dryRun: false)
                 }
+                budget.remeasure()
                 logger.notice(
                     "pruned",
                     metadata: [

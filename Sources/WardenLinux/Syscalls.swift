@@ -199,6 +199,18 @@ public func sys_fstatfsType(_ fd: FileDescriptor) throws(SystemCallError) -> Int
     return type
 }
 
+/// The size of the file system holding `path` and the bytes an unprivileged writer may still
+/// use there (`statvfs`: `f_blocks` and `f_bavail` times `f_frsize`); nil when it cannot be asked.
+public func sys_fileSystemSpace(_ path: [UInt8]) -> (size: Int64, available: Int64)? {
+    var info = statvfs()
+    let result = (path + [0]).withUnsafeBufferPointer { bytes in
+        bytes.withMemoryRebound(to: CChar.self) { statvfs($0.baseAddress!, &info) }
+    }
+    guard result == 0 else { return nil }
+    let unit = Int64(info.f_frsize)
+    return (Int64(info.f_blocks) &* unit, Int64(info.f_bavail) &* unit)
+}
+
 /// TMPFS_MAGIC, for comparing with `sys_fstatfsType`.
 public let tmpfsMagic: Int64 = warden_tmpfs_magic()
 

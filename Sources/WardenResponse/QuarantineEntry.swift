@@ -58,6 +58,9 @@ public struct QuarantineError: Error, Hashable, Sendable, CustomStringConvertibl
         /// The file is, or grew while it was copied, larger than the quarantine takes; or it
         /// could not be copied in time. Left in place.
         case tooLarge
+        /// The quarantine (or the state directory) is over its budget. Left in place; nothing
+        /// already quarantined is removed to make room.
+        case full
     }
 
     public var kind: Kind

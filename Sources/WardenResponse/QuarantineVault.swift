@@ -6,6 +6,7 @@ import Foundation
 import SystemPackage
 import WardenCore
 import WardenLinux
+import WardenStore
 
 /// Moves samples into `<state>/quarantine` without ever losing one, and puts them back.
 ///
@@ -25,10 +26,15 @@ public final class QuarantineVault: Sendable {
     public let maxSampleBytes: Int64
     /// How long one copy may take.
     public static let copySeconds = 120.0
+    /// The quarantine's own limit and the state directory's: a move that does not fit is
+    /// refused (and audited by the caller); no sample is ever deleted to make room.
+    private let budget: StateBudget?
 
     public init(
-        directory: String, maxSampleBytes: Int64 = 1 << 30, onStep: (@Sendable (QuarantineStep) -> Void)? = nil
+        directory: String, maxSampleBytes: Int64 = 1 << 30, budget: StateBudget? = nil,
+        onStep: (@Sendable (QuarantineStep) -> Void)? = nil
     ) throws(SystemCallError) {
+        self.budget = budget
         self.maxSampleBytes = maxSampleBytes
         self.directory = directory
         self.journalDirectory = directory + "/journal"
@@ -85,6 +91,9 @@ public final class QuarantineVault: Sendable {
                 .replaced, "\(path) is now another file (inode \(status.inode), not \(expecting.inode)); left alone")
         }
 
+        if let refusal = budget?.admitQuarantine(status.size, quarantineDirectory: directory) {
+            throw QuarantineError(.full, "\(refusal); \(path) left in place")
+        }
         let id = Self.newID()
         let journalPath = Array("\(journalDirectory)/\(id).json".utf8)
         let journal = JournalEntry(id: id, pathBase64: path.base64, device: status.device, inode: status.inode)

@@ -28,6 +28,8 @@ final class EvidenceKeeper {
     private let metrics: SensorMetrics
     private let logger: Logger
     private let emit: (StoreCommand) -> Void
+    /// Whether the last copy was refused by the budget: the log says so once per change.
+    private var overBudget = false
     static let batchLimit = 256
 
     init(vault: EvidenceVault, metrics: SensorMetrics, logger: Logger, emit: @escaping (StoreCommand) -> Void) {
@@ -49,6 +51,19 @@ final class EvidenceKeeper {
             case .success(let (path, isNew)):
                 if isNew { metrics.add(.evidenceCopies) }
                 emit(.evidenceStored(sha256: job.sha256, path: path.displayString))
+                if overBudget {
+                    overBudget = false
+                    logger.notice("evidence copies resume: the state directory has room again")
+                }
+            case .failure(.overBudget(let reason)):
+                metrics.add(.evidenceSkipped)
+                emit(.evidenceSkipped(sha256: job.sha256, reason: reason))
+                if !overBudget {
+                    overBudget = true
+                    logger.error(
+                        "evidence copies stop: the state directory is over its budget; executables are still recorded, alerts still stored",
+                        metadata: ["reason": "\(reason)"])
+                }
             case .failure(let failure):
                 metrics.add(.evidenceFailures)
                 logger.error(

@@ -4,6 +4,7 @@
 @preconcurrency import Glibc
 import SystemPackage
 import WardenCore
+import WardenStore
 import WardenLinux
 
 /// Content-addressed evidence copies: `evidence/sha256/<aa>/<hash>`, mode 0400, directories 0700.
@@ -19,11 +20,14 @@ public final class EvidenceVault {
     public enum Failure: Error, Sendable, CustomStringConvertible {
         /// The copy's hash differs from the source's: the source changed after it was hashed.
         case copyMismatch(expected: String, got: String)
+        /// Not copied: the state directory's budget (or its file system's free share) says no.
+        case overBudget(String)
         case system(SystemCallError)
 
         public var description: String {
             switch self {
             case .copyMismatch(let expected, let got): "evidence copy hash \(got) does not match \(expected)"
+            case .overBudget(let reason): reason
             case .system(let error): error.description
             }
         }
@@ -46,6 +50,8 @@ public final class EvidenceVault {
     }
 
     public let root: PathBytes
+    /// Asked before each copy; nil for no budget.
+    private let budget: StateBudget?
     private let hasher = FileHasher(bufferSize: 1 << 20, maxAttempts: 1)
     private var serial = 0
     private var preparedDirectories: Set<[UInt8]> = []
@@ -53,8 +59,9 @@ public final class EvidenceVault {
     private var stored: Set<String> = []
     private static let storedLimit = 1_000_000
 
-    public init(root: PathBytes) throws(SystemCallError) {
+    public init(root: PathBytes, budget: StateBudget? = nil) throws(SystemCallError) {
         self.root = root
+        self.budget = budget
         try sys_mkdir(root.bytes, permissions: 0o700)
         try sys_mkdir(root.appending(Array("sha256".utf8)).bytes, permissions: 0o700)
         try sys_mkdir(root.appending(Array("tmp".utf8)).bytes, permissions: 0o700)
@@ -80,6 +87,10 @@ public final class EvidenceVault {
             if stored.contains(item.sha256) || (try? sys_lstat(final.bytes))?.isRegularFile == true {
                 remember(item.sha256)
                 results[item.sha256] = .success((final, false))
+                continue
+            }
+            if let refusal = budget?.admit(item.size) {
+                results[item.sha256] = .failure(.overBudget(refusal))
                 continue
             }
             do throws(SystemCallError) {

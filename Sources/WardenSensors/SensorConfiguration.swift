@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import WardenCore
+import WardenStore
 
 /// Which tmpfs mounts the sensor finds on its own in `/proc/self/mountinfo`.
 public enum TmpfsDiscovery: Hashable, Sendable {
@@ -40,6 +41,8 @@ public struct SensorConfiguration: Sendable {
     /// with systemd, udev and the rest): past it, directories are not watched and their mount
     /// is rescanned periodically instead, as at the kernel's own limit.
     public var inotifyWatchShare: Double = 0.5
+    /// The state directory's disk budget, asked before each evidence copy (nil: none).
+    public var stateBudget: StateBudget?
     /// How many times a file that changes while being hashed is hashed again.
     public var maxHashAttempts: Int
     /// Mark watched directories with fanotify too (needs CAP_SYS_ADMIN; falls back when refused).

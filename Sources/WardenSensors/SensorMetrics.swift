@@ -51,6 +51,8 @@ public final class SensorMetrics: Sendable {
         case guardCacheHits = "guard_cache_hits"
         /// The guard could not decide (error, too large to hash) and answered per `guard.failure`.
         case guardFailures = "guard_failures"
+        /// Evidence copies not made because the state directory is over its budget.
+        case evidenceSkipped = "evidence_skipped"
         /// Held execs answered per guard.failure because their file was not hashed in time (or
         /// their uid had too many files waiting to be hashed).
         case guardDeadlines = "guard_deadlines"

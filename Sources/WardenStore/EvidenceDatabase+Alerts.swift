@@ -166,7 +166,7 @@ extension EvidenceDatabase {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT file.*, blob.elf AS blobElf, blob.script AS blobScript, blob.evidencePath AS blobEvidence
+                    SELECT \(Self.fileWithBlobColumns)
                     FROM file LEFT JOIN blob ON blob.sha256 = file.sha256 WHERE file.id IN (\(marks)) ORDER BY file.id
                     """, arguments: StatementArguments(ids))
         }.map { Self.fileRecord($0) }

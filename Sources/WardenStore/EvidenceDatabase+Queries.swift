@@ -48,7 +48,7 @@ extension EvidenceDatabase {
         }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         let sql = """
-            SELECT file.*, blob.elf AS blobElf, blob.script AS blobScript, blob.evidencePath AS blobEvidence
+            SELECT \(Self.fileWithBlobColumns)
             FROM file LEFT JOIN blob ON blob.sha256 = file.sha256
             \(whereClause) ORDER BY file.id
             """
@@ -66,7 +66,7 @@ extension EvidenceDatabase {
             try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT file.*, blob.elf AS blobElf, blob.script AS blobScript, blob.evidencePath AS blobEvidence
+                    SELECT \(Self.fileWithBlobColumns)
                     FROM file LEFT JOIN blob ON blob.sha256 = file.sha256
                     WHERE file.inode = ? AND file.device = ? ORDER BY file.id DESC LIMIT 1
                     """, arguments: [Int64(bitPattern: inode), Int64(bitPattern: device)]
@@ -139,8 +139,13 @@ extension EvidenceDatabase {
             elf: nil, script: nil, evidencePath: nil, linkTarget: columns.optionalBytes(21).map(PathBytes.init))
     }
 
-    /// A file row, with the blob's facts when the query joined them (`blobElf`, `blobScript`,
-    /// `blobEvidence`).
+    /// A file row with its blob's facts, as `fileRecord(_: Row)` reads them (`FROM file LEFT JOIN
+    /// blob ON blob.sha256 = file.sha256`).
+    static let fileWithBlobColumns =
+        "file.*, blob.elf AS blobElf, blob.script AS blobScript, blob.evidencePath AS blobEvidence, "
+        + "blob.evidenceSkipped AS blobEvidenceSkipped"
+
+    /// A file row, with the blob's facts when the query joined them (`fileWithBlobColumns`).
     static func fileRecord(_ row: Row) -> FileRecord {
         let decoder = JSONDecoder()
         let path: Data = row["path"]
@@ -171,7 +176,8 @@ extension EvidenceDatabase {
                 try? decoder.decode(ScriptFacts.self, from: Data($0.utf8))
             },
             evidencePath: row["blobEvidence"],
-            linkTarget: (row["linkTarget"] as Data?).map { PathBytes(Array($0)) }
+            linkTarget: (row["linkTarget"] as Data?).map { PathBytes(Array($0)) },
+            evidenceSkipped: row["blobEvidenceSkipped"]
         )
     }
 }

@@ -347,6 +347,10 @@ public final class EvidenceDatabase: Sendable {
                     ALTER TABLE alert ADD COLUMN sender TEXT;
                     """)
         }
+        migrator.registerMigration("v12-evidence-skipped") { db in
+            // Why an executable has no evidence copy (the state directory's budget).
+            try db.execute(sql: "ALTER TABLE blob ADD COLUMN evidenceSkipped TEXT")
+        }
         return migrator
     }
 

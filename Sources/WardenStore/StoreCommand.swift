@@ -61,6 +61,8 @@ public enum StoreCommand: Sendable {
     case reconcile(root: PathBytes, present: Set<PathBytes>, at: Timestamp)
     /// The evidence copy of `sha256` is in place at `path`.
     case evidenceStored(sha256: String, path: String)
+    /// No evidence copy of `sha256` was made, and why (the state directory's budget).
+    case evidenceSkipped(sha256: String, reason: String)
     /// A Falco alert and what was found for it. Stored once per id: a repeat delivery is ignored.
     case alert(AlertRecord)
     /// A Falco alert still to be correlated: the writer correlates it inside its own transaction

@@ -17,7 +17,8 @@ struct ConfigCommand: ParsableCommand {
             discussion: """
                 Keys: state-dir, watch, discover, hash-size-cap, max-pinned-files, listen (HOST:PORT or \
                 off), unix-socket, token-file, body-limit, policy, log-level, log-format (journal or \
-                text), retention {max-age, evidence-budget}, intake {certificate, key, client-ca, \
+                text), retention {max-age, evidence-budget}, storage {budget, keep-free, quarantine-budget}, \
+                inotify-watch-share, intake {certificate, key, client-ca, \
                 client-certificates (required or optional), peer-uids, peer-gids, insecure}. Every error is printed as \
                 FILE:LINE:COLUMN: reason, with exit code 2. Flags given to `run` win over the file.
                 """)
@@ -54,6 +55,11 @@ struct ConfigCommand: ParsableCommand {
             show("log-format", file.logFormat, "journal under systemd, else text")
             show("retention.max-age", file.retention?.maxAgeSeconds.map { "\($0) s" }, "(keep forever)")
             show("retention.evidence-budget", file.retention?.evidenceBudgetBytes.map { "\($0) bytes" }, "(no budget)")
+            let storage = file.storage ?? StorageBudget()
+            show("storage.budget", file.storage?.stateBytes.map { "\($0) bytes" }, "(none; keep-free applies)")
+            show("storage.keep-free", file.storage.map { "\(Int(($0.keepFreeShare * 100).rounded())) %" }, "10 %")
+            show("storage.quarantine-budget", file.storage?.quarantineBytes.map { "\($0) bytes" }, "\(storage.quarantineBytes ?? 0) bytes")
+            show("inotify-watch-share", file.inotifyWatchShare.map { "\(Int(($0 * 100).rounded())) %" }, "50 %")
             let intake = file.intake
             show("intake.insecure", intake.insecure.map(String.init), "false (mutual TLS)")
             show("intake.certificate", intake.certificate, "/etc/shmwarden/tls/server.crt")

@@ -80,6 +80,8 @@ struct RunCommand: AsyncParsableCommand {
             throw UsageError(message: "invalid policy, not started:\n\(error.description)")
         }
         configuration.retention = file.retention
+        if let storage = file.storage { configuration.storage = storage }
+        if let share = file.inotifyWatchShare { configuration.inotifyWatchShare = share }
         let listenAddress = noListen ? "off" : (listen ?? file.listen ?? "127.0.0.1:2804")
         if listenAddress != "off", let (host, port) = HostPortText.parse(listenAddress) {
             let tokenPath = tokenFile ?? file.tokenFile

@@ -222,3 +222,25 @@ private func policy(_ text: String) throws -> Policy {
         #expect(invalid.jsonText == "/\\xffA" && !invalid.isValidUTF8)
     }
 }
+
+@Suite struct StorageBudgetTests {
+    let disk = StorageBudget.FileSystem(sizeBytes: 1000, availableBytes: 300)
+
+    @Test func aCopyThatFitsIsAdmitted() {
+        #expect(StorageBudget(stateBytes: 500, keepFreeShare: 0.1).refusal(adding: 100, used: 300, fileSystem: disk) == nil)
+    }
+
+    @Test func theBudgetAndTheFreeShareBothHold() {
+        let budget = StorageBudget(stateBytes: 500, keepFreeShare: 0.1)
+        #expect(budget.refusal(adding: 201, used: 300, fileSystem: disk)?.contains("300 of its 500 bytes") == true)
+        // 300 free, 100 must stay free: 201 bytes would leave 99.
+        #expect(StorageBudget(keepFreeShare: 0.1).refusal(adding: 201, used: 0, fileSystem: disk)?.contains("10 %") == true)
+        #expect(budget.refusal(adding: .max, used: .max, fileSystem: nil) != nil, "no overflow past the budget")
+    }
+
+    @Test func theQuarantineHasALimitOfItsOwn() {
+        let budget = StorageBudget(quarantineBytes: 1 << 20)
+        #expect(budget.quarantineRefusal(adding: 1 << 19, used: 1 << 19) == nil)
+        #expect(budget.quarantineRefusal(adding: 1 << 19, used: (1 << 19) + 1)?.contains("the quarantine is full") == true)
+    }
+}

@@ -4,6 +4,8 @@
 import Foundation
 @preconcurrency import Glibc
 import Testing
+import WardenHTTP
+import WardenSensors
 import WardenCore
 import WardenDaemon
 import WardenLinux
@@ -177,5 +179,49 @@ extension SensorIntegration {
             #expect(try agent.database.files(FileQuery(path: path)).first?.sha256 == sha)
             try await agent.stop()
         }
+    }
+}
+
+extension SensorIntegration.SensorKernelLimitTests {
+    /// A user drops a thousand unique executables, more than the state directory's file system
+    /// holds: copies stop at the budget (each record says why), every file is still recorded,
+    /// the database stays intact, and alerts are still taken.
+    @Test func aFullStateDirectoryStopsCopiesNotRecordsOrAlerts() async throws {
+        let state = try TestMount(size: "64m")
+        let drops = try TestMount(size: "256m")
+        defer {
+            drops.remove()
+            state.remove()
+        }
+        let agent = try await AgentHarness(
+            watch: [drops.path], http: IntakeServerConfiguration(port: 0, insecure: true),
+            stateDirectory: state.child("state"))
+        let port = await agent.services.listening.port()
+        let filler = [UInt8](repeating: 0x41, count: 100 << 10)
+        for index in 0..<1000 {
+            var bytes = trueBinary
+            withUnsafeBytes(of: UInt32(index)) { bytes += $0 }
+            _ = try drop(bytes + filler, at: drops.child("x\(index)"))
+        }
+        let records = try await agent.waitForFiles(timeout: .seconds(120)) { records in
+            records.filter { $0.sha256 != nil }.count >= 1000
+        }
+        #expect(records.filter { $0.sha256 != nil }.count >= 1000)
+        #expect(try await agent.waitForMetrics { $0[.evidenceSkipped] >= 1 })
+        let (status, _, _) = try await post("http://127.0.0.1:\(port)/falco", devShmAlert(exepath: drops.child("x1")))
+        #expect(status == 200)
+        let (_, metrics) = try await get("http://127.0.0.1:\(port)/metrics")
+        #expect(gauge("shmwarden_state_over_budget", in: metrics) == 1)
+        try await agent.stop(keepState: true)
+        let reopened = try EvidenceDatabase(path: state.child("state") + "/shmwarden.sqlite")
+        #expect(try reopened.integrityCheck() == ["ok"])
+        let files = try reopened.files()
+        let skipped = files.filter { $0.evidenceState.hasPrefix("skipped, budget") }
+        #expect(!skipped.isEmpty)
+        #expect(files.filter { $0.evidenceState == "stored" }.count > 100, "copies were made until the budget")
+        #expect(try reopened.alertCount() == 1)
+        // At least a tenth of the file system stayed free.
+        let space = try #require(sys_fileSystemSpace(Array(state.path.utf8)))
+        #expect(space.available >= space.size / 10 - (1 << 20), "\(space)")
     }
 }

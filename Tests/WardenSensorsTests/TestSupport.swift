@@ -31,11 +31,11 @@ final class AgentHarness: Sendable {
         watch: [String], discovery: TmpfsDiscovery = .none, hashSizeCap: Int64 = 256 << 20,
         maxPinnedFiles: Int = 4096, fallbackRescanIntervalMilliseconds: Int = 5000, useFanotify: Bool = true,
         http: IntakeServerConfiguration? = nil, policy: Policy = .none, storeQueueCapacity: Int = 65_536,
-        configure: (inout AgentConfiguration) -> Void = { _ in }
+        stateDirectory: String? = nil, configure: (inout AgentConfiguration) -> Void = { _ in }
     ) async throws {
-        stateDirectory = makeStateDirectory()
+        self.stateDirectory = stateDirectory ?? makeStateDirectory()
         var configuration = AgentConfiguration(
-            stateDirectory: StateDirectory(flag: stateDirectory), watchPaths: watch, discovery: discovery,
+            stateDirectory: StateDirectory(flag: self.stateDirectory), watchPaths: watch, discovery: discovery,
             hashSizeCap: hashSizeCap, maxPinnedFiles: maxPinnedFiles,
             fallbackRescanIntervalMilliseconds: fallbackRescanIntervalMilliseconds)
         configuration.useFanotify = useFanotify

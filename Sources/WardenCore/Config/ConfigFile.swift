@@ -24,6 +24,10 @@ public struct ConfigFile: Hashable, Sendable {
     public var retention: RetentionSettings?
     /// `intake:`, how the intake authenticates its senders.
     public var intake = IntakeSettings()
+    /// `storage:`, the state directory's disk budget.
+    public var storage: StorageBudget?
+    /// `inotify-watch-share:`, the share of fs.inotify.max_user_watches the sensor may take.
+    public var inotifyWatchShare: Double?
 
     public init() {}
 
@@ -32,7 +36,7 @@ public struct ConfigFile: Hashable, Sendable {
 
     static let keys = [
         "state-dir", "watch", "discover", "hash-size-cap", "max-pinned-files", "listen", "unix-socket", "token-file",
-        "body-limit", "policy", "log-level", "log-format", "retention", "intake",
+        "body-limit", "policy", "log-level", "log-format", "retention", "intake", "storage", "inotify-watch-share",
     ]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
@@ -128,6 +132,14 @@ public struct ConfigFile: Hashable, Sendable {
                 config.logFormat = format
             case "intake":
                 config.intake = IntakeSettings.parse(value, fail: fail, absolute: absolute)
+            case "storage":
+                config.storage = StorageBudget.parse(value, fail: fail)
+            case "inotify-watch-share":
+                guard let text = value.string, let share = StorageBudget.parseShare(text), share > 0 else {
+                    fail(value, "inotify-watch-share must be a share like 50% or 0.5")
+                    continue
+                }
+                config.inotifyWatchShare = share
             default:
                 config.retention = RetentionSettings.parse(value, fail: fail)
             }
@@ -197,6 +209,50 @@ public struct IntakeSettings: Hashable, Sendable {
             fail(node, "intake.insecure: true excludes certificate, key and client-ca")
         }
         return settings
+    }
+}
+
+extension StorageBudget {
+    /// `storage: {budget: 20G, keep-free: 10%, quarantine-budget: 4G}`.
+    static func parse(_ node: Node, fail: (Node, String) -> Void) -> StorageBudget? {
+        guard case .mapping(let mapping) = node else {
+            fail(node, "storage must be a mapping (budget, keep-free, quarantine-budget)")
+            return nil
+        }
+        var budget = StorageBudget()
+        for (keyNode, value) in mapping {
+            let text = value.string ?? ""
+            switch keyNode.string {
+            case "budget":
+                guard let bytes = ByteSizeText.parse(text), bytes > 0 else {
+                    fail(value, "storage.budget '\(text)' is not a size like 20G")
+                    continue
+                }
+                budget.stateBytes = bytes
+            case "quarantine-budget":
+                guard let bytes = ByteSizeText.parse(text), bytes > 0 else {
+                    fail(value, "storage.quarantine-budget '\(text)' is not a size like 4G")
+                    continue
+                }
+                budget.quarantineBytes = bytes
+            case "keep-free":
+                guard let share = parseShare(text), share < 0.9 else {
+                    fail(value, "storage.keep-free '\(text)' is not a share like 10% (below 90%)")
+                    continue
+                }
+                budget.keepFreeShare = share
+            default:
+                fail(keyNode, "unknown key '\(keyNode.string ?? "?")' in storage (expected budget, keep-free, quarantine-budget)")
+            }
+        }
+        return budget
+    }
+
+    /// `10%` or `0.1`: a share from 0 to 1.
+    public static func parseShare(_ text: String) -> Double? {
+        let value = text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
+        guard let value, value.isFinite, value >= 0, value <= 1 else { return nil }
+        return value
     }
 }
 
