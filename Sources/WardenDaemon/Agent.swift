@@ -129,14 +129,14 @@ public enum Agent {
             }
             let reports = ReportAssembler(
                 database: database, quarantineDirectory: configuration.stateDirectory.quarantinePath)
+            // SQLite reads and /proc reads block: reports are built off the cooperative pool, on
+            // two threads with 32 requests waiting at most (more get 503 and Retry-After).
+            let reportPool = WorkPool(name: "warden-report", threads: 2, queued: 32)
+            let report: IntakeRoutes.ReportRenderer = { id, json in
+                try await reportPool.run { try reports.rendered(alertID: id, format: json ? .json : .markdown) }
+            }
             let router = IntakeRoutes.router(
-                intake: intake, configuration: server, extraMetrics: agentMetrics,
-                report: { id, json in
-                    // SQLite reads and /proc reads block: keep them off the cooperative pool.
-                    try await DedicatedThread.result(name: "warden-report") {
-                        try reports.rendered(alertID: id, format: json ? .json : .markdown)
-                    }
-                })
+                intake: intake, configuration: server, extraMetrics: agentMetrics, report: report)
             http.append(
                 Application(
                     router: router, server: IntakeServerConfiguration.tcpServer(tls: tlsContext),
@@ -152,12 +152,7 @@ public enum Agent {
                 http.append(
                     Application(
                         router: IntakeRoutes.router(
-                            intake: intake, configuration: server, extraMetrics: agentMetrics,
-                            report: { id, json in
-                                try await DedicatedThread.result(name: "warden-report") {
-                                    try reports.rendered(alertID: id, format: json ? .json : .markdown)
-                                }
-                            }),
+                            intake: intake, configuration: server, extraMetrics: agentMetrics, report: report),
                         server: IntakeServerConfiguration.unixServer(peers: server.unixSocketPeers, logger: logger),
                         configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "shmwarden"),
                         onServerRunning: { _ in

@@ -191,6 +191,10 @@ public enum IntakeRoutes {
                         status: .ok,
                         headers: [.contentType: format == "json" ? "application/json" : "text/markdown; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
+                } catch is WorkPool.Busy {
+                    var response = json(.serviceUnavailable, ["error": "too many reports are being built; retry"])
+                    response.headers[.retryAfter] = "1"
+                    return response
                 } catch {
                     return json(.internalServerError, ["error": "the report could not be built: \(error)"])
                 }

@@ -3,6 +3,7 @@
 
 import Foundation
 @preconcurrency import Glibc
+import Synchronization
 import Testing
 import WardenCore
 import WardenDaemon
@@ -356,5 +357,44 @@ extension SensorIntegration.CommandLineTests {
         let invalid = records.first { $0["pathBase64"] != nil }
         #expect((invalid?["pathBase64"] as? String).flatMap { Data(base64Encoded: $0) } == Data(Array(mount.child("bad").utf8) + [0xff]))
         #expect(records.filter { $0["pathBase64"] != nil }.count == 1)
+    }
+}
+
+extension SensorIntegration.TrustBoundaryTests {
+    /// A thousand report requests at once: a fixed pool builds them, the rest wait or get 503
+    /// with Retry-After; the agent's threads stay bounded.
+    @Test func aFloodOfReportRequestsIsBounded() async throws {
+        let mount = try TestMount()
+        defer { mount.remove() }
+        let agent = try await AgentHarness(
+            watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true))
+        let port = await agent.services.listening.port()
+        let token = ["Authorization": "Bearer t0ken"]
+        let (status, body, _) = try await post("http://127.0.0.1:\(port)/falco", devShmAlert(exepath: mount.child("x")), headers: token)
+        #expect(status == 200)
+        let id = try #require(body["id"] as? String)
+        func threads() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0 }
+        let before = threads()
+        let url = "http://127.0.0.1:\(port)/alerts/\(id)/report"
+        let finished = Mutex(false)
+        let flood = Task {
+            defer { finished.withLock { $0 = true } }
+            return try await runProcessOffPool(
+                "/usr/bin/curl",
+                ["-s", "-Z", "--parallel-max", "300", "-H", "Authorization: Bearer t0ken", "-w", "%{http_code}\n"]
+                    + Array(repeating: ["-o", "/dev/null", url], count: 1000).flatMap { $0 })
+        }
+        var peak = before
+        while !finished.withLock({ $0 }) {
+            peak = max(peak, threads())
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let (_, codes) = try await flood.value
+        let answers = codes.split(separator: "\n")
+        #expect(answers.count == 1000)
+        #expect(answers.allSatisfy { $0 == "200" || $0 == "503" }, "\(Set(answers))")
+        #expect(answers.contains("200"))
+        #expect(peak - before < 50, "threads went from \(before) to \(peak)")
+        try await agent.stop()
     }
 }
