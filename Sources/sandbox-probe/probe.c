@@ -241,6 +241,14 @@ int main(int argc, char **argv) {
         if (ptrace(PTRACE_ATTACH, getppid(), 0, 0) != 0) return refused("ptrace");
         return 0;
     }
+    // The anti-debugging check of many samples: PTRACE_TRACEME, then on with its work.
+    if (!strcmp(mode, "ptrace-traceme")) {
+        long traced = ptrace(PTRACE_TRACEME, 0, 0, 0);
+        printf("traceme %ld\n", traced);
+        int fd = open("/tmp/after-traceme", O_WRONLY | O_CREAT, 0600);
+        if (fd >= 0) close(fd);
+        return traced == 0 ? 0 : 3;
+    }
 #if defined(__x86_64__)
     // The same call through another ABI must meet the same rule: ptrace through i386's (int 0x80,
     // its number 26) is killed as the native one is.

@@ -20,12 +20,15 @@ import WardenLinux
 public struct SandboxFilter: Sendable {
     /// Killed with SIGSYS.
     public static let killed = [
-        "ptrace", "process_vm_writev", "kexec_load", "kexec_file_load", "init_module", "finit_module",
+        "kexec_load", "kexec_file_load", "init_module", "finit_module",
         "delete_module", "reboot", "swapon", "swapoff", "bpf", "perf_event_open", "userfaultfd", "iopl", "ioperm",
         "acct",
     ]
-    /// Refused with EPERM.
+    /// Refused with EPERM, and the sample goes on, so the report shows what it does next:
+    /// `ptrace` (but PTRACE_TRACEME, which a sample makes to see whether it is traced: answered
+    /// 0, "not traced", without the kernel acting) and `process_vm_writev`.
     public static let refused = [
+        "process_vm_writev",
         // (`umount` is i386's older unmount call, beside its `umount2`.)
         "mount", "umount", "umount2", "pivot_root", "unshare", "setns", "keyctl", "add_key", "request_key", "chroot",
         "open_by_handle_at", "fsopen", "fsmount", "fsconfig", "move_mount", "open_tree", "fspick", "mount_setattr",
@@ -205,6 +208,8 @@ public struct SandboxFilter: Sendable {
         let eperm = cseccomp_act_errno(UInt16(EPERM))
         for name in Self.killed { try add(name, SCMP_ACT_KILL_PROCESS) }
         for name in Self.refused { try add(name, eperm) }
+        try add("ptrace", cseccomp_act_errno(0), [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: 0, datum_b: 0)])
+        try add("ptrace", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_NE, datum_a: 0, datum_b: 0)])
         // clone3 hides its flags in memory the filter cannot read: make libc fall back to clone.
         try add("clone3", cseccomp_act_errno(UInt16(ENOSYS)))
         for flag in sys_namespaceFlags() {
