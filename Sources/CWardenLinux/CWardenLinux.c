@@ -240,7 +240,7 @@ int warden_private_mount_namespace(void) {
 enum {
     SBX_PRIVATE = 1, SBX_ROOT_BIND, SBX_BINDS, SBX_TMP, SBX_PIVOT, SBX_OLDROOT, SBX_PROC, SBX_HOSTNAME,
     SBX_SETSID, SBX_FORK, SBX_STDIO, SBX_RLIMIT, SBX_GROUPS, SBX_GID, SBX_UID, SBX_NNP, SBX_PDEATHSIG,
-    SBX_SECCOMP, SBX_NOTIFY, SBX_EXEC, SBX_ROOT_RO
+    SBX_SECCOMP, SBX_NOTIFY, SBX_EXEC, SBX_ROOT_RO, SBX_CGROUP
 };
 
 static void sbx_report(int fd, int stage, int error, int kind, int value) {
@@ -378,6 +378,10 @@ static void sbx_init(const struct warden_sandbox_spec *original) {
     // any copy is open) must not stay open here while the jail is set up.
     struct warden_sandbox_spec own = *original;
     const struct warden_sandbox_spec *spec = &own;
+    // Into the run's cgroup leaves first: whatever it starts is bounded with it.
+    for (int i = 0; i < own.cgroup_count; i++) {
+        if (write(own.cgroup_procs[i], "0", 1) != 1) sbx_fail(spec, SBX_CGROUP);
+    }
     int needed[5] = { own.status_fd, own.sample_fd, own.notify_socket, own.stdout_fd, own.stderr_fd };
     if (sbx_keep_only(needed, 5) != 0) sbx_fail(spec, SBX_STDIO);
     own.status_fd = needed[0];

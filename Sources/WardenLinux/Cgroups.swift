@@ -1,6 +1,8 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+@preconcurrency import Glibc
+
 /// Where the cgroup controllers are, for putting a process under limits: cgroup v2 (one
 /// hierarchy, `cgroup.controllers`), or v1 hierarchies (one per controller).
 public enum Cgroups {
@@ -10,6 +12,12 @@ public enum Cgroups {
         /// The controllers this directory's limits cover (`memory`, `pids`, `cpu`).
         public var controllers: [String]
         public var version: Int
+
+        public init(directory: [UInt8], controllers: [String], version: Int) {
+            self.directory = directory
+            self.controllers = controllers
+            self.version = version
+        }
     }
 
     /// This process's own cgroup directories for `wanted` controllers: the v2 one when v2 has
@@ -58,7 +66,7 @@ public enum Cgroups {
     /// `places` for this process, read from the kernel.
     public static func ownPlaces(wanted: [String]) -> [Place] {
         guard let mounts = try? MountTable.read(),
-            let own = try? sys_readFile(Array("/proc/self/cgroup".utf8))
+            let own = try? sys_readFile(Array("/proc/self/cgroup".utf8), followingSymlinks: true)
         else { return [] }
         return places(
             wanted: wanted, mountInfo: mounts, ownCgroups: String(decoding: own, as: UTF8.self),
@@ -67,5 +75,29 @@ public enum Cgroups {
                     String(decoding: $0, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
                 }
             })
+    }
+}
+
+extension Cgroups {
+    /// Writes `value` to a cgroup control file (`memory.max`, `cgroup.procs`, …).
+    public static func write(_ value: String, to file: [UInt8]) throws(SystemCallError) {
+        let fd = try sys_open(file, flags: O_WRONLY)
+        defer { sys_close(fd) }
+        let bytes = Array(value.utf8)
+        let written = bytes.withUnsafeBytes { raw in Result { () throws(SystemCallError) in try sys_writeAll(fd, raw) } }
+        try written.get()
+    }
+
+    /// A control file's text, or nil.
+    public static func read(_ file: [UInt8]) -> String? {
+        (try? sys_readFile(file)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// `key value` lines (`memory.events`, `pids.events`, v1's `memory.oom_control`): the value of `key`.
+    public static func counter(_ key: String, in text: String?) -> Int? {
+        text?.split(separator: "\n").lazy.compactMap { line -> Int? in
+            let parts = line.split(separator: " ")
+            return parts.count == 2 && parts[0] == key ? Int(parts[1]) : nil
+        }.first
     }
 }

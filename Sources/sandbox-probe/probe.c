@@ -311,6 +311,29 @@ int main(int argc, char **argv) {
         printf("wrote %lld bytes\n", written);
         return written >= 10LL << 30 ? 0 : 3;
     }
+    // Many processes, each within its own rlimit, together far beyond what a run may take.
+    if (!strcmp(mode, "fork-alloc") && argc > 3) {
+        int count = atoi(argv[2]);
+        size_t size = (size_t)atoi(argv[3]) << 20;
+        for (int i = 0; i < count; i++) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                char *p = malloc(size);
+                if (!p) _exit(2);
+                for (size_t j = 0; j < size; j += 4096) p[j] = 1;
+                sleep(2);
+                _exit(0);
+            }
+            if (pid < 0) break;
+        }
+        int finished = 0, killed = 0, status;
+        while (wait(&status) > 0) {
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0) finished++;
+            if (WIFSIGNALED(status)) killed++;
+        }
+        printf("finished %d killed %d\n", finished, killed);
+        return 0;
+    }
     if (!strcmp(mode, "alloc-big")) {
         size_t size = 10ULL << 30;
         char *p = malloc(size);

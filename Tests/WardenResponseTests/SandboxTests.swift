@@ -853,6 +853,22 @@ struct SandboxTests {
         #expect(x32.exit.signal == SIGSYS && !x32.stdout.contains("returned"), "\(x32.exit) \(x32.stdout)")
     }
 
+    /// 64 processes of 256 MiB each: each within its rlimit, 16 GiB together. The run's cgroup
+    /// stops them at its memory limit, and the report says so.
+    @Test func theRunsCgroupBoundsAllItsProcessesTogether() throws {
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let report = try run("fork-alloc", ["64", "256"], timeout: 20)
+        let resources = try #require(report.resources)
+        try #require(resources.cgroup.hasPrefix("v"), "no cgroup here: \(resources.cgroup)")
+        #expect(resources.memoryLimitBytes == 1 << 30 && resources.processLimit == 64)
+        #expect((resources.oomKills ?? 0) > 0, "\(resources) \(report.stdout)")
+        #expect((resources.peakMemoryBytes ?? 0) <= (1 << 30) + (16 << 20), "\(resources)")
+        #expect(report.verdict.contains { $0.hasPrefix("The sandbox's memory limit (1024 MiB for all its processes) stopped it") })
+        // The leaf is gone with the run.
+        let leaves = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/memory")) ?? []
+        #expect(!leaves.contains { $0.contains(report.id) })
+    }
+
     @Test func resourceLimitsHold() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let fork = try run("fork-bomb", timeout: 5)

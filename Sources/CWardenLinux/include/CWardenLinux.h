@@ -143,6 +143,10 @@ struct warden_sandbox_spec {
     /// Receives `struct warden_sandbox_status` records: a setup failure, or the sample's end.
     int status_fd;
     const char *hostname;
+    /// Open `cgroup.procs` files of the run's cgroup leaves: the jail's first process writes
+    /// itself into each before anything else, so every process of the run is inside.
+    const int *cgroup_procs;
+    int cgroup_count;
 };
 
 /// One record on the status pipe.

@@ -165,6 +165,20 @@ public struct SandboxReport: Codable, Sendable {
         public var name: String?
     }
 
+    /// What bounded the run as a whole, and what the bounds did.
+    public struct Resources: Codable, Sendable, Equatable {
+        /// `v2` or `v1` (a cgroup leaf of the run's own), or `none (…why)`: rlimits alone.
+        public var cgroup: String
+        public var memoryLimitBytes: Int64?
+        public var processLimit: Int?
+        public var cpuLimit: Double?
+        /// Processes the kernel killed for the memory limit.
+        public var oomKills: Int? = nil
+        /// Forks the process limit refused.
+        public var processLimitHits: Int? = nil
+        public var peakMemoryBytes: Int64? = nil
+    }
+
     public var id: String
     public var sha256: String
     public var argv: [String]
@@ -202,6 +216,8 @@ public struct SandboxReport: Codable, Sendable {
     /// Why what the observed calls came to was not traced (perf or tracefs unavailable), when
     /// it was not: every `result` of a call the kernel answered is then missing.
     public var resultsError: String? = nil
+    /// The cgroup ceiling of the run (nil for runs stored before it was recorded).
+    public var resources: Resources? = nil
     /// Sentences built only from the fields above.
     public var verdict: [String]
 }

@@ -37,6 +37,13 @@ public struct SandboxRunner: Sendable {
         public var fileSizeLimit: UInt64 = 64 << 20
         public var openFilesLimit: UInt64 = 256
         public var processLimit: UInt64 = 64
+        /// What all of the run's processes together may take (its cgroup's memory.max).
+        public var totalMemoryLimit: Int64 = 1 << 30
+        /// CPUs' worth of time the run may take (its cgroup's cpu.max).
+        public var cpuLimit: Double = 1
+        /// Where no cgroup can be had, rlimits alone bound the run: the process count is cut so
+        /// that their address spaces together stay within this.
+        public var rlimitOnlyBudget: Int64 = 4 << 30
         /// The uids (and gids) the run may take one of (`SandboxRunner.identities`).
         public var identities = SandboxRunner.identities
         public init() {}
@@ -204,11 +211,23 @@ public struct SandboxRunner: Sendable {
         let argvBytes = [Array("/sample/".utf8) + name] + options.arguments.map { Array($0.utf8) }
         let argv = argvBytes.map { String(decoding: $0, as: UTF8.self) }
         let environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "LANG=C"]
+        // A ceiling for the whole run: a cgroup leaf of its own, or, where none can be had, a
+        // process count cut so that rlimits bound the run's memory all together.
+        let (cgroup, noCgroup) = SandboxCgroup.make(
+            id: id,
+            limits: .init(
+                memoryBytes: options.totalMemoryLimit, processes: Int(options.processLimit), cpus: options.cpuLimit))
+        defer { cgroup?.remove() }
+        let processLimit =
+            cgroup != nil
+            ? options.processLimit
+            : min(options.processLimit, UInt64(max(4, options.rlimitOnlyBudget / Int64(max(1, options.memoryLimit)))))
         let limits: [(UInt64, UInt64)] = [
             (UInt64(options.timeoutSeconds + 1), UInt64(options.timeoutSeconds + 2)),
             (options.memoryLimit, options.memoryLimit), (options.fileSizeLimit, options.fileSizeLimit),
-            (options.openFilesLimit, options.openFilesLimit), (options.processLimit, options.processLimit),
+            (options.openFilesLimit, options.openFilesLimit), (processLimit, processLimit),
         ]
+        let cgroupProcs = (cgroup?.procs ?? []).map(\.rawValue)
         // The jail runs on one CPU, and its observer with it: each notification then hands over
         // between the two on that CPU, where waking the sample on another (idle, in a VM: a
         // halted vCPU) made observation cost about 1.5x instead of 1.3x. It also keeps a sample
@@ -291,7 +310,11 @@ public struct SandboxRunner: Sendable {
                                 spec.stderr_fd = stderrWrite.rawValue
                                 spec.status_fd = statusWrite.rawValue
                                 spec.hostname = UnsafePointer(hostname)
-                                return warden_sandbox_spawn(&spec)
+                                return cgroupProcs.withUnsafeBufferPointer { procs in
+                                    spec.cgroup_procs = procs.baseAddress
+                                    spec.cgroup_count = Int32(procs.count)
+                                    return warden_sandbox_spawn(&spec)
+                                }
                             }
                         }
                     }
@@ -375,6 +398,12 @@ public struct SandboxRunner: Sendable {
             stdout: stdout, stderr: stderr, stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated,
             setupError: setupError, verdict: [])
         report.resultsError = observer.exitTraceError
+        report.resources =
+            cgroup?.outcome()
+            ?? .init(
+                cgroup: "none (\(noCgroup ?? "unavailable")): rlimits alone, \(processLimit) processes of \(options.memoryLimit) bytes",
+                memoryLimitBytes: Int64(options.memoryLimit) * Int64(processLimit), processLimit: Int(processLimit),
+                cpuLimit: nil)
         warming?.join()
         report.verdict = SandboxVerdict.sentences(report)
         return report
@@ -557,7 +586,7 @@ public struct SandboxRunner: Sendable {
         let names = [
             "", "private mounts", "root bind", "read-only binds", "/tmp", "pivot_root", "old root", "/proc", "hostname",
             "setsid", "fork", "stdio", "rlimits", "setgroups", "setresgid", "setresuid", "no_new_privs", "pdeathsig",
-            "seccomp", "notify listener", "execveat", "read-only root",
+            "seccomp", "notify listener", "execveat", "read-only root", "cgroup",
         ]
         return Int(stage) < names.count ? names[Int(stage)] : "stage \(stage)"
     }

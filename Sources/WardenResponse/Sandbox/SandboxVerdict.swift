@@ -46,6 +46,16 @@ enum SandboxVerdict {
                     : "It was killed by signal \(signal) after \(report.durationMs) ms.")
         }
         let howItEnded = out.count
+        if let resources = report.resources {
+            if let kills = resources.oomKills, kills > 0 {
+                let limit = resources.memoryLimitBytes.map { " (\($0 >> 20) MiB for all its processes)" } ?? ""
+                out.append("The sandbox's memory limit\(limit) stopped it: the kernel killed \(kills) of its processes for memory.")
+            }
+            if let hits = resources.processLimitHits, hits > 0 {
+                let limit = resources.processLimit.map { " of \($0) processes" } ?? ""
+                out.append("It reached the sandbox's limit\(limit): \(hits) of its forks were refused.")
+            }
+        }
         if report.i386Calls > 0 {
             out.append(
                 "\(report.i386Calls) of its observed calls went through the 32-bit x86 (i386) ABI: a 32-bit program's, or int 0x80 from a 64-bit one."
