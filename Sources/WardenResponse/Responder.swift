@@ -21,7 +21,11 @@ public final class Responder: Sendable {
     private let sandbox: SandboxRunner?
     /// Run sandbox actions where they are decided (the command line) instead of on their own thread.
     private let sandboxInline: Bool
-    private let sandboxQueue = BlockingQueue<SandboxJob>(capacity: 256)
+    /// Runs wait here one at a time, each up to its time limit: a flood of alerts cannot queue
+    /// more than this many (the rest are skipped and audited).
+    private let sandboxQueue = BlockingQueue<SandboxJob>(capacity: 16)
+    /// Hashes queued or running: a sample is run once however many alerts ask for it.
+    private let sandboxing = Mutex<Set<String>>([])
     private let record: @Sendable ([StoreCommand]) -> Void
     private let logger: Logger
     private let queue = BlockingQueue<Work>(capacity: 16_384)
@@ -137,6 +141,7 @@ public final class Responder: Sendable {
                     let (row, commands) =
                         sandboxQueue.isClosed
                         ? (sandboxRow(job, .skipped, "the agent stopped before it ran"), []) : runSandbox(job)
+                    if let sha256 = job.file.sha256 { sandboxing.withLock { _ = $0.remove(sha256) } }
                     record([.action(row)] + commands)
                     log(row)
                 }
@@ -300,13 +305,31 @@ public final class Responder: Sendable {
                 }
                 let job = SandboxJob(
                     file: file, timeout: timeout, alertID: subject.alertID, rule: planned.rule, mode: mode)
+                // Once per sample: a run of the same bytes is on record, or on its way.
+                if let sha256 = file.sha256 {
+                    if let earlier = (try? database.sandboxRuns(sha256: [sha256]))?.last {
+                        return (
+                            row(.skipped, file, file.path.displayString,
+                                "sha256 \(sha256) was run in the sandbox already, as \(earlier.id) (shmwarden sandbox --show \(earlier.id))", nil),
+                            []
+                        )
+                    }
+                    if !sandboxing.withLock({ $0.insert(sha256).inserted }) {
+                        return (row(.skipped, file, file.path.displayString, "sha256 \(sha256) is queued for the sandbox already", nil), [])
+                    }
+                }
                 guard sandboxInline else {
                     // A run takes up to its timeout: it must not hold up the next quarantine or kill.
                     if !sandboxQueue.offer(job) {
-                        return (row(.skipped, file, file.path.displayString, "the sandbox queue is full", nil), [])
+                        if let sha256 = file.sha256 { sandboxing.withLock { _ = $0.remove(sha256) } }
+                        return (
+                            row(.skipped, file, file.path.displayString,
+                                "the sandbox queue is full (\(sandboxQueue.capacity) runs waiting)", nil), []
+                        )
                     }
                     return nil  // audited when the run ends
                 }
+                defer { if let sha256 = file.sha256 { sandboxing.withLock { _ = $0.remove(sha256) } } }
                 return runSandbox(job)
             }
         }

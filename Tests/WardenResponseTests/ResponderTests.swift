@@ -61,7 +61,10 @@ struct ResponderTests {
         return record
     }
 
-    func responder(_ mode: PolicyMode) throws -> Responder {
+    func responder(
+        _ mode: PolicyMode, sandbox: Bool = false,
+        actions: String = "record, quarantine, kill-process, advise-noexec, sandbox"
+    ) throws -> Responder {
         let policy = try PolicyParser.merge([
             try PolicyParser.parse(
                 """
@@ -69,7 +72,7 @@ struct ResponderTests {
                 rules:
                   - name: shm-exec
                     match: {rule: Execution from /dev/shm, priority: ">=Warning", file: {kind: elf}}
-                    actions: [record, quarantine, kill-process, advise-noexec, sandbox]
+                    actions: [\(actions)]
                 """, file: "test.yaml"
             ).get()
         ]).get()
@@ -77,8 +80,21 @@ struct ResponderTests {
         return Responder(
             policy: SharedPolicy(policy), database: database,
             vault: try QuarantineVault(directory: state + "/quarantine"),
+            sandbox: sandbox ? SandboxRunner(directory: state + "/sandbox") : nil,
             logger: quietLogger, clock: { Timestamp(nanosecondsSinceEpoch: 1) },
             record: { commands in _ = try? database.apply(commands) })
+    }
+
+    /// However many alerts ask for the same sample, it is run in the sandbox once.
+    @Test func aSampleIsRunInTheSandboxOnce() throws {
+        defer { cleanUp() }
+        let alert = try recordEvidenceAndAlert(pid: 999_999)
+        let responder = try responder(.enforce, sandbox: true, actions: "sandbox")
+        let first = responder.respond(to: responder.subject(for: alert)).filter { $0.action == "sandbox" }
+        let second = responder.respond(to: responder.subject(for: alert)).filter { $0.action == "sandbox" }
+        #expect(first.map(\.outcome) == [.performed], "\(first.map(\.detail))")
+        #expect(second.map(\.outcome) == [.skipped])
+        #expect(second.first?.detail.contains("was run in the sandbox already") == true, "\(second.map(\.detail))")
     }
 
     @Test func enforceQuarantinesKillsAdvisesAndAuditsEverything() throws {
