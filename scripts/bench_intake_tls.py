@@ -2,9 +2,10 @@
 """Mutual TLS against plain HTTP on the intake, in the same run (scripts/bench-intake --tls).
 
 Two agents side by side: one as installed (mutual TLS, client certificates from `certs init`),
-one with `--insecure` (plain HTTP). The same client (Python asyncio, one process) drives both
-the two ways Falco's http_output sends:
-  keep_alive: true   N connections kept open, each posting one alert after the other;
+one with `--insecure` (plain HTTP). The same client drives both, the two ways Falco's
+http_output sends:
+  keep_alive: true   N connections kept open, each posting one alert after the other
+                     (scripts/tls_load.c: C and OpenSSL, so the client's TLS costs little);
   keep_alive: false  Falco's default: one alert at a time, a new connection (and handshake)
                      for each; with TLS, also with session resumption (the client offers the
                      session ticket of the previous connection).
@@ -12,7 +13,6 @@ Every alert is unique; after each agent stops, the alerts answered 200 are count
 """
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -37,49 +37,15 @@ def request(index):
             + f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
 
 
-async def read_response(reader):
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    await reader.readexactly(length)
-    return status
-
-
 class Counter:
+    """The next alert number: every alert sent is unique (none is a duplicate, answered fast)."""
+
     def __init__(self, start):
         self.next = start
 
     def take(self):
         self.next += 1
         return self.next
-
-
-async def keep_alive(port, context, connections, seconds, counter):
-    """Requests/s, p50 and p99 latency (ms), and how many were answered 200."""
-    latencies, ok = [], 0
-    deadline = time.monotonic() + seconds
-
-    async def one():
-        nonlocal ok
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context,
-                                                       server_hostname="127.0.0.1" if context else None)
-        while time.monotonic() < deadline:
-            start = time.perf_counter()
-            writer.write(request(counter.take()))
-            status = await read_response(reader)
-            latencies.append((time.perf_counter() - start) * 1000)
-            ok += status == 200
-        writer.close()
-
-    started = time.monotonic()
-    await asyncio.gather(*(one() for _ in range(connections)))
-    elapsed = time.monotonic() - started
-    latencies.sort()
-    return {"rps": len(latencies) / elapsed, "p50": latencies[len(latencies) // 2],
-            "p99": latencies[int(len(latencies) * 0.99)], "ok": ok, "sent": len(latencies)}
 
 
 def new_connection_each(port, context, seconds, counter, resume):
@@ -110,6 +76,35 @@ def new_connection_each(port, context, seconds, counter, resume):
     latencies.sort()
     return {"rps": len(latencies) / elapsed, "p50": latencies[len(latencies) // 2],
             "p99": latencies[int(len(latencies) * 0.99)], "ok": ok, "sent": len(latencies), "resumed": resumed}
+
+
+def build_load(work):
+    """scripts/tls_load.c, compiled into `work`."""
+    binary = os.path.join(work, "tls_load")
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tls_load.c")
+    subprocess.run(["cc", "-O2", "-o", binary, source, "-lssl", "-lcrypto", "-lpthread"], check=True)
+    return binary
+
+
+def keep_alive_c(load, work, port, tls, connections, seconds, counter):
+    """The C client: requests/s, p50, p99 (ms), answered 200, sent."""
+    alert = dict(ALERT, time=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".MARKERZ")
+    text = json.dumps(alert, separators=(",", ":"))
+    before, after = text.split("MARKER")
+    paths = []
+    for name, part in (("prefix", before), ("suffix", after)):
+        path = os.path.join(work, f"{name}.txt")
+        with open(path, "w") as handle:
+            handle.write(part)
+        paths.append(path)
+    start = counter.next
+    counter.next += 50_000_000
+    arguments = [load, "127.0.0.1", str(port), str(connections), str(seconds)] + paths + [str(start)]
+    if tls:
+        arguments += [os.path.join(tls, "ca.crt"), os.path.join(tls, "clients/falco.crt"),
+                      os.path.join(tls, "clients/falco.key")]
+    rps, p50, p99, ok, sent = subprocess.run(arguments, check=True, capture_output=True, text=True).stdout.split()
+    return {"rps": float(rps), "p50": float(p50), "p99": float(p99), "ok": int(ok), "sent": int(sent)}
 
 
 def wait_for(port, context):
@@ -155,12 +150,14 @@ def main():
         contexts = {"plain": None, "mtls": context}
         answered = {name: 0 for name in ports}
 
-        print(f"keep_alive: true, {seconds} s each after a {seconds // 2} s warm-up, interleaved:")
+        load = build_load(work)
+        print(f"keep_alive: true, {seconds} s each after a {seconds // 2} s warm-up, interleaved (C client):")
         for connections in (1, 16, 64):
             results = {}
             for name, port in ports.items():
-                warm = asyncio.run(keep_alive(port, contexts[name], connections, seconds // 2, counters[name]))
-                results[name] = asyncio.run(keep_alive(port, contexts[name], connections, seconds, counters[name]))
+                security = tls if name == "mtls" else None
+                warm = keep_alive_c(load, work, port, security, connections, seconds // 2, counters[name])
+                results[name] = keep_alive_c(load, work, port, security, connections, seconds, counters[name])
                 answered[name] += warm["ok"] + results[name]["ok"]
             plain, mtls = results["plain"], results["mtls"]
             print(f"  {connections:3d} connections: plain {plain['rps']:6.0f} req/s p50 {plain['p50']:.2f} ms "
