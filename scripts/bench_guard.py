@@ -76,6 +76,42 @@ def exec_records(binary, state):
     return json.loads(out)
 
 
+ATTACKER = r"""
+import os, subprocess, sys, time
+mount, stop, payload = sys.argv[1], sys.argv[2], open(sys.argv[3], "rb").read()
+i = 0
+while not os.path.exists(stop):
+    i += 1
+    path = os.path.join(mount, f"grow-{os.getpid()}-{i}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
+    os.write(fd, payload + b"\0" * (32 << 20))
+    child = subprocess.Popen([path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.005)
+    os.ftruncate(fd, 1 << 40)
+    child.wait()
+    os.close(fd)
+    os.unlink(path)
+"""
+
+
+def first_sight_decisions(binary, guarded, state, true_bytes, count, tag):
+    """Monitor mode, a new binary per exec: the decision times (us) of those execs, and every
+    record of the run (an attacker's included)."""
+    paths = []
+    for i in range(count):
+        path = os.path.join(guarded, f"{tag}-{i}")
+        with open(path, "wb") as f:
+            f.write(true_bytes + i.to_bytes(4, "little") + tag.encode())
+        os.chmod(path, 0o755)
+        paths.append(path)
+    time.sleep(1.0)  # let the sensor record the drops first
+    for path in paths:
+        spawn_many(path, 1)
+    time.sleep(0.5)
+    records = exec_records(binary, state)
+    return [r["decisionMicroseconds"] for r in records if not r["cached"] and f"/{tag}-" in r["path"]], records
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -128,25 +164,36 @@ def main():
         results["cached_decision_us"] = {"p50": percentile(cached, 50), "p99": percentile(cached, 99),
                                          "max": max(cached, default=float("nan")), "count": len(cached)}
 
-        # 2. First sight: monitor mode, a new binary (new hash) per exec.
+        # 2. First sight: monitor mode, a new binary (new hash) per exec; then the same while
+        #    another user keeps writing 32 MiB executables, exec'ing them and growing them to a
+        #    terabyte (sparse) while the guard hashes them. Same agent, same run.
         shutil.rmtree(state, ignore_errors=True)
         agent = start_agent(binary, guarded, "mode: monitor\nguard: {mode: monitor}\n", state)
+        stop_file = os.path.join(state, "stop-attacker")
         try:
-            paths = []
-            for i in range(first_sight):
-                path = os.path.join(guarded, f"new-{i}")
-                with open(path, "wb") as f:
-                    f.write(true_bytes + i.to_bytes(4, "little"))
-                os.chmod(path, 0o755)
-                paths.append(path)
-            time.sleep(1.0)  # let the sensor record the drops first
-            for path in paths:
-                spawn_many(path, 1)
-            time.sleep(0.5)
-            records = exec_records(binary, state)
+            first, _ = first_sight_decisions(binary, guarded, state, true_bytes, first_sight, "new")
+            attacker_script = os.path.join(state, "attacker.py")
+            with open(attacker_script, "w") as f:
+                f.write(ATTACKER)
+            os.chmod(state, 0o755)
+            os.chmod(attacker_script, 0o644)
+            attacker = subprocess.Popen(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, attacker_script,
+                 guarded, stop_file, "/bin/true"])
+            time.sleep(1.0)
+            under_attack, records = first_sight_decisions(binary, guarded, state, true_bytes, first_sight, "busy")
+            open(stop_file, "w").close()
+            attacker.wait(timeout=60)
+            attacks = [r for r in exec_records(binary, state) if "/grow-" in r["path"]]
         finally:
             stop_agent(agent)
-        first = [r["decisionMicroseconds"] for r in records if not r["cached"] and "/new-" in r["path"]]
+        deadline_us = 100_000
+        all_decisions = [r["decisionMicroseconds"] for r in records] + [r["decisionMicroseconds"] for r in attacks]
+        results["first_sight_under_attack_us"] = {
+            "p50": percentile(under_attack, 50), "p99": percentile(under_attack, 99), "count": len(under_attack),
+            "attacker_execs": len(attacks), "over_deadline": sum(1 for d in all_decisions if d > deadline_us),
+            "attacker_deadline_answers": sum(1 for r in attacks if "deadline" in r["reason"]),
+            "max_us": max(all_decisions, default=0)}
         hash_times = []
         for _ in range(200):
             start = time.perf_counter()
@@ -174,6 +221,11 @@ def main():
     print(f"cached decision (held execs, path glob): p50 {c['p50']:.1f} us, p99 {c['p99']:.1f} us, max {c['max']:.1f} us ({c['count']} execs)")
     print(f"first-sight decision (hash from the descriptor): p50 {f['p50']:.1f} us, p99 {f['p99']:.1f} us "
           f"({f['count']} execs); hashing the same {h['bytes']} bytes in {h['tool']}: p50 {h['p50']:.1f} us")
+    a = results["first_sight_under_attack_us"]
+    print(f"first-sight decision while another user grows and execs 32 MiB files: p50 {a['p50']:.1f} us, "
+          f"p99 {a['p99']:.1f} us ({a['count']} execs) -> p99 {a['p99'] / f['p99']:.2f}x idle; the attacker's "
+          f"{a['attacker_execs']} execs: {a['attacker_deadline_answers']} answered at the deadline; decisions over "
+          f"the 100 ms deadline: {a['over_deadline']} (longest {a['max_us'] / 1000:.1f} ms)")
     print(json.dumps(results, indent=2))
 
 

@@ -3,6 +3,7 @@
 // alerts for a number of seconds. Prints requests/s, p50 and p99 latency (ms) and the count of
 // 200 answers. C with OpenSSL, so the client's own TLS costs little next to the server's.
 // Build: cc -O2 -o tls_load tls_load.c -lssl -lcrypto -lpthread
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
