@@ -77,7 +77,7 @@ def exec_records(binary, state):
 
 
 ATTACKER = r"""
-import os, subprocess, sys, time
+import os, sys, time
 mount, stop, payload = sys.argv[1], sys.argv[2], open(sys.argv[3], "rb").read()
 i = 0
 while not os.path.exists(stop):
@@ -85,10 +85,15 @@ while not os.path.exists(stop):
     path = os.path.join(mount, f"grow-{os.getpid()}-{i}")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
     os.write(fd, payload + b"\0" * (32 << 20))
-    child = subprocess.Popen([path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execv(path, [path])
+        finally:
+            os._exit(127)  # ETXTBSY: it is open for writing; the guard saw the exec all the same
     time.sleep(0.005)
     os.ftruncate(fd, 1 << 40)
-    child.wait()
+    os.waitpid(pid, 0)
     os.close(fd)
     os.unlink(path)
 """

@@ -315,7 +315,7 @@ final class ExecGuard {
             guard let duplicate = try? sys_duplicate(fd),
                 hasher?.submit(
                     GuardHasher.Job(
-                        key: key, descriptor: duplicate, uid: uid,
+                        key: key, descriptor: duplicate, uid: uid, size: status.size,
                         limit: .bytes(execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds))) == true
             else {
                 metrics.add(.guardDeadlines)
@@ -487,7 +487,7 @@ final class ExecGuard {
                 hasher?.submit(
                     GuardHasher.Job(
                         key: key, descriptor: duplicate, uid: sys_processUID(of: event.pid) ?? UInt32.max,
-                        limit: .bytes(current.execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds))) == true
+                        size: status.size, limit: .bytes(current.execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds))) == true
             {
                 hashing.insert(key)
             }

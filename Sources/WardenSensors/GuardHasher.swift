@@ -22,8 +22,15 @@ final class GuardHasher: @unchecked Sendable {
         /// A duplicate of the event's descriptor: the guard may answer and close its own first.
         var descriptor: FileDescriptor
         var uid: UInt32
+        /// The file's size when the exec began: small files (nearly every real executable) are
+        /// hashed at the guard's own priority, large ones below it, so a stream of huge files
+        /// takes the CPU from nobody's exec.
+        var size: Int64
         var limit: ReadLimit
     }
+
+    /// Files up to this size are hashed at the guard thread's priority.
+    static let smallFileBytes: Int64 = 4 << 20
 
     struct Done {
         var key: ContentVersion
@@ -80,6 +87,7 @@ final class GuardHasher: @unchecked Sendable {
 
     private func work() {
         let digest = DescriptorDigest()
+        var nice: Int32 = 0
         while true {
             condition.lock()
             while queue.isEmpty && !closed { condition.wait() }
@@ -89,6 +97,8 @@ final class GuardHasher: @unchecked Sendable {
                 return
             }
             condition.unlock()
+            let wanted: Int32 = job.size <= Self.smallFileBytes ? -10 : 10
+            if wanted != nice, (try? sys_setThreadNice(wanted)) != nil { nice = wanted }
             let result = Result { () throws(SystemCallError) in try digest.sha256(of: job.descriptor, limit: job.limit) }
             sys_close(job.descriptor)
             condition.lock()
