@@ -312,8 +312,12 @@ final class ExecGuard {
         // and every other exec is decided meanwhile.
         if !hashing.contains(key) {
             let uid = sys_processUID(of: event.pid) ?? UInt32.max
+            guard let hasher else {
+                conclude(held, hash: .failed("the guard's hashing threads did not start"), cached: false)
+                return
+            }
             guard let duplicate = try? sys_duplicate(fd),
-                hasher?.submit(
+                hasher.submit(
                     GuardHasher.Job(
                         key: key, descriptor: duplicate, uid: uid, size: status.size,
                         limit: .bytes(execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds))) == true
