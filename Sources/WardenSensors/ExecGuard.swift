@@ -308,6 +308,18 @@ final class ExecGuard {
             conclude(held, hash: hashes[key], cached: false)
             return
         }
+        // A small file (nearly every real executable) is hashed here and now: a megabyte at most,
+        // read within 5 ms, costs less than a hand-over to another thread. One that is larger, or
+        // grows past that while read, goes to the pool.
+        if status.size <= Self.inlineHashBytes, !hashing.contains(key),
+            case .complete(let sha256, _)? = try? digest.sha256(
+                of: fd, limit: ReadLimit(maxBytes: Self.inlineHashBytes, deadline: started &+ 5_000_000)),
+            (try? sys_fstat(fd))?.contentVersion == key
+        {
+            remember(key, .sha256(sha256))
+            conclude(held, hash: .sha256(sha256), cached: false)
+            return
+        }
         // Hashed off this thread: the exec waits for the hash or the deadline, whichever is first,
         // and every other exec is decided meanwhile.
         if !hashing.contains(key) {
@@ -338,6 +350,8 @@ final class ExecGuard {
     /// How long a file's hash may take on the pool (its result is cached for later execs even
     /// when the exec that asked for it was answered at its deadline).
     static let hashTimeBudgetSeconds = 10.0
+    /// Files up to this size are hashed on the answering thread itself.
+    static let inlineHashBytes: Int64 = 1 << 20
     static let perUserHashes = 32
 
     /// An exec the kernel holds until this thread answers.
