@@ -11,11 +11,13 @@ import WardenStore
 /// The exec guard: a `FAN_CLASS_CONTENT` fanotify group with `FAN_OPEN_EXEC_PERM` marks on the
 /// watched tmpfs filesystems, answered by one dedicated thread.
 ///
-/// Every exec there waits in the kernel until this thread answers, so the thread never waits on
-/// anything but the file itself: the hash is read from the descriptor the kernel handed over
-/// (never by path), cached by (device, inode, size, mtime, ctime), and capped in size; SQLite
-/// and the capture pipeline are told afterwards through non-blocking queues. Any internal error
-/// is answered per `guard.failure` (loudly). Closing the group (a stop, or the process dying)
+/// Every exec there waits in the kernel until this thread answers, so the thread never waits
+/// without a deadline: the hash is read from the descriptor the kernel handed over (never by
+/// path), capped in bytes read, and cached by (device, inode, size, mtime, ctime). A small file
+/// is hashed here; a larger one on `GuardHasher`'s threads while the exec waits, and an exec
+/// whose hash is not done by `guard.deadline` is answered per `guard.failure` (its hash goes on,
+/// for the next exec). SQLite and the capture pipeline are told afterwards through non-blocking
+/// queues. Any internal error is answered per `guard.failure` (loudly). Closing the group (a stop, or the process dying)
 /// makes the kernel let every pending exec through.
 ///
 /// A file allowed by its hash gets an inode ignore mark for `FAN_OPEN_EXEC_PERM`, which the
