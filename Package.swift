@@ -79,10 +79,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The sandbox: the jail, its seccomp filter and observer, the stand-in network.
+        .target(
+            name: "WardenSandbox",
+            dependencies: [
+                "WardenCore", "WardenStore", "WardenLinux", "CWardenLinux", "CSeccomp",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "WardenResponse",
             dependencies: [
-                "WardenCore", "WardenStore", "WardenLinux", "CSeccomp",
+                "WardenCore", "WardenStore", "WardenLinux", "WardenSandbox",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -108,7 +118,7 @@ let package = Package(
             name: "WardenDaemon",
             dependencies: [
                 "WardenCore", "WardenStore", "WardenSensors", "WardenLinux", "CSeccomp", "WardenIntake", "WardenHTTP",
-                "WardenResponse",
+                "WardenResponse", "WardenSandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -120,7 +130,7 @@ let package = Package(
             name: "shmwarden",
             dependencies: [
                 "WardenDaemon", "WardenCore", "WardenSensors", "WardenStore", "WardenIntake", "WardenHTTP",
-                "WardenResponse", "WardenLinux",
+                "WardenResponse", "WardenSandbox", "WardenLinux",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -153,13 +163,21 @@ let package = Package(
         .testTarget(name: "WardenLinuxTests", dependencies: ["WardenLinux", "CSeccomp"]),
         .testTarget(name: "WardenFuzzingTests", dependencies: ["WardenFuzzing", "WardenTestSupport"]),
         .testTarget(
+            name: "WardenSandboxTests",
+            dependencies: [
+                "WardenSandbox", "WardenStore", "WardenCore", "WardenLinux", "WardenTestSupport", "CSeccomp",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "WardenStoreTests",
             dependencies: ["WardenStore", "WardenCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "WardenResponseTests",
             dependencies: [
-                "WardenResponse", "WardenStore", "WardenCore", "WardenLinux", "WardenTestSupport",
+                "WardenResponse", "WardenSandbox", "WardenStore", "WardenCore", "WardenLinux", "WardenTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -168,7 +186,7 @@ let package = Package(
             name: "WardenSensorsTests",
             dependencies: [
                 "WardenSensors", "WardenStore", "WardenCore", "WardenLinux", "WardenDaemon", "WardenHTTP", "WardenIntake",
-                "WardenTestSupport", "WardenResponse",
+                "WardenTestSupport", "WardenResponse", "WardenSandbox",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

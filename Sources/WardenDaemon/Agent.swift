@@ -14,6 +14,7 @@ import WardenLinux
 import WardenResponse
 import WardenSensors
 import WardenStore
+import WardenSandbox
 
 /// The composition root: the only place that knows every concrete type.
 public enum Agent {

@@ -7,6 +7,7 @@ import SystemPackage
 import WardenCore
 import WardenLinux
 import WardenStore
+import WardenSandbox
 
 /// Carries out what the policy decides for each alert or dropped executable, and writes an
 /// audit row (and a log line) for every action: performed, planned, skipped or failed.

@@ -8,6 +8,7 @@ import WardenDaemon
 import WardenLinux
 import WardenResponse
 import WardenStore
+import WardenSandbox
 
 /// `shmwarden bench-sandbox-runs FILE --runs N`: runs FILE in the sandbox N times in this one
 /// process, as the agent's `sandbox` action does, and prints for each run the milliseconds

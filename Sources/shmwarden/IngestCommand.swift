@@ -12,6 +12,7 @@ import WardenIntake
 import WardenLinux
 import WardenResponse
 import WardenStore
+import WardenSandbox
 
 struct IngestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -7,6 +7,7 @@ import WardenCore
 import WardenDaemon
 import WardenResponse
 import WardenStore
+import WardenSandbox
 
 struct SandboxCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -8,6 +8,7 @@ import WardenDaemon
 import WardenLinux
 import WardenResponse
 import WardenStore
+import WardenSandbox
 
 /// What `shmwarden sandbox` was asked to do, as plain values: built by `SandboxCommand` after
 /// ArgumentParser's parse, or by `SandboxCommand.parseDirectly` without it (no property

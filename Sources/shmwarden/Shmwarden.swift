@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Foundation
+import WardenSandbox
 
 /// `shmwarden`: parses the command line and dispatches; the work lives in the libraries.
 @main

@@ -6,6 +6,7 @@ import Foundation
 import Testing
 import WardenCore
 import WardenResponse
+import WardenSandbox
 import WardenStore
 import WardenTestSupport
 

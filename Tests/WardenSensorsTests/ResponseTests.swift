@@ -8,6 +8,7 @@ import WardenCore
 import WardenDaemon
 import WardenHTTP
 import WardenResponse
+import WardenSandbox
 import WardenStore
 
 private func policy(_ text: String) throws -> Policy {

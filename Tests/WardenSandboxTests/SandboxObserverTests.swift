@@ -7,7 +7,7 @@ import Testing
 import WardenCore
 import WardenLinux
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 @Suite struct SandboxObserverDecodingTests {
     @Test func socketAddressesOfEachFamily() {

@@ -5,7 +5,7 @@ import Testing
 import WardenCore
 import WardenLinux
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 /// Pairing notified calls with traced exits: by thread, by number, inside the window from the
 /// call's answer to its thread's next answer. A missing exit leaves a call without a result,

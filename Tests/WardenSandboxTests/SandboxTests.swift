@@ -7,7 +7,7 @@ import Synchronization
 import Testing
 import WardenCore
 import WardenLinux
-import WardenResponse
+import WardenSandbox
 import WardenTestSupport
 
 /// `.build/debug/sandbox-probe`, built by the README's test command.

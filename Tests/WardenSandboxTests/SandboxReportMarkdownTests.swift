@@ -4,7 +4,7 @@
 import Testing
 import WardenCore
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 /// The Markdown form of a sandbox run: every fact of the JSON form, and none of the sample's
 /// text able to break out of the cell, span or block it is shown in.

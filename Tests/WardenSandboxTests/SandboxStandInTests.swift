@@ -3,7 +3,7 @@
 
 import Testing
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 /// What a stand-in tells the sample of itself: what the IPv4 or IPv6 socket would.
 @Suite struct SandboxStandInTests {

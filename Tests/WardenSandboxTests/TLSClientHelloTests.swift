@@ -4,7 +4,7 @@
 import Foundation
 import Testing
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 @Suite struct TLSClientHelloTests {
     /// What curl 7.88 sent, in the jail, for `--resolve pool.example.net:443:203.0.113.5

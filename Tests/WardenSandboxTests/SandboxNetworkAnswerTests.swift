@@ -3,7 +3,7 @@
 
 import Testing
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 /// How the observer answers IPv4 and IPv6 socket calls: as a host with only a loopback would.
 @Suite struct SandboxNetworkAnswerTests {

@@ -3,7 +3,7 @@
 
 import Testing
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 /// The addresses the jail's name service gives host names.
 @Suite struct SandboxNameBookTests {

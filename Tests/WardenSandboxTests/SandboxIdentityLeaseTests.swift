@@ -7,7 +7,7 @@ import Testing
 import WardenCore
 import WardenTestSupport
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 /// A sandbox identity is held by one run at a time, host-wide, through an abstract unix socket.
 struct SandboxIdentityLeaseTests {

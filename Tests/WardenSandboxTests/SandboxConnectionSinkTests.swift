@@ -6,7 +6,7 @@ import SystemPackage
 import Testing
 import WardenLinux
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 /// The sink on real unix socket pairs: what it keeps of each connection, and when it hangs up.
 @Suite struct SandboxConnectionSinkTests {

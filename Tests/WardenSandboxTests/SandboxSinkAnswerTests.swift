@@ -3,7 +3,7 @@
 
 import Testing
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 /// When the sink answers a connection, and with what.
 @Suite struct SandboxSinkAnswerTests {

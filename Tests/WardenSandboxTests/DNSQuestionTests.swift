@@ -3,7 +3,7 @@
 
 import Testing
 
-@testable import WardenResponse
+@testable import WardenSandbox
 
 @Suite struct DNSQuestionTests {
     /// A query: id, flags, one question, no other records, then `question`.
