@@ -138,6 +138,16 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The benchmarks' baselines and probes (`scripts/bench-*`); not part of what is installed.
+        .executableTarget(
+            name: "shmwarden-bench",
+            dependencies: [
+                "WardenCore", "WardenDaemon", "WardenLinux", "WardenSandbox", "WardenSensors", "WardenStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The containment tests' helper: tries one forbidden thing inside the sandbox.
         // Linked with the Swift runtime statically: it must run inside a jail that has only /usr.
         .executableTarget(name: "sandbox-probe", linkerSettings: [.unsafeFlags(["-static-stdlib"])]),

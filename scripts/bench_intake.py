@@ -177,7 +177,8 @@ BARE_PORTS = {"codable": 28051, "warden": 28052}
 def start_bare(binary, decoding):
     """A decode-only baseline server (`decoding`: codable or warden), once it answers."""
     port = BARE_PORTS[decoding]
-    bare = subprocess.Popen([binary, "bench-bare-server", "--port", str(port), "--decoding", decoding],
+    bench = os.path.join(os.path.dirname(binary), "shmwarden-bench")
+    bare = subprocess.Popen([bench, "bare-server", "--port", str(port), "--decoding", decoding],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return bare

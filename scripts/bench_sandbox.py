@@ -55,10 +55,11 @@ def main():
         # followed by 10 of bwrap.
         warm, warm_store, warm_bwrap = [], [], []
         for _ in range(max(2, runs // 10)):
-            out = subprocess.run([binary, "bench-sandbox-runs", true, "--runs", "11", "--state-dir", state],
+            out = subprocess.run([os.path.join(os.path.dirname(binary), "shmwarden-bench"), "sandbox-runs", true,
+                                  "--runs", "11", "--state-dir", state],
                                  capture_output=True, text=True)
             if out.returncode != 0:
-                raise SystemExit(f"bench-sandbox-runs failed: {out.stderr[:300]}")
+                raise SystemExit(f"shmwarden-bench sandbox-runs failed: {out.stderr[:300]}")
             for line in out.stdout.splitlines()[1:]:
                 ran, stored = line.split()
                 warm.append(float(ran))

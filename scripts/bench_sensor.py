@@ -187,6 +187,11 @@ def timed(command, runs):
     return statistics.median(times)
 
 
+def bench_binary(binary):
+    """The benchmarks' helper, built beside `binary` (PRODUCT=shmwarden-bench scripts/build-release)."""
+    return os.path.join(os.path.dirname(os.path.abspath(binary)), "shmwarden-bench")
+
+
 def hash_throughput(binary, size_mib, runs):
     path = f"/dev/shm/shmwarden-bench-hash-{uuid.uuid4().hex[:8]}"
     try:
@@ -195,12 +200,12 @@ def hash_throughput(binary, size_mib, runs):
                 handle.write(os.urandom(1 << 20))
         expected = subprocess.run(["openssl", "dgst", "-sha256", "-r", path], check=True,
                                   capture_output=True, text=True).stdout.split()[0]
-        ours = subprocess.run([binary, "bench-hash", path], check=True, capture_output=True,
+        ours = subprocess.run([bench_binary(binary), "hash", path], check=True, capture_output=True,
                               text=True).stdout.split()[0]
         assert ours == expected, f"digest mismatch: {ours} vs {expected}"
         megabytes = size_mib * (1 << 20) / 1e6
         result = {}
-        for name, command in [("shmwarden", [binary, "bench-hash", path]),
+        for name, command in [("shmwarden", [bench_binary(binary), "hash", path]),
                               ("openssl", ["openssl", "dgst", "-sha256", path]),
                               ("sha256sum", ["sha256sum", path])]:
             seconds = timed(command, runs)

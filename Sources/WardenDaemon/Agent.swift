@@ -258,14 +258,6 @@ extension Agent {
     }
 }
 
-extension Agent {
-    /// The SHA-256 of a file as the sensor computes it (no size cap), for benchmarks.
-    public static func sha256(ofFile path: String) throws -> String {
-        let fd = try sys_open(Array(path.utf8), flags: O_RDONLY)
-        defer { sys_close(fd) }
-        return try FileHasher().hash(fd, sizeCap: .max).sha256 ?? ""
-    }
-}
 
 /// The port the HTTP intake bound, published once the server runs.
 public final class ListeningPort: Sendable {

@@ -7,9 +7,9 @@ import WardenCore
 
 /// The benchmark baselines: the same Hummingbird stack as the intake, decoding each alert and
 /// nothing else (no correlation, no store).
-public enum BareDecodeServer {
+enum BareDecodeServer {
     /// How the bare handler decodes an alert.
-    public enum Decoding: String, CaseIterable, Sendable {
+    enum Decoding: String, CaseIterable, Sendable {
         /// Hummingbird's own `request.decode(as:context:)` into a Codable alert (Foundation's
         /// JSONDecoder): what a plain Hummingbird handler does, and the "framework's ceiling"
         /// that the intake issue and PLATFORM-NOTES measured (~10,000 requests/s).
@@ -32,14 +32,14 @@ public enum BareDecodeServer {
         var output_fields: [String: FieldValue]?
     }
 
-    public static func run(host: String, port: Int, decoding: Decoding = .warden) async throws {
+    static func run(host: String, port: Int, decoding: Decoding = .warden) async throws {
         let router = Router()
         switch decoding {
         case .codable:
             router.post("/falco") { request, context -> Response in
                 // Hummingbird answers 400 by itself when this throws.
                 _ = try await request.decode(as: CodableAlert.self, context: context)
-                return IntakeRoutes.json(.ok, ["ok": true])
+                return reply(.ok, #"{"ok":true}"#)
             }
         case .warden:
             router.post("/falco") { request, _ -> Response in
@@ -47,13 +47,18 @@ public enum BareDecodeServer {
                 let body = try await request.collectBody(upTo: 1 << 20)
                 do throws(AlertDecodingError) {
                     _ = try FalcoAlert.decode(Data(body.readableBytesView))
-                    return IntakeRoutes.json(.ok, ["ok": true])
+                    return reply(.ok, #"{"ok":true}"#)
                 } catch {
-                    return IntakeRoutes.json(.badRequest, ["error": error.reason])
+                    return reply(.badRequest, #"{"error":"bad alert"}"#)
                 }
             }
         }
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)))
         try await app.runService()
+    }
+
+    /// A small JSON answer, as the intake's own are.
+    static func reply(_ status: HTTPResponse.Status, _ json: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 }
