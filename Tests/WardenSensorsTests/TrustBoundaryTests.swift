@@ -398,3 +398,20 @@ extension SensorIntegration.TrustBoundaryTests {
         try await agent.stop()
     }
 }
+
+/// What each kind of connection and header proves (pure: the routes ask this for every request).
+@Suite struct RequestAuthenticationTests {
+    @Test func eachWayInAuthenticatesOrNot() {
+        let decide = RequestAuthentication.decide
+        #expect(decide(.tls, "CN=falco", nil, nil) == .authenticated(via: "mtls CN=falco"))
+        #expect(decide(.tls, nil, nil, nil) == .refused("no client certificate"))
+        #expect(decide(.tls, nil, "Bearer s3cret", "s3cret") == .authenticated(via: "bearer token"))
+        #expect(decide(.tls, nil, nil, "s3cret") == .refused("missing bearer token"))
+        #expect(decide(.tls, "CN=falco", "Bearer nope", "s3cret") == .refused("wrong bearer token"))
+        #expect(decide(.unix(uid: 0, gid: 0, pid: 7), nil, nil, "s3cret") == .authenticated(via: "unix peer uid 0 pid 7"))
+        #expect(decide(.plain, nil, nil, nil) == .unauthenticated)
+        #expect(decide(.plain, nil, nil, "s3cret") == .refused("missing bearer token"))
+        #expect(decide(.plain, nil, "Bearer x", nil) == .refused("wrong bearer token"), "a token where none is set")
+        #expect(RequestAuthentication.unauthenticated.sender?.authenticated == false)
+    }
+}
