@@ -29,7 +29,9 @@ let package = Package(
     ],
     targets: [
         // The only hand-written C: what Swift cannot call (variadic calls, macros, missing headers).
-        .target(name: "CWardenLinux", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .target(name: "CWardenLinux"),
+        // The store's C: the SQLite VFS that writes each commit's WAL frames at once.
+        .target(name: "CWardenSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
         // libseccomp, Debian's libseccomp-dev; the sandbox issue builds on it.
         .systemLibrary(
             name: "CSeccomp",
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "WardenStore",
             dependencies: [
-                "WardenCore", "WardenLinux", "CWardenLinux",
+                "WardenCore", "WardenLinux", "CWardenSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

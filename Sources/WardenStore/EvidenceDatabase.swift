@@ -1,7 +1,7 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import CWardenLinux
+import CWardenSQLite
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -98,7 +98,7 @@ public final class EvidenceDatabase: Sendable {
     }
 
     /// Whether SQLite's default VFS is the one that writes each commit's WAL frames in one write
-    /// (CoalescingWAL.c in CWardenLinux), registered before the first connection opens. Without
+    /// (CoalescingWAL.c in CWardenSQLite), registered before the first connection opens. Without
     /// it (SQLite refused it), everything works as before, two writes per frame.
     static let coalescingWAL: Bool = warden_sqlite_register_coalescing_wal() == 0
 

@@ -1,8 +1,8 @@
-// CWardenLinux: the only hand-written C in shmwarden.
+// CWardenLinux: the kernel-facing C of shmwarden (the SQLite VFS is CWardenSQLite).
 //
 // Only what Swift cannot call itself lives here: headers the Glibc module leaves out
 // (<sys/vfs.h>, <sys/eventfd.h>, <linux/openat2.h>), variadic calls (syscall), constants
-// that older headers lack, and one table of C callbacks (the SQLite VFS in CoalescingWAL.c). Every function returns 0 (or a descriptor) on success and -1 with
+// that older headers lack. Every function returns 0 (or a descriptor) on success and -1 with
 // errno set on failure, so one Swift helper can wrap them all.
 #pragma once
 
@@ -243,18 +243,6 @@ int warden_unix_stand_in_pair(int type, int nonblocking, int fds[2]);
 /// One datagram from `fd` without waiting (recvmsg with MSG_DONTWAIT), and its sender's pid from
 /// SCM_CREDENTIALS in *sender_pid (0 when none came). Its length, or -1 with errno.
 long warden_receive_datagram(int fd, void *buffer, size_t size, int *sender_pid);
-
-/// Registers, as SQLite's default VFS, a wrapper of the default one that writes each commit's
-/// WAL frames with one write instead of two per frame (CoalescingWAL.c). Call it before the
-/// first database is opened; calling it again does nothing. Returns 0, or -1 if SQLite has no
-/// VFS to wrap or refused the registration.
-int warden_sqlite_register_coalescing_wal(void);
-
-struct sqlite3;
-
-/// Whether closing the last connection to a database checkpoints its WAL
-/// (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, through the variadic sqlite3_db_config). 0 or -1.
-int warden_sqlite_checkpoint_on_close(struct sqlite3 *connection, int enabled);
 
 /// One traced syscall exit (SyscallExitTrace.c): the thread (its id in the initial pid
 /// namespace), when (CLOCK_MONOTONIC ns), which call (the number of the caller's ABI, with bit

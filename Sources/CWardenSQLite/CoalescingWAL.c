@@ -15,7 +15,7 @@
 //   - when a write does not continue the buffer, or the buffer would pass its cap.
 // A write error comes back from whichever call made the flush; the buffer is then dropped, as
 // SQLite rewrites a failed transaction's frames.
-#include "CWardenLinux.h"
+#include "CWardenSQLite.h"
 
 #include <sqlite3.h>
 #include <string.h>
