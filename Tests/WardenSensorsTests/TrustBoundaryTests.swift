@@ -25,15 +25,6 @@ private func curl(_ arguments: [String], asNobody: Bool = false) async throws ->
     return (code == 0 ? nil : code, lines.dropLast().joined(separator: "\n"))
 }
 
-private func lstatOf(_ path: [UInt8]) -> stat? {
-    var status = stat()
-    return path.withUnsafeBufferPointer { bytes in
-        (bytes.map { $0 } + [0]).withUnsafeBufferPointer { cPath in
-            cPath.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &status) == 0 }
-        }
-    } ? status : nil
-}
-
 /// A file of `body` any user may read, for `--data-binary @file`.
 private func bodyFile(_ body: Data) throws -> String {
     let path = "/tmp/shmwarden-body-\(UUID().uuidString.prefix(8)).json"
