@@ -518,10 +518,10 @@ public struct SandboxRunner: Sendable {
             let out = try sys_create(path, flags: O_WRONLY, permissions: 0o755)
             defer { sys_close(out) }
             try sys_fchmod(out, 0o755)
-            return try digest.copy(from: source, to: out, limit: .bytes(Self.maxSampleBytes, seconds: 60))
+            return try digest.copy(from: source, to: out, limit: .bytes(Self.sampleSizeLimit, seconds: 60))
         }
         guard case .complete(let sha256, let bytes) = read else {
-            throw RunError(description: "the sample is larger than \(Self.maxSampleBytes) bytes (or grew past it), or took over 60 s to copy")
+            throw RunError(description: "the sample grew past the jail's \(Self.sampleSizeLimit) bytes while it was copied, or took over 60 s to copy")
         }
         let copied = (sha256: sha256, bytes: bytes)
         let fd = try wrap { () throws(SystemCallError) in try sys_open(path, flags: O_RDONLY) }
@@ -598,8 +598,6 @@ public struct SandboxRunner: Sendable {
     static let writtenLimit = 100
     /// The largest file a sample wrote that is hashed and kept.
     static let writtenFileBytes: Int64 = 64 << 20
-    /// The largest sample copied into the jail.
-    public static let maxSampleBytes: Int64 = 1 << 30
 
     private func collectWritten(_ places: [(mount: String, jailPath: String)], into runDirectory: String)
         -> (files: [SandboxReport.WrittenFile], truncated: Bool)
