@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "CWardenLinux"),
         // The store's C: the SQLite VFS that writes each commit's WAL frames at once.
         .target(name: "CWardenSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
-        // libseccomp, Debian's libseccomp-dev; the sandbox issue builds on it.
+        // libseccomp, Debian's libseccomp-dev: the sandbox's filter and its user notifications.
         .systemLibrary(
             name: "CSeccomp",
             pkgConfig: "libseccomp",
@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "WardenLinux",
             dependencies: [
-                "CWardenLinux",
+                "CWardenLinux", "CSeccomp",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -85,7 +85,7 @@ let package = Package(
         .target(
             name: "WardenSandbox",
             dependencies: [
-                "WardenCore", "WardenStore", "WardenLinux", "CWardenLinux", "CSeccomp",
+                "WardenCore", "WardenStore", "WardenLinux",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -119,7 +119,7 @@ let package = Package(
         .target(
             name: "WardenDaemon",
             dependencies: [
-                "WardenCore", "WardenStore", "WardenSensors", "WardenLinux", "CSeccomp", "WardenIntake", "WardenHTTP",
+                "WardenCore", "WardenStore", "WardenSensors", "WardenLinux", "WardenIntake", "WardenHTTP",
                 "WardenResponse", "WardenSandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -157,7 +157,8 @@ let package = Package(
         // (scripts/fuzz builds it with -sanitize=fuzzer) or, built plainly, a corpus replayer.
         .target(name: "WardenFuzzing", dependencies: ["WardenCore", "WardenLinux"], swiftSettings: strictSettings),
         .executableTarget(
-            name: "shmwarden-fuzz", dependencies: ["WardenFuzzing"], swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]),
+            name: "shmwarden-fuzz", dependencies: ["WardenFuzzing"],
+            swiftSettings: strictSettings + [.unsafeFlags(["-parse-as-library"])]),
         // Real tmpfs mounts and state directories for the test targets; never linked into shmwarden.
         .target(name: "WardenTestSupport", swiftSettings: strictSettings),
         .testTarget(
@@ -172,12 +173,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "WardenLinuxTests", dependencies: ["WardenLinux", "CSeccomp"]),
+        .testTarget(name: "WardenLinuxTests", dependencies: ["WardenLinux"]),
         .testTarget(name: "WardenFuzzingTests", dependencies: ["WardenFuzzing", "WardenTestSupport"]),
         .testTarget(
             name: "WardenSandboxTests",
             dependencies: [
-                "WardenSandbox", "WardenStore", "WardenCore", "WardenLinux", "WardenTestSupport", "CSeccomp",
+                "WardenSandbox", "WardenStore", "WardenCore", "WardenLinux", "WardenTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -197,7 +198,8 @@ let package = Package(
         .testTarget(
             name: "WardenSensorsTests",
             dependencies: [
-                "WardenSensors", "WardenStore", "WardenCore", "WardenLinux", "WardenDaemon", "WardenHTTP", "WardenIntake",
+                "WardenSensors", "WardenStore", "WardenCore", "WardenLinux", "WardenDaemon", "WardenHTTP",
+                "WardenIntake",
                 "WardenTestSupport", "WardenResponse", "WardenSandbox",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -44,7 +44,9 @@ public enum CorrelationBasis: String, Hashable, Sendable, Codable, CaseIterable,
         self = kernel ? .kernel : .text
     }
 
-    static let kernelFields: Set<Substring> = ["proc.exepath", "fd.name", "proc.exe_ino", "fd.ino", "exec-record:proc.pid"]
+    static let kernelFields: Set<Substring> = [
+        "proc.exepath", "fd.name", "proc.exe_ino", "fd.ino", "exec-record:proc.pid",
+    ]
     static let kernelMappings: Set<Substring> = ["container-shm-mount", "pod-sandbox-shm-mount"]
 
     static func isKernelFact(_ way: Substring) -> Bool {
@@ -163,7 +165,8 @@ public enum AlertCorrelator {
         // The exec guard saw this pid exec a file: the surest link there is (the kernel's own).
         if let pid = alert.field("proc.pid").flatMap({ Int32($0) }) {
             let execs = try lookup.execs(
-                pid: pid, from: alert.time.adding(nanoseconds: -timeSlack), to: alert.time.adding(nanoseconds: timeSlack))
+                pid: pid, from: alert.time.adding(nanoseconds: -timeSlack),
+                to: alert.time.adding(nanoseconds: timeSlack))
             for exec in execs {
                 let byPath = try lookup.files(atPath: exec.path)
                 let candidates = byPath.isEmpty ? try lookup.files(inode: exec.inode) : byPath

@@ -60,7 +60,8 @@ public struct NoexecAdvice: Hashable, Sendable, Encodable {
         risks = Self.risks
         if let owner {
             fstabLine = nil
-            persistence = "This mount belongs to \(owner); it is recreated with the runtime's options, so a "
+            persistence =
+                "This mount belongs to \(owner); it is recreated with the runtime's options, so a "
                 + "remount lasts only until then. Set the options where the runtime creates it (for Docker, "
                 + "shm mounts are noexec,nosuid,nodev by default; for Kubernetes emptyDir medium: Memory, no "
                 + "mount option exists: rely on quarantine and kill-process responses)."
@@ -70,9 +71,12 @@ public struct NoexecAdvice: Hashable, Sendable, Encodable {
             var wanted = mount.options.filter { !["noexec", "nosuid", "nodev", "rw", "ro"].contains($0) }
             wanted.insert(mount.options.contains("ro") ? "ro" : "rw", at: 0)
             wanted += ["nosuid", "nodev", "noexec"]
-            let size = mount.superOptions.filter { $0.hasPrefix("size=") || $0.hasPrefix("mode=") || $0.hasPrefix("nr_inodes=") }
+            let size = mount.superOptions.filter {
+                $0.hasPrefix("size=") || $0.hasPrefix("mode=") || $0.hasPrefix("nr_inodes=")
+            }
             fstabLine = "tmpfs \(fstabPath) tmpfs \((wanted + size).joined(separator: ",")) 0 0"
-            persistence = "Add the fstab line (replacing any line for \(mountPoint)) and run "
+            persistence =
+                "Add the fstab line (replacing any line for \(mountPoint)) and run "
                 + "'systemctl daemon-reload'; systemd then mounts it with these options at boot."
         }
     }
@@ -140,10 +144,9 @@ public struct MemfdAdvice: Hashable, Sendable, Encodable {
         command = "sysctl -w vm.memfd_noexec=2"
         persistentFile = "/etc/sysctl.d/60-memfd-noexec.conf containing: vm.memfd_noexec = 2"
         explanation =
-            (current == nil
-                ? "This kernel has no vm.memfd_noexec (it arrived in Linux 6.3): memfd execution cannot be "
-                    + "restricted by sysctl here. "
-                : "vm.memfd_noexec is \(current!) now. ")
+            (current.map { "vm.memfd_noexec is \($0) now. " }
+                ?? "This kernel has no vm.memfd_noexec (it arrived in Linux 6.3): memfd execution cannot be "
+                + "restricted by sysctl here. ")
             + "0: memfd_create without flags makes executable memfds; 1: it makes non-executable ones unless "
             + "MFD_EXEC is asked for; 2: MFD_EXEC is refused, so no memfd can be executed. It applies per pid "
             + "namespace and can only be raised. Software that executes code from a memfd on purpose (some JITs, "

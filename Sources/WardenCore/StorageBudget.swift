@@ -46,7 +46,8 @@ public struct StorageBudget: Hashable, Sendable {
 
     /// Why a sample of `adding` bytes does not fit in a quarantine holding `used`, or nil.
     public func quarantineRefusal(adding: Int64, used: Int64) -> String? {
-        guard let quarantineBytes, used.addingReportingOverflow(adding).partialValue > quarantineBytes || adding > quarantineBytes
+        guard let quarantineBytes,
+            used.addingReportingOverflow(adding).partialValue > quarantineBytes || adding > quarantineBytes
         else { return nil }
         return "the quarantine is full: it holds \(used) of its \(quarantineBytes) bytes, and this sample is \(adding)"
     }

@@ -2,19 +2,19 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Foundation
+import Hummingbird
 import Logging
 import ServiceLifecycle
-import UnixSignals
-import Hummingbird
 import Synchronization
+import UnixSignals
 import WardenCore
 import WardenHTTP
 import WardenIntake
 import WardenLinux
 import WardenResponse
+import WardenSandbox
 import WardenSensors
 import WardenStore
-import WardenSandbox
 
 /// The composition root: the only place that knows every concrete type.
 public enum Agent {
@@ -49,7 +49,8 @@ public enum Agent {
             observer = { written, at in log.append(written, at: at) }
         }
         let writer = StoreWriter(
-            database: database, capacity: configuration.storeQueueCapacity, clock: { sys_monotonicNanoseconds() }, observer: observer,
+            database: database, capacity: configuration.storeQueueCapacity, clock: { sys_monotonicNanoseconds() },
+            observer: observer,
             onError: { error in logger.error("store error", metadata: ["error": "\(error)"]) })
         let budget = StateBudget(directory: configuration.stateDirectory.path, budget: configuration.storage)
         let vault = try QuarantineVault(directory: configuration.stateDirectory.quarantinePath, budget: budget)
@@ -63,7 +64,8 @@ public enum Agent {
         logger.notice(
             "policy loaded",
             metadata: [
-                "policy.mode": "\(configuration.policy.mode.rawValue)", "policy.rules": "\(configuration.policy.rules.count)",
+                "policy.mode": "\(configuration.policy.mode.rawValue)",
+                "policy.rules": "\(configuration.policy.rules.count)",
                 "policy.files": "\(configuration.policy.sources.joined(separator: ","))",
             ])
         var sensorConfiguration = configuration.sensorConfiguration
@@ -120,7 +122,9 @@ public enum Agent {
                 do {
                     tlsContext = try IntakeTLSContext(tls)
                 } catch {
-                    throw AgentError("the intake's TLS files cannot be used (\(tls.certificate), \(tls.key), \(tls.clientCA)): \(error)")
+                    throw AgentError(
+                        "the intake's TLS files cannot be used (\(tls.certificate), \(tls.key), \(tls.clientCA)): \(error)"
+                    )
                 }
             }
             if server.insecure {
@@ -145,7 +149,8 @@ public enum Agent {
                     onServerRunning: { channel in
                         let port = channel.localAddress?.port ?? server.port
                         listening.set(port)
-                        logger.notice("listening for Falco alerts", metadata: ["http.address": "\(server.host):\(port)"])
+                        logger.notice(
+                            "listening for Falco alerts", metadata: ["http.address": "\(server.host):\(port)"])
                     },
                     logger: logger))
             if let socketPath = server.unixSocketPath {
@@ -157,7 +162,10 @@ public enum Agent {
                         server: IntakeServerConfiguration.unixServer(peers: server.unixSocketPeers, logger: logger),
                         configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "shmwarden"),
                         onServerRunning: { _ in
-                            chmod(socketPath, server.unixSocketPeers.uids.isEmpty && server.unixSocketPeers.gids.isEmpty ? 0o600 : 0o666)
+                            chmod(
+                                socketPath,
+                                server.unixSocketPeers.uids.isEmpty && server.unixSocketPeers.gids.isEmpty
+                                    ? 0o600 : 0o666)
                             logger.notice("listening for Falco alerts", metadata: ["http.socket": "\(socketPath)"])
                         },
                         logger: logger))
@@ -171,9 +179,13 @@ public enum Agent {
                     guard let tlsContext else { return }
                     do {
                         try tlsContext.reload()
-                        logger.notice("intake TLS certificates reloaded", metadata: ["tls.certificate": "\(tlsContext.settings.certificate)"])
+                        logger.notice(
+                            "intake TLS certificates reloaded",
+                            metadata: ["tls.certificate": "\(tlsContext.settings.certificate)"])
                     } catch {
-                        logger.error("intake TLS certificates not reloaded; the ones in use stay", metadata: ["error": "\(error)"])
+                        logger.error(
+                            "intake TLS certificates not reloaded; the ones in use stay",
+                            metadata: ["error": "\(error)"])
                     }
                 }),
             http: http, listening: listening)
@@ -207,8 +219,9 @@ public enum Agent {
         let group = ServiceGroup(
             configuration: .init(
                 services: services.all.map {
-                    .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
-                          failureTerminationBehavior: .gracefullyShutdownGroup)
+                    .init(
+                        service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                        failureTerminationBehavior: .gracefullyShutdownGroup)
                 },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
@@ -257,7 +270,6 @@ extension Agent {
             configuration: configuration.sensorConfiguration, database: database, logger: logger, progress: progress)
     }
 }
-
 
 /// The port the HTTP intake bound, published once the server runs.
 public final class ListeningPort: Sendable {

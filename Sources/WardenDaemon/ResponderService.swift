@@ -55,8 +55,10 @@ public struct ResponderService: Service {
                 self.policy.replace(policy)
                 logger.notice(
                     "policy reloaded",
-                    metadata: ["policy.mode": "\(policy.mode.rawValue)", "policy.rules": "\(policy.rules.count)",
-                               "policy.files": "\(policy.sources.joined(separator: ","))"])
+                    metadata: [
+                        "policy.mode": "\(policy.mode.rawValue)", "policy.rules": "\(policy.rules.count)",
+                        "policy.files": "\(policy.sources.joined(separator: ","))",
+                    ])
             case .failure(let errors):
                 logger.error(
                     "policy reload rejected; keeping the last good policy",

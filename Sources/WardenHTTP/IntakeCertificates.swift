@@ -101,7 +101,8 @@ public enum IntakeCertificates {
                     Critical(BasicConstraints.notCertificateAuthority)
                     Critical(KeyUsage(digitalSignature: true))
                     try ExtendedKeyUsage([usage])
-                    AuthorityKeyIdentifier(keyIdentifier: try authority.0.extensions.subjectKeyIdentifier?.keyIdentifier)
+                    AuthorityKeyIdentifier(
+                        keyIdentifier: try authority.0.extensions.subjectKeyIdentifier?.keyIdentifier)
                     if !names.isEmpty { SubjectAlternativeNames(names) }
                 }, issuerPrivateKey: .init(authority.1))
             return (certificate, key)
@@ -162,7 +163,9 @@ public enum IntakeCertificates {
     }
 
     /// The `http_output` block of `falco.yaml` for this agent, with the client files of `client`.
-    public static func falcoConfiguration(url: String, caCertificate: String, certificate: String, key: String) -> String {
+    public static func falcoConfiguration(url: String, caCertificate: String, certificate: String, key: String)
+        -> String
+    {
         """
         http_output:
           enabled: true

@@ -23,7 +23,8 @@ public struct IntakeTLS: Hashable, Sendable {
     public var clientCA: String
     public var clientCertificates: ClientCertificates
 
-    public init(certificate: String, key: String, clientCA: String, clientCertificates: ClientCertificates = .required) {
+    public init(certificate: String, key: String, clientCA: String, clientCertificates: ClientCertificates = .required)
+    {
         self.certificate = certificate
         self.key = key
         self.clientCA = clientCA
@@ -51,9 +52,12 @@ public final class IntakeTLSContext: Sendable {
     var current: NIOSSLContext { context.withLock { $0 } }
 
     static func make(_ settings: IntakeTLS) throws -> NIOSSLContext {
-        let chain = try NIOSSLCertificate.fromPEMFile(settings.certificate).map { NIOSSLCertificateSource.certificate($0) }
+        let chain = try NIOSSLCertificate.fromPEMFile(settings.certificate).map {
+            NIOSSLCertificateSource.certificate($0)
+        }
         let key = try NIOSSLPrivateKey(file: settings.key, format: .pem)
-        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
         configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(settings.clientCA))
         configuration.certificateVerification =
@@ -143,7 +147,10 @@ struct IntakeChannel<Base: ServerChildChannel>: ServerChildChannel {
                 guard policy.allows(uid: credentials.uid, gid: credentials.gid) else {
                     auditLogger.warning(
                         "refused a unix-socket peer",
-                        metadata: ["peer.uid": "\(credentials.uid)", "peer.gid": "\(credentials.gid)", "peer.pid": "\(credentials.pid)"])
+                        metadata: [
+                            "peer.uid": "\(credentials.uid)", "peer.gid": "\(credentials.gid)",
+                            "peer.pid": "\(credentials.pid)",
+                        ])
                     channel.close(promise: nil)
                     return channel.eventLoop.makeFailedFuture(
                         PeerRefused(reason: "uid \(credentials.uid) gid \(credentials.gid) may not post"))

@@ -161,7 +161,8 @@ public enum IntakeRoutes {
             router.patch(path, use: onlyPost)
         }
         router.get("/healthz") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+            Response(
+                status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
         // Counters and gauges only: no paths, command lines or ids, so it stays open to scrapers.
         router.get("/metrics") { _, _ in
@@ -172,7 +173,8 @@ public enum IntakeRoutes {
         }
         if let report {
             router.get("/alerts/:id/report") { request, context in
-                let (authentication, denied) = authenticate(request, configuration: configuration, metrics: intake.metrics)
+                let (authentication, denied) = authenticate(
+                    request, configuration: configuration, metrics: intake.metrics)
                 if let denied { return denied }
                 guard case .authenticated = authentication else {
                     intake.metrics.add(.unauthorized)
@@ -203,7 +205,9 @@ public enum IntakeRoutes {
         return router
     }
 
-    static func receive(_ request: Request, intake: AlertIntake, configuration: IntakeServerConfiguration) async -> Response {
+    static func receive(_ request: Request, intake: AlertIntake, configuration: IntakeServerConfiguration) async
+        -> Response
+    {
         let (authentication, denied) = authenticate(request, configuration: configuration, metrics: intake.metrics)
         if let denied { return denied }
         guard let sender = authentication.sender else { return json(.unauthorized, ["error": "unauthorized"]) }
@@ -223,7 +227,8 @@ public enum IntakeRoutes {
             // files by naming paths.
             let text = #"{"duplicate":\#(duplicate),"id":"\#(jsonEscaped(id))"}"#
             return Response(
-                status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
         case .rejected(let reason):
             return json(.badRequest, ["error": reason])
         case .busy:
@@ -267,7 +272,8 @@ public enum IntakeRoutes {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                out +=
+                    "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
                     + String(scalar.value, radix: 16)
             default: out.unicodeScalars.append(scalar)
             }

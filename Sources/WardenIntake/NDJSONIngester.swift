@@ -125,7 +125,8 @@ public final class NDJSONIngester {
     /// Judged from the descriptor's own file and the kernel's name for it (no symbolic link
     /// left to swap), up to `/`.
     public static func distrust(ofOpened fd: FileDescriptor) -> String? {
-        guard let status = try? sys_fstat(fd), let resolved = try? sys_readlink(Array("/proc/self/fd/\(fd.rawValue)".utf8))
+        guard let status = try? sys_fstat(fd),
+            let resolved = try? sys_readlink(Array("/proc/self/fd/\(fd.rawValue)".utf8))
         else { return "it cannot be examined" }
         let directories = DirectoryChain.statuses(above: resolved, device: nil) ?? []
         return OwnershipChain.distrust(
@@ -193,7 +194,8 @@ struct LineReader {
         let count = try chunk.withUnsafeMutableBytes { raw throws -> Int in try sys_read(fd, into: raw) ?? 0 }
         guard count > 0 else { return nil }
         offset += Int64(count)
-        tail = count >= Self.tailLength
+        tail =
+            count >= Self.tailLength
             ? Array(chunk[(count - Self.tailLength)..<count])
             : Array((tail + chunk[0..<count]).suffix(Self.tailLength))
         buffer.append(contentsOf: chunk[0..<count])

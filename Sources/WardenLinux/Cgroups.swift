@@ -72,7 +72,8 @@ public enum Cgroups {
             wanted: wanted, mountInfo: mounts, ownCgroups: String(decoding: own, as: UTF8.self),
             v2Controllers: { directory in
                 (try? sys_readFile(directory + Array("/cgroup.controllers".utf8))).map {
-                    String(decoding: $0, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+                    String(decoding: $0, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).map(
+                        String.init)
                 }
             })
     }
@@ -84,7 +85,8 @@ extension Cgroups {
         let fd = try sys_open(file, flags: O_WRONLY)
         defer { sys_close(fd) }
         let bytes = Array(value.utf8)
-        let written = bytes.withUnsafeBytes { raw in Result { () throws(SystemCallError) in try sys_writeAll(fd, raw) } }
+        let written = bytes.withUnsafeBytes { raw in Result { () throws(SystemCallError) in try sys_writeAll(fd, raw) }
+        }
         try written.get()
     }
 

@@ -1,6 +1,7 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+import CWardenLinux
 @preconcurrency import Glibc
 
 /// The fields of `struct stat` that the sensor records, in Swift types.

@@ -1,6 +1,7 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
+import CWardenLinux
 @preconcurrency import Glibc
 import SystemPackage
 
@@ -40,4 +41,26 @@ public final class Inotify {
         guard let count = try sys_read(descriptor, into: buffer), count > 0 else { return [] }
         return InotifyRecordDecoder.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }
+}
+
+public func sys_inotify_init1(flags: Int32) throws(SystemCallError) -> FileDescriptor {
+    FileDescriptor(rawValue: try retryingInterrupts("inotify_init1") { inotify_init1(flags) })
+}
+
+public func sys_inotify_add_watch(_ fd: FileDescriptor, _ path: [UInt8], mask: UInt32)
+    throws(SystemCallError) -> Int32
+{
+    #if DEBUG
+        if let injected = SyscallFaults.injectedError(for: "inotify_add_watch", path: path) {
+            throw SystemCallError(syscall: "inotify_add_watch", path: path, errno: injected)
+        }
+    #endif
+    return try withCPath(path) { (cPath) throws(SystemCallError) -> Int32 in
+        try retryingInterrupts("inotify_add_watch", path: path) { inotify_add_watch(fd.rawValue, cPath, mask) }
+    }
+}
+
+public func sys_inotify_rm_watch(_ fd: FileDescriptor, _ wd: Int32) {
+    // EINVAL here means the kernel already dropped the watch (IN_IGNORED raced us): nothing to do.
+    _ = inotify_rm_watch(fd.rawValue, wd)
 }

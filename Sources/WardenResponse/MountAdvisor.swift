@@ -22,7 +22,9 @@ public enum MountAdvisor {
 
     /// `vm.memfd_noexec` now, or nil when the kernel has no such sysctl.
     public static func memfdAdvice() -> MemfdAdvice {
-        let text = (try? sys_readFile(Array("/proc/sys/vm/memfd_noexec".utf8))).map { String(decoding: $0, as: UTF8.self) }
+        let text = (try? sys_readFile(Array("/proc/sys/vm/memfd_noexec".utf8))).map {
+            String(decoding: $0, as: UTF8.self)
+        }
         return MemfdAdvice(current: text.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
     }
 
@@ -69,7 +71,8 @@ public enum MountAdvisor {
         }
         let wanted = restrictions.map(\.rawValue)
         if wanted.allSatisfy(entry.mountOptions.contains) {
-            return RemountResult(mountPoint: mountPoint, before: entry.mountOptions, after: entry.mountOptions, alreadySet: true)
+            return RemountResult(
+                mountPoint: mountPoint, before: entry.mountOptions, after: entry.mountOptions, alreadySet: true)
         }
         var flags: UInt = 0
         for option in entry.mountOptions + wanted { flags |= MountFlag.byOption[option] ?? 0 }

@@ -16,7 +16,8 @@ public enum PolicyLoader {
             return .failure(PolicyErrors([PolicyError(file: path, line: 0, reason: error.description)]))
         }
         guard !files.isEmpty else {
-            return .failure(PolicyErrors([PolicyError(file: path, line: 0, reason: "no *.yaml or *.yml policy files here")]))
+            return .failure(
+                PolicyErrors([PolicyError(file: path, line: 0, reason: "no *.yaml or *.yml policy files here")]))
         }
         var documents: [PolicyDocument] = []
         var errors: [PolicyError] = []

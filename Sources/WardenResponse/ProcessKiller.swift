@@ -80,7 +80,9 @@ public enum ProcessKiller {
         let verdict = judge(
             running: running, status: status, expectation: expectation, isCaptured: isCaptured, protected: protected)
         guard case .success(let basis) = verdict else {
-            if case .failure(let refusal) = verdict { return .refused("process \(pid) runs \(running): \(refusal.reason); not signalled") }
+            if case .failure(let refusal) = verdict {
+                return .refused("process \(pid) runs \(running): \(refusal.reason); not signalled")
+            }
             return .refused("process \(pid): not signalled")
         }
         do {
@@ -115,7 +117,8 @@ public enum ProcessKiller {
             return .failure(
                 Refusal(
                     reason: "its executable (device \(status.device), inode \(status.inode)) is not the evidence file "
-                        + "(device \(file.device), inode \(file.inode)): the pid was reused or the alert is about another process"))
+                        + "(device \(file.device), inode \(file.inode)): the pid was reused or the alert is about another process"
+                ))
         }
         if status.linkCount == 0 {
             let memfd = running.bytes.starts(with: Array("/memfd:".utf8))
@@ -126,7 +129,8 @@ public enum ProcessKiller {
         }
         return .failure(
             Refusal(
-                reason: "its executable (device \(status.device), inode \(status.inode)) is not a file shmwarden captured "
+                reason:
+                    "its executable (device \(status.device), inode \(status.inode)) is not a file shmwarden captured "
                     + "on a watched tmpfs, nor memfd-backed or deleted"))
     }
 }

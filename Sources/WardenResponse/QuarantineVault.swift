@@ -42,7 +42,7 @@ public final class QuarantineVault: Sendable {
         for path in [directory, journalDirectory] {
             do {
                 try sys_mkdir(Array(path.utf8), permissions: 0o700)
-            } catch where error.errno == .fileExists {
+            } catch  where error.errno == .fileExists {
             }
             try sys_chmod(Array(path.utf8), 0o700)
         }
@@ -63,7 +63,8 @@ public final class QuarantineVault: Sendable {
     /// - Parameter expecting: the device and inode the evidence recorded: a different file now at
     ///   `path` is left alone.
     public func quarantine(
-        _ path: PathBytes, alertIDs: [String] = [], fileID: Int64? = nil, expecting: (device: UInt64, inode: UInt64)? = nil
+        _ path: PathBytes, alertIDs: [String] = [], fileID: Int64? = nil,
+        expecting: (device: UInt64, inode: UInt64)? = nil
     ) throws(QuarantineError) -> QuarantineEntry {
         let (parent, name) = try Self.split(path)
         let directoryFD = try wrap("open the directory of \(path)") { () throws(SystemCallError) in
@@ -77,7 +78,8 @@ public final class QuarantineVault: Sendable {
             switch error.errno {
             case .noSuchFileOrDirectory: throw QuarantineError(.notFound, "\(path) does not exist", errno: ENOENT)
             case .tooManySymbolicLinkLevels:
-                throw QuarantineError(.isSymlink, "\(path) is a symlink; quarantine moves files, not links", errno: ELOOP)
+                throw QuarantineError(
+                    .isSymlink, "\(path) is a symlink; quarantine moves files, not links", errno: ELOOP)
             default: throw QuarantineError(.io, "open \(path): \(error)", errno: error.errno.rawValue)
             }
         }
@@ -115,8 +117,9 @@ public final class QuarantineVault: Sendable {
         guard case .complete(let copiedSHA256, let copiedBytes) = read else {
             abandon(id)
             let why =
-                if case .outOfTime(let bytes) = read { "could not be copied within \(Int(Self.copySeconds)) s (\(bytes) bytes read)" }
-                else { "is larger than the quarantine takes (\(maxSampleBytes) bytes), or grew past it while copied" }
+                if case .outOfTime(let bytes) = read {
+                    "could not be copied within \(Int(Self.copySeconds)) s (\(bytes) bytes read)"
+                } else { "is larger than the quarantine takes (\(maxSampleBytes) bytes), or grew past it while copied" }
             throw QuarantineError(.tooLarge, "\(path) \(why); left in place")
         }
         let copied = (sha256: copiedSHA256, bytes: copiedBytes)
@@ -174,7 +177,7 @@ public final class QuarantineVault: Sendable {
         let claim = Self.claimName(id)
         do {
             try sys_renameNoReplace(directoryFD, name, directoryFD, claim)
-        } catch where error.errno == .noSuchFileOrDirectory {
+        } catch  where error.errno == .noSuchFileOrDirectory {
             return nil  // already gone (the dropper deleted it): the sample is safe with us
         } catch {
             return "could not take the original away (\(error)); it is still in place"
@@ -185,7 +188,9 @@ public final class QuarantineVault: Sendable {
 
     /// The private name holds what was at the original name: unlink it when it is the copied
     /// inode, else put it back.
-    private func settleClaim(_ directoryFD: FileDescriptor, name: [UInt8], claim: [UInt8], device: UInt64, inode: UInt64)
+    private func settleClaim(
+        _ directoryFD: FileDescriptor, name: [UInt8], claim: [UInt8], device: UInt64, inode: UInt64
+    )
         -> String?
     {
         guard let claimed = try? sys_statAt(directoryFD, claim) else { return nil }
@@ -216,7 +221,9 @@ public final class QuarantineVault: Sendable {
     @discardableResult
     public func recover() -> [String] {
         guard let fd = try? sys_open(Array(journalDirectory.utf8), flags: O_RDONLY | O_DIRECTORY),
-            let names = try? { defer { sys_close(fd) }; return try sys_readDirectory(fd) }()
+            let names = try? {
+                defer { sys_close(fd) }; return try sys_readDirectory(fd)
+            }()
         else { return [] }
         var report: [String] = []
         for (name, _) in names where name.count > 5 && name.suffix(5).elementsEqual(".json".utf8) {
@@ -317,7 +324,8 @@ public final class QuarantineVault: Sendable {
         defer { sys_close(sampleFD) }
         let digest = DescriptorDigest()
         let actual = try wrap("hash sample \(id)") { () throws(SystemCallError) in
-            try digest.sha256(of: sampleFD, limit: ReadLimit(maxBytes: entry.size)).sha256 ?? "(longer than \(entry.size) bytes)"
+            try digest.sha256(of: sampleFD, limit: ReadLimit(maxBytes: entry.size)).sha256
+                ?? "(longer than \(entry.size) bytes)"
         }
         guard actual == entry.sha256 else {
             throw QuarantineError(.corruptSample, "sample \(id) hashes to \(actual), not \(entry.sha256); not restored")

@@ -4,8 +4,8 @@
 import Foundation
 import WardenCore
 import WardenLinux
-import WardenStore
 import WardenSandbox
+import WardenStore
 
 /// Gathers what a report may state about an alert (the store, the quarantine and the host's
 /// mounts now) and has WardenCore build it.

@@ -6,8 +6,8 @@ import Synchronization
 import SystemPackage
 import WardenCore
 import WardenLinux
-import WardenStore
 import WardenSandbox
+import WardenStore
 
 /// Carries out what the policy decides for each alert or dropped executable, and writes an
 /// audit row (and a log line) for every action: performed, planned, skipped or failed.
@@ -195,7 +195,8 @@ public final class Responder: Sendable {
         -> [(ActionRecord, [StoreCommand])]
     {
         let notes = planned.notes.map { " (\($0))" }.joined()
-        let row = { (outcome: ActionRecord.Outcome, file: PolicyFile?, target: String?, detail: String, errno: Int32?) in
+        let row = {
+            (outcome: ActionRecord.Outcome, file: PolicyFile?, target: String?, detail: String, errno: Int32?) in
             ActionRecord(
                 time: self.clock(), alertId: subject.alertID, fileId: file?.fileID ?? subject.files.first?.fileID,
                 rule: planned.rule, action: planned.action.name, mode: mode, outcome: outcome, target: target,
@@ -207,16 +208,23 @@ public final class Responder: Sendable {
         let perform = planned.disposition == .perform
         switch planned.action {
         case .record:
-            let what = subject.alert.map { "alert '\($0.rule)' (\($0.priority.name))" }
+            let what =
+                subject.alert.map { "alert '\($0.rule)' (\($0.priority.name))" }
                 ?? "dropped executable \(subject.files.first?.path.displayString ?? "?")"
-            let evidence = subject.files.isEmpty
-                ? "no file evidence" : subject.files.map { "\($0.path) sha256 \($0.sha256 ?? "unhashed")" }.joined(separator: ", ")
+            let evidence =
+                subject.files.isEmpty
+                ? "no file evidence"
+                : subject.files.map { "\($0.path) sha256 \($0.sha256 ?? "unhashed")" }.joined(separator: ", ")
             return [(row(.performed, nil, nil, "rule '\(planned.rule)' matched \(what); \(evidence)", nil), [])]
 
         case .quarantine:
             return planned.files.map { file in
                 guard perform else {
-                    return (row(.planned, file, file.path.displayString, "would quarantine \(file.path) (sha256 \(file.sha256 ?? "?"))", nil), [])
+                    return (
+                        row(
+                            .planned, file, file.path.displayString,
+                            "would quarantine \(file.path) (sha256 \(file.sha256 ?? "?"))", nil), []
+                    )
                 }
                 do {
                     let identity = FileIdentity(device: file.device, inode: file.inode)
@@ -228,12 +236,15 @@ public final class Responder: Sendable {
                         file.path, alertIDs: subject.alertID.map { [$0] } ?? [], fileID: file.fileID,
                         expecting: (file.device, file.inode))
                     return (
-                        row(.performed, file, file.path.displayString,
-                            "quarantined as \(entry.id) (sha256 \(entry.sha256), copy verified) at \(entry.samplePath)", nil),
+                        row(
+                            .performed, file, file.path.displayString,
+                            "quarantined as \(entry.id) (sha256 \(entry.sha256), copy verified) at \(entry.samplePath)",
+                            nil),
                         [.quarantined(path: file.path, device: file.device, inode: file.inode)]
                     )
                 } catch let error as QuarantineError {
-                    let outcome: ActionRecord.Outcome = error.kind == .notFound || error.kind == .replaced ? .skipped : .failed
+                    let outcome: ActionRecord.Outcome =
+                        error.kind == .notFound || error.kind == .replaced ? .skipped : .failed
                     return (row(outcome, file, file.path.displayString, error.detail, error.errno), [])
                 } catch {
                     return (row(.failed, file, file.path.displayString, "\(error)", nil), [])
@@ -246,7 +257,14 @@ public final class Responder: Sendable {
             }
             let expectation = Self.expectation(files: planned.files)
             guard perform else {
-                return [(row(.planned, nil, "pid \(pid)", "would send SIG\(signal.rawValue) to pid \(pid) if it still runs \(Self.describe(expectation))", nil), [])]
+                return [
+                    (
+                        row(
+                            .planned, nil, "pid \(pid)",
+                            "would send SIG\(signal.rawValue) to pid \(pid) if it still runs \(Self.describe(expectation))",
+                            nil), []
+                    )
+                ]
             }
             let outcome = ProcessKiller.kill(
                 pid: pid, expecting: expectation, signal: signal,
@@ -263,10 +281,13 @@ public final class Responder: Sendable {
             let entries = (try? MountTable.readHost()) ?? []
             return mounts(of: planned.files).map { mountPoint, file in
                 guard let entry = MountAdvisor.mount(at: mountPoint, in: entries) else {
-                    return (row(.skipped, file, mountPoint.displayString, "\(mountPoint) is no longer mounted", nil), [])
+                    return (
+                        row(.skipped, file, mountPoint.displayString, "\(mountPoint) is no longer mounted", nil), []
+                    )
                 }
                 let advice = NoexecAdvice(MountAdvisor.facts(entry))
-                let detail = advice.noexec
+                let detail =
+                    advice.noexec
                     ? "\(mountPoint) is already mounted noexec (\(advice.options.joined(separator: ",")))"
                     : "\(mountPoint) allows exec (\(advice.options.joined(separator: ","))): run '\(advice.remountCommand)'"
                         + (advice.fstabLine.map { "; persistent: \($0)" } ?? "; \(advice.persistence)")
@@ -277,12 +298,17 @@ public final class Responder: Sendable {
             let options = flags.sorted().map(\.rawValue).joined(separator: ",")
             return mounts(of: planned.files).map { mountPoint, file in
                 guard perform else {
-                    return (row(.planned, file, mountPoint.displayString,
-                                "would remount \(mountPoint) with \(options): mount -o remount,\(options) \(ShellQuote.quote(mountPoint))", nil), [])
+                    return (
+                        row(
+                            .planned, file, mountPoint.displayString,
+                            "would remount \(mountPoint) with \(options): mount -o remount,\(options) \(ShellQuote.quote(mountPoint))",
+                            nil), []
+                    )
                 }
                 do {
                     let result = try MountAdvisor.remount(mountPoint, adding: flags)
-                    let detail = result.alreadySet
+                    let detail =
+                        result.alreadySet
                         ? "\(mountPoint) already had \(options)"
                         : "remounted \(mountPoint): \(result.before.joined(separator: ",")) -> \(result.after.joined(separator: ","))"
                             + (result.namespaceUnverified
@@ -290,7 +316,11 @@ public final class Responder: Sendable {
                                 : "")
                     return (row(.performed, file, mountPoint.displayString, detail, nil), [])
                 } catch let error as SystemCallError {
-                    return (row(.failed, file, mountPoint.displayString, "remount \(mountPoint): \(error)", error.errno.rawValue), [])
+                    return (
+                        row(
+                            .failed, file, mountPoint.displayString, "remount \(mountPoint): \(error)",
+                            error.errno.rawValue), []
+                    )
                 } catch {
                     return (row(.failed, file, mountPoint.displayString, "remount \(mountPoint): \(error)", nil), [])
                 }
@@ -299,7 +329,11 @@ public final class Responder: Sendable {
         case .sandbox(let timeout):
             return planned.files.compactMap { file in
                 guard perform else {
-                    return (row(.planned, file, file.path.displayString, "would run a copy of \(file.path) in the sandbox (\(timeout) s)", nil), [])
+                    return (
+                        row(
+                            .planned, file, file.path.displayString,
+                            "would run a copy of \(file.path) in the sandbox (\(timeout) s)", nil), []
+                    )
                 }
                 guard sandbox != nil else {
                     return (row(.skipped, file, file.path.displayString, "no sandbox directory is configured", nil), [])
@@ -310,13 +344,19 @@ public final class Responder: Sendable {
                 if let sha256 = file.sha256 {
                     if let earlier = (try? database.sandboxRuns(sha256: [sha256]))?.last {
                         return (
-                            row(.skipped, file, file.path.displayString,
-                                "sha256 \(sha256) was run in the sandbox already, as \(earlier.id) (shmwarden sandbox --show \(earlier.id))", nil),
+                            row(
+                                .skipped, file, file.path.displayString,
+                                "sha256 \(sha256) was run in the sandbox already, as \(earlier.id) (shmwarden sandbox --show \(earlier.id))",
+                                nil),
                             []
                         )
                     }
                     if !sandboxing.withLock({ $0.insert(sha256).inserted }) {
-                        return (row(.skipped, file, file.path.displayString, "sha256 \(sha256) is queued for the sandbox already", nil), [])
+                        return (
+                            row(
+                                .skipped, file, file.path.displayString,
+                                "sha256 \(sha256) is queued for the sandbox already", nil), []
+                        )
                     }
                 }
                 guard sandboxInline else {
@@ -324,7 +364,8 @@ public final class Responder: Sendable {
                     if !sandboxQueue.offer(job) {
                         if let sha256 = file.sha256 { sandboxing.withLock { _ = $0.remove(sha256) } }
                         return (
-                            row(.skipped, file, file.path.displayString,
+                            row(
+                                .skipped, file, file.path.displayString,
                                 "the sandbox queue is full (\(sandboxQueue.capacity) runs waiting)", nil), []
                         )
                     }
@@ -366,7 +407,9 @@ public final class Responder: Sendable {
         do {
             let report = try sandbox.run(path: source, name: file.path.bytes, options: options)
             return (
-                row(report.setupError == nil ? .performed : .failed, "sandbox run \(report.id): " + report.verdict.joined(separator: " ")),
+                row(
+                    report.setupError == nil ? .performed : .failed,
+                    "sandbox run \(report.id): " + report.verdict.joined(separator: " ")),
                 [.sandboxRun(report.record(at: clock(), fileID: file.fileID, alertID: job.alertID))]
             )
         } catch {
@@ -380,9 +423,9 @@ public final class Responder: Sendable {
         let entries = (try? MountTable.readHost()) ?? []
         var seen = Set<PathBytes>()
         return files.compactMap { file in
-            guard file.mountPoint != nil else { return nil }
-            let mount = MountAdvisor.mount(containing: file.path, in: entries).map { PathBytes($0.mountPoint) }
-                ?? file.mountPoint!
+            guard let mountPoint = file.mountPoint else { return nil }
+            let mount =
+                MountAdvisor.mount(containing: file.path, in: entries).map { PathBytes($0.mountPoint) } ?? mountPoint
             guard seen.insert(mount).inserted else { return nil }
             return (mount, file)
         }

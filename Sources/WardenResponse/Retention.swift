@@ -17,7 +17,9 @@ public enum Retention {
     ) throws -> PruneReport {
         let quarantined = ((try? QuarantineVault.entries(in: quarantineDirectory)) ?? [])
             .filter { $0.state != .restored }.map(\.sha256)
-        let cutoff = settings.maxAgeSeconds.map { now.adding(nanoseconds: -Timestamp(seconds: $0, nanoseconds: 0).nanosecondsSinceEpoch) }
+        let cutoff = settings.maxAgeSeconds.map {
+            now.adding(nanoseconds: -Timestamp(seconds: $0, nanoseconds: 0).nanosecondsSinceEpoch)
+        }
         if dryRun {
             return try database.prunePreview(
                 olderThan: cutoff, evidenceBudget: settings.evidenceBudgetBytes, protected: Set(quarantined))

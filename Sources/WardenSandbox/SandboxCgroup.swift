@@ -101,7 +101,8 @@ final class SandboxCgroup {
     /// What the limits did to the run.
     func outcome() -> SandboxReport.Resources {
         var resources = SandboxReport.Resources(
-            cgroup: "v\(leaves.first?.version ?? 0)", memoryLimitBytes: limits.memoryBytes, processLimit: limits.processes,
+            cgroup: "v\(leaves.first?.version ?? 0)", memoryLimitBytes: limits.memoryBytes,
+            processLimit: limits.processes,
             cpuLimit: limits.cpus)
         for leaf in leaves {
             let file = { (name: String) in Cgroups.read(leaf.directory + Array("/\(name)".utf8)) }
@@ -111,7 +112,9 @@ final class SandboxCgroup {
                     resources.peakMemoryBytes = file("memory.peak").flatMap { Int64($0.filter(\.isNumber)) }
                 } else {
                     resources.oomKills = Cgroups.counter("oom_kill", in: file("memory.oom_control"))
-                    resources.peakMemoryBytes = file("memory.max_usage_in_bytes").flatMap { Int64($0.filter(\.isNumber)) }
+                    resources.peakMemoryBytes = file("memory.max_usage_in_bytes").flatMap {
+                        Int64($0.filter(\.isNumber))
+                    }
                 }
             }
             if leaf.controllers.contains("pids") {

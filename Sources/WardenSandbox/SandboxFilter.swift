@@ -1,8 +1,6 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import CSeccomp
-import CWardenLinux
 @preconcurrency import Glibc
 import Synchronization
 import SystemPackage
@@ -62,22 +60,17 @@ public struct SandboxFilter: Sendable {
 
     /// The action that hands a call to the observer (SECCOMP_RET_USER_NOTIF), as the filter
     /// returns it and as the kernel's audit records give it (`code=0x7fc00000`).
-    static let notifyAction: UInt32 = SCMP_ACT_NOTIFY
+    static let notifyAction: UInt32 = SeccompAction.notify.returnValue
 
     /// The BPF program: `struct sock_filter` records (8 bytes each).
     public let program: [UInt8]
     public var instructionCount: Int { program.count / 8 }
 
-    public struct BuildError: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// The 32-bit ABI the filter also covers, on x86_64: i386 programs (a good share of Linux
     /// malware is built for it, statically) run on x86_64 kernels, and a filter of the native
     /// ABI only killed them at their first call, unobserved. Its rules are the native ones,
     /// by name, through libseccomp.
-    public static let compatibleArchitecture: UInt32? =
-        seccomp_arch_native() == cseccomp_arch_x86_64() ? cseccomp_arch_x86() : nil
+    public static let compatibleArchitecture = SeccompArchitecture.compatible
 
     /// The filter of each kind, built once per process: libseccomp's build (two ABIs, exported
     /// as BPF) cost every run 0.6-0.9 ms (medians of 160 runs in one process, interleaved: the
@@ -101,28 +94,18 @@ public struct SandboxFilter: Sendable {
 
     /// Builds the filter; `observe` adds the user-notification rules.
     public init(observe: Bool) throws {
-        let native = try Self.context(adding: nil)
-        defer { seccomp_release(native) }
+        let native = try SeccompFilterBuilder()
         try Self.addRules(to: native, observe: observe, standIns: observe)
         // The second ABI's rules are built apart and merged: libseccomp turns i386's socket
         // rules into rules on socketcall(SYS_SOCKET) too, whose family it cannot read, and
         // refuses the stand-in rules there. i386 programs keep having their IPv4 and IPv6
         // sockets refused.
         if let compatible = Self.compatibleArchitecture {
-            let second = try Self.context(adding: compatible)
-            do {
-                try Self.addRules(to: second, observe: observe, standIns: false)
-            } catch {
-                seccomp_release(second)
-                throw error
-            }
-            let merged = seccomp_merge(native, second)  // releases `second` when it succeeds
-            guard merged == 0 else {
-                seccomp_release(second)
-                throw BuildError(description: "seccomp_merge: \(merged)")
-            }
+            let second = try SeccompFilterBuilder(architecture: compatible)
+            try Self.addRules(to: second, observe: observe, standIns: false)
+            try native.merge(second)
         }
-        let exported = try Self.export(native)
+        let exported = try native.exportBPF()
         if observe, let compatible = Self.compatibleArchitecture {
             program = Self.compatibleSocketsPrefix(compatible) + exported
         } else {
@@ -140,7 +123,7 @@ public struct SandboxFilter: Sendable {
     /// one), never letting the kernel read them (`SandboxNetworkAnswer.forSocketCall`); socket's
     /// family is a register, checked here. With no observer there, either call fails (ENOSYS).
     /// Every other call, of any ABI, goes on to libseccomp's program.
-    static func compatibleSocketsPrefix(_ architecture: UInt32) -> [UInt8] {
+    static func compatibleSocketsPrefix(_ architecture: SeccompArchitecture) -> [UInt8] {
         func instruction(_ code: UInt16, _ jumpIfTrue: UInt8, _ jumpIfFalse: UInt8, _ value: UInt32) -> [UInt8] {
             withUnsafeBytes(of: code.littleEndian, Array.init) + [jumpIfTrue, jumpIfFalse]
                 + withUnsafeBytes(of: value.littleEndian, Array.init)
@@ -149,12 +132,12 @@ public struct SandboxFilter: Sendable {
         let jumpIfEqual: UInt16 = 0x15  // BPF_JMP | BPF_JEQ | BPF_K
         let returns: UInt16 = 0x06  // BPF_RET | BPF_K
         let notify = Self.notifyAction
-        let socketcall = UInt32(bitPattern: seccomp_syscall_resolve_name_arch(architecture, "socketcall"))
+        let socketcall = UInt32(bitPattern: architecture.number(of: "socketcall") ?? -1)
         // i386's socket(2): libseccomp has it as a pseudo-call; its number in the i386 table.
         let socket: UInt32 = 359
         // A jump goes to pc + 1 + its offset; instruction 12 is libseccomp's first.
         return instruction(load, 0, 0, 4)  // 0: arch
-            + instruction(jumpIfEqual, 0, 10, architecture)  // 1
+            + instruction(jumpIfEqual, 0, 10, architecture.token)  // 1
             + instruction(load, 0, 0, 0)  // 2: nr
             + instruction(jumpIfEqual, 0, 3, socketcall)  // 3
             + instruction(load, 0, 0, 16)  // 4: args[0], its low 32 bits (little-endian)
@@ -167,68 +150,36 @@ public struct SandboxFilter: Sendable {
             + instruction(returns, 0, 0, notify)  // 11
     }
 
-    /// A context for the native ABI (`architecture` nil) or for `architecture` alone.
-    private static func context(adding architecture: UInt32?) throws -> scmp_filter_ctx {
-        guard let context = seccomp_init(SCMP_ACT_ALLOW) else { throw BuildError(description: "seccomp_init failed") }
-        do {
-            // Another architecture's syscall numbers (x32 on x86_64, or any but the two covered)
-            // must not slip past the rules.
-            guard seccomp_attr_set(context, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) == 0 else {
-                throw BuildError(description: "seccomp_attr_set(ACT_BADARCH) failed")
-            }
-            if let architecture {
-                let removed = seccomp_arch_remove(context, seccomp_arch_native())
-                let added = seccomp_arch_add(context, architecture)
-                guard removed == 0 && added == 0 else {
-                    throw BuildError(description: "seccomp_arch_remove: \(removed), seccomp_arch_add: \(added)")
-                }
-            }
-            // A binary search over the syscall numbers rather than a linear walk: every call the
-            // sample makes passes the filter, notified or not. (libseccomp 2.5+; older ones keep
-            // the linear filter, which enforces the same.)
-            _ = seccomp_attr_set(context, SCMP_FLTATR_CTL_OPTIMIZE, 2)
-            return context
-        } catch {
-            seccomp_release(context)
-            throw error
-        }
-    }
-
-    /// The rules, in `context`: `observe` adds the user-notification rules, `standIns` the ones
+    /// The rules, in `filter`: `observe` adds the user-notification rules, `standIns` the ones
     /// for IPv4 and IPv6 sockets.
-    private static func addRules(to context: scmp_filter_ctx, observe: Bool, standIns: Bool) throws {
-        func add(_ name: String, _ action: UInt32, _ comparisons: [scmp_arg_cmp] = []) throws {
-            let number = seccomp_syscall_resolve_name(name)
-            guard number != __NR_SCMP_ERROR else { return }  // not on this architecture
-            let result = comparisons.withUnsafeBufferPointer {
-                seccomp_rule_add_array(context, action, number, UInt32($0.count), $0.baseAddress)
-            }
-            guard result == 0 else { throw BuildError(description: "seccomp rule for \(name): \(result)") }
+    private static func addRules(to filter: SeccompFilterBuilder, observe: Bool, standIns: Bool) throws {
+        func add(_ name: String, _ action: SeccompAction, _ comparisons: [SeccompComparison] = []) throws {
+            try filter.add(name, action, comparisons)
         }
-        let eperm = cseccomp_act_errno(UInt16(EPERM))
-        for name in Self.killed { try add(name, SCMP_ACT_KILL_PROCESS) }
+        let eperm = SeccompAction.fail(errno: EPERM)
+        for name in Self.killed { try add(name, .killProcess) }
         for name in Self.refused { try add(name, eperm) }
-        try add("ptrace", cseccomp_act_errno(0), [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: 0, datum_b: 0)])
-        try add("ptrace", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_NE, datum_a: 0, datum_b: 0)])
+        try add("ptrace", .fail(errno: 0), [SeccompComparison(argument: 0, .equal, 0)])
+        try add("ptrace", eperm, [SeccompComparison(argument: 0, .notEqual, 0)])
         // clone3 hides its flags in memory the filter cannot read: make libc fall back to clone.
-        try add("clone3", cseccomp_act_errno(UInt16(ENOSYS)))
+        try add("clone3", .fail(errno: ENOSYS))
         for flag in sys_namespaceFlags() {
-            try add("clone", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_MASKED_EQ, datum_a: flag, datum_b: flag)])
+            try add("clone", eperm, [SeccompComparison(argument: 0, .maskedEqual(mask: flag), flag)])
         }
         // Only the query form of personality(2).
-        try add("personality", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_NE, datum_a: 0xffff_ffff, datum_b: 0)])
+        try add("personality", eperm, [SeccompComparison(argument: 0, .notEqual, 0xffff_ffff)])
         // TIOCSTI would type into the supervisor's terminal.
         try add(
             "ioctl", eperm,
-            [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(TIOCSTI))])
+            [SeccompComparison(argument: 1, .maskedEqual(mask: 0xffff_ffff), UInt64(TIOCSTI))])
         // No sockets but AF_UNIX (the net namespace has only its own loopback anyway). With
         // stand-ins, IPv4 and IPv6 ones go to the observer, which answers each with a unix
         // socket standing in, or a refusal (`SandboxNetworkAnswer`); with no observer there, the
         // call fails (ENOSYS). (libseccomp tests the equalities first.)
-        try add("socket", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_NE, datum_a: UInt64(AF_UNIX), datum_b: 0)])
+        try add("socket", eperm, [SeccompComparison(argument: 0, .notEqual, UInt64(AF_UNIX))])
         if standIns {
             for family in Self.standInFamilies {
-                try add("socket", SCMP_ACT_NOTIFY, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: family, datum_b: 0)])
+                try add("socket", .notify, [SeccompComparison(argument: 0, .equal, family)])
             }
             // sendmsg and sendmmsg with an IPv4 or IPv6 address, answered as sendto's (the
             // native ABI only: libseccomp would fold i386's into socketcall, where the flags
@@ -236,68 +187,44 @@ public struct SandboxFilter: Sendable {
             // flags: observing it would wait for the listener it carries. A sample's sendmsg with
             // the same flags goes unobserved, and no further: a stand-in takes no IPv4 address.
             try add(
-                "sendmsg", SCMP_ACT_NOTIFY,
-                [
-                    scmp_arg_cmp(
-                        arg: 2, op: SCMP_CMP_NE, datum_a: UInt64(WARDEN_LAUNCHER_SENDMSG_FLAGS), datum_b: 0)
-                ])
-            try add("sendmmsg", SCMP_ACT_NOTIFY)
+                "sendmsg", .notify, [SeccompComparison(argument: 2, .notEqual, SandboxSpawn.listenerSendFlags)])
+            try add("sendmmsg", .notify)
             for name in Self.standInQueries {
                 guard name.hasSuffix("sockopt") else {
-                    try add(name, SCMP_ACT_NOTIFY)
+                    try add(name, .notify)
                     continue
                 }
                 // The level is an int: its register's upper half is not the caller's.
-                func int(_ argument: UInt32, _ value: Int32) -> scmp_arg_cmp {
-                    scmp_arg_cmp(arg: argument, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(value))
+                func int(_ argument: UInt32, _ value: Int32) -> SeccompComparison {
+                    .int(argument: argument, equals: value)
                 }
-                for level in SandboxStandIn.levels { try add(name, SCMP_ACT_NOTIFY, [int(1, level)]) }
+                for level in SandboxStandIn.levels { try add(name, .notify, [int(1, level)]) }
                 if name == "getsockopt" {
                     for option in SandboxStandIn.familyOptions {
-                        try add(name, SCMP_ACT_NOTIFY, [int(1, SandboxStandIn.socketLevel), int(2, option)])
+                        try add(name, .notify, [int(1, SandboxStandIn.socketLevel), int(2, option)])
                     }
                 }
             }
             // recvfrom with an address to fill in: a DNS answer's, from the name server its
             // query went to (musl's resolver checks). The native ABI's only.
-            try add("recvfrom", SCMP_ACT_NOTIFY, [scmp_arg_cmp(arg: 4, op: SCMP_CMP_NE, datum_a: 0, datum_b: 0)])
+            try add("recvfrom", .notify, [SeccompComparison(argument: 4, .notEqual, 0)])
         } else if observe {
             // i386's, which libseccomp also folds into socketcall, whose level is in memory.
-            for name in Self.standInQueries { try add(name, SCMP_ACT_NOTIFY) }
+            for name in Self.standInQueries { try add(name, .notify) }
         }
         // i386's socketcall(2) passes socket's arguments in memory the filter cannot read: its
         // SYS_SOCKET is refused whatever the family (the direct socket call is filtered above).
-        try add("socketcall", eperm, [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: 1, datum_b: 0)])
+        try add("socketcall", eperm, [SeccompComparison(argument: 0, .equal, 1)])
         if observe {
-            for name in Self.observed { try add(name, SCMP_ACT_NOTIFY) }
+            for name in Self.observed { try add(name, .notify) }
             try add(
-                "prctl", SCMP_ACT_NOTIFY,
-                [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: Self.observedPrctlOption, datum_b: 0)])
+                "prctl", .notify,
+                [SeccompComparison(argument: 0, .equal, Self.observedPrctlOption)])
         }
     }
 
-    private static func export(_ context: scmp_filter_ctx) throws -> [UInt8] {
-        do {
-            let fd = try sys_memfd("shmwarden-seccomp")
-            defer { sys_close(fd) }
-            guard seccomp_export_bpf(context, fd.rawValue) == 0 else {
-                throw BuildError(description: "seccomp_export_bpf failed")
-            }
-            return try MountTable.readAll(fd)
-        } catch let error as BuildError {
-            throw error
-        } catch {
-            throw BuildError(description: "exporting the filter: \(error)")
-        }
-    }
-
-    /// The name of syscall `number` of `architecture` (an AUDIT_ARCH_* value, as in seccomp's
-    /// notifications and audit records; the native one by default).
-    public static func name(of number: Int32, architecture: UInt32 = seccomp_arch_native()) -> String {
-        guard let pointer = seccomp_syscall_resolve_num_arch(architecture, number) else {
-            return "syscall-\(number)"
-        }
-        defer { free(pointer) }
-        return String(cString: pointer)
+    /// The name of syscall `number` of `architecture` (the native ABI by default).
+    public static func name(of number: Int32, architecture: SeccompArchitecture = .native) -> String {
+        architecture.name(of: number) ?? "syscall-\(number)"
     }
 }

@@ -87,8 +87,8 @@ struct SandboxNameBook: Equatable {
     /// `::ffff:198.18.0.1`); nil for any other.
     static func addressBytes(_ text: String) -> [UInt8]? {
         let dotted = text.hasPrefix("::ffff:") ? String(text.dropFirst(7)) : text
-        let parts = dotted.split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
-        guard parts.count == 4, parts.allSatisfy({ $0 != nil }) else { return nil }
-        return parts.map { $0! }
+        let fields = dotted.split(separator: ".", omittingEmptySubsequences: false)
+        let parts = fields.compactMap { UInt8($0) }
+        return fields.count == 4 && parts.count == 4 ? parts : nil
     }
 }

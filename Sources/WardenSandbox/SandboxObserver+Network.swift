@@ -1,7 +1,6 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import CSeccomp
 @preconcurrency import Glibc
 import SystemPackage
 import WardenLinux
@@ -95,19 +94,18 @@ extension SandboxObserver {
     /// the answer in `call`: the stand-ins, the sink, the name server, or the kernel. False when
     /// the call is no longer waiting (nothing of it is to be counted).
     func answerNetworkCall(
-        _ plan: ArgumentPlan, _ call: inout Captured?, id: UInt64, pid: Int32, on listener: FileDescriptor,
-        _ response: UnsafeMutablePointer<seccomp_notif_resp>
+        _ plan: ArgumentPlan, _ call: inout Captured?, id: UInt64, pid: Int32, on listener: SeccompListener
     ) -> Bool {
         guard let networkCall = Self.networkCall(plan, call) else {
             // A socketcall that is none of those observed: as the kernel has it.
-            return Self.answer(id, on: listener, response)
+            return listener.proceed(id)
         }
         var decided: SandboxNetworkAnswer
         // The stand-in an address call is on, if it is on one.
         var onStandIn: UInt64?
         switch networkCall {
         case .name, .option, .receive:
-            return answerStandInQuery(networkCall, id: id, pid: pid, on: listener, response)
+            return answerStandInQuery(networkCall, id: id, pid: pid, on: listener)
         case .listen(let fd):
             // Made by the kernel, on the unix socket; described with the address the stand-in
             // has (a port of its own when it had none, as a TCP listen gives one).
@@ -116,7 +114,7 @@ extension SandboxObserver {
                 standIns[inode] = standIn
                 call?.first = standIn.name(peer: false).value
             }
-            return Self.answer(id, on: listener, response)
+            return listener.proceed(id)
         case .socket(let domain, let type, let protocolNumber, let viaSocketCall):
             decided =
                 viaSocketCall
@@ -186,7 +184,7 @@ extension SandboxObserver {
             decided = installed
         default: break
         }
-        guard Self.answer(id, decided, on: listener, response) else { return false }
+        guard Self.answer(id, decided, on: listener) else { return false }
         call?.result = decided.result
         // What a stand-in's bind or connect made of it, for its queries.
         if decided == .succeed, let inode = onStandIn, var standIn = standIns[inode],
@@ -207,18 +205,14 @@ extension SandboxObserver {
     /// Answers notification `id` as `answer` says; false when it is no longer waiting. A
     /// stand-in is answered when it is installed: here it means nothing is left to send.
     static func answer(
-        _ id: UInt64, _ answer: SandboxNetworkAnswer, on listener: FileDescriptor,
-        _ response: UnsafeMutablePointer<seccomp_notif_resp>
+        _ id: UInt64, _ answer: SandboxNetworkAnswer, on listener: SeccompListener
     ) -> Bool {
         switch answer {
-        case .proceed: return Self.answer(id, on: listener, response)
+        case .proceed: return listener.proceed(id)
         case .standIn, .unixSocket: return true
-        case .fail, .succeed, .returns:
-            memset(response, 0, MemoryLayout<seccomp_notif_resp>.size)
-            response.pointee.id = id
-            if case .fail(let code) = answer { response.pointee.error = -code }
-            if case .returns(let value) = answer { response.pointee.val = value }
-            return seccomp_notify_respond(listener.rawValue, response) == 0
+        case .fail(let code): return listener.answer(id, failingWith: code)
+        case .succeed: return listener.answer(id, returning: 0)
+        case .returns(let value): return listener.answer(id, returning: value)
         }
     }
 
@@ -237,7 +231,7 @@ extension SandboxObserver {
     /// `.some(nil)` when it should fail as unreachable after all (no sink, no room, no pair);
     /// nil when the call is no longer waiting.
     func connectToSink(
-        _ fd: Int32, of pid: Int32, for id: UInt64, on listener: FileDescriptor, from inode: UInt64,
+        _ fd: Int32, of pid: Int32, for id: UInt64, on listener: SeccompListener, from inode: UInt64,
         to address: SandboxNetworkAnswer.Address
     ) -> Int?? {
         guard let sink, sink.hasRoom, let flags = sys_descriptorFlags(fd, ofProcess: pid),
@@ -246,8 +240,8 @@ extension SandboxObserver {
         else { return .some(nil) }
         defer { sys_close(sampleEnd) }
         do {
-            try sys_seccompReplaceDescriptor(
-                listener, id: id, with: sampleEnd, at: fd, closeOnExec: flags & O_CLOEXEC != 0)
+            try listener.replaceDescriptor(
+                fd, with: sampleEnd, whileWaiting: id, closeOnExec: flags & O_CLOEXEC != 0)
         } catch {
             sys_close(peer)
             return error.errno.rawValue == ENOENT ? nil : .some(nil)
@@ -279,7 +273,7 @@ extension SandboxObserver {
     /// first stand-in, once the namespace's descriptor is open and the call is known to be
     /// still waiting (its pid has not been reused); the thread is the run's own and ends with it.
     func install(
-        _ answer: SandboxNetworkAnswer, isIPv6: Bool, for id: UInt64, of pid: Int32, on listener: FileDescriptor
+        _ answer: SandboxNetworkAnswer, isIPv6: Bool, for id: UInt64, of pid: Int32, on listener: SeccompListener
     ) -> SandboxNetworkAnswer? {
         let (type, nonBlocking, closeOnExec, unix): (Int32, Bool, Bool, Bool)
         switch answer {
@@ -291,7 +285,7 @@ extension SandboxObserver {
         }
         if !inJailNetwork {
             do {
-                try sys_joinNetworkNamespace(ofProcess: pid) { seccomp_notify_id_valid(listener.rawValue, id) == 0 }
+                try sys_joinNetworkNamespace(ofProcess: pid) { listener.isWaiting(id) }
                 inJailNetwork = true
             } catch {
                 return error.errno.rawValue == ESRCH ? nil : .fail(SandboxNetworkAnswer.EPERM)
@@ -313,7 +307,7 @@ extension SandboxObserver {
         }
         defer { sys_close(standIn) }
         do {
-            _ = try sys_seccompAnswer(listener, id: id, installing: standIn, closeOnExec: closeOnExec)
+            _ = try listener.answer(id, installing: standIn, closeOnExec: closeOnExec)
             let inode = try? sys_fstat(standIn).inode
             if let peer, let nameServer, let inode {
                 datagramStandIns.insert(inode)
@@ -337,8 +331,7 @@ extension SandboxObserver {
     /// returns into the sample's memory while the call waits. A query on any other descriptor,
     /// or of another level, goes on to the kernel. False when the call is no longer waiting.
     func answerStandInQuery(
-        _ query: NetworkCall, id: UInt64, pid: Int32, on listener: FileDescriptor,
-        _ response: UnsafeMutablePointer<seccomp_notif_resp>
+        _ query: NetworkCall, id: UInt64, pid: Int32, on listener: SeccompListener
     ) -> Bool {
         let fd: Int32
         switch query {
@@ -348,17 +341,17 @@ extension SandboxObserver {
         case .option(let descriptor, let level, let name, _, _, let set)
         where SandboxStandIn.answers(level: level, name: name, set: set):
             fd = descriptor
-        default: return Self.answer(id, on: listener, response)
+        default: return listener.proceed(id)
         }
         guard let inode = Self.socketInode(fd, of: pid), var standIn = standIns[inode] else {
-            return Self.answer(id, on: listener, response)
+            return listener.proceed(id)
         }
         if case .receive = query, !datagramStandIns.contains(inode) || standIn.source == nil {
-            return Self.answer(id, on: listener, response)
+            return listener.proceed(id)
         }
         // What is written goes to the process whose call waits: its pid has not been reused
         // (the answer checks again, for what was read).
-        guard seccomp_notify_id_valid(listener.rawValue, id) == 0 else { return false }
+        guard listener.isWaiting(id) else { return false }
         let outcome: Result<Void, SandboxCallFailure>
         switch query {
         case .name(_, let address, let lengthAddress, let peer):
@@ -390,12 +383,12 @@ extension SandboxObserver {
         case .receive(_, let buffer, let length, let flags, let address, let lengthAddress):
             return answerReceive(
                 from: standIn, fd: fd, buffer: buffer, length: length, flags: flags, address: address,
-                lengthAddress: lengthAddress, id: id, pid: pid, on: listener, response)
+                lengthAddress: lengthAddress, id: id, pid: pid, on: listener)
         default: outcome = .success(())
         }
         switch outcome {
-        case .success: return Self.answer(id, .succeed, on: listener, response)
-        case .failure(let failure): return Self.answer(id, .fail(failure.errno), on: listener, response)
+        case .success: return Self.answer(id, .succeed, on: listener)
+        case .failure(let failure): return Self.answer(id, .fail(failure.errno), on: listener)
         }
     }
 
@@ -407,11 +400,10 @@ extension SandboxObserver {
     /// source address is then the unix socket's). False when the call is no longer waiting.
     private func answerReceive(
         from standIn: SandboxStandIn, fd: Int32, buffer: UInt64, length: UInt64, flags: UInt64, address: UInt64,
-        lengthAddress: UInt64, id: UInt64, pid: Int32, on listener: FileDescriptor,
-        _ response: UnsafeMutablePointer<seccomp_notif_resp>
+        lengthAddress: UInt64, id: UInt64, pid: Int32, on listener: SeccompListener
     ) -> Bool {
         guard let source = standIn.source, let copy = try? sys_descriptor(fd, ofProcess: pid) else {
-            return Self.answer(id, on: listener, response)
+            return listener.proceed(id)
         }
         defer { sys_close(copy) }
         let message: [UInt8]?
@@ -419,18 +411,18 @@ extension SandboxObserver {
             message = try sys_receiveNow(
                 copy, limit: Int(min(length, 65_536)), peek: flags & UInt64(MSG_PEEK) != 0)
         } catch {
-            return Self.answer(id, .fail(error.errno.rawValue), on: listener, response)
+            return Self.answer(id, .fail(error.errno.rawValue), on: listener)
         }
         guard let message else {
             let nonBlocking =
                 flags & UInt64(MSG_DONTWAIT) != 0 || (sys_descriptorFlags(fd, ofProcess: pid) ?? 0) & O_NONBLOCK != 0
             return nonBlocking
-                ? Self.answer(id, .fail(EAGAIN), on: listener, response) : Self.answer(id, on: listener, response)
+                ? Self.answer(id, .fail(EAGAIN), on: listener) : listener.proceed(id)
         }
         do {
             try sys_writeProcessMemory(pid, address: buffer, message)
         } catch {
-            return Self.answer(id, .fail(SandboxNetworkAnswer.EFAULT), on: listener, response)
+            return Self.answer(id, .fail(SandboxNetworkAnswer.EFAULT), on: listener)
         }
         if address != 0 {
             let written = Self.room(at: lengthAddress, of: pid).flatMap { room in
@@ -438,21 +430,21 @@ extension SandboxObserver {
                     Array(source.prefix(Int(room))), at: address, length: source.count, at: lengthAddress, of: pid)
             }
             if case .failure(let failure) = written {
-                return Self.answer(id, .fail(failure.errno), on: listener, response)
+                return Self.answer(id, .fail(failure.errno), on: listener)
             }
         }
-        return Self.answer(id, .returns(Int64(message.count)), on: listener, response)
+        return Self.answer(id, .returns(Int64(message.count)), on: listener)
     }
 
     /// Sends `payload` (a DNS query) on descriptor `fd` of process `pid`, a datagram stand-in
     /// whose other end is the name server, as that process, for its sendto `id`: true when it
     /// was sent, false when it could not be (the call then fails as undelivered), nil when the
     /// call is no longer waiting.
-    func deliver(_ payload: [UInt8], on fd: Int32, of pid: Int32, for id: UInt64, on listener: FileDescriptor)
+    func deliver(_ payload: [UInt8], on fd: Int32, of pid: Int32, for id: UInt64, on listener: SeccompListener)
         -> Bool?
     {
         // Its pid is still the caller's (the descriptor taken is the sample's).
-        guard seccomp_notify_id_valid(listener.rawValue, id) == 0 else { return nil }
+        guard listener.isWaiting(id) else { return nil }
         guard let copy = try? sys_descriptor(fd, ofProcess: pid) else { return false }
         defer { sys_close(copy) }
         return (try? sys_sendNow(copy, payload, asProcess: pid)) == payload.count

@@ -1,8 +1,6 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import CSeccomp
-import CWardenLinux
 import Dispatch
 @preconcurrency import Glibc
 import Synchronization
@@ -36,7 +34,7 @@ final class SandboxObserver: @unchecked Sendable {
     /// native one, and on x86_64 i386's (`SandboxFilter.compatibleArchitecture`). The filter's
     /// arch check kills calls of any other.
     private static let architectures =
-        [seccomp_arch_native()] + (SandboxFilter.compatibleArchitecture.map { [$0] } ?? [])
+        [SeccompArchitecture.native] + (SandboxFilter.compatibleArchitecture.map { [$0] } ?? [])
     /// Calls seen and what to read for each, by ABI and syscall number (`slot`): arrays, not
     /// dictionaries, since the sample waits while the observer looks them up (the numbers of
     /// both ABIs are far below `tableSize`).
@@ -195,8 +193,9 @@ final class SandboxObserver: @unchecked Sendable {
     func prepare() {
         for (abi, architecture) in Self.architectures.enumerated() {
             for name in SandboxFilter.notified {
-                let number = seccomp_syscall_resolve_name_arch(architecture, name)
-                guard number >= 0 && Int(number) < Self.tableSize else { continue }
+                guard let number = architecture.number(of: name), Int(number) < Self.tableSize else {
+                    continue
+                }
                 plans[abi * Self.tableSize + Int(number)] = ArgumentPlan(name)
             }
         }
@@ -216,8 +215,8 @@ final class SandboxObserver: @unchecked Sendable {
     }
 
     /// Serves `listener` until every sandboxed process is gone, then describes what it saw.
-    func serve(_ listener: FileDescriptor) {
-        receive(listener)
+    func serve(_ descriptor: FileDescriptor) {
+        if let listener = try? SeccompListener(descriptor) { receive(listener) }
         exitTrace?.trace.drain()
         describeCaptured()
         // For the next run (also one made but never taken: the sample never got to its exec).
@@ -244,16 +243,13 @@ final class SandboxObserver: @unchecked Sendable {
     /// each ABI (`architectures`), and i386's socketcall (a unix socket's connect through it
     /// goes on to the kernel).
     private static let tracedCalls: [[Int32]] = architectures.map { architecture in
-        (SandboxFilter.observed + ["socketcall"]).compactMap { name in
-            let number = seccomp_syscall_resolve_name_arch(architecture, name)
-            return number >= 0 ? number : nil
-        }
+        (SandboxFilter.observed + ["socketcall"]).compactMap { architecture.number(of: $0) }
     }
 
     /// The numbers of the two exec calls in each ABI: an exec that succeeded exits as the execve
     /// of the program's ABI.
-    private static let execve = architectures.map { seccomp_syscall_resolve_name_arch($0, "execve") }
-    private static let execveat = architectures.map { seccomp_syscall_resolve_name_arch($0, "execveat") }
+    private static let execve = architectures.map { $0.number(of: "execve") ?? -1 }
+    private static let execveat = architectures.map { $0.number(of: "execveat") ?? -1 }
 
     /// A call's number as the trace gives it: with `compatibleABI` added for an i386 call.
     private static func tracedNumber(_ nr: Int32, abi: Int) -> Int64 {
@@ -315,55 +311,51 @@ final class SandboxObserver: @unchecked Sendable {
         if let late { SandboxExitTraces.give(late) }
     }
 
-    private func receive(_ listener: FileDescriptor) {
-        var request: UnsafeMutablePointer<seccomp_notif>?
-        var response: UnsafeMutablePointer<seccomp_notif_resp>?
-        guard seccomp_notify_alloc(&request, &response) == 0, let request, let response else { return }
-        defer { seccomp_notify_free(request, response) }
+    private func receive(_ listener: SeccompListener) {
         // Each notification blocks the sample until answered: hand over on one CPU (Linux 6.6+).
         // The same kernels wait inside RECV on the queue poll uses, and wake it with ENOENT when
         // the last sandboxed process is gone: RECV alone then, a syscall and a wait-queue round
         // fewer per notification. Older kernels wait in RECV on a semaphore nothing releases at
         // the end, so there a poll comes first.
-        let receiveWaits = warden_seccomp_sync_wakeup(listener.rawValue) == 0
+        let receiveWaits = listener.requestSynchronousWakeUps()
         while true {
             if !receiveWaits {
-                var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)]
+                var fds = [pollfd(fd: listener.descriptor.rawValue, events: Int16(POLLIN), revents: 0)]
                 guard (try? sys_poll(&fds, timeout: 1000)) != nil else { return }
                 if fds[0].revents & Int16(POLLIN) == 0 {
                     if fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 { return }
                     continue
                 }
             }
-            // The kernel wants the request zeroed.
-            memset(request, 0, MemoryLayout<seccomp_notif>.size)
-            guard seccomp_notify_receive(listener.rawValue, request) == 0 else {
+            let notification: SeccompNotification
+            do {
+                notification = try listener.receive()
+            } catch {
                 // ENOENT: the caller died, or (waiting in RECV) the last process left.
-                if errno == ENOENT && receiveWaits && Self.isHungUp(listener) { return }
-                if errno == ENOENT || errno == EINTR { continue }
+                if error.errno == .noSuchFileOrDirectory && receiveWaits && listener.isHungUp { return }
+                if error.errno == .noSuchFileOrDirectory || error.errno == .interrupted { continue }
                 return
             }
-            let notification = request.pointee
             let abi =
-                notification.data.arch == Self.architectures[0]
-                ? 0 : Self.architectures.firstIndex(of: notification.data.arch)
-            guard let abi, notification.data.nr >= 0 && Int(notification.data.nr) < Self.tableSize else {
+                notification.architecture == Self.architectures[0].token
+                ? 0 : Self.architectures.firstIndex { $0.token == notification.architecture }
+            guard let abi, notification.number >= 0 && Int(notification.number) < Self.tableSize else {
                 // Of no ABI the filter lets through (it kills those): answer, never describe.
-                _ = Self.answer(notification.id, on: listener, response)
+                _ = listener.proceed(notification.id)
                 continue
             }
-            let nr = Int(notification.data.nr)
+            let nr = Int(notification.number)
             let slot = abi * Self.tableSize + nr
             let plan: ArgumentPlan
             if let known = plans[slot] {
                 plan = known
             } else {
-                plan = ArgumentPlan(SandboxFilter.name(of: Int32(nr), architecture: notification.data.arch))
+                plan = ArgumentPlan(SandboxFilter.name(of: Int32(nr), architecture: Self.architectures[abi]))
                 plans[slot] = plan
             }
-            let pid = Int32(bitPattern: notification.pid)
+            let pid = notification.pid
             var call = capture(
-                plan, nr: Int32(nr), pid: pid, args: notification.data.args, pointerSize: abi == 0 ? 8 : 4)
+                plan, nr: Int32(nr), pid: pid, args: notification.arguments, pointerSize: abi == 0 ? 8 : 4)
             call?.abi = abi
             if call?.isSampleExec == true && traceResults && !exitTracePrepared {
                 // Ready long before, as a rule (the jail's set-up takes longer); a run whose
@@ -384,7 +376,7 @@ final class SandboxObserver: @unchecked Sendable {
             // the same thing one syscall earlier.
             switch plan {
             case .socket, .socketAddress, .socketCall, .message, .socketName, .socketOption, .receiveFrom, .listen:
-                guard answerNetworkCall(plan, &call, id: notification.id, pid: pid, on: listener, response) else {
+                guard answerNetworkCall(plan, &call, id: notification.id, pid: pid, on: listener) else {
                     continue
                 }
                 // A stand-in's query is only counted; an i386 one (through socketcall, traced)
@@ -396,7 +388,7 @@ final class SandboxObserver: @unchecked Sendable {
                     call = nil
                 }
             default:
-                guard Self.answer(notification.id, on: listener, response) else { continue }
+                guard listener.proceed(notification.id) else { continue }
             }
             counts[slot] += 1
             if let call {
@@ -414,16 +406,6 @@ final class SandboxObserver: @unchecked Sendable {
                 exitTrace?.trace.drain()
             }
         }
-    }
-
-    /// CONTINUE for notification `id`; false when it is no longer waiting.
-    static func answer(
-        _ id: UInt64, on listener: FileDescriptor, _ response: UnsafeMutablePointer<seccomp_notif_resp>
-    ) -> Bool {
-        memset(response, 0, MemoryLayout<seccomp_notif_resp>.size)
-        response.pointee.id = id
-        response.pointee.flags = UInt32(SECCOMP_USER_NOTIF_FLAG_CONTINUE)
-        return seccomp_notify_respond(listener.rawValue, response) == 0
     }
 
     // The network calls' state (SandboxObserver+Network.swift), the observer thread's as all else.
@@ -450,15 +432,8 @@ final class SandboxObserver: @unchecked Sendable {
     /// Whether this thread has joined the jail's network namespace, where stand-ins are made.
     var inJailNetwork = false
 
-    /// Whether no sandboxed process is left and nothing is queued (a poll that does not wait).
-    private static func isHungUp(_ listener: FileDescriptor) -> Bool {
-        var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)]
-        guard (try? sys_poll(&fds, timeout: 0)) != nil else { return true }
-        return fds[0].revents & Int16(POLLIN) == 0 && fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0
-    }
-
     /// Argument `index` of a call, without building an array per call.
-    static func register(_ index: Int, of args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> UInt64 {
+    static func register(_ index: Int, of args: SeccompArguments) -> UInt64 {
         switch index {
         case 0: args.0
         case 1: args.1
@@ -565,8 +540,8 @@ final class SandboxObserver: @unchecked Sendable {
             let target = string(second)
             call.second = absolute(target, at: first == 0 ? 0 : second, writes: true) ?? target
         case .pathAndOpenHow(let index, let how):
-            call.second = sys_readProcessMemory(pid, address: values(how), length: 16)  // struct open_how {flags, mode, …}
-            // open_how.flags: the first 8 bytes, little-endian.
+            // struct open_how {flags, mode, resolve}; open_how.flags: the first 8 bytes, little-endian.
+            call.second = sys_readProcessMemory(pid, address: values(how), length: 16)
             let flags = call.second.map { bytes in
                 bytes.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             }

@@ -1,7 +1,6 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import CWardenLinux
 import Foundation
 @preconcurrency import Glibc
 import Synchronization
@@ -120,19 +119,19 @@ public struct SandboxRunner: Sendable {
         }
         let outcome = Outcome()
         ThreadJoin.start(name: "warden-jail") {
-            do {
+            outcome.result = Result {
                 do {
                     try sys_privateMountNamespace()
                 } catch {
                     throw RunError(description: "cannot make a private mount namespace for the jail: \(error)")
                 }
-                outcome.report = try runInPrivateNamespace(source: source, name: name, options: options)
-            } catch {
-                outcome.error = error
+                return try runInPrivateNamespace(source: source, name: name, options: options)
             }
         }.join()
-        if let error = outcome.error { throw error }
-        return outcome.report!
+        guard let result = outcome.result else {
+            throw RunError(description: "the jail's thread ended without an outcome")
+        }
+        return try result.get()
     }
 
     /// What the jail's thread came to, read after it is joined (the join orders the accesses).
@@ -140,8 +139,7 @@ public struct SandboxRunner: Sendable {
     /// lookup (the runtime's scan of the binary's records) as it was released, on the way to
     /// the report.
     private final class Outcome: @unchecked Sendable {
-        var report: SandboxReport?
-        var error: (any Error)?
+        var result: Result<SandboxReport, any Error>?
     }
 
     private func runInPrivateNamespace(source: FileDescriptor, name: [UInt8], options: Options) throws -> SandboxReport
@@ -222,12 +220,6 @@ public struct SandboxRunner: Sendable {
             cgroup != nil
             ? options.processLimit
             : min(options.processLimit, UInt64(max(4, options.rlimitOnlyBudget / Int64(max(1, options.memoryLimit)))))
-        let limits: [(UInt64, UInt64)] = [
-            (UInt64(options.timeoutSeconds + 1), UInt64(options.timeoutSeconds + 2)),
-            (options.memoryLimit, options.memoryLimit), (options.fileSizeLimit, options.fileSizeLimit),
-            (options.openFilesLimit, options.openFilesLimit), (processLimit, processLimit),
-        ]
-        let cgroupProcs = (cgroup?.procs ?? []).map(\.rawValue)
         // The jail runs on one CPU, and its observer with it: each notification then hands over
         // between the two on that CPU, where waking the sample on another (idle, in a VM: a
         // halted vCPU) made observation cost about 1.5x instead of 1.3x. It also keeps a sample
@@ -268,66 +260,28 @@ public struct SandboxRunner: Sendable {
                 observer.serve(listener)
             } : nil
         let started = sys_monotonicNanoseconds()
-        let initPID = CStrings.with(
-            binds.map { Array($0.path.utf8) } + argvBytes + (environment + [root, "sandbox"]).map { Array($0.utf8) }
-        ) { strings in
-            let bindSources = Array(strings[0..<binds.count]) + [nil]
-            let argvPointers = Array(strings[binds.count..<(binds.count + argv.count)]) + [nil]
-            let envPointers =
-                Array(strings[(binds.count + argv.count)..<(binds.count + argv.count + environment.count)]) + [nil]
-            let (rootPointer, hostname) = (strings[strings.count - 2], strings[strings.count - 1])
-            let devices = binds.map { Int32($0.device ? 1 : 0) }
-            return filter.program.withUnsafeBytes { program in
-                bindSources.withUnsafeBufferPointer { sources in
-                    argvPointers.withUnsafeBufferPointer { argvBuffer in
-                        envPointers.withUnsafeBufferPointer { envBuffer in
-                            devices.withUnsafeBufferPointer { deviceBuffer in
-                                var spec = warden_sandbox_spec()
-                                spec.root = UnsafePointer(rootPointer)
-                                spec.tmp = nil  // mounted at root/tmp already
-                                spec.bind_sources = UnsafeRawPointer(sources.baseAddress!).assumingMemoryBound(
-                                    to: UnsafePointer<CChar>?.self)
-                                spec.bind_device = deviceBuffer.baseAddress
-                                spec.bind_count = Int32(binds.count)
-                                spec.sample_fd = sampleFD.rawValue
-                                spec.argv = UnsafeRawPointer(argvBuffer.baseAddress!).assumingMemoryBound(
-                                    to: UnsafePointer<CChar>?.self)
-                                spec.envp = UnsafeRawPointer(envBuffer.baseAddress!).assumingMemoryBound(
-                                    to: UnsafePointer<CChar>?.self)
-                                spec.uid = identity
-                                spec.gid = identity
-                                withUnsafeMutableBytes(of: &spec.limits) { raw in
-                                    let limitBuffer = raw.bindMemory(to: rlimit.self)
-                                    for (index, limit) in limits.enumerated() {
-                                        limitBuffer[index] = rlimit(
-                                            rlim_cur: rlim_t(limit.0), rlim_max: rlim_t(limit.1))
-                                    }
-                                }
-                                spec.filter = program.baseAddress
-                                spec.filter_length = UInt16(filter.instructionCount)
-                                spec.notify_socket = options.observe ? notifySend.rawValue : -1
-                                spec.stdout_fd = stdoutWrite.rawValue
-                                spec.stderr_fd = stderrWrite.rawValue
-                                spec.status_fd = statusWrite.rawValue
-                                spec.hostname = UnsafePointer(hostname)
-                                return cgroupProcs.withUnsafeBufferPointer { procs in
-                                    spec.cgroup_procs = procs.baseAddress
-                                    spec.cgroup_count = Int32(procs.count)
-                                    return warden_sandbox_spawn(&spec)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let spawn = SandboxSpawn(
+            root: Array(root.utf8), binds: binds.map { .init(path: Array($0.path.utf8), isDevice: $0.device) },
+            sample: sampleFD, arguments: argvBytes, environment: environment.map { Array($0.utf8) },
+            uid: identity, gid: identity,
+            cpuSeconds: .init(soft: UInt64(options.timeoutSeconds + 1), hard: UInt64(options.timeoutSeconds + 2)),
+            addressSpaceBytes: .init(soft: options.memoryLimit, hard: options.memoryLimit),
+            fileSizeBytes: .init(soft: options.fileSizeLimit, hard: options.fileSizeLimit),
+            openFiles: .init(soft: options.openFilesLimit, hard: options.openFilesLimit),
+            processes: .init(soft: processLimit, hard: processLimit), filter: filter.program,
+            listenerSocket: options.observe ? notifySend : nil, standardOutput: stdoutWrite,
+            standardError: stderrWrite, statusPipe: statusWrite, hostname: Array("sandbox".utf8),
+            cgroupProcs: cgroup?.procs ?? [])
+        let spawned = Result { () throws(SystemCallError) in try sys_spawnSandbox(spawn) }
         if let previousAffinity { try? sys_setThreadAffinity(previousAffinity) }
         // Our copies of the children's ends: EOF comes when the children are gone.
         [stdoutWrite, stderrWrite, statusWrite, notifySend].forEach(sys_close)
-        guard initPID > 0 else {
-            let cloneError = errno
+        let initPID: Int32
+        switch spawned {
+        case .success(let pid): initPID = pid
+        case .failure(let error):
             observing?.join()  // it sees the closed socket and returns; it must not outlive the descriptors
-            throw RunError(description: "clone of the sandbox failed: errno \(cloneError)")
+            throw RunError(description: "the sandbox could not be started: \(error)")
         }
         // The trace of what the calls come to, while the jail is being set up.
         if options.observe && options.traceResults { observer.prepareExitTrace(initPID) }
@@ -367,18 +321,18 @@ public struct SandboxRunner: Sendable {
         }
         let (stdout, stdoutTruncated) = stdoutCapture.finish()
         let (stderr, stderrTruncated) = stderrCapture.finish()
-        let statuses = Self.readStatuses(statusRead)
+        let statuses = SandboxSpawn.Status.decode((try? sys_readToEnd(statusRead)) ?? [])
 
         var exit = SandboxReport.Exit(code: nil, signal: nil)
         var setupError: String?
-        if let failure = statuses.first(where: { $0.stage != 0 }) {
-            let stage = Self.stageName(failure.stage)
+        if let failure = statuses.first(where: { $0.failedStage != nil }), let stage = failure.failedStage {
             setupError =
                 stage == "execveat"
-                ? Self.execRefusal(failure.error, sample: sampleFD)
-                : "sandbox setup failed at stage \(stage): \(Errno(rawValue: failure.error))"
-        } else if let end = statuses.last(where: { $0.stage == 0 }) {
-            if end.kind == 1 { exit.code = end.value } else if end.kind == 2 { exit.signal = end.value }
+                ? Self.execRefusal(failure.errno, sample: sampleFD)
+                : "sandbox setup failed at stage \(stage): \(Errno(rawValue: failure.errno))"
+        } else if let end = statuses.last(where: { $0.failedStage == nil }) {
+            exit.code = end.exitCode
+            exit.signal = end.signal
         }
         if timedOut && exit.code == nil && exit.signal == nil {
             exit = .init(code: nil, signal: SIGKILL, atTimeLimit: true)
@@ -401,7 +355,8 @@ public struct SandboxRunner: Sendable {
         report.resources =
             cgroup?.outcome()
             ?? .init(
-                cgroup: "none (\(noCgroup ?? "unavailable")): rlimits alone, \(processLimit) processes of \(options.memoryLimit) bytes",
+                cgroup:
+                    "none (\(noCgroup ?? "unavailable")): rlimits alone, \(processLimit) processes of \(options.memoryLimit) bytes",
                 memoryLimitBytes: Int64(options.memoryLimit) * Int64(processLimit), processLimit: Int(processLimit),
                 cpuLimit: nil)
         warming?.join()
@@ -521,7 +476,10 @@ public struct SandboxRunner: Sendable {
             return try digest.copy(from: source, to: out, limit: .bytes(Self.sampleSizeLimit, seconds: 60))
         }
         guard case .complete(let sha256, let bytes) = read else {
-            throw RunError(description: "the sample grew past the jail's \(Self.sampleSizeLimit) bytes while it was copied, or took over 60 s to copy")
+            throw RunError(
+                description:
+                    "the sample grew past the jail's \(Self.sampleSizeLimit) bytes while it was copied, or took over 60 s to copy"
+            )
         }
         let copied = (sha256: sha256, bytes: bytes)
         let fd = try wrap { () throws(SystemCallError) in try sys_open(path, flags: O_RDONLY) }
@@ -574,23 +532,6 @@ public struct SandboxRunner: Sendable {
             presentOnHost: { (try? sys_lstat(Array($0.utf8))) != nil })
     }
 
-    private static func readStatuses(_ fd: FileDescriptor) -> [warden_sandbox_status] {
-        let bytes = (try? sys_readToEnd(fd)) ?? []
-        let size = MemoryLayout<warden_sandbox_status>.size
-        return stride(from: 0, to: bytes.count - size + 1, by: size).map { offset in
-            bytes[offset..<(offset + size)].withUnsafeBytes { $0.loadUnaligned(as: warden_sandbox_status.self) }
-        }
-    }
-
-    private static func stageName(_ stage: Int32) -> String {
-        let names = [
-            "", "private mounts", "root bind", "read-only binds", "/tmp", "pivot_root", "old root", "/proc", "hostname",
-            "setsid", "fork", "stdio", "rlimits", "setgroups", "setresgid", "setresuid", "no_new_privs", "pdeathsig",
-            "seccomp", "notify listener", "execveat", "read-only root", "cgroup",
-        ]
-        return Int(stage) < names.count ? names[Int(stage)] : "stage \(stage)"
-    }
-
     /// Regular files the sample left in its writable directories (`places`: where each is mounted
     /// here, and its path in the jail): hashed, and kept under `<runDirectory>/written/<sha256>`
     /// (made for the first one).
@@ -627,7 +568,9 @@ public struct SandboxRunner: Sendable {
                     guard let file = try? sys_open(path.bytes, flags: O_RDONLY) else { continue }
                     defer { sys_close(file) }
                     // Whatever the sample wrote is hostile too: at most `writtenFileBytes` of it.
-                    guard let sha = (try? digest.sha256(of: file, limit: .bytes(Self.writtenFileBytes, seconds: 10)))?.sha256
+                    guard
+                        let sha = (try? digest.sha256(of: file, limit: .bytes(Self.writtenFileBytes, seconds: 10)))?
+                            .sha256
                     else { continue }
                     if !keeping {
                         try? sys_mkdir(Array(runDirectory.utf8), permissions: 0o700)
@@ -636,7 +579,8 @@ public struct SandboxRunner: Sendable {
                     }
                     let kept = keep + "/" + sha
                     if let out = try? sys_create(Array(kept.utf8), flags: O_WRONLY, permissions: 0o400) {
-                        let copy = try? digest.copy(from: file, to: out, limit: .bytes(Self.writtenFileBytes, seconds: 10))
+                        let copy = try? digest.copy(
+                            from: file, to: out, limit: .bytes(Self.writtenFileBytes, seconds: 10))
                         sys_close(out)
                         if copy?.sha256 != sha { try? sys_unlink(Array(kept.utf8)) }
                     }

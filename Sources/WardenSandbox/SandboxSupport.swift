@@ -1,31 +1,11 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import CWardenLinux
 import Foundation
 import Synchronization
 import SystemPackage
 import WardenCore
 import WardenLinux
-
-/// NUL-terminated copies of byte strings that live for the duration of `body` (for C arrays).
-enum CStrings {
-    static func with<T>(_ strings: [[UInt8]], _ body: ([UnsafeMutablePointer<CChar>?]) throws -> T) rethrows -> T {
-        let pointers = strings.map { bytes -> UnsafeMutablePointer<CChar>? in
-            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-            bytes.withUnsafeBytes { raw in
-                // An empty string (an empty sample argument) has no base address to copy from.
-                if let base = raw.baseAddress {
-                    UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: raw.count)
-                }
-            }
-            copy[bytes.count] = 0
-            return copy
-        }
-        defer { pointers.forEach { $0?.deallocate() } }
-        return try body(pointers)
-    }
-}
 
 /// A thread that can be waited for.
 final class ThreadJoin: Sendable {
@@ -90,9 +70,8 @@ final class KernelAuditReader {
     private let source: Source?
 
     init() {
-        let listener = warden_audit_listen()
-        if listener >= 0 {
-            source = .netlink(FileDescriptor(rawValue: listener))
+        if let listener = try? sys_auditListen() {
+            source = .netlink(listener)
         } else if let kmsg = try? sys_open(
             Array("/dev/kmsg".utf8), flags: O_RDONLY | O_NONBLOCK, followingSymlinks: true)
         {
@@ -118,7 +97,7 @@ final class KernelAuditReader {
     /// record travels while the caller collects the rest of the report, instead of after.
     func runEnded() {
         guard case .netlink = source, sentinel == nil else { return }
-        sentinel = Self.sentinelArrives.withLock { $0 } == false ? -1 : warden_audit_sentinel()
+        sentinel = Self.sentinelArrives.withLock { $0 } == false ? -1 : ((try? sys_auditSentinel()) ?? -1)
     }
 
     /// The refused and killed calls of `uid` since this reader was made, by name.
@@ -223,7 +202,7 @@ final class KernelAuditReader {
         guard let architecture = field("arch", in: record).flatMap({ UInt32($0, radix: 16) }) else {
             return SandboxFilter.name(of: number)
         }
-        return SandboxFilter.name(of: number, architecture: architecture)
+        return SandboxFilter.name(of: number, architecture: SeccompArchitecture(token: architecture))
     }
 
     /// Whether a record is of a call the observer answered itself (a stand-in socket, a connect

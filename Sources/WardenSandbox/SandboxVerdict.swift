@@ -49,7 +49,9 @@ enum SandboxVerdict {
         if let resources = report.resources {
             if let kills = resources.oomKills, kills > 0 {
                 let limit = resources.memoryLimitBytes.map { " (\($0 >> 20) MiB for all its processes)" } ?? ""
-                out.append("The sandbox's memory limit\(limit) stopped it: the kernel killed \(kills) of its processes for memory.")
+                out.append(
+                    "The sandbox's memory limit\(limit) stopped it: the kernel killed \(kills) of its processes for memory."
+                )
             }
             if let hits = resources.processLimitHits, hits > 0 {
                 let limit = resources.processLimit.map { " of \($0) processes" } ?? ""

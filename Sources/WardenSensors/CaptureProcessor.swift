@@ -133,7 +133,8 @@ final class CaptureProcessor {
             logger.info(
                 "executable recorded",
                 metadata: [
-                    "file.path": "\(path)", "file.sha256": "\(hash.sha256 ?? "-")", "file.kind": "\(classification.kind)",
+                    "file.path": "\(path)", "file.sha256": "\(hash.sha256 ?? "-")",
+                    "file.kind": "\(classification.kind)",
                     "file.hash_status": "\(hash.status)",
                 ])
         } catch {

@@ -15,7 +15,9 @@ struct DescriptorByteSource: ByteSource {
         var filled = 0
         while filled < count {
             let got = out.withUnsafeMutableBytes { raw -> Int? in
-                try? sys_pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]), at: Int64(offset) + Int64(filled))
+                try? sys_pread(
+                    fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]), at: Int64(offset) + Int64(filled)
+                )
             }
             guard let got else { return nil }
             if got == 0 { break }

@@ -42,7 +42,8 @@ final class EvidenceKeeper {
     /// Copies what `jobs` hold, reports each outcome, and closes their descriptors.
     func process(_ jobs: [EvidenceJob]) {
         guard !jobs.isEmpty else { return }
-        let results = vault.store(jobs.map { EvidenceVault.Item(source: $0.descriptor, sha256: $0.sha256, size: $0.size) })
+        let results = vault.store(
+            jobs.map { EvidenceVault.Item(source: $0.descriptor, sha256: $0.sha256, size: $0.size) })
         var reported: Set<String> = []
         for job in jobs {
             sys_close(job.descriptor)

@@ -4,8 +4,8 @@
 @preconcurrency import Glibc
 import SystemPackage
 import WardenCore
-import WardenStore
 import WardenLinux
+import WardenStore
 
 /// Content-addressed evidence copies: `evidence/sha256/<aa>/<hash>`, mode 0400, directories 0700.
 ///
@@ -102,7 +102,8 @@ public final class EvidenceVault {
                     var offset: Int64 = 0
                     while offset < item.size,
                         try sys_sendfile(
-                            to: copy, from: item.source, offset: &offset, count: Int(min(item.size - offset, 1 << 30))) > 0
+                            to: copy, from: item.source, offset: &offset, count: Int(min(item.size - offset, 1 << 30)))
+                            > 0
                     {}
                 } catch {
                     sys_close(copy)
@@ -130,7 +131,8 @@ public final class EvidenceVault {
         for entry in pending {
             defer { sys_close(entry.copy) }
             do throws(Failure) {
-                try verifyAndPlace(entry.item.sha256, size: entry.item.size, temporary: entry.temporary, copy: entry.copy)
+                try verifyAndPlace(
+                    entry.item.sha256, size: entry.item.size, temporary: entry.temporary, copy: entry.copy)
                 placed = true
                 remember(entry.item.sha256)
             } catch {

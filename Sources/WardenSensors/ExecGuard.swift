@@ -1,8 +1,8 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import Logging
 @preconcurrency import Glibc
+import Logging
 import SystemPackage
 import WardenCore
 import WardenLinux
@@ -148,7 +148,9 @@ final class ExecGuard {
         }
         // Answer what is still queued, then close the group: the kernel lets later execs through.
         if let fanotify { answerQueued(on: fanotify) }
-        for held in waiting { conclude(held, hash: .failed("the guard stopped before the file was hashed"), cached: false) }
+        for held in waiting {
+            conclude(held, hash: .failed("the guard stopped before the file was hashed"), cached: false)
+        }
         waiting.removeAll()
         fanotify = nil
         marked.removeAll()
@@ -376,7 +378,8 @@ final class ExecGuard {
             let hash: GuardHash
             switch done.result {
             case .success(.complete(let sha256, _)): hash = .sha256(sha256)
-            case .success(.tooLarge(let read)): hash = .failed("grew past guard.hash-size-cap while read (\(read) bytes read)")
+            case .success(.tooLarge(let read)):
+                hash = .failed("grew past guard.hash-size-cap while read (\(read) bytes read)")
             case .success(.outOfTime(let read)):
                 hash = .failed("not hashed within \(Int(Self.hashTimeBudgetSeconds)) s (\(read) bytes read)")
             case .failure(let error): hash = .failed("cannot hash: \(error)")
@@ -397,7 +400,9 @@ final class ExecGuard {
             metrics.add(.guardDeadlines)
             let deadline = policy.current.execGuard.deadlineMilliseconds
             conclude(
-                held, hash: .failed("deadline: not hashed within guard.deadline (\(deadline) ms); the hash goes on for later execs"),
+                held,
+                hash: .failed(
+                    "deadline: not hashed within guard.deadline (\(deadline) ms); the hash goes on for later execs"),
                 cached: false)
         }
     }
@@ -424,14 +429,18 @@ final class ExecGuard {
         }
         var path: PathBytes?
         // The path decides only through path globs: without any, it is read after the answer.
-        if !current.allowlist.paths.isEmpty, let status { path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) }
+        if !current.allowlist.paths.isEmpty, let status {
+            path = sys_descriptorTarget(fd, status: status).map(PathBytes.init)
+        }
         // A path glob vouches only where the owners do: checked only when one matches.
         var pathDistrust: String?
         if let path, let status, current.allowlist.paths.contains(where: { $0.matches(path) }) {
-            pathDistrust = OwnershipChain.distrust(path: path, status: status, trustedOwners: current.allowlist.trustedOwners)
+            pathDistrust = OwnershipChain.distrust(
+                path: path, status: status, trustedOwners: current.allowlist.trustedOwners)
         }
         let decision = GuardDecision.decide(
-            path: path ?? PathBytes([]), sha256: sha, policy: current, failureReason: failure, pathDistrust: pathDistrust)
+            path: path ?? PathBytes([]), sha256: sha, policy: current, failureReason: failure,
+            pathDistrust: pathDistrust)
         // Who is exec'ing: read while the exec waits, so the process surely still exists (one
         // pidfd ioctl, a few µs; an allowed process may exit right after the answer).
         let identity = sys_processIdentity(of: event.pid)
@@ -447,7 +456,9 @@ final class ExecGuard {
         if decision.verdict == .allow, failure == nil, let status {
             if recordedAtPermission.count >= Self.cacheLimit { recordedAtPermission.removeAll(keepingCapacity: true) }
             recordedAtPermission.insert(ExecKey(pid: event.pid, device: status.device, inode: status.inode))
-            if Self.mayIgnore(decision), held.fanotify === fanotify { ignoreLaterExecs(of: fd, as: status, on: held.fanotify) }
+            if Self.mayIgnore(decision), held.fanotify === fanotify {
+                ignoreLaterExecs(of: fd, as: status, on: held.fanotify)
+            }
         }
         if path == nil, let status { path = sys_descriptorTarget(fd, status: status).map(PathBytes.init) }
         let filePath = path ?? PathBytes([])
@@ -477,7 +488,8 @@ final class ExecGuard {
         }
         let exec = ExecRecord(
             time: now(), pid: event.pid, ppid: identity.ppid, uid: identity.uid, path: filePath, sha256: sha,
-            device: status?.device ?? 0, inode: status?.inode ?? 0, verdict: decision.verdict, wouldBe: decision.wouldBe,
+            device: status?.device ?? 0, inode: status?.inode ?? 0, verdict: decision.verdict,
+            wouldBe: decision.wouldBe,
             mode: current.execGuard.mode, rule: decision.rule, reason: decision.reason, cached: cached,
             decisionNanoseconds: elapsed)
         finish(exec, decision: decision, fd: fd, status: status)
@@ -503,11 +515,13 @@ final class ExecGuard {
         case .failed(let reason)?: failure = reason
         case nil:
             failure = "no longer in the guard's cache; not hashed on the exec's way"
-            if !hashing.contains(key), status.size <= current.execGuard.hashSizeCap, let duplicate = try? sys_duplicate(fd),
+            if !hashing.contains(key), status.size <= current.execGuard.hashSizeCap,
+                let duplicate = try? sys_duplicate(fd),
                 hasher?.submit(
                     GuardHasher.Job(
                         key: key, descriptor: duplicate, uid: sys_processUID(of: event.pid) ?? UInt32.max,
-                        size: status.size, limit: .bytes(current.execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds))) == true
+                        size: status.size,
+                        limit: .bytes(current.execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds))) == true
             {
                 hashing.insert(key)
             }
@@ -536,7 +550,10 @@ final class ExecGuard {
         let filePath = exec.path
         if decision.wouldBe == .deny || !configuration.captureOnExec, let status, !filePath.bytes.isEmpty,
             handedToCapture.insert(status.contentVersion).inserted,
-            capture(.file(filePath, root: root(for: filePath) ?? filePath, pinned: PinnedFile(descriptor: fd, status: status)))
+            capture(
+                .file(
+                    filePath, root: root(for: filePath) ?? filePath, pinned: PinnedFile(descriptor: fd, status: status))
+            )
         {
             if handedToCapture.count > Self.cacheLimit { handedToCapture.removeAll(keepingCapacity: true) }
             return  // the capture thread owns the descriptor now
@@ -561,7 +578,8 @@ final class ExecGuard {
         do {
             try fanotify.ignoreUntilModified(.openExecPermission, fileOf: fd)
         } catch {
-            logger.warning("exec guard: cannot add an ignore mark; this file's execs stay held", metadata: ["error": "\(error)"])
+            logger.warning(
+                "exec guard: cannot add an ignore mark; this file's execs stay held", metadata: ["error": "\(error)"])
             return
         }
         ignoreMarks += 1

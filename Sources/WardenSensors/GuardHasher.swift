@@ -99,7 +99,8 @@ final class GuardHasher: @unchecked Sendable {
             condition.unlock()
             let wanted: Int32 = job.size <= Self.smallFileBytes ? -10 : 10
             if wanted != nice, (try? sys_setThreadNice(wanted)) != nil { nice = wanted }
-            let result = Result { () throws(SystemCallError) in try digest.sha256(of: job.descriptor, limit: job.limit) }
+            let result = Result { () throws(SystemCallError) in try digest.sha256(of: job.descriptor, limit: job.limit)
+            }
             sys_close(job.descriptor)
             condition.lock()
             finished.append(Done(key: job.key, result: result))

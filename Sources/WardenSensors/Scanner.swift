@@ -38,7 +38,8 @@ public enum Scanner {
             commands.append(command)
         }
         let keeper = EvidenceKeeper(
-            vault: try EvidenceVault(root: configuration.evidenceDirectory, budget: configuration.stateBudget), metrics: metrics, logger: logger,
+            vault: try EvidenceVault(root: configuration.evidenceDirectory, budget: configuration.stateBudget),
+            metrics: metrics, logger: logger,
             emit: emit)
         // Evidence is copied in batches, which also bounds the descriptors held open at once.
         var evidence: [EvidenceJob] = []

@@ -1,8 +1,8 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import Logging
 @preconcurrency import Glibc
+import Logging
 import SystemPackage
 import WardenCore
 import WardenLinux
@@ -87,7 +87,8 @@ final class SensorEngine {
     /// The share of `fs.inotify.max_user_watches`; unbounded when it cannot be read.
     static func watchBudget(share: Double) -> Int {
         guard let text = try? sys_readFile(Array("/proc/sys/fs/inotify/max_user_watches".utf8)),
-            let limit = Int(String(decoding: text.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }, as: UTF8.self))
+            let limit = Int(
+                String(decoding: text.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }, as: UTF8.self))
         else { return .max }
         return max(1, Int(Double(limit) * min(1, max(0, share))))
     }
@@ -153,8 +154,9 @@ final class SensorEngine {
     /// Turns fanotify events into capture jobs carrying the kernel's descriptors.
     private func drainFanotify() {
         guard let fanotify else { return }
-        drain("fanotify", counter: .fanotifyEvents, while: { jobs.count < fanotifyBacklogLimit },
-              read: fanotify.readEvents, handle: handle)
+        drain(
+            "fanotify", counter: .fanotifyEvents, while: { jobs.count < fanotifyBacklogLimit },
+            read: fanotify.readEvents, handle: handle)
     }
 
     /// Reads a non-blocking event queue until it is empty (or `condition` fails) and handles
@@ -245,7 +247,9 @@ final class SensorEngine {
                 if mask.contains(.movedTo), let old = pendingDirectoryMoves.removeValue(forKey: record.cookie) {
                     removeWatches(under: old)
                 }
-                let files = DirectoryWalker.walk(path, device: roots[root]?.device ?? 0, excluded: configuration.excludedPaths) {
+                let files = DirectoryWalker.walk(
+                    path, device: roots[root]?.device ?? 0, excluded: configuration.excludedPaths
+                ) {
                     addWatch($0, root: root)
                 }
                 if !files.isEmpty { push(.rescan(root: root, files: files, reconcile: false), orRescan: root) }
@@ -336,7 +340,9 @@ final class SensorEngine {
         do {
             if watchByDirectory[directory] == nil && watches.count >= watchBudget {
                 metrics.add(.watchBudgetHits)
-                degrade(root, because: "the sensor's share of fs.inotify.max_user_watches (\(watchBudget) watches) is taken")
+                degrade(
+                    root, because: "the sensor's share of fs.inotify.max_user_watches (\(watchBudget) watches) is taken"
+                )
                 return
             }
             let wd = try inotify.addWatch(directory.bytes, mask: .sensorDirectory)
@@ -368,9 +374,11 @@ final class SensorEngine {
                 "mount.point": "\(root)", "reason": "\(reason)",
                 "interval.ms": "\(configuration.fallbackRescanIntervalMilliseconds)",
             ])
-        push(.event(SensorEvent(
-            time: now(), kind: .watchLimit, mountPoint: root,
-            detail: "\(reason); rescanning every \(configuration.fallbackRescanIntervalMilliseconds) ms")))
+        push(
+            .event(
+                SensorEvent(
+                    time: now(), kind: .watchLimit, mountPoint: root,
+                    detail: "\(reason); rescanning every \(configuration.fallbackRescanIntervalMilliseconds) ms")))
     }
 
     private func markForFanotify(_ directory: PathBytes) {
@@ -424,7 +432,9 @@ final class SensorEngine {
         let files = DirectoryWalker.walk(root, device: state.device, excluded: configuration.excludedPaths) {
             addWatch($0, root: root)
         }
-        push(.event(SensorEvent(time: now(), kind: .rescan, mountPoint: root, detail: "\(reason): \(files.count) entries")))
+        push(
+            .event(
+                SensorEvent(time: now(), kind: .rescan, mountPoint: root, detail: "\(reason): \(files.count) entries")))
         push(.rescan(root: root, files: files, reconcile: true))
     }
 
@@ -457,8 +467,11 @@ final class SensorEngine {
             roots[path] = Root(device: facts.device)
             if !initial { metrics.add(.mountsAdded) }
             logger.notice("watching", metadata: ["mount.point": "\(path)"])
-            push(.event(SensorEvent(
-                time: now(), kind: .mountAdded, mountPoint: path, detail: facts.discovered ? "tmpfs" : "--watch")))
+            push(
+                .event(
+                    SensorEvent(
+                        time: now(), kind: .mountAdded, mountPoint: path, detail: facts.discovered ? "tmpfs" : "--watch"
+                    )))
             rescan(path, reason: initial ? "start" : "new mount")
         }
     }

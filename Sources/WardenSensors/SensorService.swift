@@ -70,7 +70,8 @@ public final class SensorService: Service, Sendable {
             configuration: configuration, metrics: metrics, logger: logger, jobs: jobs, now: clock)
         let evidenceJobs = self.evidenceJobs
         let keeper = EvidenceKeeper(
-            vault: try EvidenceVault(root: configuration.evidenceDirectory, budget: configuration.stateBudget), metrics: metrics, logger: logger,
+            vault: try EvidenceVault(root: configuration.evidenceDirectory, budget: configuration.stateBudget),
+            metrics: metrics, logger: logger,
             emit: { [writer] in writer.submit($0) })
         let processor = CaptureProcessor(
             configuration: configuration, metrics: metrics, logger: logger, now: clock,

@@ -66,7 +66,8 @@ extension EvidenceDatabase {
                             """),
                     arguments: [
                         alert.time.adding(nanoseconds: -AlertRecord.eventDropWindow).nanosecondsSinceEpoch,
-                        alert.time.adding(nanoseconds: AlertRecord.eventDropWindow).nanosecondsSinceEpoch, alert.hostname,
+                        alert.time.adding(nanoseconds: AlertRecord.eventDropWindow).nanosecondsSinceEpoch,
+                        alert.hostname,
                     ])
                 ?? false
         }

@@ -123,7 +123,8 @@ extension EvidenceDatabase {
     /// reads file rows). No blob facts.
     static func fileRecord(_ columns: ColumnReader) -> FileRecord {
         FileRecord(
-            id: columns.int64(0), path: PathBytes(columns.bytes(1)), mountPoint: columns.optionalBytes(2).map(PathBytes.init),
+            id: columns.int64(0), path: PathBytes(columns.bytes(1)),
+            mountPoint: columns.optionalBytes(2).map(PathBytes.init),
             fileType: FileType(rawValue: columns.text(3)) ?? .unknown, device: UInt64(bitPattern: columns.int64(4)),
             inode: UInt64(bitPattern: columns.int64(5)), size: columns.int64(6),
             mode: UInt32(truncatingIfNeeded: columns.int64(7)), uid: UInt32(truncatingIfNeeded: columns.int64(8)),
@@ -133,7 +134,8 @@ extension EvidenceDatabase {
             firstSeen: Timestamp(nanosecondsSinceEpoch: columns.int64(13)),
             lastSeen: Timestamp(nanosecondsSinceEpoch: columns.int64(14)),
             deletedAt: columns.optionalInt64(15).map(Timestamp.init(nanosecondsSinceEpoch:)),
-            state: FileState(rawValue: columns.text(16)) ?? .present, kind: FileKind(rawValue: columns.text(17)) ?? .other,
+            state: FileState(rawValue: columns.text(16)) ?? .present,
+            kind: FileKind(rawValue: columns.text(17)) ?? .other,
             reasons: ExecutableReasons(names: columns.text(18).split(separator: ",").map(String.init)),
             hashStatus: HashStatus(rawValue: columns.text(19)) ?? .unreadable, sha256: columns.optionalText(20),
             elf: nil, script: nil, evidencePath: nil, linkTarget: columns.optionalBytes(21).map(PathBytes.init))

@@ -81,7 +81,8 @@ extension EvidenceDatabase {
                 try Self.reconcile(root: root, present: present, time: time, in: db)
             case .evidenceStored(let sha256, let path):
                 try db.cachedStatement(
-                    sql: "UPDATE blob SET evidencePath = ?, evidenceSkipped = NULL WHERE sha256 = ? AND evidencePath IS NULL"
+                    sql:
+                        "UPDATE blob SET evidencePath = ?, evidenceSkipped = NULL WHERE sha256 = ? AND evidencePath IS NULL"
                 ).execute(arguments: [path, sha256])
             case .evidenceSkipped(let sha256, let reason):
                 try db.cachedStatement(

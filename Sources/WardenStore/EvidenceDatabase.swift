@@ -99,8 +99,13 @@ public final class EvidenceDatabase: Sendable {
 
     /// Whether SQLite's default VFS is the one that writes each commit's WAL frames in one write
     /// (CoalescingWAL.c in CWardenSQLite), registered before the first connection opens. Without
-    /// it (SQLite refused it), everything works as before, two writes per frame.
-    static let coalescingWAL: Bool = warden_sqlite_register_coalescing_wal() == 0
+    /// it (SQLite refused it, or `SHMWARDEN_SQLITE_VFS=unix` asked for SQLite's own, to rule it
+    /// out or to measure it: `scripts/bench-intake --vfs`), everything works the same, with two
+    /// writes per frame.
+    static let coalescingWAL: Bool = {
+        if let asked = getenv("SHMWARDEN_SQLITE_VFS"), String(cString: asked) == "unix" { return false }
+        return warden_sqlite_register_coalescing_wal() == 0
+    }()
 
     deinit {
         if !closed.load(ordering: .acquiring) { checkpointOnCloseIfLarge() }

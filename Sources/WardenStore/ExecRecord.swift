@@ -36,7 +36,8 @@ public struct ExecRecord: Hashable, Sendable, Encodable {
     public init(
         id: Int64? = nil, time: Timestamp, pid: Int32, ppid: Int32?, uid: UInt32?, path: PathBytes, sha256: String?,
         device: UInt64, inode: UInt64, verdict: GuardDecision.Verdict, wouldBe: GuardDecision.Verdict,
-        mode: GuardPolicy.Mode, rule: String, reason: String, cached: Bool, held: Bool = true, decisionNanoseconds: Int64
+        mode: GuardPolicy.Mode, rule: String, reason: String, cached: Bool, held: Bool = true,
+        decisionNanoseconds: Int64
     ) {
         self.id = id
         self.time = time

@@ -40,7 +40,8 @@ struct StatementBinder {
     func bind(_ index: Int32, bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             // A zero-length blob, not NULL, for an empty path (a null pointer would bind NULL).
-            _ = raw.baseAddress == nil
+            _ =
+                raw.baseAddress == nil
                 ? sqlite3_bind_zeroblob(statement, index, 0)
                 : sqlite3_bind_blob(statement, index, raw.baseAddress, Int32(raw.count), Self.transient)
         }

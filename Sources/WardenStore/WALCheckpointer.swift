@@ -89,6 +89,7 @@ extension EvidenceDatabase {
     /// connection, where nothing commits beside the writer.
     func makeWALCheckpointer(onError: @escaping @Sendable (any Error) -> Void) throws -> WALCheckpointer? {
         guard connections == .pool else { return nil }
-        return WALCheckpointer(queue: try DatabaseQueue(path: path, configuration: Self.configuration(.single)), onError: onError)
+        return WALCheckpointer(
+            queue: try DatabaseQueue(path: path, configuration: Self.configuration(.single)), onError: onError)
     }
 }

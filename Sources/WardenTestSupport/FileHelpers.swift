@@ -6,11 +6,7 @@ import Foundation
 
 /// Writes `content` at `path` (bytes) with `mode`, as `write(2)` would: no Foundation path decoding.
 public func writeFile(_ path: [UInt8], _ content: Data, mode: mode_t = 0o755) throws {
-    let fd = path.withUnsafeBufferPointer { buffer in
-        (buffer.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer {
-            open($0.baseAddress!, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        }
-    }
+    let fd = open(cString(path), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     defer { close(fd) }
     _ = content.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -18,9 +14,7 @@ public func writeFile(_ path: [UInt8], _ content: Data, mode: mode_t = 0o755) th
 }
 
 public func readFile(_ path: [UInt8]) -> Data? {
-    let fd = (path.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer {
-        open($0.baseAddress!, O_RDONLY | O_CLOEXEC)
-    }
+    let fd = open(cString(path), O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
     var out = Data()
@@ -35,8 +29,12 @@ public func readFile(_ path: [UInt8]) -> Data? {
 
 public func lstatOf(_ path: [UInt8]) -> stat? {
     var status = stat()
-    let result = (path.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { lstat($0.baseAddress!, &status) }
-    return result == 0 ? status : nil
+    return lstat(cString(path), &status) == 0 ? status : nil
+}
+
+/// `path` as the NUL-terminated C string a libc call takes.
+private func cString(_ path: [UInt8]) -> [CChar] {
+    path.map { CChar(bitPattern: $0) } + [0]
 }
 
 /// Starts `executable` with `arguments`; returns the running process. Stop it with SIGKILL: the

@@ -59,6 +59,8 @@ enum BareDecodeServer {
 
     /// A small JSON answer, as the intake's own are.
     static func reply(_ status: HTTPResponse.Status, _ json: String) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 }

@@ -9,19 +9,20 @@ import WardenFuzzing
 // files it is given through that target.
 
 #if FUZZING
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<CInt>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
 
-/// libFuzzer's archive brings its own `main`, which wants this; ours runs instead and passes the
-/// same work to `LLVMFuzzerRunDriver`.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    FuzzTargets.run(FuzzEntry.target, data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
-    return 0
-}
+    /// libFuzzer's archive brings its own `main`, which wants this; ours runs instead and passes the
+    /// same work to `LLVMFuzzerRunDriver`.
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+        FuzzTargets.run(FuzzEntry.target, data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+        return 0
+    }
 #endif
 
 @main
@@ -34,15 +35,15 @@ enum FuzzEntry {
             exit(2)
         }
         #if FUZZING
-        var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
-        exit(
-            LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOne(data, size) })
+            var argc = CommandLine.argc
+            var argv = CommandLine.unsafeArgv
+            exit(
+                LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOne(data, size) })
         #else
-        for path in CommandLine.arguments.dropFirst() {
-            guard let bytes = FileManager.default.contents(atPath: path) else { continue }
-            FuzzTargets.run(target, Array(bytes))
-        }
+            for path in CommandLine.arguments.dropFirst() {
+                guard let bytes = FileManager.default.contents(atPath: path) else { continue }
+                FuzzTargets.run(target, Array(bytes))
+            }
         #endif
     }
 }

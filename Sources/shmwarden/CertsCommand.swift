@@ -27,10 +27,16 @@ struct CertsCommand: ParsableCommand {
         @Option(help: "Where the files go.")
         var directory: String = IntakeCertificates.defaultDirectory
 
-        @Option(name: .customLong("host"), help: "A name or IP address the server certificate is valid for (repeatable; default localhost, 127.0.0.1, ::1).")
+        @Option(
+            name: .customLong("host"),
+            help:
+                "A name or IP address the server certificate is valid for (repeatable; default localhost, 127.0.0.1, ::1)."
+        )
         var hosts: [String] = []
 
-        @Option(name: .customLong("client"), help: "A client certificate to issue (repeatable; default falco, falcosidekick).")
+        @Option(
+            name: .customLong("client"),
+            help: "A client certificate to issue (repeatable; default falco, falcosidekick).")
         var clients: [String] = []
 
         @Option(help: "The intake's address, for the printed Falco settings.")

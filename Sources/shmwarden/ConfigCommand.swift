@@ -58,7 +58,9 @@ struct ConfigCommand: ParsableCommand {
             let storage = file.storage ?? StorageBudget()
             show("storage.budget", file.storage?.stateBytes.map { "\($0) bytes" }, "(none; keep-free applies)")
             show("storage.keep-free", file.storage.map { "\(Int(($0.keepFreeShare * 100).rounded())) %" }, "10 %")
-            show("storage.quarantine-budget", file.storage?.quarantineBytes.map { "\($0) bytes" }, "\(storage.quarantineBytes ?? 0) bytes")
+            show(
+                "storage.quarantine-budget", file.storage?.quarantineBytes.map { "\($0) bytes" },
+                "\(storage.quarantineBytes ?? 0) bytes")
             show("inotify-watch-share", file.inotifyWatchShare.map { "\(Int(($0 * 100).rounded())) %" }, "50 %")
             let intake = file.intake
             show("intake.insecure", intake.insecure.map(String.init), "false (mutual TLS)")
@@ -66,8 +68,12 @@ struct ConfigCommand: ParsableCommand {
             show("intake.key", intake.key, "/etc/shmwarden/tls/server.key")
             show("intake.client-ca", intake.clientCA, "/etc/shmwarden/tls/ca.crt")
             show("intake.client-certificates", intake.clientCertificates, "required")
-            show("intake.peer-uids", intake.peerUIDs.isEmpty ? nil : intake.peerUIDs.map(String.init).joined(separator: ", "), "(root only)")
-            show("intake.peer-gids", intake.peerGIDs.isEmpty ? nil : intake.peerGIDs.map(String.init).joined(separator: ", "), "(none)")
+            show(
+                "intake.peer-uids",
+                intake.peerUIDs.isEmpty ? nil : intake.peerUIDs.map(String.init).joined(separator: ", "), "(root only)")
+            show(
+                "intake.peer-gids",
+                intake.peerGIDs.isEmpty ? nil : intake.peerGIDs.map(String.init).joined(separator: ", "), "(none)")
         }
     }
 }

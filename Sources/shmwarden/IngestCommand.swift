@@ -11,8 +11,8 @@ import WardenDaemon
 import WardenIntake
 import WardenLinux
 import WardenResponse
-import WardenStore
 import WardenSandbox
+import WardenStore
 
 struct IngestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

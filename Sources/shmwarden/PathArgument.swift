@@ -39,10 +39,8 @@ enum PathArgument {
 
     /// With every symlink resolved (`realpath`); nil when it does not exist.
     static func resolved(_ argument: String) -> PathBytes? {
-        let path = absolute(argument).bytes + [0]
-        let resolved = path.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { realpath($0.baseAddress!, nil) }
-        }
+        let path = absolute(argument).bytes.map { CChar(bitPattern: $0) } + [0]
+        let resolved = realpath(path, nil)
         guard let resolved else { return nil }
         defer { free(resolved) }
         return PathBytes(Array(UnsafeRawBufferPointer(start: resolved, count: strlen(resolved))))

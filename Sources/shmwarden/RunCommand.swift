@@ -39,7 +39,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The intake's TLS directory, as `certs init` writes it (default /etc/shmwarden/tls).")
     var tlsDirectory: String?
 
-    @Flag(help: "Plain HTTP without authentication on the TCP intake: alerts are stored, never acted on beyond record and advise-noexec.")
+    @Flag(
+        help:
+            "Plain HTTP without authentication on the TCP intake: alerts are stored, never acted on beyond record and advise-noexec."
+    )
     var insecure = false
 
     @Option(help: "Largest alert body accepted (bytes; K, M suffixes; default 1M); larger gets 413.")
@@ -98,7 +101,8 @@ struct RunCommand: AsyncParsableCommand {
             let insecure = self.insecure || file.intake.insecure == true
             let directory = tlsDirectory ?? IntakeCertificates.defaultDirectory
             let defaults = IntakeCertificates.ServerFiles(directory: directory)
-            let tls = insecure
+            let tls =
+                insecure
                 ? nil
                 : IntakeTLS(
                     certificate: file.intake.certificate ?? defaults.certificate, key: file.intake.key ?? defaults.key,
@@ -106,7 +110,8 @@ struct RunCommand: AsyncParsableCommand {
                     clientCertificates: file.intake.clientCertificates == "optional" ? .optional : .required)
             if let tls, !FileManager.default.fileExists(atPath: tls.certificate) {
                 throw UsageError(
-                    message: "the intake's TLS certificate \(tls.certificate) does not exist: run `shmwarden certs init` "
+                    message:
+                        "the intake's TLS certificate \(tls.certificate) does not exist: run `shmwarden certs init` "
                         + "(it prints the falco.yaml http_output block), or set intake.insecure: true for plain HTTP")
             }
             configuration.http = IntakeServerConfiguration(

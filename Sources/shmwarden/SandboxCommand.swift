@@ -6,8 +6,8 @@ import Foundation
 import WardenCore
 import WardenDaemon
 import WardenResponse
-import WardenStore
 import WardenSandbox
+import WardenStore
 
 struct SandboxCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -7,8 +7,8 @@ import WardenCore
 import WardenDaemon
 import WardenLinux
 import WardenResponse
-import WardenStore
 import WardenSandbox
+import WardenStore
 
 /// What `shmwarden sandbox` was asked to do, as plain values: built by `SandboxCommand` after
 /// ArgumentParser's parse, or by `SandboxCommand.parseDirectly` without it (no property

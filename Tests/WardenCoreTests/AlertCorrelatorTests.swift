@@ -103,7 +103,8 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
     ])
     func podPathsMapToTheirSandboxesShmMount(pattern: String) throws {
         let ours = pattern.replacingOccurrences(of: "SANDBOX", with: "63060edc2d3a" + String(repeating: "1", count: 52))
-        let other = pattern.replacingOccurrences(of: "SANDBOX", with: "77777edc2d3a" + String(repeating: "2", count: 52))
+        let other = pattern.replacingOccurrences(
+            of: "SANDBOX", with: "77777edc2d3a" + String(repeating: "2", count: 52))
         let evidence = InMemoryEvidence(records: [
             fileRecord(id: 1, ours + "/payload", seen: "2026-11-29T11:59:00Z"),
             fileRecord(id: 2, other + "/payload", seen: "2026-11-29T11:59:00Z"),
@@ -124,7 +125,10 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
         // Without the field, either pod's file may be the one: both, at half the confidence.
         let unknown = try correlate("")
         #expect(Set(unknown.correlations.map(\.fileID)) == [1, 2])
-        #expect(unknown.correlations.allSatisfy { $0.confidence < 0.5 && $0.matchedBy.hasSuffix("+any-container-shm-mount") })
+        #expect(
+            unknown.correlations.allSatisfy {
+                $0.confidence < 0.5 && $0.matchedBy.hasSuffix("+any-container-shm-mount")
+            })
     }
 
     @Test func argvOnlyPathsMatchWithLowerConfidence() throws {

@@ -113,13 +113,14 @@ struct ELFBuilder {
         #expect(result.elf?.isStatic == true)
     }
 
-    @Test(arguments: [
-        ("#!/bin/sh\necho hi\n", "/bin/sh", nil),
-        ("#! /usr/bin/env python3 \nprint()\n", "/usr/bin/env", "python3"),
-        ("#!/bin/bash -e\r\n", "/bin/bash", "-e"),
-        ("#!\t/usr/bin/perl -w -T\n", "/usr/bin/perl", "-w -T"),
-        ("#!", "", nil),
-    ] as [(String, String, String?)])
+    @Test(
+        arguments: [
+            ("#!/bin/sh\necho hi\n", "/bin/sh", nil),
+            ("#! /usr/bin/env python3 \nprint()\n", "/usr/bin/env", "python3"),
+            ("#!/bin/bash -e\r\n", "/bin/bash", "-e"),
+            ("#!\t/usr/bin/perl -w -T\n", "/usr/bin/perl", "-w -T"),
+            ("#!", "", nil),
+        ] as [(String, String, String?)])
     func shebang(text: String, interpreter: String, argument: String?) {
         let result = ContentClassifier.classify(Array(text.utf8))
         #expect(result.kind == .script)

@@ -16,12 +16,14 @@ import WardenCore
         let decoded = try FalcoAlert.decode(Data(body.utf8))
         #expect(decoded.output == "a\"b\\c/d\n\té😀 \u{0}end")
         // Unescaped: ASCII, then raw UTF-8 (validated), as keys and values.
-        let raw = try FalcoAlert.decode(Data(alert(#","output":"plain","hostname":"nœud-☕""#, fields: #"{"clé":"vé"}"#).utf8))
+        let raw = try FalcoAlert.decode(
+            Data(alert(#","output":"plain","hostname":"nœud-☕""#, fields: #"{"clé":"vé"}"#).utf8))
         #expect(raw.output == "plain" && raw.hostname == "nœud-☕" && raw.outputFields["clé"] == .string("vé"))
     }
 
     @Test func readsNumbersExactly() throws {
-        let fields = #"{"a":-0,"b":1e3,"c":18446744073709551616,"d":-9223372036854775808,"e":-9223372036854775809,"f":0.25,"g":9223372036854775808}"#
+        let fields =
+            #"{"a":-0,"b":1e3,"c":18446744073709551616,"d":-9223372036854775808,"e":-9223372036854775809,"f":0.25,"g":9223372036854775808}"#
         let values = try FalcoAlert.decode(Data(alert("", fields: fields).utf8)).outputFields
         #expect(values["a"] == .integer(0))
         #expect(values["b"] == .double(1000))
@@ -33,15 +35,18 @@ import WardenCore
     }
 
     @Test func skipsUnknownValuesOfAnyShapeAndToleratesNulls() throws {
-        let body = alert(#","x":{"y":[1,{"z":[true,false,null,"s",-1.5e-3]}],"w":{}},"v":[],"tags":null,"source":null"#,
+        let body = alert(
+            #","x":{"y":[1,{"z":[true,false,null,"s",-1.5e-3]}],"w":{}},"v":[],"tags":null,"source":null"#,
             fields: "null")
         let decoded = try FalcoAlert.decode(Data(body.utf8))
         #expect(decoded.outputFields.isEmpty && decoded.tags.isEmpty && decoded.source == nil)
     }
 
     @Test(arguments: [
-        "{\"rule\":\"r\",}", "{\"rule\" \"r\"}", "{\"rule\":\"r\"} x", "{\"rule\":\"\u{1}\"}", "{\"a\":01}", "{\"a\":1.}",
-        "{\"a\":-}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\x\"}", "{\"a\":tru}", "{\"a\":[1,]}", "{",
+        "{\"rule\":\"r\",}", "{\"rule\" \"r\"}", "{\"rule\":\"r\"} x", "{\"rule\":\"\u{1}\"}", "{\"a\":01}",
+        "{\"a\":1.}",
+        "{\"a\":-}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\x\"}", "{\"a\":tru}", "{\"a\":[1,]}",
+        "{",
         "{\"a\":\"unterminated}",
     ])
     func rejectsWhatIsNotJSON(body: String) {
@@ -59,12 +64,15 @@ import WardenCore
 
     /// As Go's encoding/json (Falcosidekick, Falco Talon): the exact key wins, else any case.
     @Test func keysMatchInAnyCaseWhenTheExactKeyIsAbsent() throws {
-        let talon = #"{"output":"Test","priority":"Critical","Rule":"Test NetworkPolicy","time":"2019-05-17T15:31:56.746609046Z","output_fields":{"fd.rip":"8.8.8.8"}}"#
+        let talon =
+            #"{"output":"Test","priority":"Critical","Rule":"Test NetworkPolicy","time":"2019-05-17T15:31:56.746609046Z","output_fields":{"fd.rip":"8.8.8.8"}}"#
         let decoded = try FalcoAlert.decode(Data(talon.utf8))
         #expect(decoded.rule == "Test NetworkPolicy" && decoded.priority == .critical)
         #expect(decoded.outputFields["fd.rip"] == .string("8.8.8.8"))
-        for body in [#"{"Rule":"folded","rule":"exact","priority":"Warning","time":"2026-11-29T12:00:00Z"}"#,
-                     #"{"rule":"exact","RULE":"folded","priority":"Warning","time":"2026-11-29T12:00:00Z"}"#] {
+        for body in [
+            #"{"Rule":"folded","rule":"exact","priority":"Warning","time":"2026-11-29T12:00:00Z"}"#,
+            #"{"rule":"exact","RULE":"folded","priority":"Warning","time":"2026-11-29T12:00:00Z"}"#,
+        ] {
             #expect(try FalcoAlert.decode(Data(body.utf8)).rule == "exact", "\(body)")
         }
         #expect(throws: AlertDecodingError("wrong type for \"Hostname\": expected a string")) {
@@ -77,8 +85,10 @@ import WardenCore
 
     @Test func namesTheKeyOfAWrongType() {
         for (body, reason) in [
-            (alert(#","tags":"x""#), "wrong type for \"tags\""), (alert(#","tags":[1]"#), "wrong type for \"tags.[0]\""),
-            (alert("", fields: "[]"), "wrong type for \"output_fields\""), (alert(#","hostname":7"#), "wrong type for \"hostname\""),
+            (alert(#","tags":"x""#), "wrong type for \"tags\""),
+            (alert(#","tags":[1]"#), "wrong type for \"tags.[0]\""),
+            (alert("", fields: "[]"), "wrong type for \"output_fields\""),
+            (alert(#","hostname":7"#), "wrong type for \"hostname\""),
             ("  [1, 2]  ", "expected a JSON object"), ("\"text\"", "expected a JSON object"),
         ] {
             do {
@@ -94,7 +104,10 @@ import WardenCore
     @Test func agreesWithFoundationOnRandomAlerts() throws {
         var generator = SystemRandomNumberGenerator()
         let alphabet = Array("ab/\\\"\n\t é😀\u{1}\u{7f}<>&'") + ["\u{0}"]
-        func randomText() -> String { String((0..<Int.random(in: 0...12, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }) }
+        func randomText() -> String {
+            String(
+                (0..<Int.random(in: 0...12, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+        }
         for _ in 0..<300 {
             var fields: [String: Any] = [:]
             for index in 0..<Int.random(in: 0...8, using: &generator) {
@@ -107,8 +120,10 @@ import WardenCore
                 }
             }
             let object: [String: Any] = [
-                "rule": "r" + randomText(), "priority": "Notice", "time": "2026-11-29T12:00:00Z", "output": randomText(),
-                "tags": (0..<Int.random(in: 0...3, using: &generator)).map { _ in randomText() }, "output_fields": fields,
+                "rule": "r" + randomText(), "priority": "Notice", "time": "2026-11-29T12:00:00Z",
+                "output": randomText(),
+                "tags": (0..<Int.random(in: 0...3, using: &generator)).map { _ in randomText() },
+                "output_fields": fields,
             ]
             let data = try JSONSerialization.data(withJSONObject: object)
             let decoded = try FalcoAlert.decode(data)

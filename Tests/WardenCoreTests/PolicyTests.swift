@@ -22,7 +22,8 @@ private func errors(_ text: String, file: String = "p.yaml") -> [String] {
 }
 
 private func shmFile(
-    _ path: String = "/dev/shm/x", kind: FileKind = .elf, size: Int64 = 4096, sha: String? = String(repeating: "a", count: 64),
+    _ path: String = "/dev/shm/x", kind: FileKind = .elf, size: Int64 = 4096,
+    sha: String? = String(repeating: "a", count: 64),
     state: FileState = .present
 ) -> PolicyFile {
     PolicyFile(
@@ -147,12 +148,14 @@ private func shmFile(
             "p.yaml:23:5: rule '?' needs 'actions' (at least 'record')",
             "p.yaml:26:13: 'priority' is about a Falco alert, and an 'on: dropped-executable' rule has none",
         ]
-        for line in expected { #expect(found.contains(line), "missing: \(line)\nfound:\n\(found.joined(separator: "\n"))") }
+        for line in expected {
+            #expect(found.contains(line), "missing: \(line)\nfound:\n\(found.joined(separator: "\n"))")
+        }
         #expect(found.count == expected.count, "\(found.joined(separator: "\n"))")
     }
 
     @Test func yamlSyntaxAndDuplicateKeysAreErrorsWithLines() {
-        #expect(errors("mode: monitor\nrules: [\n") .first?.hasPrefix("p.yaml:3:") == true)
+        #expect(errors("mode: monitor\nrules: [\n").first?.hasPrefix("p.yaml:3:") == true)
         let duplicate = errors("mode: monitor\nmode: enforce\n")
         #expect(duplicate.count == 1 && duplicate[0].contains("duplicate key 'mode'"), "\(duplicate)")
         #expect(errors("") == ["p.yaml: the file is empty"])
@@ -179,7 +182,8 @@ private func shmFile(
     }
 
     @Test func repeatedRuleNamesInOneFile() {
-        let found = errors("mode: monitor\nrules:\n  - {name: a, actions: [record]}\n  - {name: a, actions: [record]}\n")
+        let found = errors(
+            "mode: monitor\nrules:\n  - {name: a, actions: [record]}\n  - {name: a, actions: [record]}\n")
         #expect(found == ["p.yaml:4:5: rule name 'a' is already used at line 3"])
     }
 
@@ -297,7 +301,9 @@ private func shmFile(
         plan = PolicyEvaluator.evaluate(policy, for: .alert(id: "a", alert, files: [untrusted]))
         #expect(plan.map(\.rule) == ["any", "any"])
         #expect(plan[0].disposition == .perform && plan[0].files.map(\.path) == [PathBytes("/dev/shm/ok-2")])
-        #expect(plan[0].notes.count == 1 && plan[0].notes[0].contains("matches allowlisted glob /dev/shm/ok-*, which did not count"))
+        #expect(
+            plan[0].notes.count == 1
+                && plan[0].notes[0].contains("matches allowlisted glob /dev/shm/ok-*, which did not count"))
     }
 
     @Test func droppedExecutableRulesNeedNoAlert() throws {

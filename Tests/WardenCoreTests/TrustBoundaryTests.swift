@@ -9,7 +9,8 @@ private func alert(time: String, fields: String = #"{"proc.pid":4242,"proc.exepa
     Data(#"{"rule":"Execution from /dev/shm","priority":"Warning","time":"\#(time)","output_fields":\#(fields)}"#.utf8)
 }
 
-private func file(_ path: String = "/dev/shm/x", basis: CorrelationBasis = .kernel, trusted: Bool? = nil) -> PolicyFile {
+private func file(_ path: String = "/dev/shm/x", basis: CorrelationBasis = .kernel, trusted: Bool? = nil) -> PolicyFile
+{
     PolicyFile(
         fileID: 1, path: PathBytes(path), mountPoint: PathBytes("/dev/shm"), kind: .elf, size: 10,
         sha256: String(repeating: "c", count: 64), state: .present, device: 5, inode: 6, basis: basis,
@@ -129,7 +130,8 @@ private func policy(_ text: String) throws -> Policy {
               - name: shm
                 actions: [{action: quarantine, basis: text}, sandbox]
             """)
-        let lenientPlan = PolicyEvaluator.evaluate(lenient, for: .alert(id: "a", alertValue, files: [file(basis: .text)]))
+        let lenientPlan = PolicyEvaluator.evaluate(
+            lenient, for: .alert(id: "a", alertValue, files: [file(basis: .text)]))
         #expect(lenientPlan[0].disposition == .perform)
         #expect(lenientPlan[1].disposition != .perform)
     }
@@ -170,16 +172,26 @@ private func policy(_ text: String) throws -> Policy {
     let rootDirectory = Link(uid: 0, mode: 0o040755)
 
     @Test func rootOwnedAndUnwritableByOthersIsTrusted() {
-        #expect(OwnershipChain.distrust(file: rootFile, directories: [stickyRoot, rootDirectory], trustedOwners: []) == nil)
+        #expect(
+            OwnershipChain.distrust(file: rootFile, directories: [stickyRoot, rootDirectory], trustedOwners: []) == nil)
     }
 
     @Test(arguments: [
-        (Link(uid: 1000, mode: 0o100755), [Link(uid: 0, mode: 0o041777), Link(uid: 0, mode: 0o040755)], "owned by uid 1000"),
+        (
+            Link(uid: 1000, mode: 0o100755), [Link(uid: 0, mode: 0o041777), Link(uid: 0, mode: 0o040755)],
+            "owned by uid 1000"
+        ),
         (Link(uid: 0, mode: 0o100777), [Link(uid: 0, mode: 0o041777)], "writable by group or others"),
         // A directory a user created in /dev/shm: the name a glob trusts, theirs to fill.
-        (Link(uid: 0, mode: 0o100755), [Link(uid: 0, mode: 0o041777), Link(uid: 65534, mode: 0o040755)], "owned by uid 65534"),
+        (
+            Link(uid: 0, mode: 0o100755), [Link(uid: 0, mode: 0o041777), Link(uid: 65534, mode: 0o040755)],
+            "owned by uid 65534"
+        ),
         (Link(uid: 0, mode: 0o100755), [Link(uid: 0, mode: 0o040777)], "writable by group or others"),
-        (Link(uid: 0, mode: 0o100755), [Link(uid: 0, mode: 0o041777), Link(uid: 0, mode: 0o040775)], "writable by group or others"),
+        (
+            Link(uid: 0, mode: 0o100755), [Link(uid: 0, mode: 0o041777), Link(uid: 0, mode: 0o040775)],
+            "writable by group or others"
+        ),
         (Link(uid: 0, mode: 0o100755), [], "could not be checked"),
     ])
     func anythingOthersCouldChangeIsNot(_ file: Link, _ directories: [Link], _ reason: String) {
@@ -189,7 +201,9 @@ private func policy(_ text: String) throws -> Policy {
 
     @Test func listedOwnersCount() {
         let vendor = Link(uid: 1000, mode: 0o040755)
-        #expect(OwnershipChain.distrust(file: Link(uid: 1000, mode: 0o100755), directories: [stickyRoot, vendor], trustedOwners: [1000]) == nil)
+        #expect(
+            OwnershipChain.distrust(
+                file: Link(uid: 1000, mode: 0o100755), directories: [stickyRoot, vendor], trustedOwners: [1000]) == nil)
     }
 
     @Test func theGuardJudgesAnUntrustedGlobMatchAsUnknown() throws {
@@ -227,20 +241,23 @@ private func policy(_ text: String) throws -> Policy {
     let disk = StorageBudget.FileSystem(sizeBytes: 1000, availableBytes: 300)
 
     @Test func aCopyThatFitsIsAdmitted() {
-        #expect(StorageBudget(stateBytes: 500, keepFreeShare: 0.1).refusal(adding: 100, used: 300, fileSystem: disk) == nil)
+        #expect(
+            StorageBudget(stateBytes: 500, keepFreeShare: 0.1).refusal(adding: 100, used: 300, fileSystem: disk) == nil)
     }
 
     @Test func theBudgetAndTheFreeShareBothHold() {
         let budget = StorageBudget(stateBytes: 500, keepFreeShare: 0.1)
         #expect(budget.refusal(adding: 201, used: 300, fileSystem: disk)?.contains("300 of its 500 bytes") == true)
         // 300 free, 100 must stay free: 201 bytes would leave 99.
-        #expect(StorageBudget(keepFreeShare: 0.1).refusal(adding: 201, used: 0, fileSystem: disk)?.contains("10 %") == true)
+        #expect(
+            StorageBudget(keepFreeShare: 0.1).refusal(adding: 201, used: 0, fileSystem: disk)?.contains("10 %") == true)
         #expect(budget.refusal(adding: .max, used: .max, fileSystem: nil) != nil, "no overflow past the budget")
     }
 
     @Test func theQuarantineHasALimitOfItsOwn() {
         let budget = StorageBudget(quarantineBytes: 1 << 20)
         #expect(budget.quarantineRefusal(adding: 1 << 19, used: 1 << 19) == nil)
-        #expect(budget.quarantineRefusal(adding: 1 << 19, used: (1 << 19) + 1)?.contains("the quarantine is full") == true)
+        #expect(
+            budget.quarantineRefusal(adding: 1 << 19, used: (1 << 19) + 1)?.contains("the quarantine is full") == true)
     }
 }

@@ -12,13 +12,15 @@ import WardenIntake
     {
         let uuidField = uuid.map { #","uuid":"\#($0)""# } ?? ""
         return try FalcoAlert.decode(
-            Data(#"{"rule":"\#(rule)","priority":"Warning","time":"\#(time)","output":"\#(output)"\#(uuidField)}"#.utf8))
+            Data(#"{"rule":"\#(rule)","priority":"Warning","time":"\#(time)","output":"\#(output)"\#(uuidField)}"#.utf8)
+        )
     }
 
     @Test func generatedIdsAreStableDistinctAndInTimeOrder() throws {
         let first = try alert(time: "2026-11-29T12:00:00.000000001Z")
         let id = AlertIntake.identifier(for: first)
-        #expect(id.utf8.count == 32 && id.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }, "\(id)")
+        #expect(
+            id.utf8.count == 32 && id.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }, "\(id)")
         #expect(AlertIntake.identifier(for: try alert(time: "2026-11-29T12:00:00.000000001Z")) == id, "a redelivery")
         // The same instant, another rule (two rules on one event): another id.
         let sameInstant = AlertIntake.identifier(for: try alert(time: "2026-11-29T12:00:00.000000001Z", rule: "Other"))

@@ -3,8 +3,8 @@
 
 import Foundation
 @preconcurrency import Glibc
-import SystemPackage
 import Logging
+import SystemPackage
 import Testing
 import WardenCore
 import WardenIntake
@@ -63,10 +63,11 @@ struct IngestFixture {
         let finished = AsyncStream<Result<IngestReport, any Error>>.makeStream()
         Thread {
             let ingester = NDJSONIngester(database: database, mounts: TmpfsMountCache()) { _, _ in }
-            finished.continuation.yield(Result {
-                try ingester.follow(path: path, shouldStop: { stop.isOn })
-                return ingester.report
-            })
+            finished.continuation.yield(
+                Result {
+                    try ingester.follow(path: path, shouldStop: { stop.isOn })
+                    return ingester.report
+                })
             finished.continuation.finish()
         }.start()
         func waitForCount(_ count: Int) async throws {
@@ -129,8 +130,10 @@ final class StopSwitch: @unchecked Sendable {
         defer { fixture.remove() }
         // A writer whose one-slot queue is full and not yet draining.
         let writer = StoreWriter(database: fixture.database, capacity: 1, clock: { 0 }, onError: { _ in })
-        writer.submit(.sensorEvent(SensorEvent(
-            time: Timestamp(nanosecondsSinceEpoch: 0), kind: .rescan, mountPoint: nil, detail: "filler")))
+        writer.submit(
+            .sensorEvent(
+                SensorEvent(
+                    time: Timestamp(nanosecondsSinceEpoch: 0), kind: .rescan, mountPoint: nil, detail: "filler")))
         let intake = AlertIntake(
             database: fixture.database, writer: writer, mounts: TmpfsMountCache(),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), retryDelays: [])

@@ -12,7 +12,8 @@ import WardenLinux
 @Suite struct BoundedReadTests {
     func withFile(_ body: (FileDescriptor) throws -> Void) throws {
         let path = "/dev/shm/shmwarden-bounded-\(UUID().uuidString.prefix(8))"
-        let fd = try FileDescriptor.open(path, .readWrite, options: [.create, .exclusiveCreate], permissions: .ownerReadWrite)
+        let fd = try FileDescriptor.open(
+            path, .readWrite, options: [.create, .exclusiveCreate], permissions: .ownerReadWrite)
         defer {
             try? fd.close()
             unlink(path)

@@ -23,7 +23,8 @@ import WardenLinux
             v2Controllers: { _ in [] })
         #expect(
             places == [
-                .init(directory: Array("/sys/fs/cgroup/memory/process_api/x".utf8), controllers: ["memory"], version: 1),
+                .init(
+                    directory: Array("/sys/fs/cgroup/memory/process_api/x".utf8), controllers: ["memory"], version: 1),
                 .init(directory: Array("/sys/fs/cgroup/pids/user.slice".utf8), controllers: ["pids"], version: 1),
                 .init(directory: Array("/sys/fs/cgroup/cpu,cpuacct".utf8), controllers: ["cpu"], version: 1),
             ])

@@ -1,7 +1,6 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-import CSeccomp
 import Foundation
 import Testing
 import WardenLinux
@@ -46,13 +45,6 @@ import WardenLinux
         let records = try inotify.readRecords()
         #expect(records.allSatisfy { $0.watch == watch && $0.name == name })
         #expect(records.map(\.mask) == [[.create], [.closeWrite], [.delete]])
-    }
-
-    @Test func libseccompIsLinked() throws {
-        let version = try #require(seccomp_version())
-        #expect(version.pointee.major == 2)
-        #expect(version.pointee.minor >= 5)
-        #expect(seccomp_syscall_resolve_name("ptrace") > 0)
     }
 }
 

@@ -113,7 +113,9 @@ import WardenTestSupport
         }
         let outcome = ProcessKiller.kill(
             pid: child.processIdentifier, expecting: .init(), signal: .kill, isCaptured: { _, _ in true })
-        #expect(outcome == .refused("process \(child.processIdentifier) runs \(sshd): sshd is protected (sshd); not signalled"))
+        #expect(
+            outcome
+                == .refused("process \(child.processIdentifier) runs \(sshd): sshd is protected (sshd); not signalled"))
         #expect(child.isRunning)
     }
 
@@ -124,7 +126,8 @@ import WardenTestSupport
         let pid = child.processIdentifier
         let always: (UInt64, UInt64) -> Bool = { _, _ in true }
         #expect(
-            ProcessKiller.kill(pid: pid, expecting: .init(file: try identity(binary)), signal: .kill, isCaptured: always)
+            ProcessKiller.kill(
+                pid: pid, expecting: .init(file: try identity(binary)), signal: .kill, isCaptured: always)
                 == .refused("process \(pid) has already exited"))
         #expect(
             ProcessKiller.kill(pid: getpid(), expecting: .init(), signal: .kill, isCaptured: always)
@@ -136,7 +139,9 @@ import WardenTestSupport
             ProcessKiller.kill(pid: 1, expecting: .init(), signal: .kill, isCaptured: always)
                 == .refused("pid 1 is never signalled"))
         // kthreadd (pid 2) has no executable.
-        guard case .refused(let reason) = ProcessKiller.kill(pid: 2, expecting: .init(), signal: .kill, isCaptured: always)
+        guard
+            case .refused(let reason) = ProcessKiller.kill(
+                pid: 2, expecting: .init(), signal: .kill, isCaptured: always)
         else {
             Issue.record("a kernel thread was signalled")
             return

@@ -119,7 +119,7 @@ import WardenLinux
     @Test func thePrefixSendsOnlyI386SocketsToTheObserver() throws {
         let i386: UInt32 = 0x4000_0003
         let x86_64: UInt32 = 0xc000_003e
-        let prefix = SandboxFilter.compatibleSocketsPrefix(i386)
+        let prefix = SandboxFilter.compatibleSocketsPrefix(SeccompArchitecture(token: i386))
         #expect(prefix.count % 8 == 0)
         let count = prefix.count / 8
         /// nil: it fell through to libseccomp's program (instruction `count`).
@@ -158,7 +158,7 @@ import WardenLinux
         #expect(run(arch: x86_64, nr: 102, arg0: 1) == nil)  // x86_64's getuid
         #expect(run(arch: x86_64, nr: 359, arg0: 2) == nil)
         // Observing on x86_64, the program starts with it; the filter alone has none of it.
-        if SandboxFilter.compatibleArchitecture == i386 {
+        if SandboxFilter.compatibleArchitecture?.token == i386 {
             #expect(try SandboxFilter(observe: true).program.starts(with: prefix))
             #expect(try !SandboxFilter(observe: false).program.starts(with: prefix))
         }

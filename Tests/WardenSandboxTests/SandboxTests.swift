@@ -833,7 +833,9 @@ struct SandboxTests {
     @Test func ptraceIsRefusedAndTheSampleGoesOn() throws {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let report = try run("ptrace-parent")
-        #expect(report.exit.code == 3 && report.stdout.hasPrefix("ptrace refused: Operation not permitted"), "\(report.stdout)")
+        #expect(
+            report.exit.code == 3 && report.stdout.hasPrefix("ptrace refused: Operation not permitted"),
+            "\(report.stdout)")
         #expect(report.denied["ptrace"] == 1, "\(report.denied)")
         // PTRACE_TRACEME, the anti-debugging check: "not traced" (0), and it carries on.
         let traceme = try run("ptrace-traceme")
@@ -863,7 +865,10 @@ struct SandboxTests {
         #expect(resources.memoryLimitBytes == 1 << 30 && resources.processLimit == 64)
         #expect((resources.oomKills ?? 0) > 0, "\(resources) \(report.stdout)")
         #expect((resources.peakMemoryBytes ?? 0) <= (1 << 30) + (16 << 20), "\(resources)")
-        #expect(report.verdict.contains { $0.hasPrefix("The sandbox's memory limit (1024 MiB for all its processes) stopped it") })
+        #expect(
+            report.verdict.contains {
+                $0.hasPrefix("The sandbox's memory limit (1024 MiB for all its processes) stopped it")
+            })
         // The leaf is gone with the run.
         let leaves = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/memory")) ?? []
         #expect(!leaves.contains { $0.contains(report.id) })

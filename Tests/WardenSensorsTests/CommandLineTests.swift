@@ -269,7 +269,8 @@ extension SensorIntegration {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Binary.path)
             process.arguments = [
-                "run", "--state-dir", state, "--no-discover", "--watch", mount.path, "--log-level", "info", "--insecure",
+                "run", "--state-dir", state, "--no-discover", "--watch", mount.path, "--log-level", "info",
+                "--insecure",
             ]
             let err = Pipe()
             process.standardError = err

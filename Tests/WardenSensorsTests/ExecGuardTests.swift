@@ -78,7 +78,10 @@ extension SensorIntegration {
             #expect(try await execStatus(known) == 0)
             let knownRecords = try await waitForExecs(agent.database, path: known, count: 3)
             #expect(knownRecords.map(\.held) == [true, false, false])
-            #expect(knownRecords.allSatisfy { $0.verdict == .allow && $0.rule == "allowlist-sha256" && $0.sha256 == allowed })
+            #expect(
+                knownRecords.allSatisfy {
+                    $0.verdict == .allow && $0.rule == "allowlist-sha256" && $0.sha256 == allowed
+                })
             // The held exec's uid is read while it waits; a not-held one may have exited already.
             #expect(knownRecords.first?.ppid != nil && knownRecords.first?.uid == 0)
 
@@ -179,7 +182,8 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             let agent = try await AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true), policy: try guardPolicy("monitor"))
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true),
+                policy: try guardPolicy("monitor"))
             let port = await agent.services.listening.port()
             try await Task.sleep(for: .milliseconds(300))
             let path = mount.child("attributed")
@@ -274,14 +278,17 @@ extension SensorIntegration {
 
         @Test func guardPoliciesAreValidated() {
             #expect(throws: (any Error).self) { try guardPolicy("block") }
-            let bad = PolicyParser.parse("guard: {mode: enforce, failure: maybe, hash-size-cap: huge}\n", file: "g.yaml")
+            let bad = PolicyParser.parse(
+                "guard: {mode: enforce, failure: maybe, hash-size-cap: huge}\n", file: "g.yaml")
             guard case .failure(let errors) = bad else {
                 Issue.record("accepted")
                 return
             }
-            #expect(errors.errors.map(\.reason) == [
-                "guard failure must be 'allow' or 'deny', not 'maybe'", "hash-size-cap 'huge' is not a size like 64MiB",
-            ])
+            #expect(
+                errors.errors.map(\.reason) == [
+                    "guard failure must be 'allow' or 'deny', not 'maybe'",
+                    "hash-size-cap 'huge' is not a size like 64MiB",
+                ])
         }
     }
 }

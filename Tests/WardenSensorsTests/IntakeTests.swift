@@ -2,16 +2,17 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import GRDB
 @preconcurrency import Glibc
 import Testing
 import WardenCore
 import WardenDaemon
 import WardenHTTP
 import WardenStore
-import GRDB
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// One HTTP exchange over a real socket.
 func post(
@@ -47,7 +48,9 @@ func devShmAlert(exepath: String, uuid: String? = nil, time: Date = Date()) -> D
         "rule": "Execution from /dev/shm", "priority": "Warning", "source": "syscall", "hostname": "test-node",
         "time": formatter.string(from: time), "output": "File execution detected from /dev/shm file=\(exepath)",
         "tags": ["T1059.004", "mitre_execution"],
-        "output_fields": ["proc.exepath": exepath, "fd.name": exepath, "evt.arg.flags": "EXE_WRITABLE", "proc.pid": 4242],
+        "output_fields": [
+            "proc.exepath": exepath, "fd.name": exepath, "evt.arg.flags": "EXE_WRITABLE", "proc.pid": 4242,
+        ],
     ]
     if let uuid { object["uuid"] = uuid }
     return try! JSONSerialization.data(withJSONObject: object)
@@ -82,7 +85,8 @@ extension SensorIntegration {
             }
             let posts = (0..<8).map { index in
                 Task { () -> (Int, String?) in
-                    let body = devShmAlert(exepath: mount.child("x\(index)"), uuid: "00000000-0000-4000-8000-00000000000\(index)")
+                    let body = devShmAlert(
+                        exepath: mount.child("x\(index)"), uuid: "00000000-0000-4000-8000-00000000000\(index)")
                     let (status, _, headers) = try await post("http://127.0.0.1:\(port)/falco", body)
                     return (status, headers["Retry-After"] as? String)
                 }
@@ -108,7 +112,8 @@ extension SensorIntegration {
         @Test func alertsAreStoredAndCorrelatedWithTheDroppedFile() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
+            let agent = try await AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
             let port = await agent.services.listening.port()
             let path = mount.child("dropper")
             let sha = try drop(trueBinary, at: path)
@@ -160,7 +165,8 @@ extension SensorIntegration {
         @Test func theAlertsWaitingForTheirFileAreCounted() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
+            let agent = try await AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
             let port = await agent.services.listening.port()
             func waiting() async throws -> Int? {
                 gauge("shmwarden_alerts_waiting_for_evidence", in: try await get("http://127.0.0.1:\(port)/metrics").1)
@@ -171,7 +177,9 @@ extension SensorIntegration {
             #expect(status == 200 && body["correlations"] == nil)
             #expect(try await waiting() == 1)
             let deadline = ContinuousClock.now + .seconds(10)
-            while try await waiting() != 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            while try await waiting() != 0 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
             #expect(try await waiting() == 0, "the alert still waits after its last look")
             try await agent.stop()
         }
@@ -179,7 +187,8 @@ extension SensorIntegration {
         @Test func aSenderChosenIdComesBackAsValidJSON() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
+            let agent = try await AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
             let port = await agent.services.listening.port()
             let hostile = "id \"with\" \\ quotes\nand a newline \u{1}"
             let (status, body, _) = try await post(
@@ -200,7 +209,8 @@ extension SensorIntegration {
             let (malformed, malformedBody, _) = try await post(url, Data("{not json".utf8))
             #expect(malformed == 400)
             #expect((malformedBody["error"] as? String)?.contains("malformed") == true)
-            let (missing, missingBody, _) = try await post(url, Data(#"{"rule":"r","time":"2026-11-29T12:00:00Z"}"#.utf8))
+            let (missing, missingBody, _) = try await post(
+                url, Data(#"{"rule":"r","time":"2026-11-29T12:00:00Z"}"#.utf8))
             #expect(missing == 400)
             #expect(missingBody["error"] as? String == "missing \"priority\"")
             let (large, _, _) = try await post(url, Data(repeating: UInt8(ascii: "a"), count: 8192))
@@ -248,7 +258,8 @@ extension SensorIntegration {
         @Test func aLateFileIsCorrelatedWhenItArrives() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
+            let agent = try await AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true))
             let port = await agent.services.listening.port()
             let path = mount.child("late")
             // The alert first (Falco was faster than our sensor), then the file.
@@ -275,7 +286,8 @@ extension SensorIntegration {
             let socketPath = NSTemporaryDirectory() + "shmwarden-\(UUID().uuidString.prefix(8)).sock"
             defer { unlink(socketPath) }
             let agent = try await AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0, unixSocketPath: socketPath, insecure: true))
+                watch: [mount.path],
+                http: IntakeServerConfiguration(port: 0, unixSocketPath: socketPath, insecure: true))
             _ = await agent.services.listening.port()
             let deadline = ContinuousClock.now + .seconds(10)
             while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline {
@@ -286,8 +298,11 @@ extension SensorIntegration {
             #expect(mode == 0o600)
             let body = String(decoding: devShmAlert(exepath: "/dev/shm/via-socket"), as: UTF8.self)
             let (status, output) = try await runProcessOffPool(
-                "/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", socketPath,
-                                  "-H", "Content-Type: application/json", "--data", body, "http://localhost/falco"])
+                "/usr/bin/curl",
+                [
+                    "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", socketPath,
+                    "-H", "Content-Type: application/json", "--data", body, "http://localhost/falco",
+                ])
             #expect(status == 0)
             #expect(output == "200")
             #expect(try agent.database.alertCount() == 1)

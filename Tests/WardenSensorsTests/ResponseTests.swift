@@ -150,13 +150,15 @@ extension SensorIntegration {
             #expect(access(path, F_OK) == 0, "monitor mode touched the file")
 
             // The report of that alert, over HTTP, in both forms.
-            let (jsonStatus, jsonText) = try await get("http://127.0.0.1:\(port)/alerts/\(id)/report?format=json", headers: token)
+            let (jsonStatus, jsonText) = try await get(
+                "http://127.0.0.1:\(port)/alerts/\(id)/report?format=json", headers: token)
             #expect(jsonStatus == 200)
             let report = try #require(try JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any])
             #expect((report["summary"] as? [String: Any])?["rule"] as? String == "Execution from /dev/shm")
             #expect((report["evidence"] as? [[String: Any]])?.first?["path"] as? String == path)
             #expect((report["actions"] as? [[String: Any]])?.count == 4)
-            let (markdownStatus, markdown) = try await get("http://127.0.0.1:\(port)/alerts/\(id)/report", headers: token)
+            let (markdownStatus, markdown) = try await get(
+                "http://127.0.0.1:\(port)/alerts/\(id)/report", headers: token)
             #expect(markdownStatus == 200 && markdown.hasPrefix("# Execution from /dev/shm — Warning"))
             #expect(markdown.contains("shmwarden quarantine \(path)"))
             #expect(try await get("http://127.0.0.1:\(port)/alerts/nope/report", headers: token).0 == 404)

@@ -4,10 +4,9 @@
 import Foundation
 @preconcurrency import Glibc
 import Testing
-import WardenHTTP
-import WardenSensors
 import WardenCore
 import WardenDaemon
+import WardenHTTP
 import WardenLinux
 import WardenSensors
 import WardenStore
@@ -119,7 +118,8 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             for index in 0..<20 {
-                try FileManager.default.createDirectory(atPath: mount.child("d\(index)"), withIntermediateDirectories: false)
+                try FileManager.default.createDirectory(
+                    atPath: mount.child("d\(index)"), withIntermediateDirectories: false)
             }
             let limit = Double(
                 try String(contentsOfFile: "/proc/sys/fs/inotify/max_user_watches", encoding: .utf8)
@@ -155,7 +155,9 @@ extension SensorIntegration {
             let (status, _) = try runProcess(path, [])
             #expect(status == 0)
             _ = unlink(path)
-            let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) && $0.state == .deleted } }
+            let records = try await agent.waitForFiles {
+                $0.contains { $0.path == PathBytes(path) && $0.state == .deleted }
+            }
             let record = try #require(records.first { $0.path == PathBytes(path) })
             #expect(record.sha256 == sha)
             #expect(agent.metrics[.fanotifyEvents] == 0)

@@ -14,7 +14,9 @@ extension SensorIntegration {
     /// The sensor against the real kernel: real tmpfs mounts, real inotify, real SQLite files.
     @Suite(.serialized, .timeLimit(.minutes(2)))
     struct SensorTests {
-        @Test(.enabled(if: TestEnvironment.isRoot, "write-close-unlink faster than inotify needs fanotify (CAP_SYS_ADMIN)"))
+        @Test(
+            .enabled(
+                if: TestEnvironment.isRoot, "write-close-unlink faster than inotify needs fanotify (CAP_SYS_ADMIN)"))
         func writeExecuteDeleteKeepsTheEvidence() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
@@ -45,7 +47,8 @@ extension SensorIntegration {
             let records = try await agent.waitForFiles { records in
                 expectedPaths.allSatisfy { expected in
                     records.contains {
-                        $0.path == PathBytes(expected) && $0.state == .deleted && $0.sha256 != nil && $0.evidencePath != nil
+                        $0.path == PathBytes(expected) && $0.state == .deleted && $0.sha256 != nil
+                            && $0.evidencePath != nil
                     }
                 }
             }
@@ -157,7 +160,8 @@ extension SensorIntegration {
             let json = try JSONEncoder().encode(records.first { $0.path.bytes.contains(0xff) })
             let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
             let base64 = try #require(object["pathBase64"] as? String)
-            #expect(Data(base64Encoded: base64).map(Array.init) == Array(mount.path.utf8) + [UInt8(ascii: "/")] + names[0])
+            #expect(
+                Data(base64Encoded: base64).map(Array.init) == Array(mount.path.utf8) + [UInt8(ascii: "/")] + names[0])
             try await agent.stop()
         }
 

@@ -70,7 +70,9 @@ final class AgentHarness: Sendable {
         var records = try database.files()
         while !condition(records) {
             if ContinuousClock.now > deadline {
-                Issue.record("timed out; \(records.count) records: \(records.map(\.path.displayString).prefix(20))", sourceLocation: sourceLocation)
+                Issue.record(
+                    "timed out; \(records.count) records: \(records.map(\.path.displayString).prefix(20))",
+                    sourceLocation: sourceLocation)
                 return records
             }
             try await Task.sleep(for: .milliseconds(20))
@@ -144,7 +146,9 @@ func runProcessOffPool(_ executable: String, _ arguments: [String]) async throws
 }
 
 /// The same, with stderr if `errors`.
-func runProcessOffPool(_ executable: String, _ arguments: [String], errors: Bool) async throws -> (Int32, String, String) {
+func runProcessOffPool(_ executable: String, _ arguments: [String], errors: Bool) async throws -> (
+    Int32, String, String
+) {
     try await withCheckedThrowingContinuation { continuation in
         Thread {
             continuation.resume(with: Result { try runProcess(executable, arguments, errors: errors) })

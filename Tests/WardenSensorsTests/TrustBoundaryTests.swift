@@ -44,7 +44,9 @@ private func alert(rule: String = "Execution from /dev/shm", time: String? = nil
 }
 
 extension SensorIntegration {
-    @Suite(.serialized, .timeLimit(.minutes(3)), .enabled(if: TestEnvironment.isRoot, "certificates in /tmp, setpriv, a tmpfs"))
+    @Suite(
+        .serialized, .timeLimit(.minutes(3)),
+        .enabled(if: TestEnvironment.isRoot, "certificates in /tmp, setpriv, a tmpfs"))
     struct TrustBoundaryTests {
         /// `shmwarden run` with mutual TLS, as installed: certificates from `certs init`, the
         /// client refused without one, a rotation under SIGHUP that loses no alert.
@@ -58,12 +60,16 @@ extension SensorIntegration {
             let tokenFile = state + "-token"
             defer {
                 mount.remove()
-                for path in [state, tls, otherCA, logFile, tokenFile] { try? FileManager.default.removeItem(atPath: path) }
+                for path in [state, tls, otherCA, logFile, tokenFile] {
+                    try? FileManager.default.removeItem(atPath: path)
+                }
             }
             let (initStatus, printed, _) = try Binary.run(["certs", "init", "--directory", tls])
             #expect(initStatus == 0)
             #expect(printed.contains("mtls: true") && printed.contains("client_cert: \"\(tls)/clients/falco.crt\""))
-            #expect(printed.contains("ca_cert: \"\(tls)/ca.crt\"") && printed.contains("url: \"https://127.0.0.1:2804/falco\""))
+            #expect(
+                printed.contains("ca_cert: \"\(tls)/ca.crt\"")
+                    && printed.contains("url: \"https://127.0.0.1:2804/falco\""))
             for key in ["ca.key", "server.key", "clients/falco.key", "clients/falcosidekick.key"] {
                 let status = try #require(lstatOf(Array("\(tls)/\(key)".utf8)))
                 #expect(status.st_mode & 0o777 == 0o600 && status.st_uid == 0, "\(key)")
@@ -92,11 +98,15 @@ extension SensorIntegration {
             #expect(
                 try await curl(trust + client(otherCA) + ["--data-binary", "@\(body)", url]).status == nil,
                 "another CA's client")
-            #expect(try await curl(["--data-binary", "@\(body)", "http://127.0.0.1:\(port)/falco"]).status == nil, "plain HTTP")
+            #expect(
+                try await curl(["--data-binary", "@\(body)", "http://127.0.0.1:\(port)/falco"]).status == nil,
+                "plain HTTP")
             let accepted = try await curl(trust + client(tls) + ["--data-binary", "@\(body)", url])
             #expect(accepted.status == 200, "\(accepted.body)")
-            #expect(try await curl(trust + client(tls, "falcosidekick") + ["--data-binary", "@\(body)", url]).status == 200)
-            let wrongToken = try await curl(trust + client(tls) + ["-H", "Authorization: Bearer nope", "--data-binary", "@\(body)", url])
+            #expect(
+                try await curl(trust + client(tls, "falcosidekick") + ["--data-binary", "@\(body)", url]).status == 200)
+            let wrongToken = try await curl(
+                trust + client(tls) + ["-H", "Authorization: Bearer nope", "--data-binary", "@\(body)", url])
             #expect(wrongToken.status == 401 && wrongToken.body.contains("wrong bearer token"))
 
             // Times no clock of Falco's gives: refused with a reason, and the agent lives on.
@@ -104,7 +114,9 @@ extension SensorIntegration {
                 let far = try bodyFile(alert(time: time, fields: ["proc.pid": 1]))
                 defer { unlink(far) }
                 let refused = try await curl(trust + client(tls) + ["--data-binary", "@\(far)", url])
-                #expect(refused.status == 400 && refused.body.contains("outside the accepted window"), "\(time): \(refused)")
+                #expect(
+                    refused.status == 400 && refused.body.contains("outside the accepted window"), "\(time): \(refused)"
+                )
             }
 
             // Rotation: new server and client certificates under the same CA, reloaded by SIGHUP
@@ -127,8 +139,15 @@ extension SensorIntegration {
             let statuses = try await posting.value
             #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses)")
             let served = try await runProcessOffPool(
-                "/bin/sh", ["-c", "openssl s_client -connect 127.0.0.1:\(port) -cert \(tls)/clients/falco.crt -key \(tls)/clients/falco.key </dev/null 2>/dev/null | openssl x509"])
-            #expect(served.1.trimmingCharacters(in: .whitespacesAndNewlines) == (try String(contentsOfFile: "\(tls)/server.crt", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines), "the new certificate is served")
+                "/bin/sh",
+                [
+                    "-c",
+                    "openssl s_client -connect 127.0.0.1:\(port) -cert \(tls)/clients/falco.crt -key \(tls)/clients/falco.key </dev/null 2>/dev/null | openssl x509",
+                ])
+            #expect(
+                served.1.trimmingCharacters(in: .whitespacesAndNewlines)
+                    == (try String(contentsOfFile: "\(tls)/server.crt", encoding: .utf8)).trimmingCharacters(
+                        in: .whitespacesAndNewlines), "the new certificate is served")
             #expect(try await curl(trust + client(tls) + ["--data-binary", "@\(body)", url]).status == 200)
 
             agent.kill9()
@@ -136,7 +155,9 @@ extension SensorIntegration {
             let alerts = try #require(try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [[String: Any]])
             #expect(alerts.count == 31, "1 + 30 posted during the rotation")
             #expect(alerts.allSatisfy { $0["authenticated"] as? Bool == true })
-            #expect(alerts.allSatisfy { ($0["sender"] as? String)?.contains("mtls") == true }, "\(alerts.map { $0["sender"] ?? "" })")
+            #expect(
+                alerts.allSatisfy { ($0["sender"] as? String)?.contains("mtls") == true },
+                "\(alerts.map { $0["sender"] ?? "" })")
         }
 
         /// The unix socket asks the kernel who connected (SO_PEERCRED): root, or a listed uid.
@@ -154,7 +175,8 @@ extension SensorIntegration {
                 let agent = try await AgentHarness(
                     watch: [mount.path],
                     http: IntakeServerConfiguration(
-                        port: 0, unixSocketPath: socket, unixSocketPeers: UnixPeerPolicy(uids: [allowed]), insecure: true))
+                        port: 0, unixSocketPath: socket, unixSocketPeers: UnixPeerPolicy(uids: [allowed]),
+                        insecure: true))
                 defer { Task { try? await agent.stop() } }
                 var ready = false
                 for _ in 0..<200 where !ready {
@@ -211,7 +233,9 @@ extension SensorIntegration {
             func killRow(_ agent: AgentHarness) async throws -> ActionRecord? {
                 let deadline = ContinuousClock.now + .seconds(10)
                 while ContinuousClock.now < deadline {
-                    if let row = try agent.database.actions().first(where: { $0.action == "kill-process" }) { return row }
+                    if let row = try agent.database.actions().first(where: { $0.action == "kill-process" }) {
+                        return row
+                    }
                     try await Task.sleep(for: .milliseconds(20))
                 }
                 return nil
@@ -221,11 +245,13 @@ extension SensorIntegration {
             let insecure = try await AgentHarness(
                 watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true), policy: policy)
             let insecurePort = await insecure.services.listening.port()
-            let sent = try await curl(["--data-binary", "@\(forged)", "http://127.0.0.1:\(insecurePort)/falco"], asNobody: true)
+            let sent = try await curl(
+                ["--data-binary", "@\(forged)", "http://127.0.0.1:\(insecurePort)/falco"], asNobody: true)
             #expect(sent.status == 200, "\(sent)")
             let unauthenticated = try await killRow(insecure)
             #expect(unauthenticated?.outcome == .skipped)
-            #expect(unauthenticated?.detail.contains("unauthenticated") == true, "\(unauthenticated?.detail ?? "no row")")
+            #expect(
+                unauthenticated?.detail.contains("unauthenticated") == true, "\(unauthenticated?.detail ?? "no row")")
             #expect(try insecure.database.alerts().first?.sender.authenticated == false)
             try await insecure.stop()
             #expect(victim.isRunning)
@@ -241,7 +267,8 @@ extension SensorIntegration {
             #expect(withToken.status == 200)
             let refused = try await killRow(authenticated)
             #expect(refused?.outcome == .skipped)
-            #expect(refused?.detail.contains("is not a file shmwarden captured") == true, "\(refused?.detail ?? "no row")")
+            #expect(
+                refused?.detail.contains("is not a file shmwarden captured") == true, "\(refused?.detail ?? "no row")")
             try await authenticated.stop()
             #expect(victim.isRunning)
 
@@ -257,8 +284,11 @@ extension SensorIntegration {
                 policy: policy)
             let tlsPort = await mutual.services.listening.port()
             let denied = try await curl(
-                ["--cacert", files.clientCA, "--cert", "\(tls)/clients/falco.crt", "--key", "\(tls)/clients/falco.key",
-                 "--data-binary", "@\(forged)", "https://127.0.0.1:\(tlsPort)/falco"], asNobody: true)
+                [
+                    "--cacert", files.clientCA, "--cert", "\(tls)/clients/falco.crt", "--key",
+                    "\(tls)/clients/falco.key",
+                    "--data-binary", "@\(forged)", "https://127.0.0.1:\(tlsPort)/falco",
+                ], asNobody: true)
             #expect(denied.status == nil)
             #expect(try mutual.database.alertCount() == 0)
             try await mutual.stop()
@@ -283,7 +313,8 @@ extension SensorIntegration {
             mkdir(hostile, 0o755)
             chown(hostile, 65534, 65534)
             _ = try drop(trueBinary + [1], at: hostile + "/tool")
-            let (hostileStatus, _, _) = try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", hostile + "/tool"], errors: true)
+            let (hostileStatus, _, _) = try await runProcessOffPool(
+                "/bin/sh", ["-c", "\"$0\"", hostile + "/tool"], errors: true)
             #expect(hostileStatus == 126, "an exec under a user's directory was allowed by the glob")
             // Root's directory, root's file: the glob counts.
             let vendor = mount.child("vendor-x")
@@ -320,7 +351,9 @@ extension SensorIntegration.CommandLineTests {
         try Data().write(to: URL(fileURLWithPath: file))
         chmod(file, 0o666)
         var (status, _, errors) = try Binary.run(["ingest", "--follow", file, "--state-dir", state])
-        #expect(status == 2 && errors.contains("refusing to follow") && errors.contains("writable by group or others"), "\(errors)")
+        #expect(
+            status == 2 && errors.contains("refusing to follow") && errors.contains("writable by group or others"),
+            "\(errors)")
         chmod(file, 0o644)
         chmod(directory, 0o777)
         (status, _, errors) = try Binary.run(["ingest", "--follow", file, "--state-dir", state])
@@ -346,7 +379,9 @@ extension SensorIntegration.CommandLineTests {
         #expect(paths.contains(mount.child("new\nline")))
         #expect(paths.contains(mount.child("new\\x0aline")))
         let invalid = records.first { $0["pathBase64"] != nil }
-        #expect((invalid?["pathBase64"] as? String).flatMap { Data(base64Encoded: $0) } == Data(Array(mount.child("bad").utf8) + [0xff]))
+        #expect(
+            (invalid?["pathBase64"] as? String).flatMap { Data(base64Encoded: $0) }
+                == Data(Array(mount.child("bad").utf8) + [0xff]))
         #expect(records.filter { $0["pathBase64"] != nil }.count == 1)
     }
 }
@@ -361,7 +396,8 @@ extension SensorIntegration.TrustBoundaryTests {
             watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true))
         let port = await agent.services.listening.port()
         let token = ["Authorization": "Bearer t0ken"]
-        let (status, body, _) = try await post("http://127.0.0.1:\(port)/falco", devShmAlert(exepath: mount.child("x")), headers: token)
+        let (status, body, _) = try await post(
+            "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: mount.child("x")), headers: token)
         #expect(status == 200)
         let id = try #require(body["id"] as? String)
         func threads() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0 }
@@ -399,7 +435,8 @@ extension SensorIntegration.TrustBoundaryTests {
         #expect(decide(.tls, nil, "Bearer s3cret", "s3cret") == .authenticated(via: "bearer token"))
         #expect(decide(.tls, nil, nil, "s3cret") == .refused("missing bearer token"))
         #expect(decide(.tls, "CN=falco", "Bearer nope", "s3cret") == .refused("wrong bearer token"))
-        #expect(decide(.unix(uid: 0, gid: 0, pid: 7), nil, nil, "s3cret") == .authenticated(via: "unix peer uid 0 pid 7"))
+        #expect(
+            decide(.unix(uid: 0, gid: 0, pid: 7), nil, nil, "s3cret") == .authenticated(via: "unix peer uid 0 pid 7"))
         #expect(decide(.plain, nil, nil, nil) == .unauthenticated)
         #expect(decide(.plain, nil, nil, "s3cret") == .refused("missing bearer token"))
         #expect(decide(.plain, nil, "Bearer x", nil) == .refused("wrong bearer token"), "a token where none is set")

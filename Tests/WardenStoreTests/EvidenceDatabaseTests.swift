@@ -430,7 +430,8 @@ func sampleBlob(_ sha: String) -> BlobRecord {
             try FileManager.default.attributesOfItem(atPath: temporary.database.path)[.size] as? Int64)
         writer.finish()
         #expect(database > 4 << 20, "enough written to tell (\(index) records)")
-        #expect(restarts >= 5, "the WAL restarted \(restarts) times (\(largestWAL) bytes at most, database \(database))")
+        #expect(
+            restarts >= 5, "the WAL restarted \(restarts) times (\(largestWAL) bytes at most, database \(database))")
     }
 
     /// The checkpoint sequence number in a WAL's header (0 when there is no header yet).

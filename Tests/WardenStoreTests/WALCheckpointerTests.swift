@@ -17,7 +17,9 @@ import Testing
         defer { temporary.remove() }
         let padding = String(repeating: "x", count: 400)
         for index in 0..<300 {
-            try temporary.database.apply([.record(sampleRecord("/dev/shm/\(padding)/f\(index)", inode: UInt64(index)), nil)])
+            try temporary.database.apply([
+                .record(sampleRecord("/dev/shm/\(padding)/f\(index)", inode: UInt64(index)), nil)
+            ])
         }
         func databaseBytes() throws -> Int64 {
             try #require(try FileManager.default.attributesOfItem(atPath: temporary.database.path)[.size] as? Int64)
@@ -32,7 +34,9 @@ import Testing
             try db.execute(sql: "DELETE FROM file WHERE id = 1")
             checkpointer.start()
             let deadline = ContinuousClock.now + .seconds(5)
-            while checkpointer.current != .finished && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.001) }
+            while checkpointer.current != .finished && ContinuousClock.now < deadline {
+                Thread.sleep(forTimeInterval: 0.001)
+            }
             #expect(checkpointer.current == .finished, "the checkpoint waited for the write lock")
             try db.execute(sql: "COMMIT")
         }

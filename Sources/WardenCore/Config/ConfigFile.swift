@@ -54,7 +54,8 @@ public struct ConfigFile: Hashable, Sendable {
         guard let root else { return .success(config) }  // an empty file sets nothing
         var errors: [PolicyError] = []
         func fail(_ node: Node, _ reason: String) {
-            errors.append(PolicyError(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, reason: reason))
+            errors.append(
+                PolicyError(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, reason: reason))
         }
         func scalarText(_ node: Node, _ key: String) -> String? {
             guard case .scalar(let scalar) = node, node.null == nil, !scalar.string.isEmpty else {
@@ -80,11 +81,18 @@ public struct ConfigFile: Hashable, Sendable {
             return value
         }
         guard case .mapping(let mapping) = root else {
-            return .failure(PolicyErrors([PolicyError(file: file, line: 1, column: 1, reason: "the configuration must be a mapping (key: value lines)")]))
+            return .failure(
+                PolicyErrors([
+                    PolicyError(
+                        file: file, line: 1, column: 1, reason: "the configuration must be a mapping (key: value lines)"
+                    )
+                ]))
         }
         for (keyNode, value) in mapping {
             guard let key = keyNode.string, keys.contains(key) else {
-                fail(keyNode, "unknown key '\(keyNode.string ?? "?")' (expected one of: \(keys.joined(separator: ", ")))")
+                fail(
+                    keyNode, "unknown key '\(keyNode.string ?? "?")' (expected one of: \(keys.joined(separator: ", ")))"
+                )
                 continue
             }
             switch key {
@@ -167,10 +175,14 @@ public struct IntakeSettings: Hashable, Sendable {
 
     static let keys = ["insecure", "certificate", "key", "client-ca", "client-certificates", "peer-uids", "peer-gids"]
 
-    static func parse(_ node: Node, fail: (Node, String) -> Void, absolute: (Node, String) -> String?) -> IntakeSettings {
+    static func parse(_ node: Node, fail: (Node, String) -> Void, absolute: (Node, String) -> String?) -> IntakeSettings
+    {
         var settings = IntakeSettings()
         guard case .mapping(let mapping) = node else {
-            fail(node, "intake must be a mapping (insecure, certificate, key, client-ca, client-certificates, peer-uids, peer-gids)")
+            fail(
+                node,
+                "intake must be a mapping (insecure, certificate, key, client-ca, client-certificates, peer-uids, peer-gids)"
+            )
             return settings
         }
         func ids(_ value: Node, _ key: String) -> [UInt32] {
@@ -202,10 +214,14 @@ public struct IntakeSettings: Hashable, Sendable {
             case "peer-uids": settings.peerUIDs = ids(value, "intake.peer-uids")
             case "peer-gids": settings.peerGIDs = ids(value, "intake.peer-gids")
             default:
-                fail(keyNode, "unknown key '\(keyNode.string ?? "?")' in intake (expected one of: \(keys.joined(separator: ", ")))")
+                fail(
+                    keyNode,
+                    "unknown key '\(keyNode.string ?? "?")' in intake (expected one of: \(keys.joined(separator: ", ")))"
+                )
             }
         }
-        if settings.insecure == true && (settings.certificate != nil || settings.key != nil || settings.clientCA != nil) {
+        if settings.insecure == true && (settings.certificate != nil || settings.key != nil || settings.clientCA != nil)
+        {
             fail(node, "intake.insecure: true excludes certificate, key and client-ca")
         }
         return settings
@@ -242,7 +258,9 @@ extension StorageBudget {
                 }
                 budget.keepFreeShare = share
             default:
-                fail(keyNode, "unknown key '\(keyNode.string ?? "?")' in storage (expected budget, keep-free, quarantine-budget)")
+                fail(
+                    keyNode,
+                    "unknown key '\(keyNode.string ?? "?")' in storage (expected budget, keep-free, quarantine-budget)")
             }
         }
         return budget

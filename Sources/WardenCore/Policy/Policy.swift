@@ -72,7 +72,9 @@ public struct GuardPolicy: Hashable, Sendable {
     /// the `failure` answer (its hash goes on, for the next exec of it).
     public var deadlineMilliseconds: Int
 
-    public init(mode: Mode = .off, failure: Failure = .allow, hashSizeCap: Int64 = 64 << 20, deadlineMilliseconds: Int = 100) {
+    public init(
+        mode: Mode = .off, failure: Failure = .allow, hashSizeCap: Int64 = 64 << 20, deadlineMilliseconds: Int = 100
+    ) {
         self.mode = mode
         self.failure = failure
         self.hashSizeCap = hashSizeCap
@@ -116,7 +118,9 @@ public struct Allowlist: Hashable, Sendable {
 
     /// Why a path glob that matches `file` did not count, or nil when none matched or it counted.
     public func ignoredGlobNote(for file: PolicyFile) -> String? {
-        guard file.ownershipTrusted != true, let glob = paths.first(where: { $0.matches(file.path) }) else { return nil }
+        guard file.ownershipTrusted != true, let glob = paths.first(where: { $0.matches(file.path) }) else {
+            return nil
+        }
         let why =
             file.ownershipTrusted == nil
             ? "its ownership could not be checked"

@@ -94,7 +94,8 @@ public enum PolicyEvaluator {
         var planned: [PlannedAction] = []
         for rule in policy.rules where rule.trigger == subject.trigger {
             guard rule.match.matchesAlert(subject.alert) else { continue }
-            let candidates = rule.match.file.map { condition in subject.files.filter(condition.matches) }
+            let candidates =
+                rule.match.file.map { condition in subject.files.filter(condition.matches) }
                 ?? subject.files
             // A file condition needs a file that satisfies it.
             if rule.match.file != nil && candidates.isEmpty { continue }
@@ -128,7 +129,8 @@ public enum PolicyEvaluator {
         allowlisted: [String]
     ) -> PlannedAction.Disposition {
         let go: PlannedAction.Disposition = mode == .enforce ? .perform : .plan
-        let nothingLeft = allowlisted.isEmpty ? nil : "every matched file is allowlisted: " + allowlisted.joined(separator: "; ")
+        let nothingLeft =
+            allowlisted.isEmpty ? nil : "every matched file is allowlisted: " + allowlisted.joined(separator: "; ")
         switch action {
         case .record:
             // Recording touches nothing, so monitor mode does it too.
@@ -136,19 +138,24 @@ public enum PolicyEvaluator {
         case .quarantine:
             if targets.isEmpty { return .skip(nothingLeft ?? "no file evidence to quarantine") }
             if targets.allSatisfy({ $0.state != .present }) {
-                return .skip("the file is no longer in place (\(targets.map(\.state.rawValue).joined(separator: ", ")))")
+                return .skip(
+                    "the file is no longer in place (\(targets.map(\.state.rawValue).joined(separator: ", ")))")
             }
             return go
         case .killProcess:
             if let nothingLeft, targets.isEmpty { return .skip(nothingLeft) }
             guard let alert = subject.alert else { return .skip("no alert names a process") }
-            guard alert.field("proc.pid").flatMap({ Int32($0) }) != nil else { return .skip("the alert has no proc.pid") }
+            guard alert.field("proc.pid").flatMap({ Int32($0) }) != nil else {
+                return .skip("the alert has no proc.pid")
+            }
             return go
         case .adviseNoexec:
             if targets.contains(where: { $0.mountPoint != nil }) { return .perform }
             return .skip(nothingLeft ?? "no file on a watched mount")
         case .remountNoexec:
-            if !targets.contains(where: { $0.mountPoint != nil }) { return .skip(nothingLeft ?? "no file on a watched mount") }
+            if !targets.contains(where: { $0.mountPoint != nil }) {
+                return .skip(nothingLeft ?? "no file on a watched mount")
+            }
             return go
         case .sandbox:
             if targets.isEmpty { return .skip(nothingLeft ?? "no file evidence to run") }

@@ -48,7 +48,8 @@ public enum Comparison: String, Hashable, Sendable, CaseIterable {
     /// Splits a leading operator off `text` (none means `==`); longest operators are tried first,
     /// so `>=` is not read as `>`.
     static func split(_ text: Substring) -> (Comparison, Substring) {
-        for candidate in [Comparison.atLeast, .atMost, .equal, .above, .below] where text.hasPrefix(candidate.rawValue) {
+        for candidate in [Comparison.atLeast, .atMost, .equal, .above, .below] where text.hasPrefix(candidate.rawValue)
+        {
             return (candidate, text.dropFirst(candidate.rawValue.count))
         }
         return (.equal, text)

@@ -124,13 +124,16 @@ private struct Reader {
     init(file: String) { self.file = file }
 
     mutating func fail(_ node: Node?, _ reason: String) {
-        errors.append(PolicyError(file: file, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0, reason: reason))
+        errors.append(
+            PolicyError(file: file, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0, reason: reason))
     }
 
     // MARK: Shapes
 
     /// The key/value pairs of a mapping, with unknown keys reported.
-    mutating func mapping(_ node: Node, _ what: String, allowed: [String]) -> [(key: String, keyNode: Node, value: Node)]? {
+    mutating func mapping(_ node: Node, _ what: String, allowed: [String]) -> [(
+        key: String, keyNode: Node, value: Node
+    )]? {
         guard case .mapping(let mapping) = node else {
             fail(node, "\(what) must be a mapping (key: value lines)")
             return nil
@@ -142,7 +145,9 @@ private struct Reader {
                 continue
             }
             guard allowed.contains(scalar.string) else {
-                fail(keyNode, "\(what): unknown key '\(scalar.string)' (expected one of: \(allowed.joined(separator: ", ")))")
+                fail(
+                    keyNode,
+                    "\(what): unknown key '\(scalar.string)' (expected one of: \(allowed.joined(separator: ", ")))")
                 continue
             }
             pairs.append((scalar.string, keyNode, value))
@@ -211,7 +216,10 @@ private struct Reader {
 
     mutating func document(_ root: Node) -> PolicyDocument {
         var document = PolicyDocument(file: file, mode: nil, modeLine: 0, allowlist: Allowlist(), rules: [])
-        guard let pairs = mapping(root, "the policy", allowed: ["version", "mode", "allowlist", "rules", "guard", "protect"]) else {
+        guard
+            let pairs = mapping(
+                root, "the policy", allowed: ["version", "mode", "allowlist", "rules", "guard", "protect"])
+        else {
             return document
         }
         var sawRules = false
@@ -466,7 +474,9 @@ private struct Reader {
 
     mutating func fileCondition(_ node: Node) -> FileCondition? {
         var condition = FileCondition()
-        guard let pairs = mapping(node, "file", allowed: ["kind", "mount", "path", "size", "sha256"]) else { return nil }
+        guard let pairs = mapping(node, "file", allowed: ["kind", "mount", "path", "size", "sha256"]) else {
+            return nil
+        }
         for (key, _, value) in pairs {
             switch key {
             case "kind":
@@ -475,7 +485,10 @@ private struct Reader {
                 for item in items {
                     guard let text = string(item, "kind") else { continue }
                     guard let kind = FileKind(rawValue: text) else {
-                        fail(item, "kind '\(text)' is not one of: \(FileKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                        fail(
+                            item,
+                            "kind '\(text)' is not one of: \(FileKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                        )
                         continue
                     }
                     kinds.append(kind)
@@ -534,7 +547,9 @@ private struct Reader {
             return nil
         }
         if !kind.changesTheHost && basis == .kernel {
-            fail(value, "action '\(kind.rawValue)' changes nothing and accepts any basis; 'basis' is for host-changing actions")
+            fail(
+                value,
+                "action '\(kind.rawValue)' changes nothing and accepts any basis; 'basis' is for host-changing actions")
         }
         return basis
     }
@@ -569,7 +584,8 @@ private struct Reader {
         let allowedParameters: [PolicyAction.Kind: [String]] = [
             .killProcess: ["signal"], .remountNoexec: ["flags"], .sandbox: ["timeout"],
         ]
-        for parameter in parameters where !(allowedParameters[kind] ?? []).contains(parameter.key) && parameter.key != "basis" {
+        for parameter in parameters
+        where !(allowedParameters[kind] ?? []).contains(parameter.key) && parameter.key != "basis" {
             fail(parameter.keyNode, "action '\(kind.rawValue)' takes no '\(parameter.key)' parameter")
         }
         let value = { (key: String) in parameters.first { $0.key == key }?.value }

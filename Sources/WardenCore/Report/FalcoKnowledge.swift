@@ -17,8 +17,10 @@ public enum FalcoKnowledge {
     /// MITRE ATT&CK tactics by the `mitre_*` tags of Falco's rules.
     public static let tactics: [String: (id: String, name: String)] = [
         "mitre_initial_access": ("TA0001", "Initial Access"), "mitre_execution": ("TA0002", "Execution"),
-        "mitre_persistence": ("TA0003", "Persistence"), "mitre_privilege_escalation": ("TA0004", "Privilege Escalation"),
-        "mitre_defense_evasion": ("TA0005", "Defense Evasion"), "mitre_credential_access": ("TA0006", "Credential Access"),
+        "mitre_persistence": ("TA0003", "Persistence"),
+        "mitre_privilege_escalation": ("TA0004", "Privilege Escalation"),
+        "mitre_defense_evasion": ("TA0005", "Defense Evasion"),
+        "mitre_credential_access": ("TA0006", "Credential Access"),
         "mitre_discovery": ("TA0007", "Discovery"), "mitre_lateral_movement": ("TA0008", "Lateral Movement"),
         "mitre_collection": ("TA0009", "Collection"), "mitre_exfiltration": ("TA0010", "Exfiltration"),
         "mitre_command_and_control": ("TA0011", "Command and Control"), "mitre_impact": ("TA0040", "Impact"),
@@ -44,9 +46,17 @@ public enum FalcoKnowledge {
     /// Whether a tag is an ATT&CK id (`T1059`, `T1059.004`, `TA0003`).
     public static func isAttackID(_ tag: String) -> Bool {
         let body: Substring
-        if tag.hasPrefix("TA") { body = tag.dropFirst(2) } else if tag.hasPrefix("T") { body = tag.dropFirst() } else { return false }
+        if tag.hasPrefix("TA") {
+            body = tag.dropFirst(2)
+        } else if tag.hasPrefix("T") {
+            body = tag.dropFirst()
+        } else {
+            return false
+        }
         let parts = body.split(separator: ".", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), parts[0].count == 4, parts[0].allSatisfy(\.isASCIIDigitCharacter) else { return false }
+        guard (1...2).contains(parts.count), parts[0].count == 4, parts[0].allSatisfy(\.isASCIIDigitCharacter) else {
+            return false
+        }
         return parts.count == 1 || (parts[1].count == 3 && parts[1].allSatisfy(\.isASCIIDigitCharacter))
     }
 

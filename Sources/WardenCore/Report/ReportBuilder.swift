@@ -350,10 +350,10 @@ public enum ReportBuilder {
                     + "host: what Falco saw around it, and so this correlation, may be incomplete.")
         }
         let overlayFlags = flags(input.alert).map(\.flag).filter { $0 == "EXE_UPPER_LAYER" || $0 == "EXE_LOWER_LAYER" }
-        if !overlayFlags.isEmpty, let onTmpfs = input.evidence.first(where: { $0.file.mountPoint != nil }) {
+        if !overlayFlags.isEmpty, let mountPoint = input.evidence.lazy.compactMap(\.file.mountPoint).first {
             out.append(
                 "Falco flagged the executable \(overlayFlags.joined(separator: ", ")) (an overlayfs layer), but the file "
-                    + "matched here is on tmpfs \(onTmpfs.file.mountPoint!.displayString), which carries neither flag: "
+                    + "matched here is on tmpfs \(mountPoint.displayString), which carries neither flag: "
                     + "the flag describes the executable Falco saw, which may not be this file.")
         }
         for item in input.evidence where item.confidence < 0.6 {

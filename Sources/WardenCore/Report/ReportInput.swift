@@ -64,7 +64,9 @@ public struct ReportAction: Sendable, Encodable, Hashable {
     public var target: String?
     public var detail: String
 
-    public init(time: String, rule: String, action: String, mode: String, outcome: String, target: String?, detail: String) {
+    public init(
+        time: String, rule: String, action: String, mode: String, outcome: String, target: String?, detail: String
+    ) {
         self.time = time
         self.rule = rule
         self.action = action

@@ -1,10 +1,8 @@
-// CWardenLinux: the sandbox's trace of system call exits (see warden_exit_trace_open in
-// include/CWardenLinux.h): a BPF program on the raw sys_exit tracepoint, written here as
+// CWardenLinux: the sandbox's trace of system call exits (see
+// include/warden_exit_trace.h): a BPF program on the raw sys_exit tracepoint, written here as
 // instructions, and its ring buffer, whose positions need acquire and release ordering against
 // the kernel.
-#define _GNU_SOURCE
-
-#include "CWardenLinux.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <linux/bpf.h>

@@ -1,50 +1,12 @@
 // shmwarden — Linux host agent for executables dropped on tmpfs.
 // SPDX-License-Identifier: Apache-2.0
 
-// Every system call shmwarden makes passes through this file, in a function named `sys_<name>`
-// (the swift-system `system_*` pattern). One helper runs them all: it retries EINTR, hands
-// EAGAIN back as a value where the caller asked for non-blocking I/O, traps on EBADF and EFAULT
-// (a corrupt descriptor table is a bug, not a condition to carry on through), and throws the rest
-// as `SystemCallError`.
+// Files, directories and file systems: path and directory-relative operations (the quarantine
+// resolves no path twice), reads bounded by their callers, durable writes, statfs.
 
 import CWardenLinux
 @preconcurrency import Glibc
 import SystemPackage
-
-/// Runs `body` until it stops failing with EINTR; returns its result or throws its errno.
-@inline(__always)
-func retryingInterrupts<T: FixedWidthInteger>(
-    _ name: String, path: [UInt8]? = nil, _ body: () -> T
-) throws(SystemCallError) -> T {
-    while true {
-        let result = body()
-        if result != -1 { return result }
-        let code = Glibc.errno
-        if code == EINTR { continue }
-        precondition(code != EBADF && code != EFAULT, "\(name): \(code == EBADF ? "EBADF" : "EFAULT")")
-        throw SystemCallError(syscall: name, path: path, errno: Errno(rawValue: code))
-    }
-}
-
-/// Calls `body` with a NUL-terminated copy of `path`.
-@inline(__always)
-func withCPath<T>(_ path: [UInt8], _ body: (UnsafePointer<CChar>) throws(SystemCallError) -> T)
-    throws(SystemCallError) -> T
-{
-    var terminated = path
-    terminated.append(0)
-    return try terminated.withUnsafeBufferPointer { (buffer) throws(SystemCallError) -> T in
-        // Non-NUL interior bytes only: a path with an embedded NUL cannot name a file.
-        guard !path.contains(0), let base = buffer.baseAddress else {
-            throw SystemCallError(syscall: "path", path: path, errno: .invalidArgument)
-        }
-        return try base.withMemoryRebound(to: CChar.self, capacity: terminated.count) {
-            (pointer) throws(SystemCallError) -> T in try body(pointer)
-        }
-    }
-}
-
-// MARK: - Files
 
 /// Opens `path` refusing symlinks on every component (openat2 `RESOLVE_NO_SYMLINKS`), always
 /// `O_CLOEXEC`. Pass `followingSymlinks` only for trusted kernel paths such as `/proc/self/…`.
@@ -154,9 +116,8 @@ public func sys_fchmod(_ fd: FileDescriptor, _ permissions: mode_t) throws(Syste
 public func sys_readlink(_ path: [UInt8]) throws(SystemCallError) -> [UInt8] {
     try withCPath(path) { (cPath) throws(SystemCallError) -> [UInt8] in
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = try buffer.withUnsafeMutableBufferPointer { (b) throws(SystemCallError) -> Int in
-            try retryingInterrupts("readlink", path: path) { readlink(cPath, b.baseAddress!, b.count - 1) }
-        }
+        let capacity = buffer.count - 1
+        let count = try retryingInterrupts("readlink", path: path) { readlink(cPath, &buffer, capacity) }
         return buffer[0..<count].map { UInt8(bitPattern: $0) }
     }
 }
@@ -203,52 +164,13 @@ public func sys_fstatfsType(_ fd: FileDescriptor) throws(SystemCallError) -> Int
 /// use there (`statvfs`: `f_blocks` and `f_bavail` times `f_frsize`); nil when it cannot be asked.
 public func sys_fileSystemSpace(_ path: [UInt8]) -> (size: Int64, available: Int64)? {
     var info = statvfs()
-    let result = (path + [0]).withUnsafeBufferPointer { bytes in
-        bytes.withMemoryRebound(to: CChar.self) { statvfs($0.baseAddress!, &info) }
-    }
-    guard result == 0 else { return nil }
+    guard (try? withCPath(path, { statvfs($0, &info) })) == 0 else { return nil }
     let unit = Int64(info.f_frsize)
     return (Int64(info.f_blocks) &* unit, Int64(info.f_bavail) &* unit)
 }
 
 /// TMPFS_MAGIC, for comparing with `sys_fstatfsType`.
 public let tmpfsMagic: Int64 = warden_tmpfs_magic()
-
-/// Raises the open-file soft limit to the hard limit; returns the new limit.
-@discardableResult
-public func sys_raiseOpenFileLimit() -> Int { Int(warden_raise_nofile_limit()) }
-
-/// This process's resident set size in bytes.
-public func sys_residentSetSize() -> Int { Int(warden_rss_bytes()) }
-
-/// CLOCK_MONOTONIC in nanoseconds.
-public func sys_monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}
-
-/// CLOCK_REALTIME as (seconds, nanoseconds).
-public func sys_realtime() -> (seconds: Int64, nanoseconds: Int64) {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return (Int64(now.tv_sec), Int64(now.tv_nsec))
-}
-
-// MARK: - Polling and wake-ups
-
-/// `poll(2)` over `fds`; returns how many have events. `timeout` in milliseconds, -1 for none.
-public func sys_poll(_ fds: inout [pollfd], timeout: Int32) throws(SystemCallError) -> Int {
-    let count = fds.count
-    return Int(
-        try fds.withUnsafeMutableBufferPointer { (b) throws(SystemCallError) -> Int32 in
-            try retryingInterrupts("poll") { poll(b.baseAddress, nfds_t(count), timeout) }
-        })
-}
-
-public func sys_eventfd() throws(SystemCallError) -> FileDescriptor {
-    FileDescriptor(rawValue: try retryingInterrupts("eventfd") { warden_eventfd() })
-}
 
 /// A second descriptor for the same open file (`fcntl(F_DUPFD_CLOEXEC)`): another thread may
 /// `pread` it and close it on its own schedule.
@@ -259,32 +181,6 @@ public func sys_duplicate(_ fd: FileDescriptor) throws(SystemCallError) -> FileD
 public func sys_lseek(_ fd: FileDescriptor, to offset: Int64) throws(SystemCallError) {
     _ = try retryingInterrupts("lseek") { lseek(fd.rawValue, off_t(offset), SEEK_SET) }
 }
-
-// MARK: - inotify
-
-public func sys_inotify_init1(flags: Int32) throws(SystemCallError) -> FileDescriptor {
-    FileDescriptor(rawValue: try retryingInterrupts("inotify_init1") { inotify_init1(flags) })
-}
-
-public func sys_inotify_add_watch(_ fd: FileDescriptor, _ path: [UInt8], mask: UInt32)
-    throws(SystemCallError) -> Int32
-{
-    #if DEBUG
-        if let injected = SyscallFaults.injectedError(for: "inotify_add_watch", path: path) {
-            throw SystemCallError(syscall: "inotify_add_watch", path: path, errno: injected)
-        }
-    #endif
-    return try withCPath(path) { (cPath) throws(SystemCallError) -> Int32 in
-        try retryingInterrupts("inotify_add_watch", path: path) { inotify_add_watch(fd.rawValue, cPath, mask) }
-    }
-}
-
-public func sys_inotify_rm_watch(_ fd: FileDescriptor, _ wd: Int32) {
-    // EINVAL here means the kernel already dropped the watch (IN_IGNORED raced us): nothing to do.
-    _ = inotify_rm_watch(fd.rawValue, wd)
-}
-
-// MARK: - Directories
 
 /// The entries of the directory `fd` refers to, as (name bytes, `d_type`), without `.` and `..`.
 ///
@@ -312,4 +208,166 @@ public func sys_readDirectory(_ fd: FileDescriptor) throws(SystemCallError) -> [
         entries.append((name, entry.pointee.d_type))
     }
     return entries
+}
+
+/// Opens `name` in `directory` without following a symlink there (`O_NOFOLLOW`), `O_CLOEXEC`.
+public func sys_openAt(_ directory: FileDescriptor, _ name: [UInt8], flags: Int32) throws(SystemCallError)
+    -> FileDescriptor
+{
+    try withCPath(name) { (cName) throws(SystemCallError) -> FileDescriptor in
+        let fd = try retryingInterrupts("openat", path: name) {
+            openat(directory.rawValue, cName, flags | O_NOFOLLOW | O_CLOEXEC)
+        }
+        return FileDescriptor(rawValue: fd)
+    }
+}
+
+/// Creates `name` in `directory` (`O_CREAT|O_EXCL|O_NOFOLLOW`): never opens what is already there.
+public func sys_createAt(_ directory: FileDescriptor, _ name: [UInt8], flags: Int32, permissions: mode_t)
+    throws(SystemCallError) -> FileDescriptor
+{
+    try withCPath(name) { (cName) throws(SystemCallError) -> FileDescriptor in
+        let fd = try retryingInterrupts("openat", path: name) {
+            openat(directory.rawValue, cName, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, permissions)
+        }
+        return FileDescriptor(rawValue: fd)
+    }
+}
+
+/// The status of `name` in `directory` itself (`AT_SYMLINK_NOFOLLOW`).
+public func sys_statAt(_ directory: FileDescriptor, _ name: [UInt8]) throws(SystemCallError) -> FileStatus {
+    var raw = stat()
+    try withCPath(name) { (cName) throws(SystemCallError) in
+        _ = try retryingInterrupts("fstatat", path: name) {
+            fstatat(directory.rawValue, cName, &raw, AT_SYMLINK_NOFOLLOW)
+        }
+    }
+    return FileStatus(raw)
+}
+
+/// The status of what `path` finally names, following links: only for kernel paths such as
+/// `/proc/PID/exe`, whose link is the executable itself.
+public func sys_statFollowing(_ path: [UInt8]) throws(SystemCallError) -> FileStatus {
+    var raw = stat()
+    try withCPath(path) { (cPath) throws(SystemCallError) in
+        _ = try retryingInterrupts("stat", path: path) { stat(cPath, &raw) }
+    }
+    return FileStatus(raw)
+}
+
+/// `renameat2(RENAME_NOREPLACE)` within or across directories of one filesystem.
+public func sys_renameNoReplace(
+    _ fromDirectory: FileDescriptor, _ from: [UInt8], _ toDirectory: FileDescriptor, _ to: [UInt8]
+) throws(SystemCallError) {
+    try withCPath(from) { (cFrom) throws(SystemCallError) in
+        try withCPath(to) { (cTo) throws(SystemCallError) in
+            _ = try retryingInterrupts("renameat2", path: to) {
+                warden_rename_noreplace(fromDirectory.rawValue, cFrom, toDirectory.rawValue, cTo)
+            }
+        }
+    }
+}
+
+/// Removes the name `name` from `directory` (a file, not a directory).
+public func sys_unlinkAt(_ directory: FileDescriptor, _ name: [UInt8]) throws(SystemCallError) {
+    try withCPath(name) { (cName) throws(SystemCallError) in
+        _ = try retryingInterrupts("unlinkat", path: name) { unlinkat(directory.rawValue, cName, 0) }
+    }
+}
+
+public func sys_fchown(_ fd: FileDescriptor, uid: UInt32, gid: UInt32) throws(SystemCallError) {
+    _ = try retryingInterrupts("fchown") { fchown(fd.rawValue, uid, gid) }
+}
+
+/// Sets access and modification times on an open file.
+public func sys_futimens(
+    _ fd: FileDescriptor, accessed: (seconds: Int64, nanoseconds: Int64), modified: (seconds: Int64, nanoseconds: Int64)
+) throws(SystemCallError) {
+    var times = [
+        timespec(tv_sec: Int(accessed.seconds), tv_nsec: Int(accessed.nanoseconds)),
+        timespec(tv_sec: Int(modified.seconds), tv_nsec: Int(modified.nanoseconds)),
+    ]
+    _ = try retryingInterrupts("futimens") { futimens(fd.rawValue, &times) }
+}
+
+/// The whole content of the regular file at `path` (no symlink followed anywhere on the way,
+/// unless `followingSymlinks` for trusted kernel paths such as `/proc/PID/status`).
+public func sys_readFile(_ path: [UInt8], followingSymlinks: Bool = false) throws(SystemCallError) -> [UInt8] {
+    let fd = try sys_open(path, flags: O_RDONLY, followingSymlinks: followingSymlinks)
+    defer { sys_close(fd) }
+    do {
+        return try MountTable.readAll(fd)
+    } catch let error as SystemCallError {
+        throw error
+    } catch {
+        throw SystemCallError(syscall: "read", path: path, errno: .ioError)
+    }
+}
+
+/// Writes `bytes` to `path` so that after a crash the file is either the old one or all of the
+/// new one: a temporary file, fsync, rename over, fsync of the directory.
+public func sys_writeFileDurably(_ path: [UInt8], _ bytes: [UInt8], permissions: mode_t) throws(SystemCallError) {
+    let temporary = path + Array(".tmp".utf8)
+    if (try? sys_lstat(temporary)) != nil { try sys_unlink(temporary) }
+    let fd = try sys_create(temporary, flags: O_WRONLY, permissions: permissions)
+    defer { sys_close(fd) }
+    try bytes.withUnsafeBufferPointer { (buffer) throws(SystemCallError) in
+        try sys_writeAll(fd, UnsafeRawBufferPointer(buffer))
+    }
+    try sys_fsync(fd)
+    try sys_rename(temporary, path)
+    try sys_fsyncDirectory(containing: path)
+}
+
+/// fsyncs the directory that holds `path`, so a create, rename or unlink in it is durable.
+public func sys_fsyncDirectory(containing path: [UInt8]) throws(SystemCallError) {
+    let parent =
+        path.lastIndex(of: UInt8(ascii: "/")).map { $0 == 0 ? [UInt8(ascii: "/")] : Array(path[..<$0]) }
+        ?? [UInt8(ascii: ".")]
+    let fd = try sys_open(parent, flags: O_RDONLY | O_DIRECTORY)
+    defer { sys_close(fd) }
+    try sys_fsync(fd)
+}
+
+/// An anonymous memory file (`memfd_create(MFD_CLOEXEC)`).
+public func sys_memfd(_ name: String) throws(SystemCallError) -> FileDescriptor {
+    let fd = try retryingInterrupts("memfd_create") { name.withCString { warden_memfd($0) } }
+    return FileDescriptor(rawValue: fd)
+}
+
+public func sys_symlink(_ target: [UInt8], at path: [UInt8]) throws(SystemCallError) {
+    try withCPath(target) { (cTarget) throws(SystemCallError) in
+        try withCPath(path) { (cPath) throws(SystemCallError) in
+            _ = try retryingInterrupts("symlink", path: path) { symlink(cTarget, cPath) }
+        }
+    }
+}
+
+/// A pipe, both ends `O_CLOEXEC`: (read, write).
+public func sys_pipe() throws(SystemCallError) -> (FileDescriptor, FileDescriptor) {
+    var fds: [Int32] = [-1, -1]
+    _ = try retryingInterrupts("pipe2") { warden_pipe_cloexec(&fds) }
+    return (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
+}
+
+/// Reads `fd` (a pipe or a file, from its current offset) until end of file.
+public func sys_readToEnd(_ fd: FileDescriptor) throws(SystemCallError) -> [UInt8] {
+    var out: [UInt8] = []
+    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+    defer { chunk.deallocate() }
+    while true {
+        let count = try sys_read(fd, into: chunk) ?? 0
+        if count == 0 { return out }
+        out += chunk[0..<count]
+    }
+}
+
+/// Moves `fd`'s offset to its end (for /dev/kmsg: only records from now on).
+public func sys_seekToEnd(_ fd: FileDescriptor) throws(SystemCallError) {
+    _ = try retryingInterrupts("lseek") { lseek(fd.rawValue, 0, SEEK_END) }
+}
+
+/// Removes the empty directory at `path` (errors ignored: best effort clean-up).
+public func sys_rmdir(_ path: [UInt8]) {
+    _ = try? withCPath(path) { (cPath) throws(SystemCallError) in _ = rmdir(cPath) }
 }

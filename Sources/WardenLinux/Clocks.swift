@@ -1,0 +1,22 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+// The clocks: monotonic for durations and deadlines, realtime for timestamps.
+
+import CWardenLinux
+@preconcurrency import Glibc
+import SystemPackage
+
+/// CLOCK_MONOTONIC in nanoseconds.
+public func sys_monotonicNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+/// CLOCK_REALTIME as (seconds, nanoseconds).
+public func sys_realtime() -> (seconds: Int64, nanoseconds: Int64) {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return (Int64(now.tv_sec), Int64(now.tv_nsec))
+}
