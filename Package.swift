@@ -10,7 +10,6 @@ let strictSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "shmwarden",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "shmwarden", targets: ["shmwarden"])
     ],

@@ -41,7 +41,7 @@ echo "building (release; a few minutes on a small machine)…" >&2
 # The Swift runtime linked in (see scripts/build-release): a short command's time is mostly
 # process start.
 scripts/build-release
-# Without the DWARF (150 → 105 MB); the symbol table stays, so crash backtraces keep their names.
+# Without the DWARF; the symbol table stays, so crash backtraces keep their names.
 install -D -m 0755 .build/release/shmwarden /usr/local/bin/shmwarden
 strip --strip-debug /usr/local/bin/shmwarden
 install -D -m 0644 README.md /usr/local/share/doc/shmwarden/README.md

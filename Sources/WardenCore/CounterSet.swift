@@ -31,11 +31,18 @@ where Counter.AllCases: Sendable {
     }
 }
 
-extension CounterSet where Counter: RawRepresentable, Counter.RawValue == String {
+/// A counter `/metrics` shows: its name's suffix (the raw value) and what it counts.
+public protocol PrometheusCounter: CaseIterable, Hashable, Sendable, RawRepresentable where RawValue == String {
+    /// The `# HELP` text: one line saying what is counted.
+    var help: String { get }
+}
+
+extension CounterSet where Counter: PrometheusCounter {
     /// The counters in Prometheus text exposition, each named `<prefix><raw value>`.
     public func prometheusText(prefix: String) -> String {
         snapshot.map { counter, value in
-            "# TYPE \(prefix)\(counter.rawValue) counter\n\(prefix)\(counter.rawValue) \(value)\n"
+            let name = prefix + counter.rawValue
+            return "# HELP \(name) \(counter.help)\n# TYPE \(name) counter\n\(name) \(value)\n"
         }.joined()
     }
 }

@@ -7,6 +7,8 @@ import Synchronization
 /// buckets in seconds, `_sum`, `_count`).
 public final class LatencyHistogram: Sendable {
     public let name: String
+    /// The `# HELP` text.
+    public let help: String
     /// Upper bounds of the buckets, in seconds.
     public let bounds: [Double]
 
@@ -18,8 +20,9 @@ public final class LatencyHistogram: Sendable {
 
     private let state: Mutex<State>
 
-    public init(name: String, bounds: [Double]) {
+    public init(name: String, help: String, bounds: [Double]) {
         self.name = name
+        self.help = help
         self.bounds = bounds
         state = Mutex(State(buckets: [Int](repeating: 0, count: bounds.count)))
     }
@@ -37,7 +40,7 @@ public final class LatencyHistogram: Sendable {
 
     public func prometheusText() -> String {
         let snapshot = state.withLock { $0 }
-        var out = "# TYPE \(name) histogram\n"
+        var out = "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
         for (index, bound) in bounds.enumerated() {
             out += "\(name)_bucket{le=\"\(bound)\"} \(snapshot.buckets[index])\n"
         }

@@ -35,9 +35,8 @@ public struct StateDirectory: Sendable {
                 components.append(component)
             }
         }
-        // By hand, String to String: `joined(separator:)` on substrings, and appending a
-        // substring, are generic, and their first use looked up a protocol conformance by
-        // scanning the binary's records, 0.2 ms of every start.
+        // By hand, String to String: every command starts here, and the generic
+        // `joined(separator:)` on substrings looks a protocol conformance up at its first use.
         var standardized = ""
         for component in components {
             standardized += "/"

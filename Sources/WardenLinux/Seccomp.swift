@@ -110,7 +110,9 @@ public final class SeccompFilterBuilder {
 
     /// A filter for the native ABI, or for `architecture` alone.
     public init(architecture: SeccompArchitecture? = nil) throws(SeccompBuildError) {
-        guard let context = seccomp_init(SCMP_ACT_ALLOW) else { throw SeccompBuildError(description: "seccomp_init failed") }
+        guard let context = seccomp_init(SCMP_ACT_ALLOW) else {
+            throw SeccompBuildError(description: "seccomp_init failed")
+        }
         self.context = context
         // Another ABI's syscall numbers (x32 on x86_64, or any but those covered) must not slip
         // past the rules.
@@ -202,7 +204,8 @@ public final class SeccompListener {
         var response: UnsafeMutablePointer<seccomp_notif_resp>?
         let result = seccomp_notify_alloc(&request, &response)
         guard result == 0, let request, let response else {
-            throw SystemCallError(syscall: "seccomp_notify_alloc", errno: Errno(rawValue: result < 0 ? -result : ENOMEM))
+            throw SystemCallError(
+                syscall: "seccomp_notify_alloc", errno: Errno(rawValue: result < 0 ? -result : ENOMEM))
         }
         self.descriptor = descriptor
         self.request = request

@@ -9,10 +9,9 @@ import WardenLinux
 /// The process's loaded traces of system call exits (`SyscallExitTrace`), one per run under way,
 /// kept for the next run when it is over.
 ///
-/// Loading the program costs a run 0.3 ms. A trace stays attached for a second after its run:
-/// attaching again soon after the tracepoint's last program was detached waits for an RCU grace
-/// period (11-17 ms measured here), and runs come in batches (an alert's files, the bench). Then
-/// it is detached, and the host's system calls no longer run it.
+/// A trace stays attached for a second after its run: attaching again soon after the
+/// tracepoint's last program was detached waits for an RCU grace period, and runs come in
+/// batches (an alert's files). Then it is detached, and the host's system calls stop running it.
 enum SandboxExitTraces {
     /// The traces not in use, each with the number of its last release (a later one means
     /// it was used again meanwhile).
@@ -34,10 +33,9 @@ enum SandboxExitTraces {
     }
 
     /// Loads a trace for these calls for the next run to take, unless one is idle already: the
-    /// load (0.3-0.7 ms), paid by a thread with time to spare rather than on the run's way
-    /// between the jail's clone and the sample's start. Not attached: attached early (on
-    /// another thread than the run's), runs sometimes waited 5-10 ms more (in-jail times'
-    /// upper quartile 6.7 -> 9.6 ms, 80 runs each).
+    /// load is paid by a thread with time to spare rather than on the run's way between the
+    /// jail's clone and the sample's start. Not attached: attached early, from another thread
+    /// than the run's, it made runs wait for an RCU grace period.
     static func preload(calls: [Int32], compatibleCalls: [Int32], limit: Int) {
         guard idle.withLock({ $0.isEmpty }),
             let trace = try? SyscallExitTrace(calls: calls, compatibleCalls: compatibleCalls, limit: limit)

@@ -73,13 +73,9 @@ public struct SandboxFilter: Sendable {
     public static let compatibleArchitecture = SeccompArchitecture.compatible
 
     /// The filter of each kind, built once per process: libseccomp's build (two ABIs, exported
-    /// as BPF) cost every run 0.6-0.9 ms (medians of 160 runs in one process, interleaved: the
-    /// build itself, and the memory it left for the jail's clone to copy), and gives the same
-    /// program every time.
-    /// A build that failed (its memfd refused for want of descriptors, say) is not kept: the
-    /// next run tries again.
-    /// (Two slots, not a dictionary by `observe`: a `[Bool: SandboxFilter]`'s first use looked
-    /// up a protocol conformance, the runtime's scan of the binary's records.)
+    /// as BPF) gives the same program every time, and building it per run cost the build and
+    /// the memory it left for the jail's clone to copy. A build that failed (its memfd refused
+    /// for want of descriptors, say) is not kept: the next run tries again.
     private static let built = Mutex<(observing: SandboxFilter?, enforcing: SandboxFilter?)>((nil, nil))
 
     /// The filter with the user-notification rules (`observe`) or without, built once.

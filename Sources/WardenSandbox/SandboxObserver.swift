@@ -187,9 +187,8 @@ final class SandboxObserver: @unchecked Sendable {
 
     /// Pays the notification path's first-use costs before the sample runs: the plans of the
     /// calls the filter notifies (libseccomp's name lookup), the type metadata of what a
-    /// notification builds, and the memory reads, done once on this process's own memory.
-    /// Paid at the first notification instead, they held the sample's own exec 0.07-0.08 ms
-    /// from RECV's return to SEND (perf trace, three runs; 0.04 ms with this).
+    /// notification builds, and the memory reads, done once on this process's own memory: paid
+    /// at the first notification instead, they would hold the sample's own exec.
     func prepare() {
         for (abi, architecture) in Self.architectures.enumerated() {
             for name in SandboxFilter.notified {

@@ -79,6 +79,9 @@ public struct SandboxRunner: Sendable {
 
     public struct RunError: Error, CustomStringConvertible {
         public var description: String
+        /// The sample itself cannot run here (not a regular file, too large): the caller's
+        /// input, not a failure of the jail.
+        public var isUnsuitableSample = false
     }
 
     /// Runs the regular file at `path` (read through one descriptor, never by path again) as
@@ -93,7 +96,7 @@ public struct SandboxRunner: Sendable {
         }
         defer { sys_close(source) }
         guard let status = try? sys_fstat(source), status.isRegularFile else {
-            throw RunError(description: "\(path) is not a regular file")
+            throw RunError(description: "\(path) is not a regular file", isUnsuitableSample: true)
         }
         return try run(
             source: source,
@@ -115,7 +118,8 @@ public struct SandboxRunner: Sendable {
         if let size = try? sys_fstat(source).size, size > Self.sampleSizeLimit {
             throw RunError(
                 description: "the sample is \(size) bytes; the jail's root takes samples of at most "
-                    + "\(Self.sampleSizeLimit) bytes")
+                    + "\(Self.sampleSizeLimit) bytes",
+                isUnsuitableSample: true)
         }
         let outcome = Outcome()
         ThreadJoin.start(name: "warden-jail") {
@@ -157,8 +161,8 @@ public struct SandboxRunner: Sendable {
         let devShm = root + "/dev/shm"
         for path in [directory, root] { try? sys_mkdir(Array(path.utf8), permissions: 0o700) }
         // These mounts are in this thread's namespace only, and go with it: the kernel unmounts
-        // them when the thread exits, after it has handed over the report (an unmount here, on
-        // the way to the report, cost ~0.25 ms of every run).
+        // them when the thread exits, after it has handed over the report, so no unmount is
+        // on the way to the report.
         let noSuidNoDev = UInt(MS_NOSUID) | UInt(MS_NODEV)
         try wrap { () throws(SystemCallError) in
             try sys_mountTmpfs(Array(root.utf8), options: "size=\(Self.rootBytes >> 20)m,mode=0755", flags: noSuidNoDev)
@@ -285,12 +289,6 @@ public struct SandboxRunner: Sendable {
         }
         // The trace of what the calls come to, while the jail is being set up.
         if options.observe && options.traceResults { observer.prepareExitTrace(initPID) }
-        // The sample runs on the jail's CPU; this process's first run meanwhile pays the report's
-        // first-use costs on another.
-        let warming =
-            SandboxReport.firstUseStarted.exchange(true, ordering: .relaxed)
-            ? nil : ThreadJoin.start(name: "warden-warm") { SandboxReport.payFirstUseCosts() }
-
         let stdoutCapture = OutputCapture(stdoutRead, limit: options.outputLimit)
         let stderrCapture = OutputCapture(stderrRead, limit: options.outputLimit)
 
@@ -359,7 +357,6 @@ public struct SandboxRunner: Sendable {
                     "none (\(noCgroup ?? "unavailable")): rlimits alone, \(processLimit) processes of \(options.memoryLimit) bytes",
                 memoryLimitBytes: Int64(options.memoryLimit) * Int64(processLimit), processLimit: Int(processLimit),
                 cpuLimit: nil)
-        warming?.join()
         report.verdict = SandboxVerdict.sentences(report)
         return report
     }

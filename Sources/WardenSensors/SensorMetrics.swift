@@ -5,7 +5,7 @@ import WardenCore
 
 /// The sensor's counters and capture latency, which the threads update and `/metrics` (and tests) read.
 public final class SensorMetrics: Sendable {
-    public enum Counter: String, CaseIterable, Sendable {
+    public enum Counter: String, PrometheusCounter {
         /// inotify records decoded.
         case inotifyEvents = "inotify_events"
         /// fanotify events (close-write and exec, each with a kernel-opened descriptor).
@@ -58,6 +58,39 @@ public final class SensorMetrics: Sendable {
         case guardDeadlines = "guard_deadlines"
         /// Exec records the store's full queue refused (the answer itself was given).
         case execRecordsDropped = "exec_records_dropped"
+
+        public var help: String {
+            switch self {
+            case .inotifyEvents: "inotify records decoded."
+            case .fanotifyEvents: "fanotify events (close-write and exec)."
+            case .kernelOverflows: "inotify queue overflows reported by the kernel (IN_Q_OVERFLOW)."
+            case .queueOverflows: "Capture jobs the sensor's own queue refused (each becomes a rescan)."
+            case .rescans: "Rescans of a whole watched root."
+            case .watchesAdded: "Directory watches added."
+            case .watchLimitHits:
+                "inotify_add_watch failures with ENOSPC (the mount is rescanned periodically instead)."
+            case .watchBudgetHits: "Directories left unwatched because the sensor's share of the watch limit was taken."
+            case .filesPinned: "Files pinned open at create time."
+            case .pinsEvicted: "Pins released early because the pin table was full."
+            case .vanishedBeforeOpen: "Files gone before the sensor could open them."
+            case .filesRecorded: "File observations sent to the store."
+            case .executablesRecorded: "Executables among the recorded files."
+            case .bytesHashed: "Bytes hashed."
+            case .rehashes: "Files that changed while being hashed (each hashed again)."
+            case .evidenceCopies: "Evidence copies written."
+            case .evidenceFailures: "Evidence copies that failed (the record is kept without one)."
+            case .captureErrors: "Capture failures other than a vanished file."
+            case .mountsAdded: "tmpfs mounts that appeared while running."
+            case .mountsRemoved: "tmpfs mounts that went away while running."
+            case .guardAllowed: "Execs the guard allowed."
+            case .guardDenied: "Execs the guard denied (enforce mode)."
+            case .guardCacheHits: "Guard answers given from a cached hash."
+            case .guardFailures: "Guard answers given per guard.failure because it could not decide."
+            case .evidenceSkipped: "Evidence copies not made because the state directory is over its budget."
+            case .guardDeadlines: "Held execs answered per guard.failure because their file was not hashed in time."
+            case .execRecordsDropped: "Exec records the store's full queue refused (the answer itself was given)."
+            }
+        }
     }
 
     private let counters = CounterSet<Counter>()
@@ -67,7 +100,9 @@ public final class SensorMetrics: Sendable {
     /// the dropper's writing, if pinned at creation, then time in the capture queue,
     /// classification and hashing.
     public let captureLatency = LatencyHistogram(
-        name: "shmwarden_file_capture_seconds", bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10])
+        name: "shmwarden_file_capture_seconds",
+        help: "From the sensor's first open of an executable to its record handed to the store.",
+        bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10])
 
     public init() {}
 

@@ -237,12 +237,6 @@ public struct SnapshotLookup: EvidenceLookup {
         try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT id FROM file WHERE \(condition)").map { $0["detail"] }
     }
 
-    /// Whether an alert with this id is stored.
-    public func hasAlert(id: String) throws -> Bool {
-        try Bool.fetchOne(
-            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM alert WHERE id = ?)"), arguments: [id]) ?? false
-    }
-
     /// Unordered: an ORDER BY that no index serves made SQLite build a sorter for every lookup,
     /// most of them for one row or none; `fileRecords` orders the few rows by id itself.
     private static func fileLookup(where condition: String) -> String {

@@ -15,8 +15,8 @@ import WardenCore
 /// queue is full, and `finish` commits what is queued before it returns.
 ///
 /// Nothing is held back to fill a batch: alerts that arrive while one commit is being synced
-/// share the next one. (Waiting 0.3 ms for company added that to every alert's latency below
-/// saturation, 4,200 → 6,800 alerts/s at 4 connections without it, and gained nothing above.)
+/// share the next one, and waiting for company would add its wait to every alert's latency
+/// below saturation while gaining nothing above it.
 ///
 /// Durable batches (alerts, actions) are synced by a `WALSyncer` on its own thread: this thread
 /// commits without the fsync and goes on with the next batch, and the waiters hear of their

@@ -10,9 +10,7 @@ import WardenResponse
 import WardenSandbox
 import WardenStore
 
-/// What `shmwarden sandbox` was asked to do, as plain values: built by `SandboxCommand` after
-/// ArgumentParser's parse, or by `SandboxCommand.parseDirectly` without it (no property
-/// wrappers initialized, whose first conformance lookups cost every start).
+/// What `shmwarden sandbox` was asked to do, as plain values (built by `SandboxCommand`).
 struct SandboxRequest {
     var state: StateSettings
     var file: String?
@@ -68,7 +66,7 @@ struct SandboxRequest {
         do {
             report = try SandboxRunner(directory: directory.sandboxPath)
                 .run(path: PathArgument.resolved(file) ?? PathArgument.absolute(file), options: options)
-        } catch let error as SandboxRunner.RunError {
+        } catch let error as SandboxRunner.RunError where error.isUnsuitableSample {
             throw UsageError(message: error.description)
         }
         let now = Date().timeIntervalSince1970

@@ -30,19 +30,7 @@ struct Shmwarden: AsyncParsableCommand {
     /// runtime failures exit 1.
     static func main() async {
         do {
-            let arguments = Array(CommandLine.arguments.dropFirst())
-            // Run as it is: a cast to AsyncParsableCommand that fails scans every conformance
-            // record of the binary (~9,500) before it says no.
-            if arguments.first == "sandbox", let sandbox = SandboxCommand.parseDirectly(Array(arguments.dropFirst())) {
-                try sandbox.run()  // exits when it succeeds
-                return
-            }
-            var command: any ParsableCommand
-            if let leaf = parseLeafCommand(arguments) {
-                command = leaf
-            } else {
-                command = try parseAsRoot()
-            }
+            var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -64,24 +52,6 @@ struct Shmwarden: AsyncParsableCommand {
             FileHandle.standardError.write(Data("shmwarden: \(error)\n".utf8))
             Foundation.exit(1)
         }
-    }
-}
-
-extension Shmwarden {
-    /// The command the first argument names, parsed by its own parser when it has no
-    /// subcommands; nil when no command has that name or its parse fails (help, a bad option),
-    /// and then the root parse runs and answers exactly as it always does.
-    ///
-    /// The root parse builds and checks the whole command tree (every command's arguments by
-    /// reflection, and a scan for a completion-script request) before it reaches the one asked
-    /// for: about 1 ms of every start. `sandbox /bin/true` 12.74 → 11.69 ms and `files`
-    /// 7.32 → 6.68 ms (medians of 60, interleaved).
-    static func parseLeafCommand(_ arguments: [String]) -> (any ParsableCommand)? {
-        guard let name = arguments.first,
-            let type = configuration.subcommands.first(where: { $0.configuration.commandName == name }),
-            type.configuration.subcommands.isEmpty
-        else { return nil }
-        return try? type.parse(Array(arguments.dropFirst())) as? any ParsableCommand
     }
 }
 

@@ -57,46 +57,49 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             let allowed = sha256Hex(trueBinary)
-            let agent = try await AgentHarness(watch: [mount.path], policy: try guardPolicy("enforce", allow: allowed))
-            try await Task.sleep(for: .milliseconds(300))  // the guard marks its roots on its own thread
+            let unknown = try await withAgent(
+                AgentHarness(watch: [mount.path], policy: try guardPolicy("enforce", allow: allowed))
+            ) { agent in
+                try await Task.sleep(for: .milliseconds(300))  // the guard marks its roots on its own thread
 
-            let known = mount.child("known")
-            _ = try drop(trueBinary, at: known)
-            #expect(try await execStatus(known) == 0, "an allowlisted hash runs")
+                let known = mount.child("known")
+                _ = try drop(trueBinary, at: known)
+                #expect(try await execStatus(known) == 0, "an allowlisted hash runs")
 
-            let unknown = mount.child("unknown")
-            _ = try drop(trueBinary + [0], at: unknown)
-            #expect(try await execStatus(unknown) == 126, "an unknown ELF is refused")
-            let denied = try #require(try await waitForExec(agent.database, path: unknown))
-            #expect(denied.verdict == .deny && denied.wouldBe == .deny && denied.rule == "unknown")
-            #expect(denied.sha256 == sha256Hex(trueBinary + [0]))
-            #expect(denied.ppid != nil && denied.uid == 0)
+                let unknown = mount.child("unknown")
+                _ = try drop(trueBinary + [0], at: unknown)
+                #expect(try await execStatus(unknown) == 126, "an unknown ELF is refused")
+                let denied = try #require(try await waitForExec(agent.database, path: unknown))
+                #expect(denied.verdict == .deny && denied.wouldBe == .deny && denied.rule == "unknown")
+                #expect(denied.sha256 == sha256Hex(trueBinary + [0]))
+                #expect(denied.ppid != nil && denied.uid == 0)
 
-            // The allowlisted file, changed: a new hash, so refused again.
-            // Later execs of the unchanged file are not held (an ignore mark), but still recorded.
-            #expect(try await execStatus(known) == 0)
-            #expect(try await execStatus(known) == 0)
-            let knownRecords = try await waitForExecs(agent.database, path: known, count: 3)
-            #expect(knownRecords.map(\.held) == [true, false, false])
-            #expect(
-                knownRecords.allSatisfy {
-                    $0.verdict == .allow && $0.rule == "allowlist-sha256" && $0.sha256 == allowed
-                })
-            // The held exec's uid is read while it waits; a not-held one may have exited already.
-            #expect(knownRecords.first?.ppid != nil && knownRecords.first?.uid == 0)
+                // The allowlisted file, changed: a new hash, so refused again.
+                // Later execs of the unchanged file are not held (an ignore mark), but still recorded.
+                #expect(try await execStatus(known) == 0)
+                #expect(try await execStatus(known) == 0)
+                let knownRecords = try await waitForExecs(agent.database, path: known, count: 3)
+                #expect(knownRecords.map(\.held) == [true, false, false])
+                #expect(
+                    knownRecords.allSatisfy {
+                        $0.verdict == .allow && $0.rule == "allowlist-sha256" && $0.sha256 == allowed
+                    })
+                // The held exec's uid is read while it waits; a not-held one may have exited already.
+                #expect(knownRecords.first?.ppid != nil && knownRecords.first?.uid == 0)
 
-            let fd = open(known, O_WRONLY | O_APPEND)
-            _ = write(fd, "x", 1)
-            close(fd)
-            #expect(try await execStatus(known) == 126)
+                let fd = open(known, O_WRONLY | O_APPEND)
+                _ = write(fd, "x", 1)
+                close(fd)
+                #expect(try await execStatus(known) == 126)
 
-            // A script run by path: the kernel execs the script itself, so the guard sees it.
-            let script = mount.child("script.sh")
-            _ = try drop(Array("#!/bin/sh\nexit 0\n".utf8), at: script)
-            #expect(try await execStatus(script) == 126)
+                // A script run by path: the kernel execs the script itself, so the guard sees it.
+                let script = mount.child("script.sh")
+                _ = try drop(Array("#!/bin/sh\nexit 0\n".utf8), at: script)
+                #expect(try await execStatus(script) == 126)
 
+                return unknown
+            }
             // Stopped guard: the kernel lets execs through again.
-            try await agent.stop()
             #expect(try await execStatus(unknown) == 0)
         }
 
@@ -106,31 +109,32 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             let allowed = sha256Hex(trueBinary)
-            let agent = try await AgentHarness(watch: [mount.path], policy: try guardPolicy("enforce", allow: allowed))
-            try await Task.sleep(for: .milliseconds(300))
-            let path = mount.child("was-allowed")
-            _ = try drop(trueBinary, at: path)
-            #expect(try await execStatus(path) == 0)
-            #expect(try await execStatus(path) == 0)
-            #expect(try await waitForExecs(agent.database, path: path, count: 2).map(\.held) == [true, false])
+            try await withAgent(AgentHarness(watch: [mount.path], policy: try guardPolicy("enforce", allow: allowed))) {
+                agent in
+                try await Task.sleep(for: .milliseconds(300))
+                let path = mount.child("was-allowed")
+                _ = try drop(trueBinary, at: path)
+                #expect(try await execStatus(path) == 0)
+                #expect(try await execStatus(path) == 0)
+                #expect(try await waitForExecs(agent.database, path: path, count: 2).map(\.held) == [true, false])
 
-            agent.services.responder.policy.replace(try guardPolicy("enforce"))
-            var status: Int32 = 0
-            let deadline = ContinuousClock.now + .seconds(5)
-            while status == 0 && ContinuousClock.now < deadline {  // the guard polls the policy every 250 ms
-                try await Task.sleep(for: .milliseconds(50))
-                status = try await execStatus(path)
-            }
-            #expect(status == 126, "the allowlist entry is gone, so the file is refused")
+                agent.services.responder.policy.replace(try guardPolicy("enforce"))
+                var status: Int32 = 0
+                let deadline = ContinuousClock.now + .seconds(5)
+                while status == 0 && ContinuousClock.now < deadline {  // the guard polls the policy every 250 ms
+                    try await Task.sleep(for: .milliseconds(50))
+                    status = try await execStatus(path)
+                }
+                #expect(status == 126, "the allowlist entry is gone, so the file is refused")
 
-            agent.services.responder.policy.replace(try guardPolicy("enforce", allow: allowed))
-            status = 126
-            while status == 126 && ContinuousClock.now < deadline + .seconds(5) {
-                try await Task.sleep(for: .milliseconds(50))
-                status = try await execStatus(path)
+                agent.services.responder.policy.replace(try guardPolicy("enforce", allow: allowed))
+                status = 126
+                while status == 126 && ContinuousClock.now < deadline + .seconds(5) {
+                    try await Task.sleep(for: .milliseconds(50))
+                    status = try await execStatus(path)
+                }
+                #expect(status == 0, "allowed again after the entry comes back")
             }
-            #expect(status == 0, "allowed again after the entry comes back")
-            try await agent.stop()
         }
 
         /// A file the guard cannot decide about (here: above hash-size-cap) gets guard.failure.
@@ -143,37 +147,37 @@ extension SensorIntegration {
                     "mode: monitor\nguard: {mode: enforce, failure: \(failure), hash-size-cap: 1KiB}\n", file: "g.yaml"
                 ).get()
             ]).get()
-            let agent = try await AgentHarness(watch: [mount.path], policy: policy)
-            try await Task.sleep(for: .milliseconds(300))
-            let path = mount.child("big")
-            _ = try drop(trueBinary + [5], at: path)
-            #expect(try await execStatus(path) == expected)
-            let record = try #require(try await waitForExec(agent.database, path: path))
-            #expect(record.rule == "failure" && record.sha256 == nil)
-            #expect(record.reason.contains("larger than guard.hash-size-cap"))
-            #expect(agent.metrics[.guardFailures] >= 1)
-            try await agent.stop()
+            try await withAgent(AgentHarness(watch: [mount.path], policy: policy)) { agent in
+                try await Task.sleep(for: .milliseconds(300))
+                let path = mount.child("big")
+                _ = try drop(trueBinary + [5], at: path)
+                #expect(try await execStatus(path) == expected)
+                let record = try #require(try await waitForExec(agent.database, path: path))
+                #expect(record.rule == "failure" && record.sha256 == nil)
+                #expect(record.reason.contains("larger than guard.hash-size-cap"))
+                #expect(agent.metrics[.guardFailures] >= 1)
+            }
         }
 
         @Test func monitorAllowsAndRecordsWhatEnforceWouldDo() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(watch: [mount.path], policy: try guardPolicy("monitor"))
-            try await Task.sleep(for: .milliseconds(300))
-            let path = mount.child("dropped")
-            _ = try drop(trueBinary + [1], at: path)
-            #expect(try await execStatus(path) == 0)
-            #expect(try await execStatus(path) == 0)
-            var records: [ExecRecord] = []
-            let deadline = ContinuousClock.now + .seconds(10)
-            while records.count < 2 && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-                records = try agent.database.execs().filter { $0.path == PathBytes(path) }
+            try await withAgent(AgentHarness(watch: [mount.path], policy: try guardPolicy("monitor"))) { agent in
+                try await Task.sleep(for: .milliseconds(300))
+                let path = mount.child("dropped")
+                _ = try drop(trueBinary + [1], at: path)
+                #expect(try await execStatus(path) == 0)
+                #expect(try await execStatus(path) == 0)
+                var records: [ExecRecord] = []
+                let deadline = ContinuousClock.now + .seconds(10)
+                while records.count < 2 && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                    records = try agent.database.execs().filter { $0.path == PathBytes(path) }
+                }
+                #expect(records.count == 2)
+                #expect(records.allSatisfy { $0.verdict == .allow && $0.wouldBe == .deny && $0.mode == .monitor })
+                #expect(records.map(\.cached) == [false, true], "the second exec is answered from the cache")
             }
-            #expect(records.count == 2)
-            #expect(records.allSatisfy { $0.verdict == .allow && $0.wouldBe == .deny && $0.mode == .monitor })
-            #expect(records.map(\.cached) == [false, true], "the second exec is answered from the cache")
-            try await agent.stop()
         }
 
         /// An alert naming the pid of a guarded exec is correlated through the exec record, even
@@ -181,29 +185,31 @@ extension SensorIntegration {
         @Test func execRecordsJoinTheCorrelation() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true),
-                policy: try guardPolicy("monitor"))
-            let port = await agent.services.listening.port()
-            try await Task.sleep(for: .milliseconds(300))
-            let path = mount.child("attributed")
-            let sha = try drop(trueBinary + [2], at: path)
-            #expect(try await execStatus(path) == 0)
-            let exec = try #require(try await waitForExec(agent.database, path: path))
-            try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) && $0.sha256 == sha } }
-            let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            let alert = try JSONSerialization.data(withJSONObject: [
-                "rule": "Some process rule", "priority": "Notice", "time": formatter.string(from: Date()),
-                "output": "x", "output_fields": ["proc.pid": Int(exec.pid), "proc.name": "attributed"],
-            ])
-            let (status, body, _) = try await post("http://127.0.0.1:\(port)/falco", alert)
-            #expect(status == 200)
-            let id = try #require(body["id"] as? String)
-            let stored = try #require(try agent.database.alert(id: id))
-            #expect(stored.correlations.first?.sha256 == sha)
-            #expect(stored.correlations.first?.matchedBy == "exec-record:proc.pid")
-            try await agent.stop()
+            try await withAgent(
+                AgentHarness(
+                    watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true),
+                    policy: try guardPolicy("monitor"))
+            ) { agent in
+                let port = await agent.services.listening.port()
+                try await Task.sleep(for: .milliseconds(300))
+                let path = mount.child("attributed")
+                let sha = try drop(trueBinary + [2], at: path)
+                #expect(try await execStatus(path) == 0)
+                let exec = try #require(try await waitForExec(agent.database, path: path))
+                try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) && $0.sha256 == sha } }
+                let formatter = ISO8601DateFormatter()
+                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                let alert = try JSONSerialization.data(withJSONObject: [
+                    "rule": "Some process rule", "priority": "Notice", "time": formatter.string(from: Date()),
+                    "output": "x", "output_fields": ["proc.pid": Int(exec.pid), "proc.name": "attributed"],
+                ])
+                let (status, body, _) = try await post("http://127.0.0.1:\(port)/falco", alert)
+                #expect(status == 200)
+                let id = try #require(body["id"] as? String)
+                let stored = try #require(try agent.database.alert(id: id))
+                #expect(stored.correlations.first?.sha256 == sha)
+                #expect(stored.correlations.first?.matchedBy == "exec-record:proc.pid")
+            }
         }
 
         /// kill -9 of the agent: the kernel lets execs through at once (no host hang).
@@ -300,35 +306,36 @@ extension SensorIntegration.ExecGuardTests {
     @Test func aGrowingFileNeitherStallsItsExecNorAnyOther() async throws {
         let mount = try TestMount(size: "256m")
         defer { mount.remove() }
-        let agent = try await AgentHarness(
-            watch: [mount.path], policy: try guardPolicy("monitor", extra: "")
-        )
-        defer { Task { try? await agent.stop() } }
-        let plain = mount.child("plain")
-        _ = try drop(trueBinary + [5], at: plain)
-        let big = mount.child("big")
-        var bytes = trueBinary + [6]
-        bytes += [UInt8](repeating: 0, count: (60 << 20) - bytes.count)
-        _ = try drop(bytes, at: big)
-        let writer = open(big, O_WRONLY)
-        try #require(writer >= 0)
-        defer { close(writer) }
-        // The exec of the big file (it may well fail with ETXTBSY: the point is how long the
-        // guard holds it), then the petabyte, then an exec of the plain file.
-        let bigExec = Task { try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", big], errors: true) }
-        try await Task.sleep(for: .milliseconds(5))
-        #expect(ftruncate(writer, 1 << 50) == 0)
-        try await Task.sleep(for: .milliseconds(50))
-        let started = ContinuousClock.now
-        #expect(try await execStatus(plain) == 0)
-        let plainTook = ContinuousClock.now - started
-        #expect(plainTook < .seconds(2), "a plain exec waited \(plainTook) behind the growing file")
-        _ = try await bigExec.value
-        let records = try await waitForExecs(agent.database, path: big, count: 1)
-        let record = try #require(records.first)
-        #expect(record.sha256 == nil, "no hash of bytes that were not read")
-        #expect(record.reason.contains("deadline") || record.reason.contains("hash-size-cap"), "\(record.reason)")
-        #expect(Double(record.decisionNanoseconds) < 1e9, "held for \(record.decisionNanoseconds) ns")
-        try await agent.stop()
+        try await withAgent(
+            AgentHarness(
+                watch: [mount.path], policy: try guardPolicy("monitor", extra: "")
+            )
+        ) { agent in
+            let plain = mount.child("plain")
+            _ = try drop(trueBinary + [5], at: plain)
+            let big = mount.child("big")
+            var bytes = trueBinary + [6]
+            bytes += [UInt8](repeating: 0, count: (60 << 20) - bytes.count)
+            _ = try drop(bytes, at: big)
+            let writer = open(big, O_WRONLY)
+            try #require(writer >= 0)
+            defer { close(writer) }
+            // The exec of the big file (it may well fail with ETXTBSY: the point is how long the
+            // guard holds it), then the petabyte, then an exec of the plain file.
+            let bigExec = Task { try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", big], errors: true) }
+            try await Task.sleep(for: .milliseconds(5))
+            #expect(ftruncate(writer, 1 << 50) == 0)
+            try await Task.sleep(for: .milliseconds(50))
+            let started = ContinuousClock.now
+            #expect(try await execStatus(plain) == 0)
+            let plainTook = ContinuousClock.now - started
+            #expect(plainTook < .seconds(2), "a plain exec waited \(plainTook) behind the growing file")
+            _ = try await bigExec.value
+            let records = try await waitForExecs(agent.database, path: big, count: 1)
+            let record = try #require(records.first)
+            #expect(record.sha256 == nil, "no hash of bytes that were not read")
+            #expect(record.reason.contains("deadline") || record.reason.contains("hash-size-cap"), "\(record.reason)")
+            #expect(Double(record.decisionNanoseconds) < 1e9, "held for \(record.decisionNanoseconds) ns")
+        }
     }
 }

@@ -35,26 +35,28 @@ extension SensorIntegration {
         func aDroppedELFIsQuarantinedWithoutAnyAlert() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(
-                watch: [mount.path],
-                policy: try policy(
-                    """
-                    mode: enforce
-                    rules:
-                      - {name: drops, on: dropped-executable, match: {file: {kind: elf}}, actions: [quarantine]}
-                    """))
-            let path = mount.child("implant")
-            let sha = try drop(trueBinary, at: path)
-            let records = try await agent.waitForFiles {
-                $0.contains { $0.path == PathBytes(path) && $0.state == .quarantined }
+            try await withAgent(
+                AgentHarness(
+                    watch: [mount.path],
+                    policy: try policy(
+                        """
+                        mode: enforce
+                        rules:
+                          - {name: drops, on: dropped-executable, match: {file: {kind: elf}}, actions: [quarantine]}
+                        """))
+            ) { agent in
+                let path = mount.child("implant")
+                let sha = try drop(trueBinary, at: path)
+                let records = try await agent.waitForFiles {
+                    $0.contains { $0.path == PathBytes(path) && $0.state == .quarantined }
+                }
+                #expect(records.first { $0.path == PathBytes(path) }?.sha256 == sha)
+                #expect(access(path, F_OK) != 0, "the original is gone")
+                let actions = try agent.database.actions()
+                #expect(actions.map(\.action) == ["quarantine"] && actions.first?.outcome == .performed)
+                let entries = try QuarantineVault(directory: agent.stateDirectory + "/quarantine").entries()
+                #expect(entries.map(\.sha256) == [sha])
             }
-            #expect(records.first { $0.path == PathBytes(path) }?.sha256 == sha)
-            #expect(access(path, F_OK) != 0, "the original is gone")
-            let actions = try agent.database.actions()
-            #expect(actions.map(\.action) == ["quarantine"] && actions.first?.outcome == .performed)
-            let entries = try QuarantineVault(directory: agent.stateDirectory + "/quarantine").entries()
-            #expect(entries.map(\.sha256) == [sha])
-            try await agent.stop()
         }
 
         /// The sandbox action runs on its own thread and is audited when the run ends.
@@ -62,22 +64,22 @@ extension SensorIntegration {
         func aDroppedELFIsRunInTheSandbox() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await detonatingAgent(on: mount, kind: "elf", timeout: 5)
-            let sha = try drop(trueBinary, at: mount.child("sample"))
-            var actions: [ActionRecord] = []
-            let deadline = ContinuousClock.now + .seconds(20)
-            while actions.isEmpty && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(50))
-                actions = try agent.database.actions().filter { $0.action == "sandbox" }
+            try await withAgent(detonatingAgent(on: mount, kind: "elf", timeout: 5)) { agent in
+                let sha = try drop(trueBinary, at: mount.child("sample"))
+                var actions: [ActionRecord] = []
+                let deadline = ContinuousClock.now + .seconds(20)
+                while actions.isEmpty && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                    actions = try agent.database.actions().filter { $0.action == "sandbox" }
+                }
+                let row = try #require(actions.first)
+                #expect(row.outcome == .performed && row.detail.contains("It exited with code 0"), "\(row.detail)")
+                let runs = try agent.database.sandboxRuns(sha256: [sha])
+                #expect(runs.count == 1 && runs.first?.verdict.first?.hasPrefix("It exited with code 0") == true)
+                // It runs under the dropped file's own name, not its evidence copy's (the hash).
+                let report = try JSONSerialization.jsonObject(with: Data((runs.first?.reportJSON ?? "{}").utf8))
+                #expect((report as? [String: Any])?["argv"] as? [String] == ["/sample/sample"], "\(report)")
             }
-            let row = try #require(actions.first)
-            #expect(row.outcome == .performed && row.detail.contains("It exited with code 0"), "\(row.detail)")
-            let runs = try agent.database.sandboxRuns(sha256: [sha])
-            #expect(runs.count == 1 && runs.first?.verdict.first?.hasPrefix("It exited with code 0") == true)
-            // It runs under the dropped file's own name, not its evidence copy's (the hash).
-            let report = try JSONSerialization.jsonObject(with: Data((runs.first?.reportJSON ?? "{}").utf8))
-            #expect((report as? [String: Any])?["argv"] as? [String] == ["/sample/sample"], "\(report)")
-            try await agent.stop()
         }
 
         /// A stop does not wait for a queue of sandbox runs: the run under way ends, and each run
@@ -86,29 +88,34 @@ extension SensorIntegration {
         func aStopSkipsTheSandboxRunsNotYetStarted() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await detonatingAgent(on: mount, kind: "script", timeout: 10)
-            let token = UInt32.random(in: 0...UInt32.max)
-            for index in 0..<3 {
-                try drop(Array("#!/bin/sh\nsleep 3 # \(token) \(index)\n".utf8), at: mount.child("stage\(index).sh"))
-            }
-            // The first run is under way: a shell of a sandbox uid sleeping.
-            func sleeping() -> Bool {
-                ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).contains { pid in
-                    guard Int(pid) != nil,
-                        let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
-                        String(decoding: command, as: UTF8.self) == "sleep\u{0}3\u{0}",
-                        let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-                        let uid = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })?
-                            .split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap({ UInt32($0) }
-                            )
-                    else { return false }
-                    return SandboxRunner.identities.contains(uid)
+            let agent = try await withAgent(detonatingAgent(on: mount, kind: "script", timeout: 10), keepState: true) {
+                agent in
+                let token = UInt32.random(in: 0...UInt32.max)
+                for index in 0..<3 {
+                    try drop(
+                        Array("#!/bin/sh\nsleep 3 # \(token) \(index)\n".utf8), at: mount.child("stage\(index).sh"))
                 }
+                // The first run is under way: a shell of a sandbox uid sleeping.
+                func sleeping() -> Bool {
+                    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).contains { pid in
+                        guard Int(pid) != nil,
+                            let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                            String(decoding: command, as: UTF8.self) == "sleep\u{0}3\u{0}",
+                            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                            let uid = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })?
+                                .split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap({
+                                    UInt32($0)
+                                }
+                                )
+                        else { return false }
+                        return SandboxRunner.identities.contains(uid)
+                    }
+                }
+                let deadline = ContinuousClock.now + .seconds(20)
+                while !sleeping() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                try #require(sleeping(), "the first sandbox run never started")
+                return agent
             }
-            let deadline = ContinuousClock.now + .seconds(20)
-            while !sleeping() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            try #require(sleeping(), "the first sandbox run never started")
-            try await agent.stop(keepState: true)
             defer { try? FileManager.default.removeItem(atPath: agent.stateDirectory) }
             let rows = try agent.database.actions().filter { $0.action == "sandbox" }
             #expect(rows.count == 3, "\(rows.map(\.detail))")
@@ -120,71 +127,75 @@ extension SensorIntegration {
         @Test func monitorModePlansForAPostedAlertAndTouchesNothing() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true),
-                policy: try policy(
-                    """
-                    mode: monitor
-                    rules:
-                      - name: shm
-                        match: {rule: Execution from /dev/shm, priority: ">=Warning"}
-                        actions: [record, quarantine, kill-process, advise-noexec]
-                    """))
-            let port = await agent.services.listening.port()
-            let path = mount.child("dropper")
-            _ = try drop(trueBinary, at: path)
-            try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
-            let token = ["Authorization": "Bearer t0ken"]
-            let (status, body, _) = try await post(
-                "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: path), headers: token)
-            #expect(status == 200)
-            let id = try #require(body["id"] as? String)
-            var actions: [ActionRecord] = []
-            let deadline = ContinuousClock.now + .seconds(10)
-            while actions.count < 4 && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-                actions = try agent.database.alert(id: id)?.actions ?? []
-            }
-            #expect(actions.map(\.action) == ["record", "quarantine", "kill-process", "advise-noexec"])
-            #expect(actions.map(\.outcome) == [.performed, .planned, .planned, .performed])
-            #expect(access(path, F_OK) == 0, "monitor mode touched the file")
+            let (id, path, state) = try await withAgent(
+                AgentHarness(
+                    watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true),
+                    policy: try policy(
+                        """
+                        mode: monitor
+                        rules:
+                          - name: shm
+                            match: {rule: Execution from /dev/shm, priority: ">=Warning"}
+                            actions: [record, quarantine, kill-process, advise-noexec]
+                        """)), keepState: true
+            ) { agent in
+                let port = await agent.services.listening.port()
+                let path = mount.child("dropper")
+                _ = try drop(trueBinary, at: path)
+                try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+                let token = ["Authorization": "Bearer t0ken"]
+                let (status, body, _) = try await post(
+                    "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: path), headers: token)
+                #expect(status == 200)
+                let id = try #require(body["id"] as? String)
+                var actions: [ActionRecord] = []
+                let deadline = ContinuousClock.now + .seconds(10)
+                while actions.count < 4 && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                    actions = try agent.database.alert(id: id)?.actions ?? []
+                }
+                #expect(actions.map(\.action) == ["record", "quarantine", "kill-process", "advise-noexec"])
+                #expect(actions.map(\.outcome) == [.performed, .planned, .planned, .performed])
+                #expect(access(path, F_OK) == 0, "monitor mode touched the file")
 
-            // The report of that alert, over HTTP, in both forms.
-            let (jsonStatus, jsonText) = try await get(
-                "http://127.0.0.1:\(port)/alerts/\(id)/report?format=json", headers: token)
-            #expect(jsonStatus == 200)
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any])
-            #expect((report["summary"] as? [String: Any])?["rule"] as? String == "Execution from /dev/shm")
-            #expect((report["evidence"] as? [[String: Any]])?.first?["path"] as? String == path)
-            #expect((report["actions"] as? [[String: Any]])?.count == 4)
-            let (markdownStatus, markdown) = try await get(
-                "http://127.0.0.1:\(port)/alerts/\(id)/report", headers: token)
-            #expect(markdownStatus == 200 && markdown.hasPrefix("# Execution from /dev/shm — Warning"))
-            #expect(markdown.contains("shmwarden quarantine \(path)"))
-            #expect(try await get("http://127.0.0.1:\(port)/alerts/nope/report", headers: token).0 == 404)
-            // Without the token, no report: it reveals paths and command lines.
-            #expect(try await get("http://127.0.0.1:\(port)/alerts/\(id)/report").0 == 401)
-            #expect(try await get("http://127.0.0.1:\(port)/alerts/\(id)/report?format=pdf", headers: token).0 == 400)
-            try await agent.stop(keepState: true)
+                // The report of that alert, over HTTP, in both forms.
+                let (jsonStatus, jsonText) = try await get(
+                    "http://127.0.0.1:\(port)/alerts/\(id)/report?format=json", headers: token)
+                #expect(jsonStatus == 200)
+                let report = try #require(try JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any])
+                #expect((report["summary"] as? [String: Any])?["rule"] as? String == "Execution from /dev/shm")
+                #expect((report["evidence"] as? [[String: Any]])?.first?["path"] as? String == path)
+                #expect((report["actions"] as? [[String: Any]])?.count == 4)
+                let (markdownStatus, markdown) = try await get(
+                    "http://127.0.0.1:\(port)/alerts/\(id)/report", headers: token)
+                #expect(markdownStatus == 200 && markdown.hasPrefix("# Execution from /dev/shm — Warning"))
+                #expect(markdown.contains("shmwarden quarantine \(path)"))
+                #expect(try await get("http://127.0.0.1:\(port)/alerts/nope/report", headers: token).0 == 404)
+                // Without the token, no report: it reveals paths and command lines.
+                #expect(try await get("http://127.0.0.1:\(port)/alerts/\(id)/report").0 == 401)
+                #expect(
+                    try await get("http://127.0.0.1:\(port)/alerts/\(id)/report?format=pdf", headers: token).0 == 400)
+                return (id, path, agent.stateDirectory)
+            }
 
             // And from the command line, on the same state.
-            let (status2, stdout, _) = try Binary.run(["report", id, "--state-dir", agent.stateDirectory])
+            let (status2, stdout, _) = try Binary.run(["report", id, "--state-dir", state])
             #expect(status2 == 0 && stdout.contains("## Evidence"))
             // Once the sample has a sandbox run, the Markdown report holds it whole (the sandbox
             // needs root; CI is root).
             if getuid() == 0 {
                 let (ran, run, runErrors) = try Binary.run([
-                    "sandbox", "--json", "--state-dir", agent.stateDirectory, path,
+                    "sandbox", "--json", "--state-dir", state, path,
                 ])
                 #expect(ran == 0, "\(runErrors)")
                 let runID = try #require(try Binary.json(run)?["id"] as? String)
-                let (status3, withRun, _) = try Binary.run(["report", id, "--state-dir", agent.stateDirectory])
+                let (status3, withRun, _) = try Binary.run(["report", id, "--state-dir", state])
                 #expect(status3 == 0 && withRun.contains("\n### Sandbox run `\(runID)`\n"), "\(withRun)")
                 #expect(withRun.contains("\n#### Verdict\n\n- It exited with code 0"), "\(withRun)")
             }
-            #expect(try Binary.run(["report", "nope", "--state-dir", agent.stateDirectory]).0 == 2)
-            #expect(try Binary.run(["report", id, "--format", "pdf", "--state-dir", agent.stateDirectory]).0 == 2)
-            try? FileManager.default.removeItem(atPath: agent.stateDirectory)
+            #expect(try Binary.run(["report", "nope", "--state-dir", state]).0 == 2)
+            #expect(try Binary.run(["report", id, "--format", "pdf", "--state-dir", state]).0 == 2)
+            try? FileManager.default.removeItem(atPath: state)
         }
 
         /// kill -9 of `shmwarden quarantine` at every step: afterwards the sample is in place or

@@ -47,23 +47,24 @@ extension SensorIntegration {
             }
             inotifyLimit.restore()
             fanotifyLimit?.restore()
-
-            let count = 3000
-            var expected: [PathBytes: String] = [:]
-            for index in 0..<count {
-                let path = mount.child("burst-\(index).sh")
-                expected[PathBytes(path)] = try drop(Array("#!/bin/sh\n# burst \(index)\n".utf8), at: path)
+            try await withAgent(agent) { agent in
+                let count = 3000
+                var expected: [PathBytes: String] = [:]
+                for index in 0..<count {
+                    let path = mount.child("burst-\(index).sh")
+                    expected[PathBytes(path)] = try drop(Array("#!/bin/sh\n# burst \(index)\n".utf8), at: path)
+                }
+                let records = try await agent.waitForFiles(timeout: .seconds(60)) { records in
+                    records.filter { $0.state == .present }.count >= count
+                }
+                let recorded = Dictionary(records.map { ($0.path, $0.sha256) }, uniquingKeysWith: { $1 })
+                let missing = expected.filter { recorded[$0.key] != $0.value }
+                #expect(missing.isEmpty, "\(missing.count) of \(count) executables missing or wrong")
+                #expect(
+                    agent.metrics[.kernelOverflows] + agent.metrics[.queueOverflows] >= 1, "the test did not overflow")
+                #expect(agent.metrics[.rescans] >= 2, "start plus at least one overflow rescan")
+                #expect(try !agent.database.sensorEvents(kind: .overflow).isEmpty)
             }
-            let records = try await agent.waitForFiles(timeout: .seconds(60)) { records in
-                records.filter { $0.state == .present }.count >= count
-            }
-            let recorded = Dictionary(records.map { ($0.path, $0.sha256) }, uniquingKeysWith: { $1 })
-            let missing = expected.filter { recorded[$0.key] != $0.value }
-            #expect(missing.isEmpty, "\(missing.count) of \(count) executables missing or wrong")
-            #expect(agent.metrics[.kernelOverflows] + agent.metrics[.queueOverflows] >= 1, "the test did not overflow")
-            #expect(agent.metrics[.rescans] >= 2, "start plus at least one overflow rescan")
-            #expect(try !agent.database.sensorEvents(kind: .overflow).isEmpty)
-            try await agent.stop()
         }
 
         @Test(.enabled(if: TestEnvironment.isRoot, "needs root to mount tmpfs"))
@@ -74,22 +75,22 @@ extension SensorIntegration {
                 _ = umount2(base + "/later", Int32(MNT_DETACH))
                 try? FileManager.default.removeItem(atPath: base)
             }
-            let agent = try await AgentHarness(watch: [], discovery: .under(PathBytes(base)))
-            #expect(Glibc.mount("tmpfs", base + "/later", "tmpfs", 0, "size=16m") == 0)
-            #expect(try await agent.waitForMetrics { $0[.mountsAdded] >= 1 }, "the new mount was not noticed")
-            let path = base + "/later/payload"
-            let sha = try drop(trueBinary, at: path)
-            let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
-            let record = try #require(records.first { $0.path == PathBytes(path) })
-            #expect(record.sha256 == sha)
-            #expect(record.mountPoint == PathBytes(base + "/later"))
-            // Unmounting takes the file with it: the record says so.
-            #expect(umount2(base + "/later", Int32(MNT_DETACH)) == 0)
-            #expect(try await agent.waitForMetrics { $0[.mountsRemoved] >= 1 }, "the unmount was not noticed")
-            try await agent.waitForFiles { $0.first { $0.path == PathBytes(path) }?.state == .deleted }
-            #expect(try !agent.database.sensorEvents(kind: .mountAdded).isEmpty)
-            #expect(try !agent.database.sensorEvents(kind: .mountRemoved).isEmpty)
-            try await agent.stop()
+            try await withAgent(AgentHarness(watch: [], discovery: .under(PathBytes(base)))) { agent in
+                #expect(Glibc.mount("tmpfs", base + "/later", "tmpfs", 0, "size=16m") == 0)
+                #expect(try await agent.waitForMetrics { $0[.mountsAdded] >= 1 }, "the new mount was not noticed")
+                let path = base + "/later/payload"
+                let sha = try drop(trueBinary, at: path)
+                let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+                let record = try #require(records.first { $0.path == PathBytes(path) })
+                #expect(record.sha256 == sha)
+                #expect(record.mountPoint == PathBytes(base + "/later"))
+                // Unmounting takes the file with it: the record says so.
+                #expect(umount2(base + "/later", Int32(MNT_DETACH)) == 0)
+                #expect(try await agent.waitForMetrics { $0[.mountsRemoved] >= 1 }, "the unmount was not noticed")
+                try await agent.waitForFiles { $0.first { $0.path == PathBytes(path) }?.state == .deleted }
+                #expect(try !agent.database.sensorEvents(kind: .mountAdded).isEmpty)
+                #expect(try !agent.database.sensorEvents(kind: .mountRemoved).isEmpty)
+            }
         }
 
         @Test func watchLimitFallsBackToPeriodicRescans() async throws {
@@ -100,16 +101,19 @@ extension SensorIntegration {
             // The root's watch succeeds; every directory below it hits "ENOSPC" at the syscall seam.
             SyscallFaults.fail("inotify_add_watch", under: Array((limited + "/").utf8), after: 0, with: .noSpace)
             defer { SyscallFaults.clear(under: Array((limited + "/").utf8)) }
-            let agent = try await AgentHarness(
-                watch: [limited], fallbackRescanIntervalMilliseconds: 200, useFanotify: false)
-            try FileManager.default.createDirectory(atPath: limited + "/unwatched", withIntermediateDirectories: false)
-            #expect(try await agent.waitForMetrics { $0[.watchLimitHits] >= 1 })
-            let path = limited + "/unwatched/payload"
-            let sha = try drop(trueBinary, at: path)
-            let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
-            #expect(records.first { $0.path == PathBytes(path) }?.sha256 == sha)
-            #expect(try !agent.database.sensorEvents(kind: .watchLimit).isEmpty)
-            try await agent.stop()
+            try await withAgent(
+                AgentHarness(
+                    watch: [limited], fallbackRescanIntervalMilliseconds: 200, useFanotify: false)
+            ) { agent in
+                try FileManager.default.createDirectory(
+                    atPath: limited + "/unwatched", withIntermediateDirectories: false)
+                #expect(try await agent.waitForMetrics { $0[.watchLimitHits] >= 1 })
+                let path = limited + "/unwatched/payload"
+                let sha = try drop(trueBinary, at: path)
+                let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+                #expect(records.first { $0.path == PathBytes(path) }?.sha256 == sha)
+                #expect(try !agent.database.sensorEvents(kind: .watchLimit).isEmpty)
+            }
         }
 
         /// A user who makes thousands of directories on /dev/shm must not take root's inotify
@@ -124,45 +128,47 @@ extension SensorIntegration {
             let limit = Double(
                 try String(contentsOfFile: "/proc/sys/fs/inotify/max_user_watches", encoding: .utf8)
                     .trimmingCharacters(in: .whitespacesAndNewlines))!
-            let agent = try await AgentHarness(
-                watch: [mount.path], fallbackRescanIntervalMilliseconds: 200, useFanotify: false,
-                configure: { $0.inotifyWatchShare = 5.5 / limit })
-            #expect(try await agent.waitForMetrics { $0[.watchBudgetHits] >= 1 })
-            #expect(agent.metrics[.watchesAdded] <= 5)
-            // Files in the unwatched directories are still found, by the rescans.
-            let path = mount.child("d19/payload")
-            let sha = try drop(trueBinary + [3], at: path)
-            let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
-            #expect(records.first { $0.path == PathBytes(path) }?.sha256 == sha)
-            #expect(try agent.database.sensorEvents(kind: .watchLimit).contains { $0.detail.contains("share") })
-            try await agent.stop()
+            try await withAgent(
+                AgentHarness(
+                    watch: [mount.path], fallbackRescanIntervalMilliseconds: 200, useFanotify: false,
+                    configure: { $0.inotifyWatchShare = 5.5 / limit })
+            ) { agent in
+                #expect(try await agent.waitForMetrics { $0[.watchBudgetHits] >= 1 })
+                #expect(agent.metrics[.watchesAdded] <= 5)
+                // Files in the unwatched directories are still found, by the rescans.
+                let path = mount.child("d19/payload")
+                let sha = try drop(trueBinary + [3], at: path)
+                let records = try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+                #expect(records.first { $0.path == PathBytes(path) }?.sha256 == sha)
+                #expect(try agent.database.sensorEvents(kind: .watchLimit).contains { $0.detail.contains("share") })
+            }
         }
 
         @Test func inotifyAloneStillPinsAtCreate() async throws {
             let mount = try TestMount()
             defer { mount.remove() }
-            let agent = try await AgentHarness(watch: [mount.path], useFanotify: false)
-            // Create, then write, close, execute, delete: the pin taken at IN_CREATE keeps the
-            // bytes. The test waits for the pin before writing: a dropper that finishes before
-            // the sensor reads IN_CREATE at all wins (a documented limit of inotify alone, which
-            // a loaded machine hit in CI: nothing recorded), and that is not what this checks.
-            let path = mount.child("dropper")
-            let fd = try sys_create(Array(path.utf8), flags: O_WRONLY, permissions: 0o755)
-            #expect(try await agent.waitForMetrics { $0[.filesPinned] >= 1 }, "no pin at IN_CREATE")
-            try trueBinary.withUnsafeBytes { try sys_writeAll(fd, $0) }
-            sys_close(fd)
-            let sha = sha256Hex(trueBinary)
-            let (status, _) = try runProcess(path, [])
-            #expect(status == 0)
-            _ = unlink(path)
-            let records = try await agent.waitForFiles {
-                $0.contains { $0.path == PathBytes(path) && $0.state == .deleted }
+            try await withAgent(AgentHarness(watch: [mount.path], useFanotify: false)) { agent in
+                // Create, then write, close, execute, delete: the pin taken at IN_CREATE keeps the
+                // bytes. The test waits for the pin before writing: a dropper that finishes before
+                // the sensor reads IN_CREATE at all wins (a documented limit of inotify alone, which
+                // a loaded machine hit in CI: nothing recorded), and that is not what this checks.
+                let path = mount.child("dropper")
+                let fd = try sys_create(Array(path.utf8), flags: O_WRONLY, permissions: 0o755)
+                #expect(try await agent.waitForMetrics { $0[.filesPinned] >= 1 }, "no pin at IN_CREATE")
+                try trueBinary.withUnsafeBytes { try sys_writeAll(fd, $0) }
+                sys_close(fd)
+                let sha = sha256Hex(trueBinary)
+                let (status, _) = try runProcess(path, [])
+                #expect(status == 0)
+                _ = unlink(path)
+                let records = try await agent.waitForFiles {
+                    $0.contains { $0.path == PathBytes(path) && $0.state == .deleted }
+                }
+                let record = try #require(records.first { $0.path == PathBytes(path) })
+                #expect(record.sha256 == sha)
+                #expect(agent.metrics[.fanotifyEvents] == 0)
+                #expect(agent.metrics[.filesPinned] >= 1)
             }
-            let record = try #require(records.first { $0.path == PathBytes(path) })
-            #expect(record.sha256 == sha)
-            #expect(agent.metrics[.fanotifyEvents] == 0)
-            #expect(agent.metrics[.filesPinned] >= 1)
-            try await agent.stop()
         }
 
         @Test(.enabled(if: TestEnvironment.isRoot, "fanotify needs CAP_SYS_ADMIN"))
@@ -172,14 +178,14 @@ extension SensorIntegration {
             // Placed before the agent starts: only the exec event can bring it in as a new event.
             let path = mount.child("preexisting")
             let sha = try drop(trueBinary + [5], at: path)
-            let agent = try await AgentHarness(watch: [mount.path])
-            try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
-            let before = agent.metrics[.fanotifyEvents]
-            let (status, _) = try runProcess(path, [])
-            #expect(status == 0)
-            #expect(try await agent.waitForMetrics { $0[.fanotifyEvents] > before }, "no FAN_OPEN_EXEC event")
-            #expect(try agent.database.files(FileQuery(path: path)).first?.sha256 == sha)
-            try await agent.stop()
+            try await withAgent(AgentHarness(watch: [mount.path])) { agent in
+                try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+                let before = agent.metrics[.fanotifyEvents]
+                let (status, _) = try runProcess(path, [])
+                #expect(status == 0)
+                #expect(try await agent.waitForMetrics { $0[.fanotifyEvents] > before }, "no FAN_OPEN_EXEC event")
+                #expect(try agent.database.files(FileQuery(path: path)).first?.sha256 == sha)
+            }
         }
     }
 }
@@ -195,26 +201,29 @@ extension SensorIntegration.SensorKernelLimitTests {
             drops.remove()
             state.remove()
         }
-        let agent = try await AgentHarness(
-            watch: [drops.path], http: IntakeServerConfiguration(port: 0, insecure: true),
-            stateDirectory: state.child("state"))
-        let port = await agent.services.listening.port()
-        let filler = [UInt8](repeating: 0x41, count: 100 << 10)
-        for index in 0..<1000 {
-            var bytes = trueBinary
-            withUnsafeBytes(of: UInt32(index)) { bytes += $0 }
-            _ = try drop(bytes + filler, at: drops.child("x\(index)"))
+        try await withAgent(
+            AgentHarness(
+                watch: [drops.path], http: IntakeServerConfiguration(port: 0, insecure: true),
+                stateDirectory: state.child("state")), keepState: true
+        ) { agent in
+            let port = await agent.services.listening.port()
+            let filler = [UInt8](repeating: 0x41, count: 100 << 10)
+            for index in 0..<1000 {
+                var bytes = trueBinary
+                withUnsafeBytes(of: UInt32(index)) { bytes += $0 }
+                _ = try drop(bytes + filler, at: drops.child("x\(index)"))
+            }
+            let records = try await agent.waitForFiles(timeout: .seconds(120)) { records in
+                records.filter { $0.sha256 != nil }.count >= 1000
+            }
+            #expect(records.filter { $0.sha256 != nil }.count >= 1000)
+            #expect(try await agent.waitForMetrics { $0[.evidenceSkipped] >= 1 })
+            let (status, _, _) = try await post(
+                "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: drops.child("x1")))
+            #expect(status == 200)
+            let (_, metrics) = try await get("http://127.0.0.1:\(port)/metrics")
+            #expect(gauge("shmwarden_state_over_budget", in: metrics) == 1)
         }
-        let records = try await agent.waitForFiles(timeout: .seconds(120)) { records in
-            records.filter { $0.sha256 != nil }.count >= 1000
-        }
-        #expect(records.filter { $0.sha256 != nil }.count >= 1000)
-        #expect(try await agent.waitForMetrics { $0[.evidenceSkipped] >= 1 })
-        let (status, _, _) = try await post("http://127.0.0.1:\(port)/falco", devShmAlert(exepath: drops.child("x1")))
-        #expect(status == 200)
-        let (_, metrics) = try await get("http://127.0.0.1:\(port)/metrics")
-        #expect(gauge("shmwarden_state_over_budget", in: metrics) == 1)
-        try await agent.stop(keepState: true)
         let reopened = try EvidenceDatabase(path: state.child("state") + "/shmwarden.sqlite")
         #expect(try reopened.integrityCheck() == ["ok"])
         let files = try reopened.files()

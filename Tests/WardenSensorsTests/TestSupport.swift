@@ -17,6 +17,24 @@ import WardenStore
 
 let silentLogger = Logger(label: "shmwarden-tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
+/// Runs `body` with `agent` and stops the agent however `body` ends: a failed `#require` must
+/// not leave an agent running into the next test. Returns what `body` returns.
+@discardableResult
+func withAgent<T>(
+    _ agent: AgentHarness, keepState: Bool = false, isolation: isolated (any Actor)? = #isolation,
+    _ body: (AgentHarness) async throws -> T
+) async throws -> T {
+    let result: T
+    do {
+        result = try await body(agent)
+    } catch {
+        try? await agent.stop(keepState: keepState)
+        throw error
+    }
+    try await agent.stop(keepState: keepState)
+    return result
+}
+
 /// The agent's real services (store + sensor) in a real ServiceGroup, for one test.
 final class AgentHarness: Sendable {
     let stateDirectory: String
@@ -60,7 +78,8 @@ final class AgentHarness: Sendable {
         if !keepState { try? FileManager.default.removeItem(atPath: stateDirectory) }
     }
 
-    /// Polls the database until `condition` holds for the records (10 s at most), and returns them.
+    /// Polls the database until `condition` holds for the records (`timeout` at most: CI machines
+    /// under load are slow), and returns them.
     @discardableResult
     func waitForFiles(
         timeout: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation,

@@ -172,27 +172,28 @@ extension SensorIntegration {
             defer { unlink(body) }
             for (allowed, nobodyAdmitted) in [(UInt32(12345), false), (UInt32(65534), true)] {
                 let socket = directory + "/intake-\(allowed).sock"
-                let agent = try await AgentHarness(
-                    watch: [mount.path],
-                    http: IntakeServerConfiguration(
-                        port: 0, unixSocketPath: socket, unixSocketPeers: UnixPeerPolicy(uids: [allowed]),
-                        insecure: true))
-                defer { Task { try? await agent.stop() } }
-                var ready = false
-                for _ in 0..<200 where !ready {
-                    ready = access(socket, F_OK) == 0
-                    if !ready { try await Task.sleep(for: .milliseconds(10)) }
+                try await withAgent(
+                    AgentHarness(
+                        watch: [mount.path],
+                        http: IntakeServerConfiguration(
+                            port: 0, unixSocketPath: socket, unixSocketPeers: UnixPeerPolicy(uids: [allowed]),
+                            insecure: true))
+                ) { agent in
+                    var ready = false
+                    for _ in 0..<200 where !ready {
+                        ready = access(socket, F_OK) == 0
+                        if !ready { try await Task.sleep(for: .milliseconds(10)) }
+                    }
+                    try #require(ready)
+                    let arguments = ["--unix-socket", socket, "--data-binary", "@\(body)", "http://localhost/falco"]
+                    let asNobody = try await curl(arguments, asNobody: true)
+                    #expect((asNobody.status == 200) == nobodyAdmitted, "nobody with peers \(allowed): \(asNobody)")
+                    let asRoot = try await curl(arguments)
+                    #expect(asRoot.status == 200, "root: \(asRoot)")
+                    let stored = try agent.database.alerts()
+                    #expect(stored.count == (nobodyAdmitted ? 1 : 1))  // the same alert twice is one
+                    #expect(stored.allSatisfy { $0.sender.authenticated && $0.sender.via.hasPrefix("unix peer uid") })
                 }
-                try #require(ready)
-                let arguments = ["--unix-socket", socket, "--data-binary", "@\(body)", "http://localhost/falco"]
-                let asNobody = try await curl(arguments, asNobody: true)
-                #expect((asNobody.status == 200) == nobodyAdmitted, "nobody with peers \(allowed): \(asNobody)")
-                let asRoot = try await curl(arguments)
-                #expect(asRoot.status == 200, "root: \(asRoot)")
-                let stored = try agent.database.alerts()
-                #expect(stored.count == (nobodyAdmitted ? 1 : 1))  // the same alert twice is one
-                #expect(stored.allSatisfy { $0.sender.authenticated && $0.sender.via.hasPrefix("unix peer uid") })
-                try await agent.stop()
             }
         }
 
@@ -306,34 +307,33 @@ extension SensorIntegration {
                     file: "guard.yaml"
                 ).get()
             ]).get()
-            let agent = try await AgentHarness(watch: [mount.path], policy: policy)
-            defer { Task { try? await agent.stop() } }
-            // A directory a user made: the glob matches, and it must not count.
-            let hostile = mount.child("vendor-evil")
-            mkdir(hostile, 0o755)
-            chown(hostile, 65534, 65534)
-            _ = try drop(trueBinary + [1], at: hostile + "/tool")
-            let (hostileStatus, _, _) = try await runProcessOffPool(
-                "/bin/sh", ["-c", "\"$0\"", hostile + "/tool"], errors: true)
-            #expect(hostileStatus == 126, "an exec under a user's directory was allowed by the glob")
-            // Root's directory, root's file: the glob counts.
-            let vendor = mount.child("vendor-x")
-            mkdir(vendor, 0o755)
-            _ = try drop(trueBinary + [2], at: vendor + "/tool")
-            var vendorStatus: Int32 = -1
-            for _ in 0..<50 {
-                vendorStatus = try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", vendor + "/tool"]).0
-                if vendorStatus == 0 { break }
-                try await Task.sleep(for: .milliseconds(20))
+            try await withAgent(AgentHarness(watch: [mount.path], policy: policy)) { agent in
+                // A directory a user made: the glob matches, and it must not count.
+                let hostile = mount.child("vendor-evil")
+                mkdir(hostile, 0o755)
+                chown(hostile, 65534, 65534)
+                _ = try drop(trueBinary + [1], at: hostile + "/tool")
+                let (hostileStatus, _, _) = try await runProcessOffPool(
+                    "/bin/sh", ["-c", "\"$0\"", hostile + "/tool"], errors: true)
+                #expect(hostileStatus == 126, "an exec under a user's directory was allowed by the glob")
+                // Root's directory, root's file: the glob counts.
+                let vendor = mount.child("vendor-x")
+                mkdir(vendor, 0o755)
+                _ = try drop(trueBinary + [2], at: vendor + "/tool")
+                var vendorStatus: Int32 = -1
+                for _ in 0..<50 {
+                    vendorStatus = try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", vendor + "/tool"]).0
+                    if vendorStatus == 0 { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(vendorStatus == 0)
+                var refusal: ExecRecord?
+                for _ in 0..<250 where refusal == nil {
+                    refusal = try agent.database.execs().first { $0.path == PathBytes(hostile + "/tool") }
+                    if refusal == nil { try await Task.sleep(for: .milliseconds(20)) }
+                }
+                #expect(refusal?.reason.contains("does not count") == true, "\(refusal?.reason ?? "no record")")
             }
-            #expect(vendorStatus == 0)
-            var refusal: ExecRecord?
-            for _ in 0..<250 where refusal == nil {
-                refusal = try agent.database.execs().first { $0.path == PathBytes(hostile + "/tool") }
-                if refusal == nil { try await Task.sleep(for: .milliseconds(20)) }
-            }
-            #expect(refusal?.reason.contains("does not count") == true, "\(refusal?.reason ?? "no record")")
-            try await agent.stop()
         }
     }
 }
@@ -392,37 +392,41 @@ extension SensorIntegration.TrustBoundaryTests {
     @Test func aFloodOfReportRequestsIsBounded() async throws {
         let mount = try TestMount()
         defer { mount.remove() }
-        let agent = try await AgentHarness(
-            watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true))
-        let port = await agent.services.listening.port()
-        let token = ["Authorization": "Bearer t0ken"]
-        let (status, body, _) = try await post(
-            "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: mount.child("x")), headers: token)
-        #expect(status == 200)
-        let id = try #require(body["id"] as? String)
-        func threads() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0 }
-        let before = threads()
-        let url = "http://127.0.0.1:\(port)/alerts/\(id)/report"
-        let finished = Mutex(false)
-        let flood = Task {
-            defer { finished.withLock { $0 = true } }
-            return try await runProcessOffPool(
-                "/usr/bin/curl",
-                ["-s", "-Z", "--parallel-max", "300", "-H", "Authorization: Bearer t0ken", "-w", "%{http_code}\n"]
-                    + Array(repeating: ["-o", "/dev/null", url], count: 1000).flatMap { $0 })
+        try await withAgent(
+            AgentHarness(
+                watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true))
+        ) { agent in
+            let port = await agent.services.listening.port()
+            let token = ["Authorization": "Bearer t0ken"]
+            let (status, body, _) = try await post(
+                "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: mount.child("x")), headers: token)
+            #expect(status == 200)
+            let id = try #require(body["id"] as? String)
+            func threads() -> Int {
+                (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
+            }
+            let before = threads()
+            let url = "http://127.0.0.1:\(port)/alerts/\(id)/report"
+            let finished = Mutex(false)
+            let flood = Task {
+                defer { finished.withLock { $0 = true } }
+                return try await runProcessOffPool(
+                    "/usr/bin/curl",
+                    ["-s", "-Z", "--parallel-max", "300", "-H", "Authorization: Bearer t0ken", "-w", "%{http_code}\n"]
+                        + Array(repeating: ["-o", "/dev/null", url], count: 1000).flatMap { $0 })
+            }
+            var peak = before
+            while !finished.withLock({ $0 }) {
+                peak = max(peak, threads())
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let (_, codes) = try await flood.value
+            let answers = codes.split(separator: "\n")
+            #expect(answers.count == 1000)
+            #expect(answers.allSatisfy { $0 == "200" || $0 == "503" }, "\(Set(answers))")
+            #expect(answers.contains("200"))
+            #expect(peak - before < 50, "threads went from \(before) to \(peak)")
         }
-        var peak = before
-        while !finished.withLock({ $0 }) {
-            peak = max(peak, threads())
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        let (_, codes) = try await flood.value
-        let answers = codes.split(separator: "\n")
-        #expect(answers.count == 1000)
-        #expect(answers.allSatisfy { $0 == "200" || $0 == "503" }, "\(Set(answers))")
-        #expect(answers.contains("200"))
-        #expect(peak - before < 50, "threads went from \(before) to \(peak)")
-        try await agent.stop()
     }
 }
 
