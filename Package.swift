@@ -29,7 +29,7 @@ let package = Package(
     targets: [
         // The only hand-written C: what Swift cannot call (variadic calls, macros, missing headers).
         .target(name: "CWardenLinux"),
-        // The store's C: the SQLite VFS that writes each commit's WAL frames at once.
+        // The store's C: the variadic sqlite3_db_config.
         .target(name: "CWardenSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
         // libseccomp, Debian's libseccomp-dev: the sandbox's filter and its user notifications.
         .systemLibrary(
@@ -162,7 +162,7 @@ let package = Package(
         .target(name: "WardenTestSupport", swiftSettings: strictSettings),
         .testTarget(
             name: "WardenCoreTests",
-            dependencies: ["WardenCore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["WardenCore", "WardenTestSupport", .product(name: "Yams", package: "Yams")],
             exclude: ["Golden"]
         ),
         .testTarget(
@@ -195,7 +195,8 @@ let package = Package(
             ]
         ),
         .testTarget(
-            name: "WardenSensorsTests",
+            // The whole agent: its real services in a real ServiceGroup, and the command line.
+            name: "AgentIntegrationTests",
             dependencies: [
                 "WardenSensors", "WardenStore", "WardenCore", "WardenLinux", "WardenDaemon", "WardenHTTP",
                 "WardenIntake",

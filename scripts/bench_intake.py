@@ -184,14 +184,14 @@ def start_bare(binary, decoding):
     return bare
 
 
-def start_agent(binary, work, name, env=None):
+def start_agent(binary, work, name):
     """`shmwarden run` on port 28050 with a state and a watched directory of its own, once it answers."""
     state = os.path.join(work, f"state-{name}")
     watch = os.path.join(work, f"watch-{name}")
     os.mkdir(watch)
     agent = subprocess.Popen([binary, "run", "--state-dir", state, "--no-discover", "--watch", watch,
                               "--listen", "127.0.0.1:28050", "--log-level", "error", "--insecure"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(28050)
     return agent, state, watch
 
@@ -210,73 +210,10 @@ def stop(process, how):
     process.wait(timeout=60)
 
 
-def measure_factory(seconds, warmup):
-    """Measures one load after a warm-up run of the same load on the same process."""
-    def measure(port, script, connections, pid=None):
-        warm = run_wrk(port, warmup, script, connections)
-        before = thread_ticks(pid) if pid else None
-        result = run_wrk(port, seconds, script, connections)
-        result["answered"] = warm["requests"] - warm["non2xx"] + result["requests"] - result["non2xx"]
-        if pid:
-            result["cpu"] = cpu_per_request(pid, before, result["rps"] * seconds)
-        return result
-    return measure
-
-
-def vfs_ab(binary, work, write_script, measure, prefix, suffix, quick):
-    """The store's VFS (CWardenSQLite, one write per commit's WAL frames) against SQLite's own
-    (SHMWARDEN_SQLITE_VFS=unix), interleaved in rounds: alerts about a recorded file over HTTP,
-    and `ingest` of NDJSON. Each alert answered 200 must be stored."""
-    variants = (("coalescing", None), ("sqlite-unix", dict(os.environ, SHMWARDEN_SQLITE_VFS="unix")))
-    rounds = 2 if quick else 3
-    results = {name: {16: [], 64: [], "ingest": []} for name, _ in variants}
-    count = 20000 if quick else 100000
-    ndjson = os.path.join(work, "vfs-alerts.ndjson")
-    with open(ndjson, "w") as handle:
-        for index in range(count):
-            handle.write(prefix + f"{index:09d}" + suffix + "\n")
-    for round_number in range(rounds):
-        for name, env in variants:
-            tag = f"vfs-{name}-{round_number}"
-            agent, state, watch = start_agent(binary, work, tag, env)
-            try:
-                script = write_script(f"post-{tag}.lua", drop_payload(watch))[0]
-                for connections in (16, 64):
-                    results[name][connections].append(measure(28050, script, connections))
-            finally:
-                stop(agent, signal.SIGTERM)
-            stored = json.loads(subprocess.run([binary, "alerts", "--state-dir", state, "--json"],
-                                               check=True, capture_output=True, text=True, env=env).stdout)
-            answered = sum(r["answered"] for c in (16, 64) for r in results[name][c][-1:])
-            if len(stored) < answered:
-                raise RuntimeError(f"{name}: {answered} alerts answered 200 but {len(stored)} stored")
-            ingest_state = os.path.join(work, f"ingest-{tag}")
-            start = time.monotonic()
-            subprocess.run([binary, "ingest", "--state-dir", ingest_state, ndjson], check=True,
-                           stderr=subprocess.DEVNULL, env=env)
-            results[name]["ingest"].append(count / (time.monotonic() - start))
-    median = lambda values: sorted(values)[len(values) // 2]
-    print(f"The store's VFS against SQLite's own, {rounds} interleaved rounds (medians):")
-    for key in (16, 64, "ingest"):
-        if key == "ingest":
-            ours, theirs = median(results["coalescing"][key]), median(results["sqlite-unix"][key])
-            print(f"  ingest of {count} NDJSON alerts: coalescing {ours:.0f}/s, SQLite's unix VFS {theirs:.0f}/s "
-                  f"-> {ours / theirs:.2f}x")
-        else:
-            ours = median([r["rps"] for r in results["coalescing"][key]])
-            theirs = median([r["rps"] for r in results["sqlite-unix"][key]])
-            ours_p99 = median([r["p99"] for r in results["coalescing"][key]])
-            theirs_p99 = median([r["p99"] for r in results["sqlite-unix"][key]])
-            print(f"  HTTP, {key} connections: coalescing {ours:.0f} req/s (p99 {ours_p99:.2f} ms), SQLite's unix VFS "
-                  f"{theirs:.0f} req/s (p99 {theirs_p99:.2f} ms) -> {ours / theirs:.2f}x")
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--vfs", action="store_true",
-                        help="only the A/B of the store's WAL-coalescing VFS against SQLite's own")
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
     seconds = 4 if args.quick else 10
@@ -305,10 +242,6 @@ def main():
         disk = fdatasync_latency(work)
         print(f"disk under the state directories, idle: fdatasync of a 4 KiB overwrite p50 {disk['p50']:.2f} ms, "
               f"p99 {disk['p99']:.2f} ms, max {disk['max']:.2f} ms")
-
-        if args.vfs:
-            vfs_ab(binary, work, write_script, measure_factory(seconds, warmup), prefix, suffix, args.quick)
-            return
 
         # Both servers are measured in their steady state: each measured run follows a warm-up
         # run of the same load on the same process (a fresh process, the bare one too, served

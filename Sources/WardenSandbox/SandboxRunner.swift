@@ -230,14 +230,7 @@ public struct SandboxRunner: Sendable {
         // from occupying more than one CPU of the host. Processes inherit the spawning thread's
         // mask, so this thread is pinned for the spawn and put back after.
         let previousAffinity = sys_threadAffinity()
-        let turn = Self.nextCPU.add(1, ordering: .relaxed).oldValue
-        let cpu: Int32? = {
-            let chosen = Int32(turn % max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-            if (try? sys_pinThread(toCPU: chosen)) != nil { return chosen }
-            // Not ours to use (a cpuset): stay on the CPU this thread is on.
-            guard let current = sys_currentCPU(), (try? sys_pinThread(toCPU: current)) != nil else { return nil }
-            return current
-        }()
+        let cpu = Self.pinToNextCPU()
         // The observer waits before the spawn: the sample's first notified call (its own exec)
         // then does not wait for a thread to start.
         let observer = SandboxObserver()
@@ -302,38 +295,15 @@ public struct SandboxRunner: Sendable {
         let sunk = sink.stop()
         let (looked, book) = names.stop()
         lookups = looked
-        var network = observer.network
-        for index in network.indices where network[index].family != "AF_UNIX" {
-            if let address = network[index].address, let bytes = SandboxNameBook.addressBytes(address) {
-                network[index].hostName = book.name(of: bytes)
-            }
-        }
-        for (connection, received) in sunk.sorted(by: { $0.key < $1.key }) {
-            guard let index = observer.connectionEvents[connection] else { continue }
-            network[index].sentBytes = received.total
-            network[index].sent = PathBytes(received.bytes).displayString
-            network[index].sentBase64 = PathBytes(received.bytes).base64
-            network[index].tlsServerName = TLSClientHello.serverName(in: received.bytes)
-            network[index].sinkAnswer = received.answer?.summary
-            lookups? += received.lookups
-        }
+        let network = Self.network(observer.network, named: book, sunk: sunk, at: observer.connectionEvents)
+        lookups? += sunk.sorted { $0.key < $1.key }.filter { observer.connectionEvents[$0.key] != nil }
+            .flatMap(\.value.lookups)
         let (stdout, stdoutTruncated) = stdoutCapture.finish()
         let (stderr, stderrTruncated) = stderrCapture.finish()
         let statuses = SandboxSpawn.Status.decode((try? sys_readToEnd(statusRead)) ?? [])
 
-        var exit = SandboxReport.Exit(code: nil, signal: nil)
-        var setupError: String?
-        if let failure = statuses.first(where: { $0.failedStage != nil }), let stage = failure.failedStage {
-            setupError =
-                stage == "execveat"
-                ? Self.execRefusal(failure.errno, sample: sampleFD)
-                : "sandbox setup failed at stage \(stage): \(Errno(rawValue: failure.errno))"
-        } else if let end = statuses.last(where: { $0.failedStage == nil }) {
-            exit.code = end.exitCode
-            exit.signal = end.signal
-        }
-        if timedOut && exit.code == nil && exit.signal == nil {
-            exit = .init(code: nil, signal: SIGKILL, atTimeLimit: true)
+        let (exit, setupError) = Self.outcome(of: statuses, timedOut: timedOut) {
+            Self.execRefusal($0, sample: sampleFD)
         }
         let (written, writtenTruncated) = collectWritten(
             [(tmp, "/tmp"), (devShm, "/dev/shm")], into: directory + "/" + id)
@@ -359,6 +329,62 @@ public struct SandboxRunner: Sendable {
                 cpuLimit: nil)
         report.verdict = SandboxVerdict.sentences(report)
         return report
+    }
+
+    /// Pins the calling thread to the next CPU in turn (runs spread over the host's CPUs), or,
+    /// where that one is not ours to use (a cpuset), to the one it is on; that CPU, or nil.
+    private static func pinToNextCPU() -> Int32? {
+        let turn = nextCPU.add(1, ordering: .relaxed).oldValue
+        let chosen = Int32(turn % max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        if (try? sys_pinThread(toCPU: chosen)) != nil { return chosen }
+        guard let current = sys_currentCPU(), (try? sys_pinThread(toCPU: current)) != nil else { return nil }
+        return current
+    }
+
+    /// The observer's network attempts with the names the jail's name book gave their addresses,
+    /// and, for each connection to the sink (`connectionEvents`: where its connect is), what the
+    /// sample sent on it and what the sink answered.
+    static func network(
+        _ attempts: [SandboxReport.NetworkAttempt], named book: SandboxNameBook,
+        sunk: [Int: SandboxConnectionSink.Received], at connectionEvents: [Int: Int]
+    ) -> [SandboxReport.NetworkAttempt] {
+        var network = attempts
+        for index in network.indices where network[index].family != "AF_UNIX" {
+            if let address = network[index].address, let bytes = SandboxNameBook.addressBytes(address) {
+                network[index].hostName = book.name(of: bytes)
+            }
+        }
+        for (connection, received) in sunk {
+            guard let index = connectionEvents[connection] else { continue }
+            network[index].sentBytes = received.total
+            network[index].sent = PathBytes(received.bytes).displayString
+            network[index].sentBase64 = PathBytes(received.bytes).base64
+            network[index].tlsServerName = TLSClientHello.serverName(in: received.bytes)
+            network[index].sinkAnswer = received.answer?.summary
+        }
+        return network
+    }
+
+    /// How the sample ended, or why the jail could not start it, from the launcher's status
+    /// records; `execRefusal` explains a failed exec of the sample from its errno.
+    static func outcome(
+        of statuses: [SandboxSpawn.Status], timedOut: Bool, execRefusal: (Int32) -> String
+    ) -> (SandboxReport.Exit, setupError: String?) {
+        var exit = SandboxReport.Exit(code: nil, signal: nil)
+        var setupError: String?
+        if let failure = statuses.first(where: { $0.failedStage != nil }), let stage = failure.failedStage {
+            setupError =
+                stage == "execveat"
+                ? execRefusal(failure.errno)
+                : "sandbox setup failed at stage \(stage): \(Errno(rawValue: failure.errno))"
+        } else if let end = statuses.last(where: { $0.failedStage == nil }) {
+            exit.code = end.exitCode
+            exit.signal = end.signal
+        }
+        if timedOut && exit.code == nil && exit.signal == nil {
+            exit = .init(code: nil, signal: SIGKILL, atTimeLimit: true)
+        }
+        return (exit, setupError)
     }
 
     /// The calls refused or killed for: the filter's, from the kernel's audit records, and the

@@ -3,10 +3,19 @@
 
 @preconcurrency import Glibc
 import Logging
+import Synchronization
 import SystemPackage
 import WardenCore
 import WardenLinux
 import WardenStore
+
+/// The generation of the policy whose guard marks are in place: -1 until the guard thread has
+/// applied its first. What a caller waits on to know that execs are guarded as the policy says.
+public final class GuardReadiness: Sendable {
+    public let appliedGeneration = Atomic<Int>(-1)
+
+    public init() {}
+}
 
 /// The exec guard: a `FAN_CLASS_CONTENT` fanotify group with `FAN_OPEN_EXEC_PERM` marks on the
 /// watched tmpfs filesystems, answered by one dedicated thread.
@@ -65,6 +74,8 @@ final class ExecGuard {
     /// or a directory's children.
     private var marked: [PathBytes: Bool] = [:]
     private var generation = -1
+    /// Which policy's marks are in place, for readers on other threads.
+    private let readiness: GuardReadiness
     private var mode = GuardPolicy.Mode.off
     /// SHA-256, or why there is none, by (device, inode, size, mtime, ctime); cleared on a policy change.
     private var hashes: [ContentVersion: GuardHash] = [:]
@@ -83,9 +94,10 @@ final class ExecGuard {
 
     init(
         configuration: SensorConfiguration, policy: SharedPolicy, metrics: SensorMetrics, logger: Logger,
-        now: @escaping () -> Timestamp, record: @escaping (StoreCommand) -> Bool,
+        readiness: GuardReadiness, now: @escaping () -> Timestamp, record: @escaping (StoreCommand) -> Bool,
         capture: @escaping (CaptureJob) -> Bool
     ) throws {
+        self.readiness = readiness
         self.configuration = configuration
         self.policy = policy
         self.metrics = metrics
@@ -168,6 +180,8 @@ final class ExecGuard {
         let current = policy.generation
         guard current != generation else { return }
         generation = current
+        // Said once the marks of this generation are in place (or the guard is off).
+        defer { readiness.appliedGeneration.store(current, ordering: .releasing) }
         hashes.removeAll(keepingCapacity: true)
         let newMode = policy.current.execGuard.mode
         if newMode == mode {

@@ -27,6 +27,8 @@ public final class SensorService: Service, Sendable {
     private let onExecutableRecorded: (@Sendable (FileRecord) -> Void)?
     /// The policy whose `guard` section drives the exec guard (nil: no guard thread at all).
     private let policy: SharedPolicy?
+    /// Which policy generation the exec guard's marks are for.
+    public let guardReadiness = GuardReadiness()
 
     public init(
         configuration: SensorConfiguration, writer: StoreWriter, metrics: SensorMetrics = SensorMetrics(),
@@ -85,7 +87,8 @@ public final class SensorService: Service, Sendable {
             }, keepEvidence: { evidenceJobs.put($0) })
         let execGuard = try policy.map { policy in
             try ExecGuard(
-                configuration: configuration, policy: policy, metrics: metrics, logger: logger, now: clock,
+                configuration: configuration, policy: policy, metrics: metrics, logger: logger,
+                readiness: guardReadiness, now: clock,
                 record: { [writer] command in writer.offer(command, committed: { _ in }) },
                 capture: { [jobs = self.jobs] job in jobs.offer(job) })
         }

@@ -35,7 +35,6 @@ public final class EvidenceDatabase: Sendable {
     public init(path: String, connections: Connections = .pool) throws {
         self.path = path
         self.connections = connections
-        _ = Self.coalescingWAL
         let configuration = Self.configuration(connections)
         let previousMask = umask(0o077)
         defer { umask(previousMask) }
@@ -96,16 +95,6 @@ public final class EvidenceDatabase: Sendable {
         configuration.busyMode = .timeout(10)
         return configuration
     }
-
-    /// Whether SQLite's default VFS is the one that writes each commit's WAL frames in one write
-    /// (CoalescingWAL.c in CWardenSQLite), registered before the first connection opens. Without
-    /// it (SQLite refused it, or `SHMWARDEN_SQLITE_VFS=unix` asked for SQLite's own, to rule it
-    /// out or to measure it: `scripts/bench-intake --vfs`), everything works the same, with two
-    /// writes per frame.
-    static let coalescingWAL: Bool = {
-        if let asked = getenv("SHMWARDEN_SQLITE_VFS"), String(cString: asked) == "unix" { return false }
-        return warden_sqlite_register_coalescing_wal() == 0
-    }()
 
     deinit {
         if !closed.load(ordering: .acquiring) { checkpointOnCloseIfLarge() }
@@ -370,17 +359,6 @@ public final class EvidenceDatabase: Sendable {
     /// The schema versions applied, oldest first.
     public func appliedMigrations() throws -> [String] {
         try dbWriter.read { db in try Self.migrator.appliedMigrations(db) }
-    }
-
-    /// The VFS stack under the main database file, outermost first (`shmwarden-wal/unix`).
-    public func vfsStack() throws -> String {
-        try dbWriter.read { db in
-            var name: UnsafeMutablePointer<CChar>?
-            let code = sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_VFSNAME, &name)
-            defer { sqlite3_free(name) }
-            guard code == SQLITE_OK, let name else { return "" }
-            return String(cString: name)
-        }
     }
 
     /// SQLite's `PRAGMA integrity_check`: `["ok"]`, or what is wrong.

@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import WardenCore
+import WardenTestSupport
 import Yams
 
 /// Report inputs written for these tests: the three /dev/shm-related Falco rules and a rule
@@ -276,14 +277,7 @@ enum ReportFixtures {
 @Suite struct ReportCommandQuotingTests {
     /// The arguments bash sees for `command` (split and unquoted by bash itself).
     static func bashArguments(_ command: String) throws -> [[UInt8]] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "set -- \(command); printf '%s\\0' \"$@\""]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let output = try ChildProcess.bash("set -- \(command); printf '%s\\0' \"$@\"")
         return output.split(separator: 0, omittingEmptySubsequences: false).dropLast().map(Array.init)
     }
 

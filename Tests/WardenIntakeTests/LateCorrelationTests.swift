@@ -61,7 +61,11 @@ import WardenStore
         while heard.withLock({ $0.count }) < 2 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        try await Task.sleep(for: .milliseconds(1500))  // past any further look: nothing more comes
+        // Nothing waits for another look any more: nothing more can come.
+        while intake.alertsWaitingForEvidence > 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(intake.alertsWaitingForEvidence == 0)
         let records = Dictionary(grouping: heard.withLock { $0 }, by: \.id)
         #expect(records.count == 2 && records.values.allSatisfy { $0.count == 1 }, "each heard of once")
 

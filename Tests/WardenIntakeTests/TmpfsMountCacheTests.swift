@@ -20,7 +20,11 @@ struct TmpfsMountCacheTests {
         let before = cache.version
         let second = try TestMount()
         defer { second.remove() }
-        try await Task.sleep(for: .milliseconds(1_100))
+        // Seen at the cache's next refresh (once a second), not at once.
+        let deadline = ContinuousClock.now + .seconds(3)
+        while !cache.mounts.contains(PathBytes(second.path)) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         #expect(cache.mounts.contains(PathBytes(second.path)))
         #expect(cache.version > before)
     }

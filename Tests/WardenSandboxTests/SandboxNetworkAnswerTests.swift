@@ -144,14 +144,14 @@ import Testing
 
     @Test func ipv6AddressesAreWrittenAsRFC5952Says() {
         func address(_ groups: [Int]) -> [UInt8] { groups.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] } }
-        #expect(SandboxObserver.ipv6Text(address([0, 0, 0, 0, 0, 0, 0, 0])) == "::")
-        #expect(SandboxObserver.ipv6Text(address([0, 0, 0, 0, 0, 0, 0, 1])) == "::1")
-        #expect(SandboxObserver.ipv6Text(address([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1])) == "2001:db8::1")
+        #expect(SandboxCallDescriber.ipv6Text(address([0, 0, 0, 0, 0, 0, 0, 0])) == "::")
+        #expect(SandboxCallDescriber.ipv6Text(address([0, 0, 0, 0, 0, 0, 0, 1])) == "::1")
+        #expect(SandboxCallDescriber.ipv6Text(address([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1])) == "2001:db8::1")
         // The longest run, the first of two equal ones, and no :: for a single zero group.
-        #expect(SandboxObserver.ipv6Text(address([0x2001, 0, 0, 1, 0, 0, 0, 1])) == "2001:0:0:1::1")
-        #expect(SandboxObserver.ipv6Text(address([0x2001, 0xdb8, 0, 0, 1, 0, 0, 1])) == "2001:db8::1:0:0:1")
-        #expect(SandboxObserver.ipv6Text(address([0x2001, 0xdb8, 0, 1, 1, 1, 1, 1])) == "2001:db8:0:1:1:1:1:1")
-        #expect(SandboxObserver.ipv6Text(address([0xfe80, 0, 0, 0, 0, 0, 0, 0])) == "fe80::")
-        #expect(SandboxObserver.ipv6Text(address([0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0201])) == "::ffff:192.0.2.1")
+        #expect(SandboxCallDescriber.ipv6Text(address([0x2001, 0, 0, 1, 0, 0, 0, 1])) == "2001:0:0:1::1")
+        #expect(SandboxCallDescriber.ipv6Text(address([0x2001, 0xdb8, 0, 0, 1, 0, 0, 1])) == "2001:db8::1:0:0:1")
+        #expect(SandboxCallDescriber.ipv6Text(address([0x2001, 0xdb8, 0, 1, 1, 1, 1, 1])) == "2001:db8:0:1:1:1:1:1")
+        #expect(SandboxCallDescriber.ipv6Text(address([0xfe80, 0, 0, 0, 0, 0, 0, 0])) == "fe80::")
+        #expect(SandboxCallDescriber.ipv6Text(address([0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0201])) == "::ffff:192.0.2.1")
     }
 }

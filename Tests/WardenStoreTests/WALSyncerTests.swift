@@ -72,12 +72,12 @@ import WardenCore
         defer { temporary.remove() }
         let gate = Gate()
         let writer = Self.writer(temporary.database, syncingThrough: gate)
-        let first = Answer(writer, try CoalescingWALTests.alert(1))
+        let first = Answer(writer, try WALDurabilityTests.alert(1))
         #expect(
             try await Self.waitFor { try temporary.database.alert(id: "a1") != nil }, "the first alert was committed")
         #expect(try await Self.waitFor { gate.calls.load(ordering: .relaxed) == 1 }, "its WAL sync started")
         // The writer is not held by the sync: the next alert commits while it waits.
-        let second = Answer(writer, try CoalescingWALTests.alert(2))
+        let second = Answer(writer, try WALDurabilityTests.alert(2))
         #expect(
             try await Self.waitFor { try temporary.database.alert(id: "a2") != nil }, "the second alert was committed")
         try await Task.sleep(for: .milliseconds(50))
@@ -100,7 +100,7 @@ import WardenCore
         let gate = Gate(failing: true)
         gate.open.store(true, ordering: .releasing)
         let writer = Self.writer(temporary.database, syncingThrough: gate)
-        let answer = Answer(writer, try CoalescingWALTests.alert(1))
+        let answer = Answer(writer, try WALDurabilityTests.alert(1))
         #expect(try await Self.waitFor { answer.current != nil })
         #expect(answer.current == "failed")
         writer.finish()

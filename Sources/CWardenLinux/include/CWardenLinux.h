@@ -1,4 +1,4 @@
-// CWardenLinux: the kernel-facing C of shmwarden (the SQLite VFS is CWardenSQLite).
+// CWardenLinux: the kernel-facing C of shmwarden (the store's is CWardenSQLite).
 //
 // Only what Swift cannot call itself lives here: headers the Glibc module leaves out
 // (<sys/vfs.h>, <sys/eventfd.h>, <linux/openat2.h>, <sys/fanotify.h>), variadic calls

@@ -49,7 +49,7 @@ private func waitForExec(_ database: EvidenceDatabase, path: String) async throw
     return nil
 }
 
-extension SensorIntegration {
+extension AgentIntegration {
     /// The fanotify exec guard on real private tmpfs mounts (root: fanotify permission events).
     @Suite(.serialized, .timeLimit(.minutes(3)), .enabled(if: TestEnvironment.isRoot))
     struct ExecGuardTests {
@@ -60,7 +60,7 @@ extension SensorIntegration {
             let unknown = try await withAgent(
                 AgentHarness(watch: [mount.path], policy: try guardPolicy("enforce", allow: allowed))
             ) { agent in
-                try await Task.sleep(for: .milliseconds(300))  // the guard marks its roots on its own thread
+                try await agent.waitForGuard()
 
                 let known = mount.child("known")
                 _ = try drop(trueBinary, at: known)
@@ -111,7 +111,7 @@ extension SensorIntegration {
             let allowed = sha256Hex(trueBinary)
             try await withAgent(AgentHarness(watch: [mount.path], policy: try guardPolicy("enforce", allow: allowed))) {
                 agent in
-                try await Task.sleep(for: .milliseconds(300))
+                try await agent.waitForGuard()
                 let path = mount.child("was-allowed")
                 _ = try drop(trueBinary, at: path)
                 #expect(try await execStatus(path) == 0)
@@ -119,21 +119,12 @@ extension SensorIntegration {
                 #expect(try await waitForExecs(agent.database, path: path, count: 2).map(\.held) == [true, false])
 
                 agent.services.responder.policy.replace(try guardPolicy("enforce"))
-                var status: Int32 = 0
-                let deadline = ContinuousClock.now + .seconds(5)
-                while status == 0 && ContinuousClock.now < deadline {  // the guard polls the policy every 250 ms
-                    try await Task.sleep(for: .milliseconds(50))
-                    status = try await execStatus(path)
-                }
-                #expect(status == 126, "the allowlist entry is gone, so the file is refused")
+                try await agent.waitForGuard(generation: 1)
+                #expect(try await execStatus(path) == 126, "the allowlist entry is gone, so the file is refused")
 
                 agent.services.responder.policy.replace(try guardPolicy("enforce", allow: allowed))
-                status = 126
-                while status == 126 && ContinuousClock.now < deadline + .seconds(5) {
-                    try await Task.sleep(for: .milliseconds(50))
-                    status = try await execStatus(path)
-                }
-                #expect(status == 0, "allowed again after the entry comes back")
+                try await agent.waitForGuard(generation: 2)
+                #expect(try await execStatus(path) == 0, "allowed again after the entry comes back")
             }
         }
 
@@ -148,7 +139,7 @@ extension SensorIntegration {
                 ).get()
             ]).get()
             try await withAgent(AgentHarness(watch: [mount.path], policy: policy)) { agent in
-                try await Task.sleep(for: .milliseconds(300))
+                try await agent.waitForGuard()
                 let path = mount.child("big")
                 _ = try drop(trueBinary + [5], at: path)
                 #expect(try await execStatus(path) == expected)
@@ -163,7 +154,7 @@ extension SensorIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             try await withAgent(AgentHarness(watch: [mount.path], policy: try guardPolicy("monitor"))) { agent in
-                try await Task.sleep(for: .milliseconds(300))
+                try await agent.waitForGuard()
                 let path = mount.child("dropped")
                 _ = try drop(trueBinary + [1], at: path)
                 #expect(try await execStatus(path) == 0)
@@ -191,7 +182,7 @@ extension SensorIntegration {
                     policy: try guardPolicy("monitor"))
             ) { agent in
                 let port = await agent.services.listening.port()
-                try await Task.sleep(for: .milliseconds(300))
+                try await agent.waitForGuard()
                 let path = mount.child("attributed")
                 let sha = try drop(trueBinary + [2], at: path)
                 #expect(try await execStatus(path) == 0)
@@ -299,7 +290,7 @@ extension SensorIntegration {
     }
 }
 
-extension SensorIntegration.ExecGuardTests {
+extension AgentIntegration.ExecGuardTests {
     /// The attack of the issue: an executable on a guarded tmpfs, held open for writing, exec'd,
     /// and turned into a petabyte sparse file while the guard hashes it. Its exec is answered
     /// within the deadline, and a plain exec on the same tmpfs meanwhile runs at once.

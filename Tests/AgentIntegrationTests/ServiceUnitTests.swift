@@ -27,7 +27,7 @@ enum ServiceUnit {
     }
 }
 
-extension SensorIntegration {
+extension AgentIntegration {
     @Suite(.serialized, .timeLimit(.minutes(2)))
     struct ServiceUnitTests {
         /// `.build/debug/sandbox-probe`, built by the README's test command.

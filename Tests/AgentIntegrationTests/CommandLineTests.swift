@@ -26,29 +26,12 @@ enum Binary {
     static func runProcess(
         _ arguments: [String], environment: [String: String] = [:], executable: String = Binary.path
     ) throws -> (result: (Int32, String, String), reason: Process.TerminationReason) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (
-            (
-                process.terminationStatus, String(decoding: stdout, as: UTF8.self),
-                String(decoding: stderr, as: UTF8.self)
-            ),
-            process.terminationReason
-        )
+        let child = try ChildProcess.run(executable, arguments, environment: environment)
+        return ((child.status, child.output, child.errors), child.reason)
     }
 }
 
-extension SensorIntegration {
+extension AgentIntegration {
     @Suite(.serialized, .timeLimit(.minutes(2)))
     struct CommandLineTests {
         @Test(arguments: [
@@ -300,7 +283,7 @@ extension SensorIntegration {
     }
 }
 
-extension SensorIntegration.CommandLineTests {
+extension AgentIntegration.CommandLineTests {
     @Test func ingestStoresGoodLinesAndExitsTwoOnABadOne() throws {
         try #require(Binary.exists, "build first: swift build")
         let state = makeStateDirectory()

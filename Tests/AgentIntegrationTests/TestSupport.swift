@@ -6,6 +6,7 @@ import Foundation
 @preconcurrency import Glibc
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 import WardenCore
 import WardenDaemon
@@ -78,6 +79,23 @@ final class AgentHarness: Sendable {
         if !keepState { try? FileManager.default.removeItem(atPath: stateDirectory) }
     }
 
+    /// Waits until the exec guard's marks are those of policy `generation` (0: the policy it
+    /// started with; each `replace` adds one): from then on, execs are guarded as it says.
+    func waitForGuard(
+        generation: Int = 0, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let readiness = services.sensor.guardReadiness
+        let deadline = ContinuousClock.now + timeout
+        while readiness.appliedGeneration.load(ordering: .acquiring) < generation {
+            guard ContinuousClock.now < deadline else {
+                Issue.record(
+                    "the exec guard never applied policy generation \(generation)", sourceLocation: sourceLocation)
+                return
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     /// Polls the database until `condition` holds for the records (`timeout` at most: CI machines
     /// under load are slow), and returns them.
     @discardableResult
@@ -141,20 +159,8 @@ func runProcess(_ executable: String, _ arguments: [String]) throws -> (Int32, S
 
 /// Runs a program and returns (exit status, stdout, stderr if `errors`).
 func runProcess(_ executable: String, _ arguments: [String], errors: Bool) throws -> (Int32, String, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    let errorPipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = errors ? errorPipe : FileHandle.nullDevice
-    try retryingTextFileBusy { try process.run() }
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    let errorOutput = errors ? errorPipe.fileHandleForReading.readDataToEndOfFile() : Data()
-    process.waitUntilExit()
-    return (
-        process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errorOutput, as: UTF8.self)
-    )
+    let child = try ChildProcess.run(executable, arguments)
+    return (child.status, child.output, errors ? child.errors : "")
 }
 
 /// Runs a program on a thread of its own, so waiting for it never holds a cooperative thread
@@ -183,4 +189,4 @@ func sha256sum(_ path: String) throws -> String {
 
 /// Every suite that starts an agent runs under this one, one test at a time: they share
 /// process-wide state (sysctls, fault rules, the mount table) and the machine's two cores.
-@Suite(.serialized) enum SensorIntegration {}
+@Suite(.serialized) enum AgentIntegration {}

@@ -56,7 +56,7 @@ func devShmAlert(exepath: String, uuid: String? = nil, time: Date = Date()) -> D
     return try! JSONSerialization.data(withJSONObject: object)
 }
 
-extension SensorIntegration {
+extension AgentIntegration {
     @Suite(.serialized, .timeLimit(.minutes(2)))
     struct IntakeTests {
         /// A store that cannot keep up: alerts past its queue get 503 with Retry-After over HTTP,
@@ -94,10 +94,19 @@ extension SensorIntegration {
                         return (status, headers["Retry-After"] as? String)
                     }
                 }
-                // Give every request time to reach the intake, then let the store go on.
-                try await Task.sleep(for: .seconds(2))
-                // Meanwhile /metrics says where they wait: the full store queue.
-                let (_, waitingMetrics) = try await get("http://127.0.0.1:\(port)/metrics")
+                // Once every request has reached the intake (each is counted as it arrives), let
+                // the store go on. Meanwhile /metrics says where they wait: the full store queue.
+                var waitingMetrics = ""
+                let deadline = ContinuousClock.now + .seconds(20)
+                repeat {
+                    waitingMetrics = try await get("http://127.0.0.1:\(port)/metrics").1
+                    if gauge("shmwarden_alerts_received_total", in: waitingMetrics) == posts.count,
+                        gauge("shmwarden_store_queue_depth", in: waitingMetrics).map({ $0 >= 1 }) == true
+                    {
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(10))
+                } while ContinuousClock.now < deadline
                 let depth = gauge("shmwarden_store_queue_depth", in: waitingMetrics)
                 #expect(depth.map { $0 >= 1 } == true, "\(depth.map(String.init) ?? "none")")
                 release.signal()

@@ -27,7 +27,7 @@ private func detonatingAgent(on mount: TestMount, kind: String, timeout: Int) as
             """))
 }
 
-extension SensorIntegration {
+extension AgentIntegration {
     /// Responses through the running agent and through the command line.
     @Suite(.serialized, .timeLimit(.minutes(3)))
     struct ResponseTests {

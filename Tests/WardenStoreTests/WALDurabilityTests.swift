@@ -6,9 +6,9 @@ import Testing
 import WardenCore
 import WardenStore
 
-/// The VFS that writes each commit's WAL frames in one write (CoalescingWAL.c): what it holds
-/// back must never be missing from the file where SQLite or another connection looks for it.
-@Suite struct CoalescingWALTests {
+/// What the store commits is in the WAL where SQLite and every other connection look for it: at
+/// once for a reader, and on disk for a crash right after.
+@Suite struct WALDurabilityTests {
     static let time: Int64 = 1_795_000_000_000_000_000
 
     static func alert(_ n: Int, outputBytes: Int = 100) throws -> StoreCommand {
@@ -23,14 +23,8 @@ import WardenStore
                 receivedAt: Timestamp(nanosecondsSinceEpoch: time)))
     }
 
-    @Test func theDatabaseRunsOnIt() throws {
-        let temporary = try TemporaryDatabase()
-        defer { temporary.remove() }
-        #expect(try temporary.database.vfsStack() == "shmwarden-wal/unix")
-    }
-
-    /// Commits without an fsync (file records are `synchronous=NORMAL`): nothing but the commit
-    /// frame makes the VFS write them out, and another connection reads them at once.
+    /// Commits without an fsync (file records are `synchronous=NORMAL`): another connection
+    /// reads them at once.
     @Test func anotherConnectionSeesEachCommitAtOnce() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }
@@ -43,8 +37,8 @@ import WardenStore
 
     /// A copy of the database and its WAL taken right after the commits, as a crash would leave
     /// them: opening it replays the WAL, which checks every frame's checksum and stops at the
-    /// first bad or missing one. Small commits, and one transaction larger than the VFS's
-    /// buffer and SQLite's page cache (SQLite spills pages to the WAL before the commit).
+    /// first bad or missing one. Small commits, and one transaction larger than SQLite's page
+    /// cache (SQLite spills pages to the WAL before the commit).
     @Test func theWALOnDiskHoldsEveryCommittedFrame() throws {
         let temporary = try TemporaryDatabase()
         defer { temporary.remove() }

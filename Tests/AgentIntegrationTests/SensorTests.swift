@@ -10,7 +10,7 @@ import WardenLinux
 import WardenSensors
 import WardenStore
 
-extension SensorIntegration {
+extension AgentIntegration {
     /// The sensor against the real kernel: real tmpfs mounts, real inotify, real SQLite files.
     @Suite(.serialized, .timeLimit(.minutes(2)))
     struct SensorTests {

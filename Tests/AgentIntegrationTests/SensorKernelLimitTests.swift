@@ -25,7 +25,7 @@ struct SysctlOverride {
     func restore() { try? previous.write(toFile: path, atomically: false, encoding: .utf8) }
 }
 
-extension SensorIntegration {
+extension AgentIntegration {
 
     /// Overflow, mounts coming and going, the watch limit, and inotify on its own: the kernel edges.
     @Suite(.serialized, .timeLimit(.minutes(3)))
@@ -190,7 +190,7 @@ extension SensorIntegration {
     }
 }
 
-extension SensorIntegration.SensorKernelLimitTests {
+extension AgentIntegration.SensorKernelLimitTests {
     /// A user drops a thousand unique executables, more than the state directory's file system
     /// holds: copies stop at the budget (each record says why), every file is still recorded,
     /// the database stays intact, and alerts are still taken.

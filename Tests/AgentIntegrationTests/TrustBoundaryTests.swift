@@ -43,7 +43,7 @@ private func alert(rule: String = "Execution from /dev/shm", time: String? = nil
     return try! JSONSerialization.data(withJSONObject: object)
 }
 
-extension SensorIntegration {
+extension AgentIntegration {
     @Suite(
         .serialized, .timeLimit(.minutes(3)),
         .enabled(if: TestEnvironment.isRoot, "certificates in /tmp, setpriv, a tmpfs"))
@@ -338,7 +338,7 @@ extension SensorIntegration {
     }
 }
 
-extension SensorIntegration.CommandLineTests {
+extension AgentIntegration.CommandLineTests {
     /// Whoever can write the followed file can write alerts as Falco: only root's may be followed.
     @Test func ingestFollowRefusesAFileOthersCanWrite() throws {
         try #require(Binary.exists, "build first: swift build")
@@ -386,7 +386,7 @@ extension SensorIntegration.CommandLineTests {
     }
 }
 
-extension SensorIntegration.TrustBoundaryTests {
+extension AgentIntegration.TrustBoundaryTests {
     /// A thousand report requests at once: a fixed pool builds them, the rest wait or get 503
     /// with Retry-After; the agent's threads stay bounded.
     @Test func aFloodOfReportRequestsIsBounded() async throws {
