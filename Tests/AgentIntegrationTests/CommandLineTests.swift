@@ -426,6 +426,15 @@ final class AgentProcess {
         return false
     }
 
+    /// The TCP port the agent logged it listens on, once it has (nil after 20 s).
+    func httpPort() async throws -> Int? {
+        guard try await waitForLog("http.address=") else { return nil }
+        let log = try String(contentsOfFile: logFile, encoding: .utf8)
+        guard let address = log.split(whereSeparator: \.isWhitespace).first(where: { $0.hasPrefix("http.address=") })
+        else { return nil }
+        return address.split(separator: ":").last.flatMap { Int(String($0.prefix { $0.isNumber })) }
+    }
+
     /// kill -9 and reap.
     func kill9() {
         kill(process.processIdentifier, SIGKILL)

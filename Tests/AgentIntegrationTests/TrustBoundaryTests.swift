@@ -82,10 +82,7 @@ extension AgentIntegration {
                     "--tls-directory", tls, "--token-file", tokenFile, "--log-level", "info",
                 ], logFile: logFile)
             defer { agent.kill9() }
-            #expect(try await agent.waitForLog("http.address="))
-            let log = try String(contentsOfFile: logFile, encoding: .utf8)
-            let address = try #require(log.split(separator: " ").first { $0.hasPrefix("http.address=") })
-            let port = try #require(address.split(separator: ":").last.map { String($0.prefix { $0.isNumber }) })
+            let port = try #require(try await agent.httpPort())
             let url = "https://127.0.0.1:\(port)/falco"
             let body = try bodyFile(alert(fields: ["proc.exepath": "/dev/shm/x", "proc.pid": 4242]))
             defer { unlink(body) }
@@ -120,13 +117,21 @@ extension AgentIntegration {
             }
 
             // Rotation: new server and client certificates under the same CA, reloaded by SIGHUP
-            // while alerts keep coming over the old ones; none is lost.
+            // while alerts keep coming over the old ones; none is lost. The posting client keeps a
+            // copy of its old pair, as a real one would: the rotation rewrites the files under it.
+            let oldClient = state + "-old-client"
+            try FileManager.default.createDirectory(atPath: oldClient + "/clients", withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: oldClient) }
+            for file in ["clients/falco.crt", "clients/falco.key"] {
+                try FileManager.default.copyItem(atPath: "\(tls)/\(file)", toPath: "\(oldClient)/\(file)")
+            }
             let posting = Task {
                 var statuses: [Int?] = []
                 for index in 0..<30 {
                     let each = try bodyFile(alert(fields: ["proc.pid": 10_000 + index]))
                     defer { unlink(each) }
-                    statuses.append(try await curl(trust + client(tls) + ["--data-binary", "@\(each)", url]).status)
+                    statuses.append(
+                        try await curl(trust + client(oldClient) + ["--data-binary", "@\(each)", url]).status)
                 }
                 return statuses
             }
@@ -388,45 +393,54 @@ extension AgentIntegration.CommandLineTests {
 
 extension AgentIntegration.TrustBoundaryTests {
     /// A thousand report requests at once: a fixed pool builds them, the rest wait or get 503
-    /// with Retry-After; the agent's threads stay bounded.
+    /// with Retry-After; the agent's threads stay bounded. The agent runs as its own process, so
+    /// its thread count is its own and not that of the tests running beside this one.
     @Test func aFloodOfReportRequestsIsBounded() async throws {
         let mount = try TestMount()
-        defer { mount.remove() }
-        try await withAgent(
-            AgentHarness(
-                watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true))
-        ) { agent in
-            let port = await agent.services.listening.port()
-            let token = ["Authorization": "Bearer t0ken"]
-            let (status, body, _) = try await post(
-                "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: mount.child("x")), headers: token)
-            #expect(status == 200)
-            let id = try #require(body["id"] as? String)
-            func threads() -> Int {
-                (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
-            }
-            let before = threads()
-            let url = "http://127.0.0.1:\(port)/alerts/\(id)/report"
-            let finished = Mutex(false)
-            let flood = Task {
-                defer { finished.withLock { $0 = true } }
-                return try await runProcessOffPool(
-                    "/usr/bin/curl",
-                    ["-s", "-Z", "--parallel-max", "300", "-H", "Authorization: Bearer t0ken", "-w", "%{http_code}\n"]
-                        + Array(repeating: ["-o", "/dev/null", url], count: 1000).flatMap { $0 })
-            }
-            var peak = before
-            while !finished.withLock({ $0 }) {
-                peak = max(peak, threads())
-                try await Task.sleep(for: .milliseconds(5))
-            }
-            let (_, codes) = try await flood.value
-            let answers = codes.split(separator: "\n")
-            #expect(answers.count == 1000)
-            #expect(answers.allSatisfy { $0 == "200" || $0 == "503" }, "\(Set(answers))")
-            #expect(answers.contains("200"))
-            #expect(peak - before < 50, "threads went from \(before) to \(peak)")
+        let state = "/tmp/shmwarden-flood-\(getpid())"
+        let logFile = state + ".log"
+        let tokenFile = state + "-token"
+        defer {
+            mount.remove()
+            for path in [state, logFile, tokenFile] { try? FileManager.default.removeItem(atPath: path) }
         }
+        try "t0ken\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let agent = try AgentProcess(
+            [
+                "--no-discover", "--watch", mount.path, "--listen", "127.0.0.1:0", "--insecure", "--token-file",
+                tokenFile, "--state-dir", state, "--log-level", "info",
+            ], logFile: logFile)
+        defer { agent.kill9() }
+        let port = try #require(try await agent.httpPort())
+        let token = ["Authorization": "Bearer t0ken"]
+        let (status, body, _) = try await post(
+            "http://127.0.0.1:\(port)/falco", devShmAlert(exepath: mount.child("x")), headers: token)
+        #expect(status == 200)
+        let id = try #require(body["id"] as? String)
+        let tasks = "/proc/\(agent.pid)/task"
+        func threads() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: tasks).count) ?? 0 }
+        let before = threads()
+        #expect(before > 0)
+        let url = "http://127.0.0.1:\(port)/alerts/\(id)/report"
+        let finished = Mutex(false)
+        let flood = Task {
+            defer { finished.withLock { $0 = true } }
+            return try await runProcessOffPool(
+                "/usr/bin/curl",
+                ["-s", "-Z", "--parallel-max", "300", "-H", "Authorization: Bearer t0ken", "-w", "%{http_code}\n"]
+                    + Array(repeating: ["-o", "/dev/null", url], count: 1000).flatMap { $0 })
+        }
+        var peak = before
+        while !finished.withLock({ $0 }) {
+            peak = max(peak, threads())
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let (_, codes) = try await flood.value
+        let answers = codes.split(separator: "\n")
+        #expect(answers.count == 1000)
+        #expect(answers.allSatisfy { $0 == "200" || $0 == "503" }, "\(Set(answers))")
+        #expect(answers.contains("200"))
+        #expect(peak - before < 50, "threads went from \(before) to \(peak)")
     }
 }
 
