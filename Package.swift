@@ -152,6 +152,8 @@ let package = Package(
         // The containment tests' helper: tries one forbidden thing inside the sandbox.
         // Linked with the Swift runtime statically: it must run inside a jail that has only /usr.
         .executableTarget(name: "sandbox-probe", linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+        // The fileless-capture tests' helper (C: fexecve, execveat, memfd mappings), never installed.
+        .executableTarget(name: "fileless-probe"),
         // The hostile-input parsers as fuzz targets; `shmwarden-fuzz` is libFuzzer's front end
         // (scripts/fuzz builds it with -sanitize=fuzzer) or, built plainly, a corpus replayer.
         .target(name: "WardenFuzzing", dependencies: ["WardenCore", "WardenLinux"], swiftSettings: strictSettings),

@@ -45,7 +45,7 @@ public enum CorrelationBasis: String, Hashable, Sendable, Codable, CaseIterable,
     }
 
     static let kernelFields: Set<Substring> = [
-        "proc.exepath", "fd.name", "proc.exe_ino", "fd.ino", "exec-record:proc.pid",
+        "proc.exepath", "fd.name", "proc.exe_ino", "fd.ino", "exec-record:proc.pid", "process-capture:proc.pid",
     ]
     static let kernelMappings: Set<Substring> = ["container-shm-mount", "pod-sandbox-shm-mount"]
 
@@ -62,8 +62,15 @@ public enum CorrelationBasis: String, Hashable, Sendable, Codable, CaseIterable,
 public enum NoEvidenceReason: String, Sendable, Codable, CaseIterable {
     /// Falco's own event (for example a syscall event drop), not about a file.
     case internalEvent
-    /// The program ran from a memfd: there is no file on any mount to capture.
+    /// The program ran from a memfd, whose bytes only the running process holds, and shmwarden
+    /// did not look at the process when the alert arrived (no proc.pid, an unauthenticated
+    /// sender, or the exec monitor off); nothing taken from it at its exec matched either.
     case memfdExecution
+    /// The program ran from a memfd, and the process had exited when the alert arrived.
+    case memfdProcessExited
+    /// The program ran from a memfd, and the process was running when the alert arrived, but its
+    /// bytes could not be taken (a read error or a full store queue, logged by the agent).
+    case memfdNotCaptured
     /// The alert names no path or inode to look for.
     case noPathInAlert
     /// Every path the alert names is outside the tmpfs mounts we watch.
@@ -76,7 +83,22 @@ public enum NoEvidenceReason: String, Sendable, Codable, CaseIterable {
 
     /// Whether a later look may still find the file: it may be recorded late, or the
     /// container's mount discovered late.
-    public var mayStillBeFound: Bool { self == .neverSeen || self == .containerShmNotFound }
+    /// A memfd program's capture may be on its way from the exec monitor.
+    public var mayStillBeFound: Bool {
+        switch self {
+        case .neverSeen, .containerShmNotFound, .memfdExecution, .memfdProcessExited, .memfdNotCaptured: true
+        case .internalEvent, .noPathInAlert, .pathOutsideTmpfs: false
+        }
+    }
+
+    /// The program ran from a memfd.
+    public var isMemfd: Bool { self == .memfdExecution || self == .memfdProcessExited || self == .memfdNotCaptured }
+}
+
+/// What the intake found of the process an alert names, when it looked before correlating.
+public enum ProcessAtArrival: Sendable, Hashable {
+    case running
+    case gone
 }
 
 /// The outcome of correlating one alert.
@@ -98,11 +120,15 @@ public protocol EvidenceLookup {
     func files(sha256: String) throws -> [FileRecord]
     /// The execs the exec guard recorded for `pid` between the two times.
     func execs(pid: Int32, from: Timestamp, to: Timestamp) throws -> [ExecFact]
+    /// The files taken from process `pid` while it ran (its executable, a script it ran).
+    func capturedFiles(pid: Int32) throws -> [FileRecord]
 }
 
 extension EvidenceLookup {
     /// No exec records (a lookup without the guard's table).
     public func execs(pid: Int32, from: Timestamp, to: Timestamp) throws -> [ExecFact] { [] }
+    /// No captures from processes (a lookup without them).
+    public func capturedFiles(pid: Int32) throws -> [FileRecord] { [] }
 }
 
 /// What the exec guard recorded about one exec: which file a pid ran.
@@ -134,8 +160,11 @@ public enum AlertCorrelator {
         var confidence: Double
     }
 
+    /// - Parameter processAtArrival: what the intake found of the alert's process (nil: it did
+    ///   not look); it tells why a memfd program has no capture.
     public static func correlate(
-        _ alert: FalcoAlert, tmpfsMounts: [PathBytes], lookup: some EvidenceLookup
+        _ alert: FalcoAlert, tmpfsMounts: [PathBytes], lookup: some EvidenceLookup,
+        processAtArrival: ProcessAtArrival? = nil
     ) throws -> CorrelationResult {
         if alert.isInternal { return CorrelationResult(correlations: [], noEvidenceReason: .internalEvent) }
         var found: [Int64: Correlation] = [:]
@@ -175,6 +204,9 @@ public enum AlertCorrelator {
                     add(record, "exec-record:proc.pid", 0.97)
                 }
             }
+            for record in processCaptures(try lookup.capturedFiles(pid: pid), pid: pid, at: alert.time) {
+                add(record, "process-capture:proc.pid", 0.98)
+            }
         }
         for (field, confidence) in [("proc.exe_ino", 0.8), ("fd.ino", 0.75)] {
             guard let inode = alert.outputFields[field]?.unsignedValue, inode > 0 else { continue }
@@ -199,7 +231,15 @@ public enum AlertCorrelator {
 
         let correlations = found.values.sorted { ($0.confidence, -$0.fileID) > ($1.confidence, -$1.fileID) }
         if !correlations.isEmpty { return CorrelationResult(correlations: correlations, noEvidenceReason: nil) }
-        if isMemfdExecution(alert) { return CorrelationResult(correlations: [], noEvidenceReason: .memfdExecution) }
+        if isMemfdExecution(alert) {
+            let reason: NoEvidenceReason =
+                switch processAtArrival {
+                case nil: .memfdExecution
+                case .gone?: .memfdProcessExited
+                case .running?: .memfdNotCaptured
+                }
+            return CorrelationResult(correlations: [], noEvidenceReason: reason)
+        }
         if candidates.isEmpty && alert.outputFields["proc.exe_ino"] == nil && alert.outputFields["fd.ino"] == nil {
             return CorrelationResult(correlations: [], noEvidenceReason: .noPathInAlert)
         }
@@ -214,6 +254,19 @@ public enum AlertCorrelator {
         }
         let onTmpfs = hostPaths.contains { candidate in tmpfsMounts.contains { candidate.path.isWithin($0) } }
         return CorrelationResult(correlations: [], noEvidenceReason: onTmpfs ? .neverSeen : .pathOutsideTmpfs)
+    }
+
+    /// What was taken from the process `pid` that the alert is about: the captures of the newest
+    /// process with that pid that had started by the alert's time (a pid is reused: an older
+    /// process's captures, or a later one's, are another program's).
+    static func processCaptures(_ records: [FileRecord], pid: Int32, at time: Timestamp) -> [FileRecord] {
+        let ofPID = records.filter { $0.capture?.pid == pid }
+        let started = ofPID.compactMap { $0.capture?.started }.filter { $0 <= time.adding(nanoseconds: timeSlack) }
+        guard let newest = started.max() else {
+            // No start time known: only a capture made around the alert's time.
+            return ofPID.filter { abs($0.firstSeen.nanosecondsSinceEpoch &- time.nanosecondsSinceEpoch) <= timeSlack }
+        }
+        return ofPID.filter { $0.capture?.started == newest }
     }
 
     /// The file existed (was recorded, and not yet deleted) around the alert's time.

@@ -45,6 +45,8 @@ public struct ExecutableReasons: OptionSet, Hashable, Sendable {
     public static let elf = ExecutableReasons(rawValue: 1 << 1)
     /// The content starts with `#!`.
     public static let shebang = ExecutableReasons(rawValue: 1 << 2)
+    /// An interpreter was started with it as its script (`sh FILE`, `python3 FILE`).
+    public static let interpreted = ExecutableReasons(rawValue: 1 << 3)
 
     /// The names used in JSON and the database, in a fixed order.
     public var names: [String] {
@@ -52,6 +54,7 @@ public struct ExecutableReasons: OptionSet, Hashable, Sendable {
         if contains(.execBit) { out.append("execBit") }
         if contains(.elf) { out.append("elf") }
         if contains(.shebang) { out.append("shebang") }
+        if contains(.interpreted) { out.append("interpreted") }
         return out
     }
 
@@ -63,6 +66,7 @@ public struct ExecutableReasons: OptionSet, Hashable, Sendable {
             case "execBit": value.insert(.execBit)
             case "elf": value.insert(.elf)
             case "shebang": value.insert(.shebang)
+            case "interpreted": value.insert(.interpreted)
             default: break
             }
         }

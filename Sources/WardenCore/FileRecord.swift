@@ -40,6 +40,9 @@ public struct FileRecord: Hashable, Sendable {
     public var evidenceSkipped: String?
     /// For a symlink: its target, read and never followed.
     public var linkTarget: PathBytes?
+    /// For bytes taken from a running process (a memfd, a deleted executable, a script an
+    /// interpreter ran): the process and how they were taken.
+    public var capture: ProcessCapture?
 
     public init(
         id: Int64? = nil, path: PathBytes, mountPoint: PathBytes?, fileType: FileType, device: UInt64,
@@ -47,8 +50,10 @@ public struct FileRecord: Hashable, Sendable {
         modified: Timestamp, changed: Timestamp, firstSeen: Timestamp, lastSeen: Timestamp,
         deletedAt: Timestamp? = nil, state: FileState = .present, kind: FileKind, reasons: ExecutableReasons,
         hashStatus: HashStatus, sha256: String?, elf: ELFFacts? = nil, script: ScriptFacts? = nil,
-        evidencePath: String? = nil, linkTarget: PathBytes? = nil, evidenceSkipped: String? = nil
+        evidencePath: String? = nil, linkTarget: PathBytes? = nil, evidenceSkipped: String? = nil,
+        capture: ProcessCapture? = nil
     ) {
+        self.capture = capture
         self.evidenceSkipped = evidenceSkipped
         self.id = id
         self.path = path
@@ -101,7 +106,7 @@ extension FileRecord: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, path, pathBase64, mountPoint, fileType, device, inode, size, mode, modeOctal, uid, gid
         case linkCount, modified, changed, firstSeen, lastSeen, deletedAt, state, kind, executableReasons
-        case hashStatus, sha256, elf, script, evidencePath, evidence, linkTarget, linkTargetBase64
+        case hashStatus, sha256, elf, script, evidencePath, evidence, linkTarget, linkTargetBase64, capture
     }
 
     /// Encodes the contract's keys; a path that is not UTF-8 gets `pathBase64` with the exact bytes.
@@ -138,5 +143,6 @@ extension FileRecord: Encodable {
             try container.encode(linkTarget.jsonText, forKey: .linkTarget)
             if !linkTarget.isValidUTF8 { try container.encode(linkTarget.base64, forKey: .linkTargetBase64) }
         }
+        try container.encodeIfPresent(capture, forKey: .capture)
     }
 }

@@ -53,6 +53,12 @@ public struct PathBytes: Hashable, Sendable, Comparable, CustomStringConvertible
     /// The exact bytes in base64, for JSON consumers that must round-trip the path.
     public var base64: String { Data(bytes).base64EncodedString() }
 
+    /// The path whose exact bytes `base64` holds; nil when it is not base64.
+    public init?(base64: String) {
+        guard let data = Data(base64Encoded: base64) else { return nil }
+        self.bytes = Array(data)
+    }
+
     /// `true` when the bytes are valid UTF-8 (JSON can then carry them as text without loss).
     public var isValidUTF8: Bool { utf8String != nil }
 

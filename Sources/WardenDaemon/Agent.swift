@@ -39,6 +39,21 @@ public enum Agent {
         public var all: [any Service] { [store, responder, sensor] + (retention.map { [$0] } ?? []) + http }
     }
 
+    /// What the intake runs before it correlates an alert naming a pid: the process's fileless
+    /// payload captured on one thread of its own (a hash blocks), 64 waiting at most; past that
+    /// the alert goes on without (the exec monitor took most such payloads at their exec).
+    static func captureFirst(_ capturer: ProcessCapturer?) -> (@Sendable (Int32) async -> ProcessAtArrival)? {
+        guard let capturer else { return nil }
+        let pool = WorkPool(name: "warden-alert-capture", threads: 1, queued: 64)
+        return { pid in
+            guard (try? sys_lstat(Array("/proc/\(pid)".utf8))) != nil else { return .gone }
+            if capturer.mayHoldSomethingToCapture(pid: pid) {
+                _ = try? await pool.run { capturer.capture(pid: pid, alsoMappings: true) }
+            }
+            return .running
+        }
+    }
+
     /// Builds the database, the store writer and the sensor for `configuration`.
     public static func buildServices(configuration: AgentConfiguration, logger: Logger) throws -> Services {
         try configuration.stateDirectory.prepare()
@@ -72,11 +87,13 @@ public enum Agent {
         sensorConfiguration.stateBudget = budget
         let sensor = SensorService(
             configuration: sensorConfiguration, writer: writer, logger: logger,
-            onExecutableRecorded: { responder.submit(droppedExecutable: $0) }, policy: policy)
+            onExecutableRecorded: { responder.submit(droppedExecutable: $0) }, policy: policy,
+            recordedFile: { device, inode in try? database.capturedFile(device: device, inode: inode) },
+            onProcessCaptured: { responder.submit(filelessExecutable: $0) })
         let intake = AlertIntake(
             database: database, writer: writer,
             mounts: TmpfsMountCache(extra: configuration.sensorConfiguration.watchPaths), logger: logger,
-            onStored: { responder.submit($0) })
+            onStored: { responder.submit($0) }, captureProcess: Self.captureFirst(sensor.processCapturer))
         let listening = ListeningPort()
         // The sensor's counters and what waits where now, after the intake's own metrics.
         let agentMetrics: @Sendable () -> String = {

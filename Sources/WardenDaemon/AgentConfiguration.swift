@@ -30,6 +30,8 @@ public struct AgentConfiguration: Sendable {
     public var retention: RetentionSettings?
     /// The share of `fs.inotify.max_user_watches` the sensor may take.
     public var inotifyWatchShare = 0.5
+    /// The exec monitor's settings (nil: off, `--no-exec-monitor`).
+    public var execMonitor: ProcessCapturer.Settings? = ProcessCapturer.Settings()
     /// The state directory's disk budget (evidence, quarantine, database).
     public var storage = StorageBudget()
     /// Where it came from, for SIGHUP reloads (nil: the built-in empty policy, nothing to reload).
@@ -66,6 +68,11 @@ public struct AgentConfiguration: Sendable {
             useFanotify: useFanotify
         )
         configuration.inotifyWatchShare = inotifyWatchShare
+        configuration.execMonitor = execMonitor.map { settings in
+            var settings = settings
+            settings.hashSizeCap = hashSizeCap
+            return settings
+        }
         // The exec guard, when the starting policy runs it, captures on exec instead (decided
         // at start: a reload that turns the guard off leaves close-write capture only).
         configuration.captureOnExec = policy.execGuard.mode == .off

@@ -48,6 +48,10 @@ public final class AlertIntake: Sendable {
     /// Told of each stored alert once committed, and again when a late look finds its evidence
     /// (the responder's trigger). Must not block.
     private let onStored: (@Sendable (AlertRecord) -> Void)?
+    /// Takes what the process an authenticated alert names runs without a file (a memfd, a
+    /// deleted executable, an interpreter's script) before the alert is correlated, so the
+    /// correlation and the responses see the capture.
+    private let captureProcess: (@Sendable (Int32) async -> ProcessAtArrival)?
 
     /// What had been committed, and which mounts were known, when an alert was last looked at.
     struct LookedAt: Equatable, Sendable {
@@ -142,9 +146,11 @@ public final class AlertIntake: Sendable {
         database: EvidenceDatabase, writer: StoreWriter, mounts: TmpfsMountCache,
         metrics: IntakeMetrics = IntakeMetrics(),
         logger: Logger, retryDelays: [Duration] = [.milliseconds(250), .seconds(2)],
-        onStored: (@Sendable (AlertRecord) -> Void)? = nil
+        onStored: (@Sendable (AlertRecord) -> Void)? = nil,
+        captureProcess: (@Sendable (Int32) async -> ProcessAtArrival)? = nil
     ) {
         self.onStored = onStored
+        self.captureProcess = captureProcess
         self.database = database
         self.writer = writer
         self.mounts = mounts
@@ -167,7 +173,7 @@ public final class AlertIntake: Sendable {
     public func submit(_ body: Data, from sender: AlertSender = .unrecorded) async -> Outcome {
         let started = sys_monotonicNanoseconds()
         metrics.add(.received)
-        let received: AlertRecord
+        var received: AlertRecord
         do {
             received = try Self.decode(body, from: sender)
         } catch let error as AlertDecodingError {
@@ -178,6 +184,13 @@ public final class AlertIntake: Sendable {
             metrics.add(.failed)
             logger.error("alert decoding failed", metadata: ["error": "\(error)"])
             return .failed
+        }
+        // The capture's record is queued to the writer before the alert's correlation, which
+        // therefore sees it. Not for an unauthenticated sender: a capture costs a hash.
+        if let captureProcess, received.sender.authenticated,
+            let pid = received.alert.field("proc.pid").flatMap({ Int32($0) }), pid > 0
+        {
+            received.processAtArrival = await captureProcess(pid)
         }
         let tmpfsMounts = mounts.mounts
         let lookedAt = LookedAt(evidence: writer.evidenceGeneration, mounts: mounts.version)

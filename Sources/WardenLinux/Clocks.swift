@@ -15,6 +15,9 @@ public func sys_monotonicNanoseconds() -> Int64 {
 }
 
 /// CLOCK_REALTIME as (seconds, nanoseconds).
+/// The clock ticks per second that `/proc/PID/stat` counts in (`sysconf(_SC_CLK_TCK)`).
+public func sys_clockTicksPerSecond() -> Int64 { Int64(sysconf(Int32(_SC_CLK_TCK))) }
+
 public func sys_realtime() -> (seconds: Int64, nanoseconds: Int64) {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)

@@ -304,6 +304,24 @@ public func sys_readFile(_ path: [UInt8], followingSymlinks: Bool = false) throw
     }
 }
 
+/// At most `limit` bytes of the file at `path` (a `/proc` file whose size a process chooses,
+/// such as its command line), following symlinks (`/proc/PID/…` are magic links).
+public func sys_readFile(_ path: [UInt8], limit: Int) throws(SystemCallError) -> [UInt8] {
+    let fd = try sys_open(path, flags: O_RDONLY, followingSymlinks: true)
+    defer { sys_close(fd) }
+    var out: [UInt8] = []
+    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+    defer { chunk.deallocate() }
+    while out.count < limit {
+        let count =
+            try sys_read(fd, into: UnsafeMutableRawBufferPointer(rebasing: chunk[0..<min(4096, limit - out.count)]))
+            ?? 0
+        if count == 0 { break }
+        out += chunk[0..<count]
+    }
+    return out
+}
+
 /// Writes `bytes` to `path` so that after a crash the file is either the old one or all of the
 /// new one: a temporary file, fsync, rename over, fsync of the directory.
 public func sys_writeFileDurably(_ path: [UInt8], _ bytes: [UInt8], permissions: mode_t) throws(SystemCallError) {

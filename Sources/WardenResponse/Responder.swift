@@ -82,6 +82,16 @@ public final class Responder: Sendable {
         enqueue(.subject(.droppedExecutable(subject)), alertID: nil)
     }
 
+    /// Queues a file taken from a running process for the response thread; never blocks. A
+    /// capture known benign (an allowlisted hash or parent) is recorded and not acted on.
+    public func submit(filelessExecutable file: FileRecord) {
+        let policy = currentPolicy
+        guard let capture = file.capture, capture.benign == nil, policy.hasRules(for: .filelessExecutable) else {
+            return
+        }
+        enqueue(.subject(.filelessExecutable(PolicyFile(file), pid: capture.pid)), alertID: nil)
+    }
+
     /// A full queue is itself audited: a response is never silently lost.
     private func enqueue(_ work: Work, alertID: String?) {
         guard queue.offer(work) else {
@@ -252,7 +262,7 @@ public final class Responder: Sendable {
             }
 
         case .killProcess(let signal):
-            guard let alert = subject.alert, let pid = alert.field("proc.pid").flatMap({ Int32($0) }) else {
+            guard let pid = subject.alert?.field("proc.pid").flatMap({ Int32($0) }) ?? subject.processID else {
                 return [(row(.skipped, nil, nil, "the alert has no proc.pid", nil), [])]
             }
             let expectation = Self.expectation(files: planned.files)

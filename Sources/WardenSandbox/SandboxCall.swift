@@ -164,22 +164,6 @@ enum SandboxCallDescriber {
     /// clone(2)'s CLONE_THREAD flag.
     static let cloneThread: UInt64 = 0x10000
 
-    /// N in `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/<digits>/fd/N` or `/dev/fd/N`.
-    static func descriptorNumber(inPath path: [UInt8]) -> Int32? {
-        let parts = path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map {
-            String(decoding: $0, as: UTF8.self)
-        }
-        func number(_ text: String) -> Int32? { text.allSatisfy(\.isASCII) ? Int32(text) : nil }
-        switch parts.count {
-        case 4 where parts[0] == "" && parts[1] == "dev" && parts[2] == "fd": return number(parts[3])
-        case 5
-        where parts[0] == "" && parts[1] == "proc" && parts[3] == "fd"
-            && (parts[2] == "self" || parts[2] == "thread-self" || number(parts[2]) != nil):
-            return number(parts[4])
-        default: return nil
-        }
-    }
-
     /// `relative` against `directory` (an absolute path without symlinks: the kernel's name for
     /// a working directory). `.` components go; a leading `..` takes a component off
     /// `directory`, which is exact since it has no symlinks; a `..` after another component

@@ -368,7 +368,7 @@ final class SandboxObserver: @unchecked Sendable {
         case .exec(let index, let arguments):
             call.first = path(index)
             // A path through a descriptor (`/proc/self/fd/3`, `/dev/fd/3`): the memfd trick by path.
-            if let passed = call.first, let fd = SandboxCallDescriber.descriptorNumber(inPath: passed) {
+            if let passed = call.first, let fd = ProcessPath.descriptorNumber(inPath: passed) {
                 call.descriptorTarget = target(ofDescriptor: fd)
             }
             // Its own program again (`/proc/self/exe`): busybox's applets, a dropper that

@@ -51,6 +51,9 @@ public struct SensorConfiguration: Sendable {
     /// sees every exec there already and hands each new version to capture, and a second
     /// fanotify event per exec would cost every exec on tmpfs a little more.
     public var captureOnExec = true
+    /// Watch every exec on the host and capture what runs without a file a watch would see
+    /// (memfd, deleted, a script an interpreter was given); nil: off.
+    public var execMonitor: ProcessCapturer.Settings?
 
     public init(
         evidenceDirectory: PathBytes,

@@ -58,6 +58,14 @@ public final class SensorMetrics: Sendable {
         case guardDeadlines = "guard_deadlines"
         /// Exec records the store's full queue refused (the answer itself was given).
         case execRecordsDropped = "exec_records_dropped"
+        /// Exec events the process connector delivered.
+        case execEvents = "exec_events"
+        /// Exec events lost to a full socket buffer (each loss triggers a scan of every process).
+        case execEventsLost = "exec_events_lost"
+        /// Executables and scripts taken from running processes (memfd, deleted, tmpfs, script).
+        case processCaptures = "process_captures"
+        /// Scans of every process after lost exec events, or at start.
+        case processScans = "process_scans"
 
         public var help: String {
             switch self {
@@ -89,6 +97,11 @@ public final class SensorMetrics: Sendable {
             case .evidenceSkipped: "Evidence copies not made because the state directory is over its budget."
             case .guardDeadlines: "Held execs answered per guard.failure because their file was not hashed in time."
             case .execRecordsDropped: "Exec records the store's full queue refused (the answer itself was given)."
+            case .execEvents: "Exec events the kernel's process connector delivered."
+            case .execEventsLost: "Exec events lost to a full socket buffer (each loss scans every process)."
+            case .processCaptures:
+                "Executables and scripts taken from running processes (memfd, deleted, tmpfs, script)."
+            case .processScans: "Scans of every running process (at start, and after lost exec events)."
             }
         }
     }

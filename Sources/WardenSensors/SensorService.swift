@@ -8,8 +8,8 @@ import WardenCore
 import WardenLinux
 import WardenStore
 
-/// The tmpfs sensor as a service: the inotify/fanotify reader thread, the capture thread and
-/// the evidence thread.
+/// The tmpfs sensor as a service: the inotify/fanotify reader thread, the capture thread, the
+/// evidence thread, and (when configured) the exec monitor's thread.
 ///
 /// On graceful shutdown the reader stops, hands over what it still had pinned, and the capture
 /// and evidence threads drain their queues into the store writer before `run()` returns.
@@ -29,11 +29,16 @@ public final class SensorService: Service, Sendable {
     private let policy: SharedPolicy?
     /// Which policy generation the exec guard's marks are for.
     public let guardReadiness = GuardReadiness()
+    /// Takes what a running process runs without a watched file (nil: the exec monitor is off).
+    /// The intake asks it about the process an alert names.
+    public let processCapturer: ProcessCapturer?
 
     public init(
         configuration: SensorConfiguration, writer: StoreWriter, metrics: SensorMetrics = SensorMetrics(),
         logger: Logger, clock: @escaping @Sendable () -> Timestamp = SensorService.wallClock,
-        onExecutableRecorded: (@Sendable (FileRecord) -> Void)? = nil, policy: SharedPolicy? = nil
+        onExecutableRecorded: (@Sendable (FileRecord) -> Void)? = nil, policy: SharedPolicy? = nil,
+        recordedFile: @escaping @Sendable (_ device: UInt64, _ inode: UInt64) -> FileRecord? = { _, _ in nil },
+        onProcessCaptured: (@Sendable (FileRecord) -> Void)? = nil
     ) {
         self.onExecutableRecorded = onExecutableRecorded
         self.policy = policy
@@ -42,8 +47,17 @@ public final class SensorService: Service, Sendable {
         self.metrics = metrics
         self.logger = logger
         self.jobs = BlockingQueue(capacity: configuration.captureQueueCapacity)
-        self.evidenceJobs = BlockingQueue(capacity: configuration.evidenceQueueCapacity)
+        let evidenceJobs = BlockingQueue<EvidenceJob>(capacity: configuration.evidenceQueueCapacity)
+        self.evidenceJobs = evidenceJobs
         self.clock = clock
+        self.processCapturer = configuration.execMonitor.map { settings in
+            let roots = WatchedDevices(configuration: configuration)
+            return ProcessCapturer(
+                settings: settings, metrics: metrics, logger: logger, policy: policy,
+                watchedRoots: { roots.current }, recordedFile: recordedFile,
+                record: { [writer] command in writer.offer(command, committed: { _ in }) },
+                keepEvidence: { evidenceJobs.offer($0) }, onCaptured: { onProcessCaptured?($0) }, clock: clock)
+        }
     }
 
     /// Files waiting to be captured, and executables waiting for their evidence copy.
@@ -93,6 +107,7 @@ public final class SensorService: Service, Sendable {
                 capture: { [jobs = self.jobs] job in jobs.offer(job) })
         }
         let guardHandle = execGuard.map(UncheckedBox.init)
+        let monitorHandle = startExecMonitor().map(UncheckedBox.init)
         let stopHandle = UncheckedBox(engine)
         let processorHandle = UncheckedBox(processor)
         let keeperHandle = UncheckedBox(keeper)
@@ -123,6 +138,11 @@ public final class SensorService: Service, Sendable {
                         await DedicatedThread.run(name: "warden-guard") { guardHandle.value.run() }
                     }
                 }
+                if let monitorHandle {
+                    group.addTask {
+                        await DedicatedThread.run(name: "warden-exec") { monitorHandle.value.run() }
+                    }
+                }
                 group.addTask { [self] in
                     await DedicatedThread.run(name: "warden-inotify") {
                         stopHandle.value.run(ready: { self.markReady() })
@@ -132,7 +152,25 @@ public final class SensorService: Service, Sendable {
             }
         } onGracefulShutdown: {
             guardHandle?.value.requestStop()
+            monitorHandle?.value.requestStop()
             stopHandle.value.requestStop()
+        }
+    }
+
+    /// The exec monitor, subscribed; nil when it is off or the kernel refuses the subscription
+    /// (no CAP_NET_ADMIN, no connector), which is logged: the tmpfs watches work without it.
+    private func startExecMonitor() -> ExecMonitor? {
+        guard let processCapturer else { return nil }
+        do {
+            let monitor = try ExecMonitor(capturer: processCapturer, metrics: metrics, logger: logger)
+            logger.notice(
+                "exec monitor on: memfd, deleted and interpreted payloads are captured from running processes")
+            return monitor
+        } catch {
+            logger.warning(
+                "exec monitor off: the kernel's process events connector refused the subscription",
+                metadata: ["error": "\(error)"])
+            return nil
         }
     }
 

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Logging
+import Synchronization
 import WardenCore
 import WardenLinux
 
@@ -36,5 +37,32 @@ enum WatchRoots {
             }
         }
         return wanted
+    }
+}
+
+/// The watched roots by device, re-read from the mount table at most once a second: the exec
+/// monitor asks per exec whether a program is on a watched tmpfs.
+final class WatchedDevices: Sendable {
+    private let configuration: SensorConfiguration
+    private let cached = Mutex<(roots: [UInt64: PathBytes], readAt: Int64?)>(([:], nil))
+
+    init(configuration: SensorConfiguration) { self.configuration = configuration }
+
+    var current: [UInt64: PathBytes] {
+        let now = sys_monotonicNanoseconds()
+        if let fresh = cached.withLock({ state in
+            state.readAt.map { now - $0 < 1_000_000_000 } == true ? state.roots : nil
+        }) {
+            return fresh
+        }
+        let wanted = WatchRoots.wanted(
+            configuration: configuration, mounts: (try? MountTable.read()) ?? [], logger: nil)
+        var roots: [UInt64: PathBytes] = [:]
+        // The shortest path per device: a --watch path below a discovered mount names the same device.
+        for (path, facts) in wanted where roots[facts.device].map({ path.bytes.count < $0.bytes.count }) ?? true {
+            roots[facts.device] = path
+        }
+        cached.withLock { $0 = (roots, now) }
+        return roots
     }
 }

@@ -20,6 +20,9 @@ public struct AlertRecord: Sendable {
     /// Who sent it, and whether it authenticated: an unauthenticated alert triggers nothing
     /// beyond `record` and `advise-noexec`.
     public var sender: AlertSender = .unrecorded
+    /// What the intake found of the alert's process before correlating (not stored: it only
+    /// chooses the no-evidence reason).
+    public var processAtArrival: ProcessAtArrival?
 
     /// How close (either side) a drop report must be to count, in nanoseconds.
     public static let eventDropWindow: Int64 = EventDropWindow.nanoseconds

@@ -231,6 +231,10 @@ public struct SnapshotLookup: EvidenceLookup {
         return found
     }
 
+    public func capturedFiles(pid: Int32) throws -> [FileRecord] {
+        try fileRecords(Self.filesCapturedFrom, [pid])
+    }
+
     /// How SQLite will run the lookup `condition` over file rows (`EXPLAIN QUERY PLAN` details):
     /// tests check that correlation lookups use an index.
     public func filePlan(where condition: String) throws -> [String] {
@@ -244,6 +248,7 @@ public struct SnapshotLookup: EvidenceLookup {
     }
     // Built once: the statement cache is keyed by the SQL text.
     private static let filesAtPath = fileLookup(where: "path = ?")
+    private static let filesCapturedFrom = fileLookup(where: "capturePid = ?")
     private static let filesWithInode = fileLookup(where: "inode = ?")
     private static let filesWithSHA256 = fileLookup(where: "sha256 = ?")
 

@@ -116,7 +116,7 @@ extension EvidenceDatabase {
     /// The file columns, in the order `fileRecord(_: ColumnReader)` reads them.
     static let fileColumns = """
         id, path, mountPoint, fileType, device, inode, size, mode, uid, gid, linkCount, modified, changed, \
-        firstSeen, lastSeen, deletedAt, state, kind, reasons, hashStatus, sha256, linkTarget
+        firstSeen, lastSeen, deletedAt, state, kind, reasons, hashStatus, sha256, linkTarget, capture
         """
 
     /// A file row selected as `fileColumns`, read by position (the correlation of every alert
@@ -138,7 +138,8 @@ extension EvidenceDatabase {
             kind: FileKind(rawValue: columns.text(17)) ?? .other,
             reasons: ExecutableReasons(names: columns.text(18).split(separator: ",").map(String.init)),
             hashStatus: HashStatus(rawValue: columns.text(19)) ?? .unreadable, sha256: columns.optionalText(20),
-            elf: nil, script: nil, evidencePath: nil, linkTarget: columns.optionalBytes(21).map(PathBytes.init))
+            elf: nil, script: nil, evidencePath: nil, linkTarget: columns.optionalBytes(21).map(PathBytes.init),
+            capture: columns.optionalText(22).flatMap(decodeCapture))
     }
 
     /// A file row with its blob's facts, as `fileRecord(_: Row)` reads them (`FROM file LEFT JOIN
@@ -179,7 +180,13 @@ extension EvidenceDatabase {
             },
             evidencePath: row["blobEvidence"],
             linkTarget: (row["linkTarget"] as Data?).map { PathBytes(Array($0)) },
-            evidenceSkipped: row["blobEvidenceSkipped"]
+            evidenceSkipped: row["blobEvidenceSkipped"],
+            capture: (row["capture"] as String?).flatMap(decodeCapture)
         )
+    }
+
+    /// A stored capture; nil for one this version cannot read.
+    static func decodeCapture(_ json: String) -> ProcessCapture? {
+        try? JSONDecoder().decode(ProcessCapture.self, from: Data(json.utf8))
     }
 }

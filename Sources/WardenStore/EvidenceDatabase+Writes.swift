@@ -94,7 +94,8 @@ extension EvidenceDatabase {
                 // Correlated even when it turns out to be a repeat: the answer to a repeated
                 // delivery reports what the alert is about, like the first one did.
                 let result = try AlertCorrelator.correlate(
-                    record.alert, tmpfsMounts: tmpfsMounts, lookup: SnapshotLookup(db: db, memo: memo))
+                    record.alert, tmpfsMounts: tmpfsMounts, lookup: SnapshotLookup(db: db, memo: memo),
+                    processAtArrival: record.processAtArrival)
                 record.correlations = result.correlations
                 record.noEvidenceReason = result.noEvidenceReason
                 let stored = try insert(record, in: db)
@@ -284,8 +285,8 @@ extension EvidenceDatabase {
             sql: """
                 INSERT INTO file (path, mountPoint, fileType, device, inode, size, mode, uid, gid, linkCount,
                     modified, changed, firstSeen, lastSeen, deletedAt, state, kind, reasons, hashStatus, sha256,
-                    linkTarget)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    linkTarget, capture, capturePid)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
             pathData, file.mountPoint.map { Data($0.bytes) }, file.fileType.rawValue,
@@ -295,8 +296,13 @@ extension EvidenceDatabase {
             file.firstSeen.nanosecondsSinceEpoch, file.lastSeen.nanosecondsSinceEpoch,
             file.deletedAt?.nanosecondsSinceEpoch, file.state.rawValue, file.kind.rawValue,
             file.reasons.names.joined(separator: ","), file.hashStatus.rawValue, file.sha256,
-            file.linkTarget.map { Data($0.bytes) },
+            file.linkTarget.map { Data($0.bytes) }, file.capture.flatMap(Self.captureJSON),
+            file.capture.map { Int64($0.pid) },
         ])
+    }
+
+    static func captureJSON(_ capture: ProcessCapture) -> String? {
+        (try? JSONEncoder().encode(capture)).map { String(decoding: $0, as: UTF8.self) }
     }
 
     static func reconcile(root: PathBytes, present: Set<PathBytes>, time: Timestamp, in db: Database) throws {

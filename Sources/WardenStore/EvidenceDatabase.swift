@@ -345,6 +345,16 @@ public final class EvidenceDatabase: Sendable {
             // Why an executable has no evidence copy (the state directory's budget).
             try db.execute(sql: "ALTER TABLE blob ADD COLUMN evidenceSkipped TEXT")
         }
+        migrator.registerMigration("v13-process-capture") { db in
+            // Bytes taken from a running process (a memfd, a deleted executable, a script), and
+            // the process they came from, found by pid when an alert names it.
+            try db.execute(
+                sql: """
+                    ALTER TABLE file ADD COLUMN capture TEXT;
+                    ALTER TABLE file ADD COLUMN capturePid INTEGER;
+                    CREATE INDEX file_capture_pid ON file(capturePid) WHERE capturePid IS NOT NULL;
+                    """)
+        }
         return migrator
     }
 

@@ -18,7 +18,7 @@ struct ConfigCommand: ParsableCommand {
                 Keys: state-dir, watch, discover, hash-size-cap, max-pinned-files, listen (HOST:PORT or \
                 off), unix-socket, token-file, body-limit, policy, log-level, log-format (journal or \
                 text), retention {max-age, evidence-budget}, storage {budget, keep-free, quarantine-budget}, \
-                inotify-watch-share, intake {certificate, key, client-ca, \
+                inotify-watch-share, exec-monitor (true, false, or {enabled, interpreters}), intake {certificate, key, client-ca, \
                 client-certificates (required or optional), peer-uids, peer-gids, insecure}. Every error is printed as \
                 FILE:LINE:COLUMN: reason, with exit code 2. Flags given to `run` win over the file.
                 """)
@@ -62,6 +62,10 @@ struct ConfigCommand: ParsableCommand {
                 "storage.quarantine-budget", file.storage?.quarantineBytes.map { "\($0) bytes" },
                 "\(storage.quarantineBytes ?? 0) bytes")
             show("inotify-watch-share", file.inotifyWatchShare.map { "\(Int(($0 * 100).rounded())) %" }, "50 %")
+            show("exec-monitor.enabled", file.execMonitor.enabled.map(String.init), "true")
+            show(
+                "exec-monitor.interpreters", file.execMonitor.interpreters?.joined(separator: ", "),
+                InterpretedScript.defaultInterpreters.joined(separator: ", "))
             let intake = file.intake
             show("intake.insecure", intake.insecure.map(String.init), "false (mutual TLS)")
             show("intake.certificate", intake.certificate, "/etc/shmwarden/tls/server.crt")

@@ -6,6 +6,7 @@ import Foundation
 import WardenCore
 import WardenDaemon
 import WardenHTTP
+import WardenSensors
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -55,6 +56,12 @@ struct RunCommand: AsyncParsableCommand {
             """)
     var policy: String?
 
+    @Flag(
+        help:
+            "Do not watch every exec for memfd, deleted and interpreted payloads (exec-monitor: false); the tmpfs watches stay."
+    )
+    var noExecMonitor = false
+
     @Option(help: .hidden) var commitLog: String?
 
     func validate() throws {
@@ -85,6 +92,11 @@ struct RunCommand: AsyncParsableCommand {
         configuration.retention = file.retention
         if let storage = file.storage { configuration.storage = storage }
         if let share = file.inotifyWatchShare { configuration.inotifyWatchShare = share }
+        if noExecMonitor || file.execMonitor.enabled == false {
+            configuration.execMonitor = nil
+        } else if let interpreters = file.execMonitor.interpreters {
+            configuration.execMonitor?.interpreters = interpreters
+        }
         let listenAddress = noListen ? "off" : (listen ?? file.listen ?? "127.0.0.1:2804")
         if listenAddress != "off", let (host, port) = HostPortText.parse(listenAddress) {
             let tokenPath = tokenFile ?? file.tokenFile

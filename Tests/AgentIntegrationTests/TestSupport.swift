@@ -50,7 +50,8 @@ final class AgentHarness: Sendable {
         watch: [String], discovery: TmpfsDiscovery = .none, hashSizeCap: Int64 = 256 << 20,
         maxPinnedFiles: Int = 4096, fallbackRescanIntervalMilliseconds: Int = 5000, useFanotify: Bool = true,
         http: IntakeServerConfiguration? = nil, policy: Policy = .none, storeQueueCapacity: Int = 65_536,
-        stateDirectory: String? = nil, configure: (inout AgentConfiguration) -> Void = { _ in }
+        stateDirectory: String? = nil, execMonitor: Bool = false,
+        configure: (inout AgentConfiguration) -> Void = { _ in }
     ) async throws {
         self.stateDirectory = stateDirectory ?? makeStateDirectory()
         var configuration = AgentConfiguration(
@@ -61,6 +62,8 @@ final class AgentHarness: Sendable {
         configuration.http = http
         configuration.policy = policy
         configuration.storeQueueCapacity = storeQueueCapacity
+        // Off unless asked: the monitor takes every memfd program on the host, other tests' too.
+        if !execMonitor { configuration.execMonitor = nil }
         configure(&configuration)
         services = try Agent.buildServices(configuration: configuration, logger: silentLogger)
         group = ServiceGroup(

@@ -23,6 +23,23 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
         reasons: [.elf], hashStatus: .ok, sha256: String(repeating: String(id % 10), count: 64))
 }
 
+/// A record of bytes taken from process `pid`, started at `started`.
+func capturedRecord(id: Int64, pid: Int32, started: String?, seen: String) -> FileRecord {
+    var record = fileRecord(id: id, "/memfd:payload (deleted)", inode: UInt64(1000 + id), seen: seen)
+    record.capture = ProcessCapture(
+        kind: .memfd, source: "/proc/\(pid)/exe", pid: pid, ppid: 1, uid: 0, executable: record.path,
+        commandLine: ["payload"], started: started.flatMap { Timestamp(rfc3339: $0) }, containerID: nil)
+    return record
+}
+
+struct CapturedEvidence: EvidenceLookup {
+    var records: [FileRecord]
+    func files(atPath path: PathBytes) -> [FileRecord] { [] }
+    func files(inode: UInt64) -> [FileRecord] { [] }
+    func files(sha256: String) -> [FileRecord] { [] }
+    func capturedFiles(pid: Int32) -> [FileRecord] { records.filter { $0.capture?.pid == pid } }
+}
+
 @Suite struct AlertCorrelatorTests {
     let mounts = [PathBytes("/dev/shm"), PathBytes("/var/lib/docker/containers/0123456789abcdef/mounts/shm")]
 
@@ -232,5 +249,35 @@ func fileRecord(id: Int64, _ path: String, inode: UInt64 = 100, seen: String, de
             alert(json), tmpfsMounts: mounts, lookup: InMemoryEvidence(records: [record]))
         #expect(result.correlations.first?.fileID == 9)
         #expect(result.correlations.first?.confidence == 0.99)
+    }
+
+    /// The alert's pid, matched to what was taken from that process: the newest process with
+    /// that pid started by the alert's time, not an older or later one that had the same pid.
+    @Test func aCaptureMatchesTheProcessThatHadThePidAtTheAlertsTime() throws {
+        let memfdAlert = try alert(
+            """
+            {"rule": "Fileless execution via memfd_create", "priority": "Critical", "time": "2026-11-29T12:00:00Z",
+             "output": "x", "output_fields": {"proc.pid": 77, "proc.exepath": "memfd:payload", "proc.is_exe_from_memfd": true}}
+            """)
+        let evidence = CapturedEvidence(records: [
+            capturedRecord(id: 1, pid: 77, started: "2026-11-29T10:00:00Z", seen: "2026-11-29T10:00:00Z"),
+            capturedRecord(id: 2, pid: 77, started: "2026-11-29T11:59:59Z", seen: "2026-11-29T11:59:59Z"),
+            capturedRecord(id: 3, pid: 77, started: "2026-11-29T13:00:00Z", seen: "2026-11-29T13:00:00Z"),
+            capturedRecord(id: 4, pid: 78, started: "2026-11-29T11:59:59Z", seen: "2026-11-29T11:59:59Z"),
+        ])
+        let result = try AlertCorrelator.correlate(memfdAlert, tmpfsMounts: mounts, lookup: evidence)
+        #expect(result.correlations.map(\.fileID) == [2])
+        #expect(result.correlations.first?.matchedBy == "process-capture:proc.pid")
+        #expect(result.correlations.first?.basis == .kernel)
+
+        let none = CapturedEvidence(records: [])
+        for (arrival, reason) in [
+            (nil, NoEvidenceReason.memfdExecution), (.gone, .memfdProcessExited), (.running, .memfdNotCaptured),
+        ] as [(ProcessAtArrival?, NoEvidenceReason)] {
+            let empty = try AlertCorrelator.correlate(
+                memfdAlert, tmpfsMounts: mounts, lookup: none, processAtArrival: arrival)
+            #expect(empty.noEvidenceReason == reason)
+            #expect(reason.isMemfd && reason.mayStillBeFound)
+        }
     }
 }

@@ -323,4 +323,41 @@ private func shmFile(
             PolicyEvaluator.evaluate(policy, for: .droppedExecutable(shmFile(state: .deleted))).first?.disposition
                 == .skip("the file is no longer in place (deleted)"))
     }
+
+    /// A file taken from a running process names its process by the kernel's pid: kill-process
+    /// acts on it without an alert; a rule that matches alert facts is refused at load.
+    @Test func filelessExecutableRulesKillTheProcessTheyWereTakenFrom() throws {
+        let policy = try parse(
+            """
+            mode: enforce
+            allowlist:
+              fileless-parents: [/usr/bin/runc]
+            rules:
+              - {name: drop, on: dropped-executable, actions: [kill-process]}
+              - {name: fileless, on: fileless-executable, match: {file: {kind: elf}}, actions: [kill-process]}
+            """)
+        #expect(policy.allowlist.filelessParents.contains("/usr/bin/runc"))
+        let plan = PolicyEvaluator.evaluate(policy, for: .filelessExecutable(shmFile("/memfd:x (deleted)"), pid: 4242))
+        #expect(plan.map(\.rule) == ["fileless"])
+        #expect(plan.first?.disposition == .perform)
+        let refused = PolicyParser.parse(
+            """
+            rules:
+              - {name: bad, on: fileless-executable, match: {rule: x}, actions: [record]}
+              - {name: worse, on: memfd, actions: [record]}
+            """, file: "p.yaml")
+        guard case .failure(let errors) = refused else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(errors.errors.count == 2)
+        #expect(errors.errors[0].reason.contains("an 'on: fileless-executable' rule has none"))
+        #expect(errors.errors[1].reason.contains("'fileless-executable'"))
+        let relative = PolicyParser.parse("allowlist: {fileless-parents: [runc]}\n", file: "p.yaml")
+        guard case .failure(let relativeErrors) = relative else {
+            Issue.record("accepted a relative parent")
+            return
+        }
+        #expect(relativeErrors.errors.first?.reason.contains("absolute executable paths") == true)
+    }
 }

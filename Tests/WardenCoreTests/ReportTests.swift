@@ -77,10 +77,29 @@ enum ReportFixtures {
     static let memfd = ReportInput(
         alertID: "a-memfd",
         alert: alert(
-            #"{"hostname":"node-c","output":"Fileless execution via memfd_create","priority":"Critical","rule":"Fileless execution via memfd_create","source":"syscall","tags":["T1620","container","host","maturity_stable","mitre_defense_evasion","process"],"time":"2026-11-29T12:00:04Z","output_fields":{"container.id":"host","evt.arg.flags":"EXE_WRITABLE|EXE_FROM_MEMFD","proc.exepath":"memfd:payload (deleted)","proc.cmdline":"payload","proc.name":"payload","user.name":"svc","user.uid":998,"user.loginuid":-1}}"#
+            #"{"hostname":"node-c","output":"Fileless execution via memfd_create","priority":"Critical","rule":"Fileless execution via memfd_create","source":"syscall","tags":["T1620","container","host","maturity_stable","mitre_defense_evasion","process"],"time":"2026-11-29T12:00:04Z","output_fields":{"container.id":"host","evt.arg.flags":"EXE_WRITABLE|EXE_FROM_MEMFD","proc.exepath":"memfd:payload (deleted)","proc.cmdline":"payload","proc.name":"payload","proc.pid":4242,"user.name":"svc","user.uid":998,"user.loginuid":-1}}"#
         ),
-        receivedAt: Timestamp(rfc3339: "2026-11-29T12:00:04.1Z")!, evidence: [], noEvidenceReason: .memfdExecution,
+        receivedAt: Timestamp(rfc3339: "2026-11-29T12:00:04.1Z")!, evidence: [], noEvidenceReason: .memfdProcessExited,
         actions: [], eventDropNearby: false, memfdNoexec: 0, generatedAt: Timestamp(rfc3339: "2026-11-29T12:05:00Z")!)
+
+    /// The same alert, the process's bytes taken through /proc/PID/exe before it exited.
+    static let memfdCaptured: ReportInput = {
+        var taken = file(Array("/memfd:payload (deleted)".utf8), mount: "/", state: .deleted)
+        taken.mountPoint = nil
+        taken.capture = ProcessCapture(
+            kind: .memfd, source: "/proc/4242/exe", pid: 4242, ppid: 4200, uid: 998,
+            executable: PathBytes("/memfd:payload (deleted)"), commandLine: ["payload", "--beacon", "it's"],
+            started: Timestamp(rfc3339: "2026-11-29T12:00:03.9Z"), containerID: nil,
+            parentExecutable: PathBytes("/usr/bin/python3.11"))
+        var input = memfd
+        input.alertID = "a-memfd-captured"
+        input.evidence = [
+            ReportEvidence(
+                file: taken, matchedBy: "process-capture:proc.pid", confidence: 0.98, mount: nil, quarantineID: nil)
+        ]
+        input.noEvidenceReason = nil
+        return input
+    }()
 
     static let unknownRule = ReportInput(
         alertID: "a-custom",
@@ -92,7 +111,7 @@ enum ReportFixtures {
 
     static let all: [(String, ReportInput)] = [
         ("execution-from-dev-shm", devShm), ("drop-and-execute-in-container", dropInContainer),
-        ("fileless-memfd", memfd), ("unknown-rule", unknownRule),
+        ("fileless-memfd", memfd), ("fileless-memfd-captured", memfdCaptured), ("unknown-rule", unknownRule),
     ]
 }
 
@@ -250,7 +269,7 @@ enum ReportFixtures {
                 checked += 1
             }
         }
-        #expect(checked == 4, "every fixture with an executable path or a process name gets an exception")
+        #expect(checked == 5, "every fixture with an executable path or a process name gets an exception")
     }
 
     @Test(arguments: [

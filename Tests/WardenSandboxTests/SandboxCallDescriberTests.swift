@@ -45,7 +45,7 @@ import WardenLinux
     }
 
     @Test func descriptorPaths() {
-        func number(_ path: String) -> Int32? { SandboxCallDescriber.descriptorNumber(inPath: Array(path.utf8)) }
+        func number(_ path: String) -> Int32? { ProcessPath.descriptorNumber(inPath: Array(path.utf8)) }
         #expect(number("/proc/self/fd/3") == 3)
         #expect(number("/proc/thread-self/fd/12") == 12)
         #expect(number("/proc/4242/fd/7") == 7)

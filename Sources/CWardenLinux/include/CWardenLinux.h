@@ -11,6 +11,7 @@
 
 #include "warden_files.h"
 #include "warden_process.h"
+#include "warden_process_events.h"
 #include "warden_mount.h"
 #include "warden_fanotify.h"
 #include "warden_cpu.h"

@@ -28,6 +28,9 @@ public struct ConfigFile: Hashable, Sendable {
     public var storage: StorageBudget?
     /// `inotify-watch-share:`, the share of fs.inotify.max_user_watches the sensor may take.
     public var inotifyWatchShare: Double?
+    /// `exec-monitor:`, whether every exec is watched for fileless payloads, and which
+    /// interpreters' scripts are taken.
+    public var execMonitor = ExecMonitorSettings()
 
     public init() {}
 
@@ -37,6 +40,7 @@ public struct ConfigFile: Hashable, Sendable {
     static let keys = [
         "state-dir", "watch", "discover", "hash-size-cap", "max-pinned-files", "listen", "unix-socket", "token-file",
         "body-limit", "policy", "log-level", "log-format", "retention", "intake", "storage", "inotify-watch-share",
+        "exec-monitor",
     ]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
@@ -142,6 +146,8 @@ public struct ConfigFile: Hashable, Sendable {
                 config.intake = IntakeSettings.parse(value, fail: fail, absolute: absolute)
             case "storage":
                 config.storage = StorageBudget.parse(value, fail: fail)
+            case "exec-monitor":
+                config.execMonitor = ExecMonitorSettings.parse(value, fail: fail)
             case "inotify-watch-share":
                 guard let text = value.string, let share = StorageBudget.parseShare(text), share > 0 else {
                     fail(value, "inotify-watch-share must be a share like 50% or 0.5")
@@ -357,4 +363,59 @@ public enum HostPortText {
     }
 
     public static func isValid(_ text: String) -> Bool { parse(text) != nil }
+}
+
+/// The exec monitor (`exec-monitor:` in the configuration file): `false`, `true`, or a mapping
+/// of `enabled` and `interpreters`.
+public struct ExecMonitorSettings: Hashable, Sendable {
+    public var enabled: Bool?
+    /// Program names whose script argument and open files are captured (a versioned name such as
+    /// `python3.11` counts as its family).
+    public var interpreters: [String]?
+
+    public init() {}
+
+    static let keys = ["enabled", "interpreters"]
+
+    static func parse(_ node: Node, fail: (Node, String) -> Void) -> ExecMonitorSettings {
+        var settings = ExecMonitorSettings()
+        if case .scalar = node {
+            guard let flag = node.bool else {
+                fail(node, "exec-monitor must be true, false, or a mapping (enabled, interpreters)")
+                return settings
+            }
+            settings.enabled = flag
+            return settings
+        }
+        guard case .mapping(let mapping) = node else {
+            fail(node, "exec-monitor must be true, false, or a mapping (enabled, interpreters)")
+            return settings
+        }
+        for (keyNode, value) in mapping {
+            switch keyNode.string {
+            case "enabled":
+                guard let flag = value.bool, value.scalar != nil else {
+                    fail(value, "exec-monitor.enabled must be true or false")
+                    continue
+                }
+                settings.enabled = flag
+            case "interpreters":
+                var names: [String] = []
+                for item in value.sequence.map(Array.init) ?? [value] {
+                    guard case .scalar = item, let name = item.string, !name.isEmpty, !name.contains("/") else {
+                        fail(item, "exec-monitor.interpreters lists program names such as python3 (no paths)")
+                        continue
+                    }
+                    names.append(name)
+                }
+                settings.interpreters = names
+            default:
+                fail(
+                    keyNode,
+                    "unknown key '\(keyNode.string ?? "?")' in exec-monitor (expected one of: \(keys.joined(separator: ", ")))"
+                )
+            }
+        }
+        return settings
+    }
 }

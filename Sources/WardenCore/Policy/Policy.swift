@@ -98,11 +98,25 @@ public struct Allowlist: Hashable, Sendable {
     public var paths: [PathGlob]
     /// Owners besides root whose files (and directories) a path glob may vouch for.
     public var trustedOwners: Set<UInt32>
+    /// Programs whose children may run from a memfd or a deleted file as a matter of course
+    /// (container runtimes re-execute themselves from a memfd): their children's captures are
+    /// recorded as benign, not alarmed. By the parent's executable as the kernel names it.
+    public var filelessParents: Set<String>
 
-    public init(sha256: Set<String> = [], paths: [PathGlob] = [], trustedOwners: Set<UInt32> = []) {
+    /// The container runtimes known to run a copy of themselves from a memfd.
+    public static let defaultFilelessParents: Set<String> = [
+        "/usr/bin/runc", "/usr/sbin/runc", "/usr/local/bin/runc", "/usr/local/sbin/runc", "/usr/bin/crun",
+        "/usr/local/bin/crun", "/usr/bin/containerd-shim-runc-v2", "/usr/local/bin/containerd-shim-runc-v2",
+    ]
+
+    public init(
+        sha256: Set<String> = [], paths: [PathGlob] = [], trustedOwners: Set<UInt32> = [],
+        filelessParents: Set<String> = Allowlist.defaultFilelessParents
+    ) {
         self.sha256 = sha256
         self.paths = paths
         self.trustedOwners = trustedOwners
+        self.filelessParents = filelessParents
     }
 
     /// Why `file` is allowlisted, or nil when it is not. A path glob counts only for a file
@@ -142,6 +156,9 @@ public enum PolicyTrigger: String, Hashable, Sendable, CaseIterable {
     case alert
     /// The sensor recorded a new executable on a watched tmpfs; no alert is needed.
     case droppedExecutable = "dropped-executable"
+    /// A running process's executable or script was captured from the process itself (a memfd,
+    /// a deleted file, a script an interpreter ran); no alert is needed.
+    case filelessExecutable = "fileless-executable"
 }
 
 public struct PolicyRule: Hashable, Sendable {

@@ -56,6 +56,8 @@ public struct PolicySubject: Hashable, Sendable {
     /// unix peer, an ingested file only root can write). An unauthenticated alert
     /// (`intake.insecure`) may be recorded and advised on, nothing more.
     public var authenticated: Bool = true
+    /// The process a `fileless-executable` subject was taken from.
+    public var processID: Int32?
 
     public static func alert(id: String, _ alert: FalcoAlert, files: [PolicyFile], authenticated: Bool = true)
         -> PolicySubject
@@ -65,6 +67,14 @@ public struct PolicySubject: Hashable, Sendable {
 
     public static func droppedExecutable(_ file: PolicyFile) -> PolicySubject {
         PolicySubject(trigger: .droppedExecutable, alertID: nil, alert: nil, files: [file])
+    }
+
+    /// A file taken from running process `pid`: `kill-process` acts on that process, checked by
+    /// the kernel's own view of it (its executable is the captured memfd or deleted file).
+    public static func filelessExecutable(_ file: PolicyFile, pid: Int32) -> PolicySubject {
+        var subject = PolicySubject(trigger: .filelessExecutable, alertID: nil, alert: nil, files: [file])
+        subject.processID = pid
+        return subject
     }
 }
 
@@ -144,6 +154,8 @@ public enum PolicyEvaluator {
             return go
         case .killProcess:
             if let nothingLeft, targets.isEmpty { return .skip(nothingLeft) }
+            // A capture from a running process names its process by the kernel's pid.
+            if subject.alert == nil && subject.processID != nil { return go }
             guard let alert = subject.alert else { return .skip("no alert names a process") }
             guard alert.field("proc.pid").flatMap({ Int32($0) }) != nil else {
                 return .skip("the alert has no proc.pid")

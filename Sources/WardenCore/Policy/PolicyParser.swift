@@ -74,6 +74,7 @@ public enum PolicyParser {
             allowlist.sha256.formUnion(document.allowlist.sha256)
             allowlist.paths.append(contentsOf: document.allowlist.paths)
             allowlist.trustedOwners.formUnion(document.allowlist.trustedOwners)
+            allowlist.filelessParents.formUnion(document.allowlist.filelessParents)
             for rule in document.rules {
                 if let other = ruleFiles[rule.name] {
                     errors.append(
@@ -275,7 +276,9 @@ private struct Reader {
 
     mutating func allowlist(_ node: Node) -> Allowlist {
         var allowlist = Allowlist()
-        guard let pairs = mapping(node, "allowlist", allowed: ["sha256", "paths", "owners"]) else { return allowlist }
+        guard let pairs = mapping(node, "allowlist", allowed: ["sha256", "paths", "owners", "fileless-parents"]) else {
+            return allowlist
+        }
         // A key left empty (every item commented out) is an empty list.
         for (key, _, value) in pairs where value.null == nil {
             switch key {
@@ -292,6 +295,15 @@ private struct Reader {
                         continue
                     }
                     allowlist.trustedOwners.insert(owner)
+                }
+            case "fileless-parents":
+                for item in value.sequence.map(Array.init) ?? [value] {
+                    guard let text = string(item, "allowlist fileless-parents") else { continue }
+                    guard text.hasPrefix("/") else {
+                        fail(item, "allowlist fileless-parents are absolute executable paths, not '\(text)'")
+                        continue
+                    }
+                    allowlist.filelessParents.insert(text)
                 }
             default:
                 for item in value.sequence.map(Array.init) ?? [value] {
@@ -370,7 +382,7 @@ private struct Reader {
             case "on":
                 guard let text = string(value, "on") else { continue }
                 guard let parsed = PolicyTrigger(rawValue: text) else {
-                    fail(value, "on must be 'alert' or 'dropped-executable', not '\(text)'")
+                    fail(value, "on must be 'alert', 'dropped-executable' or 'fileless-executable', not '\(text)'")
                     continue
                 }
                 trigger = parsed
@@ -400,8 +412,8 @@ private struct Reader {
             let pairs = mapping(node, "match", allowed: ["rule", "priority", "tags", "source", "fields", "file"])
         else { return match }
         for (key, keyNode, value) in pairs {
-            if trigger == .droppedExecutable && key != "file" {
-                fail(keyNode, "'\(key)' is about a Falco alert, and an 'on: dropped-executable' rule has none")
+            if trigger != .alert && key != "file" {
+                fail(keyNode, "'\(key)' is about a Falco alert, and an 'on: \(trigger.rawValue)' rule has none")
                 continue
             }
             switch key {

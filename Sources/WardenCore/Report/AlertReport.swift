@@ -60,6 +60,8 @@ public struct AlertReport: Encodable, Sendable {
         public var quarantineId: String?
         public var matchedBy: String
         public var confidence: Double
+        /// How the bytes were taken from a running process, when they were.
+        public var capture: ProcessCapture?
     }
 
     public struct Recommendation: Encodable, Sendable {

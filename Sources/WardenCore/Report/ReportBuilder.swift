@@ -147,8 +147,14 @@ public enum ReportBuilder {
         text += " at \(alert.timeText)."
         if let first = input.evidence.first {
             let sha = first.file.sha256.map { "sha256 \($0)" } ?? "no hash (\(first.file.hashStatus.rawValue))"
-            text +=
-                " shmwarden recorded the file \(first.file.path.displayString) (\(sha), now \(first.file.state.rawValue))"
+            if let capture = first.file.capture {
+                text +=
+                    " shmwarden took \(capture.what) from running process \(capture.pid) through "
+                    + "\(capture.source) (\(sha), named \(first.file.path.displayString))"
+            } else {
+                text +=
+                    " shmwarden recorded the file \(first.file.path.displayString) (\(sha), now \(first.file.state.rawValue))"
+            }
             text += input.evidence.count > 1 ? " and \(input.evidence.count - 1) more." : "."
         } else {
             text += " shmwarden holds no file for it: \(noEvidenceText(input))"
@@ -156,10 +162,21 @@ public enum ReportBuilder {
         return text
     }
 
+    static func pidText(_ input: ReportInput) -> String { known(input.alert, "proc.pid") ?? "PID" }
+
     static func noEvidenceText(_ input: ReportInput) -> String {
         switch input.noEvidenceReason {
         case .memfdExecution?:
-            "it ran from a memfd, which is not a file on any mount, so there was nothing to capture."
+            "it ran from a memfd, whose bytes only the running process holds (/proc/\(pidText(input))/exe). "
+                + "shmwarden did not look at the process when the alert arrived (the alert has no proc.pid, its "
+                + "sender is not authenticated, or the exec monitor is off), and nothing it took at an exec matched."
+        case .memfdProcessExited?:
+            "it ran from a memfd, whose bytes only the running process holds, and process \(pidText(input)) had "
+                + "exited when the alert arrived; nothing the exec monitor took at its exec matched (the monitor is "
+                + "off, or the process was gone before the monitor read it)."
+        case .memfdNotCaptured?:
+            "it ran from a memfd, and process \(pidText(input)) was running when the alert arrived, but its bytes "
+                + "could not be taken (the agent's log says why: a read error or a full store queue)."
         case .pathOutsideTmpfs?:
             "the paths in the alert are not on any tmpfs shmwarden watches."
         case .noPathInAlert?:
@@ -187,7 +204,7 @@ public enum ReportBuilder {
             sha256: file.sha256, size: file.size, kind: file.kind.rawValue, description: describe(file),
             mountPoint: file.mountPoint?.displayString, firstSeen: file.firstSeen.rfc3339, state: file.state.rawValue,
             deletedAt: file.deletedAt?.rfc3339, evidencePath: file.evidencePath, quarantineId: item.quarantineID,
-            matchedBy: item.matchedBy, confidence: (item.confidence * 100).rounded() / 100)
+            matchedBy: item.matchedBy, confidence: (item.confidence * 100).rounded() / 100, capture: file.capture)
     }
 
     /// What the content is, from the classifier's facts.
@@ -240,7 +257,7 @@ public enum ReportBuilder {
                     kind: "noexec-remount", title: "Remount \(advice.mountPoint) noexec,nosuid,nodev", text: text,
                     commands: [advice.remountCommand], yaml: nil))
         }
-        if FalcoKnowledge.isMemfdRule(input.alert) || input.noEvidenceReason == .memfdExecution {
+        if FalcoKnowledge.isMemfdRule(input.alert) || input.noEvidenceReason?.isMemfd == true {
             let memfd = MemfdAdvice(current: input.memfdNoexec)
             out.append(
                 .init(

@@ -67,12 +67,28 @@ public enum ReportMarkdown {
             if let base64 = item.pathBase64 { out.append("- exact path bytes (base64): `\(base64)`") }
             out.append("- sha256: \(item.sha256.map { "`\($0)`" } ?? "not hashed")")
             out.append("- \(item.size) bytes, \(item.description)")
-            out.append("- mount: \(item.mountPoint ?? "unknown")")
+            out.append(
+                "- mount: \(item.mountPoint ?? (item.capture != nil ? "none (read from a running process)" : "unknown"))"
+            )
             out.append(
                 "- first seen \(item.firstSeen); state **\(item.state)**"
                     + (item.deletedAt.map { " (since \($0))" } ?? ""))
             out.append("- evidence copy: \(item.evidencePath.map { "`\($0)`" } ?? "none kept")")
             if let id = item.quarantineId { out.append("- quarantine id: `\(id)`") }
+            if let capture = item.capture {
+                out.append(
+                    "- taken from running process \(capture.pid): \(capture.what), read through "
+                        + MarkdownText.code(capture.source))
+                out.append(
+                    "- process: executable \(MarkdownText.code(capture.executable.displayString)), command line "
+                        + MarkdownText.code(capture.commandLine.map(ShellQuote.quote).joined(separator: " "))
+                        + (capture.ppid.map { ", parent pid \($0)" } ?? "")
+                        + (capture.parentExecutable.map { " (\(MarkdownText.code($0.displayString)))" } ?? "")
+                        + (capture.uid.map { ", uid \($0)" } ?? "")
+                        + (capture.started.map { ", started \($0.rfc3339)" } ?? "")
+                        + (capture.containerID.map { ", container \(MarkdownText.code($0))" } ?? ""))
+                if let benign = capture.benign { out.append("- known benign: \(MarkdownText.cell(benign))") }
+            }
             out.append("- matched by \(item.matchedBy), confidence \(item.confidence)")
             out.append("")
         }

@@ -1,0 +1,342 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+@preconcurrency import Glibc
+import Logging
+import Synchronization
+import SystemPackage
+import WardenCore
+import WardenLinux
+import WardenStore
+
+/// Takes, from a running process, what no watched directory holds: an executable that is a memfd
+/// or was deleted, one on a watched tmpfs that was never recorded, and the script an
+/// interpreter was started with from a tmpfs, a memfd or a deleted file. Everything is read
+/// through the process's own links (`/proc/PID/exe`, `/proc/PID/fd/N`, `/proc/PID/root/…`),
+/// which yield the bytes for as long as the process holds them, bounded while read, and
+/// recorded like a dropped file: the same store, hash, evidence copy and `files` output.
+///
+/// Called from the exec monitor's thread and from the intake (an alert naming a pid), so its
+/// state is behind a lock; the hashing itself is not.
+public final class ProcessCapturer: Sendable {
+    public struct Settings: Sendable {
+        /// The interpreters whose script argument is captured (`exec-monitor.interpreters`).
+        public var interpreters: [String] = InterpretedScript.defaultInterpreters
+        public var hashSizeCap: Int64 = 256 << 20
+        public var hashSeconds: Double = 30
+        /// Command lines are cut here: a process chooses their length.
+        public static let commandLineLimit = 64 << 10
+
+        public init() {}
+    }
+
+    private let settings: Settings
+    private let metrics: SensorMetrics
+    private let logger: Logger
+    private let policy: SharedPolicy?
+    /// The watched roots on tmpfs, by device.
+    private let watchedRoots: @Sendable () -> [UInt64: PathBytes]
+    /// The newest record of a file by its device and inode (the store's, across restarts).
+    private let recordedFile: @Sendable (_ device: UInt64, _ inode: UInt64) -> FileRecord?
+    private let record: @Sendable (StoreCommand) -> Bool
+    private let keepEvidence: @Sendable (EvidenceJob) -> Bool
+    private let onCaptured: @Sendable (FileRecord) -> Void
+    private let clock: @Sendable () -> Timestamp
+    /// Content versions captured already: a program run many times is taken once.
+    private let taken = Mutex<Set<ContentVersion>>([])
+    private static let takenLimit = 16_384
+    /// The boot time, for process start times.
+    private let bootTime: Int64?
+
+    init(
+        settings: Settings, metrics: SensorMetrics, logger: Logger, policy: SharedPolicy?,
+        watchedRoots: @escaping @Sendable () -> [UInt64: PathBytes],
+        recordedFile: @escaping @Sendable (UInt64, UInt64) -> FileRecord?,
+        record: @escaping @Sendable (StoreCommand) -> Bool, keepEvidence: @escaping @Sendable (EvidenceJob) -> Bool,
+        onCaptured: @escaping @Sendable (FileRecord) -> Void, clock: @escaping @Sendable () -> Timestamp
+    ) {
+        self.settings = settings
+        self.metrics = metrics
+        self.logger = logger
+        self.policy = policy
+        self.watchedRoots = watchedRoots
+        self.recordedFile = recordedFile
+        self.record = record
+        self.keepEvidence = keepEvidence
+        self.onCaptured = onCaptured
+        self.clock = clock
+        self.bootTime = (try? sys_readFile(Array("/proc/stat".utf8), limit: 1 << 16)).flatMap {
+            ProcessFacts.bootTime(procStat: $0)
+        }
+    }
+
+    /// Captures what process `pid` runs that is worth keeping (its executable, a script it
+    /// was given); the records made. Nothing when the process is gone or runs an ordinary program.
+    /// - Parameter alsoMappings: walk its executable mappings even when nothing else was taken
+    ///   (a process an alert names); a process whose executable was taken always has them walked.
+    @discardableResult
+    public func capture(pid: Int32, alsoMappings: Bool = false) -> [FileRecord] {
+        guard pid > 0 else { return [] }
+        let proc = "/proc/\(pid)"
+        guard let link = try? sys_readlink(Array((proc + "/exe").utf8)) else { return [] }
+        var made: [FileRecord] = []
+        var facts: Facts?
+        func processFacts() -> Facts {
+            if let facts { return facts }
+            let read = Facts(pid: pid, bootTime: bootTime)
+            facts = read
+            return read
+        }
+        if let file = try? sys_open(Array((proc + "/exe").utf8), flags: O_RDONLY, followingSymlinks: true) {
+            var handedOver = false
+            defer { if !handedOver { sys_close(file) } }
+            if let status = try? sys_fstat(file) {
+                let root = watchedRoots()[status.device]
+                let onTmpfs = root != nil && (try? sys_fstatfsType(file)) == tmpfsMagic
+                let kind = ProcessExecutable.captureKind(
+                    link: PathBytes(link), linkCount: status.linkCount, onWatchedTmpfs: onTmpfs,
+                    alreadyRecorded: onTmpfs && recordedFile(status.device, status.inode) != nil)
+                if let kind,
+                    let record = take(
+                        file, status: status, name: PathBytes(link), kind: kind, source: proc + "/exe",
+                        facts: processFacts(), interpreter: nil, mountPoint: onTmpfs ? root : nil)
+                {
+                    handedOver = true
+                    made.append(record)
+                }
+            }
+        }
+        let program = ProcessExecutable.withoutDeletedSuffix(PathBytes(link)).bytes
+        if InterpretedScript.interpreter(of: program, in: settings.interpreters) != nil {
+            made += captureScripts(pid: pid, interpreter: PathBytes(link), facts: processFacts())
+        }
+        if !made.isEmpty || alsoMappings {
+            made += captureMappings(pid: pid, facts: processFacts())
+        }
+        return made
+    }
+
+    /// Whether process `pid` may run something to capture: its executable is a memfd, deleted,
+    /// an interpreter, or below a watched root, or it maps code from a memfd or deleted file.
+    /// A readlink and at most one read of its maps: the intake asks this per alert before it
+    /// hands the process to a thread that may hash.
+    public func mayHoldSomethingToCapture(pid: Int32) -> Bool {
+        guard pid > 0, let link = try? sys_readlink(Array("/proc/\(pid)/exe".utf8)) else { return false }
+        let path = PathBytes(link)
+        if ProcessExecutable.captureKind(link: path, linkCount: 1, onWatchedTmpfs: false, alreadyRecorded: true) != nil
+        {
+            return true
+        }
+        let program = ProcessExecutable.withoutDeletedSuffix(path)
+        if InterpretedScript.interpreter(of: program.bytes, in: settings.interpreters) != nil { return true }
+        if watchedRoots().values.contains(where: { program.isWithin($0) }) { return true }
+        let maps = (try? sys_readFile(Array("/proc/\(pid)/maps".utf8), limit: 4 << 20)) ?? []
+        return !ProcessFacts.filelessMappings(maps: maps).isEmpty
+    }
+
+    /// The scripts an interpreter runs: its script argument, and the regular files it holds
+    /// open that are a memfd, deleted, or on a tmpfs (`sh < /dev/shm/payload`, a script read
+    /// through a descriptor). Read through the interpreter's own descriptor, so an unlinked
+    /// script is still there.
+    private func captureScripts(pid: Int32, interpreter: PathBytes, facts: Facts) -> [FileRecord] {
+        var made: [FileRecord] = []
+        if let name = InterpretedScript.interpreter(of: interpreter.bytes, in: settings.interpreters),
+            let argument = InterpretedScript.scriptArgument(facts.arguments, interpreter: name),
+            let record = captureScript(
+                at: ProcessPath.resolve(argument, pid: pid), pid: pid, interpreter: interpreter, facts: facts)
+        {
+            made.append(record)
+        }
+        let descriptors = "/proc/\(pid)/fd"
+        guard let directory = try? sys_open(Array(descriptors.utf8), flags: O_RDONLY | O_DIRECTORY) else { return made }
+        let entries = (try? sys_readDirectory(directory)) ?? []
+        sys_close(directory)
+        for (name, _) in entries.prefix(Self.descriptorLimit) {
+            guard let number = Int32(String(decoding: name, as: UTF8.self)),
+                let target = try? sys_readlink(Array("\(descriptors)/\(number)".utf8)),
+                target.first == UInt8(ascii: "/")
+            else { continue }
+            if let record = captureScript(
+                at: Array("\(descriptors)/\(number)".utf8), pid: pid, interpreter: interpreter, facts: facts)
+            {
+                made.append(record)
+            }
+        }
+        return made
+    }
+
+    /// An interpreter may hold thousands of descriptors; scripts are among the first.
+    static let descriptorLimit = 256
+
+    /// The executable mappings of process `pid` backed by a memfd or a deleted file (code a
+    /// loader mapped without an exec), read through `/proc/PID/map_files`.
+    private func captureMappings(pid: Int32, facts: Facts) -> [FileRecord] {
+        let maps = (try? sys_readFile(Array("/proc/\(pid)/maps".utf8), limit: 4 << 20)) ?? []
+        var made: [FileRecord] = []
+        for mapping in ProcessFacts.filelessMappings(maps: maps).prefix(Self.descriptorLimit) {
+            let source = "/proc/\(pid)/map_files/\(mapping.range)"
+            guard let file = try? sys_open(Array(source.utf8), flags: O_RDONLY, followingSymlinks: true) else {
+                continue
+            }
+            guard let status = try? sys_fstat(file), status.isRegularFile, status.inode == mapping.inode,
+                let record = take(
+                    file, status: status, name: PathBytes(mapping.path), kind: .mapping, source: source, facts: facts,
+                    interpreter: nil, mountPoint: nil)
+            else {
+                sys_close(file)
+                continue
+            }
+            made.append(record)
+        }
+        return made
+    }
+
+    /// A script of an interpreter at `path` (resolved for the process: its root, its working
+    /// directory, its descriptors), kept when it is on a tmpfs, a memfd or a deleted file.
+    private func captureScript(at path: [UInt8], pid: Int32, interpreter: PathBytes, facts: Facts) -> FileRecord? {
+        // Non-blocking: a FIFO named as the script must not hold this thread.
+        guard let file = try? sys_open(path, flags: O_RDONLY | O_NONBLOCK, followingSymlinks: true) else {
+            return nil
+        }
+        var handedOver = false
+        defer { if !handedOver { sys_close(file) } }
+        guard let status = try? sys_fstat(file), status.isRegularFile,
+            let name = try? sys_readlink(Array("/proc/self/fd/\(file.rawValue)".utf8))
+        else { return nil }
+        let memfd = name.starts(with: Array("/memfd:".utf8))
+        let onTmpfs = (try? sys_fstatfsType(file)) == tmpfsMagic
+        guard memfd || onTmpfs || status.linkCount == 0 else { return nil }
+        let record = take(
+            file, status: status, name: PathBytes(name), kind: .script,
+            source: String(decoding: path, as: UTF8.self), facts: facts, interpreter: interpreter.displayString,
+            mountPoint: onTmpfs ? watchedRoots()[status.device] : nil)
+        if record != nil { handedOver = true }
+        return record
+    }
+
+    /// Hashes, records and keeps the evidence of `file`; nil when this content version was
+    /// taken already or could not be read. Takes `file` over when it returns a record.
+    private func take(
+        _ file: FileDescriptor, status: FileStatus, name: PathBytes, kind: ProcessCapture.Kind, source: String,
+        facts: Facts, interpreter: String?, mountPoint: PathBytes?
+    ) -> FileRecord? {
+        let version = status.contentVersion
+        let fresh = taken.withLock { taken -> Bool in
+            if taken.count >= Self.takenLimit { taken.removeAll(keepingCapacity: true) }
+            return taken.insert(version).inserted
+        }
+        guard fresh else { return nil }
+        // This very version recorded before (by an earlier run of the agent): not again.
+        if let known = recordedFile(status.device, status.inode), known.size == status.size,
+            known.changed.nanosecondsSinceEpoch == status.contentVersion.changed,
+            known.modified.nanosecondsSinceEpoch == status.contentVersion.modified
+        {
+            return nil
+        }
+        let hash: HashResult
+        do {
+            // A hasher per capture: captures are rare, and come from two threads.
+            hash = try FileHasher(bufferSize: 256 << 10).hash(
+                file, sizeCap: settings.hashSizeCap, seconds: settings.hashSeconds)
+        } catch {
+            metrics.add(.captureErrors)
+            logger.warning(
+                "cannot read a process's executable", metadata: ["process.pid": "\(facts.pid)", "error": "\(error)"])
+            _ = taken.withLock { $0.remove(version) }
+            return nil
+        }
+        let classification = ContentClassifier.classify(DescriptorByteSource(fd: file))
+        let now = clock()
+        var reasons = ExecutableReasons.of(mode: hash.fileStatus.mode, kind: classification.kind)
+        if kind == .script { reasons.insert(.interpreted) }
+        var capture = ProcessCapture(
+            kind: kind, source: source, pid: facts.pid, ppid: facts.ppid, uid: facts.uid, executable: facts.executable,
+            commandLine: facts.arguments.map { String(decoding: $0, as: UTF8.self) }, started: facts.started,
+            containerID: facts.containerID, interpreter: interpreter, parentExecutable: facts.parentExecutable)
+        capture.benign = policy.flatMap { policy in
+            Self.benign(sha256: hash.sha256, parent: facts.parentExecutable, allowlist: policy.current.allowlist)
+        }
+        let gone = kind == .memfd || kind == .deleted || status.linkCount == 0
+        let fileStatus = hash.fileStatus
+        let record = FileRecord(
+            path: name, mountPoint: mountPoint, fileType: .regular, device: fileStatus.device, inode: fileStatus.inode,
+            size: fileStatus.size, mode: fileStatus.mode, uid: fileStatus.uid, gid: fileStatus.gid,
+            linkCount: fileStatus.linkCount,
+            modified: Timestamp(seconds: fileStatus.modifiedSeconds, nanoseconds: fileStatus.modifiedNanoseconds),
+            changed: Timestamp(seconds: fileStatus.changedSeconds, nanoseconds: fileStatus.changedNanoseconds),
+            firstSeen: now, lastSeen: now, deletedAt: gone ? now : nil, state: gone ? .deleted : .present,
+            kind: classification.kind, reasons: reasons, hashStatus: hash.status, sha256: hash.sha256,
+            elf: classification.elf, script: classification.script, capture: capture)
+        let blob = hash.sha256.map {
+            BlobRecord(
+                sha256: $0, size: fileStatus.size, kind: classification.kind, elf: classification.elf,
+                script: classification.script, evidencePath: nil, firstSeen: now)
+        }
+        guard self.record(.record(record, blob)) else {
+            metrics.add(.captureErrors)
+            logger.error(
+                "the store's queue is full: a process capture was not recorded",
+                metadata: ["process.pid": "\(facts.pid)", "file.path": "\(name)"])
+            _ = taken.withLock { $0.remove(version) }
+            return nil
+        }
+        metrics.add(.processCaptures)
+        if let sha = hash.sha256, hash.status == .ok,
+            keepEvidence(EvidenceJob(descriptor: file, sha256: sha, size: fileStatus.size, path: name))
+        {
+            // The evidence keeper holds the descriptor now, and closes it.
+        } else {
+            sys_close(file)
+        }
+        logger.notice(
+            "captured from a running process",
+            metadata: [
+                "capture.kind": "\(kind.rawValue)", "process.pid": "\(facts.pid)", "file.path": "\(name)",
+                "file.sha256": "\(hash.sha256 ?? "-")", "capture.benign": "\(capture.benign ?? "no")",
+            ])
+        onCaptured(record)
+        return record
+    }
+
+    /// Why a capture is known benign: its hash is allowlisted, or its parent's executable is one
+    /// of the allowlist's `fileless-parents` (runc re-executes itself from a memfd).
+    static func benign(sha256: String?, parent: PathBytes?, allowlist: Allowlist) -> String? {
+        if let sha256, allowlist.sha256.contains(sha256) { return "allowlist sha256" }
+        if let parent, let program = parent.utf8String,
+            allowlist.filelessParents.contains(ProcessExecutable.withoutDeletedSuffix(PathBytes(program)).displayString)
+        {
+            return "allowlist fileless-parents \(program)"
+        }
+        return nil
+    }
+
+    /// What `/proc/PID/…` says about the process, read once per capture.
+    struct Facts {
+        var pid: Int32
+        var ppid: Int32?
+        var uid: UInt32?
+        var executable: PathBytes
+        var arguments: [[UInt8]]
+        var started: Timestamp?
+        var containerID: String?
+        var parentExecutable: PathBytes?
+
+        init(pid: Int32, bootTime: Int64?) {
+            let proc = "/proc/\(pid)/"
+            func read(_ name: String, limit: Int = 1 << 16) -> [UInt8] {
+                (try? sys_readFile(Array((proc + name).utf8), limit: limit)) ?? []
+            }
+            self.pid = pid
+            (ppid, uid) = ProcessFacts.parentAndUID(status: read("status"))
+            executable = PathBytes((try? sys_readlink(Array((proc + "exe").utf8))) ?? [])
+            arguments = ProcessFacts.arguments(commandLine: read("cmdline", limit: Settings.commandLineLimit))
+            started = ProcessFacts.startTicks(stat: read("stat")).flatMap { ticks in
+                bootTime.flatMap {
+                    ProcessFacts.started(ticks: ticks, bootTime: $0, ticksPerSecond: sys_clockTicksPerSecond())
+                }
+            }
+            containerID = ProcessFacts.containerID(cgroup: read("cgroup"))
+            parentExecutable = ppid.flatMap { try? sys_readlink(Array("/proc/\($0)/exe".utf8)) }.map(PathBytes.init)
+        }
+    }
+}
