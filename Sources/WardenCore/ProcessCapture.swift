@@ -135,6 +135,11 @@ public enum ProcessExecutable {
         return nil
     }
 
+    /// Whether the link names a memfd or a deleted file: what no watch can see.
+    public static func isFileless(_ link: PathBytes) -> Bool {
+        link.bytes.starts(with: memfdPrefix) || link.bytes.ends(with: deletedSuffix)
+    }
+
     /// The link text without the kernel's ` (deleted)`.
     public static func withoutDeletedSuffix(_ link: PathBytes) -> PathBytes {
         guard link.bytes.ends(with: deletedSuffix) else { return link }

@@ -250,3 +250,29 @@ public enum ProcessPath {
         }
     }
 }
+
+/// The interpreters' names as bytes, for the per-exec question "is this one?" without a String.
+public struct InterpreterNames: Sendable {
+    private let names: Set<[UInt8]>
+
+    public init(_ list: [String]) { names = Set(list.map { Array($0.utf8) }) }
+
+    /// Whether `program`'s base name is listed, or is a listed name followed by a version
+    /// (`python3.11`).
+    public func matches(_ program: [UInt8]) -> Bool {
+        let base = program.split(separator: UInt8(ascii: "/")).last.map(Array.init) ?? []
+        if names.contains(base) { return true }
+        var trimmed = base[...]
+        while let last = trimmed.last,
+            last == UInt8(ascii: ".") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(last)
+        {
+            trimmed = trimmed.dropLast()
+        }
+        // A listed name may itself end in digits (python3): any prefix of the base from the
+        // trimmed one up to the whole base.
+        for end in stride(from: trimmed.count, to: base.count, by: 1) where end > 0 {
+            if names.contains(Array(base[..<end])) { return true }
+        }
+        return false
+    }
+}

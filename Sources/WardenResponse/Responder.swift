@@ -185,6 +185,13 @@ public final class Responder: Sendable {
     @discardableResult
     public func respond(to subject: PolicySubject) -> [ActionRecord] {
         let policy = currentPolicy
+        // A file handed over as it was recorded has no row id yet; by now the writer has
+        // usually stored it, and the audit rows name it.
+        var subject = subject
+        for index in subject.files.indices where subject.files[index].fileID == nil {
+            let file = subject.files[index]
+            subject.files[index].fileID = (try? database.capturedFile(device: file.device, inode: file.inode))??.id
+        }
         var rows: [ActionRecord] = []
         var commands: [StoreCommand] = []
         for planned in PolicyEvaluator.evaluate(policy, for: subject) {

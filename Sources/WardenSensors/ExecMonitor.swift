@@ -84,8 +84,7 @@ final class ExecMonitor {
     private func sweepForDeletedExecutables() {
         for pid in Self.runningProcesses() {
             guard let link = try? sys_readlink(Array("/proc/\(pid)/exe".utf8)),
-                ProcessExecutable.captureKind(
-                    link: PathBytes(link), linkCount: 1, onWatchedTmpfs: false, alreadyRecorded: true) != nil
+                ProcessExecutable.isFileless(PathBytes(link))
             else { continue }
             capturer.capture(pid: pid)
         }

@@ -31,6 +31,7 @@ public final class ProcessCapturer: Sendable {
     }
 
     private let settings: Settings
+    private let interpreters: InterpreterNames
     private let metrics: SensorMetrics
     private let logger: Logger
     private let policy: SharedPolicy?
@@ -56,6 +57,7 @@ public final class ProcessCapturer: Sendable {
         onCaptured: @escaping @Sendable (FileRecord) -> Void, clock: @escaping @Sendable () -> Timestamp
     ) {
         self.settings = settings
+        self.interpreters = InterpreterNames(settings.interpreters)
         self.metrics = metrics
         self.logger = logger
         self.policy = policy
@@ -78,40 +80,43 @@ public final class ProcessCapturer: Sendable {
     public func capture(pid: Int32, alsoMappings: Bool = false) -> [FileRecord] {
         guard pid > 0 else { return [] }
         let proc = "/proc/\(pid)"
-        guard let link = try? sys_readlink(Array((proc + "/exe").utf8)) else { return [] }
+        guard let linkBytes = try? sys_readlink(Array((proc + "/exe").utf8)) else { return [] }
+        let link = PathBytes(linkBytes)
+        // Decided from the link text first: nearly every exec runs an ordinary program, and
+        // that costs this one readlink and no open.
+        let fileless = ProcessExecutable.isFileless(link)
+        let roots = watchedRoots()
+        let belowRoot = !fileless && roots.values.contains { link.isWithin($0) }
+        let interpreter = interpreters.matches(ProcessExecutable.withoutDeletedSuffix(link).bytes)
+        guard fileless || belowRoot || interpreter || alsoMappings else { return [] }
+        let facts = LazyFacts(pid: pid, bootTime: bootTime)
         var made: [FileRecord] = []
-        var facts: Facts?
-        func processFacts() -> Facts {
-            if let facts { return facts }
-            let read = Facts(pid: pid, bootTime: bootTime)
-            facts = read
-            return read
-        }
-        if let file = try? sys_open(Array((proc + "/exe").utf8), flags: O_RDONLY, followingSymlinks: true) {
+        if fileless || belowRoot,
+            let file = try? sys_open(Array((proc + "/exe").utf8), flags: O_RDONLY, followingSymlinks: true)
+        {
             var handedOver = false
             defer { if !handedOver { sys_close(file) } }
             if let status = try? sys_fstat(file) {
-                let root = watchedRoots()[status.device]
+                let root = roots[status.device]
                 let onTmpfs = root != nil && (try? sys_fstatfsType(file)) == tmpfsMagic
                 let kind = ProcessExecutable.captureKind(
-                    link: PathBytes(link), linkCount: status.linkCount, onWatchedTmpfs: onTmpfs,
+                    link: link, linkCount: status.linkCount, onWatchedTmpfs: onTmpfs,
                     alreadyRecorded: onTmpfs && recordedFile(status.device, status.inode) != nil)
                 if let kind,
                     let record = take(
-                        file, status: status, name: PathBytes(link), kind: kind, source: proc + "/exe",
-                        facts: processFacts(), interpreter: nil, mountPoint: onTmpfs ? root : nil)
+                        file, status: status, name: link, kind: kind, source: proc + "/exe", facts: facts.value,
+                        interpreter: nil, mountPoint: onTmpfs ? root : nil)
                 {
                     handedOver = true
                     made.append(record)
                 }
             }
         }
-        let program = ProcessExecutable.withoutDeletedSuffix(PathBytes(link)).bytes
-        if InterpretedScript.interpreter(of: program, in: settings.interpreters) != nil {
-            made += captureScripts(pid: pid, interpreter: PathBytes(link), facts: processFacts())
+        if interpreter {
+            made += captureScripts(pid: pid, interpreter: link, facts: facts, roots: roots)
         }
         if !made.isEmpty || alsoMappings {
-            made += captureMappings(pid: pid, facts: processFacts())
+            made += captureMappings(pid: pid, facts: facts)
         }
         return made
     }
@@ -123,12 +128,9 @@ public final class ProcessCapturer: Sendable {
     public func mayHoldSomethingToCapture(pid: Int32) -> Bool {
         guard pid > 0, let link = try? sys_readlink(Array("/proc/\(pid)/exe".utf8)) else { return false }
         let path = PathBytes(link)
-        if ProcessExecutable.captureKind(link: path, linkCount: 1, onWatchedTmpfs: false, alreadyRecorded: true) != nil
-        {
-            return true
-        }
+        if ProcessExecutable.isFileless(path) { return true }
         let program = ProcessExecutable.withoutDeletedSuffix(path)
-        if InterpretedScript.interpreter(of: program.bytes, in: settings.interpreters) != nil { return true }
+        if interpreters.matches(program.bytes) { return true }
         if watchedRoots().values.contains(where: { program.isWithin($0) }) { return true }
         let maps = (try? sys_readFile(Array("/proc/\(pid)/maps".utf8), limit: 4 << 20)) ?? []
         return !ProcessFacts.filelessMappings(maps: maps).isEmpty
@@ -138,9 +140,12 @@ public final class ProcessCapturer: Sendable {
     /// open that are a memfd, deleted, or on a tmpfs (`sh < /dev/shm/payload`, a script read
     /// through a descriptor). Read through the interpreter's own descriptor, so an unlinked
     /// script is still there.
-    private func captureScripts(pid: Int32, interpreter: PathBytes, facts: Facts) -> [FileRecord] {
+    private func captureScripts(
+        pid: Int32, interpreter: PathBytes, facts: LazyFacts, roots: [UInt64: PathBytes]
+    ) -> [FileRecord] {
         var made: [FileRecord] = []
-        if let name = InterpretedScript.interpreter(of: interpreter.bytes, in: settings.interpreters),
+        let program = ProcessExecutable.withoutDeletedSuffix(interpreter).bytes
+        if let name = InterpretedScript.interpreter(of: program, in: settings.interpreters),
             let argument = InterpretedScript.scriptArgument(facts.arguments, interpreter: name),
             let record = captureScript(
                 at: ProcessPath.resolve(argument, pid: pid), pid: pid, interpreter: interpreter, facts: facts)
@@ -152,9 +157,10 @@ public final class ProcessCapturer: Sendable {
         let entries = (try? sys_readDirectory(directory)) ?? []
         sys_close(directory)
         for (name, _) in entries.prefix(Self.descriptorLimit) {
+            // Opened only when its name says it may be one: a memfd, deleted, or below a root.
             guard let number = Int32(String(decoding: name, as: UTF8.self)),
-                let target = try? sys_readlink(Array("\(descriptors)/\(number)".utf8)),
-                target.first == UInt8(ascii: "/")
+                let target = (try? sys_readlink(Array("\(descriptors)/\(number)".utf8))).map(PathBytes.init),
+                ProcessExecutable.isFileless(target) || roots.values.contains(where: { target.isWithin($0) })
             else { continue }
             if let record = captureScript(
                 at: Array("\(descriptors)/\(number)".utf8), pid: pid, interpreter: interpreter, facts: facts)
@@ -170,7 +176,7 @@ public final class ProcessCapturer: Sendable {
 
     /// The executable mappings of process `pid` backed by a memfd or a deleted file (code a
     /// loader mapped without an exec), read through `/proc/PID/map_files`.
-    private func captureMappings(pid: Int32, facts: Facts) -> [FileRecord] {
+    private func captureMappings(pid: Int32, facts: LazyFacts) -> [FileRecord] {
         let maps = (try? sys_readFile(Array("/proc/\(pid)/maps".utf8), limit: 4 << 20)) ?? []
         var made: [FileRecord] = []
         for mapping in ProcessFacts.filelessMappings(maps: maps).prefix(Self.descriptorLimit) {
@@ -180,7 +186,8 @@ public final class ProcessCapturer: Sendable {
             }
             guard let status = try? sys_fstat(file), status.isRegularFile, status.inode == mapping.inode,
                 let record = take(
-                    file, status: status, name: PathBytes(mapping.path), kind: .mapping, source: source, facts: facts,
+                    file, status: status, name: PathBytes(mapping.path), kind: .mapping, source: source,
+                    facts: facts.value,
                     interpreter: nil, mountPoint: nil)
             else {
                 sys_close(file)
@@ -193,7 +200,9 @@ public final class ProcessCapturer: Sendable {
 
     /// A script of an interpreter at `path` (resolved for the process: its root, its working
     /// directory, its descriptors), kept when it is on a tmpfs, a memfd or a deleted file.
-    private func captureScript(at path: [UInt8], pid: Int32, interpreter: PathBytes, facts: Facts) -> FileRecord? {
+    private func captureScript(
+        at path: [UInt8], pid: Int32, interpreter: PathBytes, facts: LazyFacts
+    ) -> FileRecord? {
         // Non-blocking: a FIFO named as the script must not hold this thread.
         guard let file = try? sys_open(path, flags: O_RDONLY | O_NONBLOCK, followingSymlinks: true) else {
             return nil
@@ -208,7 +217,7 @@ public final class ProcessCapturer: Sendable {
         guard memfd || onTmpfs || status.linkCount == 0 else { return nil }
         let record = take(
             file, status: status, name: PathBytes(name), kind: .script,
-            source: String(decoding: path, as: UTF8.self), facts: facts, interpreter: interpreter.displayString,
+            source: String(decoding: path, as: UTF8.self), facts: facts.value, interpreter: interpreter.displayString,
             mountPoint: onTmpfs ? watchedRoots()[status.device] : nil)
         if record != nil { handedOver = true }
         return record
@@ -308,6 +317,37 @@ public final class ProcessCapturer: Sendable {
             return "allowlist fileless-parents \(program)"
         }
         return nil
+    }
+
+    /// The facts of a process, read at first use (most looks take nothing), then kept.
+    final class LazyFacts {
+        let pid: Int32
+        let bootTime: Int64?
+        private var read: Facts?
+        private var commandLine: [[UInt8]]?
+
+        init(pid: Int32, bootTime: Int64?) {
+            self.pid = pid
+            self.bootTime = bootTime
+        }
+
+        var value: Facts {
+            if let read { return read }
+            let facts = Facts(pid: pid, bootTime: bootTime)
+            read = facts
+            return facts
+        }
+
+        /// The command line alone, for an interpreter's script argument.
+        var arguments: [[UInt8]] {
+            if let read { return read.arguments }
+            if let commandLine { return commandLine }
+            let arguments = ProcessFacts.arguments(
+                commandLine: (try? sys_readFile(Array("/proc/\(pid)/cmdline".utf8), limit: Settings.commandLineLimit))
+                    ?? [])
+            commandLine = arguments
+            return arguments
+        }
     }
 
     /// What `/proc/PID/…` says about the process, read once per capture.

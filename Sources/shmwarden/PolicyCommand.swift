@@ -26,10 +26,11 @@ struct PolicyCommand: ParsableCommand {
         func run() throws {
             switch PolicyLoader.load(path) {
             case .success(let policy):
-                let alertRules = policy.rules.filter { $0.trigger == .alert }.count
+                func count(_ trigger: PolicyTrigger) -> Int { policy.rules.filter { $0.trigger == trigger }.count }
                 print(
                     "\(path): valid — mode \(policy.mode.rawValue), \(policy.rules.count) rule(s) "
-                        + "(\(alertRules) on alerts, \(policy.rules.count - alertRules) on dropped executables), "
+                        + "(\(count(.alert)) on alerts, \(count(.droppedExecutable)) on dropped executables, "
+                        + "\(count(.filelessExecutable)) on fileless executables), "
                         + "allowlist \(policy.allowlist.sha256.count) hash(es) and \(policy.allowlist.paths.count) "
                         + "path glob(s); files: \(policy.sources.joined(separator: ", "))")
             case .failure(let errors):

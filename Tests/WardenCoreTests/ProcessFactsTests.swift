@@ -107,6 +107,21 @@ struct ProcessFactsTests {
 
 /// Which argument of an interpreter's command line is its script file, if any.
 struct InterpretedScriptTests {
+    /// The per-exec question, answered on bytes: the same answers as `interpreter(of:in:)`.
+    @Test func interpreterNamesAgreeWithTheFullMatch() {
+        let names = InterpreterNames(InterpretedScript.defaultInterpreters)
+        for program in [
+            "/usr/bin/python3.11", "/usr/bin/python3", "/bin/sh", "/usr/bin/php8.2", "/usr/bin/sleep", "/usr/bin/shred",
+            "/usr/bin/python", "/usr/bin/3", "/usr/bin/.", "", "/", "/usr/bin/bash5.2", "/usr/bin/nodejs",
+        ] {
+            let bytes = Array(program.utf8)
+            #expect(
+                names.matches(bytes)
+                    == (InterpretedScript.interpreter(of: bytes, in: InterpretedScript.defaultInterpreters) != nil),
+                "\(program)")
+        }
+    }
+
     @Test func interpretersByNameAndVersionedName() {
         let list = InterpretedScript.defaultInterpreters
         #expect(InterpretedScript.interpreter(of: Array("/usr/bin/python3.11".utf8), in: list) == "python3")
