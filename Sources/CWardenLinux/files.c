@@ -11,6 +11,12 @@
 #ifndef RESOLVE_NO_SYMLINKS
 #define RESOLVE_NO_SYMLINKS 0x04
 #endif
+#ifndef RESOLVE_NO_XDEV
+#define RESOLVE_NO_XDEV 0x01
+#endif
+#ifndef RESOLVE_IN_ROOT
+#define RESOLVE_IN_ROOT 0x10
+#endif
 
 struct warden_open_how {
     uint64_t flags;
@@ -39,6 +45,14 @@ int warden_open_nosymlinks(int dirfd, const char *path, int flags) {
         return openat(dirfd, path, flags | O_NOFOLLOW);
     }
     return (int)fd;
+}
+
+int warden_open_confined(int dirfd, const char *path, int flags, int in_root) {
+    struct warden_open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)(flags | O_NOFOLLOW);
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (in_root ? RESOLVE_IN_ROOT : RESOLVE_NO_XDEV);
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
 int warden_syncfs(int fd) { return syncfs(fd); }

@@ -16,6 +16,75 @@ public enum ProcessFacts {
         public var inode: UInt64
         /// The path as printed (`/memfd:name (deleted)`, `/path (deleted)`).
         public var path: [UInt8]
+        /// The device of the file it maps.
+        public var major: UInt32
+        public var minor: UInt32
+    }
+
+    /// One line of `/proc/PID/maps`: its range, permissions, device, inode and path (which may
+    /// hold spaces); nil for a line that is not one.
+    static func mapping(_ line: ArraySlice<UInt8>) -> (
+        range: ArraySlice<UInt8>, permissions: ArraySlice<UInt8>, major: UInt32, minor: UInt32, inode: UInt64,
+        path: [UInt8]
+    )? {
+        var fields: [ArraySlice<UInt8>] = []
+        var rest = line
+        while fields.count < 5 {
+            let field = rest.prefix { $0 != UInt8(ascii: " ") }
+            guard !field.isEmpty else { break }
+            fields.append(field)
+            rest = rest.dropFirst(field.count).drop { $0 == UInt8(ascii: " ") }
+        }
+        guard fields.count == 5, fields[1].count == 4,
+            fields[0].allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: "-") }),
+            let inode = UInt64(String(decoding: fields[4], as: UTF8.self))
+        else { return nil }
+        let device = fields[3].split(separator: UInt8(ascii: ":")).map {
+            UInt32(String(decoding: $0, as: UTF8.self), radix: 16)
+        }
+        guard device.count == 2, let major = device[0], let minor = device[1] else { return nil }
+        return (fields[0], fields[1], major, minor, inode, Array(rest))
+    }
+
+    /// The device of the file mapped at `path` (the link text of `/proc/PID/exe`): where the
+    /// kernel says the executable lives, without opening it.
+    public static func mappedDevice(maps: [UInt8], path: [UInt8]) -> (major: UInt32, minor: UInt32)? {
+        for line in maps.split(separator: UInt8(ascii: "\n")) {
+            if let mapping = mapping(line), mapping.path == path { return (mapping.major, mapping.minor) }
+        }
+        return nil
+    }
+
+    /// `mnt_id:` of `/proc/PID/fdinfo/N`: the mount a descriptor's file is on.
+    public static func mountID(fdinfo: [UInt8]) -> Int? {
+        for line in fdinfo.split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("mnt_id:".utf8)) {
+            return Int(String(decoding: line.dropFirst(7), as: UTF8.self).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
+    }
+
+    /// The file systems a capture may open a file on: local ones, whose opens and reads no
+    /// user-space daemon serves. A FUSE file (`fuse`, `fuse.*`, `fuseblk`) lets its daemon hold
+    /// an open or a read for as long as it likes; a network file system can stall as long.
+    public static let openableFileSystems: Set<String> = [
+        "tmpfs", "ramfs", "ext2", "ext3", "ext4", "xfs", "btrfs", "overlay", "squashfs", "erofs", "f2fs", "vfat",
+        "exfat", "zfs", "hugetlbfs", "devtmpfs", "iso9660",
+    ]
+
+    /// `path` (absolute) with `.` and `..` taken lexically, as a lookup that follows no symlink
+    /// takes them; nil for a relative path.
+    public static func lexicallyNormalized(_ path: [UInt8]) -> [UInt8]? {
+        guard path.first == UInt8(ascii: "/") else { return nil }
+        var parts: [ArraySlice<UInt8>] = []
+        for part in path.split(separator: UInt8(ascii: "/")) {
+            if part.elementsEqual(".".utf8) { continue }
+            if part.elementsEqual("..".utf8) {
+                _ = parts.popLast()
+                continue
+            }
+            parts.append(part)
+        }
+        return parts.isEmpty ? [UInt8(ascii: "/")] : parts.flatMap { [UInt8(ascii: "/")] + $0 }
     }
 
     /// The executable mappings of `maps` (the text of `/proc/PID/maps`) backed by a memfd or a
@@ -25,23 +94,16 @@ public enum ProcessFacts {
         var inodes: Set<UInt64> = []
         for line in maps.split(separator: UInt8(ascii: "\n")) {
             // start-end perms offset dev inode [spaces] path: the path may hold spaces.
-            var fields: [ArraySlice<UInt8>] = []
-            var rest = line[...]
-            while fields.count < 5 {
-                let field = rest.prefix { $0 != UInt8(ascii: " ") }
-                guard !field.isEmpty else { break }
-                fields.append(field)
-                rest = rest.dropFirst(field.count).drop { $0 == UInt8(ascii: " ") }
-            }
-            guard fields.count == 5, fields[1].count == 4, fields[1].contains(UInt8(ascii: "x")),
-                let inode = UInt64(String(decoding: fields[4], as: UTF8.self)), inode != 0,
-                fields[0].allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: "-") })
+            guard let mapping = mapping(line), mapping.permissions.contains(UInt8(ascii: "x")), mapping.inode != 0
             else { continue }
-            let path = Array(rest)
+            let path = mapping.path
             let memfd = path.starts(with: Array("/memfd:".utf8))
             let deleted = path.count > 10 && path.suffix(10).elementsEqual(" (deleted)".utf8)
-            guard memfd || deleted, inodes.insert(inode).inserted else { continue }
-            found.append(FilelessMapping(range: String(decoding: fields[0], as: UTF8.self), inode: inode, path: path))
+            guard memfd || deleted, inodes.insert(mapping.inode).inserted else { continue }
+            found.append(
+                FilelessMapping(
+                    range: String(decoding: mapping.range, as: UTF8.self), inode: mapping.inode, path: path,
+                    major: mapping.major, minor: mapping.minor))
         }
         return found
     }
@@ -222,18 +284,8 @@ public enum InterpretedScript {
     }
 }
 
-/// A path as a process named it, turned into one this agent can open for that process: pure.
+/// A path as a process named it: pure.
 public enum ProcessPath {
-    /// `/proc/PID/fd/N` for `/dev/fd/N`, `/proc/self/fd/N` and `/proc/thread-self/fd/N`;
-    /// `/proc/PID/root/…` for another absolute path (the process's own root, so a container's
-    /// paths resolve in the container); `/proc/PID/cwd/…` for a relative one.
-    public static func resolve(_ path: [UInt8], pid: Int32) -> [UInt8] {
-        let proc = Array("/proc/\(pid)".utf8)
-        if let fd = descriptorNumber(inPath: path) { return proc + Array("/fd/\(fd)".utf8) }
-        if path.first == UInt8(ascii: "/") { return proc + Array("/root".utf8) + path }
-        return proc + Array("/cwd/".utf8) + path
-    }
-
     /// N in `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/<digits>/fd/N` or `/dev/fd/N`.
     public static func descriptorNumber(inPath path: [UInt8]) -> Int32? {
         let parts = path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map {

@@ -40,15 +40,16 @@ public enum Agent {
     }
 
     /// What the intake runs before it correlates an alert naming a pid: the process's fileless
-    /// payload captured on one thread of its own (a hash blocks), 64 waiting at most; past that
-    /// the alert goes on without (the exec monitor took most such payloads at their exec).
+    /// payload captured on one thread of its own (reading its maps and hashing block), 64
+    /// waiting at most; past that the alert goes on without (the exec monitor took most such
+    /// payloads at their exec).
     static func captureFirst(_ capturer: ProcessCapturer?) -> (@Sendable (Int32) async -> ProcessAtArrival)? {
         guard let capturer else { return nil }
-        let pool = WorkPool(name: "warden-alert-capture", threads: 1, queued: 64)
+        let pool = WorkPool(name: "warden-pcap", threads: 1, queued: 64)
         return { pid in
             guard (try? sys_lstat(Array("/proc/\(pid)".utf8))) != nil else { return .gone }
-            if capturer.mayHoldSomethingToCapture(pid: pid) {
-                _ = try? await pool.run { capturer.capture(pid: pid, alsoMappings: true) }
+            _ = try? await pool.run {
+                if capturer.mayHoldSomethingToCapture(pid: pid) { capturer.capture(pid: pid, alsoMappings: true) }
             }
             return .running
         }

@@ -22,6 +22,29 @@ public func sys_open(_ path: [UInt8], flags: Int32, followingSymlinks: Bool = fa
     }
 }
 
+/// A location-only descriptor (`O_PATH`) of the directory a trusted kernel link names (such as
+/// `/proc/PID/root` or `/proc/PID/cwd`): no file system's open runs for it, so it cannot wait
+/// on one. Glibc's module does not import `O_PATH`; its value is the same on every Linux ABI.
+public func sys_openDirectoryLocation(_ path: [UInt8]) throws(SystemCallError) -> FileDescriptor {
+    let locationOnly: Int32 = 0o10_000_000
+    return try sys_open(path, flags: locationOnly | O_DIRECTORY, followingSymlinks: true)
+}
+
+/// Opens `path` relative to `directory` visiting only the path's own components: no symlink or
+/// magic link followed, and either `directory` taken as the root (`inRoot`, for a path another
+/// process named in its own root) or no mount crossed (for a path relative to its working
+/// directory). Always `O_CLOEXEC`.
+public func sys_openConfined(_ path: [UInt8], from directory: FileDescriptor, flags: Int32, inRoot: Bool)
+    throws(SystemCallError) -> FileDescriptor
+{
+    try withCPath(path) { (cPath) throws(SystemCallError) -> FileDescriptor in
+        let fd = try retryingInterrupts("openat2", path: path) {
+            warden_open_confined(directory.rawValue, cPath, flags | O_CLOEXEC, inRoot ? 1 : 0)
+        }
+        return FileDescriptor(rawValue: fd)
+    }
+}
+
 /// Creates `path` (`O_CREAT|O_EXCL`, no symlink following) with `permissions`.
 public func sys_create(_ path: [UInt8], flags: Int32, permissions: mode_t) throws(SystemCallError) -> FileDescriptor {
     try withCPath(path) { (cPath) throws(SystemCallError) -> FileDescriptor in

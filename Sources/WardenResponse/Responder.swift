@@ -83,10 +83,13 @@ public final class Responder: Sendable {
     }
 
     /// Queues a file taken from a running process for the response thread; never blocks. A
-    /// capture known benign (an allowlisted hash or parent) is recorded and not acted on.
+    /// capture known benign (an allowlisted hash or parent) is recorded and not acted on, and a
+    /// program on a watched tmpfs is a dropped executable (the sensor's trigger), not a fileless one.
     public func submit(filelessExecutable file: FileRecord) {
         let policy = currentPolicy
-        guard let capture = file.capture, capture.benign == nil, policy.hasRules(for: .filelessExecutable) else {
+        guard let capture = file.capture, capture.benign == nil, capture.kind != .tmpfs,
+            policy.hasRules(for: .filelessExecutable)
+        else {
             return
         }
         enqueue(.subject(.filelessExecutable(PolicyFile(file), pid: capture.pid)), alertID: nil)

@@ -23,6 +23,8 @@ public final class ProcessCapturer: Sendable {
         /// The interpreters whose script argument is captured (`exec-monitor.interpreters`).
         public var interpreters: [String] = InterpretedScript.defaultInterpreters
         public var hashSizeCap: Int64 = 256 << 20
+        /// The file systems a file may be opened on (`ProcessFacts.openableFileSystems`).
+        public var openableFileSystems = ProcessFacts.openableFileSystems
         public var hashSeconds: Double = 30
         /// Command lines are cut here: a process chooses their length.
         public static let commandLineLimit = 64 << 10
@@ -90,8 +92,9 @@ public final class ProcessCapturer: Sendable {
         let interpreter = interpreters.matches(ProcessExecutable.withoutDeletedSuffix(link).bytes)
         guard fileless || belowRoot || interpreter || alsoMappings else { return [] }
         let facts = LazyFacts(pid: pid, bootTime: bootTime)
+        let mounts = ProcessMounts(pid: pid)
         var made: [FileRecord] = []
-        if fileless || belowRoot,
+        if fileless || belowRoot, isOpenable(executable: link, of: pid, mounts: mounts),
             let file = try? sys_open(Array((proc + "/exe").utf8), flags: O_RDONLY, followingSymlinks: true)
         {
             var handedOver = false
@@ -113,18 +116,68 @@ public final class ProcessCapturer: Sendable {
             }
         }
         if interpreter {
-            made += captureScripts(pid: pid, interpreter: link, facts: facts, roots: roots)
+            made += captureScripts(pid: pid, interpreter: link, facts: facts, roots: roots, mounts: mounts)
         }
         if !made.isEmpty || alsoMappings {
-            made += captureMappings(pid: pid, facts: facts)
+            made += captureMappings(pid: pid, facts: facts, mounts: mounts)
         }
         return made
     }
 
+    // MARK: What may be opened
+
+    /// Whether a file on the device `major:minor` may be opened: its file system is a local
+    /// one (`ProcessFacts.openableFileSystems`), or it is on no mount at all and named as a
+    /// memfd (the kernel's internal shm mount). Decided before any open: an open or a read of a
+    /// FUSE file waits on its daemon, which whoever mounted it controls.
+    private func isOpenable(device: (major: UInt32, minor: UInt32), name: PathBytes, mounts: ProcessMounts) -> Bool {
+        if let type = mounts.fileSystem(major: device.major, minor: device.minor) {
+            return settings.openableFileSystems.contains(type)
+        }
+        return name.bytes.starts(with: Array("/memfd:".utf8))
+    }
+
+    /// The executable's device, from the process's own maps.
+    private func isOpenable(executable link: PathBytes, of pid: Int32, mounts: ProcessMounts) -> Bool {
+        let maps = (try? sys_readFile(Array("/proc/\(pid)/maps".utf8), limit: 4 << 20)) ?? []
+        guard let device = ProcessFacts.mappedDevice(maps: maps, path: link.bytes) else { return false }
+        return isOpenable(device: device, name: link, mounts: mounts)
+    }
+
+    /// A descriptor's file, by the mount its fdinfo names.
+    private func isOpenable(descriptor: Int32, of pid: Int32, target: PathBytes, mounts: ProcessMounts) -> Bool {
+        let info = (try? sys_readFile(Array("/proc/\(pid)/fdinfo/\(descriptor)".utf8), limit: 1 << 16)) ?? []
+        guard let mountID = ProcessFacts.mountID(fdinfo: info) else { return false }
+        if let type = mounts.fileSystem(mountID: mountID) { return settings.openableFileSystems.contains(type) }
+        return target.bytes.starts(with: Array("/memfd:".utf8))
+    }
+
+    /// Opens the script `argument` of process `pid` as that process would find it, visiting only
+    /// the path's own components (no symlink followed) on mounts that are all local: an absolute
+    /// path in the process's root, a relative one from its working directory without leaving
+    /// that directory's mount. Non-blocking: a FIFO named as the script does not hold the thread.
+    private func openScript(_ argument: [UInt8], of pid: Int32, mounts: ProcessMounts) -> FileDescriptor? {
+        let flags = O_RDONLY | O_NONBLOCK
+        if let absolute = ProcessFacts.lexicallyNormalized(argument) {
+            guard mounts.everyMount(onPath: absolute, isIn: settings.openableFileSystems),
+                let root = try? sys_openDirectoryLocation(Array("/proc/\(pid)/root".utf8))
+            else { return nil }
+            defer { sys_close(root) }
+            return try? sys_openConfined(absolute, from: root, flags: flags, inRoot: true)
+        }
+        guard let directory = try? sys_openDirectoryLocation(Array("/proc/\(pid)/cwd".utf8)) else { return nil }
+        defer { sys_close(directory) }
+        let info = (try? sys_readFile(Array("/proc/self/fdinfo/\(directory.rawValue)".utf8), limit: 1 << 16)) ?? []
+        guard let mountID = ProcessFacts.mountID(fdinfo: info),
+            let type = mounts.fileSystem(mountID: mountID), settings.openableFileSystems.contains(type)
+        else { return nil }
+        return try? sys_openConfined(argument, from: directory, flags: flags, inRoot: false)
+    }
+
     /// Whether process `pid` may run something to capture: its executable is a memfd, deleted,
     /// an interpreter, or below a watched root, or it maps code from a memfd or deleted file.
-    /// A readlink and at most one read of its maps: the intake asks this per alert before it
-    /// hands the process to a thread that may hash.
+    /// A readlink and at most one read of its maps: the intake's capture thread asks this
+    /// before it captures for an alert.
     public func mayHoldSomethingToCapture(pid: Int32) -> Bool {
         guard pid > 0, let link = try? sys_readlink(Array("/proc/\(pid)/exe".utf8)) else { return false }
         let path = PathBytes(link)
@@ -141,29 +194,40 @@ public final class ProcessCapturer: Sendable {
     /// through a descriptor). Read through the interpreter's own descriptor, so an unlinked
     /// script is still there.
     private func captureScripts(
-        pid: Int32, interpreter: PathBytes, facts: LazyFacts, roots: [UInt64: PathBytes]
+        pid: Int32, interpreter: PathBytes, facts: LazyFacts, roots: [UInt64: PathBytes], mounts: ProcessMounts
     ) -> [FileRecord] {
         var made: [FileRecord] = []
         let program = ProcessExecutable.withoutDeletedSuffix(interpreter).bytes
         if let name = InterpretedScript.interpreter(of: program, in: settings.interpreters),
-            let argument = InterpretedScript.scriptArgument(facts.arguments, interpreter: name),
-            let record = captureScript(
-                at: ProcessPath.resolve(argument, pid: pid), pid: pid, interpreter: interpreter, facts: facts)
+            let argument = InterpretedScript.scriptArgument(facts.arguments, interpreter: name)
         {
-            made.append(record)
+            // A descriptor the process names (`/proc/self/fd/3`) is read through its own; the
+            // walk below takes it.
+            if ProcessPath.descriptorNumber(inPath: argument) == nil,
+                let file = openScript(argument, of: pid, mounts: mounts),
+                let record = captureScript(
+                    file, source: "/proc/\(pid)/root" + String(decoding: argument, as: UTF8.self), pid: pid,
+                    interpreter: interpreter, facts: facts)
+            {
+                made.append(record)
+            }
         }
         let descriptors = "/proc/\(pid)/fd"
         guard let directory = try? sys_open(Array(descriptors.utf8), flags: O_RDONLY | O_DIRECTORY) else { return made }
         let entries = (try? sys_readDirectory(directory)) ?? []
         sys_close(directory)
         for (name, _) in entries.prefix(Self.descriptorLimit) {
-            // Opened only when its name says it may be one: a memfd, deleted, or below a root.
+            // Opened only when its name says it may be one (a memfd, deleted, or below a root)
+            // and its mount is a local file system.
             guard let number = Int32(String(decoding: name, as: UTF8.self)),
                 let target = (try? sys_readlink(Array("\(descriptors)/\(number)".utf8))).map(PathBytes.init),
-                ProcessExecutable.isFileless(target) || roots.values.contains(where: { target.isWithin($0) })
+                ProcessExecutable.isFileless(target) || roots.values.contains(where: { target.isWithin($0) }),
+                isOpenable(descriptor: number, of: pid, target: target, mounts: mounts),
+                let file = try? sys_open(
+                    Array("\(descriptors)/\(number)".utf8), flags: O_RDONLY | O_NONBLOCK, followingSymlinks: true)
             else { continue }
             if let record = captureScript(
-                at: Array("\(descriptors)/\(number)".utf8), pid: pid, interpreter: interpreter, facts: facts)
+                file, source: "\(descriptors)/\(number)", pid: pid, interpreter: interpreter, facts: facts)
             {
                 made.append(record)
             }
@@ -176,12 +240,14 @@ public final class ProcessCapturer: Sendable {
 
     /// The executable mappings of process `pid` backed by a memfd or a deleted file (code a
     /// loader mapped without an exec), read through `/proc/PID/map_files`.
-    private func captureMappings(pid: Int32, facts: LazyFacts) -> [FileRecord] {
+    private func captureMappings(pid: Int32, facts: LazyFacts, mounts: ProcessMounts) -> [FileRecord] {
         let maps = (try? sys_readFile(Array("/proc/\(pid)/maps".utf8), limit: 4 << 20)) ?? []
         var made: [FileRecord] = []
         for mapping in ProcessFacts.filelessMappings(maps: maps).prefix(Self.descriptorLimit) {
             let source = "/proc/\(pid)/map_files/\(mapping.range)"
-            guard let file = try? sys_open(Array(source.utf8), flags: O_RDONLY, followingSymlinks: true) else {
+            guard isOpenable(device: (mapping.major, mapping.minor), name: PathBytes(mapping.path), mounts: mounts),
+                let file = try? sys_open(Array(source.utf8), flags: O_RDONLY, followingSymlinks: true)
+            else {
                 continue
             }
             guard let status = try? sys_fstat(file), status.isRegularFile, status.inode == mapping.inode,
@@ -198,15 +264,11 @@ public final class ProcessCapturer: Sendable {
         return made
     }
 
-    /// A script of an interpreter at `path` (resolved for the process: its root, its working
-    /// directory, its descriptors), kept when it is on a tmpfs, a memfd or a deleted file.
+    /// A script of an interpreter, opened as `file`, kept when it is on a tmpfs, a memfd or a
+    /// deleted file; `file` is closed unless a record is made.
     private func captureScript(
-        at path: [UInt8], pid: Int32, interpreter: PathBytes, facts: LazyFacts
+        _ file: FileDescriptor, source: String, pid: Int32, interpreter: PathBytes, facts: LazyFacts
     ) -> FileRecord? {
-        // Non-blocking: a FIFO named as the script must not hold this thread.
-        guard let file = try? sys_open(path, flags: O_RDONLY | O_NONBLOCK, followingSymlinks: true) else {
-            return nil
-        }
         var handedOver = false
         defer { if !handedOver { sys_close(file) } }
         guard let status = try? sys_fstat(file), status.isRegularFile,
@@ -217,7 +279,7 @@ public final class ProcessCapturer: Sendable {
         guard memfd || onTmpfs || status.linkCount == 0 else { return nil }
         let record = take(
             file, status: status, name: PathBytes(name), kind: .script,
-            source: String(decoding: path, as: UTF8.self), facts: facts.value, interpreter: interpreter.displayString,
+            source: source, facts: facts.value, interpreter: interpreter.displayString,
             mountPoint: onTmpfs ? watchedRoots()[status.device] : nil)
         if record != nil { handedOver = true }
         return record
@@ -378,5 +440,47 @@ public final class ProcessCapturer: Sendable {
             containerID = ProcessFacts.containerID(cgroup: read("cgroup"))
             parentExecutable = ppid.flatMap { try? sys_readlink(Array("/proc/\($0)/exe".utf8)) }.map(PathBytes.init)
         }
+    }
+}
+
+/// The mounts of one process, read from `/proc/PID/mountinfo` at first use (this agent's own
+/// added for the mount of a descriptor it opened itself): which file system a file is on,
+/// found without touching the file.
+final class ProcessMounts {
+    private let pid: Int32
+    private var processEntries: [MountInfoEntry]?
+    private var ownEntries: [MountInfoEntry]?
+
+    init(pid: Int32) { self.pid = pid }
+
+    private var entries: [MountInfoEntry] {
+        if let processEntries { return processEntries }
+        let text = (try? sys_readFile(Array("/proc/\(pid)/mountinfo".utf8), limit: 4 << 20)) ?? []
+        let parsed = (try? MountInfoParser.parse(text)) ?? []
+        processEntries = parsed
+        return parsed
+    }
+
+    private var own: [MountInfoEntry] {
+        if let ownEntries { return ownEntries }
+        let parsed = (try? MountTable.read()) ?? []
+        ownEntries = parsed
+        return parsed
+    }
+
+    func fileSystem(major: UInt32, minor: UInt32) -> String? {
+        (entries.first { $0.major == major && $0.minor == minor }
+            ?? own.first { $0.major == major && $0.minor == minor })?.fsType
+    }
+
+    func fileSystem(mountID: Int) -> String? {
+        (entries.first { $0.mountID == mountID } ?? own.first { $0.mountID == mountID })?.fsType
+    }
+
+    /// Whether every mount a lookup of `path` (absolute, normalized, in the process's root) may
+    /// cross is of `types`: each visible mount whose mount point is `path` or above it.
+    func everyMount(onPath path: [UInt8], isIn types: Set<String>) -> Bool {
+        let crossed = MountInfoParser.visible(entries).filter { PathBytes(path).isWithin(PathBytes($0.mountPoint)) }
+        return !crossed.isEmpty && crossed.allSatisfy { types.contains($0.fsType) }
     }
 }

@@ -313,6 +313,44 @@ extension AgentIntegration {
             }
         }
 
+        /// A file on a file system outside the openable ones is never opened (a FUSE file's
+        /// open would wait on its daemon): with ext4 left out of the set, a binary removed from
+        /// ext4 while it runs is not taken, and the monitor goes on taking what it may.
+        @Test func filesOnFileSystemsOutsideTheOpenableSetAreNeverOpened() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let directory = "/var/tmp/shmwarden-unopenable-\(getpid())"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            try await withAgent(
+                AgentHarness(watch: [mount.path], execMonitor: true) { configuration in
+                    configuration.execMonitor?.openableFileSystems = ["tmpfs"]
+                }
+            ) { agent in
+                let removed = directory + "/removed"
+                try FileManager.default.copyItem(atPath: sleepBinary, toPath: removed)
+                let onExt4 = try Background(removed, ["6"])
+                defer { onExt4.kill() }
+                try await Task.sleep(for: .milliseconds(100))
+                try FileManager.default.removeItem(atPath: removed)
+                let fromMemfd = try Background(filelessProbe, ["fexecve", sleepBinary, "3"])
+                defer { fromMemfd.kill() }
+                let script = mount.child("payload")
+                try "sleep 3\n".write(toFile: script, atomically: false, encoding: .utf8)
+                let shell = try Background("/bin/sh", [script])
+                defer { shell.kill() }
+                let records = try await agent.waitForFiles { records in
+                    let pids = Set(records.compactMap { $0.capture?.pid })
+                    return pids.contains(fromMemfd.pid) && pids.contains(shell.pid)
+                }
+                // Two sweeps of the executable links after the removal.
+                try await Task.sleep(for: .seconds(4.5))
+                let after = try agent.database.files()
+                #expect(!after.contains { $0.capture?.pid == onExt4.pid }, "\(after.compactMap(\.capture))")
+                #expect(records.contains { $0.capture?.pid == shell.pid && $0.capture?.kind == .script })
+            }
+        }
+
         static func evidencePathOf(_ agent: AgentHarness, _ sha256: String) async throws -> String? {
             let deadline = ContinuousClock.now + .seconds(10)
             while ContinuousClock.now < deadline {

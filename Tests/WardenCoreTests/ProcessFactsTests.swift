@@ -84,7 +84,25 @@ struct ProcessFactsTests {
             found.map { String(decoding: $0.path, as: UTF8.self) } == [
                 "/memfd:jit (deleted)", "/var/tmp/with space (deleted)",
             ])
+        #expect(found.map(\.major) == [0, 0xfd] && found.map(\.minor) == [1, 1])
         #expect(ProcessFacts.filelessMappings(maps: []) == [])
+    }
+
+    /// Where a file lives, told by the kernel's text about the process: the device of the
+    /// executable's mapping, the mount of a descriptor.
+    @Test func devicesAndMountsWithoutOpeningAnything() {
+        let maps = Array(
+            """
+            55d0c0000000-55d0c0002000 r--p 00000000 00:2f 1234 /mnt/fuse/tool (deleted)
+            55d0c0002000-55d0c0006000 r-xp 00002000 00:2f 1234 /mnt/fuse/tool (deleted)
+            """.utf8)
+        let device = ProcessFacts.mappedDevice(maps: maps, path: Array("/mnt/fuse/tool (deleted)".utf8))
+        #expect(device?.major == 0 && device?.minor == 0x2f)
+        #expect(ProcessFacts.mappedDevice(maps: maps, path: Array("/mnt/fuse/tool".utf8)) == nil)
+        #expect(ProcessFacts.mountID(fdinfo: Array("pos:\t0\nflags:\t0100000\nmnt_id:\t29\nino:\t5\n".utf8)) == 29)
+        #expect(ProcessFacts.mountID(fdinfo: Array("pos: 0\n".utf8)) == nil)
+        #expect(!ProcessFacts.openableFileSystems.contains("fuse") && !ProcessFacts.openableFileSystems.contains("nfs"))
+        #expect(ProcessFacts.openableFileSystems.contains("tmpfs"))
     }
 
     @Test func whatAnExecutableLinkSaysIsCaptured() {
@@ -160,18 +178,16 @@ struct InterpretedScriptTests {
         #expect(found.map { String(decoding: $0, as: UTF8.self) } == script)
     }
 
-    @Test func pathsAreResolvedForTheProcess() {
-        #expect(
-            String(decoding: ProcessPath.resolve(Array("/dev/shm/x".utf8), pid: 42), as: UTF8.self)
-                == "/proc/42/root/dev/shm/x")
-        #expect(
-            String(decoding: ProcessPath.resolve(Array("run.sh".utf8), pid: 42), as: UTF8.self) == "/proc/42/cwd/run.sh"
-        )
-        #expect(
-            String(decoding: ProcessPath.resolve(Array("/proc/self/fd/3".utf8), pid: 42), as: UTF8.self)
-                == "/proc/42/fd/3")
-        #expect(
-            String(decoding: ProcessPath.resolve(Array("/dev/fd/7".utf8), pid: 42), as: UTF8.self) == "/proc/42/fd/7")
+    @Test func descriptorPathsAndNormalizedOnes() {
+        func normalized(_ path: String) -> String? {
+            ProcessFacts.lexicallyNormalized(Array(path.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        }
+        #expect(normalized("/dev/shm/./a/../x") == "/dev/shm/x")
+        #expect(normalized("/../../etc//passwd") == "/etc/passwd")
+        #expect(normalized("/") == "/" && normalized("/..") == "/")
+        #expect(normalized("run.sh") == nil)
+        #expect(ProcessPath.descriptorNumber(inPath: Array("/proc/self/fd/3".utf8)) == 3)
+        #expect(ProcessPath.descriptorNumber(inPath: Array("/dev/fd/7".utf8)) == 7)
         #expect(ProcessPath.descriptorNumber(inPath: Array("/proc/thread-self/fd/9".utf8)) == 9)
         #expect(ProcessPath.descriptorNumber(inPath: Array("/proc/17/fd/2".utf8)) == 2)
         #expect(ProcessPath.descriptorNumber(inPath: Array("/proc/x/fd/2".utf8)) == nil)

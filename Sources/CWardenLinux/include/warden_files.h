@@ -19,6 +19,11 @@ int warden_eventfd(void);
 /// Falls back to openat(2) with O_NOFOLLOW when the kernel has no openat2 (ENOSYS).
 int warden_open_nosymlinks(int dirfd, const char *path, int flags);
 
+/// openat2(2) from `dirfd` following no symlink or magic link, with `dirfd` as the root
+/// (`in_root`: RESOLVE_IN_ROOT) or without crossing any mount (RESOLVE_NO_XDEV): the lookup
+/// visits exactly the path's own components. No fallback: -1 with ENOSYS on an old kernel.
+int warden_open_confined(int dirfd, const char *path, int flags, int in_root);
+
 /// syncfs(2): commits every dirty page and inode of the filesystem holding `fd` in one go.
 int warden_syncfs(int fd);
 
