@@ -63,6 +63,15 @@ public enum ProcessFacts {
         return nil
     }
 
+    /// `flags:` of `/proc/PID/fdinfo/N` (octal): how the descriptor was opened.
+    public static func openFlags(fdinfo: [UInt8]) -> Int32? {
+        for line in fdinfo.split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("flags:".utf8)) {
+            return Int32(
+                String(decoding: line.dropFirst(6), as: UTF8.self).trimmingCharacters(in: .whitespaces), radix: 8)
+        }
+        return nil
+    }
+
     /// The file systems a capture may open a file on: local ones, whose opens and reads no
     /// user-space daemon serves. A FUSE file (`fuse`, `fuse.*`, `fuseblk`) lets its daemon hold
     /// an open or a read for as long as it likes; a network file system can stall as long.

@@ -49,7 +49,7 @@ public enum Agent {
         return { pid in
             guard (try? sys_lstat(Array("/proc/\(pid)".utf8))) != nil else { return .gone }
             _ = try? await pool.run {
-                if capturer.mayHoldSomethingToCapture(pid: pid) { capturer.capture(pid: pid, alsoMappings: true) }
+                if capturer.mayHoldSomethingToCapture(pid: pid) { capturer.capture(pid: pid, forAlert: true) }
             }
             return .running
         }
@@ -86,6 +86,7 @@ public enum Agent {
             ])
         var sensorConfiguration = configuration.sensorConfiguration
         sensorConfiguration.stateBudget = budget
+        sensorConfiguration.execMonitor?.ignoredUIDs = SandboxRunner.identities
         let sensor = SensorService(
             configuration: sensorConfiguration, writer: writer, logger: logger,
             onExecutableRecorded: { responder.submit(droppedExecutable: $0) }, policy: policy,

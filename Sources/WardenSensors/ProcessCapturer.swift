@@ -25,6 +25,10 @@ public final class ProcessCapturer: Sendable {
         public var hashSizeCap: Int64 = 256 << 20
         /// The file systems a file may be opened on (`ProcessFacts.openableFileSystems`).
         public var openableFileSystems = ProcessFacts.openableFileSystems
+        /// Never taken from: paths below these (the state directory), and processes of these
+        /// uids (the sandbox's identities, whose samples are the agent's own runs).
+        public var excludedPaths: [PathBytes] = []
+        public var ignoredUIDs: ClosedRange<UInt32>?
         public var hashSeconds: Double = 30
         /// Command lines are cut here: a process chooses their length.
         public static let commandLineLimit = 64 << 10
@@ -45,8 +49,9 @@ public final class ProcessCapturer: Sendable {
     private let keepEvidence: @Sendable (EvidenceJob) -> Bool
     private let onCaptured: @Sendable (FileRecord) -> Void
     private let clock: @Sendable () -> Timestamp
-    /// Content versions captured already: a program run many times is taken once.
-    private let taken = Mutex<Set<ContentVersion>>([])
+    /// Content versions taken already (true) or being taken now (false): a program run many
+    /// times is taken once.
+    private let taken = Mutex<[ContentVersion: Bool]>([:])
     private static let takenLimit = 16_384
     /// The boot time, for process start times.
     private let bootTime: Int64?
@@ -76,10 +81,13 @@ public final class ProcessCapturer: Sendable {
 
     /// Captures what process `pid` runs that is worth keeping (its executable, a script it
     /// was given); the records made. Nothing when the process is gone or runs an ordinary program.
-    /// - Parameter alsoMappings: walk its executable mappings even when nothing else was taken
-    ///   (a process an alert names); a process whose executable was taken always has them walked.
+    /// - Parameter forAlert: the process an alert names: its executable mappings are walked even
+    ///   when nothing else was taken (a process whose executable was taken always has them
+    ///   walked), and a capture of the same bytes under way on another thread is waited for
+    ///   (2 s at most), so its record is queued before the alert's correlation.
     @discardableResult
-    public func capture(pid: Int32, alsoMappings: Bool = false) -> [FileRecord] {
+    public func capture(pid: Int32, forAlert: Bool = false) -> [FileRecord] {
+        let alsoMappings = forAlert
         guard pid > 0 else { return [] }
         let proc = "/proc/\(pid)"
         guard let linkBytes = try? sys_readlink(Array((proc + "/exe").utf8)) else { return [] }
@@ -91,7 +99,7 @@ public final class ProcessCapturer: Sendable {
         let belowRoot = !fileless && roots.values.contains { link.isWithin($0) }
         let interpreter = interpreters.matches(ProcessExecutable.withoutDeletedSuffix(link).bytes)
         guard fileless || belowRoot || interpreter || alsoMappings else { return [] }
-        let facts = LazyFacts(pid: pid, bootTime: bootTime)
+        let facts = LazyFacts(pid: pid, bootTime: bootTime, forAlert: forAlert)
         let mounts = ProcessMounts(pid: pid)
         var made: [FileRecord] = []
         if fileless || belowRoot, isOpenable(executable: link, of: pid, mounts: mounts),
@@ -108,7 +116,7 @@ public final class ProcessCapturer: Sendable {
                 if let kind,
                     let record = take(
                         file, status: status, name: link, kind: kind, source: proc + "/exe", facts: facts.value,
-                        interpreter: nil, mountPoint: onTmpfs ? root : nil)
+                        interpreter: nil, mountPoint: onTmpfs ? root : nil, waitsForOthers: forAlert)
                 {
                     handedOver = true
                     made.append(record)
@@ -145,8 +153,7 @@ public final class ProcessCapturer: Sendable {
     }
 
     /// A descriptor's file, by the mount its fdinfo names.
-    private func isOpenable(descriptor: Int32, of pid: Int32, target: PathBytes, mounts: ProcessMounts) -> Bool {
-        let info = (try? sys_readFile(Array("/proc/\(pid)/fdinfo/\(descriptor)".utf8), limit: 1 << 16)) ?? []
+    private func isOpenable(descriptorInfo info: [UInt8], target: PathBytes, mounts: ProcessMounts) -> Bool {
         guard let mountID = ProcessFacts.mountID(fdinfo: info) else { return false }
         if let type = mounts.fileSystem(mountID: mountID) { return settings.openableFileSystems.contains(type) }
         return target.bytes.starts(with: Array("/memfd:".utf8))
@@ -198,9 +205,11 @@ public final class ProcessCapturer: Sendable {
     ) -> [FileRecord] {
         var made: [FileRecord] = []
         let program = ProcessExecutable.withoutDeletedSuffix(interpreter).bytes
+        var argumentDescriptor: Int32?
         if let name = InterpretedScript.interpreter(of: program, in: settings.interpreters),
             let argument = InterpretedScript.scriptArgument(facts.arguments, interpreter: name)
         {
+            argumentDescriptor = ProcessPath.descriptorNumber(inPath: argument)
             // A descriptor the process names (`/proc/self/fd/3`) is read through its own; the
             // walk below takes it.
             if ProcessPath.descriptorNumber(inPath: argument) == nil,
@@ -217,12 +226,19 @@ public final class ProcessCapturer: Sendable {
         let entries = (try? sys_readDirectory(directory)) ?? []
         sys_close(directory)
         for (name, _) in entries.prefix(Self.descriptorLimit) {
-            // Opened only when its name says it may be one (a memfd, deleted, or below a root)
-            // and its mount is a local file system.
+            // Opened only when its name says it may be one (a memfd, deleted, or below a root),
+            // it was opened for reading only (a script is read; a file written, or a memfd the
+            // interpreter made, is not one) unless it is the script argument itself, and its
+            // mount is a local file system.
             guard let number = Int32(String(decoding: name, as: UTF8.self)),
                 let target = (try? sys_readlink(Array("\(descriptors)/\(number)".utf8))).map(PathBytes.init),
-                ProcessExecutable.isFileless(target) || roots.values.contains(where: { target.isWithin($0) }),
-                isOpenable(descriptor: number, of: pid, target: target, mounts: mounts),
+                ProcessExecutable.isFileless(target) || roots.values.contains(where: { target.isWithin($0) })
+            else { continue }
+            let info = (try? sys_readFile(Array("/proc/\(pid)/fdinfo/\(number)".utf8), limit: 1 << 16)) ?? []
+            guard
+                number == argumentDescriptor
+                    || ProcessFacts.openFlags(fdinfo: info).map({ $0 & O_ACCMODE }) == O_RDONLY,
+                isOpenable(descriptorInfo: info, target: target, mounts: mounts),
                 let file = try? sys_open(
                     Array("\(descriptors)/\(number)".utf8), flags: O_RDONLY | O_NONBLOCK, followingSymlinks: true)
             else { continue }
@@ -253,8 +269,7 @@ public final class ProcessCapturer: Sendable {
             guard let status = try? sys_fstat(file), status.isRegularFile, status.inode == mapping.inode,
                 let record = take(
                     file, status: status, name: PathBytes(mapping.path), kind: .mapping, source: source,
-                    facts: facts.value,
-                    interpreter: nil, mountPoint: nil)
+                    facts: facts.value, interpreter: nil, mountPoint: nil, waitsForOthers: facts.forAlert)
             else {
                 sys_close(file)
                 continue
@@ -280,7 +295,7 @@ public final class ProcessCapturer: Sendable {
         let record = take(
             file, status: status, name: PathBytes(name), kind: .script,
             source: source, facts: facts.value, interpreter: interpreter.displayString,
-            mountPoint: onTmpfs ? watchedRoots()[status.device] : nil)
+            mountPoint: onTmpfs ? watchedRoots()[status.device] : nil, waitsForOthers: facts.forAlert)
         if record != nil { handedOver = true }
         return record
     }
@@ -289,19 +304,28 @@ public final class ProcessCapturer: Sendable {
     /// taken already or could not be read. Takes `file` over when it returns a record.
     private func take(
         _ file: FileDescriptor, status: FileStatus, name: PathBytes, kind: ProcessCapture.Kind, source: String,
-        facts: Facts, interpreter: String?, mountPoint: PathBytes?
+        facts: Facts, interpreter: String?, mountPoint: PathBytes?, waitsForOthers: Bool = false
     ) -> FileRecord? {
+        // The agent's own: its state directory (the sandbox's jail) and the sandbox's identities.
+        if settings.excludedPaths.contains(where: { name.isWithin($0) }) { return nil }
+        if let ignored = settings.ignoredUIDs, let uid = facts.uid, ignored.contains(uid) { return nil }
         let version = status.contentVersion
-        let fresh = taken.withLock { taken -> Bool in
-            if taken.count >= Self.takenLimit { taken.removeAll(keepingCapacity: true) }
-            return taken.insert(version).inserted
+        let earlier = taken.withLock { taken -> Bool? in
+            if taken.count >= Self.takenLimit { taken = taken.filter { !$0.value } }
+            if let done = taken[version] { return done }
+            taken[version] = false
+            return nil
         }
-        guard fresh else { return nil }
+        if let done = earlier {
+            if !done && waitsForOthers { waitForCapture(of: version) }
+            return nil
+        }
         // This very version recorded before (by an earlier run of the agent): not again.
         if let known = recordedFile(status.device, status.inode), known.size == status.size,
             known.changed.nanosecondsSinceEpoch == status.contentVersion.changed,
             known.modified.nanosecondsSinceEpoch == status.contentVersion.modified
         {
+            taken.withLock { $0[version] = true }
             return nil
         }
         let hash: HashResult
@@ -313,7 +337,7 @@ public final class ProcessCapturer: Sendable {
             metrics.add(.captureErrors)
             logger.warning(
                 "cannot read a process's executable", metadata: ["process.pid": "\(facts.pid)", "error": "\(error)"])
-            _ = taken.withLock { $0.remove(version) }
+            _ = taken.withLock { $0.removeValue(forKey: version) }
             return nil
         }
         let classification = ContentClassifier.classify(DescriptorByteSource(fd: file))
@@ -348,9 +372,10 @@ public final class ProcessCapturer: Sendable {
             logger.error(
                 "the store's queue is full: a process capture was not recorded",
                 metadata: ["process.pid": "\(facts.pid)", "file.path": "\(name)"])
-            _ = taken.withLock { $0.remove(version) }
+            _ = taken.withLock { $0.removeValue(forKey: version) }
             return nil
         }
+        taken.withLock { $0[version] = true }
         metrics.add(.processCaptures)
         if let sha = hash.sha256, hash.status == .ok,
             keepEvidence(EvidenceJob(descriptor: file, sha256: sha, size: fileStatus.size, path: name))
@@ -369,6 +394,15 @@ public final class ProcessCapturer: Sendable {
         return record
     }
 
+    /// Waits (2 s at most) until the capture of `version` another thread has under way is
+    /// queued to the store or given up.
+    private func waitForCapture(of version: ContentVersion) {
+        let deadline = sys_monotonicNanoseconds() + 2_000_000_000
+        while sys_monotonicNanoseconds() < deadline, taken.withLock({ $0[version] == false }) {
+            usleep(2_000)
+        }
+    }
+
     /// Why a capture is known benign: its hash is allowlisted, or its parent's executable is one
     /// of the allowlist's `fileless-parents` (runc re-executes itself from a memfd).
     static func benign(sha256: String?, parent: PathBytes?, allowlist: Allowlist) -> String? {
@@ -385,12 +419,15 @@ public final class ProcessCapturer: Sendable {
     final class LazyFacts {
         let pid: Int32
         let bootTime: Int64?
+        /// The look is for an alert (see `capture(pid:forAlert:)`).
+        let forAlert: Bool
         private var read: Facts?
         private var commandLine: [[UInt8]]?
 
-        init(pid: Int32, bootTime: Int64?) {
+        init(pid: Int32, bootTime: Int64?, forAlert: Bool) {
             self.pid = pid
             self.bootTime = bootTime
+            self.forAlert = forAlert
         }
 
         var value: Facts {

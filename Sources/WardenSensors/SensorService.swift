@@ -50,7 +50,9 @@ public final class SensorService: Service, Sendable {
         let evidenceJobs = BlockingQueue<EvidenceJob>(capacity: configuration.evidenceQueueCapacity)
         self.evidenceJobs = evidenceJobs
         self.clock = clock
-        self.processCapturer = configuration.execMonitor.map { settings in
+        self.processCapturer = configuration.execMonitor.map { configured in
+            var settings = configured
+            settings.excludedPaths += configuration.excludedPaths
             let roots = WatchedDevices(configuration: configuration)
             return ProcessCapturer(
                 settings: settings, metrics: metrics, logger: logger, policy: policy,

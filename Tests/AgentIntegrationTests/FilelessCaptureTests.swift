@@ -8,6 +8,7 @@ import Testing
 import WardenCore
 import WardenDaemon
 import WardenHTTP
+import WardenLinux
 import WardenStore
 
 /// `.build/debug/fileless-probe`, built by the README's test command.
@@ -141,8 +142,9 @@ extension AgentIntegration {
                 let records = try await agent.waitForFiles { records in
                     pids.isSubset(of: Set(records.compactMap { $0.capture?.pid }))
                 }
+                let taken = records.compactMap { $0.capture.map { ($0.pid, $0.kind, $0.executable.displayString) } }
                 for pid in pids {
-                    let record = try #require(records.first { $0.capture?.pid == pid })
+                    let record = try #require(records.first { $0.capture?.pid == pid }, "\(pid) not in \(taken)")
                     let capture = try #require(record.capture)
                     #expect(capture.kind == .memfd, "\(pid)")
                     #expect(record.sha256 == expected)
@@ -238,12 +240,30 @@ extension AgentIntegration {
                 let token = ["Authorization": "Bearer t0ken"]
                 let runner = try Background(filelessProbe, ["fexecve", sleepBinary, "5"])
                 defer { runner.kill() }
+                // Falco's alert follows the exec: post it once the process runs the memfd.
+                let deadline = ContinuousClock.now + .seconds(5)
+                while ContinuousClock.now < deadline,
+                    (try? sys_readlink(Array("/proc/\(runner.pid)/exe".utf8)))?.starts(with: Array("/memfd:".utf8))
+                        != true
+                {
+                    try await Task.sleep(for: .milliseconds(2))
+                }
                 let (status, body, _) = try await post(
                     "http://127.0.0.1:\(port)/falco", memfdAlert(pid: runner.pid), headers: token)
                 #expect(status == 200, "\(body)")
                 let id = try #require(body["id"] as? String)
-                let stored = try #require(try agent.database.alerts().first { $0.id == id })
-                #expect(stored.correlations.map(\.matchedBy) == ["process-capture:proc.pid"])
+                // Correlated on arrival, or at the second look 0.25 s later when the capture was
+                // still under way on the monitor's thread.
+                var stored = try #require(try agent.database.alerts().first { $0.id == id })
+                let lookDeadline = ContinuousClock.now + .seconds(3)
+                while stored.correlations.isEmpty && ContinuousClock.now < lookDeadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                    stored = try #require(try agent.database.alerts().first { $0.id == id })
+                }
+                #expect(
+                    stored.correlations.map(\.matchedBy) == ["process-capture:proc.pid"],
+                    "\(String(describing: stored.noEvidenceReason)); taken: \(((try? agent.database.files()) ?? []).compactMap { $0.capture.map { ($0.pid, $0.kind) } })"
+                )
                 let (reportStatus, report) = try await get(
                     "http://127.0.0.1:\(port)/alerts/\(id)/report", headers: token)
                 #expect(reportStatus == 200)
