@@ -102,7 +102,7 @@ public final class ProcessCapturer: Sendable {
         let facts = LazyFacts(pid: pid, bootTime: bootTime, forAlert: forAlert)
         let mounts = ProcessMounts(pid: pid)
         var made: [FileRecord] = []
-        if fileless || belowRoot, isOpenable(executable: link, of: pid, mounts: mounts),
+        if fileless || belowRoot, isOpenable(executable: link, of: pid, mounts: mounts, forAlert: forAlert),
             let file = try? sys_open(Array((proc + "/exe").utf8), flags: O_RDONLY, followingSymlinks: true)
         {
             var handedOver = false
@@ -145,11 +145,19 @@ public final class ProcessCapturer: Sendable {
         return name.bytes.starts(with: Array("/memfd:".utf8))
     }
 
-    /// The executable's device, from the process's own maps.
-    private func isOpenable(executable link: PathBytes, of pid: Int32, mounts: ProcessMounts) -> Bool {
-        let maps = (try? sys_readFile(Array("/proc/\(pid)/maps".utf8), limit: 4 << 20)) ?? []
-        guard let device = ProcessFacts.mappedDevice(maps: maps, path: link.bytes) else { return false }
-        return isOpenable(device: device, name: link, mounts: mounts)
+    /// The executable's device, from the process's own maps. An exec names its new executable
+    /// a moment before it maps it, and an alert may come in between: for an alert, looked at
+    /// again for up to 50 ms while the process is there. (The exec event comes once it is mapped;
+    /// a sweep must not wait on a process that unmapped its own executable.)
+    private func isOpenable(executable link: PathBytes, of pid: Int32, mounts: ProcessMounts, forAlert: Bool) -> Bool {
+        for attempt in 0..<(forAlert ? 25 : 1) {
+            if attempt > 0 { usleep(2_000) }
+            guard let maps = try? sys_readFile(Array("/proc/\(pid)/maps".utf8), limit: 4 << 20) else { return false }
+            if let device = ProcessFacts.mappedDevice(maps: maps, path: link.bytes) {
+                return isOpenable(device: device, name: link, mounts: mounts)
+            }
+        }
+        return false
     }
 
     /// A descriptor's file, by the mount its fdinfo names.
