@@ -6,11 +6,12 @@ import WardenCore
 import WardenLinux
 
 /// The parsers that take hostile input, each driven as far as its input goes: an alert through
-/// decoding, correlation and the report; mountinfo; policies; the configuration file. A fuzzer
+/// decoding, correlation and the report; mountinfo; policies; the configuration file; what a
+/// process's `/proc` files and the process events connector say. A fuzzer
 /// (`shmwarden-fuzz`, built with `-sanitize=fuzzer`) and the corpus replay test call these;
 /// none may trap on any input.
 public enum FuzzTargets {
-    public static let names = ["alert", "mountinfo", "policy", "config"]
+    public static let names = ["alert", "mountinfo", "policy", "config", "process"]
 
     /// Runs target `name` on `bytes`; false for an unknown name.
     @discardableResult
@@ -24,9 +25,33 @@ public enum FuzzTargets {
                 if case .success(let policy) = PolicyParser.merge([document]) { evaluate(policy) }
             }
         case "config": _ = ConfigFile.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.yaml")
+        case "process": process(bytes)
         default: return false
         }
         return true
+    }
+
+    /// The same bytes as every `/proc` text a process writes or shapes (maps, status, stat,
+    /// cgroup, fdinfo, its command line and a script path) and as a connector datagram.
+    static func process(_ bytes: [UInt8]) {
+        _ = ProcessFacts.filelessMappings(maps: bytes)
+        _ = ProcessFacts.mappedDevice(maps: bytes, path: Array(bytes.suffix(24)))
+        _ = ProcessFacts.parentAndUID(status: bytes)
+        if let ticks = ProcessFacts.startTicks(stat: bytes) {
+            _ = ProcessFacts.started(ticks: ticks, bootTime: Int64(bytes.count), ticksPerSecond: 100)
+        }
+        _ = ProcessFacts.bootTime(procStat: bytes)
+        _ = ProcessFacts.containerID(cgroup: bytes)
+        _ = ProcessFacts.mountID(fdinfo: bytes)
+        _ = ProcessFacts.openFlags(fdinfo: bytes)
+        _ = ProcessFacts.lexicallyNormalized(bytes)
+        _ = ProcessPath.descriptorNumber(inPath: bytes)
+        _ = InterpreterNames(InterpretedScript.defaultInterpreters).matches(bytes)
+        let arguments = ProcessFacts.arguments(commandLine: bytes)
+        for interpreter in InterpretedScript.defaultInterpreters {
+            _ = InterpretedScript.scriptArgument(arguments, interpreter: interpreter)
+        }
+        _ = bytes.withUnsafeBytes { ProcessEventDecoder.execs(in: $0) }
     }
 
     /// Decodes an alert (as it arrives, and as the store reads it back), correlates it against a
