@@ -22,6 +22,10 @@ final class ExecMonitor {
     private let stop: StopSignal
     /// How often running processes are swept for a deleted executable.
     static let sweepInterval: Int64 = 2_000_000_000
+    /// Wakeups closer together than this are a storm, and each gathers events for `stormGather`
+    /// microseconds before it reads them.
+    static let stormInterval: Int64 = 2_000_000
+    static let stormGather: UInt32 = 4_000
 
     init(capturer: ProcessCapturer, metrics: SensorMetrics, logger: Logger) throws {
         self.events = try ProcessEventSocket()
@@ -39,6 +43,7 @@ final class ExecMonitor {
     func run() {
         scanAllProcesses()
         var lastSweep = sys_monotonicNanoseconds()
+        var lastWake: Int64 = 0
         var fds = [
             pollfd(fd: events.descriptor.rawValue, events: Int16(POLLIN), revents: 0),
             pollfd(fd: stop.descriptor.rawValue, events: Int16(POLLIN), revents: 0),
@@ -57,6 +62,12 @@ final class ExecMonitor {
                 lastSweep = sys_monotonicNanoseconds()
             }
             guard fds[0].revents != 0 else { continue }
+            // Under a storm of execs, one wakeup per exec costs more than the look itself: when
+            // the last wakeup was moments ago, let a few more events gather first. A lone exec
+            // is looked at at once.
+            let now = sys_monotonicNanoseconds()
+            if now - lastWake < Self.stormInterval { usleep(Self.stormGather) }
+            lastWake = now
             let batch: ProcessEventSocket.Batch
             do {
                 batch = try events.drain()

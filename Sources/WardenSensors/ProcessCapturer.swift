@@ -38,6 +38,7 @@ public final class ProcessCapturer: Sendable {
 
     private let settings: Settings
     private let interpreters: InterpreterNames
+    private let ownMounts = OwnMounts()
     private let metrics: SensorMetrics
     private let logger: Logger
     private let policy: SharedPolicy?
@@ -100,7 +101,7 @@ public final class ProcessCapturer: Sendable {
         let interpreter = interpreters.matches(ProcessExecutable.withoutDeletedSuffix(link).bytes)
         guard fileless || belowRoot || interpreter || alsoMappings else { return [] }
         let facts = LazyFacts(pid: pid, bootTime: bootTime, forAlert: forAlert)
-        let mounts = ProcessMounts(pid: pid)
+        let mounts = ProcessMounts(pid: pid, own: ownMounts.current)
         var made: [FileRecord] = []
         if fileless || belowRoot, isOpenable(executable: link, of: pid, mounts: mounts, forAlert: forAlert),
             let file = try? sys_open(Array((proc + "/exe").utf8), flags: O_RDONLY, followingSymlinks: true)
@@ -488,44 +489,91 @@ public final class ProcessCapturer: Sendable {
     }
 }
 
-/// The mounts of one process, read from `/proc/PID/mountinfo` at first use (this agent's own
-/// added for the mount of a descriptor it opened itself): which file system a file is on,
-/// found without touching the file.
-final class ProcessMounts {
-    private let pid: Int32
-    private var processEntries: [MountInfoEntry]?
-    private var ownEntries: [MountInfoEntry]?
+/// A mount table with its lookups by device and by mount id.
+struct MountLookup: Sendable {
+    let entries: [MountInfoEntry]
+    private let byDevice: [UInt64: String]
+    private let byID: [Int: String]
 
-    init(pid: Int32) { self.pid = pid }
-
-    private var entries: [MountInfoEntry] {
-        if let processEntries { return processEntries }
-        let text = (try? sys_readFile(Array("/proc/\(pid)/mountinfo".utf8), limit: 4 << 20)) ?? []
-        let parsed = (try? MountInfoParser.parse(text)) ?? []
-        processEntries = parsed
-        return parsed
+    init(_ entries: [MountInfoEntry]) {
+        self.entries = entries
+        var byDevice: [UInt64: String] = [:]
+        var byID: [Int: String] = [:]
+        for entry in entries {
+            byDevice[UInt64(entry.major) << 32 | UInt64(entry.minor)] =
+                byDevice[UInt64(entry.major) << 32 | UInt64(entry.minor)] ?? entry.fsType
+            byID[entry.mountID] = entry.fsType
+        }
+        self.byDevice = byDevice
+        self.byID = byID
     }
 
-    private var own: [MountInfoEntry] {
-        if let ownEntries { return ownEntries }
-        let parsed = (try? MountTable.read()) ?? []
-        ownEntries = parsed
-        return parsed
+    func fileSystem(major: UInt32, minor: UInt32) -> String? { byDevice[UInt64(major) << 32 | UInt64(minor)] }
+    func fileSystem(mountID: Int) -> String? { byID[mountID] }
+}
+
+/// The agent's own mount table and mount namespace, read at most once a second: most processes
+/// share the namespace, and their files are looked up here without a parse of their own table.
+final class OwnMounts: Sendable {
+    private let cached = Mutex<(lookup: MountLookup, namespace: [UInt8], readAt: Int64?)>((MountLookup([]), [], nil))
+
+    var current: (lookup: MountLookup, namespace: [UInt8]) {
+        let now = sys_monotonicNanoseconds()
+        if let fresh = cached.withLock({ state in
+            state.readAt.map { now - $0 < 1_000_000_000 } == true ? (state.lookup, state.namespace) : nil
+        }) {
+            return fresh
+        }
+        let lookup = MountLookup((try? MountTable.read()) ?? [])
+        let namespace = (try? sys_readlink(Array("/proc/\(sys_getpid())/ns/mnt".utf8))) ?? []
+        cached.withLock { $0 = (lookup, namespace, now) }
+        return (lookup, namespace)
+    }
+}
+
+/// The mounts of one process: the agent's own table when the process shares its mount
+/// namespace, else `/proc/PID/mountinfo` read at first use (the agent's added for the mount of
+/// a descriptor it opened itself). Which file system a file is on, found without touching it.
+final class ProcessMounts {
+    private let pid: Int32
+    private let own: MountLookup
+    private let ownNamespace: [UInt8]
+    private var processLookup: MountLookup?
+
+    init(pid: Int32, own: (lookup: MountLookup, namespace: [UInt8])) {
+        self.pid = pid
+        self.own = own.lookup
+        self.ownNamespace = own.namespace
+    }
+
+    private var process: MountLookup {
+        if let processLookup { return processLookup }
+        let namespace = try? sys_readlink(Array("/proc/\(pid)/ns/mnt".utf8))
+        let lookup: MountLookup
+        if let namespace, !ownNamespace.isEmpty, namespace == ownNamespace {
+            lookup = own
+        } else {
+            let text = (try? sys_readFile(Array("/proc/\(pid)/mountinfo".utf8), limit: 4 << 20)) ?? []
+            lookup = MountLookup((try? MountInfoParser.parse(text)) ?? [])
+        }
+        processLookup = lookup
+        return lookup
     }
 
     func fileSystem(major: UInt32, minor: UInt32) -> String? {
-        (entries.first { $0.major == major && $0.minor == minor }
-            ?? own.first { $0.major == major && $0.minor == minor })?.fsType
+        process.fileSystem(major: major, minor: minor) ?? own.fileSystem(major: major, minor: minor)
     }
 
     func fileSystem(mountID: Int) -> String? {
-        (entries.first { $0.mountID == mountID } ?? own.first { $0.mountID == mountID })?.fsType
+        process.fileSystem(mountID: mountID) ?? own.fileSystem(mountID: mountID)
     }
 
     /// Whether every mount a lookup of `path` (absolute, normalized, in the process's root) may
     /// cross is of `types`: each visible mount whose mount point is `path` or above it.
     func everyMount(onPath path: [UInt8], isIn types: Set<String>) -> Bool {
-        let crossed = MountInfoParser.visible(entries).filter { PathBytes(path).isWithin(PathBytes($0.mountPoint)) }
+        let crossed = MountInfoParser.visible(process.entries).filter {
+            PathBytes(path).isWithin(PathBytes($0.mountPoint))
+        }
         return !crossed.isEmpty && crossed.allSatisfy { types.contains($0.fsType) }
     }
 }
