@@ -8,16 +8,7 @@ import subprocess
 import tempfile
 import time
 
-
-def mount_tmpfs(prefix):
-    path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", path], check=True)
-    return path
-
-
-def unmount(path):
-    subprocess.run(["umount", "-l", path], check=False)
-    shutil.rmtree(path, ignore_errors=True)
+from bench_guard import mount_tmpfs, spawn_many, stop_agent, unmount
 
 
 def start_agent(binary, mount, state, monitor):
@@ -36,14 +27,6 @@ def start_agent(binary, mount, state, monitor):
         time.sleep(0.05)
     agent.kill()
     raise SystemExit("the agent did not start; see " + log_path)
-
-
-def stop_agent(agent):
-    agent.terminate()
-    try:
-        agent.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        agent.kill()
 
 
 def cpu_seconds(pid):
@@ -66,14 +49,6 @@ def run_from_memfd(program_bytes, marker, arguments):
     _, status = os.waitpid(pid, 0)
     if status != 0:
         raise SystemExit(f"the memfd program failed (status {status})")
-
-
-def spawn_many(binary, count):
-    start = time.perf_counter()
-    for _ in range(count):
-        pid = os.posix_spawn(binary, [binary], {})
-        os.waitpid(pid, 0)
-    return time.perf_counter() - start
 
 
 def captured_shas(binary, state):

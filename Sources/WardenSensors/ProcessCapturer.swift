@@ -38,12 +38,11 @@ public final class ProcessCapturer: Sendable {
 
     private let settings: Settings
     private let interpreters: InterpreterNames
-    private let ownMounts = OwnMounts()
+    /// The agent's mount table, and the watched roots on it by device.
+    private let ownMounts: OwnMounts
     private let metrics: SensorMetrics
     private let logger: Logger
     private let policy: SharedPolicy?
-    /// The watched roots on tmpfs, by device.
-    private let watchedRoots: @Sendable () -> [UInt64: PathBytes]
     /// The newest record of a file by its device and inode (the store's, across restarts).
     private let recordedFile: @Sendable (_ device: UInt64, _ inode: UInt64) -> FileRecord?
     private let record: @Sendable (StoreCommand) -> Bool
@@ -59,7 +58,7 @@ public final class ProcessCapturer: Sendable {
 
     init(
         settings: Settings, metrics: SensorMetrics, logger: Logger, policy: SharedPolicy?,
-        watchedRoots: @escaping @Sendable () -> [UInt64: PathBytes],
+        watchedRoots: @escaping @Sendable ([MountInfoEntry]) -> [UInt64: PathBytes],
         recordedFile: @escaping @Sendable (UInt64, UInt64) -> FileRecord?,
         record: @escaping @Sendable (StoreCommand) -> Bool, keepEvidence: @escaping @Sendable (EvidenceJob) -> Bool,
         onCaptured: @escaping @Sendable (FileRecord) -> Void, clock: @escaping @Sendable () -> Timestamp
@@ -69,7 +68,7 @@ public final class ProcessCapturer: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.policy = policy
-        self.watchedRoots = watchedRoots
+        self.ownMounts = OwnMounts(watchedRoots: watchedRoots)
         self.recordedFile = recordedFile
         self.record = record
         self.keepEvidence = keepEvidence
@@ -96,12 +95,13 @@ public final class ProcessCapturer: Sendable {
         // Decided from the link text first: nearly every exec runs an ordinary program, and
         // that costs this one readlink and no open.
         let fileless = ProcessExecutable.isFileless(link)
-        let roots = watchedRoots()
+        let own = ownMounts.current
+        let roots = own.watchedRoots
         let belowRoot = !fileless && roots.values.contains { link.isWithin($0) }
         let interpreter = interpreters.matches(ProcessExecutable.withoutDeletedSuffix(link).bytes)
         guard fileless || belowRoot || interpreter || alsoMappings else { return [] }
         let facts = LazyFacts(pid: pid, bootTime: bootTime, forAlert: forAlert)
-        let mounts = ProcessMounts(pid: pid, own: ownMounts.current)
+        let mounts = ProcessMounts(pid: pid, own: own)
         var made: [FileRecord] = []
         if fileless || belowRoot, isOpenable(executable: link, of: pid, mounts: mounts, forAlert: forAlert),
             let file = try? sys_open(Array((proc + "/exe").utf8), flags: O_RDONLY, followingSymlinks: true)
@@ -200,7 +200,7 @@ public final class ProcessCapturer: Sendable {
         if ProcessExecutable.isFileless(path) { return true }
         let program = ProcessExecutable.withoutDeletedSuffix(path)
         if interpreters.matches(program.bytes) { return true }
-        if watchedRoots().values.contains(where: { program.isWithin($0) }) { return true }
+        if ownMounts.current.watchedRoots.values.contains(where: { program.isWithin($0) }) { return true }
         let maps = (try? sys_readFile(Array("/proc/\(pid)/maps".utf8), limit: 4 << 20)) ?? []
         return !ProcessFacts.filelessMappings(maps: maps).isEmpty
     }
@@ -304,7 +304,7 @@ public final class ProcessCapturer: Sendable {
         let record = take(
             file, status: status, name: PathBytes(name), kind: .script,
             source: source, facts: facts.value, interpreter: interpreter.displayString,
-            mountPoint: onTmpfs ? watchedRoots()[status.device] : nil, waitsForOthers: facts.forAlert)
+            mountPoint: onTmpfs ? ownMounts.current.watchedRoots[status.device] : nil, waitsForOthers: facts.forAlert)
         if record != nil { handedOver = true }
         return record
     }
@@ -513,21 +513,35 @@ struct MountLookup: Sendable {
 }
 
 /// The agent's own mount table and mount namespace, read at most once a second: most processes
-/// share the namespace, and their files are looked up here without a parse of their own table.
+/// share the namespace, and their files are looked up here without a parse of their own table;
+/// the watched roots by device (is an exec'd program below one?) come from the same read.
 final class OwnMounts: Sendable {
-    private let cached = Mutex<(lookup: MountLookup, namespace: [UInt8], readAt: Int64?)>((MountLookup([]), [], nil))
+    struct Snapshot: Sendable {
+        var lookup: MountLookup
+        var namespace: [UInt8]
+        /// The watched roots by device, from the same table.
+        var watchedRoots: [UInt64: PathBytes]
+    }
 
-    var current: (lookup: MountLookup, namespace: [UInt8]) {
+    private let watchedRoots: @Sendable ([MountInfoEntry]) -> [UInt64: PathBytes]
+    private let cached = Mutex<(snapshot: Snapshot?, readAt: Int64)>((nil, 0))
+
+    init(watchedRoots: @escaping @Sendable ([MountInfoEntry]) -> [UInt64: PathBytes]) {
+        self.watchedRoots = watchedRoots
+    }
+
+    var current: Snapshot {
         let now = sys_monotonicNanoseconds()
-        if let fresh = cached.withLock({ state in
-            state.readAt.map { now - $0 < 1_000_000_000 } == true ? (state.lookup, state.namespace) : nil
-        }) {
+        if let fresh = cached.withLock({ state in now - state.readAt < 1_000_000_000 ? state.snapshot : nil }) {
             return fresh
         }
-        let lookup = MountLookup((try? MountTable.read()) ?? [])
-        let namespace = (try? sys_readlink(Array("/proc/\(sys_getpid())/ns/mnt".utf8))) ?? []
-        cached.withLock { $0 = (lookup, namespace, now) }
-        return (lookup, namespace)
+        let entries = (try? MountTable.read()) ?? []
+        let snapshot = Snapshot(
+            lookup: MountLookup(entries),
+            namespace: (try? sys_readlink(Array("/proc/\(sys_getpid())/ns/mnt".utf8))) ?? [],
+            watchedRoots: watchedRoots(entries))
+        cached.withLock { $0 = (snapshot, now) }
+        return snapshot
     }
 }
 
@@ -540,7 +554,7 @@ final class ProcessMounts {
     private let ownNamespace: [UInt8]
     private var processLookup: MountLookup?
 
-    init(pid: Int32, own: (lookup: MountLookup, namespace: [UInt8])) {
+    init(pid: Int32, own: OwnMounts.Snapshot) {
         self.pid = pid
         self.own = own.lookup
         self.ownNamespace = own.namespace

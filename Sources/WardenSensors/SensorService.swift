@@ -53,10 +53,10 @@ public final class SensorService: Service, Sendable {
         self.processCapturer = configuration.execMonitor.map { configured in
             var settings = configured
             settings.excludedPaths += configuration.excludedPaths
-            let roots = WatchedDevices(configuration: configuration)
             return ProcessCapturer(
                 settings: settings, metrics: metrics, logger: logger, policy: policy,
-                watchedRoots: { roots.current }, recordedFile: recordedFile,
+                watchedRoots: { WatchRoots.byDevice(configuration: configuration, mounts: $0) },
+                recordedFile: recordedFile,
                 record: { [writer] command in writer.offer(command, committed: { _ in }) },
                 keepEvidence: { evidenceJobs.offer($0) }, onCaptured: { onProcessCaptured?($0) }, clock: clock)
         }

@@ -2,7 +2,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Logging
-import Synchronization
 import WardenCore
 import WardenLinux
 
@@ -40,29 +39,15 @@ enum WatchRoots {
     }
 }
 
-/// The watched roots by device, re-read from the mount table at most once a second: the exec
-/// monitor asks per exec whether a program is on a watched tmpfs.
-final class WatchedDevices: Sendable {
-    private let configuration: SensorConfiguration
-    private let cached = Mutex<(roots: [UInt64: PathBytes], readAt: Int64?)>(([:], nil))
-
-    init(configuration: SensorConfiguration) { self.configuration = configuration }
-
-    var current: [UInt64: PathBytes] {
-        let now = sys_monotonicNanoseconds()
-        if let fresh = cached.withLock({ state in
-            state.readAt.map { now - $0 < 1_000_000_000 } == true ? state.roots : nil
-        }) {
-            return fresh
-        }
-        let wanted = WatchRoots.wanted(
-            configuration: configuration, mounts: (try? MountTable.read()) ?? [], logger: nil)
+extension WatchRoots {
+    /// The watched roots by device (the shortest path per device: a --watch path below a
+    /// discovered mount names the same device).
+    static func byDevice(configuration: SensorConfiguration, mounts: [MountInfoEntry]) -> [UInt64: PathBytes] {
         var roots: [UInt64: PathBytes] = [:]
-        // The shortest path per device: a --watch path below a discovered mount names the same device.
-        for (path, facts) in wanted where roots[facts.device].map({ path.bytes.count < $0.bytes.count }) ?? true {
+        for (path, facts) in wanted(configuration: configuration, mounts: mounts, logger: nil)
+        where roots[facts.device].map({ path.bytes.count < $0.bytes.count }) ?? true {
             roots[facts.device] = path
         }
-        cached.withLock { $0 = (roots, now) }
         return roots
     }
 }

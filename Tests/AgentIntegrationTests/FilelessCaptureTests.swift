@@ -17,6 +17,9 @@ private let filelessProbe = URL(fileURLWithPath: packagePath(".build/debug/filel
 private let python = "/usr/bin/python3"
 private let sleepBinary = URL(fileURLWithPath: "/bin/sleep").resolvingSymlinksInPath().path
 
+/// The intake on a free port, the alerts authenticated by a bearer token (`t0ken`).
+private let bearerIntake = IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true)
+
 private func policy(_ text: String) throws -> Policy {
     try PolicyParser.merge([try PolicyParser.parse(text, file: "fileless.yaml").get()]).get()
 }
@@ -199,9 +202,7 @@ extension AgentIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             try await withAgent(
-                AgentHarness(
-                    watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true),
-                    execMonitor: true)
+                AgentHarness(watch: [mount.path], http: bearerIntake, execMonitor: true)
             ) { agent in
                 let mapper = try Background(filelessProbe, ["map-exec", "10"])
                 defer { mapper.kill() }
@@ -232,9 +233,7 @@ extension AgentIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             try await withAgent(
-                AgentHarness(
-                    watch: [mount.path], http: IntakeServerConfiguration(port: 0, bearerToken: "t0ken", insecure: true),
-                    execMonitor: true)
+                AgentHarness(watch: [mount.path], http: bearerIntake, execMonitor: true)
             ) { agent in
                 let port = await agent.services.listening.port()
                 let token = ["Authorization": "Bearer t0ken"]
