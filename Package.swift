@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The only hand-written C: what Swift cannot call (variadic calls, macros, missing headers).
@@ -115,11 +117,25 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Delivery of the outbox's events to Falcosidekick (or any Falco-JSON receiver).
+        .target(
+            name: "WardenFleet",
+            dependencies: [
+                "WardenCore", "WardenStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "WardenDaemon",
             dependencies: [
                 "WardenCore", "WardenStore", "WardenSensors", "WardenLinux", "WardenIntake", "WardenHTTP",
-                "WardenResponse", "WardenSandbox",
+                "WardenResponse", "WardenSandbox", "WardenFleet",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -131,7 +147,7 @@ let package = Package(
             name: "shmwarden",
             dependencies: [
                 "WardenDaemon", "WardenCore", "WardenSensors", "WardenStore", "WardenIntake", "WardenHTTP",
-                "WardenResponse", "WardenSandbox", "WardenLinux",
+                "WardenResponse", "WardenSandbox", "WardenLinux", "WardenFleet",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -201,8 +217,11 @@ let package = Package(
             name: "AgentIntegrationTests",
             dependencies: [
                 "WardenSensors", "WardenStore", "WardenCore", "WardenLinux", "WardenDaemon", "WardenHTTP",
-                "WardenIntake",
+                "WardenIntake", "WardenFleet",
                 "WardenTestSupport", "WardenResponse", "WardenSandbox",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

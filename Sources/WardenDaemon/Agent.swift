@@ -8,6 +8,7 @@ import ServiceLifecycle
 import Synchronization
 import UnixSignals
 import WardenCore
+import WardenFleet
 import WardenHTTP
 import WardenIntake
 import WardenLinux
@@ -34,9 +35,14 @@ public enum Agent {
 
         /// Prunes per the retention settings, when there are any.
         public var retention: (any Service)?
+        /// Sends the outbox to the outputs, when there are any.
+        public var forwarder: FleetForwarder?
 
-        /// Start order; they stop in reverse, so intake stops first and the store last.
-        public var all: [any Service] { [store, responder, sensor] + (retention.map { [$0] } ?? []) + http }
+        /// Start order; they stop in reverse, so intake stops first, then the rest, the
+        /// forwarder just before the store (its last delivery cursors still get written).
+        public var all: [any Service] {
+            [store] + (forwarder.map { [$0] } ?? []) + [responder, sensor] + (retention.map { [$0] } ?? []) + http
+        }
     }
 
     /// What the intake runs before it correlates an alert naming a pid: the process's fileless
@@ -68,6 +74,8 @@ public enum Agent {
             database: database, capacity: configuration.storeQueueCapacity, clock: { sys_monotonicNanoseconds() },
             observer: observer,
             onError: { error in logger.error("store error", metadata: ["error": "\(error)"]) })
+        let forwarder = try Self.forwarder(
+            configuration: configuration, database: database, writer: writer, logger: logger)
         let budget = StateBudget(directory: configuration.stateDirectory.path, budget: configuration.storage)
         let vault = try QuarantineVault(directory: configuration.stateDirectory.quarantinePath, budget: budget)
         for line in vault.recover() { logger.warning("quarantine journal: \(line)") }
@@ -101,7 +109,7 @@ public enum Agent {
         let agentMetrics: @Sendable () -> String = {
             let sensorQueues = sensor.queueDepths
             let responseQueues = responder.queueDepths
-            return sensor.metrics.prometheusText()
+            return sensor.metrics.prometheusText() + (forwarder?.metrics.prometheusText() ?? "")
                 + PrometheusGauge.text([
                     PrometheusGauge(
                         "shmwarden_store_queue_depth", writer.depth, help: "Commands waiting for the store writer."),
@@ -208,6 +216,7 @@ public enum Agent {
                     }
                 }),
             http: http, listening: listening)
+        services.forwarder = forwarder
         if let retention = configuration.retention {
             services.retention = RetentionService(
                 database: database, budget: budget, quarantineDirectory: configuration.stateDirectory.quarantinePath,
@@ -215,6 +224,36 @@ public enum Agent {
                 settings: retention, logger: logger, clock: SensorService.wallClock)
         }
         return services
+    }
+
+    /// The outbox and its forwarder, when outputs are configured: every record that makes an
+    /// event queues it from here on.
+    static func forwarder(
+        configuration: AgentConfiguration, database: EvidenceDatabase, writer: StoreWriter, logger: Logger
+    ) throws -> FleetForwarder? {
+        guard !configuration.outputs.isEmpty else { return nil }
+        var clients: [FleetClient] = []
+        for output in configuration.outputs {
+            do {
+                clients.append(try FleetClient(output))
+            } catch {
+                throw AgentError(error.description)
+            }
+        }
+        let outbox = Outbox(
+            hostname: configuration.hostname, limit: configuration.outbox.limit,
+            outputs: configuration.outputs.map(\.name))
+        database.setOutbox(outbox)
+        try database.prepareOutbox()
+        logger.notice(
+            "events go to the outputs",
+            metadata: [
+                "outputs": "\(configuration.outputs.map { "\($0.name)=\($0.url)" }.joined(separator: ","))",
+                "outbox.limit": "\(configuration.outbox.limit)",
+            ])
+        return FleetForwarder(
+            clients: clients, database: database, outbox: outbox, logger: logger, clock: SensorService.wallClock,
+            record: { command in writer.offer(command, committed: { _ in }) })
     }
 
     /// `shmwarden run`: serves until SIGTERM or SIGINT, then shuts down in reverse order and

@@ -4,6 +4,7 @@
 import Foundation
 import WardenCore
 import WardenHTTP
+import WardenLinux
 import WardenResponse
 import WardenSensors
 
@@ -34,6 +35,11 @@ public struct AgentConfiguration: Sendable {
     public var execMonitor: ProcessCapturer.Settings? = ProcessCapturer.Settings()
     /// The state directory's disk budget (evidence, quarantine, database).
     public var storage = StorageBudget()
+    /// Where every detection and action is sent (none: no outbox).
+    public var outputs: [FleetOutput] = []
+    public var outbox = OutboxSettings()
+    /// The `hostname` of every event sent (the host's name).
+    public var hostname = sys_hostname()
     /// Where it came from, for SIGHUP reloads (nil: the built-in empty policy, nothing to reload).
     public var policyPath: String?
 

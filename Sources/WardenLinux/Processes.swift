@@ -235,3 +235,10 @@ public func sys_waitpid(_ pid: Int32) throws(SystemCallError) -> Int32 {
     _ = try retryingInterrupts("waitpid") { waitpid(pid, &status, 0) }
     return status
 }
+
+/// The host's name (`uname -n`), as Falco writes it in `hostname`.
+public func sys_hostname() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+    return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

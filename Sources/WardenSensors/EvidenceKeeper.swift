@@ -67,6 +67,9 @@ final class EvidenceKeeper {
                 }
             case .failure(let failure):
                 metrics.add(.evidenceFailures)
+                // Said in the store too: the file's record (and its outbox event) must not wait
+                // for a copy that will not come.
+                emit(.evidenceSkipped(sha256: job.sha256, reason: "the copy failed: \(failure)"))
                 logger.error(
                     "evidence copy failed",
                     metadata: ["file.path": "\(job.path)", "file.sha256": "\(job.sha256)", "error": "\(failure)"])

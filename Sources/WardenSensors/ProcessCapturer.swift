@@ -392,6 +392,9 @@ public final class ProcessCapturer: Sendable {
             // The evidence keeper holds the descriptor now, and closes it.
         } else {
             sys_close(file)
+            if let sha = hash.sha256, hash.status == .ok {
+                _ = self.record(.evidenceSkipped(sha256: sha, reason: "the evidence queue was full"))
+            }
         }
         logger.notice(
             "captured from a running process",

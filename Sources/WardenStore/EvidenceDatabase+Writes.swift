@@ -31,6 +31,7 @@ extension EvidenceDatabase {
             }
         }
         let full = durable && syncing
+        let outbox = self.outbox
         return try dbWriter.writeWithoutTransaction { db in
             // Cached: parsing the two pragmas anew for every group commit cost more than the
             // inserts of a small group.
@@ -40,7 +41,7 @@ extension EvidenceDatabase {
             try db.inTransaction {
                 // Inside the transaction: the version read is that of the snapshot the lookups see.
                 try memo?.beginBatch(db)
-                applied = try Self.apply(commands, in: db, memo: memo)
+                applied = try Self.apply(commands, in: db, memo: memo, outbox: outbox)
                 return .commit
             }
             applied.needsSync = durable && !syncing
@@ -48,7 +49,10 @@ extension EvidenceDatabase {
         }
     }
 
-    static func apply(_ commands: [StoreCommand], in db: Database, memo: LookupMemo? = nil) throws -> AppliedBatch {
+    /// With an `outbox`, each record that makes an event queues it in the same transaction.
+    static func apply(_ commands: [StoreCommand], in db: Database, memo: LookupMemo? = nil, outbox: Outbox? = nil)
+        throws -> AppliedBatch
+    {
         var applied = AppliedBatch()
         for (index, command) in commands.enumerated() {
             switch command {
@@ -63,7 +67,12 @@ extension EvidenceDatabase {
                             evidencePath: file.evidencePath, firstSeen: file.firstSeen),
                         in: db)
                 }
-                try Self.upsert(file, in: db)
+                let inserted = try Self.upsert(file, in: db)
+                if let outbox, let inserted, file.isExecutable {
+                    var recorded = file
+                    recorded.id = inserted
+                    try outbox.fileRecorded(recorded, in: db)
+                }
                 applied.written.append(file.path)
             case .markDeleted(let path, let time):
                 try db.cachedStatement(
@@ -84,12 +93,16 @@ extension EvidenceDatabase {
                     sql:
                         "UPDATE blob SET evidencePath = ?, evidenceSkipped = NULL WHERE sha256 = ? AND evidencePath IS NULL"
                 ).execute(arguments: [path, sha256])
+                try outbox?.evidenceSettled(
+                    sha256: sha256, Outbox.settledEvidence(sha256: sha256, in: db) ?? .kept(path), in: db)
             case .evidenceSkipped(let sha256, let reason):
                 try db.cachedStatement(
                     sql: "UPDATE blob SET evidenceSkipped = ? WHERE sha256 = ? AND evidencePath IS NULL"
                 ).execute(arguments: [reason, sha256])
+                try outbox?.evidenceSettled(
+                    sha256: sha256, Outbox.settledEvidence(sha256: sha256, in: db) ?? .missing(reason), in: db)
             case .alert(let record):
-                try insert(record, in: db)
+                if try insert(record, in: db) { try outbox?.alertStored(record, in: db) }
             case .correlateAndStore(var record, let tmpfsMounts):
                 // Correlated even when it turns out to be a repeat: the answer to a repeated
                 // delivery reports what the alert is about, like the first one did.
@@ -99,9 +112,16 @@ extension EvidenceDatabase {
                 record.correlations = result.correlations
                 record.noEvidenceReason = result.noEvidenceReason
                 let stored = try insert(record, in: db)
+                if stored { try outbox?.alertStored(record, in: db) }
                 applied.alerts[index] = StoredAlert(record: record, duplicate: !stored)
             case .correlations(let alertID, let result):
                 try replaceCorrelations(alertID: alertID, result, in: db)
+                if let outbox, !result.correlations.isEmpty,
+                    let row = try Row.fetchOne(db, sql: "SELECT * FROM alert WHERE id = ?", arguments: [alertID]),
+                    let record = try alertRecord(row, in: db)
+                {
+                    try outbox.alertStored(record, in: db)
+                }
             case .sensorEvent(let event):
                 try db.cachedStatement(
                     sql: "INSERT INTO sensor_event (time, kind, mountPoint, detail) VALUES (?, ?, ?, ?)"
@@ -119,6 +139,7 @@ extension EvidenceDatabase {
                     action.time.nanosecondsSinceEpoch, action.alertId, action.fileId, action.rule, action.action,
                     action.mode.rawValue, action.outcome.rawValue, action.target, action.detail, action.errno,
                 ])
+                try outbox?.actionRecorded(action, in: db)
             case .exec(let exec):
                 try db.cachedStatement(
                     sql: """
@@ -133,6 +154,7 @@ extension EvidenceDatabase {
                     exec.wouldBe.rawValue, exec.mode.rawValue, exec.rule, exec.reason, exec.cached,
                     exec.held, exec.decisionNanoseconds,
                 ])
+                if let outbox, let event = OutboxEvents.exec(exec) { try outbox.enqueue(event, in: db) }
             case .sandboxRun(let run):
                 try db.execute(
                     sql: """
@@ -143,10 +165,13 @@ extension EvidenceDatabase {
                         run.id, run.time.nanosecondsSinceEpoch, run.sha256, run.fileId, run.alertId,
                         run.verdict.joined(separator: "\n"), run.reportJSON,
                     ])
+                try outbox?.enqueue(OutboxEvents.sandboxRun(run), in: db)
             case .quarantined(let path, let device, let inode):
                 try db.cachedStatement(
                     sql: "UPDATE file SET state = 'quarantined' WHERE path = ? AND device = ? AND inode = ?"
                 ).execute(arguments: [Data(path.bytes), Int64(bitPattern: device), Int64(bitPattern: inode)])
+            case .outboxDelivered(let output, let seq):
+                try outboxDelivered(output: output, through: seq, in: db)
             }
         }
         return applied
@@ -238,7 +263,10 @@ extension EvidenceDatabase {
     /// Records one observation. The same (path, device, inode, content) as a present row updates
     /// that row; anything else at that path that was present is now gone from it (`deleted`) and
     /// the new observation gets a row of its own.
-    static func upsert(_ file: FileRecord, in db: Database) throws {
+    ///
+    /// - Returns: the new row's id; nil when an existing row was updated.
+    @discardableResult
+    static func upsert(_ file: FileRecord, in db: Database) throws -> Int64? {
         let pathData = Data(file.path.bytes)
         let rows = try Row.fetchAll(
             db.cachedStatement(
@@ -279,7 +307,7 @@ extension EvidenceDatabase {
                 file.lastSeen.nanosecondsSinceEpoch, file.kind.rawValue, file.reasons.names.joined(separator: ","),
                 sameID,
             ])
-            return
+            return nil
         }
         try db.cachedStatement(
             sql: """
@@ -299,6 +327,7 @@ extension EvidenceDatabase {
             file.linkTarget.map { Data($0.bytes) }, file.capture.flatMap(Self.captureJSON),
             file.capture.map { Int64($0.pid) },
         ])
+        return db.lastInsertedRowID
     }
 
     static func captureJSON(_ capture: ProcessCapture) -> String? {

@@ -30,6 +30,8 @@ public final class EvidenceDatabase: Sendable {
     let dbWriter: any DatabaseWriter
     let connections: Connections
     private let closed = Atomic<Bool>(false)
+    /// The outbox this process's writes queue events in (nil: none).
+    let outboxSlot = Mutex<Outbox?>(nil)
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public init(path: String, connections: Connections = .pool) throws {
@@ -353,6 +355,19 @@ public final class EvidenceDatabase: Sendable {
                     ALTER TABLE file ADD COLUMN capture TEXT;
                     ALTER TABLE file ADD COLUMN capturePid INTEGER;
                     CREATE INDEX file_capture_pid ON file(capturePid) WHERE capturePid IS NOT NULL;
+                    """)
+        }
+        migrator.registerMigration("v14-outbox") { db in
+            // Events for the outputs (Falcosidekick), each output's delivery cursor, and the
+            // executables whose event waits for their evidence copy.
+            try db.execute(
+                sql: """
+                    CREATE TABLE outbox (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, type TEXT NOT NULL,
+                        priority INTEGER NOT NULL, time INTEGER NOT NULL, body TEXT NOT NULL);
+                    CREATE TABLE outbox_cursor (output TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE outbox_awaiting_evidence (fileId INTEGER PRIMARY KEY, sha256 TEXT NOT NULL);
+                    CREATE INDEX outbox_awaiting_evidence_sha256 ON outbox_awaiting_evidence(sha256);
                     """)
         }
         return migrator

@@ -81,6 +81,9 @@ public enum StoreCommand: Sendable {
     case sandboxRun(SandboxRunRecord)
     /// The file (this device and inode at this path) was moved into the quarantine.
     case quarantined(path: PathBytes, device: UInt64, inode: UInt64)
+    /// `output` has taken every event up to `seq`: its cursor moves there, and events every
+    /// output has taken leave the outbox.
+    case outboxDelivered(output: String, through: Int64)
 }
 
 /// What one batch of commands did, for those who wait on it.

@@ -90,6 +90,8 @@ struct RunCommand: AsyncParsableCommand {
             throw UsageError(message: "invalid policy, not started:\n\(error.description)")
         }
         configuration.retention = file.retention
+        configuration.outputs = file.outputs
+        configuration.outbox = file.outbox
         if let storage = file.storage { configuration.storage = storage }
         if let share = file.inotifyWatchShare { configuration.inotifyWatchShare = share }
         if noExecMonitor || file.execMonitor.enabled == false {

@@ -51,7 +51,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
             try temporary.database.appliedMigrations() == [
                 "v1", "v2-alerts", "v3-internal-alert-time", "v4-actions", "v5-execs", "v6-sandbox", "v7-exec-held",
                 "v8-file-inode", "v9-alert-seq", "v10-no-alert-time-index", "v11-alert-sender", "v12-evidence-skipped",
-                "v13-process-capture",
+                "v13-process-capture", "v14-outbox",
             ])
         #expect(try temporary.database.journalMode() == "wal")
         try temporary.database.apply([.record(sampleRecord("/dev/shm/x"), nil)])

@@ -31,6 +31,10 @@ public struct ConfigFile: Hashable, Sendable {
     /// `exec-monitor:`, whether every exec is watched for fileless payloads, and which
     /// interpreters' scripts are taken.
     public var execMonitor = ExecMonitorSettings()
+    /// `outputs:`, where every detection and action is sent (none: the outbox stays empty).
+    public var outputs: [FleetOutput] = []
+    /// `outbox:`, how many events wait for the outputs at most.
+    public var outbox = OutboxSettings()
 
     public init() {}
 
@@ -40,7 +44,7 @@ public struct ConfigFile: Hashable, Sendable {
     static let keys = [
         "state-dir", "watch", "discover", "hash-size-cap", "max-pinned-files", "listen", "unix-socket", "token-file",
         "body-limit", "policy", "log-level", "log-format", "retention", "intake", "storage", "inotify-watch-share",
-        "exec-monitor",
+        "exec-monitor", "outputs", "outbox",
     ]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
@@ -148,6 +152,10 @@ public struct ConfigFile: Hashable, Sendable {
                 config.storage = StorageBudget.parse(value, fail: fail)
             case "exec-monitor":
                 config.execMonitor = ExecMonitorSettings.parse(value, fail: fail)
+            case "outputs":
+                config.outputs = FleetOutput.parseList(value, fail: fail, absolute: absolute)
+            case "outbox":
+                config.outbox = OutboxSettings.parse(value, fail: fail)
             case "inotify-watch-share":
                 guard let text = value.string, let share = StorageBudget.parseShare(text), share > 0 else {
                     fail(value, "inotify-watch-share must be a share like 50% or 0.5")

@@ -1,0 +1,146 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+/// What an event for the fleet is about: each output chooses the types it takes.
+public enum FleetEventType: String, Sendable, CaseIterable, Codable {
+    /// An executable dropped on, or run from, a tmpfs.
+    case executable
+    /// A payload taken from a running process: a memfd, a deleted executable, a script.
+    case fileless
+    /// An exec the guard refused, or would have refused in monitor mode.
+    case `guard`
+    /// A response action: performed, planned, skipped or failed.
+    case action
+    /// A finished sandbox run.
+    case sandbox
+    /// A correlated Falco alert with what the agent knows about its file.
+    case alert
+    /// Events this output missed because the outbox was full (sent whatever the filter).
+    case outbox
+    /// `shmwarden outputs test` (sent whatever the filter).
+    case test
+
+    /// The types an output may choose (`outbox` and `test` always go).
+    public static let selectable: [FleetEventType] = [.executable, .fileless, .guard, .action, .sandbox, .alert]
+}
+
+/// One event for Falcosidekick, in Falco's JSON: `rule`, `priority`, `time`, `output` and
+/// `output_fields` as Falco writes them, with `source: shmwarden`. `shmwarden.event_id` (also
+/// sent as `uuid`, which Falcosidekick replaces) stays the same on every delivery attempt, so a
+/// receiver can drop repeats.
+public struct FleetEvent: Hashable, Sendable {
+    public var id: String
+    public var type: FleetEventType
+    public var rule: String
+    public var priority: FalcoPriority
+    public var time: Timestamp
+    /// The sentence after Falco's `HH:MM:SS.nnnnnnnnn: Priority ` prefix, which `json` adds.
+    public var sentence: String
+    /// In the order they are written.
+    public var fields: [Field]
+    public var tags: [String]
+
+    public struct Field: Hashable, Sendable {
+        public var name: String
+        public var value: FieldValue
+
+        public init(_ name: String, _ value: FieldValue) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public static let source = "shmwarden"
+
+    public init(
+        id: String, type: FleetEventType, rule: String, priority: FalcoPriority, time: Timestamp, sentence: String,
+        fields: [Field], tags: [String] = []
+    ) {
+        self.id = id
+        self.type = type
+        self.rule = rule
+        self.priority = priority
+        self.time = time
+        self.sentence = sentence
+        self.fields = fields
+        self.tags = tags
+    }
+
+    /// Falco's `output`: the time of day, the priority, then the sentence.
+    public var output: String {
+        let stamp = time.rfc3339
+        let timeOfDay = stamp.split(separator: "T").last.map { String($0.dropLast()) } ?? stamp
+        return "\(timeOfDay): \(priority.name) \(sentence)"
+    }
+
+    /// The JSON body, one line. `shmwarden.event_id` and `shmwarden.event_type` lead the fields.
+    public func json(hostname: String) -> String {
+        var out = "{\"uuid\":"
+        JSONText.appendString(id, to: &out)
+        out += ",\"output\":"
+        JSONText.appendString(output, to: &out)
+        out += ",\"priority\":"
+        JSONText.appendString(priority.name, to: &out)
+        out += ",\"rule\":"
+        JSONText.appendString(rule, to: &out)
+        out += ",\"time\":"
+        JSONText.appendString(time.rfc3339, to: &out)
+        out += ",\"output_fields\":{\"shmwarden.event_id\":"
+        JSONText.appendString(id, to: &out)
+        out += ",\"shmwarden.event_type\":"
+        JSONText.appendString(type.rawValue, to: &out)
+        for field in fields {
+            out += ","
+            JSONText.appendString(field.name, to: &out)
+            out += ":"
+            JSONText.append(field.value, to: &out)
+        }
+        out += "},\"source\":\"shmwarden\",\"tags\":["
+        for (index, tag) in tags.enumerated() {
+            if index > 0 { out += "," }
+            JSONText.appendString(tag, to: &out)
+        }
+        out += "],\"hostname\":"
+        JSONText.appendString(hostname, to: &out)
+        out += "}"
+        return out
+    }
+}
+
+/// JSON text written by hand: an event is built inside the store's write transaction, where a
+/// Codable encoder's cost would be the commit's.
+public enum JSONText {
+    public static func appendString(_ text: String, to out: inout String) {
+        out += "\""
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += text
+        } else {
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case _ where scalar.value < 0x20:
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+
+    public static func append(_ value: FieldValue, to out: inout String) {
+        switch value {
+        case .string(let text): appendString(text, to: &out)
+        case .integer(let number): out += String(number)
+        case .unsigned(let number): out += String(number)
+        // JSON has no NaN or infinity: those are written as null, as Falco would.
+        case .double(let number): out += number.isFinite ? String(number) : "null"
+        case .bool(let flag): out += flag ? "true" : "false"
+        case .null: out += "null"
+        }
+    }
+}
