@@ -276,6 +276,135 @@ extension AgentIntegration {
             #expect(metrics.contains("shmwarden_output_events_delivered_total{output=\"sidekick\"} 11"))
         }
 
+        /// The agent killed with SIGKILL while its receiver is down and events are queued: the
+        /// restarted agent delivers every one of them.
+        @Test func killNineWithEventsQueuedLosesNone() async throws {
+            try #require(Binary.exists, "build first: swift build")
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let state = makeStateDirectory()
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            let receiver = FalcoReceiver()
+            try await receiver.start()
+            await receiver.stop()
+            let config = state + ".yaml"
+            defer { unlink(config) }
+            try "outputs:\n  - name: sidekick\n    url: \(receiver.url)\n".write(
+                toFile: config, atomically: true, encoding: .utf8)
+            func startAgent() throws -> Process {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: Binary.path)
+                process.arguments = [
+                    "run", "--state-dir", state, "--config", config, "--no-discover", "--watch", mount.path,
+                    "--no-listen", "--no-exec-monitor",
+                ]
+                process.standardError = FileHandle.nullDevice
+                process.standardOutput = FileHandle.nullDevice
+                try process.run()
+                return process
+            }
+            func queued() throws -> [OutboxEntry] {
+                guard FileManager.default.fileExists(atPath: state + "/shmwarden.sqlite") else { return [] }
+                let database = try EvidenceDatabase(path: state + "/shmwarden.sqlite", connections: .single)
+                defer { try? database.close() }
+                return try database.outboxEntries(after: 0, limit: 1000).filter { $0.type == .executable }
+            }
+            var agent = try startAgent()
+            defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+            // Ready once its pid file is written.
+            let ready = ContinuousClock.now + .seconds(20)
+            while !FileManager.default.fileExists(atPath: state + "/shmwarden.pid") && ContinuousClock.now < ready {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            for index in 0..<20 { try drop(trueBinary + [UInt8(index)], at: mount.child("drop\(index)")) }
+            let deadline = ContinuousClock.now + .seconds(30)
+            var ids: Set<String> = []
+            while ids.count < 20 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                ids = Set(try queued().map(\.id))
+            }
+            try #require(ids.count == 20, "20 events queued before the kill")
+            kill(agent.processIdentifier, SIGKILL)
+            agent.waitUntilExit()
+            #expect(agent.terminationReason == .uncaughtSignal)
+            try await receiver.start()
+            agent = try startAgent()
+            #expect(await receiver.wait { Set($0.deliveries.keys).isSuperset(of: ids) })
+            kill(agent.processIdentifier, SIGTERM)
+            agent.waitUntilExit()
+            await receiver.stop()
+            #expect(receiver.taken.refused.isEmpty)
+        }
+
+        /// The whole agent: a dropped ELF, the policy's sandbox run and a correlated alert reach
+        /// the receiver as events, and /metrics counts them.
+        @Test(.enabled(if: TestEnvironment.isRoot))
+        func theAgentSendsItsDetectionsAndActions() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            let receiver = FalcoReceiver()
+            try await receiver.start()
+            defer { Task { await receiver.stop() } }
+            let policy = try PolicyParser.merge([
+                try PolicyParser.parse(
+                    """
+                    mode: enforce
+                    rules:
+                      - {name: detonate, on: dropped-executable, match: {file: {kind: elf}}, actions: [{action: sandbox, timeout: 5}]}
+                    """, file: "test.yaml"
+                ).get()
+            ]).get()
+            try await withAgent(
+                AgentHarness(
+                    watch: [mount.path], http: IntakeServerConfiguration(port: 0, insecure: true), policy: policy,
+                    configure: { $0.outputs = [FleetOutput(name: "sidekick", url: receiver.url)] })
+            ) { agent in
+                let path = mount.child("implant")
+                let sha = try drop(trueBinary, at: path)
+                try await agent.waitForFiles { $0.contains { $0.path == PathBytes(path) } }
+                let port = await agent.services.listening.port()
+                let (status, _, _) = try await post("http://127.0.0.1:\(port)/falco", devShmAlert(exepath: path))
+                #expect(status == 200)
+                let rules = [
+                    "Executable dropped on tmpfs", "Response action", "Sandbox run finished", "Execution from /dev/shm",
+                ]
+                #expect(
+                    await receiver.wait {
+                        Set($0.events.values.compactMap { $0["rule"] as? String }).isSuperset(of: rules)
+                    })
+                for event in receiver.events {
+                    #expect((event["fields"] as? String)?.contains(sha) == true, "\(event)")
+                }
+                let (_, metrics) = try await get("http://127.0.0.1:\(port)/metrics")
+                #expect(metrics.contains("shmwarden_output_events_delivered_total{output=\"sidekick\"}"))
+                #expect(receiver.taken.refused.isEmpty)
+            }
+        }
+
+        /// `shmwarden outputs test`: one test event per output, and its answer.
+        @Test func outputsTestSendsOneEventAndSaysWhatCameBack() async throws {
+            try #require(Binary.exists, "build first: swift build")
+            let receiver = FalcoReceiver()
+            try await receiver.start()
+            let config = makeStateDirectory() + ".yaml"
+            defer { unlink(config) }
+            try "outputs:\n  - {name: sidekick, url: \"\(receiver.url)\"}\n".write(
+                toFile: config, atomically: true, encoding: .utf8)
+            let (status, output, errors) = try await runProcessOffPool(
+                Binary.path, ["outputs", "test", "--config", config], errors: true)
+            #expect(status == 0, "\(errors)")
+            #expect(output.contains("sidekick") && output.contains("taken (HTTP 200)"), "\(output)")
+            #expect(receiver.events.map { $0["rule"] as? String } == ["shmwarden output test"])
+            await receiver.stop()
+            let (down, downOutput, _) = try await runProcessOffPool(
+                Binary.path, ["outputs", "test", "--config", config], errors: true)
+            #expect(down == 1 && downOutput.contains("not taken"), "\(downOutput)")
+            try "outputs: []\n".write(toFile: config, atomically: true, encoding: .utf8)
+            let (none, _, noneErrors) = try await runProcessOffPool(
+                Binary.path, ["outputs", "test", "--config", config], errors: true)
+            #expect(none == 2 && noneErrors.contains("no outputs"), "\(noneErrors)")
+        }
+
         /// Mutual TLS: an output with the CA and a client certificate is taken; one without the
         /// client certificate is not, and keeps its events.
         @Test func mutualTLSOutputsNeedTheirClientCertificate() async throws {
