@@ -160,8 +160,10 @@ let package = Package(
             name: "shmwarden-bench",
             dependencies: [
                 "WardenCore", "WardenDaemon", "WardenLinux", "WardenSandbox", "WardenSensors", "WardenStore",
+                "WardenFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

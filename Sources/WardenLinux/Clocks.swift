@@ -23,3 +23,10 @@ public func sys_realtime() -> (seconds: Int64, nanoseconds: Int64) {
     clock_gettime(CLOCK_REALTIME, &now)
     return (Int64(now.tv_sec), Int64(now.tv_nsec))
 }
+
+/// Blocks the calling thread for `milliseconds` (a thread of its own, never the cooperative pool).
+public func sys_sleep(milliseconds: Int) {
+    var request = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+}

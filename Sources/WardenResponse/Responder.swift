@@ -184,16 +184,27 @@ public final class Responder: Sendable {
     /// Alerts and dropped executables waiting for a response, and sandbox runs waiting to start.
     public var queueDepths: (responses: Int, sandboxRuns: Int) { (queue.count, sandboxQueue.count) }
 
+    /// The row id of the file recorded with this device and inode, waiting up to a second for
+    /// the store writer to commit it.
+    private func recordedFileID(device: UInt64, inode: UInt64) -> Int64? {
+        let deadline = sys_monotonicNanoseconds() + 1_000_000_000
+        while true {
+            if let id = (try? database.capturedFile(device: device, inode: inode))??.id { return id }
+            if sys_monotonicNanoseconds() > deadline { return nil }
+            sys_sleep(milliseconds: 5)
+        }
+    }
+
     /// Evaluates the policy for `subject` and carries out each planned action; returns the audit rows.
     @discardableResult
     public func respond(to subject: PolicySubject) -> [ActionRecord] {
         let policy = currentPolicy
-        // A file handed over as it was recorded has no row id yet; by now the writer has
-        // usually stored it, and the audit rows name it.
+        // A file handed over as it was recorded has no row id yet: the writer stores it within
+        // milliseconds, and the audit rows (and the events made from them) must name it.
         var subject = subject
         for index in subject.files.indices where subject.files[index].fileID == nil {
             let file = subject.files[index]
-            subject.files[index].fileID = (try? database.capturedFile(device: file.device, inode: file.inode))??.id
+            subject.files[index].fileID = recordedFileID(device: file.device, inode: file.inode)
         }
         var rows: [ActionRecord] = []
         var commands: [StoreCommand] = []

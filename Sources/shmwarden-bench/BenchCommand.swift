@@ -16,7 +16,7 @@ import WardenStore
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shmwarden-bench", abstract: "Benchmark helpers for scripts/bench-*.",
-        subcommands: [Hash.self, BareServer.self, SandboxRuns.self])
+        subcommands: [Hash.self, BareServer.self, SandboxRuns.self, FleetSink.self, FleetDrain.self])
 
     /// `hash FILE`: hashes one file with the sensor's hasher and prints the digest;
     /// `scripts/bench-sensor` times it against sha256sum and openssl.

@@ -125,7 +125,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         let path = directory + "/shmwarden.sqlite"
         let created = try EvidenceDatabase(path: path, connections: .single)
         #expect(try created.journalMode() == "wal")
-        #expect(try created.appliedMigrations().last == "v13-process-capture")
+        #expect(try created.appliedMigrations().last == "v14-outbox")
         let agent = try EvidenceDatabase(path: path)
         try agent.apply([.record(sampleRecord("/dev/shm/by-agent"), nil)])
         let command = try EvidenceDatabase(path: path, connections: .single)
