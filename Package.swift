@@ -121,7 +121,7 @@ let package = Package(
         .target(
             name: "WardenFleet",
             dependencies: [
-                "WardenCore", "WardenStore",
+                "WardenCore", "WardenStore", "WardenLinux",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

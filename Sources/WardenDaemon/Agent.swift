@@ -232,17 +232,18 @@ public enum Agent {
         configuration: AgentConfiguration, database: EvidenceDatabase, writer: StoreWriter, logger: Logger
     ) throws -> FleetForwarder? {
         guard !configuration.outputs.isEmpty else { return nil }
-        var clients: [FleetClient] = []
-        for output in configuration.outputs {
-            do {
-                clients.append(try FleetClient(output))
-            } catch {
-                throw AgentError(error.description)
-            }
-        }
         let outbox = Outbox(
             hostname: configuration.hostname, limit: configuration.outbox.limit,
             outputs: configuration.outputs.map(\.name))
+        let forwarder: FleetForwarder
+        do {
+            forwarder = try FleetForwarder(
+                outputs: configuration.outputs, database: database, outbox: outbox, logger: logger,
+                clock: SensorService.wallClock, storeCommands: { writer.appliedCommands },
+                record: { command in writer.offer(command, committed: { _ in }) })
+        } catch {
+            throw AgentError(error.description)
+        }
         database.setOutbox(outbox)
         try database.prepareOutbox()
         logger.notice(
@@ -251,9 +252,7 @@ public enum Agent {
                 "outputs": "\(configuration.outputs.map { "\($0.name)=\($0.url)" }.joined(separator: ","))",
                 "outbox.limit": "\(configuration.outbox.limit)",
             ])
-        return FleetForwarder(
-            clients: clients, database: database, outbox: outbox, logger: logger, clock: SensorService.wallClock,
-            record: { command in writer.offer(command, committed: { _ in }) })
+        return forwarder
     }
 
     /// `shmwarden run`: serves until SIGTERM or SIGINT, then shuts down in reverse order and

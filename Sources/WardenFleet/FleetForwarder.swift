@@ -2,9 +2,12 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import WardenCore
+import WardenLinux
 import WardenStore
 
 /// Sends the outbox's events to every output, at least once each, in order per output.
@@ -15,13 +18,23 @@ import WardenStore
 /// wait for a backoff with jitter. Delivered and refused events are never sent again; an event
 /// whose delivery is not yet recorded when the agent stops (even by `kill -9`) is, with the same
 /// `shmwarden.event_id`.
+///
+/// Delivery is background work. The thread that makes the events' JSON and the event loops of the
+/// outputs' connections run under SCHED_IDLE (CPU time nothing else wants), and while the store
+/// commits more than `busyCommandsPerSecond` (a flood of alerts or files) an output sends one
+/// batch a second: capture and intake keep the machine, the outbox takes up the difference, and
+/// it is sent once the load eases. An output with half the outbox's limit pending stops yielding:
+/// past that point delivery competes with intake rather than let the full outbox drop events.
 public final class FleetForwarder: Service, Sendable {
     private let clients: [FleetClient]
+    private let eventLoopGroup: MultiThreadedEventLoopGroup
     private let database: EvidenceDatabase
     private let outbox: Outbox
     private let record: @Sendable (StoreCommand) -> Bool
     private let logger: Logger
     private let clock: @Sendable () -> Timestamp
+    private let storeCommands: @Sendable () -> UInt64
+    private let busy = Atomic<Bool>(false)
     private let pool = WorkPool(name: "warden-fleet", threads: 1, queued: 16)
     public let metrics: FleetMetrics
 
@@ -29,11 +42,31 @@ public final class FleetForwarder: Service, Sendable {
     static let batchSize = 512
     /// How often an output with nothing to send looks again.
     static let idleMilliseconds: UInt64 = 100
+    /// Above this many store commands a second, delivery yields (one batch a second per output).
+    public static let busyCommandsPerSecond = 2_000
 
+    /// Makes each output's client (its connections on event loop threads of the forwarder's own,
+    /// under SCHED_IDLE). `storeCommands` counts the store's commits (`StoreWriter.appliedCommands`).
+    ///
+    /// - Throws: why an output cannot be used (an unreadable token file or TLS file).
     public init(
-        clients: [FleetClient], database: EvidenceDatabase, outbox: Outbox, logger: Logger,
-        clock: @escaping @Sendable () -> Timestamp, record: @escaping @Sendable (StoreCommand) -> Bool
-    ) {
+        outputs: [FleetOutput], database: EvidenceDatabase, outbox: Outbox, logger: Logger,
+        clock: @escaping @Sendable () -> Timestamp, storeCommands: @escaping @Sendable () -> UInt64 = { 0 },
+        record: @escaping @Sendable (StoreCommand) -> Bool
+    ) throws(FleetClient.SetupError) {
+        self.storeCommands = storeCommands
+        // One loop thread per CPU: one thread's HTTP client work bounds a drain at about 4,000
+        // events a second on this kind of machine; both run under SCHED_IDLE.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        for loop in group.makeIterator() { loop.execute { try? sys_setThreadIdle() } }
+        var clients: [FleetClient] = []
+        do {
+            for output in outputs { clients.append(try FleetClient(output, eventLoopGroup: group)) }
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+        self.eventLoopGroup = group
         self.clock = clock
         self.clients = clients
         self.database = database
@@ -52,9 +85,11 @@ public final class FleetForwarder: Service, Sendable {
                     group.addTask { await self.deliver(client, from: start) }
                 }
                 group.addTask { await self.watchDepth() }
+                group.addTask { await self.watchLoad() }
             }
         }
         for client in clients { await client.shutdown() }
+        try? await eventLoopGroup.shutdownGracefully()
         pool.close()
     }
 
@@ -68,16 +103,42 @@ public final class FleetForwarder: Service, Sendable {
         }
     }
 
+    /// Samples the store's commit rate every 50 ms into `busy`.
+    private func watchLoad() async {
+        var last = storeCommands()
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(50))
+            let now = storeCommands()
+            busy.store(Int(now &- last) * 20 > Self.busyCommandsPerSecond, ordering: .relaxed)
+            last = now
+        }
+    }
+
+    /// Waits while the agent is busy, a second at most, unless `output` has half the outbox's
+    /// limit waiting.
+    private func yieldWhileBusy(_ output: String) async {
+        var waited = 0
+        while busy.load(ordering: .relaxed) && waited < 1000 && !Task.isCancelled
+            && metrics.pending(output) < outbox.limit / 2
+        {
+            try? await Task.sleep(for: .milliseconds(50))
+            waited += 50
+        }
+    }
+
     private func deliver(_ client: FleetClient, from start: Int64) async {
         let name = client.output.name
         var cursor = start
         var backoff = RetryBackoff()
         metrics.setCursor(name, cursor)
         while !Task.isCancelled {
+            await yieldWhileBusy(name)
             let entries: [OutboxEntry]
             do {
-                entries = try await pool.run { [database, cursor] in
-                    try database.outboxEntries(after: cursor, limit: Self.batchSize)
+                entries = try await pool.run { [database, cursor, hostname = outbox.hostname, output = client.output] in
+                    try? sys_setThreadIdle()
+                    return try database.outboxEntries(
+                        after: cursor, limit: Self.batchSize, hostname: hostname, wanted: output.accepts)
                 }
             } catch {
                 logger.error("cannot read the outbox", metadata: ["output": "\(name)", "error": "\(error)"])
@@ -98,9 +159,14 @@ public final class FleetForwarder: Service, Sendable {
                 work.append((entries[0].seq - 1, notice.json(hostname: outbox.hostname)))
             }
             for entry in entries where client.output.accepts(type: entry.type, priority: entry.priority) {
-                work.append((entry.seq, entry.body))
+                guard let body = entry.body else {
+                    // Its record was pruned (retention) before this output took it.
+                    metrics.add(.failed, name)
+                    continue
+                }
+                work.append((entry.seq, body))
             }
-            let outcomes = await post(work.map(\.body), with: client)
+            let outcomes = await client.post(work.map(\.body))
             var through = last.seq
             var retryReason: String?
             for (index, outcome) in outcomes.enumerated() {
@@ -145,25 +211,6 @@ public final class FleetForwarder: Service, Sendable {
                 backoff.reset()
             }
         }
-    }
-
-    /// Posts `bodies` with at most `FleetClient.parallelRequests` in flight; the outcomes in order.
-    private func post(_ bodies: [String], with client: FleetClient) async -> [DeliveryOutcome] {
-        var outcomes = [DeliveryOutcome?](repeating: nil, count: bodies.count)
-        await withTaskGroup(of: (Int, DeliveryOutcome).self) { group in
-            var next = 0
-            func start() {
-                let index = next
-                next += 1
-                group.addTask { (index, await client.post(bodies[index]).0) }
-            }
-            while next < min(bodies.count, FleetClient.parallelRequests) { start() }
-            while let (index, outcome) = await group.next() {
-                outcomes[index] = outcome
-                if next < bodies.count { start() }
-            }
-        }
-        return outcomes.map { $0 ?? .retry("cancelled") }
     }
 }
 

@@ -151,7 +151,7 @@ extension EvidenceDatabase {
         }
     }
 
-    private static func sandboxRun(_ row: Row) -> SandboxRunRecord {
+    static func sandboxRun(_ row: Row) -> SandboxRunRecord {
         SandboxRunRecord(
             id: row["id"], time: Timestamp(nanosecondsSinceEpoch: row["time"]), sha256: row["sha256"],
             fileId: row["fileId"], alertId: row["alertId"],

@@ -93,16 +93,18 @@ extension EvidenceDatabase {
                     sql:
                         "UPDATE blob SET evidencePath = ?, evidenceSkipped = NULL WHERE sha256 = ? AND evidencePath IS NULL"
                 ).execute(arguments: [path, sha256])
-                try outbox?.evidenceSettled(
-                    sha256: sha256, Outbox.settledEvidence(sha256: sha256, in: db) ?? .kept(path), in: db)
+                try outbox?.evidenceSettled(sha256: sha256, in: db)
             case .evidenceSkipped(let sha256, let reason):
                 try db.cachedStatement(
                     sql: "UPDATE blob SET evidenceSkipped = ? WHERE sha256 = ? AND evidencePath IS NULL"
                 ).execute(arguments: [reason, sha256])
-                try outbox?.evidenceSettled(
-                    sha256: sha256, Outbox.settledEvidence(sha256: sha256, in: db) ?? .missing(reason), in: db)
+                try outbox?.evidenceSettled(sha256: sha256, in: db)
             case .alert(let record):
-                if try insert(record, in: db) { try outbox?.alertStored(record, in: db) }
+                if let seq = try insert(record, in: db), let outbox, !record.correlations.isEmpty {
+                    try outbox.enqueue(
+                        .alert(rule: record.alert.rule, priority: record.alert.priority), time: record.alert.time,
+                        ref: seq, in: db)
+                }
             case .correlateAndStore(var record, let tmpfsMounts):
                 // Correlated even when it turns out to be a repeat: the answer to a repeated
                 // delivery reports what the alert is about, like the first one did.
@@ -112,15 +114,24 @@ extension EvidenceDatabase {
                 record.correlations = result.correlations
                 record.noEvidenceReason = result.noEvidenceReason
                 let stored = try insert(record, in: db)
-                if stored { try outbox?.alertStored(record, in: db) }
-                applied.alerts[index] = StoredAlert(record: record, duplicate: !stored)
+                if let seq = stored, let outbox, !record.correlations.isEmpty {
+                    try outbox.enqueue(
+                        .alert(rule: record.alert.rule, priority: record.alert.priority), time: record.alert.time,
+                        ref: seq, in: db)
+                }
+                applied.alerts[index] = StoredAlert(record: record, duplicate: stored == nil)
             case .correlations(let alertID, let result):
                 try replaceCorrelations(alertID: alertID, result, in: db)
                 if let outbox, !result.correlations.isEmpty,
-                    let row = try Row.fetchOne(db, sql: "SELECT * FROM alert WHERE id = ?", arguments: [alertID]),
-                    let record = try alertRecord(row, in: db)
+                    let row = try Row.fetchOne(
+                        db.cachedStatement(sql: "SELECT seq, priority, time FROM alert WHERE id = ?"),
+                        arguments: [alertID]),
+                    let priority = FalcoPriority(rawValue: Int(row["priority"] as Int64))
                 {
-                    try outbox.alertStored(record, in: db)
+                    try outbox.enqueue(
+                        .alert(priority: priority), time: Timestamp(nanosecondsSinceEpoch: row["time"]),
+                        ref: row["seq"],
+                        in: db)
                 }
             case .sensorEvent(let event):
                 try db.cachedStatement(
@@ -139,7 +150,7 @@ extension EvidenceDatabase {
                     action.time.nanosecondsSinceEpoch, action.alertId, action.fileId, action.rule, action.action,
                     action.mode.rawValue, action.outcome.rawValue, action.target, action.detail, action.errno,
                 ])
-                try outbox?.actionRecorded(action, in: db)
+                try outbox?.enqueue(.action(action), time: action.time, ref: db.lastInsertedRowID, in: db)
             case .exec(let exec):
                 try db.cachedStatement(
                     sql: """
@@ -154,7 +165,9 @@ extension EvidenceDatabase {
                     exec.wouldBe.rawValue, exec.mode.rawValue, exec.rule, exec.reason, exec.cached,
                     exec.held, exec.decisionNanoseconds,
                 ])
-                if let outbox, let event = OutboxEvents.exec(exec) { try outbox.enqueue(event, in: db) }
+                if let outbox, let kind = OutboxEvents.Kind.exec(exec) {
+                    try outbox.enqueue(kind, time: exec.time, ref: db.lastInsertedRowID, in: db)
+                }
             case .sandboxRun(let run):
                 try db.execute(
                     sql: """
@@ -165,7 +178,7 @@ extension EvidenceDatabase {
                         run.id, run.time.nanosecondsSinceEpoch, run.sha256, run.fileId, run.alertId,
                         run.verdict.joined(separator: "\n"), run.reportJSON,
                     ])
-                try outbox?.enqueue(OutboxEvents.sandboxRun(run), in: db)
+                try outbox?.enqueue(.sandboxRun(run), time: run.time, ref: nil, note: run.id, in: db)
             case .quarantined(let path, let device, let inode):
                 try db.cachedStatement(
                     sql: "UPDATE file SET state = 'quarantined' WHERE path = ? AND device = ? AND inode = ?"
@@ -177,9 +190,10 @@ extension EvidenceDatabase {
         return applied
     }
 
-    /// Inserts `record` unless an alert with its id is stored: returns whether it was inserted.
+    /// Inserts `record` unless an alert with its id is stored: returns its row's `seq` when it was
+    /// inserted.
     @discardableResult
-    static func insert(_ record: AlertRecord, in db: Database) throws -> Bool {
+    static func insert(_ record: AlertRecord, in db: Database) throws -> Int64? {
         let insert = StatementBinder(
             try db.cachedStatement(
                 sql: """
@@ -200,9 +214,10 @@ extension EvidenceDatabase {
         insert.bind(11, Int64(record.sender.authenticated ? 1 : 0))
         insert.bind(12, record.sender.via)
         try insert.execute(in: db)
-        guard db.changesCount > 0 else { return false }
-        try insertCorrelations(alertSeq: db.lastInsertedRowID, record.correlations, in: db)
-        return true
+        guard db.changesCount > 0 else { return nil }
+        let seq = db.lastInsertedRowID
+        try insertCorrelations(alertSeq: seq, record.correlations, in: db)
+        return seq
     }
 
     static func replaceCorrelations(alertID: String, _ result: CorrelationResult, in db: Database) throws {

@@ -358,17 +358,22 @@ public final class EvidenceDatabase: Sendable {
                     """)
         }
         migrator.registerMigration("v14-outbox") { db in
-            // Events for the outputs (Falcosidekick), each output's delivery cursor, and the
-            // executables whose event waits for their evidence copy.
+            // Events for the outputs (Falcosidekick), each a row naming its record; the random
+            // instance that, with an event's number, makes its id; each output's delivery cursor;
+            // and the executables whose event waits for their evidence copy.
             try db.execute(
                 sql: """
                     CREATE TABLE outbox (
-                        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, type TEXT NOT NULL,
-                        priority INTEGER NOT NULL, time INTEGER NOT NULL, body TEXT NOT NULL);
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, priority INTEGER NOT NULL,
+                        time INTEGER NOT NULL, ref INTEGER, note TEXT);
+                    CREATE TABLE outbox_instance (id TEXT NOT NULL);
                     CREATE TABLE outbox_cursor (output TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
                     CREATE TABLE outbox_awaiting_evidence (fileId INTEGER PRIMARY KEY, sha256 TEXT NOT NULL);
                     CREATE INDEX outbox_awaiting_evidence_sha256 ON outbox_awaiting_evidence(sha256);
                     """)
+            try db.execute(
+                sql: "INSERT INTO outbox_instance (id) VALUES (?)",
+                arguments: [String(UInt64.random(in: 1...UInt64.max), radix: 16)])
         }
         return migrator
     }

@@ -22,7 +22,68 @@ public enum OutboxEvents {
         public static let test = "shmwarden output test"
     }
 
-    static func newID() -> String { UUID().uuidString.lowercased() }
+    /// An event's id: the database's random outbox instance (58 bits) and the event's number
+    /// (60 bits), as a version 8 UUID. The same row always has the same id, so a receiver can
+    /// drop a repeat; another database (another host, or this one's store made anew) another.
+    public static func eventID(instance: UInt64, seq: Int64) -> String {
+        func hex(_ value: UInt64, _ digits: Int) -> String {
+            let text = String(value, radix: 16)
+            return String(repeating: "0", count: max(0, digits - text.count)) + text
+        }
+        let number = UInt64(bitPattern: seq) & 0x0fff_ffff_ffff_ffff
+        return "\(hex(instance >> 32, 8))-\(hex((instance >> 16) & 0xffff, 4))-\(hex(0x8000 | (instance & 0x0fff), 4))-"
+            + "\(hex(0x8000 | ((number >> 48) & 0x0fff), 4))-\(hex(number & 0xffff_ffff_ffff, 12))"
+    }
+
+    /// What an outbox row records of its event before the JSON is made: its type and priority.
+    public struct Kind: Hashable, Sendable {
+        public var rule: String
+        public var type: FleetEventType
+        public var priority: FalcoPriority
+
+        /// An executable recorded on a tmpfs (`capture` nil) or taken from a process.
+        public static func file(capture: ProcessCapture?) -> Kind {
+            guard let capture else {
+                return Kind(rule: Rule.executableDropped, type: .executable, priority: .warning)
+            }
+            var kind =
+                switch capture.kind {
+                case .tmpfs: Kind(rule: Rule.executableRun, type: .executable, priority: .warning)
+                case .script: Kind(rule: Rule.scriptCaptured, type: .fileless, priority: .warning)
+                case .memfd, .deleted, .mapping: Kind(rule: Rule.filelessCaptured, type: .fileless, priority: .critical)
+                }
+            if capture.benign != nil { kind.priority = .informational }
+            return kind
+        }
+
+        /// An exec the guard answered; nil for one it allowed (and would have).
+        public static func exec(_ exec: ExecRecord) -> Kind? {
+            if exec.verdict == .deny { return Kind(rule: Rule.execRefused, type: .guard, priority: .critical) }
+            if exec.wouldBe == .deny { return Kind(rule: Rule.execWouldBeRefused, type: .guard, priority: .warning) }
+            return nil
+        }
+
+        public static func action(_ action: ActionRecord) -> Kind {
+            let priority: FalcoPriority =
+                switch action.outcome {
+                case .performed: .warning
+                case .failed: .error
+                case .planned: .notice
+                case .skipped: .informational
+                }
+            return Kind(rule: Rule.action, type: .action, priority: priority)
+        }
+
+        public static func sandboxRun(_ run: SandboxRunRecord) -> Kind {
+            let failed = run.verdict.first?.hasPrefix("The sample did not run") == true
+            return Kind(rule: Rule.sandboxRun, type: .sandbox, priority: failed ? .error : .notice)
+        }
+
+        /// A correlated alert: its own rule and priority.
+        public static func alert(rule: String = "", priority: FalcoPriority) -> Kind {
+            Kind(rule: rule, type: .alert, priority: priority)
+        }
+    }
 
     /// The evidence copy of a recorded executable: where it is, or why there is none.
     public enum Evidence: Hashable, Sendable {
@@ -31,7 +92,7 @@ public enum OutboxEvents {
     }
 
     /// An executable recorded on a tmpfs, or a payload taken from a running process.
-    public static func file(_ file: FileRecord, evidence: Evidence) -> FleetEvent {
+    public static func file(_ file: FileRecord, evidence: Evidence, id: String) -> FleetEvent {
         var fields: [FleetEvent.Field] = [.init("fd.name", .string(file.path.jsonText))]
         if !file.path.isValidUTF8 { fields.append(.init("shmwarden.file.path_base64", .string(file.path.base64))) }
         fields += [
@@ -56,10 +117,10 @@ public enum OutboxEvents {
         case .kept(let path): kept = "evidence=\(path)"
         case .missing(let reason): kept = "evidence=<NA> (\(reason))"
         }
+        let kind = Kind.file(capture: file.capture)
         guard let capture = file.capture else {
             return FleetEvent(
-                id: newID(), type: .executable, rule: Rule.executableDropped, priority: .warning,
-                time: file.firstSeen,
+                id: id, type: kind.type, rule: kind.rule, priority: kind.priority, time: file.firstSeen,
                 sentence:
                     "Executable dropped on tmpfs (file=\(file.path.jsonText) kind=\(file.kind.rawValue) size=\(file.size) \(hash) \(kept))",
                 fields: fields, tags: ["shmwarden", "filesystem", "mitre_execution"])
@@ -79,26 +140,17 @@ public enum OutboxEvents {
             fields.append(.init("shmwarden.capture.interpreter", .string(interpreter)))
         }
         if let benign = capture.benign { fields.append(.init("shmwarden.capture.benign", .string(benign))) }
-        let (rule, type, priority): (String, FleetEventType, FalcoPriority) =
-            switch capture.kind {
-            case .tmpfs: (Rule.executableRun, .executable, .warning)
-            case .script: (Rule.scriptCaptured, .fileless, .warning)
-            case .memfd, .deleted, .mapping: (Rule.filelessCaptured, .fileless, .critical)
-            }
         return FleetEvent(
-            id: newID(), type: type, rule: rule, priority: capture.benign == nil ? priority : .informational,
-            time: file.firstSeen,
+            id: id, type: kind.type, rule: kind.rule, priority: kind.priority, time: file.firstSeen,
             sentence:
-                "\(rule): \(capture.what) (proc.pid=\(capture.pid) proc.exepath=\(capture.executable.jsonText) \(hash) size=\(file.size) \(kept)"
+                "\(kind.rule): \(capture.what) (proc.pid=\(capture.pid) proc.exepath=\(capture.executable.jsonText) \(hash) size=\(file.size) \(kept)"
                 + (capture.benign.map { " benign=\($0)" } ?? "") + ")",
             fields: fields, tags: ["shmwarden", "process", "mitre_defense_evasion"])
     }
 
     /// An exec the guard refused, or would have refused in monitor mode; nil for an allowed one.
-    public static func exec(_ exec: ExecRecord) -> FleetEvent? {
-        let refused = exec.verdict == .deny
-        guard refused || exec.wouldBe == .deny else { return nil }
-        let rule = refused ? Rule.execRefused : Rule.execWouldBeRefused
+    public static func exec(_ exec: ExecRecord, id: String) -> FleetEvent? {
+        guard let kind = Kind.exec(exec) else { return nil }
         let fields: [FleetEvent.Field] = [
             .init("proc.pid", .integer(Int64(exec.pid))),
             .init("proc.ppid", exec.ppid.map { .integer(Int64($0)) } ?? .null),
@@ -114,21 +166,17 @@ public enum OutboxEvents {
             .init("shmwarden.guard.decision_us", .integer(exec.decisionNanoseconds / 1000)),
         ]
         return FleetEvent(
-            id: newID(), type: .guard, rule: rule, priority: refused ? .critical : .warning, time: exec.time,
+            id: id, type: kind.type, rule: kind.rule, priority: kind.priority, time: exec.time,
             sentence:
-                "\(rule) (proc.exepath=\(exec.path.jsonText) proc.pid=\(exec.pid) sha256=\(exec.sha256 ?? "<NA>") guard.rule=\(exec.rule) reason=\(exec.reason))",
+                "\(kind.rule) (proc.exepath=\(exec.path.jsonText) proc.pid=\(exec.pid) sha256=\(exec.sha256 ?? "<NA>") guard.rule=\(exec.rule) reason=\(exec.reason))",
             fields: fields, tags: ["shmwarden", "process", "mitre_execution"])
     }
 
     /// A response action; `file` is the path and hash of the file it concerns, when known.
-    public static func action(_ action: ActionRecord, file: (path: PathBytes, sha256: String?)?) -> FleetEvent {
-        let priority: FalcoPriority =
-            switch action.outcome {
-            case .performed: .warning
-            case .failed: .error
-            case .planned: .notice
-            case .skipped: .informational
-            }
+    public static func action(_ action: ActionRecord, file: (path: PathBytes, sha256: String?)?, id: String)
+        -> FleetEvent
+    {
+        let kind = Kind.action(action)
         var fields: [FleetEvent.Field] = [
             .init("shmwarden.action", .string(action.action)),
             .init("shmwarden.action.outcome", .string(action.outcome.rawValue)),
@@ -148,18 +196,18 @@ public enum OutboxEvents {
             fields.append(.init("proc.pid", .integer(pid)))
         }
         return FleetEvent(
-            id: newID(), type: .action, rule: Rule.action, priority: priority, time: action.time,
+            id: id, type: kind.type, rule: kind.rule, priority: kind.priority, time: action.time,
             sentence:
                 "Response action \(action.action) \(action.outcome.rawValue) (target=\(action.target ?? "<NA>") policy.rule=\(action.rule) mode=\(action.mode.rawValue) reason=\(action.detail))",
             fields: fields, tags: ["shmwarden", "response"])
     }
 
     /// A finished sandbox run, with its verdict's sentences.
-    public static func sandboxRun(_ run: SandboxRunRecord) -> FleetEvent {
+    public static func sandboxRun(_ run: SandboxRunRecord, id: String) -> FleetEvent {
         let verdict = run.verdict.joined(separator: " ")
-        let failed = run.verdict.first?.hasPrefix("The sample did not run") == true
+        let kind = Kind.sandboxRun(run)
         return FleetEvent(
-            id: newID(), type: .sandbox, rule: Rule.sandboxRun, priority: failed ? .error : .notice, time: run.time,
+            id: id, type: kind.type, rule: kind.rule, priority: kind.priority, time: run.time,
             sentence: "Sandbox run finished (sha256=\(run.sha256) run=\(run.id)): \(verdict)",
             fields: [
                 .init("shmwarden.sha256", .string(run.sha256)),
@@ -175,7 +223,7 @@ public enum OutboxEvents {
     /// the file it is about. The alert's own `shmwarden.*` fields are dropped: only the agent
     /// writes those.
     public static func enrichment(
-        _ record: AlertRecord, evidence: Evidence?, sandboxVerdict: String?
+        _ record: AlertRecord, evidence: Evidence?, sandboxVerdict: String?, id: String
     ) -> FleetEvent? {
         guard let best = record.correlations.first else { return nil }
         let alert = record.alert
@@ -215,7 +263,7 @@ public enum OutboxEvents {
             return text
         }
         return FleetEvent(
-            id: newID(), type: .alert, rule: alert.rule, priority: alert.priority, time: alert.time,
+            id: id, type: .alert, rule: alert.rule, priority: alert.priority, time: alert.time,
             sentence:
                 "\(original ?? alert.rule) | shmwarden: sha256=\(best.sha256 ?? "<NA>") file=\(best.path.jsonText) basis=\(best.basis.rawValue)",
             fields: fields, tags: alert.tags.filter { $0 != "shmwarden" } + ["shmwarden"])
@@ -244,7 +292,7 @@ public enum OutboxEvents {
     /// `shmwarden outputs test`.
     public static func test(output: String, at time: Timestamp) -> FleetEvent {
         FleetEvent(
-            id: newID(), type: .test, rule: Rule.test, priority: .informational, time: time,
+            id: UUID().uuidString.lowercased(), type: .test, rule: Rule.test, priority: .informational, time: time,
             sentence: "shmwarden output test (output=\(output))",
             fields: [.init("shmwarden.output", .string(output))], tags: ["shmwarden", "test"])
     }

@@ -50,6 +50,7 @@ public final class StoreWriter: Sendable {
     /// fsyncs cost little.
     private let checkpointIntervalNanoseconds: Int64
     private let evidenceCommits = Atomic<UInt64>(0)
+    private let appliedCount = Atomic<UInt64>(0)
     /// How long the writer waits idle before it checkpoints what the last commits left.
     private static let idleCheckpointSeconds = 0.05
     /// Replaces the fdatasync of the WAL that makes durable commits durable (tests).
@@ -116,6 +117,9 @@ public final class StoreWriter: Sendable {
     /// Counts the commits that added evidence an alert can be correlated with (file records and
     /// exec records). A lookup that found nothing need not be repeated while this is unchanged.
     public var evidenceGeneration: UInt64 { evidenceCommits.load(ordering: .acquiring) }
+
+    /// Commands committed since the writer started: how busy the agent is.
+    public var appliedCommands: UInt64 { appliedCount.load(ordering: .relaxed) }
 
     /// Commits everything queued, then stops the thread.
     public func finish() {
@@ -216,6 +220,7 @@ public final class StoreWriter: Sendable {
     /// Bumps `evidenceGeneration` after a commit that holds new evidence (before anyone waiting
     /// on it hears of the commit).
     private func noteEvidence(_ submissions: ArraySlice<Submission>) {
+        appliedCount.add(UInt64(submissions.count), ordering: .relaxed)
         let evidence = submissions.contains {
             switch $0.command {
             case .record, .exec: true

@@ -72,8 +72,8 @@ struct FleetDrain: AsyncParsableCommand {
                 })
             queued += batch
         }
-        let forwarder = FleetForwarder(
-            clients: [try FleetClient(FleetOutput(name: "sink", url: url))], database: database, outbox: outbox,
+        let forwarder = try FleetForwarder(
+            outputs: [FleetOutput(name: "sink", url: url)], database: database, outbox: outbox,
             logger: Logger(label: "drain", factory: { _ in SwiftLogNoOpLogHandler() }), clock: { now },
             record: { command in (try? database.apply([command])) != nil })
         let started = sys_monotonicNanoseconds()

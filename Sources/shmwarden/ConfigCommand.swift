@@ -19,7 +19,9 @@ struct ConfigCommand: ParsableCommand {
                 off), unix-socket, token-file, body-limit, policy, log-level, log-format (journal or \
                 text), retention {max-age, evidence-budget}, storage {budget, keep-free, quarantine-budget}, \
                 inotify-watch-share, exec-monitor (true, false, or {enabled, interpreters}), intake {certificate, key, client-ca, \
-                client-certificates (required or optional), peer-uids, peer-gids, insecure}. Every error is printed as \
+                client-certificates (required or optional), peer-uids, peer-gids, insecure}, outputs (a list of \
+                {name, url, min-priority, events, timeout, ca, certificate, key, token-file, headers}), outbox {limit} \
+                (docs/FLEET.md). Every error is printed as \
                 FILE:LINE:COLUMN: reason, with exit code 2. Flags given to `run` win over the file.
                 """)
 
@@ -78,6 +80,20 @@ struct ConfigCommand: ParsableCommand {
             show(
                 "intake.peer-gids",
                 intake.peerGIDs.isEmpty ? nil : intake.peerGIDs.map(String.init).joined(separator: ", "), "(none)")
+            show("outputs", file.outputs.isEmpty ? nil : "\(file.outputs.count)", "(none: nothing is sent)")
+            for output in file.outputs {
+                let types =
+                    output.types == Set(FleetEventType.selectable)
+                    ? "all events" : output.types.map(\.rawValue).sorted().joined(separator: ", ")
+                let security = [
+                    output.certificateFile.map { _ in "mutual TLS" }, output.tokenFile.map { _ in "bearer token" },
+                ].compactMap { $0 }
+                print(
+                    "  \(output.name): \(output.url), \(types) from \(output.minimumPriority.name) up, "
+                        + "timeout \(output.timeoutSeconds) s\(security.isEmpty ? "" : ", " + security.joined(separator: ", "))"
+                )
+            }
+            show("outbox.limit", file.outputs.isEmpty ? nil : "\(file.outbox.limit) events", "100000 events")
         }
     }
 }

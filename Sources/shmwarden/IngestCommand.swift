@@ -55,6 +55,15 @@ struct IngestCommand: AsyncParsableCommand {
         let directory = state.state
         try directory.prepare()
         let database = try EvidenceDatabase(path: directory.databasePath)
+        // With outputs configured, what this stores queues its events too: the agent's
+        // forwarder reads the same outbox.
+        let configured = try state.configFile()
+        if !configured.outputs.isEmpty {
+            database.setOutbox(
+                Outbox(
+                    hostname: sys_hostname(), limit: configured.outbox.limit,
+                    outputs: configured.outputs.map(\.name)))
+        }
         var responder: Responder?
         if loaded.hasRules(for: .alert) {
             let vault = try QuarantineVault(directory: directory.quarantinePath)

@@ -28,7 +28,7 @@ private struct OutboxDatabase {
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 
     /// Every event held, oldest first.
-    func held() throws -> [OutboxEntry] { try database.outboxEntries(after: 0, limit: 100_000) }
+    func held() throws -> [OutboxEntry] { try database.outboxEntries(after: 0, limit: 100_000, hostname: "node-7") }
 }
 
 /// A forwarder for `outputs`, running until `stop`; its cursor moves go straight to the database.
@@ -38,8 +38,8 @@ private struct RunningForwarder {
 
     init(_ outputs: [FleetOutput], _ store: OutboxDatabase) throws {
         let database = store.database
-        forwarder = FleetForwarder(
-            clients: try outputs.map { try FleetClient($0) }, database: database, outbox: store.outbox,
+        forwarder = try FleetForwarder(
+            outputs: outputs, database: database, outbox: store.outbox,
             logger: silentLogger, clock: { Timestamp(nanosecondsSinceEpoch: 1_800_000_000_000_000_000) },
             record: { command in (try? database.apply([command])) != nil })
         let forwarder = self.forwarder
@@ -50,6 +50,13 @@ private struct RunningForwarder {
         task.cancel()
         _ = try? await task.value
     }
+}
+
+/// Waits until `condition` holds (10 s at most): a round's counters move once all its posts are
+/// answered, a moment after the receiver has the last one.
+private func eventually(_ condition: () -> Bool) async {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while !condition() && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
 }
 
 private let sha1 = String(repeating: "a1", count: 32)
@@ -143,6 +150,12 @@ extension AgentIntegration {
             defer { Task { await receiver.stop() } }
             let forwarder = try RunningForwarder([FleetOutput(name: "sidekick", url: receiver.url)], store)
             #expect(await receiver.wait { $0.deliveries.count == held.count })
+            // Everything was delivered to the only output: the table empties once its cursor moves.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while try !store.held().isEmpty && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(try store.held().isEmpty)
             await forwarder.stop()
             await receiver.stop()
             let taken = receiver.taken
@@ -187,12 +200,6 @@ extension AgentIntegration {
             #expect(
                 (event("Execution from /dev/shm")?["output"] as? String)?.hasPrefix(
                     "08:00:06.000000001: Warning File execution detected") == true)
-            // Everything was delivered to the only output: the table is empty again.
-            let deadline = ContinuousClock.now + .seconds(5)
-            while try !store.held().isEmpty && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            #expect(try store.held().isEmpty)
         }
 
         /// An output's filter: only what it asked for goes, and its cursor still passes the rest.
@@ -242,6 +249,7 @@ extension AgentIntegration {
             #expect(forwarder.forwarder.metrics[.retries, output: "sidekick"] > 3, "it kept trying")
             try await receiver.start()
             #expect(await receiver.wait(timeout: .seconds(60)) { Set($0.deliveries.keys).isSuperset(of: ids) })
+            await eventually { forwarder.forwarder.metrics[.delivered, output: "sidekick"] >= queued }
             await forwarder.stop()
             await receiver.stop()
             let taken = receiver.taken
@@ -261,6 +269,7 @@ extension AgentIntegration {
             try await receiver.start()
             let forwarder = try RunningForwarder([FleetOutput(name: "sidekick", url: receiver.url)], store)
             #expect(await receiver.wait { $0.deliveries.count == 11 })
+            await eventually { forwarder.forwarder.metrics[.delivered, output: "sidekick"] == 11 }
             let metrics = forwarder.forwarder.metrics.prometheusText()
             await forwarder.stop()
             await receiver.stop()
@@ -307,7 +316,9 @@ extension AgentIntegration {
                 guard FileManager.default.fileExists(atPath: state + "/shmwarden.sqlite") else { return [] }
                 let database = try EvidenceDatabase(path: state + "/shmwarden.sqlite", connections: .single)
                 defer { try? database.close() }
-                return try database.outboxEntries(after: 0, limit: 1000).filter { $0.type == .executable }
+                return try database.outboxEntries(after: 0, limit: 1000, hostname: "-").filter {
+                    $0.type == .executable
+                }
             }
             var agent = try startAgent()
             defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
@@ -396,6 +407,15 @@ extension AgentIntegration {
             #expect(output.contains("sidekick") && output.contains("taken (HTTP 200)"), "\(output)")
             #expect(receiver.events.map { $0["rule"] as? String } == ["shmwarden output test"])
             await receiver.stop()
+            let state = makeStateDirectory()
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+            let (statusCode, statusOutput, statusErrors) = try await runProcessOffPool(
+                Binary.path, ["outputs", "status", "--json", "--config", config, "--state-dir", state], errors: true)
+            #expect(statusCode == 0, "\(statusErrors)")
+            let backlog = try #require(try Binary.json(statusOutput))
+            #expect(backlog["outboxEvents"] as? Int == 0)
+            #expect((backlog["outputs"] as? [[String: Any]])?.first?["output"] as? String == "sidekick")
             let (down, downOutput, _) = try await runProcessOffPool(
                 Binary.path, ["outputs", "test", "--config", config], errors: true)
             #expect(down == 1 && downOutput.contains("not taken"), "\(downOutput)")
@@ -403,6 +423,27 @@ extension AgentIntegration {
             let (none, _, noneErrors) = try await runProcessOffPool(
                 Binary.path, ["outputs", "test", "--config", config], errors: true)
             #expect(none == 2 && noneErrors.contains("no outputs"), "\(noneErrors)")
+        }
+
+        /// An event whose record retention pruned before it left is counted as failed, and the
+        /// ones after it still go.
+        @Test func anEventWhoseRecordWasPrunedIsCountedAndSkipped() async throws {
+            let store = try OutboxDatabase()
+            defer { store.remove() }
+            try store.database.apply([.exec(refusedExec(1))])
+            _ = try store.database.prune(
+                olderThan: stamp(1_000), evidenceBudget: nil, protected: [], dryRun: false)
+            try store.database.apply([.exec(refusedExec(2_000))])
+            #expect(try store.held().map { $0.body == nil } == [true, false])
+            let receiver = FalcoReceiver()
+            try await receiver.start()
+            let forwarder = try RunningForwarder([FleetOutput(name: "sidekick", url: receiver.url)], store)
+            #expect(await receiver.wait { $0.deliveries.count == 1 })
+            await eventually { forwarder.forwarder.metrics[.failed, output: "sidekick"] == 1 }
+            await forwarder.stop()
+            await receiver.stop()
+            #expect(forwarder.forwarder.metrics[.failed, output: "sidekick"] == 1)
+            #expect((receiver.events.first?["fields"] as? String)?.contains("\"proc.pid\":7000") == true)
         }
 
         /// Mutual TLS: an output with the CA and a client certificate is taken; one without the
@@ -459,6 +500,7 @@ extension AgentIntegration {
             let forwarder = try RunningForwarder([right, wrong], store)
             #expect(await receiver.wait { $0.deliveries.count == 2 && $0.unauthorized > 0 })
             let metrics = forwarder.forwarder.metrics
+            await eventually { metrics[.delivered, output: "right"] == 2 }
             await forwarder.stop()
             await receiver.stop()
             #expect(metrics[.delivered, output: "right"] == 2 && metrics[.failed, output: "wrong"] == 0)
