@@ -87,7 +87,7 @@ def main():
     bench = os.path.join(os.path.dirname(binary), "shmwarden-bench")
     seconds = 4 if args.quick else 10
     warmup = 2 if args.quick else 3
-    rounds = 2 if args.quick else 3
+    rounds = 2 if args.quick else 5
     events = 20_000 if args.quick else 50_000
     work = tempfile.mkdtemp(prefix="shmwarden-bench-fleet-")
     sink = start_sink(bench)
