@@ -94,7 +94,8 @@ import WardenCore
         #expect(object["time"] as? String == "2027-01-15T08:00:00.123456789Z")
         #expect(
             object["output"] as? String
-                == "08:00:00.123456789: Critical Exec refused (proc.exepath=/dev/shm/\"x\"\n\u{1}y)")
+                == #"08:00:00.123456789: Critical Exec refused (proc.exepath=/dev/shm/"x"\x0a\x01y)"#,
+            "one line, the path's control characters shown")
         let fields = try #require(object["output_fields"] as? [String: Any])
         #expect(
             fields["shmwarden.event_id"] as? String == event.id && fields["shmwarden.event_type"] as? String == "guard")

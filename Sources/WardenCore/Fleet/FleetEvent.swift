@@ -66,11 +66,13 @@ public struct FleetEvent: Hashable, Sendable {
         self.tags = tags
     }
 
-    /// Falco's `output`: the time of day, the priority, then the sentence.
+    /// Falco's `output`: the time of day, the priority, then the sentence, on one line. A path or
+    /// command line in it is the attacker's text: its control characters show as `\xNN` (the
+    /// exact values are in `output_fields`).
     public var output: String {
         let stamp = time.rfc3339
         let timeOfDay = stamp.split(separator: "T").last.map { String($0.dropLast()) } ?? stamp
-        return "\(timeOfDay): \(priority.name) \(sentence)"
+        return "\(timeOfDay): \(priority.name) \(TerminalText.escaped(sentence, keepingLineBreaks: false))"
     }
 
     /// The JSON body, one line. `shmwarden.event_id` and `shmwarden.event_type` lead the fields.
