@@ -23,7 +23,9 @@ public final class Outbox: Sendable {
     public let outputs: [String]
     private let counters = Mutex<(queued: Int, dropped: Int)>((0, 0))
     /// The oldest row as last read: rows only ever leave from the head, so the real head is at
-    /// or past it, and it is read again only when it says the table may be over its limit.
+    /// or past it, and it is read again only when it says the table may be over its limit. (A
+    /// batch rolled back after a read can leave it past the real head; the table may then hold
+    /// more than `limit` rows until the next read, at most `limit` inserts later.)
     private let knownHead = Mutex<Int64?>(nil)
 
     public init(hostname: String, limit: Int, outputs: [String]) {
