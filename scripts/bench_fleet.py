@@ -103,7 +103,7 @@ def main():
         ceiling = float(out.split("Requests/sec:")[1].split()[0])
 
         # From here on the receiver runs under SCHED_IDLE, standing for a Falcosidekick on another
-        # machine: the forwarder's own threads are SCHED_IDLE too, and a local receiver at normal
+        # machine: the forwarder's own threads run at nice 10, and a local receiver at normal
         # priority would take the CPU from them (and from the intake) as a remote one cannot.
         intake.stop(sink, signal.SIGINT)
         sink = start_sink(bench, idle=True)

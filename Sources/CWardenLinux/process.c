@@ -59,11 +59,6 @@ int warden_set_thread_nice(int nice) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
 }
 
-int warden_set_thread_idle(void) {
-    struct sched_param param = {.sched_priority = 0};
-    return sched_setscheduler(0, SCHED_IDLE, &param);
-}
-
 int warden_stop_pid_namespace(int pidns) {
     // Exit codes of the helper: 0 done (or nothing to stop), else the errno of what failed.
     pid_t helper = vfork();

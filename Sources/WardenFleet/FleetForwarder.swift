@@ -20,7 +20,8 @@ import WardenStore
 /// `shmwarden.event_id`.
 ///
 /// Delivery is background work. The thread that makes the events' JSON and the event loops of the
-/// outputs' connections run under SCHED_IDLE (CPU time nothing else wants), and while the store
+/// outputs' connections run at nice `backgroundNice` (about a tenth of a CPU another process keeps
+/// busy: delivery never starves, as it could under SCHED_IDLE), and while the store
 /// commits more than `busyCommandsPerSecond` (a flood of alerts or files) an output sends one
 /// batch a second: capture and intake keep the machine, the outbox takes up the difference, and
 /// it is sent once the load eases. An output with half the outbox's limit pending stops yielding:
@@ -42,11 +43,12 @@ public final class FleetForwarder: Service, Sendable {
     static let batchSize = 512
     /// How often an output with nothing to send looks again.
     static let idleMilliseconds: UInt64 = 100
+    public static let backgroundNice: Int32 = 10
     /// Above this many store commands a second, delivery yields (one batch a second per output).
     public static let busyCommandsPerSecond = 2_000
 
     /// Makes each output's client (its connections on event loop threads of the forwarder's own,
-    /// under SCHED_IDLE). `storeCommands` counts the store's commits (`StoreWriter.appliedCommands`).
+    /// at `backgroundNice`). `storeCommands` counts the store's commits (`StoreWriter.appliedCommands`).
     ///
     /// - Throws: why an output cannot be used (an unreadable token file or TLS file).
     public init(
@@ -56,9 +58,9 @@ public final class FleetForwarder: Service, Sendable {
     ) throws(FleetClient.SetupError) {
         self.storeCommands = storeCommands
         // One loop thread per CPU: one thread's HTTP client work bounds a drain at about 4,000
-        // events a second on this kind of machine; both run under SCHED_IDLE.
+        // events a second on this kind of machine; both run at `backgroundNice`.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        for loop in group.makeIterator() { loop.execute { try? sys_setThreadIdle() } }
+        for loop in group.makeIterator() { loop.execute { try? sys_setThreadNice(Self.backgroundNice) } }
         var clients: [FleetClient] = []
         do {
             for output in outputs { clients.append(try FleetClient(output, eventLoopGroup: group)) }
@@ -136,7 +138,7 @@ public final class FleetForwarder: Service, Sendable {
             let entries: [OutboxEntry]
             do {
                 entries = try await pool.run { [database, cursor, hostname = outbox.hostname, output = client.output] in
-                    try? sys_setThreadIdle()
+                    try? sys_setThreadNice(Self.backgroundNice)
                     return try database.outboxEntries(
                         after: cursor, limit: Self.batchSize, hostname: hostname, wanted: output.accepts)
                 }
@@ -158,10 +160,11 @@ public final class FleetForwarder: Service, Sendable {
                     at: clock())
                 work.append((entries[0].seq - 1, notice.json(hostname: outbox.hostname)))
             }
+            // Those whose record was pruned (retention) before this output took them.
+            var gone: [Int64] = []
             for entry in entries where client.output.accepts(type: entry.type, priority: entry.priority) {
                 guard let body = entry.body else {
-                    // Its record was pruned (retention) before this output took it.
-                    metrics.add(.failed, name)
+                    gone.append(entry.seq)
                     continue
                 }
                 work.append((entry.seq, body))
@@ -184,6 +187,7 @@ public final class FleetForwarder: Service, Sendable {
                     }
                 }
             }
+            for seq in gone where seq <= through { metrics.add(.failed, name) }
             if through > cursor {
                 cursor = through
                 metrics.setCursor(name, cursor)

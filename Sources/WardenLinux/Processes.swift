@@ -71,12 +71,6 @@ public func sys_setThreadNice(_ nice: Int32) throws(SystemCallError) {
     _ = try retryingInterrupts("setpriority") { warden_set_thread_nice(nice) }
 }
 
-/// Puts the calling thread (only it) under SCHED_IDLE: it runs only on CPU time nothing else
-/// wants, and is preempted as soon as another thread wakes.
-public func sys_setThreadIdle() throws(SystemCallError) {
-    _ = try retryingInterrupts("sched_setscheduler") { warden_set_thread_idle() }
-}
-
 /// Who a process is, for exec records: its parent pid and effective uid (nil when gone).
 public struct ProcessIdentity: Hashable, Sendable {
     public var ppid: Int32?

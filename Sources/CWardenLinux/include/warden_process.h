@@ -26,8 +26,6 @@ int warden_pidfd_send_signal(int pidfd, int signal);
 
 /// setpriority(2) on the calling thread (its tid): Linux nice values are per thread.
 int warden_set_thread_nice(int nice);
-/// Puts the calling thread under SCHED_IDLE: it runs when nothing else wants the CPU.
-int warden_set_thread_idle(void);
 
 /// Stops (SIGSTOP) every process of the pid namespace `pidns` (an open /proc/PID/ns/pid) but
 /// its init, all at once: a vforked helper joins the namespace for its children, and its child
