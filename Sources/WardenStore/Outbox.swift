@@ -268,12 +268,11 @@ extension EvidenceDatabase {
         }
     }
 
-    /// The first and last event held (nil, nil when empty), and the last number ever given.
-    public func outboxBounds() throws -> (head: Int64?, tail: Int64?, lastGiven: Int64) {
+    /// The first and last event held (nil, nil when empty).
+    public func outboxBounds() throws -> (head: Int64?, tail: Int64?) {
         try dbWriter.read { db in
             let row = try Row.fetchOne(db, sql: "SELECT min(seq) AS head, max(seq) AS tail FROM outbox")
-            let given = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") ?? 0
-            return (row?["head"], row?["tail"], given)
+            return (row?["head"], row?["tail"])
         }
     }
 

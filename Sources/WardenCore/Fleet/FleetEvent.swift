@@ -97,7 +97,9 @@ public struct FleetEvent: Hashable, Sendable {
             out += ":"
             JSONText.append(field.value, to: &out)
         }
-        out += "},\"source\":\"shmwarden\",\"tags\":["
+        out += "},\"source\":"
+        JSONText.appendString(Self.source, to: &out)
+        out += ",\"tags\":["
         for (index, tag) in tags.enumerated() {
             if index > 0 { out += "," }
             JSONText.appendString(tag, to: &out)
