@@ -39,6 +39,12 @@ let package = Package(
             pkgConfig: "libseccomp",
             providers: [.apt(["libseccomp-dev"])]
         ),
+        // libyara, Debian's libyara-dev: the YARA rules every capture is scanned with.
+        .systemLibrary(
+            name: "CYara",
+            pkgConfig: "yara",
+            providers: [.apt(["libyara-dev"])]
+        ),
         .target(
             name: "WardenCore",
             dependencies: [.product(name: "Yams", package: "Yams")],
@@ -62,10 +68,21 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // YARA: rule sets compiled from files, scans of captures, their verdicts.
+        .target(
+            name: "WardenYara",
+            dependencies: [
+                "CYara", "WardenCore", "WardenStore", "WardenLinux",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "WardenSensors",
             dependencies: [
-                "WardenCore", "WardenStore", "WardenLinux",
+                "WardenCore", "WardenStore", "WardenLinux", "WardenYara",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -95,7 +112,7 @@ let package = Package(
         .target(
             name: "WardenResponse",
             dependencies: [
-                "WardenCore", "WardenStore", "WardenLinux", "WardenSandbox",
+                "WardenCore", "WardenStore", "WardenLinux", "WardenSandbox", "WardenYara",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -135,7 +152,7 @@ let package = Package(
             name: "WardenDaemon",
             dependencies: [
                 "WardenCore", "WardenStore", "WardenSensors", "WardenLinux", "WardenIntake", "WardenHTTP",
-                "WardenResponse", "WardenSandbox", "WardenFleet",
+                "WardenResponse", "WardenSandbox", "WardenFleet", "WardenYara",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -147,7 +164,7 @@ let package = Package(
             name: "shmwarden",
             dependencies: [
                 "WardenDaemon", "WardenCore", "WardenSensors", "WardenStore", "WardenIntake", "WardenHTTP",
-                "WardenResponse", "WardenSandbox", "WardenLinux", "WardenFleet",
+                "WardenResponse", "WardenSandbox", "WardenLinux", "WardenFleet", "WardenYara",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),

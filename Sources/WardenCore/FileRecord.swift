@@ -43,6 +43,8 @@ public struct FileRecord: Hashable, Sendable {
     /// For bytes taken from a running process (a memfd, a deleted executable, a script an
     /// interpreter ran): the process and how they were taken.
     public var capture: ProcessCapture?
+    /// What the YARA rules found in its bytes (by its SHA-256), when they were scanned.
+    public var yara: YaraVerdict?
 
     public init(
         id: Int64? = nil, path: PathBytes, mountPoint: PathBytes?, fileType: FileType, device: UInt64,
@@ -106,7 +108,7 @@ extension FileRecord: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, path, pathBase64, mountPoint, fileType, device, inode, size, mode, modeOctal, uid, gid
         case linkCount, modified, changed, firstSeen, lastSeen, deletedAt, state, kind, executableReasons
-        case hashStatus, sha256, elf, script, evidencePath, evidence, linkTarget, linkTargetBase64, capture
+        case hashStatus, sha256, elf, script, evidencePath, evidence, linkTarget, linkTargetBase64, capture, yara
     }
 
     /// Encodes the contract's keys; a path that is not UTF-8 gets `pathBase64` with the exact bytes.
@@ -144,5 +146,6 @@ extension FileRecord: Encodable {
             if !linkTarget.isValidUTF8 { try container.encode(linkTarget.base64, forKey: .linkTargetBase64) }
         }
         try container.encodeIfPresent(capture, forKey: .capture)
+        try container.encodeIfPresent(yara, forKey: .yara)
     }
 }

@@ -11,7 +11,7 @@ public struct GuardDecision: Hashable, Sendable {
     public var verdict: Verdict
     /// What enforce mode would have said (differs from `verdict` in monitor mode).
     public var wouldBe: Verdict
-    /// `allowlist-sha256`, `allowlist-path`, `unknown`, `self`, `failure`.
+    /// `allowlist-sha256`, `allowlist-path`, `yara`, `unknown`, `self`, `failure`.
     public var rule: String
     public var reason: String
 
@@ -21,8 +21,11 @@ public struct GuardDecision: Hashable, Sendable {
     ///   - sha256: nil when the file could not be hashed (then `failure` applies).
     ///   - pathDistrust: why the file's owners do not vouch for its path (`OwnershipChain`), or
     ///     nil when they do; a matching path glob counts only when they do.
+    ///   - yara: the file's YARA verdict, when `guard.yara` is set and its scan finished (a
+    ///     missing one is a `failureReason`).
     public static func decide(
-        path: PathBytes, sha256: String?, policy: Policy, failureReason: String? = nil, pathDistrust: String? = nil
+        path: PathBytes, sha256: String?, policy: Policy, failureReason: String? = nil, pathDistrust: String? = nil,
+        yara: YaraVerdict? = nil
     ) -> GuardDecision {
         let execGuard = policy.execGuard
         let wouldBe: Verdict
@@ -34,6 +37,10 @@ public struct GuardDecision: Hashable, Sendable {
             reason = "\(failureReason); guard.failure is \(execGuard.failure.rawValue)"
         } else if let sha256, policy.allowlist.sha256.contains(sha256) {
             (wouldBe, rule, reason) = (.allow, "allowlist-sha256", "sha256 \(sha256) is allowlisted")
+        } else if let condition = execGuard.yara, let first = condition.matching(yara).first {
+            (wouldBe, rule, reason) = (
+                .deny, "yara", "matched YARA rule \(first.rule) from \(first.namespace) (guard.yara: \(condition))"
+            )
         } else if let glob = policy.allowlist.paths.first(where: { $0.matches(path) }) {
             if let pathDistrust {
                 (wouldBe, rule, reason) = (
@@ -44,7 +51,10 @@ public struct GuardDecision: Hashable, Sendable {
                 (wouldBe, rule, reason) = (.allow, "allowlist-path", "path matches allowlisted glob \(glob)")
             }
         } else {
-            (wouldBe, rule, reason) = (.deny, "unknown", "neither its sha256 nor its path is allowlisted")
+            (wouldBe, rule, reason) = (
+                execGuard.unknown, "unknown",
+                "neither its sha256 nor its path is allowlisted; guard.unknown is \(execGuard.unknown.rawValue)"
+            )
         }
         let verdict = execGuard.mode == .enforce ? wouldBe : .allow
         return GuardDecision(verdict: verdict, wouldBe: wouldBe, rule: rule, reason: reason)

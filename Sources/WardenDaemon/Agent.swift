@@ -16,6 +16,7 @@ import WardenResponse
 import WardenSandbox
 import WardenSensors
 import WardenStore
+import WardenYara
 
 /// The composition root: the only place that knows every concrete type.
 public enum Agent {
@@ -80,11 +81,25 @@ public enum Agent {
         let vault = try QuarantineVault(directory: configuration.stateDirectory.quarantinePath, budget: budget)
         for line in vault.recover() { logger.warning("quarantine journal: \(line)") }
         let policy = SharedPolicy(configuration.policy)
+        let yara = configuration.yaraRules.map { rules in
+            YaraScanService(
+                rules: SharedYaraRules(rules, paths: configuration.yara.rules), settings: configuration.yara,
+                logger: logger, clock: SensorService.wallClock, record: { writer.submit(.yaraVerdict($0)) })
+        }
+        if let rules = configuration.yaraRules {
+            logger.notice(
+                "YARA rules loaded",
+                metadata: [
+                    "yara.rules": "\(rules.rules.ruleCount)", "yara.files": "\(rules.files.joined(separator: ","))",
+                    "yara.fingerprint": "\(rules.fingerprint)",
+                ])
+            for warning in rules.warnings { logger.warning("YARA rules: \(warning)") }
+        }
         let responder = Responder(
             policy: policy, database: database, vault: vault,
             sandbox: SandboxRunner(directory: configuration.stateDirectory.sandboxPath), sandboxInline: false,
-            logger: logger,
-            clock: SensorService.wallClock, record: { commands in for command in commands { writer.submit(command) } })
+            logger: logger, clock: SensorService.wallClock, yara: yara,
+            record: { commands in for command in commands { writer.submit(command) } })
         logger.notice(
             "policy loaded",
             metadata: [
@@ -99,7 +114,7 @@ public enum Agent {
             configuration: sensorConfiguration, writer: writer, logger: logger,
             onExecutableRecorded: { responder.submit(droppedExecutable: $0) }, policy: policy,
             recordedFile: { device, inode in try? database.capturedFile(device: device, inode: inode) },
-            onProcessCaptured: { responder.submit(filelessExecutable: $0) })
+            onProcessCaptured: { responder.submit(filelessExecutable: $0) }, yara: yara)
         let intake = AlertIntake(
             database: database, writer: writer,
             mounts: TmpfsMountCache(extra: configuration.sensorConfiguration.watchPaths), logger: logger,
@@ -203,6 +218,7 @@ public enum Agent {
             responder: ResponderService(
                 responder: responder, policy: policy, policyPath: configuration.policyPath, logger: logger,
                 onReload: { [tlsContext] in
+                    if let yara { Self.reloadYara(yara.rules, logger: logger) }
                     guard let tlsContext else { return }
                     do {
                         try tlsContext.reload()
@@ -224,6 +240,23 @@ public enum Agent {
                 settings: retention, logger: logger, clock: SensorService.wallClock)
         }
         return services
+    }
+
+    /// Recompiles the YARA rules at SIGHUP; a set that does not compile leaves the last good one.
+    static func reloadYara(_ rules: SharedYaraRules, logger: Logger) {
+        switch rules.reload() {
+        case .success(let set):
+            logger.notice(
+                "YARA rules reloaded",
+                metadata: ["yara.rules": "\(set.rules.ruleCount)", "yara.fingerprint": "\(set.fingerprint)"])
+        case .failure(let errors):
+            logger.error(
+                "YARA rules not reloaded; the last good set stays",
+                metadata: [
+                    "errors": "\(errors.description)",
+                    "yara.fingerprint": "\(rules.current?.fingerprint ?? "-")",
+                ])
+        }
     }
 
     /// The outbox and its forwarder, when outputs are configured: every record that makes an

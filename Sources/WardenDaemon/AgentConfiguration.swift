@@ -7,6 +7,7 @@ import WardenHTTP
 import WardenLinux
 import WardenResponse
 import WardenSensors
+import WardenYara
 
 /// Everything `run` and `scan` take from the command line, resolved.
 public struct AgentConfiguration: Sendable {
@@ -38,6 +39,10 @@ public struct AgentConfiguration: Sendable {
     /// Where every detection and action is sent (none: no outbox).
     public var outputs: [FleetOutput] = []
     public var outbox = OutboxSettings()
+    /// The YARA rules' files and the bounds of a scan (no files: no scanning).
+    public var yara = YaraSettings()
+    /// The rules compiled from `yara.rules` at start (`loadYaraRules`); a reload recompiles them.
+    public var yaraRules: YaraRuleSet?
     /// The `hostname` of every event sent (the host's name).
     public var hostname = sys_hostname()
     /// Where it came from, for SIGHUP reloads (nil: the built-in empty policy, nothing to reload).
@@ -93,6 +98,14 @@ public struct AgentConfiguration: Sendable {
         let chosen = path ?? (FileManager.default.fileExists(atPath: installedPolicyPath) ? installedPolicyPath : nil)
         guard let chosen else { return (.none, nil) }
         return (try PolicyLoader.load(chosen).get(), chosen)
+    }
+
+    /// Compiles the rule files `settings` names (nil when it names none).
+    ///
+    /// - Throws: every compile error, with its file and line.
+    public static func loadYaraRules(_ settings: YaraSettings) throws(YaraCompileErrors) -> YaraRuleSet? {
+        guard !settings.rules.isEmpty else { return nil }
+        return try YaraRuleSet.load(settings.rules).get()
     }
 
     public static func absolute(_ path: String) -> String {

@@ -8,6 +8,7 @@ import WardenCore
 import WardenLinux
 import WardenSandbox
 import WardenStore
+import WardenYara
 
 /// Carries out what the policy decides for each alert or dropped executable, and writes an
 /// audit row (and a log line) for every action: performed, planned, skipped or failed.
@@ -34,6 +35,9 @@ public final class Responder: Sendable {
     /// Inodes this responder quarantined lately: the sensor sees the vault's own rename of each
     /// (to its private claim name) as a new file, which must not trigger a second response.
     private let recentlyQuarantined = Mutex<[FileIdentity]>([])
+    /// Scans captures with the YARA rules (nil: none configured): the policy's `yara` conditions
+    /// wait for its verdicts, and the files a sandboxed sample wrote are scanned too.
+    private let yara: YaraScanService?
 
     struct FileIdentity: Hashable {
         var device: UInt64
@@ -44,8 +48,9 @@ public final class Responder: Sendable {
     public init(
         policy: SharedPolicy, database: EvidenceDatabase, vault: QuarantineVault, sandbox: SandboxRunner? = nil,
         sandboxInline: Bool = true, logger: Logger, clock: @escaping @Sendable () -> Timestamp,
-        record: @escaping @Sendable ([StoreCommand]) -> Void
+        yara: YaraScanService? = nil, record: @escaping @Sendable ([StoreCommand]) -> Void
     ) {
+        self.yara = yara
         self.sandbox = sandbox
         self.sandboxInline = sandboxInline
         self.policy = policy
@@ -206,6 +211,7 @@ public final class Responder: Sendable {
             let file = subject.files[index]
             subject.files[index].fileID = recordedFileID(device: file.device, inode: file.inode)
         }
+        attachYaraVerdicts(to: &subject, waiting: policy.usesYara(for: subject.trigger))
         var rows: [ActionRecord] = []
         var commands: [StoreCommand] = []
         for planned in PolicyEvaluator.evaluate(policy, for: subject) {
@@ -218,6 +224,24 @@ public final class Responder: Sendable {
         }
         if !commands.isEmpty { record(commands) }
         return rows
+    }
+
+    /// Gives each hashed file its YARA verdict: the store's, or (`waiting`, for a policy that
+    /// looks at matches) the one of a scan still on its way, waited for up to the scan's own
+    /// time limit and a second. A file whose scan gives no answer matches no `yara` condition.
+    private func attachYaraVerdicts(to subject: inout PolicySubject, waiting: Bool) {
+        let hashed = subject.files.compactMap(\.sha256)
+        guard !hashed.isEmpty else { return }
+        let stored = (try? database.yaraVerdicts(hashed)) ?? [:]
+        let deadline = sys_monotonicNanoseconds() + Int64((yara?.settings.timeoutSeconds ?? 0) + 1) * 1_000_000_000
+        for index in subject.files.indices {
+            guard let sha = subject.files[index].sha256 else { continue }
+            var verdict = stored[sha]
+            if waiting, verdict?.isAnswer != true, let board = yara?.board {
+                verdict = board.verdict(for: sha, waitingUntil: deadline) ?? verdict
+            }
+            subject.files[index].yara = verdict
+        }
     }
 
     // MARK: Actions
@@ -437,6 +461,7 @@ public final class Responder: Sendable {
         options.timeoutSeconds = job.timeout
         do {
             let report = try sandbox.run(path: source, name: file.path.bytes, options: options)
+            for written in report.written { yara?.submit(file: written.evidencePath, sha256: written.sha256) }
             return (
                 row(
                     report.setupError == nil ? .performed : .failed,

@@ -6,6 +6,7 @@ import SystemPackage
 import WardenCore
 import WardenLinux
 import WardenStore
+import WardenYara
 
 /// Turns capture jobs into store commands: classify by content, hash, keep evidence, record.
 ///
@@ -15,6 +16,8 @@ final class CaptureProcessor {
     private let configuration: SensorConfiguration
     /// Takes ownership of descriptors whose bytes must be kept as evidence.
     private let keepEvidence: (EvidenceJob) -> Void
+    /// Queues a YARA scan of a hashed executable's bytes (the descriptor stays the caller's).
+    private let scan: ((FileDescriptor, _ sha256: String, PathBytes) -> Void)?
     private let hasher: FileHasher
     private let metrics: SensorMetrics
     private let logger: Logger
@@ -27,8 +30,10 @@ final class CaptureProcessor {
     init(
         configuration: SensorConfiguration, metrics: SensorMetrics, logger: Logger,
         now: @escaping () -> Timestamp, emit: @escaping (StoreCommand) -> Void,
-        keepEvidence: @escaping (EvidenceJob) -> Void
+        keepEvidence: @escaping (EvidenceJob) -> Void,
+        scan: ((FileDescriptor, _ sha256: String, PathBytes) -> Void)? = nil
     ) {
+        self.scan = scan
         self.configuration = configuration
         self.keepEvidence = keepEvidence
         self.hasher = FileHasher(maxAttempts: configuration.maxHashAttempts)
@@ -122,6 +127,9 @@ final class CaptureProcessor {
             remember(path, status)
             metrics.add(.filesRecorded)
             metrics.add(.executablesRecorded)
+            // Queued before the record goes out: whoever hears of the record (a policy that
+            // looks at YARA matches) finds its scan on the way.
+            if let scan, let sha = hash.sha256, hash.status == .ok { scan(fd, sha, path) }
             // The record commits now; the evidence copy follows from the same descriptor, which
             // the evidence keeper holds until the copy is verified and in place.
             emit(.record(record, blob))

@@ -8,6 +8,7 @@ import SystemPackage
 import WardenCore
 import WardenLinux
 import WardenStore
+import WardenYara
 
 /// The generation of the policy whose guard marks are in place: -1 until the guard thread has
 /// applied its first. What a caller waits on to know that execs are guarded as the policy says.
@@ -91,12 +92,18 @@ final class ExecGuard {
     private static let recordBatch = 256
     /// Content versions already handed to the capture thread.
     private var handedToCapture: Set<ContentVersion> = []
+    /// The YARA rules `guard.yara` is decided by (nil: none configured, so `guard.yara` has no
+    /// answer and its execs get `guard.failure`).
+    private let yara: (rules: SharedYaraRules, settings: YaraSettings)?
+    /// YARA verdicts by SHA-256, each under the rule set named in it.
+    private var verdicts: [String: YaraVerdict] = [:]
 
     init(
         configuration: SensorConfiguration, policy: SharedPolicy, metrics: SensorMetrics, logger: Logger,
         readiness: GuardReadiness, now: @escaping () -> Timestamp, record: @escaping (StoreCommand) -> Bool,
-        capture: @escaping (CaptureJob) -> Bool
+        capture: @escaping (CaptureJob) -> Bool, yara: (rules: SharedYaraRules, settings: YaraSettings)? = nil
     ) throws {
+        self.yara = yara
         self.readiness = readiness
         self.configuration = configuration
         self.policy = policy
@@ -122,7 +129,7 @@ final class ExecGuard {
         // Every exec on a guarded mount waits for this thread: let it run before ordinary work.
         try? sys_setThreadNice(-10)
         do {
-            hasher = try GuardHasher(perUser: Self.perUserHashes)
+            hasher = try GuardHasher(perUser: Self.perUserHashes, yara: yara, clock: SensorService.wallClock)
         } catch {
             logger.critical("exec guard: cannot start its hashing threads", metadata: ["error": "\(error)"])
         }
@@ -315,12 +322,17 @@ final class ExecGuard {
             return
         }
         let key = status.contentVersion
+        let execGuard = policy.current.execGuard
         if let known = hashes[key] {
             metrics.add(.guardCacheHits)
-            conclude(held, hash: known, cached: true)
+            guard case .sha256(let sha) = known, needsScan(sha) else {
+                conclude(held, hash: known, cached: true)
+                return
+            }
+            // Hashed before, not scanned under the rules in force: scanned now, within the deadline.
+            park(held, key: key, status: status, scan: true)
             return
         }
-        let execGuard = policy.current.execGuard
         if status.size > execGuard.hashSizeCap {
             remember(key, .failed("larger than guard.hash-size-cap (\(status.size) bytes)"))
             conclude(held, hash: hashes[key], cached: false)
@@ -329,7 +341,8 @@ final class ExecGuard {
         // A small file (nearly every real executable) is hashed here and now: a megabyte at most,
         // read within 5 ms, costs less than a hand-over to another thread. One that is larger, or
         // grows past that while read, goes to the pool.
-        if status.size <= Self.inlineHashBytes, !hashing.contains(key),
+        let scan = execGuard.yara != nil && yara != nil
+        if !scan, status.size <= Self.inlineHashBytes, !hashing.contains(key),
             case .complete(let sha256, _)? = try? digest.sha256(
                 of: fd, limit: ReadLimit(maxBytes: Self.inlineHashBytes, deadline: started &+ 5_000_000)),
             (try? sys_fstat(fd))?.contentVersion == key
@@ -338,19 +351,36 @@ final class ExecGuard {
             conclude(held, hash: .sha256(sha256), cached: false)
             return
         }
-        // Hashed off this thread: the exec waits for the hash or the deadline, whichever is first,
-        // and every other exec is decided meanwhile.
+        park(held, key: key, status: status, scan: scan)
+    }
+
+    /// Whether `sha256` must be scanned before the guard may decide: `guard.yara` is set, the
+    /// hash is not allowlisted, and no verdict under the rules in force is known.
+    private func needsScan(_ sha256: String) -> Bool {
+        let current = policy.current
+        guard current.execGuard.yara != nil, let yara, let set = yara.rules.current,
+            !current.allowlist.sha256.contains(sha256)
+        else { return false }
+        return verdicts[sha256]?.ruleset != set.fingerprint
+    }
+
+    /// Hashes (and scans, with `scan`) off this thread: the exec waits for the result or the
+    /// deadline, whichever is first, and every other exec is decided meanwhile.
+    private func park(_ held: HeldExec, key: ContentVersion, status: FileStatus, scan: Bool) {
+        let execGuard = policy.current.execGuard
+        let event = held.event
+        let started = held.started
         if !hashing.contains(key) {
             let uid = sys_processUID(of: event.pid) ?? UInt32.max
             guard let hasher else {
                 conclude(held, hash: .failed("the guard's hashing threads did not start"), cached: false)
                 return
             }
-            guard let duplicate = try? sys_duplicate(fd),
+            guard let duplicate = try? sys_duplicate(held.fd),
                 hasher.submit(
                     GuardHasher.Job(
                         key: key, descriptor: duplicate, uid: uid, size: status.size,
-                        limit: .bytes(execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds))) == true
+                        limit: .bytes(execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds), scan: scan)) == true
             else {
                 metrics.add(.guardDeadlines)
                 conclude(
@@ -399,6 +429,12 @@ final class ExecGuard {
             case .failure(let error): hash = .failed("cannot hash: \(error)")
             }
             remember(done.key, hash)
+            if let verdict = done.verdict {
+                if verdicts.count >= Self.cacheLimit { verdicts.removeAll(keepingCapacity: true) }
+                verdicts[verdict.sha256] = verdict
+                // The store hears of it too: `files` shows it, and the capture's scan is spared.
+                if !record(.yaraVerdict(verdict)) { metrics.add(.execRecordsDropped) }
+            }
             let ready = waiting.filter { $0.status?.contentVersion == done.key }
             waiting.removeAll { $0.status?.contentVersion == done.key }
             for held in ready { conclude(held, hash: hash, cached: false) }
@@ -441,6 +477,17 @@ final class ExecGuard {
         case .failed(let reason)?: failure = reason
         case nil: failure = "not hashed"
         }
+        var verdict: YaraVerdict?
+        if let sha, current.execGuard.yara != nil, !current.allowlist.sha256.contains(sha) {
+            verdict = verdicts[sha]
+            if yara?.rules.current == nil {
+                failure = "guard.yara is set but no YARA rules are loaded (yara.rules)"
+            } else if needsScan(sha) {
+                failure = "no YARA verdict on it under the rules in force"
+            } else if let verdict, !verdict.isAnswer {
+                failure = "its YARA scan gave no answer (\(verdict.summary))"
+            }
+        }
         var path: PathBytes?
         // The path decides only through path globs: without any, it is read after the answer.
         if !current.allowlist.paths.isEmpty, let status {
@@ -454,7 +501,7 @@ final class ExecGuard {
         }
         let decision = GuardDecision.decide(
             path: path ?? PathBytes([]), sha256: sha, policy: current, failureReason: failure,
-            pathDistrust: pathDistrust)
+            pathDistrust: pathDistrust, yara: verdict)
         // Who is exec'ing: read while the exec waits, so the process surely still exists (one
         // pidfd ioctl, a few µs; an allowed process may exit right after the answer).
         let identity = sys_processIdentity(of: event.pid)

@@ -5,6 +5,7 @@ import Foundation
 import SystemPackage
 import WardenCore
 import WardenLinux
+import WardenYara
 
 /// Hashes the exec guard's files on threads of their own, so the guard thread answers every
 /// held exec by its deadline whatever one file costs to read.
@@ -27,6 +28,8 @@ final class GuardHasher: @unchecked Sendable {
         /// takes the CPU from nobody's exec.
         var size: Int64
         var limit: ReadLimit
+        /// Scan the bytes with the YARA rules too, once hashed (`guard.yara`).
+        var scan = false
     }
 
     /// Files up to this size are hashed at the guard thread's priority.
@@ -35,6 +38,8 @@ final class GuardHasher: @unchecked Sendable {
     struct Done {
         var key: ContentVersion
         var result: Result<BoundedRead, SystemCallError>
+        /// The YARA verdict on the hashed bytes, when the job asked for one and rules are loaded.
+        var verdict: YaraVerdict?
     }
 
     let wake: StopSignal
@@ -47,7 +52,16 @@ final class GuardHasher: @unchecked Sendable {
     /// - Parameters:
     ///   - workers: threads reading files; each reads one file at a time.
     ///   - perUser: jobs one uid may have waiting.
-    init(workers: Int = 2, perUser: Int = 32, total: Int = 1024) throws(SystemCallError) {
+    private let yara: (rules: SharedYaraRules, settings: YaraSettings)?
+    private let clock: @Sendable () -> Timestamp
+
+    init(
+        workers: Int = 2, perUser: Int = 32, total: Int = 1024,
+        yara: (rules: SharedYaraRules, settings: YaraSettings)? = nil,
+        clock: @escaping @Sendable () -> Timestamp = { Timestamp(nanosecondsSinceEpoch: 0) }
+    ) throws(SystemCallError) {
+        self.yara = yara
+        self.clock = clock
         wake = try StopSignal()
         queue = RoundRobinQueue(perOwnerLimit: perUser, totalLimit: total)
         running = workers
@@ -87,6 +101,7 @@ final class GuardHasher: @unchecked Sendable {
 
     private func work() {
         let digest = DescriptorDigest()
+        let scanner = yara.map { YaraFileScanner(rules: $0.rules, settings: $0.settings) }
         var nice: Int32 = 0
         while true {
             condition.lock()
@@ -101,9 +116,15 @@ final class GuardHasher: @unchecked Sendable {
             if wanted != nice, (try? sys_setThreadNice(wanted)) != nil { nice = wanted }
             let result = Result { () throws(SystemCallError) in try digest.sha256(of: job.descriptor, limit: job.limit)
             }
+            var verdict: YaraVerdict?
+            if job.scan, let scanner, case .success(.complete(let sha256, _)) = result {
+                // Read again for the scan, checked against the hash just made: the verdict is
+                // about exactly the bytes that hash names.
+                verdict = scanner.scan(job.descriptor, expectedSHA256: sha256, deadline: job.limit.deadline, now: clock)
+            }
             sys_close(job.descriptor)
             condition.lock()
-            finished.append(Done(key: job.key, result: result))
+            finished.append(Done(key: job.key, result: result, verdict: verdict))
             condition.unlock()
             wake.fire()
         }

@@ -7,6 +7,7 @@ import Synchronization
 import WardenCore
 import WardenLinux
 import WardenStore
+import WardenYara
 
 /// The tmpfs sensor as a service: the inotify/fanotify reader thread, the capture thread, the
 /// evidence thread, and (when configured) the exec monitor's thread.
@@ -32,14 +33,17 @@ public final class SensorService: Service, Sendable {
     /// Takes what a running process runs without a watched file (nil: the exec monitor is off).
     /// The intake asks it about the process an alert names.
     public let processCapturer: ProcessCapturer?
+    /// Scans every capture with the YARA rules (nil: no rules configured).
+    public let yara: YaraScanService?
 
     public init(
         configuration: SensorConfiguration, writer: StoreWriter, metrics: SensorMetrics = SensorMetrics(),
         logger: Logger, clock: @escaping @Sendable () -> Timestamp = SensorService.wallClock,
         onExecutableRecorded: (@Sendable (FileRecord) -> Void)? = nil, policy: SharedPolicy? = nil,
         recordedFile: @escaping @Sendable (_ device: UInt64, _ inode: UInt64) -> FileRecord? = { _, _ in nil },
-        onProcessCaptured: (@Sendable (FileRecord) -> Void)? = nil
+        onProcessCaptured: (@Sendable (FileRecord) -> Void)? = nil, yara: YaraScanService? = nil
     ) {
+        self.yara = yara
         self.onExecutableRecorded = onExecutableRecorded
         self.policy = policy
         self.configuration = configuration
@@ -58,7 +62,10 @@ public final class SensorService: Service, Sendable {
                 watchedRoots: { WatchRoots.byDevice(configuration: configuration, mounts: $0) },
                 recordedFile: recordedFile,
                 record: { [writer] command in writer.offer(command, committed: { _ in }) },
-                keepEvidence: { evidenceJobs.offer($0) }, onCaptured: { onProcessCaptured?($0) }, clock: clock)
+                keepEvidence: { job in
+                    yara?.submit(duplicating: job.descriptor, sha256: job.sha256, path: job.path)
+                    return evidenceJobs.offer(job)
+                }, onCaptured: { onProcessCaptured?($0) }, clock: clock)
         }
     }
 
@@ -100,13 +107,15 @@ public final class SensorService: Service, Sendable {
                 {
                     onExecutableRecorded(file)
                 }
-            }, keepEvidence: { evidenceJobs.put($0) })
+            }, keepEvidence: { evidenceJobs.put($0) },
+            scan: self.yara.map { yara in { fd, sha, path in yara.submit(duplicating: fd, sha256: sha, path: path) } })
         let execGuard = try policy.map { policy in
             try ExecGuard(
                 configuration: configuration, policy: policy, metrics: metrics, logger: logger,
                 readiness: guardReadiness, now: clock,
                 record: { [writer] command in writer.offer(command, committed: { _ in }) },
-                capture: { [jobs = self.jobs] job in jobs.offer(job) })
+                capture: { [jobs = self.jobs] job in jobs.offer(job) },
+                yara: self.yara.map { ($0.rules, $0.settings) })
         }
         let guardHandle = execGuard.map(UncheckedBox.init)
         let monitorHandle = startExecMonitor().map(UncheckedBox.init)
@@ -114,6 +123,10 @@ public final class SensorService: Service, Sendable {
         let processorHandle = UncheckedBox(processor)
         let keeperHandle = UncheckedBox(keeper)
         let jobs = self.jobs
+        let yara = self.yara
+        // Scans run beside the sensor's threads and finish what is queued once they stopped
+        // (the exec monitor and the capture thread queue scans until then).
+        async let scans: Void = yara?.run() ?? ()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -157,6 +170,8 @@ public final class SensorService: Service, Sendable {
             monitorHandle?.value.requestStop()
             stopHandle.value.requestStop()
         }
+        yara?.finish()
+        await scans
     }
 
     /// The exec monitor, subscribed; nil when it is off or the kernel refuses the subscription

@@ -87,6 +87,7 @@ extension EvidenceDatabase {
                     let sha: String = row["sha256"]
                     guard !protected.contains(sha) else { continue }
                     try db.execute(sql: "DELETE FROM blob WHERE sha256 = ?", arguments: [sha])
+                    try db.execute(sql: "DELETE FROM yara_scan WHERE sha256 = ?", arguments: [sha])
                     report.blobs += 1
                     if let path: String = row["evidencePath"] {
                         report.evidencePaths.append(path)

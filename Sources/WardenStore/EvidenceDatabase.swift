@@ -375,6 +375,18 @@ public final class EvidenceDatabase: Sendable {
                 sql: "INSERT INTO outbox_instance (id) VALUES (?)",
                 arguments: [String(UInt64.random(in: 1...UInt64.max), radix: 16)])
         }
+        migrator.registerMigration("v15-yara") { db in
+            // The YARA verdict on each content (by SHA-256) under the rule set that gave it;
+            // `matches` is the JSON array of the rules that matched.
+            try db.execute(
+                sql: """
+                    CREATE TABLE yara_scan (
+                        sha256 TEXT PRIMARY KEY, ruleset TEXT NOT NULL, status TEXT NOT NULL,
+                        matched INTEGER NOT NULL, matches TEXT NOT NULL, scannedBytes INTEGER NOT NULL,
+                        size INTEGER NOT NULL, time INTEGER NOT NULL, durationNs INTEGER NOT NULL, detail TEXT
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 

@@ -84,6 +84,9 @@ public enum StoreCommand: Sendable {
     /// `output` has taken every event up to `seq`: its cursor moves there, and events every
     /// output has taken leave the outbox.
     case outboxDelivered(output: String, through: Int64)
+    /// A YARA scan of the bytes hashing to its `sha256` ended. An answer replaces what was
+    /// stored for them; a scan without one (`skipped`, `timeout`, …) replaces no answer.
+    case yaraVerdict(YaraVerdict)
 }
 
 /// What one batch of commands did, for those who wait on it.

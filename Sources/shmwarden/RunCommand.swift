@@ -7,6 +7,7 @@ import WardenCore
 import WardenDaemon
 import WardenHTTP
 import WardenSensors
+import WardenYara
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -92,6 +93,12 @@ struct RunCommand: AsyncParsableCommand {
         configuration.retention = file.retention
         configuration.outputs = file.outputs
         configuration.outbox = file.outbox
+        configuration.yara = file.yara
+        do {
+            configuration.yaraRules = try AgentConfiguration.loadYaraRules(file.yara)
+        } catch {
+            throw UsageError(message: "YARA rules do not compile, not started:\n\(error.description)")
+        }
         if let storage = file.storage { configuration.storage = storage }
         if let share = file.inotifyWatchShare { configuration.inotifyWatchShare = share }
         if noExecMonitor || file.execMonitor.enabled == false {

@@ -35,6 +35,8 @@ public struct ConfigFile: Hashable, Sendable {
     public var outputs: [FleetOutput] = []
     /// `outbox:`, how many events wait for the outputs at most.
     public var outbox = OutboxSettings()
+    /// `yara:`, the rules captures are scanned with (none: no scanning).
+    public var yara = YaraSettings()
 
     public init() {}
 
@@ -44,7 +46,7 @@ public struct ConfigFile: Hashable, Sendable {
     static let keys = [
         "state-dir", "watch", "discover", "hash-size-cap", "max-pinned-files", "listen", "unix-socket", "token-file",
         "body-limit", "policy", "log-level", "log-format", "retention", "intake", "storage", "inotify-watch-share",
-        "exec-monitor", "outputs", "outbox",
+        "exec-monitor", "outputs", "outbox", "yara",
     ]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
@@ -156,6 +158,8 @@ public struct ConfigFile: Hashable, Sendable {
                 config.outputs = FleetOutput.parseList(value, fail: fail, absolute: absolute)
             case "outbox":
                 config.outbox = OutboxSettings.parse(value, fail: fail)
+            case "yara":
+                config.yara = YaraSettings.parse(value, fail: fail)
             case "inotify-watch-share":
                 guard let text = value.string, let share = StorageBudget.parseShare(text), share > 0 else {
                     fail(value, "inotify-watch-share must be a share like 50% or 0.5")

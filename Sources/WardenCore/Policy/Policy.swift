@@ -41,6 +41,11 @@ public struct Policy: Hashable, Sendable {
 
     /// Whether any rule fires on `trigger` (the responder skips work no rule can want).
     public func hasRules(for trigger: PolicyTrigger) -> Bool { rules.contains { $0.trigger == trigger } }
+
+    /// Whether a rule on `trigger` looks at YARA matches (the responder then waits for the scan).
+    public func usesYara(for trigger: PolicyTrigger) -> Bool {
+        rules.contains { $0.trigger == trigger && $0.match.yara != nil }
+    }
 }
 
 public enum PolicyMode: String, Hashable, Sendable, CaseIterable, Codable {
@@ -71,6 +76,12 @@ public struct GuardPolicy: Hashable, Sendable {
     /// Every held exec is answered within this many milliseconds: a file not hashed by then gets
     /// the `failure` answer (its hash goes on, for the next exec of it).
     public var deadlineMilliseconds: Int
+    /// The answer for a file neither allowlisted nor matched by `yara`: `deny` (the default)
+    /// refuses whatever is not known; `allow` refuses only what the YARA rules name.
+    public var unknown: GuardDecision.Verdict = .deny
+    /// Refuse a file whose YARA matches satisfy this, unless its SHA-256 is allowlisted (a path
+    /// glob does not vouch for it). Nil: the guard does not scan.
+    public var yara: YaraCondition?
 
     public init(
         mode: Mode = .off, failure: Failure = .allow, hashSizeCap: Int64 = 64 << 20, deadlineMilliseconds: Int = 100

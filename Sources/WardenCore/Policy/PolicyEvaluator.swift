@@ -19,6 +19,8 @@ public struct PolicyFile: Hashable, Sendable {
     /// (or a trusted uid) and writable by nobody else: only then may a path glob vouch for it.
     /// Nil when not checked; then no path glob counts.
     public var ownershipTrusted: Bool?
+    /// Its YARA verdict under the rule set in use, when it was scanned.
+    public var yara: YaraVerdict?
 
     public init(
         fileID: Int64?, path: PathBytes, mountPoint: PathBytes?, kind: FileKind, size: Int64, sha256: String?,
@@ -42,6 +44,7 @@ public struct PolicyFile: Hashable, Sendable {
         self.init(
             fileID: record.id, path: record.path, mountPoint: record.mountPoint, kind: record.kind, size: record.size,
             sha256: record.sha256, state: record.state, device: record.device, inode: record.inode)
+        self.yara = record.yara
     }
 }
 
@@ -104,11 +107,11 @@ public enum PolicyEvaluator {
         var planned: [PlannedAction] = []
         for rule in policy.rules where rule.trigger == subject.trigger {
             guard rule.match.matchesAlert(subject.alert) else { continue }
-            let candidates =
-                rule.match.file.map { condition in subject.files.filter(condition.matches) }
-                ?? subject.files
-            // A file condition needs a file that satisfies it.
-            if rule.match.file != nil && candidates.isEmpty { continue }
+            let candidates = subject.files.filter { file in
+                (rule.match.file?.matches(file) ?? true) && (rule.match.yara?.matches(file.yara) ?? true)
+            }
+            // A file (or YARA) condition needs a file that satisfies it.
+            if (rule.match.file != nil || rule.match.yara != nil) && candidates.isEmpty { continue }
             let allowed = candidates.compactMap { file in policy.allowlist.reason(for: file).map { (file, $0) } }
             let unlisted = candidates.filter { policy.allowlist.reason(for: $0) == nil }
             for action in rule.actions {

@@ -16,11 +16,14 @@ public struct PolicyMatch: Hashable, Sendable {
     public var fields: [FieldCondition]
     /// Facts the evidence must have: at least one correlated (or dropped) file must satisfy them.
     public var file: FileCondition?
+    /// What the YARA rules must have found in that same file.
+    public var yara: YaraCondition?
 
     public init(
         rules: [String]? = nil, priority: PriorityCondition? = nil, tags: [String]? = nil, sources: [String]? = nil,
-        fields: [FieldCondition] = [], file: FileCondition? = nil
+        fields: [FieldCondition] = [], file: FileCondition? = nil, yara: YaraCondition? = nil
     ) {
+        self.yara = yara
         self.rules = rules
         self.priority = priority
         self.tags = tags

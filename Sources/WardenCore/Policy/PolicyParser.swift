@@ -318,10 +318,17 @@ private struct Reader {
 
     mutating func execGuard(_ node: Node) -> GuardPolicy {
         var policy = GuardPolicy()
-        guard let pairs = mapping(node, "guard", allowed: ["mode", "failure", "hash-size-cap", "deadline"]) else {
+        guard
+            let pairs = mapping(
+                node, "guard", allowed: ["mode", "failure", "hash-size-cap", "deadline", "unknown", "yara"])
+        else {
             return policy
         }
         for (key, _, value) in pairs {
+            if key == "yara" {
+                policy.yara = yaraCondition(value)
+                continue
+            }
             guard let text = string(value, key) else { continue }
             switch key {
             case "mode":
@@ -342,6 +349,12 @@ private struct Reader {
                     continue
                 }
                 policy.deadlineMilliseconds = milliseconds
+            case "unknown":
+                guard let verdict = GuardDecision.Verdict(rawValue: text) else {
+                    fail(value, "guard unknown must be 'allow' or 'deny', not '\(text)'")
+                    continue
+                }
+                policy.unknown = verdict
             default:
                 guard let size = SizeCondition(parsing: text), size.comparison == .equal, size.bytes > 0 else {
                     fail(value, "hash-size-cap '\(text)' is not a size like 64MiB")
@@ -409,10 +422,11 @@ private struct Reader {
     mutating func match(_ node: Node, trigger: PolicyTrigger) -> PolicyMatch {
         var match = PolicyMatch()
         guard
-            let pairs = mapping(node, "match", allowed: ["rule", "priority", "tags", "source", "fields", "file"])
+            let pairs = mapping(
+                node, "match", allowed: ["rule", "priority", "tags", "source", "fields", "file", "yara"])
         else { return match }
         for (key, keyNode, value) in pairs {
-            if trigger != .alert && key != "file" {
+            if trigger != .alert && key != "file" && key != "yara" {
                 fail(keyNode, "'\(key)' is about a Falco alert, and an 'on: \(trigger.rawValue)' rule has none")
                 continue
             }
@@ -437,6 +451,8 @@ private struct Reader {
                 match.fields = fields(value)
             case "file":
                 match.file = fileCondition(value)
+            case "yara":
+                match.yara = yaraCondition(value)
             default:
                 break
             }
@@ -482,6 +498,21 @@ private struct Reader {
             }
         }
         return conditions
+    }
+
+    /// `{rule: [...], tags: [...]}`, either or both; `{}` is any match.
+    mutating func yaraCondition(_ node: Node) -> YaraCondition? {
+        if case .mapping(let mapping) = node, mapping.count == 0 { return YaraCondition() }
+        guard let pairs = mapping(node, "yara", allowed: ["rule", "tags"]) else { return nil }
+        var condition = YaraCondition()
+        for (key, _, value) in pairs {
+            if key == "rule" {
+                condition.rules = strings(value, "yara rule")
+            } else {
+                condition.tags = strings(value, "yara tags")
+            }
+        }
+        return condition
     }
 
     mutating func fileCondition(_ node: Node) -> FileCondition? {

@@ -1,0 +1,74 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import GRDB
+import WardenCore
+
+extension EvidenceDatabase {
+    static func upsert(_ verdict: YaraVerdict, in db: Database) throws {
+        let matches = String(decoding: try JSONEncoder().encode(verdict.matches), as: UTF8.self)
+        // An answer always replaces; a scan without one only fills a gap or replaces another
+        // non-answer (a timeout must not erase what an earlier complete scan found).
+        let answer = verdict.isAnswer
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO yara_scan
+                    (sha256, ruleset, status, matched, matches, scannedBytes, size, time, durationNs, detail)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(sha256) DO UPDATE SET
+                    ruleset = excluded.ruleset, status = excluded.status, matched = excluded.matched,
+                    matches = excluded.matches, scannedBytes = excluded.scannedBytes, size = excluded.size,
+                    time = excluded.time, durationNs = excluded.durationNs, detail = excluded.detail
+                WHERE ? OR yara_scan.status NOT IN ('complete', 'truncated')
+                """
+        ).execute(arguments: [
+            verdict.sha256, verdict.ruleset, verdict.status.rawValue, answer && !verdict.matches.isEmpty,
+            matches, verdict.scannedBytes, verdict.size, verdict.time.nanosecondsSinceEpoch,
+            verdict.durationNanoseconds, verdict.detail, answer,
+        ])
+    }
+
+    /// The stored verdicts on these contents, by SHA-256.
+    public func yaraVerdicts(_ sha256s: some Collection<String>) throws -> [String: YaraVerdict] {
+        let wanted = Array(Set(sha256s))
+        guard !wanted.isEmpty else { return [:] }
+        return try dbWriter.read { db in
+            var found: [String: YaraVerdict] = [:]
+            // In chunks: SQLite bounds a statement's parameters.
+            for start in stride(from: 0, to: wanted.count, by: 500) {
+                let chunk = Array(wanted[start..<min(wanted.count, start + 500)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT * FROM yara_scan WHERE sha256 IN (\(marks))", arguments: StatementArguments(chunk))
+                for row in rows {
+                    let verdict = Self.yaraVerdict(row)
+                    found[verdict.sha256] = verdict
+                }
+            }
+            return found
+        }
+    }
+
+    /// `files` with their stored YARA verdicts attached.
+    public func withYaraVerdicts(_ files: [FileRecord]) throws -> [FileRecord] {
+        let verdicts = try yaraVerdicts(files.compactMap(\.sha256))
+        guard !verdicts.isEmpty else { return files }
+        return files.map { file in
+            var file = file
+            file.yara = file.sha256.flatMap { verdicts[$0] }
+            return file
+        }
+    }
+
+    static func yaraVerdict(_ row: Row) -> YaraVerdict {
+        let matchesText: String = row["matches"] ?? "[]"
+        let matches = (try? JSONDecoder().decode([YaraMatch].self, from: Data(matchesText.utf8))) ?? []
+        return YaraVerdict(
+            sha256: row["sha256"], ruleset: row["ruleset"],
+            status: YaraVerdict.Status(rawValue: row["status"] ?? "") ?? .failed, matches: matches,
+            scannedBytes: row["scannedBytes"], size: row["size"],
+            time: Timestamp(nanosecondsSinceEpoch: row["time"]), durationNanoseconds: row["durationNs"],
+            detail: row["detail"])
+    }
+}
