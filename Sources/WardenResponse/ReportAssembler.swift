@@ -28,7 +28,7 @@ public struct ReportAssembler: Sendable {
     /// The report, and the stored sandbox runs of its evidence (oldest first) it names.
     private func assemble(alertID: String) throws -> (report: AlertReport, sandboxRuns: [SandboxRunRecord])? {
         guard let record = try database.alert(id: alertID) else { return nil }
-        let files = try database.files(ids: record.correlations.map(\.fileID))
+        let files = try database.withYaraVerdicts(database.files(ids: record.correlations.map(\.fileID)))
         let byID = Dictionary(uniqueKeysWithValues: files.compactMap { file in file.id.map { ($0, file) } })
         let mounts = (try? MountTable.readHost()) ?? []
         // Reading the sidecars does not change the quarantine: no recovery is run from here.

@@ -23,6 +23,9 @@ public struct AlertRecord: Sendable {
     /// What the intake found of the alert's process before correlating (not stored: it only
     /// chooses the no-evidence reason).
     public var processAtArrival: ProcessAtArrival?
+    /// The YARA verdicts on the correlated files' contents, as the store has them when read
+    /// (`EvidenceDatabase.withYaraVerdicts`); not stored with the alert.
+    public var yara: [YaraVerdict] = []
 
     /// How close (either side) a drop report must be to count, in nanoseconds.
     public static let eventDropWindow: Int64 = EventDropWindow.nanoseconds
@@ -43,7 +46,7 @@ public struct AlertRecord: Sendable {
 extension AlertRecord: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, rule, priority, time, hostname, source, tags, output, outputFields, uuid, `internal`, receivedAt
-        case correlations, actions, noEvidenceReason, caveats, authenticated, sender
+        case correlations, actions, noEvidenceReason, caveats, authenticated, sender, yara
     }
 
     struct CorrelationJSON: Encodable {
@@ -82,6 +85,7 @@ extension AlertRecord: Encodable {
         try container.encode(caveats, forKey: .caveats)
         try container.encode(sender.authenticated, forKey: .authenticated)
         try container.encode(sender.via, forKey: .sender)
+        if !yara.isEmpty { try container.encode(yara, forKey: .yara) }
     }
 
     /// Facts that limit what this alert's record can say.

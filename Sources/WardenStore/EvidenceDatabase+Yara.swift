@@ -61,6 +61,19 @@ extension EvidenceDatabase {
         }
     }
 
+    /// `alerts` with the stored YARA verdicts on their correlated files attached.
+    public func withYaraVerdicts(_ alerts: [AlertRecord]) throws -> [AlertRecord] {
+        let verdicts = try yaraVerdicts(alerts.flatMap { $0.correlations.compactMap(\.sha256) })
+        guard !verdicts.isEmpty else { return alerts }
+        return alerts.map { alert in
+            var alert = alert
+            var seen = Set<String>()
+            alert.yara = alert.correlations.compactMap(\.sha256).filter { seen.insert($0).inserted }
+                .compactMap { verdicts[$0] }
+            return alert
+        }
+    }
+
     static func yaraVerdict(_ row: Row) -> YaraVerdict {
         let matchesText: String = row["matches"] ?? "[]"
         let matches = (try? JSONDecoder().decode([YaraMatch].self, from: Data(matchesText.utf8))) ?? []

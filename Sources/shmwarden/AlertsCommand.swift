@@ -29,7 +29,8 @@ struct AlertsCommand: AsyncParsableCommand {
             throw UsageError(
                 message: "no database at \(directory.databasePath) (run `shmwarden run` or `ingest` first)")
         }
-        let alerts = try EvidenceDatabase(path: directory.databasePath, connections: .single).alerts(limit: limit)
+        let database = try EvidenceDatabase(path: directory.databasePath, connections: .single)
+        let alerts = try database.withYaraVerdicts(database.alerts(limit: limit))
         if json {
             print(try JSONOutput.encode(alerts))
             return
@@ -51,6 +52,9 @@ struct AlertsCommand: AsyncParsableCommand {
                 printLine(
                     "    \(sha)  \(correlation.path.displayString)  by \(correlation.matchedBy) (\(correlation.confidence))"
                 )
+                if let verdict = record.yara.first(where: { $0.sha256 == correlation.sha256 }) {
+                    printLine("        yara: \(verdict.summary)")
+                }
             }
             for action in record.actions {
                 printLine("    \(action.outcome.rawValue) \(action.action) [\(action.rule)]: \(action.detail)")

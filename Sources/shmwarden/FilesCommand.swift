@@ -38,11 +38,33 @@ struct FilesCommand: AsyncParsableCommand {
             throw UsageError(message: "no database at \(directory.databasePath) (run `shmwarden run` or `scan` first)")
         }
         let database = try EvidenceDatabase(path: directory.databasePath, connections: .single)
-        let records = try database.files(FileQuery(sha256: sha256, path: path))
+        let records = try database.withYaraVerdicts(database.files(FileQuery(sha256: sha256, path: path)))
         if json {
             print(try JSONOutput.encode(records))
         } else {
             FileTable.print(records)
+        }
+    }
+}
+
+/// YARA verdicts as the commands print them; rule names and metadata are the rule author's
+/// text, and a rule set may come from anywhere: control characters are shown, not sent.
+enum YaraText {
+    static func printVerdict(_ verdict: YaraVerdict, indent: String) {
+        Swift.print(TerminalText.escaped("\(indent)yara: \(verdict.summary)", keepingLineBreaks: false))
+        for match in verdict.matches {
+            let tags = match.tags.isEmpty ? "" : " [\(match.tags.joined(separator: ","))]"
+            let meta = match.metadata.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+            Swift.print(
+                TerminalText.escaped(
+                    "\(indent)  \(match.rule)\(tags) from \(match.namespace)\(meta.isEmpty ? "" : ": \(meta)")",
+                    keepingLineBreaks: false))
+            for string in match.strings {
+                let offsets = string.offsets.map { "0x" + String($0, radix: 16) }.joined(separator: ",")
+                let more = string.count > string.offsets.count ? " (\(string.count) in all)" : ""
+                Swift.print(
+                    TerminalText.escaped("\(indent)    \(string.identifier) at \(offsets)\(more)", keepingLineBreaks: false))
+            }
         }
     }
 }
@@ -70,6 +92,7 @@ enum FileTable {
             Swift.print(
                 pad(sha, 13), pad(record.state.rawValue, 12), pad(kind, 7), record.permissionsOctal,
                 pad(String(record.size), 11), record.path.displayString)
+            if let verdict = record.yara { YaraText.printVerdict(verdict, indent: "    ") }
         }
     }
 

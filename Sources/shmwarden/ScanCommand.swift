@@ -15,6 +15,10 @@ struct ScanCommand: AsyncParsableCommand {
             Walks every tmpfs mount (and --watch paths), classifies and hashes every executable, \
             keeps evidence copies, and marks as deleted what the store had there but is gone. Runs \
             beside a running agent safely. Progress goes to stderr on large mounts.
+
+            With --yara PATH…, scans the regular files at each PATH (directories recursively, no \
+            symlink followed) with the configured YARA rules (yara.rules, or --rules) as the agent \
+            scans a capture, prints each file a rule matched, and records nothing.
             """)
 
     @OptionGroup var state: StateOptions
@@ -23,7 +27,28 @@ struct ScanCommand: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON (roots, entriesExamined, files).")
     var json = false
 
+    @Flag(help: "Scan the files at PATH… with the YARA rules instead (nothing is recorded).")
+    var yara = false
+
+    @Option(help: "With --yara: this rules file or directory instead of yara.rules.")
+    var rules: String?
+
+    @Option(help: "With --yara: threads scanning (default: one per CPU).")
+    var threads: Int?
+
+    @Argument(help: "With --yara: files and directories to scan.")
+    var paths: [String] = []
+
+    func validate() throws {
+        if yara && paths.isEmpty { throw ValidationError("--yara needs at least one PATH to scan") }
+        if !yara && (!paths.isEmpty || rules != nil || threads != nil) {
+            throw ValidationError("PATH, --rules and --threads go with --yara")
+        }
+        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1 to 64") }
+    }
+
     func run() async throws {
+        if yara { return try YaraPathScan.run(self, file: try state.configFile()) }
         let logger = state.makeLogger()
         let summary = try Agent.scan(
             configuration: watch.configuration(state: state.state, file: try state.configFile()), logger: logger,

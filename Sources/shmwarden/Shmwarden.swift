@@ -23,7 +23,7 @@ struct Shmwarden: AsyncParsableCommand {
             RunCommand.self, ScanCommand.self, FilesCommand.self, IngestCommand.self, AlertsCommand.self,
             ReportCommand.self, QuarantineCommand.self, AdviseCommand.self, PolicyCommand.self, ExecsCommand.self,
             GuardCommand.self, ConfigCommand.self, PruneCommand.self, SandboxCommand.self, CertsCommand.self,
-            OutputsCommand.self,
+            OutputsCommand.self, YaraCommand.self,
         ]
     )
 

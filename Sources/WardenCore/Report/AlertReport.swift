@@ -62,6 +62,10 @@ public struct AlertReport: Encodable, Sendable {
         public var confidence: Double
         /// How the bytes were taken from a running process, when they were.
         public var capture: ProcessCapture?
+        /// What the YARA rules found in its bytes, when they were scanned.
+        public var yara: YaraVerdict?
+        /// The same, as the sentences the report states (`ReportBuilder.yaraFacts`).
+        public var yaraFacts: [String] = []
     }
 
     public struct Recommendation: Encodable, Sendable {

@@ -204,7 +204,40 @@ public enum ReportBuilder {
             sha256: file.sha256, size: file.size, kind: file.kind.rawValue, description: describe(file),
             mountPoint: file.mountPoint?.displayString, firstSeen: file.firstSeen.rfc3339, state: file.state.rawValue,
             deletedAt: file.deletedAt?.rfc3339, evidencePath: file.evidencePath, quarantineId: item.quarantineID,
-            matchedBy: item.matchedBy, confidence: (item.confidence * 100).rounded() / 100, capture: file.capture)
+            matchedBy: item.matchedBy, confidence: (item.confidence * 100).rounded() / 100, capture: file.capture,
+            yara: file.yara, yaraFacts: file.yara.map(yaraFacts) ?? [])
+    }
+
+    /// What a YARA scan found, as facts: which rule of which file matched, what the rule's own
+    /// metadata says (quoted, never restated as a finding), and where its strings were.
+    public static func yaraFacts(_ verdict: YaraVerdict) -> [String] {
+        let scope =
+            verdict.status == .truncated
+            ? " (only its first \(verdict.scannedBytes) of \(verdict.size) bytes were scanned: yara.max-file-size)" : ""
+        guard verdict.isAnswer else {
+            return [
+                "The YARA scan (rule set \(verdict.ruleset)) gave no answer: \(verdict.status.rawValue)"
+                    + (verdict.detail.map { ", \($0)" } ?? "") + "."
+            ]
+        }
+        guard !verdict.matches.isEmpty else {
+            return ["No rule of the YARA rule set \(verdict.ruleset) matched its bytes\(scope)."]
+        }
+        return verdict.matches.map { match in
+            var text = "Matched YARA rule \(match.rule) from \(match.namespace)"
+            if !match.tags.isEmpty { text += " (tags \(match.tags.joined(separator: ", ")))" }
+            text += scope
+            let quoted = match.metadata.filter { ["description", "author", "reference", "date"].contains($0.key) }
+            if !quoted.isEmpty {
+                text += "; the rule's metadata says " + quoted.map { "\($0.key): \"\($0.value)\"" }.joined(separator: ", ")
+            }
+            let strings = match.strings.map { string in
+                "\(string.identifier) at offset \(string.offsets.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))"
+                    + (string.count > string.offsets.count ? " (\(string.count) matches)" : "")
+            }
+            if !strings.isEmpty { text += "; its strings matched: " + strings.joined(separator: "; ") }
+            return text + "."
+        }
     }
 
     /// What the content is, from the classifier's facts.
