@@ -210,6 +210,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "WardenLinuxTests", dependencies: ["WardenLinux"]),
+        .testTarget(
+            name: "WardenYaraTests",
+            dependencies: [
+                "WardenYara", "WardenCore", "WardenLinux", "WardenTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .testTarget(name: "WardenFuzzingTests", dependencies: ["WardenFuzzing", "WardenTestSupport"]),
         .testTarget(
             name: "WardenSandboxTests",
