@@ -244,7 +244,7 @@ let package = Package(
             name: "AgentIntegrationTests",
             dependencies: [
                 "WardenSensors", "WardenStore", "WardenCore", "WardenLinux", "WardenDaemon", "WardenHTTP",
-                "WardenIntake", "WardenFleet",
+                "WardenIntake", "WardenFleet", "WardenYara",
                 "WardenTestSupport", "WardenResponse", "WardenSandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

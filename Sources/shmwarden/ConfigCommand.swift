@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import WardenCore
 import WardenLinux
+import WardenYara
 
 struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,7 +22,8 @@ struct ConfigCommand: ParsableCommand {
                 inotify-watch-share, exec-monitor (true, false, or {enabled, interpreters}), intake {certificate, key, client-ca, \
                 client-certificates (required or optional), peer-uids, peer-gids, insecure}, outputs (a list of \
                 {name, url, min-priority, events, timeout, ca, certificate, key, token-file, headers}), outbox {limit} \
-                (docs/FLEET.md). Every error is printed as \
+                (docs/FLEET.md), yara {rules, max-file-size, timeout, threads} (docs/YARA.md; the rules are \
+                compiled, and each error printed as FILE:LINE: reason). Every error is printed as \
                 FILE:LINE:COLUMN: reason, with exit code 2. Flags given to `run` win over the file.
                 """)
 
@@ -94,6 +96,20 @@ struct ConfigCommand: ParsableCommand {
                 )
             }
             show("outbox.limit", file.outputs.isEmpty ? nil : "\(file.outbox.limit) events", "100000 events")
+            show("yara.rules", file.yara.rules.isEmpty ? nil : file.yara.rules.joined(separator: ", "), "(none: no scanning)")
+            if !file.yara.rules.isEmpty {
+                switch YaraRuleSet.load(file.yara.rules) {
+                case .success(let set):
+                    print("  \(set.rules.ruleCount) rule(s) from \(set.files.count) file(s), set \(set.fingerprint)")
+                    for warning in set.warnings { print("  \(warning)") }
+                case .failure(let errors):
+                    FileHandle.standardError.write(Data((errors.description + "\n").utf8))
+                    throw ExitCode(2)
+                }
+                show("yara.max-file-size", "\(file.yara.maxFileSize) bytes", "")
+                show("yara.timeout", "\(file.yara.timeoutSeconds) s", "")
+                show("yara.threads", "\(file.yara.threads)", "")
+            }
         }
     }
 }

@@ -1,0 +1,189 @@
+// shmwarden — Linux host agent for executables dropped on tmpfs.
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+@preconcurrency import Glibc
+import Testing
+import WardenCore
+import WardenDaemon
+import WardenResponse
+import WardenStore
+import WardenTestSupport
+import WardenYara
+
+private func policy(_ text: String) throws -> Policy {
+    try PolicyParser.merge([try PolicyParser.parse(text, file: "test.yaml").get()]).get()
+}
+
+/// The agent's configuration with the shipped YARA rules loaded.
+private func withShippedRules(_ configuration: inout AgentConfiguration) {
+    configuration.yara = YaraSettings(rules: [YaraSamples.shippedRules()])
+    configuration.yaraRules = try? YaraRuleSet.load(configuration.yara.rules).get()
+}
+
+/// Runs `path` through a shell: 0 when it ran, 126 when the kernel refused the exec (retried
+/// while another test's fork holds the file busy).
+private func execStatus(_ path: String) async throws -> Int32 {
+    for _ in 0..<100 {
+        let (status, _, errors) = try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", path], errors: true)
+        guard status == 126 && errors.contains("Text file busy") else { return status }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", path]).0
+}
+
+extension AgentIntegration {
+    /// YARA verdicts through the running agent: real libyara, real tmpfs, real fanotify.
+    @Suite(.serialized, .timeLimit(.minutes(3)), .enabled(if: TestEnvironment.isRoot))
+    struct YaraTests {
+        /// A dropped miner script is quarantined because the YARA rule matched it (enforce mode);
+        /// a benign script dropped beside it is scanned, found clean, and left alone.
+        @Test func aYaraMatchDrivesAQuarantine() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            try await withAgent(
+                AgentHarness(
+                    watch: [mount.path],
+                    policy: try policy(
+                        """
+                        mode: enforce
+                        rules:
+                          - name: miners
+                            on: dropped-executable
+                            match: {yara: {tags: [miner]}}
+                            actions: [quarantine]
+                        """), configure: withShippedRules)
+            ) { agent in
+                let miner = mount.child("kworker.sh")
+                let benign = mount.child("cron.sh")
+                let minerSHA = try drop(YaraSamples.minerScript, at: miner)
+                let benignSHA = try drop(YaraSamples.benignScript, at: benign)
+                let records = try await agent.waitForFiles {
+                    $0.contains { $0.path == PathBytes(miner) && $0.state == .quarantined }
+                }
+                #expect(records.first { $0.path == PathBytes(miner) }?.sha256 == minerSHA)
+                #expect(access(miner, F_OK) != 0, "the miner is gone")
+                let verdicts = try agent.database.yaraVerdicts([minerSHA, benignSHA])
+                let minerVerdict = try #require(verdicts[minerSHA])
+                #expect(minerVerdict.status == .complete && minerVerdict.matches.map(\.rule) == ["shmwarden_miner_pool_url"])
+                // The benign script's scan finishes too: no match, still in place.
+                var benignVerdict = verdicts[benignSHA]
+                let deadline = ContinuousClock.now + .seconds(10)
+                while benignVerdict == nil && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                    benignVerdict = try agent.database.yaraVerdicts([benignSHA])[benignSHA]
+                }
+                #expect(benignVerdict?.status == .complete && benignVerdict?.matches.isEmpty == true)
+                #expect(access(benign, F_OK) == 0, "the benign script stays")
+                let actions = try agent.database.actions()
+                #expect(actions.map(\.action) == ["quarantine"] && actions.first?.outcome == .performed, "\(actions)")
+                // `files` shows the verdict with the record.
+                let shown = try agent.database.withYaraVerdicts(agent.database.files(FileQuery()))
+                #expect(shown.first { $0.sha256 == minerSHA }?.yara?.matches.first?.tags == ["miner"])
+            }
+        }
+
+        /// `guard.yara` refuses an ELF the rules flag at its first exec, within the deadline;
+        /// with `guard.unknown: allow`, a clean unknown ELF runs.
+        @Test func theGuardRefusesAYaraMatchAtFirstSight() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            try await withAgent(
+                AgentHarness(
+                    watch: [mount.path],
+                    policy: try policy(
+                        """
+                        mode: monitor
+                        guard: {mode: enforce, unknown: allow, failure: deny, deadline: 2s, yara: {tags: [packer]}}
+                        """), configure: withShippedRules)
+            ) { agent in
+                try await agent.waitForGuard()
+                let packed = mount.child("packed")
+                let clean = mount.child("clean")
+                let packedSHA = try drop(YaraSamples.elfWithoutSectionHeaders, at: packed)
+                try drop(YaraSamples.benignELF + [0], at: clean)
+                #expect(try await execStatus(packed) == 126, "the flagged ELF is refused")
+                #expect(try await execStatus(clean) == 0, "a clean unknown ELF runs (guard.unknown: allow)")
+                #expect(try await execStatus(packed) == 126, "and stays refused")
+                var execs: [ExecRecord] = []
+                let deadline = ContinuousClock.now + .seconds(10)
+                while execs.count < 3 && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                    execs = try agent.database.execs()
+                }
+                let refused = execs.filter { $0.path == PathBytes(packed) }
+                #expect(refused.count == 2 && refused.allSatisfy { $0.verdict == .deny && $0.rule == "yara" }, "\(execs)")
+                #expect(refused.first?.reason.contains("shmwarden_elf_without_section_headers") == true)
+                #expect(refused.first?.cached == false && refused.last?.cached == true)
+                #expect(execs.first { $0.path == PathBytes(clean) }?.verdict == .allow)
+                // The guard's verdict is stored like the capture's.
+                #expect(try agent.database.yaraVerdicts([packedSHA])[packedSHA]?.matches.isEmpty == false)
+            }
+        }
+
+        /// An alert about a flagged file: its report cites the match as a fact, with the rule's
+        /// own metadata.
+        @Test func aReportCitesTheMatch() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            try await withAgent(AgentHarness(watch: [mount.path], configure: withShippedRules), keepState: false) {
+                agent in
+                let path = mount.child("shell.sh")
+                let sha = try drop(YaraSamples.reverseShellScript, at: path)
+                var verdict: YaraVerdict?
+                let deadline = ContinuousClock.now + .seconds(10)
+                while verdict == nil && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                    verdict = try agent.database.yaraVerdicts([sha])[sha]
+                }
+                let file = try #require(try agent.database.withYaraVerdicts(agent.database.files(FileQuery())).first)
+                let facts = ReportBuilder.yaraFacts(try #require(file.yara))
+                #expect(facts.count == 1)
+                #expect(facts.first?.hasPrefix("Matched YARA rule shmwarden_reverse_shell_oneliner from ") == true)
+                #expect(facts.first?.contains("the rule's metadata says description: \"Contains a well-known") == true)
+                #expect(facts.first?.contains("$dev_tcp at offset 0xc") == true, "\(facts)")
+            }
+        }
+    }
+}
+
+extension AgentIntegration.YaraTests {
+    /// `shmwarden run` with yara.rules: SIGHUP with a broken set keeps the old one (and says
+    /// why, with the line), and captures are still scanned with it.
+    @Test func hangupWithABrokenSetKeepsTheOldOne() async throws {
+        try #require(Binary.exists, "build first: swift build")
+        let mount = try TestMount()
+        let state = makeStateDirectory()
+        let rules = state + "-rules"
+        let config = state + "-config.yaml"
+        let log = state + "-log.txt"
+        try FileManager.default.createDirectory(atPath: rules, withIntermediateDirectories: true)
+        defer {
+            mount.remove()
+            for path in [state, rules, config, log] { try? FileManager.default.removeItem(atPath: path) }
+        }
+        try FileManager.default.copyItem(atPath: YaraSamples.shippedRules(), toPath: rules + "/shmwarden.yar")
+        try "yara: {rules: [\(rules)]}\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let (checked, checkOut, _) = try Binary.run(["config", "check", config])
+        #expect(checked == 0 && checkOut.contains("4 rule(s) from 1 file(s)"), "\(checkOut)")
+        let agent = try AgentProcess(
+            [
+                "--config", config, "--no-discover", "--watch", mount.path, "--no-listen", "--state-dir", state,
+                "--log-level", "info",
+            ], logFile: log)
+        defer { agent.kill9() }
+        #expect(try await agent.waitForLog("shmwarden running"))
+        #expect(try await agent.waitForLog("YARA rules loaded"))
+        try "rule broken {\n  condition:\n    true and\n}\n".write(
+            toFile: rules + "/zz-broken.yar", atomically: true, encoding: .utf8)
+        let (badCheck, _, badErrors) = try Binary.run(["config", "check", config])
+        #expect(badCheck == 2 && badErrors.contains("\(rules)/zz-broken.yar:4: syntax error"), "\(badErrors)")
+        kill(agent.process.processIdentifier, SIGHUP)
+        #expect(try await agent.waitForLog("YARA rules not reloaded; the last good set stays"))
+        #expect(try await agent.waitForLog("zz-broken.yar:4: syntax error"))
+        try drop(YaraSamples.minerScript, at: mount.child("miner.sh"))
+        #expect(try await agent.waitForLog("YARA rules matched a capture"))
+        #expect(try await agent.waitForLog("yara.rules=shmwarden_miner_pool_url"))
+        #expect(agent.process.isRunning)
+    }
+}
