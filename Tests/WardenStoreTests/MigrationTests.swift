@@ -69,7 +69,7 @@ import WardenCore
             }
         }
         let database = try EvidenceDatabase(path: path)
-        #expect(try database.appliedMigrations().last == "v14-outbox")
+        #expect(try database.appliedMigrations().last == "v15-yara")
         #expect(try database.alerts().map(\.id) == ["b-second-by-id", "a-first-by-id"], "stored order kept")
         let migrated = try #require(try database.alert(id: "a-first-by-id"))
         #expect(migrated.correlations.map(\.fileID) == [7] && migrated.correlations.first?.matchedBy == "proc.exepath")

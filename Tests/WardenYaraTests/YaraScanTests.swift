@@ -96,7 +96,9 @@ private func shippedRules() throws -> YaraRuleSet {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let bad = try write(
-            Array("rule fine { condition: true }\n\nrule broken {\n  strings:\n    $a = \"x\"\n  condition:\n    $a and\n}\n".utf8),
+            Array(
+                "rule fine { condition: true }\n\nrule broken {\n  strings:\n    $a = \"x\"\n  condition:\n    $a and\n}\n"
+                    .utf8),
             named: "a-bad.yar", in: directory)
         let undefined = try write(
             Array("rule other { condition: $missing }\n".utf8), named: "b-undefined.yar", in: directory)
@@ -141,7 +143,9 @@ private func shippedRules() throws -> YaraRuleSet {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let rules = try write(
-            Array("rule big { condition: filesize == 300MB }\nrule head { strings: $h = \"HEAD\" condition: $h at 0 }\nrule tail { strings: $t = \"TAIL\" condition: $t }\n".utf8),
+            Array(
+                "rule big { condition: filesize == 300MB }\nrule head { strings: $h = \"HEAD\" condition: $h at 0 }\nrule tail { strings: $t = \"TAIL\" condition: $t }\n"
+                    .utf8),
             named: "r.yar", in: directory)
         let set = try YaraRuleSet.load([rules]).get()
         let path = directory + "/large"

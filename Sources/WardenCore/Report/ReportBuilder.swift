@@ -229,7 +229,8 @@ public enum ReportBuilder {
             text += scope
             let quoted = match.metadata.filter { ["description", "author", "reference", "date"].contains($0.key) }
             if !quoted.isEmpty {
-                text += "; the rule's metadata says " + quoted.map { "\($0.key): \"\($0.value)\"" }.joined(separator: ", ")
+                text +=
+                    "; the rule's metadata says " + quoted.map { "\($0.key): \"\($0.value)\"" }.joined(separator: ", ")
             }
             let strings = match.strings.map { string in
                 "\(string.identifier) at offset \(string.offsets.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))"
