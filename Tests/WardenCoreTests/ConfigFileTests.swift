@@ -49,7 +49,7 @@ import WardenCore
                 "c.yaml:2:9: listen must be HOST:PORT (e.g. 127.0.0.1:2804) or off, not 'everywhere'",
                 "c.yaml:3:16: hash-size-cap 'big' is not a size (e.g. 4096, 512K, 256M, 1G)",
                 "c.yaml:4:12: log-level must be one of trace, debug, info, notice, warning, error, critical, not 'loud'",
-                "c.yaml:5:1: unknown key 'colour' (expected one of: state-dir, watch, discover, hash-size-cap, max-pinned-files, listen, unix-socket, token-file, body-limit, policy, log-level, log-format, retention, intake, storage, inotify-watch-share, exec-monitor, outputs, outbox)",
+                "c.yaml:5:1: unknown key 'colour' (expected one of: state-dir, watch, discover, hash-size-cap, max-pinned-files, listen, unix-socket, token-file, body-limit, policy, log-level, log-format, retention, intake, storage, inotify-watch-share, exec-monitor, outputs, outbox, yara)",
                 "c.yaml:6:22: max-age 'soon' is not an age like 30d, 12h or 3600s",
                 "c.yaml:6:45: evidence-budget '0' is not a size like 10G",
             ])

@@ -51,7 +51,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
             try temporary.database.appliedMigrations() == [
                 "v1", "v2-alerts", "v3-internal-alert-time", "v4-actions", "v5-execs", "v6-sandbox", "v7-exec-held",
                 "v8-file-inode", "v9-alert-seq", "v10-no-alert-time-index", "v11-alert-sender", "v12-evidence-skipped",
-                "v13-process-capture", "v14-outbox",
+                "v13-process-capture", "v14-outbox", "v15-yara",
             ])
         #expect(try temporary.database.journalMode() == "wal")
         try temporary.database.apply([.record(sampleRecord("/dev/shm/x"), nil)])
@@ -125,7 +125,7 @@ func sampleBlob(_ sha: String) -> BlobRecord {
         let path = directory + "/shmwarden.sqlite"
         let created = try EvidenceDatabase(path: path, connections: .single)
         #expect(try created.journalMode() == "wal")
-        #expect(try created.appliedMigrations().last == "v14-outbox")
+        #expect(try created.appliedMigrations().last == "v15-yara")
         let agent = try EvidenceDatabase(path: path)
         try agent.apply([.record(sampleRecord("/dev/shm/by-agent"), nil)])
         let command = try EvidenceDatabase(path: path, connections: .single)

@@ -83,9 +83,12 @@ private func shippedRules() throws -> YaraRuleSet {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = try write(YaraSamples.elfWithoutSectionHeaders, named: "noshdr", in: directory)
         chmod(path, 0o755)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        try process.run()
+        let process = try retryingTextFileBusy {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: path)
+            try process.run()
+            return process
+        }
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
     }

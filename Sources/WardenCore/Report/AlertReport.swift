@@ -65,7 +65,7 @@ public struct AlertReport: Encodable, Sendable {
         /// What the YARA rules found in its bytes, when they were scanned.
         public var yara: YaraVerdict?
         /// The same, as the sentences the report states (`ReportBuilder.yaraFacts`).
-        public var yaraFacts: [String] = []
+        public var yaraFacts: [String]?
     }
 
     public struct Recommendation: Encodable, Sendable {

@@ -205,7 +205,7 @@ public enum ReportBuilder {
             mountPoint: file.mountPoint?.displayString, firstSeen: file.firstSeen.rfc3339, state: file.state.rawValue,
             deletedAt: file.deletedAt?.rfc3339, evidencePath: file.evidencePath, quarantineId: item.quarantineID,
             matchedBy: item.matchedBy, confidence: (item.confidence * 100).rounded() / 100, capture: file.capture,
-            yara: file.yara, yaraFacts: file.yara.map(yaraFacts) ?? [])
+            yara: file.yara, yaraFacts: file.yara.map(yaraFacts))
     }
 
     /// What a YARA scan found, as facts: which rule of which file matched, what the rule's own

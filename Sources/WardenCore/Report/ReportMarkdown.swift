@@ -89,7 +89,7 @@ public enum ReportMarkdown {
                         + (capture.containerID.map { ", container \(MarkdownText.code($0))" } ?? ""))
                 if let benign = capture.benign { out.append("- known benign: \(MarkdownText.cell(benign))") }
             }
-            for fact in item.yaraFacts { out.append("- " + MarkdownText.cell(fact)) }
+            for fact in item.yaraFacts ?? [] { out.append("- " + MarkdownText.cell(fact)) }
             out.append("- matched by \(item.matchedBy), confidence \(item.confidence)")
             out.append("")
         }
