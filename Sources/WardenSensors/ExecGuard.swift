@@ -26,8 +26,9 @@ public final class GuardReadiness: Sendable {
 /// path), capped in bytes read, and cached by (device, inode, size, mtime, ctime). A small file
 /// is hashed here; a larger one on `GuardHasher`'s threads while the exec waits, and an exec
 /// whose hash is not done by `guard.deadline` is answered per `guard.failure` (its hash goes on,
-/// for the next exec). SQLite and the capture pipeline are told afterwards through non-blocking
-/// queues. Any internal error is answered per `guard.failure` (loudly). Closing the group (a stop, or the process dying)
+/// for the next exec). With `guard.yara`, a file is hashed and then scanned with the YARA rules
+/// on those threads, under the same deadline; the verdict is cached by hash, for the next exec.
+/// SQLite and the capture pipeline are told afterwards through non-blocking queues. Any internal error is answered per `guard.failure` (loudly). Closing the group (a stop, or the process dying)
 /// makes the kernel let every pending exec through.
 ///
 /// A file allowed by its hash gets an inode ignore mark for `FAN_OPEN_EXEC_PERM`, which the

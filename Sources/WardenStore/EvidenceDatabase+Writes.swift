@@ -95,7 +95,7 @@ extension EvidenceDatabase {
                 ).execute(arguments: [path, sha256])
                 try outbox?.evidenceSettled(sha256: sha256, in: db)
             case .yaraVerdict(let verdict):
-                try Self.upsert(verdict, in: db)
+                try Self.upsert(verdict, outbox: outbox, in: db)
             case .evidenceSkipped(let sha256, let reason):
                 try db.cachedStatement(
                     sql: "UPDATE blob SET evidenceSkipped = ? WHERE sha256 = ? AND evidencePath IS NULL"

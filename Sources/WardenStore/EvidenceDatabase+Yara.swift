@@ -6,7 +6,22 @@ import GRDB
 import WardenCore
 
 extension EvidenceDatabase {
-    static func upsert(_ verdict: YaraVerdict, in db: Database) throws {
+    /// Stores `verdict`; with an outbox, queues a `yara` event when it is a new match: the first
+    /// answer with matches under its rule set (the guard and the capture pipeline may both scan
+    /// the same bytes: one event).
+    static func upsert(_ verdict: YaraVerdict, outbox: Outbox? = nil, in db: Database) throws {
+        var alreadyAnswered = false
+        if outbox != nil, verdict.isAnswer, !verdict.matches.isEmpty {
+            let old = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT ruleset, status FROM yara_scan WHERE sha256 = ?"),
+                arguments: [verdict.sha256])
+            alreadyAnswered =
+                old.map {
+                    ($0["ruleset"] as String) == verdict.ruleset
+                        && ["complete", "truncated"].contains($0["status"] as String)
+                }
+                ?? false
+        }
         let matches = String(decoding: try JSONEncoder().encode(verdict.matches), as: UTF8.self)
         // An answer always replaces; a scan without one only fills a gap or replaces another
         // non-answer (a timeout must not erase what an earlier complete scan found).
@@ -27,6 +42,10 @@ extension EvidenceDatabase {
             matches, verdict.scannedBytes, verdict.size, verdict.time.nanosecondsSinceEpoch,
             verdict.durationNanoseconds, verdict.detail, answer,
         ])
+        if let outbox, answer, !verdict.matches.isEmpty, !alreadyAnswered {
+            try outbox.enqueue(
+                .yara, time: verdict.time, ref: nil, note: verdict.sha256, in: db)
+        }
     }
 
     /// The stored verdicts on these contents, by SHA-256.

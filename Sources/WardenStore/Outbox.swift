@@ -248,6 +248,16 @@ extension EvidenceDatabase {
                 ).map { $0.split(separator: "\n").joined(separator: " ") }
             }
             return OutboxEvents.enrichment(record, evidence: evidence, sandboxVerdict: verdict, id: id)
+        case .yara:
+            guard let note,
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT * FROM yara_scan WHERE sha256 = ?"), arguments: [note])
+            else { return nil }
+            let file = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT id, path FROM file WHERE sha256 = ? ORDER BY id DESC LIMIT 1"),
+                arguments: [note]
+            ).map { (id: $0["id"] as Int64, path: PathBytes(Array($0["path"] as Data))) }
+            return OutboxEvents.yara(yaraVerdict(row), file: file, id: id)
         case .outbox, .test:
             return nil
         }

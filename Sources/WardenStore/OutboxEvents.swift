@@ -18,6 +18,7 @@ public enum OutboxEvents {
         public static let execWouldBeRefused = "Exec would be refused on tmpfs"
         public static let action = "Response action"
         public static let sandboxRun = "Sandbox run finished"
+        public static let yaraMatched = "YARA rule matched"
         public static let outboxOverflow = "Outbox overflow"
         public static let test = "shmwarden output test"
     }
@@ -40,6 +41,9 @@ public enum OutboxEvents {
         public var rule: String
         public var type: FleetEventType
         public var priority: FalcoPriority
+
+        /// YARA rules matched a capture.
+        public static let yara = Kind(rule: Rule.yaraMatched, type: .yara, priority: .warning)
 
         /// An executable recorded on a tmpfs (`capture` nil) or taken from a process.
         public static func file(capture: ProcessCapture?) -> Kind {
@@ -217,6 +221,34 @@ public enum OutboxEvents {
                 .init("shmwarden.alert_id", run.alertId.map(FieldValue.string) ?? .null),
             ],
             tags: ["shmwarden", "sandbox"])
+    }
+
+    /// YARA rules matched the bytes hashing to `verdict.sha256`; `file` is the latest record of
+    /// them (nil when none is left, e.g. a file a sandboxed sample wrote).
+    public static func yara(_ verdict: YaraVerdict, file: (id: Int64, path: PathBytes)?, id: String) -> FleetEvent {
+        var tags: [String] = []
+        for tag in verdict.matches.flatMap(\.tags) where !tags.contains(tag) { tags.append(tag) }
+        var namespaces: [String] = []
+        for namespace in verdict.matches.map(\.namespace) where !namespaces.contains(namespace) {
+            namespaces.append(namespace)
+        }
+        let rules = verdict.matches.map(\.rule).joined(separator: ",")
+        return FleetEvent(
+            id: id, type: .yara, rule: Rule.yaraMatched, priority: .warning, time: verdict.time,
+            sentence:
+                "YARA rules matched a capture (sha256=\(verdict.sha256) yara.rules=\(rules) file=\(file?.path.jsonText ?? "<NA>"))",
+            fields: [
+                .init("fd.name", file.map { .string($0.path.jsonText) } ?? .null),
+                .init("shmwarden.sha256", .string(verdict.sha256)),
+                .init("shmwarden.file_id", file.map { .integer($0.id) } ?? .null),
+                .init("shmwarden.yara.rules", .string(rules)),
+                .init("shmwarden.yara.tags", .string(tags.joined(separator: ","))),
+                .init("shmwarden.yara.namespaces", .string(namespaces.joined(separator: ","))),
+                .init("shmwarden.yara.ruleset", .string(verdict.ruleset)),
+                .init("shmwarden.yara.status", .string(verdict.status.rawValue)),
+                .init("shmwarden.yara.scanned_bytes", .integer(verdict.scannedBytes)),
+            ],
+            tags: ["shmwarden", "yara"] + tags.filter { $0 != "shmwarden" && $0 != "yara" })
     }
 
     /// A correlated Falco alert: its rule, priority, time and fields, and what the agent knows of

@@ -3,6 +3,7 @@
 
 import Foundation
 import WardenCore
+import WardenLinux
 
 /// The scans in flight and the verdicts of late, by SHA-256: what the responder waits on when a
 /// policy looks at YARA matches of a file whose scan is not done yet.
@@ -46,16 +47,11 @@ public final class YaraVerdictBoard: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while pending[sha256] != nil {
-            let left = deadline - Self.monotonicNow()
+            let left = deadline - sys_monotonicNanoseconds()
             guard left > 0 else { break }
             _ = condition.wait(until: Date(timeIntervalSinceNow: Double(left) / 1e9))
         }
         return recent[sha256]
     }
 
-    private static func monotonicNow() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-    }
 }

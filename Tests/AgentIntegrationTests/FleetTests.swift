@@ -114,6 +114,19 @@ private func everyKindOfRecord(in database: EvidenceDatabase) throws {
                 id: "run-1", time: stamp(5), sha256: sha1, fileId: fileID, alertId: nil,
                 verdict: ["It exited with code 0 after 3 ms."], reportJSON: "{}")),
     ])
+    // A YARA match, stored twice (the guard and the capture pipeline both scanned it): one
+    // event; a scan that found nothing: none.
+    let matched = YaraVerdict(
+        sha256: sha1, ruleset: "0123456789abcdef", status: .complete,
+        matches: [
+            YaraMatch(rule: "shmwarden_upx_packed", namespace: "/etc/shmwarden/yara/shmwarden.yar", tags: ["packer"])
+        ],
+        scannedBytes: 4096, size: 4096, time: stamp(5))
+    try database.apply([.yaraVerdict(matched)])
+    try database.apply([.yaraVerdict(matched)])
+    try database.apply([
+        .yaraVerdict(YaraVerdict(sha256: sha2, ruleset: "0123456789abcdef", status: .complete, time: stamp(5)))
+    ])
     // A Falco alert about that file, whose sender also wrote a shmwarden.* field of its own.
     let alert = try FalcoAlert.decode(
         Data(
@@ -143,7 +156,7 @@ extension AgentIntegration {
             try everyKindOfRecord(in: store.database)
             let held = try store.held()
             #expect(
-                held.map(\.type) == [.executable, .executable, .fileless, .guard, .action, .sandbox, .alert],
+                held.map(\.type) == [.executable, .executable, .fileless, .guard, .action, .sandbox, .yara, .alert],
                 "\(held.map(\.type))")
             let receiver = FalcoReceiver()
             try await receiver.start()
@@ -191,6 +204,13 @@ extension AgentIntegration {
             #expect(action["shmwarden.sha256"] as? String == sha1 && action["fd.name"] as? String == "/dev/shm/implant")
             let sandbox = fields("Sandbox run finished")
             #expect(sandbox["shmwarden.sandbox.verdict"] as? String == "It exited with code 0 after 3 ms.")
+            let yara = fields("YARA rule matched")
+            #expect(yara["shmwarden.yara.rules"] as? String == "shmwarden_upx_packed")
+            #expect(yara["shmwarden.yara.tags"] as? String == "packer" && yara["shmwarden.sha256"] as? String == sha1)
+            #expect(
+                yara["fd.name"] as? String == "/dev/shm/implant"
+                    && yara["shmwarden.yara.status"] as? String == "complete")
+            #expect(event("YARA rule matched")?["priority"] as? String == "Warning")
             let alert = fields("Execution from /dev/shm")
             #expect(alert["proc.exepath"] as? String == "/dev/shm/implant" && alert["proc.pid"] as? Int == 4242)
             #expect(alert["shmwarden.sha256"] as? String == sha1, "the sender's shmwarden.* field is not kept")
@@ -215,7 +235,7 @@ extension AgentIntegration {
             filtered.types = [.guard, .action]
             filtered.minimumPriority = .critical
             let forwarder = try RunningForwarder([FleetOutput(name: "all", url: everything.url), filtered], store)
-            #expect(await everything.wait { $0.deliveries.count == 6 })
+            #expect(await everything.wait { $0.deliveries.count == 7 })
             #expect(await refusals.wait { $0.deliveries.count == 1 })
             let deadline = ContinuousClock.now + .seconds(5)
             while try !store.held().isEmpty && ContinuousClock.now < deadline {

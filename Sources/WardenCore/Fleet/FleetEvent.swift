@@ -15,13 +15,17 @@ public enum FleetEventType: String, Sendable, CaseIterable, Codable {
     case sandbox
     /// A correlated Falco alert with what the agent knows about its file.
     case alert
+    /// YARA rules matched a capture's bytes.
+    case yara
     /// Events this output missed because the outbox was full (sent whatever the filter).
     case outbox
     /// `shmwarden outputs test` (sent whatever the filter).
     case test
 
     /// The types an output may choose (`outbox` and `test` always go).
-    public static let selectable: [FleetEventType] = [.executable, .fileless, .guard, .action, .sandbox, .alert]
+    public static let selectable: [FleetEventType] = [
+        .executable, .fileless, .guard, .action, .sandbox, .alert, .yara,
+    ]
 }
 
 /// One event for Falcosidekick, in Falco's JSON: `rule`, `priority`, `time`, `output` and
