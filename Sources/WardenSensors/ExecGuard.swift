@@ -95,14 +95,15 @@ final class ExecGuard {
     private var handedToCapture: Set<ContentVersion> = []
     /// The YARA rules `guard.yara` is decided by (nil: none configured, so `guard.yara` has no
     /// answer and its execs get `guard.failure`).
-    private let yara: (rules: SharedYaraRules, settings: YaraSettings)?
+    private let yara: (rules: SharedYaraRules, settings: YaraSettings, board: YaraVerdictBoard?)?
     /// YARA verdicts by SHA-256, each under the rule set named in it.
     private var verdicts: [String: YaraVerdict] = [:]
 
     init(
         configuration: SensorConfiguration, policy: SharedPolicy, metrics: SensorMetrics, logger: Logger,
         readiness: GuardReadiness, now: @escaping () -> Timestamp, record: @escaping (StoreCommand) -> Bool,
-        capture: @escaping (CaptureJob) -> Bool, yara: (rules: SharedYaraRules, settings: YaraSettings)? = nil
+        capture: @escaping (CaptureJob) -> Bool,
+        yara: (rules: SharedYaraRules, settings: YaraSettings, board: YaraVerdictBoard?)? = nil
     ) throws {
         self.yara = yara
         self.readiness = readiness
@@ -331,7 +332,7 @@ final class ExecGuard {
                 return
             }
             // Hashed before, not scanned under the rules in force: scanned now, within the deadline.
-            park(held, key: key, status: status, scan: true)
+            park(held, key: key, status: status, scan: true, sha256: sha)
             return
         }
         if status.size > execGuard.hashSizeCap {
@@ -342,6 +343,8 @@ final class ExecGuard {
         // A small file (nearly every real executable) is hashed here and now: a megabyte at most,
         // read within 5 ms, costs less than a hand-over to another thread. One that is larger, or
         // grows past that while read, goes to the pool.
+        // With guard.yara, the pool reads the file once for its hash and its verdict: the
+        // capture pipeline's verdict when it scanned these bytes already, else its own scan.
         let scan = execGuard.yara != nil && yara != nil
         if !scan, status.size <= Self.inlineHashBytes, !hashing.contains(key),
             case .complete(let sha256, _)? = try? digest.sha256(
@@ -356,18 +359,32 @@ final class ExecGuard {
     }
 
     /// Whether `sha256` must be scanned before the guard may decide: `guard.yara` is set, the
-    /// hash is not allowlisted, and no verdict under the rules in force is known.
+    /// hash is not allowlisted, and no answer under the rules in force is known, here or from
+    /// the capture pipeline's scans.
     private func needsScan(_ sha256: String) -> Bool {
         let current = policy.current
         guard current.execGuard.yara != nil, let yara, let set = yara.rules.current,
             !current.allowlist.sha256.contains(sha256)
         else { return false }
-        return verdicts[sha256]?.ruleset != set.fingerprint
+        if let known = verdicts[sha256], known.ruleset == set.fingerprint { return false }
+        if let published = yara.board?.latest(sha256), published.ruleset == set.fingerprint, published.isAnswer {
+            remember(verdict: published)
+            return false
+        }
+        return true
+    }
+
+    private func remember(verdict: YaraVerdict) {
+        if verdicts.count >= Self.cacheLimit { verdicts.removeAll(keepingCapacity: true) }
+        verdicts[verdict.sha256] = verdict
     }
 
     /// Hashes (and scans, with `scan`) off this thread: the exec waits for the result or the
-    /// deadline, whichever is first, and every other exec is decided meanwhile.
-    private func park(_ held: HeldExec, key: ContentVersion, status: FileStatus, scan: Bool) {
+    /// deadline, whichever is first, and every other exec is decided meanwhile. `sha256`: the
+    /// hash this thread made already (the scan is checked against it).
+    private func park(
+        _ held: HeldExec, key: ContentVersion, status: FileStatus, scan: Bool, sha256: String? = nil
+    ) {
         let execGuard = policy.current.execGuard
         let event = held.event
         let started = held.started
@@ -381,7 +398,8 @@ final class ExecGuard {
                 hasher.submit(
                     GuardHasher.Job(
                         key: key, descriptor: duplicate, uid: uid, size: status.size,
-                        limit: .bytes(execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds), scan: scan)) == true
+                        limit: .bytes(execGuard.hashSizeCap, seconds: Self.hashTimeBudgetSeconds), scan: scan,
+                        sha256: sha256)) == true
             else {
                 metrics.add(.guardDeadlines)
                 conclude(
@@ -430,9 +448,8 @@ final class ExecGuard {
             case .failure(let error): hash = .failed("cannot hash: \(error)")
             }
             remember(done.key, hash)
-            if let verdict = done.verdict {
-                if verdicts.count >= Self.cacheLimit { verdicts.removeAll(keepingCapacity: true) }
-                verdicts[verdict.sha256] = verdict
+            if let verdict = done.verdict, verdict.sha256.count == 64 {
+                remember(verdict: verdict)
                 // The store hears of it too: `files` shows it, and the capture's scan is spared.
                 if !record(.yaraVerdict(verdict)) { metrics.add(.execRecordsDropped) }
             }
@@ -450,11 +467,11 @@ final class ExecGuard {
         for held in overdue {
             metrics.add(.guardDeadlines)
             let deadline = policy.current.execGuard.deadlineMilliseconds
-            conclude(
-                held,
-                hash: .failed(
-                    "deadline: not hashed within guard.deadline (\(deadline) ms); the hash goes on for later execs"),
-                cached: false)
+            let reason =
+                yara != nil && policy.current.execGuard.yara != nil
+                ? "deadline: not hashed and scanned within guard.deadline (\(deadline) ms); the scan goes on for later execs"
+                : "deadline: not hashed within guard.deadline (\(deadline) ms); the hash goes on for later execs"
+            conclude(held, hash: .failed(reason), cached: false)
         }
     }
 

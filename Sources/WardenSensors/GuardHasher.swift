@@ -30,6 +30,8 @@ final class GuardHasher: @unchecked Sendable {
         var limit: ReadLimit
         /// Scan the bytes with the YARA rules too, once hashed (`guard.yara`).
         var scan = false
+        /// Their hash, when the guard made it already: the scan is checked against it.
+        var sha256: String?
     }
 
     /// Files up to this size are hashed at the guard thread's priority.
@@ -52,12 +54,15 @@ final class GuardHasher: @unchecked Sendable {
     /// - Parameters:
     ///   - workers: threads reading files; each reads one file at a time.
     ///   - perUser: jobs one uid may have waiting.
-    private let yara: (rules: SharedYaraRules, settings: YaraSettings)?
+    /// The rules to scan with, and the board the scans are announced and published on: the
+    /// capture pipeline then spares a second scan of the same bytes, and a responder waiting
+    /// for them gets the verdict.
+    private let yara: (rules: SharedYaraRules, settings: YaraSettings, board: YaraVerdictBoard?)?
     private let clock: @Sendable () -> Timestamp
 
     init(
         workers: Int = 2, perUser: Int = 32, total: Int = 1024,
-        yara: (rules: SharedYaraRules, settings: YaraSettings)? = nil,
+        yara: (rules: SharedYaraRules, settings: YaraSettings, board: YaraVerdictBoard?)? = nil,
         clock: @escaping @Sendable () -> Timestamp = { Timestamp(nanosecondsSinceEpoch: 0) }
     ) throws(SystemCallError) {
         self.yara = yara
@@ -114,17 +119,52 @@ final class GuardHasher: @unchecked Sendable {
             condition.unlock()
             let wanted: Int32 = job.size <= Self.smallFileBytes ? -10 : 10
             if wanted != nice, (try? sys_setThreadNice(wanted)) != nil { nice = wanted }
-            let result = Result { () throws(SystemCallError) in try digest.sha256(of: job.descriptor, limit: job.limit)
-            }
             var verdict: YaraVerdict?
-            if job.scan, let scanner, case .success(.complete(let sha256, _)) = result {
-                // Read again for the scan, checked against the hash just made: the verdict is
-                // about exactly the bytes that hash names.
-                verdict = scanner.scan(job.descriptor, expectedSHA256: sha256, deadline: job.limit.deadline, now: clock)
+            var result: Result<BoundedRead, SystemCallError>?
+            var announced: String?
+            if job.scan, let scanner, let yara {
+                // One read for both: the scanner hashes the bytes it scans (against the hash the
+                // guard made, when it made one), so the verdict is about exactly the bytes that
+                // hash names; bytes the capture pipeline scanned already take its verdict. A file
+                // past yara.max-file-size, or one not read whole, is hashed on its own below.
+                let scanned = scanner.scan(
+                    job.descriptor, expectedSHA256: job.sha256, deadline: job.limit.deadline, now: clock
+                ) { sha256 in
+                    guard let board = yara.board else { return nil }
+                    if board.isScanning(sha256) {
+                        board.waitWhileScanning(sha256, until: job.limit.deadline ?? sys_monotonicNanoseconds())
+                    }
+                    if let published = board.latest(sha256), published.isAnswer,
+                        published.ruleset == yara.rules.current?.fingerprint
+                    {
+                        return published
+                    }
+                    board.begin(sha256)
+                    announced = sha256
+                    return nil
+                }
+                if let scanned, scanned.sha256.count == 64, scanned.size <= job.limit.maxBytes,
+                    scanned.status != .truncated, scanned.status != .changed,
+                    job.sha256 != nil || scanned.status != .failed
+                {
+                    result = .success(.complete(sha256: scanned.sha256, bytes: scanned.size))
+                }
+                verdict = scanned?.status == .changed ? nil : scanned
+            }
+            let hashed =
+                result
+                ?? Result { () throws(SystemCallError) in try digest.sha256(of: job.descriptor, limit: job.limit) }
+            // A scan of a prefix names the whole file's hash, when the file was hashed whole (it
+            // was checked against the file by size and times).
+            if verdict?.status == .truncated {
+                if case .success(.complete(let sha256, _)) = hashed { verdict?.sha256 = sha256 } else { verdict = nil }
+            }
+            if let announced, let board = yara?.board {
+                board.publish(announced, verdict?.sha256 == announced ? verdict : nil)
             }
             sys_close(job.descriptor)
             condition.lock()
-            finished.append(Done(key: job.key, result: result, verdict: verdict))
+            finished.append(Done(key: job.key, result: hashed, verdict: verdict))
             condition.unlock()
             wake.fire()
         }

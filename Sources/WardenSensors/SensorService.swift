@@ -115,7 +115,7 @@ public final class SensorService: Service, Sendable {
                 readiness: guardReadiness, now: clock,
                 record: { [writer] command in writer.offer(command, committed: { _ in }) },
                 capture: { [jobs = self.jobs] job in jobs.offer(job) },
-                yara: self.yara.map { ($0.rules, $0.settings) })
+                yara: self.yara.map { ($0.rules, $0.settings, $0.board) })
         }
         let guardHandle = execGuard.map(UncheckedBox.init)
         let monitorHandle = startExecMonitor().map(UncheckedBox.init)

@@ -35,8 +35,13 @@ public final class YaraFileScanner {
     ///     hashes otherwise is `changed`. Nil: the verdict carries the hash of what was read.
     ///   - deadline: `sys_monotonicNanoseconds()` by which reading must end (the scan itself is
     ///     bounded by `yara.timeout`).
+    ///   - hashing: hash what was read (to check it against `expectedSHA256`, or to name it);
+    ///     off only for a scan whose verdict is not stored (`scan --yara`).
+    ///   - known: asked with the hash of a file read whole, before the scan: a verdict it
+    ///     returns (another scan's of the same bytes) is returned instead of scanning again.
     public func scan(
-        _ fd: FileDescriptor, expectedSHA256: String?, deadline: Int64? = nil, now: () -> Timestamp
+        _ fd: FileDescriptor, expectedSHA256: String?, deadline: Int64? = nil, hashing: Bool = true,
+        now: () -> Timestamp, known: (String) -> YaraVerdict? = { _ in nil }
     ) -> YaraVerdict? {
         guard let set = rules.current else { return nil }
         let generation = rules.generation
@@ -47,15 +52,23 @@ public final class YaraFileScanner {
         let started = sys_monotonicNanoseconds()
         var verdict = YaraVerdict(
             sha256: expectedSHA256 ?? "", ruleset: set.fingerprint, status: .failed, time: now())
-        defer { verdict.durationNanoseconds = sys_monotonicNanoseconds() - started }
-        defer { if buffer.count > Self.keptBufferBytes { release() } }
+        scan(fd, into: &verdict, expectedSHA256: expectedSHA256, deadline: deadline, hashing: hashing, known: known)
+        if buffer.count > Self.keptBufferBytes { release() }
+        verdict.durationNanoseconds = sys_monotonicNanoseconds() - started
+        return verdict
+    }
+
+    private func scan(
+        _ fd: FileDescriptor, into verdict: inout YaraVerdict, expectedSHA256: String?, deadline: Int64?,
+        hashing: Bool, known: (String) -> YaraVerdict?
+    ) {
         guard let scanner else {
             verdict.detail = "libyara could not make a scanner"
-            return verdict
+            return
         }
         guard let before = try? sys_fstat(fd) else {
             verdict.detail = "cannot fstat the file"
-            return verdict
+            return
         }
         verdict.size = before.size
         let read: (bytes: Int, more: Bool)
@@ -63,12 +76,12 @@ public final class YaraFileScanner {
             guard let done = try readPrefix(fd, sizeHint: before.size, deadline: deadline) else {
                 verdict.status = .timeout
                 verdict.detail = "not read before its deadline"
-                return verdict
+                return
             }
             read = done
         } catch {
             verdict.detail = "cannot read the file: \(error)"
-            return verdict
+            return
         }
         let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<read.bytes])
         verdict.scannedBytes = Int64(read.bytes)
@@ -78,18 +91,24 @@ public final class YaraFileScanner {
             guard let after = try? sys_fstat(fd), after.contentVersion == before.contentVersion else {
                 verdict.status = .changed
                 verdict.detail = "the file changed while it was read"
-                return verdict
+                return
             }
-        } else {
+        } else if hashing {
             verdict.size = Int64(read.bytes)
             let digest = DescriptorDigest.hex(SHA256.hash(data: bytes))
             if let expectedSHA256, digest != expectedSHA256 {
                 verdict.status = .changed
                 verdict.detail =
                     "the bytes read hash to \(digest), not \(expectedSHA256): the file changed after it was hashed"
-                return verdict
+                return
             }
             verdict.sha256 = digest
+            if let found = known(digest) {
+                verdict = found
+                return
+            }
+        } else {
+            verdict.size = Int64(read.bytes)
         }
         switch scanner.scan(bytes, fileSize: max(verdict.size, Int64(read.bytes))) {
         case .matched(let matches):
@@ -102,7 +121,6 @@ public final class YaraFileScanner {
         case .failed(let why):
             verdict.detail = why
         }
-        return verdict
     }
 
     /// Reads from offset 0 up to `yara.max-file-size` bytes; `more` when the file holds more.
@@ -111,7 +129,8 @@ public final class YaraFileScanner {
         bytes: Int, more: Bool
     )? {
         let cap = Int(min(settings.maxFileSize, Int64(Int.max / 2)))
-        ensure(capacity: min(cap, max(Int(clamping: sizeHint), 64 << 10)))
+        // Room for the whole file and one byte more: a file that did not grow is read in place.
+        ensure(capacity: min(cap, max(Int(clamping: sizeHint) + 1, 64 << 10)))
         var offset = 0
         while true {
             if let deadline, sys_monotonicNanoseconds() > deadline { return nil }
@@ -137,8 +156,8 @@ public final class YaraFileScanner {
     private func ensure(capacity: Int) {
         guard capacity > buffer.count else { return }
         let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 4096)
-        if buffer.count > 0, let source = buffer.baseAddress {
-            grown.baseAddress!.copyMemory(from: source, byteCount: buffer.count)
+        if buffer.count > 0, let source = buffer.baseAddress, let target = grown.baseAddress {
+            target.copyMemory(from: source, byteCount: buffer.count)
         }
         buffer.deallocate()
         buffer = grown

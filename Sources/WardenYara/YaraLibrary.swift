@@ -75,7 +75,8 @@ public final class YaraRules: @unchecked Sendable {
                 var text = Array(bytes)
                 text.append(0)
                 return text.withUnsafeBufferPointer { terminated in
-                    terminated.baseAddress!.withMemoryRebound(to: CChar.self, capacity: terminated.count) { pointer in
+                    guard let base = terminated.baseAddress else { return 1 }
+                    return base.withMemoryRebound(to: CChar.self, capacity: terminated.count) { pointer in
                         source.name.withCString { namespace in yr_compiler_add_string(target, pointer, namespace) }
                     }
                 }
@@ -153,9 +154,13 @@ public final class YaraScanner {
     public func scan(_ bytes: UnsafeRawBufferPointer, fileSize: Int64) -> YaraScanOutcome {
         let collector = MatchCollector()
         yr_scanner_set_callback(handle, scanCallback, Unmanaged.passUnretained(collector).toOpaque())
-        let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(bitPattern: 1)!
+        // An empty file is scanned as an empty block at a valid address.
+        var empty: UInt8 = 0
         let result = withExtendedLifetime(collector) {
-            cyara_scan_prefix(handle, base, bytes.count, UInt64(max(0, fileSize)))
+            withUnsafePointer(to: &empty) { emptyBase in
+                let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyBase
+                return cyara_scan_prefix(handle, base, bytes.count, UInt64(max(0, fileSize)))
+            }
         }
         switch result {
         case ERROR_SUCCESS: return .matched(collector.matches)

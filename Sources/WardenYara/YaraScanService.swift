@@ -37,7 +37,8 @@ public final class YaraScanService: Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> Timestamp
     private let record: @Sendable (YaraVerdict) -> Void
-    private let scanned = Mutex<Set<String>>([])
+    /// Contents answered under a rule set, and contents queued: each is scanned once.
+    private let scanned = Mutex<(answered: Set<String>, queued: Set<String>)>(([], []))
     private static let scannedLimit = 100_000
 
     public init(
@@ -60,14 +61,19 @@ public final class YaraScanService: Sendable {
     /// Queues a scan of a duplicate of `descriptor` (the caller keeps its own); never blocks.
     public func submit(duplicating descriptor: FileDescriptor, sha256: String, path: PathBytes) {
         guard let set = rules.current else { return }
-        if scanned.withLock({ $0.contains(set.fingerprint + sha256) }) { return }
+        let key = set.fingerprint + sha256
+        // A content answered, or already on its way (the sensor and the exec monitor may both
+        // hand over the same bytes), is not queued again.
+        guard scanned.withLock({ $0.answered.contains(key) ? false : $0.queued.insert(key).inserted }) else { return }
         guard let duplicate = try? sys_duplicate(descriptor) else {
+            _ = scanned.withLock { $0.queued.remove(key) }
             skip(sha256, ruleset: set.fingerprint, "cannot duplicate the capture's descriptor")
             return
         }
         board.expect(sha256)
         guard queue.offer(Job(descriptor: duplicate, sha256: sha256, path: path)) else {
             sys_close(duplicate)
+            _ = scanned.withLock { $0.queued.remove(key) }
             skip(sha256, ruleset: set.fingerprint, "the scan queue was full (\(queue.capacity) waiting)")
             board.publish(sha256, nil)
             return
@@ -109,6 +115,14 @@ public final class YaraScanService: Sendable {
             let batch = queue.takeAll(limit: 16)
             if batch.isEmpty && queue.isClosedAndEmpty { return }
             for job in batch {
+                if let answer = answeredElsewhere(job.sha256) {
+                    // The exec guard scanned these bytes (and stored its verdict) meanwhile.
+                    sys_close(job.descriptor)
+                    finished(job.sha256, ruleset: answer.ruleset, answered: true)
+                    board.publish(job.sha256, answer)
+                    continue
+                }
+                board.begin(job.sha256)
                 let verdict = scanner.scan(job.descriptor, expectedSHA256: job.sha256, now: clock)
                 sys_close(job.descriptor)
                 guard let verdict else {
@@ -117,16 +131,33 @@ public final class YaraScanService: Sendable {
                 }
                 var stored = verdict
                 stored.sha256 = job.sha256
-                if verdict.isAnswer {
-                    scanned.withLock { set in
-                        if set.count >= Self.scannedLimit { set.removeAll(keepingCapacity: true) }
-                        set.insert(verdict.ruleset + job.sha256)
-                    }
-                }
+                finished(job.sha256, ruleset: verdict.ruleset, answered: verdict.isAnswer)
                 record(stored)
                 board.publish(job.sha256, stored)
                 log(stored, path: job.path)
             }
+        }
+    }
+
+    /// An answer under the rules in force that another scanner (the exec guard's) published
+    /// for `sha256`, waiting for one it is reading now.
+    private func answeredElsewhere(_ sha256: String) -> YaraVerdict? {
+        guard let set = rules.current else { return nil }
+        board.waitWhileScanning(
+            sha256, until: sys_monotonicNanoseconds() + Int64(settings.timeoutSeconds + 1) * 1_000_000_000)
+        guard let published = board.latest(sha256), published.ruleset == set.fingerprint, published.isAnswer
+        else { return nil }
+        return published
+    }
+
+    private func finished(_ sha256: String, ruleset: String, answered: Bool) {
+        scanned.withLock { scanned in
+            for key in Set([ruleset + sha256, (rules.current?.fingerprint ?? ruleset) + sha256]) {
+                scanned.queued.remove(key)
+            }
+            guard answered else { return }
+            if scanned.answered.count >= Self.scannedLimit { scanned.answered.removeAll(keepingCapacity: true) }
+            scanned.answered.insert(ruleset + sha256)
         }
     }
 

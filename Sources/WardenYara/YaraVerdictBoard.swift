@@ -13,6 +13,9 @@ import WardenLinux
 public final class YaraVerdictBoard: @unchecked Sendable {
     private let condition = NSCondition()
     private var pending: [String: Int] = [:]
+    /// Contents a scanner has begun reading.
+    private var scanning: Set<String> = []
+    private var observers: [@Sendable () -> Void] = []
     private var recent: [String: YaraVerdict] = [:]
     private var order: [String] = []
     private static let recentLimit = 4096
@@ -26,9 +29,42 @@ public final class YaraVerdictBoard: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// A scanner has begun reading `sha256`'s bytes.
+    public func begin(_ sha256: String) {
+        condition.lock()
+        scanning.insert(sha256)
+        condition.unlock()
+    }
+
+    /// Whether a scanner is reading `sha256`'s bytes now (its verdict is on its way).
+    public func isScanning(_ sha256: String) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return scanning.contains(sha256)
+    }
+
+    /// Waits while a scanner reads `sha256`'s bytes, until `deadline` at the latest.
+    public func waitWhileScanning(_ sha256: String, until deadline: Int64) {
+        condition.lock()
+        defer { condition.unlock() }
+        while scanning.contains(sha256) {
+            let left = deadline - sys_monotonicNanoseconds()
+            guard left > 0 else { break }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: Double(left) / 1e9))
+        }
+    }
+
+    /// Runs `observer` after each publication (on the publishing thread; it must not block).
+    public func observe(_ observer: @escaping @Sendable () -> Void) {
+        condition.lock()
+        observers.append(observer)
+        condition.unlock()
+    }
+
     /// The scan of `sha256` ended: with `verdict`, or without one (nil: skipped).
     public func publish(_ sha256: String, _ verdict: YaraVerdict?) {
         condition.lock()
+        scanning.remove(sha256)
         if let count = pending[sha256] { pending[sha256] = count > 1 ? count - 1 : nil }
         if let verdict {
             if recent.updateValue(verdict, forKey: sha256) == nil { order.append(sha256) }
@@ -38,7 +74,16 @@ public final class YaraVerdictBoard: @unchecked Sendable {
             }
         }
         condition.broadcast()
+        let observers = self.observers
         condition.unlock()
+        for observer in observers { observer() }
+    }
+
+    /// The latest verdict on `sha256` published here, without waiting.
+    public func latest(_ sha256: String) -> YaraVerdict? {
+        condition.lock()
+        defer { condition.unlock() }
+        return recent[sha256]
     }
 
     /// The latest verdict on `sha256`; while a scan of it is in flight, waits for it until

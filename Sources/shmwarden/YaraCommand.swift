@@ -127,7 +127,7 @@ enum YaraPathScan {
                     let fd = try? sys_open(
                         Array(files[index].utf8), flags: O_RDONLY | O_CLOEXEC | O_NONBLOCK, followingSymlinks: true)
                 else { continue }
-                if let verdict = scanner.scan(fd, expectedSHA256: nil, now: SensorService.wallClock) {
+                if let verdict = scanner.scan(fd, expectedSHA256: nil, hashing: false, now: SensorService.wallClock) {
                     mine.append((index, verdict))
                 }
                 sys_close(fd)
