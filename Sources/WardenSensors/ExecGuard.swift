@@ -532,10 +532,12 @@ final class ExecGuard {
             logger.critical("exec guard: cannot answer the kernel", metadata: ["error": "\(error)"])
         }
         // Everything below happens after the answer: the exec is no longer waiting.
-        if decision.verdict == .allow, failure == nil, let status {
+        // Every allowed exec is recorded here, one let through per guard.failure too: the
+        // notification that follows it is skipped.
+        if decision.verdict == .allow, let status {
             if recordedAtPermission.count >= Self.cacheLimit { recordedAtPermission.removeAll(keepingCapacity: true) }
             recordedAtPermission.insert(ExecKey(pid: event.pid, device: status.device, inode: status.inode))
-            if Self.mayIgnore(decision), held.fanotify === fanotify {
+            if failure == nil, Self.mayIgnore(decision), held.fanotify === fanotify {
                 ignoreLaterExecs(of: fd, as: status, on: held.fanotify)
             }
         }

@@ -19,7 +19,7 @@ public final class YaraFileScanner {
     private var scannerGeneration = -1
     private var buffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// A buffer grown past this is given back after its scan: an idle agent holds little.
-    private static let keptBufferBytes = 8 << 20
+    private static let keptBufferBytes = 4 << 20
 
     public init(rules: SharedYaraRules, settings: YaraSettings) {
         self.rules = rules
@@ -54,6 +54,37 @@ public final class YaraFileScanner {
             sha256: expectedSHA256 ?? "", ruleset: set.fingerprint, status: .failed, time: now())
         scan(fd, into: &verdict, expectedSHA256: expectedSHA256, deadline: deadline, hashing: hashing, known: known)
         if buffer.count > Self.keptBufferBytes { release() }
+        verdict.durationNanoseconds = sys_monotonicNanoseconds() - started
+        return verdict
+    }
+
+    /// The verdict on `fd`'s bytes, mapped by libyara rather than read (a file larger than
+    /// `yara.max-file-size` is read, as a capture is): `scan --yara`, whose verdicts are shown,
+    /// not stored, and need no hash.
+    public func scanMapped(_ fd: FileDescriptor, now: () -> Timestamp) -> YaraVerdict? {
+        guard let status = try? sys_fstat(fd), status.size > 0, status.size <= settings.maxFileSize else {
+            return scan(fd, expectedSHA256: nil, hashing: false, now: now)
+        }
+        guard let set = rules.current else { return nil }
+        let generation = rules.generation
+        if scanner == nil || generation != scannerGeneration || scanner?.rules !== set.rules {
+            scanner = YaraScanner(rules: set.rules, timeoutSeconds: settings.timeoutSeconds)
+            scannerGeneration = generation
+        }
+        let started = sys_monotonicNanoseconds()
+        var verdict = YaraVerdict(
+            sha256: "", ruleset: set.fingerprint, status: .failed, scannedBytes: status.size, size: status.size,
+            time: now())
+        switch scanner?.scanMapped(descriptor: fd.rawValue) ?? .failed("libyara could not make a scanner") {
+        case .matched(let matches):
+            verdict.status = .complete
+            verdict.matches = matches
+        case .timeout:
+            verdict.status = .timeout
+            verdict.detail = "the scan took longer than yara.timeout (\(settings.timeoutSeconds) s)"
+        case .failed(let why):
+            verdict.detail = why
+        }
         verdict.durationNanoseconds = sys_monotonicNanoseconds() - started
         return verdict
     }

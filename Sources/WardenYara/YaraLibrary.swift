@@ -162,6 +162,20 @@ public final class YaraScanner {
                 return cyara_scan_prefix(handle, base, bytes.count, UInt64(max(0, fileSize)))
             }
         }
+        return outcome(result, collector)
+    }
+
+    /// Scans what the open file `descriptor` holds, mapped by libyara itself (which catches the
+    /// fault of a file truncated under the mapping): what the `yara` command does. Only for
+    /// scans whose bytes need no hash (`scan --yara`); captures are read, never mapped.
+    public func scanMapped(descriptor: Int32) -> YaraScanOutcome {
+        let collector = MatchCollector()
+        yr_scanner_set_callback(handle, scanCallback, Unmanaged.passUnretained(collector).toOpaque())
+        let result = withExtendedLifetime(collector) { yr_scanner_scan_fd(handle, descriptor) }
+        return outcome(result, collector)
+    }
+
+    private func outcome(_ result: Int32, _ collector: MatchCollector) -> YaraScanOutcome {
         switch result {
         case ERROR_SUCCESS: return .matched(collector.matches)
         case ERROR_SCAN_TIMEOUT: return .timeout

@@ -36,6 +36,9 @@ struct ScanCommand: AsyncParsableCommand {
     @Option(help: "With --yara: threads scanning (default: one per CPU).")
     var threads: Int?
 
+    /// The benchmark's view of the agent's own scan: each file read and hashed as a capture is.
+    @Flag(help: .hidden) var asCaptured = false
+
     @Argument(help: "With --yara: files and directories to scan.")
     var paths: [String] = []
 

@@ -115,6 +115,7 @@ enum YaraPathScan {
         for path in command.paths { collect(AgentConfiguration.absolute(path), into: &files, top: true) }
         let shared = SharedYaraRules(set, paths: settings.rules)
         let threads = min(command.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, files.count))
+        let asCaptured = command.asCaptured
         let results = Mutex<[(Int, YaraVerdict)]>([])
         let next = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: threads) { [files, settings] _ in
@@ -127,7 +128,11 @@ enum YaraPathScan {
                     let fd = try? sys_open(
                         Array(files[index].utf8), flags: O_RDONLY | O_CLOEXEC | O_NONBLOCK, followingSymlinks: true)
                 else { continue }
-                if let verdict = scanner.scan(fd, expectedSHA256: nil, hashing: false, now: SensorService.wallClock) {
+                let verdict =
+                    asCaptured
+                    ? scanner.scan(fd, expectedSHA256: nil, now: SensorService.wallClock)
+                    : scanner.scanMapped(fd, now: SensorService.wallClock)
+                if let verdict {
                     mine.append((index, verdict))
                 }
                 sys_close(fd)

@@ -124,6 +124,45 @@ extension AgentIntegration {
             }
         }
 
+        /// A scan that does not fit the deadline: the exec is answered per `guard.failure`, the
+        /// scan goes on off the exec's path, and its verdict refuses the next exec.
+        @Test func aScanPastTheDeadlineDecidesTheNextExec() async throws {
+            let mount = try TestMount()
+            defer { mount.remove() }
+            try await withAgent(
+                AgentHarness(
+                    watch: [mount.path],
+                    policy: try policy(
+                        """
+                        mode: monitor
+                        guard: {mode: enforce, unknown: allow, failure: allow, deadline: 1ms, yara: {tags: [packer]}}
+                        """), configure: withShippedRules)
+            ) { agent in
+                try await agent.waitForGuard()
+                // 8 MiB: read, hashed and scanned in far more than a millisecond.
+                let large = YaraSamples.elfWithoutSectionHeaders + [UInt8](repeating: 0x41, count: 8 << 20)
+                let path = mount.child("large-packed")
+                let sha = try drop(large, at: path)
+                #expect(try await execStatus(path) == 0, "answered per guard.failure (allow) at the deadline")
+                var verdict: YaraVerdict?
+                let deadline = ContinuousClock.now + .seconds(10)
+                while verdict == nil && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                    verdict = try agent.database.yaraVerdicts([sha])[sha]
+                }
+                #expect(verdict?.matches.map(\.rule) == ["shmwarden_elf_without_section_headers"])
+                #expect(try await execStatus(path) == 126, "the finished scan refuses the next exec")
+                var execs: [ExecRecord] = []
+                while execs.count < 2 && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                    execs = try agent.database.execs().filter { $0.path == PathBytes(path) }
+                }
+                #expect(execs.first?.rule == "failure" && execs.first?.verdict == .allow, "\(execs)")
+                #expect(execs.first?.reason.contains("deadline") == true, "\(execs.first?.reason ?? "")")
+                #expect(execs.last?.rule == "yara" && execs.last?.verdict == .deny, "\(execs.map { ($0.rule, $0.verdict, $0.reason) })")
+            }
+        }
+
         /// An alert about a flagged file: its report cites the match as a fact, with the rule's
         /// own metadata.
         @Test func aReportCitesTheMatch() async throws {
@@ -188,5 +227,39 @@ extension AgentIntegration.YaraTests {
         #expect(try await agent.waitForLog("YARA rules matched a capture"))
         #expect(try await agent.waitForLog("yara.rules=shmwarden_miner_pool_url"))
         #expect(agent.process.isRunning)
+    }
+}
+
+extension AgentIntegration.YaraTests {
+    /// `yara test` says by its exit code whether a rule matched, and `scan --yara` finds the
+    /// samples among benign files, mapped (as `yara` does) or read as captures are, alike.
+    @Test func theCommandsForRuleWriters() throws {
+        try #require(Binary.exists, "build first: swift build")
+        let directory = makeStateDirectory()
+        try FileManager.default.createDirectory(atPath: directory + "/sub", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let samples: [(String, [UInt8])] = [
+            ("miner.sh", YaraSamples.minerScript), ("sub/shell.sh", YaraSamples.reverseShellScript),
+            ("sub/packed", YaraSamples.upxMarkedELF), ("true", YaraSamples.benignELF),
+            ("cron.sh", YaraSamples.benignScript),
+        ]
+        for (name, bytes) in samples { try Data(bytes).write(to: URL(fileURLWithPath: directory + "/" + name)) }
+        let rules = YaraSamples.shippedRules()
+        let (matched, out, _) = try Binary.run(["yara", "test", rules, directory + "/miner.sh"])
+        #expect(matched == 0 && out.contains("shmwarden_miner_pool_url") && out.contains("$tcp at 0x"), "\(out)")
+        #expect(try Binary.run(["yara", "test", rules, directory + "/true"]).0 == 1)
+        let broken = directory + "/broken.yar"
+        try "rule x {\n  condition:\n    filesize >\n}\n".write(toFile: broken, atomically: true, encoding: .utf8)
+        let (refused, _, errors) = try Binary.run(["yara", "test", broken, directory + "/true"])
+        #expect(refused == 2 && errors.contains("\(broken):4: syntax error"), "\(errors)")
+        for extra in [[], ["--as-captured"]] {
+            let (status, json, _) = try Binary.run(
+                ["scan", "--yara", "--rules", rules, "--json"] + extra + [directory])
+            #expect(status == 0)
+            let found = try #require(try Binary.json(json, as: [[String: Any]].self))
+            let paths = Set(found.compactMap { $0["path"] as? String })
+            #expect(paths == Set(["miner.sh", "sub/shell.sh", "sub/packed"].map { directory + "/" + $0 }), "\(paths)")
+        }
+        #expect(try Binary.run(["scan", "--yara", directory]).0 == 2, "no rules configured: bad input")
     }
 }

@@ -73,7 +73,8 @@ extension YaraVerdict: Encodable {
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(sha256, forKey: .sha256)
+        // Empty for a scan that did not hash what it read (`scan --yara`).
+        if !sha256.isEmpty { try container.encode(sha256, forKey: .sha256) }
         try container.encode(ruleset, forKey: .ruleset)
         try container.encode(status, forKey: .status)
         try container.encode(isAnswer && !matches.isEmpty, forKey: .matched)
