@@ -147,6 +147,9 @@ public enum Agent {
                         "shmwarden_alerts_waiting_for_evidence", intake.alertsWaitingForEvidence,
                         help: "Stored alerts whose file was not found yet and that will be looked at again."),
                     PrometheusGauge(
+                        "shmwarden_yara_queue_depth", yara?.depth ?? 0,
+                        help: "Captures waiting for their YARA scan."),
+                    PrometheusGauge(
                         "shmwarden_response_queue_depth", responseQueues.responses,
                         help: "Alerts and dropped executables waiting for the policy's response."),
                     PrometheusGauge(

@@ -126,6 +126,7 @@ public final class YaraScanService: Sendable {
                 let verdict = scanner.scan(job.descriptor, expectedSHA256: job.sha256, now: clock)
                 sys_close(job.descriptor)
                 guard let verdict else {
+                    finished(job.sha256, ruleset: "", answered: false)
                     board.publish(job.sha256, nil)
                     continue
                 }

@@ -159,7 +159,9 @@ extension AgentIntegration {
                 }
                 #expect(execs.first?.rule == "failure" && execs.first?.verdict == .allow, "\(execs)")
                 #expect(execs.first?.reason.contains("deadline") == true, "\(execs.first?.reason ?? "")")
-                #expect(execs.last?.rule == "yara" && execs.last?.verdict == .deny, "\(execs.map { ($0.rule, $0.verdict, $0.reason) })")
+                #expect(
+                    execs.last?.rule == "yara" && execs.last?.verdict == .deny,
+                    "\(execs.map { ($0.rule, $0.verdict, $0.reason) })")
             }
         }
 

@@ -100,6 +100,7 @@ private func file(_ id: Int64, yara: YaraVerdict?) -> PolicyFile {
             "mode: enforce\nrules: [{name: a, match: {yara: {rule: [m]}}, actions: [quarantine]}]\n")
         let plan = PolicyEvaluator.evaluate(alertPolicy, for: .alert(id: "x", alert, files: [clean, flagged]))
         #expect(plan.first?.files.map(\.fileID) == [1])
+        #expect(plan.first?.notes == ["/dev/shm/f1 matched YARA rule m from /etc/shmwarden/yara/x.yar"])
     }
 
     /// The guard refuses a match unless the hash is allowlisted (a path glob does not vouch

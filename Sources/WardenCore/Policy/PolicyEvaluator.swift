@@ -114,6 +114,15 @@ public enum PolicyEvaluator {
             if (rule.match.file != nil || rule.match.yara != nil) && candidates.isEmpty { continue }
             let allowed = candidates.compactMap { file in policy.allowlist.reason(for: file).map { (file, $0) } }
             let unlisted = candidates.filter { policy.allowlist.reason(for: $0) == nil }
+            // What the rules matched, said with every action the match decided.
+            let yaraNotes =
+                rule.match.yara.map { condition in
+                    unlisted.map { file in
+                        "\(file.path) matched YARA rule "
+                            + condition.matching(file.yara).map { "\($0.rule) from \($0.namespace)" }.joined(
+                                separator: ", ")
+                    }
+                } ?? []
             for action in rule.actions {
                 let weakest = rule.weakestBasis(for: action.kind)
                 let targets = unlisted.filter { $0.basis >= weakest }
@@ -130,7 +139,7 @@ public enum PolicyEvaluator {
                 planned.append(
                     PlannedAction(
                         rule: rule.name, action: action, files: targets, disposition: disposition,
-                        notes: unlisted.compactMap(policy.allowlist.ignoredGlobNote)))
+                        notes: unlisted.compactMap(policy.allowlist.ignoredGlobNote) + yaraNotes))
             }
             if !rule.continues { break }
         }
