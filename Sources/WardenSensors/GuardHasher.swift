@@ -160,7 +160,7 @@ final class GuardHasher: @unchecked Sendable {
                 if case .success(.complete(let sha256, _)) = hashed { verdict?.sha256 = sha256 } else { verdict = nil }
             }
             if let announced, let board = yara?.board {
-                board.publish(announced, verdict?.sha256 == announced ? verdict : nil)
+                board.publish(announced, verdict?.sha256 == announced ? verdict : nil, expected: false)
             }
             sys_close(job.descriptor)
             condition.lock()

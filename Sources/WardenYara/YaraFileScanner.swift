@@ -43,12 +43,7 @@ public final class YaraFileScanner {
         _ fd: FileDescriptor, expectedSHA256: String?, deadline: Int64? = nil, hashing: Bool = true,
         now: () -> Timestamp, known: (String) -> YaraVerdict? = { _ in nil }
     ) -> YaraVerdict? {
-        guard let set = rules.current else { return nil }
-        let generation = rules.generation
-        if scanner == nil || generation != scannerGeneration || scanner?.rules !== set.rules {
-            scanner = YaraScanner(rules: set.rules, timeoutSeconds: settings.timeoutSeconds)
-            scannerGeneration = generation
-        }
+        guard let set = currentRules() else { return nil }
         let started = sys_monotonicNanoseconds()
         var verdict = YaraVerdict(
             sha256: expectedSHA256 ?? "", ruleset: set.fingerprint, status: .failed, time: now())
@@ -65,12 +60,7 @@ public final class YaraFileScanner {
         guard let status = try? sys_fstat(fd), status.size > 0, status.size <= settings.maxFileSize else {
             return scan(fd, expectedSHA256: nil, hashing: false, now: now)
         }
-        guard let set = rules.current else { return nil }
-        let generation = rules.generation
-        if scanner == nil || generation != scannerGeneration || scanner?.rules !== set.rules {
-            scanner = YaraScanner(rules: set.rules, timeoutSeconds: settings.timeoutSeconds)
-            scannerGeneration = generation
-        }
+        guard let set = currentRules() else { return nil }
         let started = sys_monotonicNanoseconds()
         var verdict = YaraVerdict(
             sha256: "", ruleset: set.fingerprint, status: .failed, scannedBytes: status.size, size: status.size,
@@ -152,6 +142,17 @@ public final class YaraFileScanner {
         case .failed(let why):
             verdict.detail = why
         }
+    }
+
+    /// The rule set in force, with this thread's scanner made for it.
+    private func currentRules() -> YaraRuleSet? {
+        guard let set = rules.current else { return nil }
+        let generation = rules.generation
+        if scanner == nil || generation != scannerGeneration || scanner?.rules !== set.rules {
+            scanner = YaraScanner(rules: set.rules, timeoutSeconds: settings.timeoutSeconds)
+            scannerGeneration = generation
+        }
+        return set
     }
 
     /// Reads from offset 0 up to `yara.max-file-size` bytes; `more` when the file holds more.

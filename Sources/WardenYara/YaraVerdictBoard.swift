@@ -61,11 +61,12 @@ public final class YaraVerdictBoard: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// The scan of `sha256` ended: with `verdict`, or without one (nil: skipped).
-    public func publish(_ sha256: String, _ verdict: YaraVerdict?) {
+    /// The scan of `sha256` ended: with `verdict`, or without one (nil: skipped). `expected`:
+    /// the scan was announced by `expect` (the exec guard's are not).
+    public func publish(_ sha256: String, _ verdict: YaraVerdict?, expected: Bool = true) {
         condition.lock()
         scanning.remove(sha256)
-        if let count = pending[sha256] { pending[sha256] = count > 1 ? count - 1 : nil }
+        if expected, let count = pending[sha256] { pending[sha256] = count > 1 ? count - 1 : nil }
         if let verdict {
             if recent.updateValue(verdict, forKey: sha256) == nil { order.append(sha256) }
             if order.count > Self.recentLimit {

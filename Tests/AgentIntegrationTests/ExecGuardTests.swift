@@ -18,7 +18,7 @@ private func guardPolicy(_ mode: String, allow sha: String? = nil, extra: String
 /// Runs `path` through a shell: 0 when it ran, 126 when the kernel refused the exec. The shell
 /// says 126 for ETXTBSY too, which a test running at the same time can cause for a moment (a
 /// child it forks holds the just-written file's write descriptor until it execs): tried again.
-private func execStatus(_ path: String) async throws -> Int32 {
+func execStatus(_ path: String) async throws -> Int32 {
     for _ in 0..<100 {
         let (status, _, errors) = try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", path], errors: true)
         guard status == 126 && errors.contains("Text file busy") else { return status }

@@ -21,15 +21,14 @@ private func withShippedRules(_ configuration: inout AgentConfiguration) {
     configuration.yaraRules = try? YaraRuleSet.load(configuration.yara.rules).get()
 }
 
-/// Runs `path` through a shell: 0 when it ran, 126 when the kernel refused the exec (retried
-/// while another test's fork holds the file busy).
-private func execStatus(_ path: String) async throws -> Int32 {
-    for _ in 0..<100 {
-        let (status, _, errors) = try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", path], errors: true)
-        guard status == 126 && errors.contains("Text file busy") else { return status }
-        try await Task.sleep(for: .milliseconds(10))
+/// The stored verdict on `sha256`, polled until there is one (10 s at most).
+private func waitForVerdict(_ database: EvidenceDatabase, _ sha256: String) async throws -> YaraVerdict? {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while ContinuousClock.now < deadline {
+        if let verdict = try database.yaraVerdicts([sha256])[sha256] { return verdict }
+        try await Task.sleep(for: .milliseconds(20))
     }
-    return try await runProcessOffPool("/bin/sh", ["-c", "\"$0\"", path]).0
+    return nil
 }
 
 extension AgentIntegration {
@@ -69,12 +68,7 @@ extension AgentIntegration {
                     minerVerdict.status == .complete && minerVerdict.matches.map(\.rule) == ["shmwarden_miner_pool_url"]
                 )
                 // The benign script's scan finishes too: no match, still in place.
-                var benignVerdict = verdicts[benignSHA]
-                let deadline = ContinuousClock.now + .seconds(10)
-                while benignVerdict == nil && ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(20))
-                    benignVerdict = try agent.database.yaraVerdicts([benignSHA])[benignSHA]
-                }
+                let benignVerdict = try await waitForVerdict(agent.database, benignSHA)
                 #expect(benignVerdict?.status == .complete && benignVerdict?.matches.isEmpty == true)
                 #expect(access(benign, F_OK) == 0, "the benign script stays")
                 let actions = try agent.database.actions()
@@ -144,13 +138,9 @@ extension AgentIntegration {
                 let path = mount.child("large-packed")
                 let sha = try drop(large, at: path)
                 #expect(try await execStatus(path) == 0, "answered per guard.failure (allow) at the deadline")
-                var verdict: YaraVerdict?
-                let deadline = ContinuousClock.now + .seconds(10)
-                while verdict == nil && ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(20))
-                    verdict = try agent.database.yaraVerdicts([sha])[sha]
-                }
+                let verdict = try await waitForVerdict(agent.database, sha)
                 #expect(verdict?.matches.map(\.rule) == ["shmwarden_elf_without_section_headers"])
+                let deadline = ContinuousClock.now + .seconds(10)
                 #expect(try await execStatus(path) == 126, "the finished scan refuses the next exec")
                 var execs: [ExecRecord] = []
                 while execs.count < 2 && ContinuousClock.now < deadline {
@@ -174,12 +164,7 @@ extension AgentIntegration {
                 agent in
                 let path = mount.child("shell.sh")
                 let sha = try drop(YaraSamples.reverseShellScript, at: path)
-                var verdict: YaraVerdict?
-                let deadline = ContinuousClock.now + .seconds(10)
-                while verdict == nil && ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(20))
-                    verdict = try agent.database.yaraVerdicts([sha])[sha]
-                }
+                _ = try await waitForVerdict(agent.database, sha)
                 let file = try #require(try agent.database.withYaraVerdicts(agent.database.files(FileQuery())).first)
                 let facts = ReportBuilder.yaraFacts(try #require(file.yara))
                 #expect(facts.count == 1)
