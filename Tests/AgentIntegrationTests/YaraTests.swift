@@ -21,6 +21,12 @@ private func withShippedRules(_ configuration: inout AgentConfiguration) {
     configuration.yaraRules = try? YaraRuleSet.load(configuration.yara.rules).get()
 }
 
+/// An agent on `mount` with the shipped rules and this `guard:` section, in monitor mode otherwise.
+private func yaraGuardedAgent(on mount: TestMount, guard section: String) async throws -> AgentHarness {
+    try await AgentHarness(
+        watch: [mount.path], policy: try policy("mode: monitor\nguard: \(section)\n"), configure: withShippedRules)
+}
+
 /// The stored verdict on `sha256`, polled until there is one (10 s at most).
 private func waitForVerdict(_ database: EvidenceDatabase, _ sha256: String) async throws -> YaraVerdict? {
     let deadline = ContinuousClock.now + .seconds(10)
@@ -85,13 +91,9 @@ extension AgentIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             try await withAgent(
-                AgentHarness(
-                    watch: [mount.path],
-                    policy: try policy(
-                        """
-                        mode: monitor
-                        guard: {mode: enforce, unknown: allow, failure: deny, deadline: 2s, yara: {tags: [packer]}}
-                        """), configure: withShippedRules)
+                yaraGuardedAgent(
+                    on: mount,
+                    guard: "{mode: enforce, unknown: allow, failure: deny, deadline: 2s, yara: {tags: [packer]}}")
             ) { agent in
                 try await agent.waitForGuard()
                 let packed = mount.child("packed")
@@ -124,13 +126,9 @@ extension AgentIntegration {
             let mount = try TestMount()
             defer { mount.remove() }
             try await withAgent(
-                AgentHarness(
-                    watch: [mount.path],
-                    policy: try policy(
-                        """
-                        mode: monitor
-                        guard: {mode: enforce, unknown: allow, failure: allow, deadline: 1ms, yara: {tags: [packer]}}
-                        """), configure: withShippedRules)
+                yaraGuardedAgent(
+                    on: mount,
+                    guard: "{mode: enforce, unknown: allow, failure: allow, deadline: 1ms, yara: {tags: [packer]}}")
             ) { agent in
                 try await agent.waitForGuard()
                 // 8 MiB: read, hashed and scanned in far more than a millisecond.
