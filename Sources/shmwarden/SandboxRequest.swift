@@ -121,24 +121,26 @@ struct SandboxRequest {
         guard let record = try database.sandboxRun(id: id) else {
             throw UsageError(message: "no sandbox run with id '\(id)' in \(path)")
         }
-        try printReport(SandboxReport.decodeStored(record.reportJSON))
+        let report = try SandboxReport.decodeStored(record.reportJSON)
+        // The agent scans what a sample wrote once its run ends: those verdicts come from the store.
+        try printReport(report, yara: database.yaraVerdicts(report.written.map(\.sha256)))
     }
 
     /// The report in the form asked for. Markdown is read in terminals too: its control
     /// characters are shown, not sent (`TerminalText`), as in the text form.
-    private func printReport(_ report: SandboxReport) throws {
+    private func printReport(_ report: SandboxReport, yara: [String: YaraVerdict] = [:]) throws {
         if json {
             print(try JSONOutput.encode(report))
         } else if markdown {
             print(TerminalText.escaped(SandboxReportMarkdown.render(report), keepingLineBreaks: true), terminator: "")
         } else {
-            printText(report)
+            printText(report, yara: yara)
         }
     }
 
     /// The report for a terminal: every field from the sample (names, paths, arguments, its
     /// output) with its control characters shown, not sent (`TerminalText`).
-    private func printText(_ report: SandboxReport) {
+    private func printText(_ report: SandboxReport, yara: [String: YaraVerdict]) {
         func printLine(_ line: String) { print(TerminalText.escaped(line, keepingLineBreaks: false)) }
         func printOutput(_ name: String, _ text: String, truncated: Bool) {
             guard !text.isEmpty else { return }
@@ -207,7 +209,10 @@ struct SandboxRequest {
                             ? " -> no address" : " -> not found"))
             )
         }
-        for file in report.written { printLine("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)") }
+        for file in report.written {
+            printLine("  wrote: \(file.path) \(file.size) bytes sha256 \(file.sha256)")
+            if let verdict = yara[file.sha256] { printLine("    yara: \(verdict.summary)") }
+        }
         printOutput("stdout", report.stdout, truncated: report.stdoutTruncated)
         printOutput("stderr", report.stderr, truncated: report.stderrTruncated)
     }

@@ -248,3 +248,38 @@ extension AgentIntegration.YaraTests {
         #expect(try Binary.run(["scan", "--yara", directory]).0 == 2, "no rules configured: bad input")
     }
 }
+
+extension AgentIntegration.YaraTests {
+    /// What a sandboxed sample writes is scanned once its run ends, and `sandbox --show` says
+    /// what matched.
+    @Test func filesASandboxedSampleWroteAreScanned() async throws {
+        try #require(Binary.exists, "build first: swift build")
+        let mount = try TestMount()
+        defer { mount.remove() }
+        let harness = try await AgentHarness(
+            watch: [mount.path],
+            policy: try policy(
+                """
+                mode: enforce
+                rules:
+                  - {name: detonate, on: dropped-executable, match: {file: {kind: script}}, actions: [{action: sandbox, timeout: 10}]}
+                """), configure: withShippedRules)
+        defer { try? FileManager.default.removeItem(atPath: harness.stateDirectory) }
+        let written = Array("{\"pools\": [{\"url\": \"stratum+tcp://pool.example.org:3333\"}]}\n".utf8)
+        let writtenSHA = sha256Hex(written)
+        try await withAgent(harness, keepState: true) { agent in
+            try drop(
+                Array(
+                    "#!/bin/sh\nprintf '%s\\n' '{\"pools\": [{\"url\": \"stratum+tcp://pool.example.org:3333\"}]}' > /tmp/config.json\n"
+                        .utf8),
+                at: mount.child("setup.sh"))
+            let verdict = try await waitForVerdict(agent.database, writtenSHA)
+            #expect(verdict?.matches.map(\.rule) == ["shmwarden_miner_pool_url"], "\(String(describing: verdict))")
+        }
+        let runs = try EvidenceDatabase(path: harness.stateDirectory + "/shmwarden.sqlite").latestSandboxRuns(limit: 1)
+        let run = try #require(runs.first)
+        let (status, out, _) = try Binary.run(["sandbox", "--show", run.id, "--state-dir", harness.stateDirectory])
+        #expect(status == 0 && out.contains("wrote: /tmp/config.json"), "\(out)")
+        #expect(out.contains("yara: matched shmwarden_miner_pool_url"), "\(out)")
+    }
+}
