@@ -366,8 +366,13 @@ extension Agent {
         umask(0o077)
         try configuration.stateDirectory.prepare()
         let database = try EvidenceDatabase(path: configuration.stateDirectory.databasePath)
+        let yara = configuration.yaraRules.map { rules in
+            YaraFileScanner(
+                rules: SharedYaraRules(rules, paths: configuration.yara.rules), settings: configuration.yara)
+        }
         return try Scanner.scan(
-            configuration: configuration.sensorConfiguration, database: database, logger: logger, progress: progress)
+            configuration: configuration.sensorConfiguration, database: database, logger: logger, yara: yara,
+            progress: progress)
     }
 }
 

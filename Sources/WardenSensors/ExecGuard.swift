@@ -28,8 +28,9 @@ public final class GuardReadiness: Sendable {
 /// whose hash is not done by `guard.deadline` is answered per `guard.failure` (its hash goes on,
 /// for the next exec). With `guard.yara`, a file is hashed and then scanned with the YARA rules
 /// on those threads, under the same deadline; the verdict is cached by hash, for the next exec.
-/// SQLite and the capture pipeline are told afterwards through non-blocking queues. Any internal error is answered per `guard.failure` (loudly). Closing the group (a stop, or the process dying)
-/// makes the kernel let every pending exec through.
+/// SQLite and the capture pipeline are told afterwards through non-blocking queues. Any internal
+/// error is answered per `guard.failure` (loudly). Closing the group (a stop, or the process
+/// dying) makes the kernel let every pending exec through.
 ///
 /// A file allowed by its hash gets an inode ignore mark for `FAN_OPEN_EXEC_PERM`, which the
 /// kernel clears at the file's next modification: later execs of the unchanged file are not
@@ -497,10 +498,11 @@ final class ExecGuard {
         }
         var verdict: YaraVerdict?
         if let sha, current.execGuard.yara != nil, !current.allowlist.sha256.contains(sha) {
+            let missing = needsScan(sha)  // (takes a verdict the capture pipeline published)
             verdict = verdicts[sha]
             if yara?.rules.current == nil {
                 failure = "guard.yara is set but no YARA rules are loaded (yara.rules)"
-            } else if needsScan(sha) {
+            } else if missing {
                 failure = "no YARA verdict on it under the rules in force"
             } else if let verdict, !verdict.isAnswer {
                 failure = "its YARA scan gave no answer (\(verdict.summary))"

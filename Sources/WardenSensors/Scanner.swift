@@ -5,6 +5,7 @@ import Logging
 import WardenCore
 import WardenLinux
 import WardenStore
+import WardenYara
 
 /// What one `scan` pass found.
 public struct ScanSummary: Encodable, Sendable {
@@ -20,19 +21,23 @@ public struct ScanSummary: Encodable, Sendable {
 public enum Scanner {
     static let chunkSize = 5000
 
+    /// - Parameter yara: scans each executable recorded, as `run` does (nil: no rules).
     public static func scan(
         configuration: SensorConfiguration, database: EvidenceDatabase, logger: Logger,
-        metrics: SensorMetrics = SensorMetrics(), progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+        metrics: SensorMetrics = SensorMetrics(), yara: YaraFileScanner? = nil,
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil
     ) throws -> ScanSummary {
         let mounts = try MountTable.read()
         let roots = WatchRoots.wanted(configuration: configuration, mounts: mounts, logger: logger)
         var commands: [StoreCommand] = []
         var recorded: [FileRecord] = []
         var evidencePaths: [String: String] = [:]
+        var verdicts: [String: YaraVerdict] = [:]
         let emit: (StoreCommand) -> Void = { command in
             switch command {
             case .record(let file, _): recorded.append(file)
             case .evidenceStored(let sha256, let path): evidencePaths[sha256] = path
+            case .yaraVerdict(let verdict): verdicts[verdict.sha256] = verdict
             default: break
             }
             commands.append(command)
@@ -51,6 +56,15 @@ public enum Scanner {
                 if evidence.count >= EvidenceKeeper.batchLimit {
                     keeper.process(evidence)
                     evidence.removeAll()
+                }
+            },
+            scan: yara.map { scanner in
+                { fd, sha256, _ in
+                    guard verdicts[sha256] == nil,
+                        var verdict = scanner.scan(fd, expectedSHA256: sha256, now: SensorService.wallClock)
+                    else { return }
+                    verdict.sha256 = sha256
+                    emit(.yaraVerdict(verdict))
                 }
             })
         var examined = 0
@@ -77,6 +91,7 @@ public enum Scanner {
         }
         for index in recorded.indices {
             recorded[index].evidencePath = recorded[index].sha256.flatMap { evidencePaths[$0] }
+            recorded[index].yara = recorded[index].sha256.flatMap { verdicts[$0] }
         }
         return ScanSummary(roots: roots.keys.sorted().map(\.displayString), entriesExamined: examined, files: recorded)
     }

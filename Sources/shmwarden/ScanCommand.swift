@@ -6,6 +6,7 @@ import Foundation
 import WardenCore
 import WardenDaemon
 import WardenSensors
+import WardenYara
 
 struct ScanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +14,8 @@ struct ScanCommand: AsyncParsableCommand {
         abstract: "One pass over what is on the watched tmpfs mounts now, recorded like `run` would.",
         discussion: """
             Walks every tmpfs mount (and --watch paths), classifies and hashes every executable, \
-            keeps evidence copies, and marks as deleted what the store had there but is gone. Runs \
+            keeps evidence copies, scans each with the YARA rules (yara.rules) when there are any, \
+            and marks as deleted what the store had there but is gone. Runs \
             beside a running agent safely. Progress goes to stderr on large mounts.
 
             With --yara PATH…, scans the regular files at each PATH (directories recursively, no \
@@ -53,8 +55,16 @@ struct ScanCommand: AsyncParsableCommand {
     func run() async throws {
         if yara { return try YaraPathScan.run(self, file: try state.configFile()) }
         let logger = state.makeLogger()
+        let file = try state.configFile()
+        var configuration = try watch.configuration(state: state.state, file: file)
+        configuration.yara = file.yara
+        do {
+            configuration.yaraRules = try AgentConfiguration.loadYaraRules(file.yara)
+        } catch {
+            throw UsageError(message: "YARA rules do not compile:\n\(error.description)")
+        }
         let summary = try Agent.scan(
-            configuration: watch.configuration(state: state.state, file: try state.configFile()), logger: logger,
+            configuration: configuration, logger: logger,
             progress: { done, total in
                 // Progress goes to stderr, so --json output on stdout stays clean.
                 guard total > 5000 else { return }

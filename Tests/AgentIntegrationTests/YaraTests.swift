@@ -246,6 +246,20 @@ extension AgentIntegration.YaraTests {
             #expect(paths == Set(["miner.sh", "sub/shell.sh", "sub/packed"].map { directory + "/" + $0 }), "\(paths)")
         }
         #expect(try Binary.run(["scan", "--yara", directory]).0 == 2, "no rules configured: bad input")
+        // The recording pass scans what it records too, with the configured rules.
+        let config = directory + "/config.yaml"
+        try "yara: {rules: [\(rules)]}\n".write(toFile: config, atomically: true, encoding: .utf8)
+        chmod(directory + "/miner.sh", 0o755)
+        let (scanned, recorded, _) = try Binary.run([
+            "scan", "--config", config, "--no-discover", "--watch", directory, "--state-dir", directory + "/state",
+            "--json",
+        ])
+        #expect(scanned == 0)
+        let summary = try #require(try Binary.json(recorded))
+        let files = try #require(summary["files"] as? [[String: Any]])
+        let miner = try #require(files.first { ($0["path"] as? String)?.hasSuffix("/miner.sh") == true })
+        let yara = try #require(miner["yara"] as? [String: Any])
+        #expect(yara["matched"] as? Bool == true && yara["status"] as? String == "complete", "\(yara)")
     }
 }
 
