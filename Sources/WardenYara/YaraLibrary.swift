@@ -145,13 +145,18 @@ public final class YaraScanner {
         self.rules = rules
         handle = scanner
         yr_scanner_set_timeout(handle, Int32(clamping: max(1, timeoutSeconds)))
-        yr_scanner_set_flags(handle, 0)
     }
 
     deinit { yr_scanner_destroy(handle) }
 
     /// Scans `bytes` as the first bytes of a file of `fileSize` bytes (YARA's `filesize`).
-    public func scan(_ bytes: UnsafeRawBufferPointer, fileSize: Int64) -> YaraScanOutcome {
+    ///
+    /// In `fast` mode a string whose rules only ask whether it is there (no count, no offset) is
+    /// no longer looked for once found: what the rules decide is the same, its reported matches
+    /// stop at the first, and a file that repeats such a string everywhere cannot make libyara
+    /// keep a million matches of it (each string's limit) in memory.
+    public func scan(_ bytes: UnsafeRawBufferPointer, fileSize: Int64, fast: Bool = true) -> YaraScanOutcome {
+        yr_scanner_set_flags(handle, fast ? SCAN_FLAGS_FAST_MODE : 0)
         let collector = MatchCollector()
         yr_scanner_set_callback(handle, scanCallback, Unmanaged.passUnretained(collector).toOpaque())
         // An empty file is scanned as an empty block at a valid address.
@@ -169,6 +174,7 @@ public final class YaraScanner {
     /// fault of a file truncated under the mapping): what the `yara` command does. Only for
     /// scans whose bytes need no hash (`scan --yara`); captures are read, never mapped.
     public func scanMapped(descriptor: Int32) -> YaraScanOutcome {
+        yr_scanner_set_flags(handle, 0)
         let collector = MatchCollector()
         yr_scanner_set_callback(handle, scanCallback, Unmanaged.passUnretained(collector).toOpaque())
         let result = withExtendedLifetime(collector) { yr_scanner_scan_fd(handle, descriptor) }
