@@ -15,7 +15,6 @@ public final class YaraVerdictBoard: @unchecked Sendable {
     private var pending: [String: Int] = [:]
     /// Contents a scanner has begun reading.
     private var scanning: Set<String> = []
-    private var observers: [@Sendable () -> Void] = []
     private var recent: [String: YaraVerdict] = [:]
     private var order: [String] = []
     private static let recentLimit = 4096
@@ -54,13 +53,6 @@ public final class YaraVerdictBoard: @unchecked Sendable {
         }
     }
 
-    /// Runs `observer` after each publication (on the publishing thread; it must not block).
-    public func observe(_ observer: @escaping @Sendable () -> Void) {
-        condition.lock()
-        observers.append(observer)
-        condition.unlock()
-    }
-
     /// The scan of `sha256` ended: with `verdict`, or without one (nil: skipped). `expected`:
     /// the scan was announced by `expect` (the exec guard's are not).
     public func publish(_ sha256: String, _ verdict: YaraVerdict?, expected: Bool = true) {
@@ -75,9 +67,7 @@ public final class YaraVerdictBoard: @unchecked Sendable {
             }
         }
         condition.broadcast()
-        let observers = self.observers
         condition.unlock()
-        for observer in observers { observer() }
     }
 
     /// The latest verdict on `sha256` published here, without waiting.
